@@ -1,0 +1,219 @@
+//! Typed edge configuration, parsed once from the platform's string variables.
+
+use core::fmt;
+use core::time::Duration;
+
+/// Everything the edge core needs to decide. Built by [`EdgeConfig::from_vars`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// Origin of the brain, e.g. `https://brain.internal:8443`, without a trailing slash.
+    pub brain_origin: String,
+    /// How long the edge waits for the brain's response headers before answering 504.
+    /// Streaming bodies are not bounded by this: a reply may stream for minutes.
+    pub upstream_timeout: Duration,
+    /// Largest request body, by `content-length`, the edge forwards (413 above it). Bodies sent
+    /// without a length are streamed and bounded by the brain's own limit.
+    pub max_body_bytes: u64,
+    /// Largest total size of request header names and values (431 above it).
+    pub max_header_bytes: usize,
+    /// Longest request URL (414 above it).
+    pub max_url_bytes: usize,
+}
+
+/// Names of the variables [`EdgeConfig::from_vars`] reads, with their defaults.
+pub mod vars {
+    /// Required. Absolute `http://` or `https://` origin of the brain.
+    pub const BRAIN_URL: &str = "BRAIN_URL";
+    /// Milliseconds; default 30000.
+    pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
+    /// Bytes; default 10 MiB.
+    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    /// Bytes; default 32 KiB.
+    pub const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
+    /// Bytes; default 8 KiB.
+    pub const MAX_URL_BYTES: &str = "MAX_URL_BYTES";
+}
+
+impl EdgeConfig {
+    pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+    pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+    pub const DEFAULT_MAX_URL_BYTES: usize = 8 * 1024;
+
+    /// Parses the configuration from named string variables (`lookup(name)` returns the value of
+    /// a wrangler `[vars]` entry or secret, if set). Every problem names the variable at fault.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let brain_url = lookup(vars::BRAIN_URL).ok_or(ConfigError::Missing(vars::BRAIN_URL))?;
+        Ok(Self {
+            brain_origin: parse_origin(&brain_url)?,
+            upstream_timeout: Duration::from_millis(parse_number(
+                &lookup,
+                vars::UPSTREAM_TIMEOUT_MS,
+                Self::DEFAULT_UPSTREAM_TIMEOUT_MS,
+            )?),
+            max_body_bytes: parse_number(
+                &lookup,
+                vars::MAX_BODY_BYTES,
+                Self::DEFAULT_MAX_BODY_BYTES,
+            )?,
+            max_header_bytes: parse_number(
+                &lookup,
+                vars::MAX_HEADER_BYTES,
+                Self::DEFAULT_MAX_HEADER_BYTES,
+            )?,
+            max_url_bytes: parse_number(&lookup, vars::MAX_URL_BYTES, Self::DEFAULT_MAX_URL_BYTES)?,
+        })
+    }
+}
+
+/// Why the configuration is unusable. The edge answers every request with a 500 naming the
+/// variable until it is fixed, rather than guessing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Missing(&'static str),
+    Invalid { var: &'static str, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Missing(var) => write!(f, "edge variable {var} is not set"),
+            ConfigError::Invalid { var, reason } => {
+                write!(f, "edge variable {var} is invalid: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn parse_number<T: core::str::FromStr + PartialOrd + Default>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(raw) = lookup(var) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(value) if value > T::default() => Ok(value),
+        _ => Err(ConfigError::Invalid {
+            var,
+            reason: format!("expected a positive integer, got {raw:?}"),
+        }),
+    }
+}
+
+/// Accepts `http(s)://host[:port][/]` and returns it without the trailing slash. Paths, queries,
+/// fragments and credentials are refused: the edge appends the request's own path and query.
+fn parse_origin(raw: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: vars::BRAIN_URL,
+        reason: format!("{reason} (got {raw:?})"),
+    };
+    let trimmed = raw.trim();
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(|| invalid("must start with http:// or https://"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if authority.contains(['/', '?', '#', '@'])
+        || authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            "must be an origin only: no path, query, fragment or credentials",
+        ));
+    }
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !authority.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(invalid("has an invalid port"));
+    }
+    Ok(trimmed[..trimmed.len() - (rest.len() - authority.len())].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        EdgeConfig::from_vars(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_brain_url_is_set() {
+        let c = config(&[("BRAIN_URL", "http://127.0.0.1:8080/")]).unwrap();
+        assert_eq!(c.brain_origin, "http://127.0.0.1:8080");
+        assert_eq!(c.upstream_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.max_header_bytes, 32 * 1024);
+        assert_eq!(c.max_url_bytes, 8 * 1024);
+    }
+
+    #[test]
+    fn every_limit_is_configurable() {
+        let c = config(&[
+            ("BRAIN_URL", "https://brain.example:8443"),
+            ("UPSTREAM_TIMEOUT_MS", "250"),
+            ("MAX_BODY_BYTES", "1000"),
+            ("MAX_HEADER_BYTES", "2000"),
+            ("MAX_URL_BYTES", "300"),
+        ])
+        .unwrap();
+        assert_eq!(c.brain_origin, "https://brain.example:8443");
+        assert_eq!(c.upstream_timeout, Duration::from_millis(250));
+        assert_eq!(
+            (c.max_body_bytes, c.max_header_bytes, c.max_url_bytes),
+            (1000, 2000, 300)
+        );
+    }
+
+    #[test]
+    fn missing_brain_url_is_named() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("BRAIN_URL"));
+        assert_eq!(err.to_string(), "edge variable BRAIN_URL is not set");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_named() {
+        for (var, value) in [
+            ("BRAIN_URL", "ftp://brain"),
+            ("BRAIN_URL", "http://"),
+            ("BRAIN_URL", "http://brain/api"),
+            ("BRAIN_URL", "http://user:pw@brain"),
+            ("BRAIN_URL", "http://brain:99999"),
+            ("BRAIN_URL", "http://brain?x=1"),
+            ("UPSTREAM_TIMEOUT_MS", "soon"),
+            ("UPSTREAM_TIMEOUT_MS", "0"),
+            ("MAX_BODY_BYTES", "-1"),
+        ] {
+            let mut pairs = vec![("BRAIN_URL", "http://brain:8080")];
+            pairs.retain(|(k, _)| *k != var);
+            pairs.push((var, value));
+            match config(&pairs) {
+                Err(ConfigError::Invalid { var: named, .. }) => assert_eq!(named, var, "{value}"),
+                other => panic!("{var}={value} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_origins_are_accepted() {
+        let c = config(&[("BRAIN_URL", "http://[::1]:8080")]).unwrap();
+        assert_eq!(c.brain_origin, "http://[::1]:8080");
+        let c = config(&[("BRAIN_URL", "http://[::1]")]).unwrap();
+        assert_eq!(c.brain_origin, "http://[::1]");
+    }
+}

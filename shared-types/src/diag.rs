@@ -1,0 +1,105 @@
+//! Deployment diagnostics.
+//!
+//! `GET /api/v1/diag/stream?events=N&interval_ms=M` answers with `N` Server-Sent Events, one every
+//! `M` milliseconds, each `event: tick` with a [`StreamTick`] as `data`. A deployment check reads the
+//! first tick and notes that it arrived before the last one was sent, which proves that no hop
+//! (edge, CDN, reverse proxy) buffers streamed responses.
+//!
+//! `POST|PUT|PATCH|DELETE|GET /api/v1/diag/echo` answers with an [`EchoReport`] describing the
+//! request as the brain received it, which proves that method, path, query, headers and body
+//! cross every hop intact.
+
+use serde::{Deserialize, Serialize};
+
+/// Query of the stream probe. Both fields are bounded by the brain's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamParams {
+    /// Number of events to send (default 5).
+    #[serde(default = "StreamParams::default_events")]
+    pub events: u32,
+    /// Pause between events in milliseconds (default 200).
+    #[serde(default = "StreamParams::default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+impl StreamParams {
+    const fn default_events() -> u32 {
+        5
+    }
+    const fn default_interval_ms() -> u64 {
+        200
+    }
+}
+
+impl Default for StreamParams {
+    fn default() -> Self {
+        Self {
+            events: Self::default_events(),
+            interval_ms: Self::default_interval_ms(),
+        }
+    }
+}
+
+/// SSE event name of each stream probe event.
+pub const STREAM_TICK_EVENT: &str = "tick";
+
+/// `data` of one stream probe event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTick {
+    /// 1-based position of this event.
+    pub seq: u32,
+    /// Total number of events in this stream.
+    pub of: u32,
+    /// Brain wall clock when the event was written, in milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+/// The request as the brain saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EchoReport {
+    pub method: String,
+    pub path: String,
+    /// Raw query string without `?`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Request headers, lower-cased names, in arrival order. Repeated headers appear repeatedly.
+    pub headers: Vec<(String, String)>,
+    /// Length of the request body in bytes.
+    pub body_bytes: u64,
+    /// The body parsed as JSON; present when the body is non-empty (it must then be JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    pub request_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_params_default_when_absent() {
+        let p: StreamParams = serde_json::from_str("{}").unwrap();
+        assert_eq!(p, StreamParams::default());
+        let p: StreamParams = serde_json::from_str(r#"{"events":3,"interval_ms":100}"#).unwrap();
+        assert_eq!(
+            p,
+            StreamParams {
+                events: 3,
+                interval_ms: 100
+            }
+        );
+    }
+
+    #[test]
+    fn tick_wire_shape() {
+        let t = StreamTick {
+            seq: 1,
+            of: 3,
+            sent_at_ms: 42,
+        };
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"seq":1,"of":3,"sent_at_ms":42}"#
+        );
+    }
+}

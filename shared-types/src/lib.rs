@@ -1,0 +1,20 @@
+//! Wire contracts of edgebrain: every type that crosses a process boundary lives here.
+//!
+//! Browsers, the edge (wasm32), the brain (native) and third-party clients all (de)serialize
+//! these types, so this crate depends on nothing but `serde` and must build for
+//! `wasm32-unknown-unknown` as well as native targets.
+//!
+//! # Layout
+//! - [`error`]: the one error body every service answers with, and its stable list of codes.
+//! - [`health`]: liveness and readiness reports.
+//! - [`diag`]: the deployment diagnostics (SSE stream probe, request echo).
+//! - [`headers`]: names of the HTTP headers that are part of the contract.
+//!
+//! # Compatibility
+//! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
+//! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
+
+pub mod diag;
+pub mod error;
+pub mod headers;
+pub mod health;
