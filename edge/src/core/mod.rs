@@ -14,6 +14,9 @@ pub mod request_id;
 pub mod response;
 pub mod route;
 
+#[cfg(test)]
+mod properties;
+
 pub use config::{ConfigError, EdgeConfig};
 pub use request_id::RequestId;
 pub use response::EdgeResponse;

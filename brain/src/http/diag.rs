@@ -1,0 +1,139 @@
+//! Deployment diagnostics (see `shared_types::diag`): an SSE stream that proves no hop buffers,
+//! and an echo that proves requests cross every hop intact.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt, stream};
+use shared_types::diag::{EchoReport, STREAM_TICK_EVENT, StreamParams, StreamTick};
+use shared_types::headers::REQUEST_ID;
+
+use super::extract::Query;
+use super::{AppState, Error, Result};
+use crate::clock::unix_millis;
+
+/// Tells nginx-style proxies not to buffer this response.
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/stream", get(stream_ticks)).route(
+        "/echo",
+        get(echo).post(echo).put(echo).patch(echo).delete(echo),
+    )
+}
+
+/// `GET /api/v1/diag/stream?events=N&interval_ms=M`: `N` `tick` events, the first at once,
+/// then one every `M` ms. `axum`'s SSE body hands each event to hyper as its own frame, so each
+/// is written to the socket when produced.
+async fn stream_ticks(
+    State(state): State<AppState>,
+    Query(params): Query<StreamParams>,
+) -> Result<impl IntoResponse> {
+    let limits = state.limits;
+    if !(1..=limits.diag_max_events).contains(&params.events) {
+        return Err(Error::InvalidQuery(format!(
+            "`events` must be between 1 and {}",
+            limits.diag_max_events
+        )));
+    }
+    let interval = Duration::from_millis(params.interval_ms);
+    if interval > limits.diag_max_interval {
+        return Err(Error::InvalidQuery(format!(
+            "`interval_ms` must be between 0 and {}",
+            limits.diag_max_interval.as_millis()
+        )));
+    }
+    // `Sse` already sets `content-type: text/event-stream` and `cache-control: no-cache`.
+    Ok((
+        [(X_ACCEL_BUFFERING, HeaderValue::from_static("no"))],
+        Sse::new(ticks(params.events, interval)),
+    ))
+}
+
+fn ticks(events: u32, interval: Duration) -> impl Stream<Item = Result<Event, axum::Error>> {
+    stream::iter(1..=events).then(move |seq| async move {
+        if seq > 1 {
+            tokio::time::sleep(interval).await;
+        }
+        let tick = StreamTick {
+            seq,
+            of: events,
+            sent_at_ms: unix_millis(),
+        };
+        Event::default()
+            .event(STREAM_TICK_EVENT)
+            .id(seq.to_string())
+            .json_data(tick)
+    })
+}
+
+/// `/api/v1/diag/echo` (GET, POST, PUT, PATCH, DELETE): the request as the brain received it.
+/// A non-empty body must be `application/json`.
+async fn echo(
+    State(state): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EchoReport>> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge {
+                limit: state.limits.max_body_bytes,
+            }
+        } else {
+            Error::BadRequest(rejection.body_text())
+        }
+    })?;
+    let parsed_body = if body.is_empty() {
+        None
+    } else {
+        require_json_content_type(&headers)?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|error| Error::InvalidJson(format!("invalid JSON body: {error}")))?;
+        Some(value)
+    };
+    let request_id = headers
+        .get(REQUEST_ID)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    Ok(Json(EchoReport {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+        body_bytes: body.len() as u64,
+        body: parsed_body,
+        request_id,
+    }))
+}
+
+fn require_json_content_type(headers: &HeaderMap) -> Result<()> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    match content_type {
+        Some(value) if super::error::essence(&value).eq_ignore_ascii_case("application/json") => {
+            Ok(())
+        }
+        Some(value) => Err(Error::UnsupportedMediaType(format!(
+            "request body must be application/json, not `{value}`"
+        ))),
+        None => Err(Error::UnsupportedMediaType(
+            "request body must be application/json (content-type is missing)".to_owned(),
+        )),
+    }
+}

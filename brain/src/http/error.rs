@@ -1,0 +1,264 @@
+//! The one error type of the HTTP layer and its rendering as [`ErrorBody`].
+//!
+//! Handlers return [`Result<T>`]. [`Error::into_response`] only sets the status and attaches the
+//! code and message; the error-body middleware (`render_error_body`), which knows the request
+//! id, writes the JSON body. The same middleware rewrites any other non-2xx response that is not
+//! JSON (axum's own rejections, a caught panic) into the same shape, so every error the brain
+//! produces looks alike.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shared_types::error::{ErrorBody, ErrorCode};
+
+use crate::store::StoreError;
+use crate::telemetry::error_chain;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::InvalidQuery(_) => ErrorCode::InvalidQuery,
+            Error::InvalidJson(_) => ErrorCode::InvalidJson,
+            Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::NotFound => ErrorCode::NotFound,
+            Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Error::Store(error) if error.is_unavailable() => ErrorCode::Unavailable,
+            Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What the client is told. Server-side failures get a generic text: their details (sqlx
+    /// messages, panics) stay in the log, found there by the request id.
+    fn public_message(&self) -> String {
+        match self {
+            Error::Store(error) if error.is_unavailable() => {
+                "the database is unavailable; retry later".to_owned()
+            }
+            Error::Store(_) | Error::Internal(_) => {
+                "internal error; the server log has details under this request id".to_owned()
+            }
+            client_error => client_error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if matches!(self, Error::Store(_) | Error::Internal(_)) {
+            // Logged here, where the cause is known; this runs inside the request span, so the
+            // line carries the request id.
+            tracing::error!(code = %code, error = %error_chain(&self), "request failed");
+        }
+        let mut response = status_of(code).into_response();
+        response.extensions_mut().insert(ErrorDetails {
+            code,
+            message: self.public_message(),
+        });
+        response
+    }
+}
+
+/// Code and message of an error response whose body is still to be written (with the request
+/// id) by [`render_error_body`].
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorDetails {
+    code: ErrorCode,
+    message: String,
+}
+
+/// Gives every error response the [`ErrorBody`] shape. Responses carrying [`ErrorDetails`] are
+/// rendered from them; any other non-2xx response that is not already JSON (axum rejections,
+/// tower-http layers) is rewritten with the code matching its status. JSON error responses
+/// (the 503 [`shared_types::health::ReadinessReport`]) are left alone.
+pub(crate) fn render_error_body(mut response: Response, request_id: &str) -> Response {
+    let details = match response.extensions_mut().remove::<ErrorDetails>() {
+        Some(details) => details,
+        None if is_error(response.status()) && !is_json(&response) => {
+            let code = code_for_status(response.status());
+            ErrorDetails {
+                code,
+                message: generic_message(code).to_owned(),
+            }
+        }
+        None => return response,
+    };
+    let body = ErrorBody::new(details.code, details.message, request_id);
+    let json = match serde_json::to_vec(&body) {
+        Ok(json) => json,
+        // Unreachable for a struct of strings; still, never answer an error with a panic.
+        Err(_) => {
+            br#"{"error":{"code":"internal","message":"error rendering failed","request_id":""}}"#
+                .to_vec()
+        }
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.status = status_of(details.code);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(json))
+}
+
+/// Fallback for paths no route matches.
+pub(crate) async fn not_found() -> Error {
+    Error::NotFound
+}
+
+/// Fallback for known paths requested with a method they do not serve. axum still adds the
+/// `Allow` header.
+pub(crate) async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+/// Answer for a handler that panicked (`CatchPanicLayer`): a logged internal error instead of a
+/// dropped connection.
+pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    };
+    Error::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}
+
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn is_error(status: StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| essence(value).eq_ignore_ascii_case("application/json"))
+}
+
+/// The media type without parameters: `application/json; charset=utf-8` → `application/json`.
+pub(crate) fn essence(content_type: &str) -> &str {
+    content_type
+        .split_once(';')
+        .map_or(content_type, |(essence, _)| essence)
+        .trim()
+}
+
+/// The error code for a status set by someone else. Statuses without a code of their own fall
+/// back to `bad_request` / `internal` (and take that code's status, keeping the code ↔ status
+/// contract).
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    ErrorCode::ALL
+        .into_iter()
+        .find(|code| code.http_status() == status.as_u16() && is_canonical(*code))
+        .unwrap_or(if status.is_client_error() {
+            ErrorCode::BadRequest
+        } else {
+            ErrorCode::Internal
+        })
+}
+
+/// Several codes share 400; a bare 400 means `bad_request`.
+fn is_canonical(code: ErrorCode) -> bool {
+    !matches!(code, ErrorCode::InvalidJson | ErrorCode::InvalidQuery)
+}
+
+fn generic_message(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "no such route",
+        ErrorCode::MethodNotAllowed => "method not allowed on this route",
+        ErrorCode::PayloadTooLarge => "request body too large",
+        ErrorCode::UriTooLong => "request URI too long",
+        ErrorCode::HeadersTooLarge => "request headers too large",
+        ErrorCode::UnsupportedMediaType => "unsupported content type",
+        ErrorCode::Unavailable => "service unavailable; retry later",
+        ErrorCode::GatewayTimeout => "timed out",
+        code if code.http_status() < 500 => "bad request",
+        _ => "internal error; the server log has details under this request id",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_statuses_map_to_their_codes() {
+        assert_eq!(
+            code_for_status(StatusCode::BAD_REQUEST),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(code_for_status(StatusCode::NOT_FOUND), ErrorCode::NotFound);
+        assert_eq!(
+            code_for_status(StatusCode::METHOD_NOT_ALLOWED),
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            code_for_status(StatusCode::PAYLOAD_TOO_LARGE),
+            ErrorCode::PayloadTooLarge
+        );
+        assert_eq!(
+            code_for_status(StatusCode::IM_A_TEAPOT),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code_for_status(StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::Internal
+        );
+        assert_eq!(
+            code_for_status(StatusCode::NOT_IMPLEMENTED),
+            ErrorCode::Internal
+        );
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_client() {
+        let error = Error::Internal(anyhow::anyhow!("password authentication failed for user x"));
+        assert_eq!(error.code(), ErrorCode::Internal);
+        assert!(!error.public_message().contains("password"));
+    }
+
+    #[test]
+    fn essence_strips_parameters() {
+        assert_eq!(
+            essence("application/json; charset=utf-8"),
+            "application/json"
+        );
+        assert_eq!(essence(" text/plain "), "text/plain");
+    }
+}

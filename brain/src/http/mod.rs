@@ -1,0 +1,124 @@
+//! The HTTP surface: [`app`] assembles one router per resource behind one middleware stack.
+//!
+//! Middleware, outermost first (see [`with_middleware`]):
+//! 1. request id: honour an incoming `x-request-id`, otherwise generate a UUID v4; echo it on
+//!    the response;
+//! 2. request log: a `request` span carrying `request_id` around the handler, then exactly one
+//!    `request completed` INFO line per request (see [`crate::telemetry`] for its format);
+//! 3. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
+//! 4. panic catching: a panicking handler answers 500 `internal` and the process lives on;
+//! 5. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
+
+pub mod diag;
+pub mod error;
+pub mod extract;
+pub mod health;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::store::Store;
+
+pub use error::{Error, Result};
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub limits: Limits,
+}
+
+/// Request limits taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub diag_max_events: u32,
+    pub diag_max_interval: Duration,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_body_bytes: config.max_body_bytes,
+            diag_max_events: config.diag_max_events,
+            diag_max_interval: Duration::from_millis(config.diag_max_interval_ms),
+        }
+    }
+}
+
+/// The brain's complete HTTP application.
+pub fn app(state: AppState) -> Router {
+    let max_body_bytes = state.limits.max_body_bytes;
+    let routes = Router::new()
+        .merge(health::router())
+        .nest("/api/v1/diag", diag::router())
+        .with_state(state);
+    with_middleware(routes, max_body_bytes)
+}
+
+/// Adds the fallbacks (404, 405) and the middleware stack to `routes`. [`app`] uses it; it is
+/// public so tests can put routes of their own (such as one that panics) behind the exact
+/// production stack.
+pub fn with_middleware(routes: Router, max_body_bytes: usize) -> Router {
+    routes
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn(log_request))
+                .layer(middleware::from_fn(error_body))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
+        )
+}
+
+/// Runs the request inside a `request` span (so every line logged while handling it names the
+/// request id), then logs one completion line. For streamed responses (SSE) "completed" means
+/// the head was sent; the body may flow on.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(&request);
+    let method = request.method().clone();
+    // The raw path only: the query string may carry secrets.
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = next.run(request).instrument(span).await;
+    // Logged outside the span so the fields appear once, as plain event fields, in both formats.
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms,
+        "request completed"
+    );
+    response
+}
+
+async fn error_body(request: Request, next: Next) -> Response {
+    let request_id = request_id(&request);
+    let response = next.run(request).await;
+    error::render_error_body(response, &request_id)
+}
+
+/// The request id set by `SetRequestIdLayer` (which runs first, so it is always present).
+/// A non-UTF-8 incoming id is converted lossily.
+pub(crate) fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(shared_types::headers::REQUEST_ID)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default()
+}

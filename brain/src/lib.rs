@@ -1,0 +1,38 @@
+//! The brain: edgebrain's long-running native service.
+//!
+//! The edge (a WASM worker) proxies `/api/*` here. The brain is an axum + tokio HTTP server with
+//! sqlx persistence on SQLite (default, a file in the data directory) or PostgreSQL. Everything
+//! that goes on the wire is a `shared-types` type; brain internals are never serialized.
+//!
+//! # Layout
+//! - [`config`]: command-line flags / environment variables ([`Config`]), and the database
+//!   settings derived from them.
+//! - [`telemetry`]: the global `tracing` subscriber (text or JSON lines on stdout).
+//! - [`startup`]: [`Application`]: connect the store, bind the listener, serve until a shutdown
+//!   signal, then drain in-flight requests for a bounded grace period.
+//! - [`http`]: the router ([`http::app`]) and its middleware stack (request id, one completion
+//!   log line per request, error bodies, panic catching, body limit), one module per resource:
+//!   - [`http::health`]: `GET /health` (liveness) and `GET /ready` (database readiness).
+//!   - [`http::diag`]: `/api/v1/diag/stream` (SSE flush probe) and `/api/v1/diag/echo`.
+//!   - [`http::error`]: the one error type handlers return, rendered as `shared_types::error::ErrorBody`.
+//!   - [`http::extract`]: extractors that reject in that error shape (e.g. `invalid_query`).
+//! - [`store`]: persistence. The only module that may use `sqlx` (an architecture invariant
+//!   checked in CI), so the database library never leaks into HTTP code.
+//! - `migrations/` (crate root): embedded SQL migrations, portable across SQLite and PostgreSQL.
+//!
+//! `main.rs` is a thin wrapper: parse [`Config`], [`telemetry::init`], [`Application::build`],
+//! [`Application::run_until_stopped`] with [`startup::shutdown_signal`].
+
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+mod clock;
+
+pub use config::Config;
+pub use startup::Application;
+
+/// The version reported by `/health`, `/ready` and recorded on every start.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

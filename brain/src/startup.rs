@@ -1,0 +1,203 @@
+//! Building and running the service: [`Application::build`] does everything that can fail at
+//! startup (configuration, data directory, database, listener), [`Application::run_until_stopped`]
+//! serves until a shutdown future resolves and then drains for a bounded grace period.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::VERSION;
+use crate::clock::unix_millis;
+use crate::config::Config;
+use crate::http::{self, AppState, Limits};
+use crate::store::Store;
+
+/// How long closing the database pool may take once the server has stopped.
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A built brain: database connected and migrated, this start recorded, listener bound.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    store: Store,
+    /// The redacted database URL, for the `listening` line.
+    database: String,
+    instance_id: String,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Validates the configuration, creates the data directory, connects and migrates the
+    /// database, binds the listener (port 0 picks a free port) and records this start.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before any I/O: a bad URL scheme is a configuration error, not a connection failure.
+        let database = config
+            .database()
+            .context("invalid database configuration")?;
+        tokio::fs::create_dir_all(&config.data_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+        let store = Store::connect(&database).await.with_context(|| {
+            format!(
+                "cannot open the {} database {}",
+                database.backend,
+                database.url.redacted()
+            )
+        })?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let local_addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+
+        // Recorded only once everything else succeeded, so the table counts real starts.
+        let instance_id = Uuid::new_v4().to_string();
+        let started_at_ms = i64::try_from(unix_millis()).unwrap_or(i64::MAX);
+        store
+            .record_start(&instance_id, VERSION, started_at_ms)
+            .await
+            .context("cannot record this start in the database")?;
+
+        let state = AppState {
+            store: store.clone(),
+            limits: Limits::from_config(&config),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            router: http::app(state),
+            store,
+            database: database.url.redacted(),
+            instance_id,
+            shutdown_grace: config.shutdown_grace(),
+        })
+    }
+
+    /// The bound port (the real one when the configuration asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The id of this start, as recorded in `brain_starts`.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and lets in-flight
+    /// requests finish for at most the configured grace period (long SSE streams must not hold
+    /// the process forever). Requests still running after that are abandoned: they end when the
+    /// runtime shuts down.
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let grace = self.shutdown_grace;
+        let (draining_tx, draining_rx) = oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no longer accepting connections, draining in-flight requests"
+            );
+            // The receiver is gone only if the server already stopped; nothing to tell then.
+            let _ = draining_tx.send(());
+        };
+        let grace_over = async move {
+            match draining_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server stopped without a shutdown request: nothing to bound.
+                Err(_) => std::future::pending().await,
+            }
+        };
+
+        tracing::info!(
+            address = %self.local_addr,
+            backend = %self.store.backend(),
+            database = %self.database,
+            version = %VERSION,
+            instance_id = %self.instance_id,
+            "listening"
+        );
+        // Small SSE frames must leave at once, not wait for Nagle's algorithm.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.router)
+            .with_graceful_shutdown(signal)
+            .into_future();
+
+        let result = tokio::select! {
+            served = server => served.context("the HTTP server failed"),
+            () = grace_over => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "grace period over; abandoning requests still in flight"
+                );
+                Ok(())
+            }
+        };
+        if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections still busy; not waiting for them");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "SIGINT", "shutdown signal received"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown signal received"),
+    }
+}

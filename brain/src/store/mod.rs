@@ -1,0 +1,160 @@
+//! Persistence. The only module that may use `sqlx` (an architecture invariant checked in CI):
+//! everything else sees [`Store`], [`Backend`] and [`StoreError`].
+//!
+//! One [`sqlx::AnyPool`] serves SQLite and PostgreSQL alike. To keep that honest, the migrations
+//! in `migrations/` and every query string here are portable SQL, with `$1`-style placeholders
+//! (which both SQLite and PostgreSQL accept through the Any driver).
+
+pub mod admin;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+
+use crate::config::DatabaseConfig;
+
+/// The schema, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`: the `detail` of the readiness check and the `backend` log field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed store operation. `Display` is a short, secret-free summary (safe for readiness
+/// reports); the `sqlx` detail is in [`std::error::Error::source`], for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("database unreachable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+    #[error("invalid database name `{0}` (expected [a-z_][a-z0-9_]*, at most 63 bytes)")]
+    InvalidDatabaseName(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached at all (as opposed to rejecting a statement):
+    /// callers answer 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Sorts a runtime `sqlx` error into "could not reach the database" and everything else.
+    fn from_sqlx(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+/// The brain's database: a connection pool with the schema migrated.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (waiting at most `acquire_timeout`), then applies pending migrations.
+    ///
+    /// A SQLite file is created if missing (the default URL carries `mode=rwc`), but not its
+    /// directory: the caller creates that.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        // Idempotent: only the first call in the process installs the drivers.
+        sqlx::any::install_default_drivers();
+        let options =
+            AnyConnectOptions::from_str(config.url.expose()).map_err(StoreError::InvalidUrl)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|error| match error {
+                sqlx::Error::Configuration(_) => StoreError::InvalidUrl(error),
+                other => StoreError::Unavailable(other),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self {
+            pool,
+            backend: config.backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs a trivial statement and returns how long the round trip took.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(started.elapsed())
+    }
+
+    /// Appends one row to the audit trail of process starts.
+    pub async fn record_start(
+        &self,
+        id: &str,
+        version: &str,
+        started_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO brain_starts (id, version, started_at_ms) VALUES ($1, $2, $3)")
+            .bind(id.to_owned())
+            .bind(version.to_owned())
+            .bind(started_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// How many starts have been recorded.
+    pub async fn count_starts(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM brain_starts")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        // COUNT(*) is never negative.
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// Closes every pooled connection, waiting for checked-out ones to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

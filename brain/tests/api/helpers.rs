@@ -1,0 +1,318 @@
+//! `spawn_app` and friends: a running brain per test, with its own data directory and database.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use brain::config::DatabaseUrl;
+use brain::store::admin::{create_postgres_database, drop_postgres_database};
+use brain::{Application, Config};
+use futures_util::StreamExt;
+use reqwest::header::CONTENT_TYPE;
+use shared_types::error::{ErrorBody, ErrorCode};
+use shared_types::headers::REQUEST_ID;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub(crate) use brain::store::Backend;
+
+/// Both backends, for tests that must hold on each.
+pub(crate) const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// Upper bound for anything a test awaits, so a regression fails instead of hanging.
+pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The PostgreSQL server URL the tests create their databases on.
+pub(crate) fn postgres_server_url() -> DatabaseUrl {
+    let url = std::env::var("EDGEBRAIN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    DatabaseUrl::from(url)
+}
+
+/// A fresh data directory (not yet created: the brain creates it) and a fresh database, both
+/// removed on drop.
+#[derive(Debug)]
+pub(crate) struct TestDatabase {
+    pub(crate) data_dir: PathBuf,
+    /// The `--database-url`; `None` means the brain's default SQLite file in `data_dir`.
+    pub(crate) url: Option<DatabaseUrl>,
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub(crate) async fn new(backend: Backend) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("edgebrain-test-{id}"));
+        let (url, postgres_name) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let name = format!("edgebrain_test_{id}");
+                let server = postgres_server_url();
+                if let Err(error) = create_postgres_database(&server, &name).await {
+                    panic!(
+                        "PostgreSQL is required by this test but creating a database on {} failed: {}\n\
+                         Start PostgreSQL or point EDGEBRAIN_TEST_PG_URL at a server (admin URL).",
+                        server.redacted(),
+                        brain::telemetry::error_chain(&error)
+                    );
+                }
+                let mut url =
+                    url::Url::parse(server.expose()).expect("EDGEBRAIN_TEST_PG_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                (Some(DatabaseUrl::from(String::from(url))), Some(name))
+            }
+        };
+        Self {
+            data_dir,
+            url,
+            postgres_name,
+        }
+    }
+
+    /// A configuration for this database: 127.0.0.1 port 0, small limits that tests can hit.
+    pub(crate) fn config(&self) -> Config {
+        let mut config = Config::from_args(["brain"]).expect("default configuration parses");
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = self.data_dir.clone();
+        config.database_url = self.url.clone();
+        config.db_max_connections = 5;
+        config.db_acquire_timeout_ms = 2_000;
+        config.max_body_bytes = 1024;
+        config.diag_max_events = 10;
+        config.diag_max_interval_ms = 1_000;
+        config.shutdown_grace_secs = 5;
+        config
+    }
+
+    /// Drops the PostgreSQL database now, killing the connections of any app using it.
+    pub(crate) async fn drop_postgres_now(&self) {
+        let name = self
+            .postgres_name
+            .as_deref()
+            .expect("a PostgreSQL test database");
+        drop_postgres_database(&postgres_server_url(), name)
+            .await
+            .expect("DROP DATABASE … WITH (FORCE)");
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(name) = self.postgres_name.take() {
+            // Drop cannot await, and may run inside a runtime: drop the database from a thread
+            // with a runtime of its own. Never panic here (this may run during unwinding).
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| error.to_string())?;
+                runtime
+                    .block_on(drop_postgres_database(&postgres_server_url(), &name))
+                    .map_err(|error| format!("{name}: {}", brain::telemetry::error_chain(&error)))
+            })
+            .join();
+            if let Ok(Err(error)) = dropped {
+                eprintln!("warning: could not drop test database {error}");
+            }
+        }
+    }
+}
+
+/// A brain serving on 127.0.0.1 until [`TestApp::stop`] or the end of the test.
+#[derive(Debug)]
+pub(crate) struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) address: String,
+    pub(crate) port: u16,
+    pub(crate) client: reqwest::Client,
+    pub(crate) database: TestDatabase,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A brain on `backend` with the defaults of [`TestDatabase::config`].
+pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the configuration first.
+pub(crate) async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::new(backend).await;
+    let mut config = database.config();
+    adjust(&mut config);
+    let application = Application::build(config)
+        .await
+        .unwrap_or_else(|error| panic!("the {backend} brain failed to build: {error:#}"));
+    TestApp::run(application, database)
+}
+
+impl TestApp {
+    /// Serves `application` on a task until [`TestApp::stop`].
+    pub(crate) fn run(application: Application, database: TestDatabase) -> Self {
+        let port = application.port();
+        let (shutdown, shutdown_requested) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until_stopped(async move {
+            // A dropped sender (the test ended) also means "stop".
+            let _ = shutdown_requested.await;
+        }));
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            database,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Triggers the shutdown future given to `run_until_stopped`.
+    pub(crate) fn request_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits (bounded) for `run_until_stopped` to return and hands back its result.
+    pub(crate) async fn stopped(&mut self, within: Duration) -> anyhow::Result<()> {
+        let server = self.server.take().expect("the server was started");
+        tokio::time::timeout(within, server)
+            .await
+            .expect("run_until_stopped did not return in time")
+            .expect("the server task did not panic")
+    }
+
+    /// Requests shutdown and waits for the server to stop.
+    pub(crate) async fn stop(&mut self) {
+        self.request_shutdown();
+        self.stopped(TEST_TIMEOUT)
+            .await
+            .expect("the server stopped cleanly");
+    }
+}
+
+/// Asserts that `response` is an error in the shared shape with `code`, its status and a
+/// `request_id` equal to the `x-request-id` header, and returns the body.
+pub(crate) async fn assert_error(response: reqwest::Response, code: ErrorCode) -> ErrorBody {
+    let status = response.status().as_u16();
+    let header_id = response
+        .headers()
+        .get(REQUEST_ID)
+        .expect("x-request-id on the response")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(
+        status,
+        code.http_status(),
+        "status for {code}; body: {text}"
+    );
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "body: {text}"
+    );
+    let body: ErrorBody = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("not an ErrorBody ({error}): {text}"));
+    assert_eq!(body.error.code, code, "body: {text}");
+    assert_eq!(body.error.request_id, header_id);
+    assert!(!body.error.message.is_empty());
+    body
+}
+
+/// One Server-Sent Event as the client saw it.
+#[derive(Debug)]
+pub(crate) struct ReceivedEvent {
+    pub(crate) event: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) data: String,
+    pub(crate) received_at: Instant,
+}
+
+/// Reads a `text/event-stream` body event by event, noting when each one arrived.
+pub(crate) struct EventReader {
+    // `axum::body::Bytes` is the `bytes::Bytes` reqwest yields (no direct `bytes` dependency).
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader")
+            .field("buffer", &self.buffer)
+            .finish()
+    }
+}
+
+impl EventReader {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` at the end of the stream (bounded by [`TEST_TIMEOUT`]).
+    pub(crate) async fn next(&mut self) -> Option<ReceivedEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_event(&block));
+            }
+            let chunk = tokio::time::timeout(TEST_TIMEOUT, self.body.next())
+                .await
+                .expect("the next SSE chunk in time")?;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk.expect("SSE chunk")).expect("UTF-8 SSE"));
+        }
+    }
+
+    pub(crate) async fn collect(mut self) -> Vec<ReceivedEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+fn parse_event(block: &str) -> ReceivedEvent {
+    let received_at = Instant::now();
+    let (mut event, mut id, mut data) = (None, None, Vec::new());
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+        match field {
+            "event" => event = Some(value),
+            "id" => id = Some(value),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    ReceivedEvent {
+        event,
+        id,
+        data: data.join("\n"),
+        received_at,
+    }
+}

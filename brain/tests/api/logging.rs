@@ -1,0 +1,138 @@
+//! The log lines deployment checks rely on, in the exact production format.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use brain::config::LogFormat;
+use brain::telemetry;
+use shared_types::headers::REQUEST_ID;
+use tracing_subscriber::EnvFilter;
+
+use crate::helpers::{Backend, spawn_app};
+
+/// An in-memory log sink.
+#[derive(Debug, Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Runs a brain (on this test's single thread, so the thread-local subscriber sees every line),
+/// sends one request with `request_id`, and returns the captured log lines and the port.
+async fn logs_of_one_request(format: LogFormat, request_id: &str) -> (Vec<String>, u16) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = telemetry::subscriber(
+        format,
+        EnvFilter::new("info"),
+        move || writer.clone(),
+        false,
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header(REQUEST_ID, request_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.stop().await;
+    (capture.lines(), app.port)
+}
+
+#[tokio::test]
+async fn text_logs_have_one_completion_line_with_the_request_id() {
+    let request_id = "log-test-id-text-1";
+
+    let (lines, port) = logs_of_one_request(LogFormat::Text, request_id).await;
+
+    let listening: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(" listening "))
+        .collect();
+    assert_eq!(listening.len(), 1, "{lines:#?}");
+    assert!(
+        listening[0].contains(&format!("address=127.0.0.1:{port}")),
+        "{}",
+        listening[0]
+    );
+    assert!(listening[0].contains("backend=sqlite"), "{}", listening[0]);
+    let mentions: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(request_id))
+        .collect();
+    assert_eq!(
+        mentions.len(),
+        1,
+        "exactly one line per request: {lines:#?}"
+    );
+    let line = mentions[0];
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("request completed"), "{line}");
+    for field in [
+        format!("request_id={request_id}"),
+        "method=GET".to_owned(),
+        "path=/health".to_owned(),
+        "status=200".to_owned(),
+        "latency_ms=".to_owned(),
+    ] {
+        assert!(line.contains(&field), "{field} missing in {line}");
+    }
+}
+
+#[tokio::test]
+async fn json_logs_have_one_completion_line_with_the_request_id() {
+    let request_id = "log-test-id-json-1";
+
+    let (lines, port) = logs_of_one_request(LogFormat::Json, request_id).await;
+
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let listening = entries
+        .iter()
+        .find(|entry| entry["fields"]["message"] == "listening")
+        .expect("a listening line");
+    assert_eq!(listening["fields"]["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(listening["fields"]["backend"], "sqlite");
+    let mentions: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(request_id))
+        .collect();
+    assert_eq!(
+        mentions.len(),
+        1,
+        "exactly one line per request: {lines:#?}"
+    );
+    let entry: serde_json::Value = serde_json::from_str(mentions[0]).unwrap();
+    assert_eq!(entry["level"], "INFO");
+    let fields = &entry["fields"];
+    assert_eq!(fields["message"], "request completed");
+    assert_eq!(fields["request_id"], request_id);
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/health");
+    assert_eq!(fields["status"], 200);
+    assert!(fields["latency_ms"].is_number(), "{entry}");
+}

@@ -1,0 +1,16 @@
+//! Black-box tests of the brain over real HTTP: each test builds its own [`brain::Application`]
+//! on 127.0.0.1 port 0 with a fresh data directory and a fresh database (a SQLite file, or a
+//! PostgreSQL database `edgebrain_test_<uuid>` on the server named by `EDGEBRAIN_TEST_PG_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`). PostgreSQL is required: without it
+//! the PostgreSQL tests fail, they do not skip.
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod diag;
+mod errors;
+mod health;
+mod helpers;
+mod logging;
+mod shutdown;
+mod store;

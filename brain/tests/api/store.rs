@@ -1,0 +1,104 @@
+use std::time::Duration;
+
+use brain::Application;
+use brain::config::DatabaseUrl;
+use brain::store::Store;
+
+use crate::helpers::{BACKENDS, Backend, TestDatabase};
+
+#[tokio::test]
+async fn every_start_is_recorded_and_survives_a_restart_on_both_backends() {
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+
+        let first = Application::build(database.config()).await.unwrap();
+        assert_eq!(first.store().backend(), backend);
+        assert_eq!(first.store().count_starts().await.unwrap(), 1, "{backend}");
+        first.store().close().await;
+        drop(first);
+
+        // Same data directory, same database: migrations are already applied, a second row lands.
+        let second = Application::build(database.config()).await.unwrap();
+        assert_eq!(second.store().count_starts().await.unwrap(), 2, "{backend}");
+        assert!(second.store().ping().await.is_ok());
+        second.store().close().await;
+    }
+}
+
+#[tokio::test]
+async fn store_queries_run_on_both_backends() {
+    // The same `$1`-placeholder statements must work through the Any driver on each engine.
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
+        let store = Store::connect(&database.config().database().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(store.count_starts().await.unwrap(), 0, "{backend}");
+
+        store.record_start("a", "1.2.3", i64::MAX).await.unwrap();
+        store.record_start("b", "1.2.3", 0).await.unwrap();
+
+        assert_eq!(store.count_starts().await.unwrap(), 2, "{backend}");
+        // The id is the primary key.
+        assert!(
+            store.record_start("a", "1.2.3", 1).await.is_err(),
+            "{backend}"
+        );
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_sqlite_file_is_created_in_a_nested_data_dir_that_did_not_exist() {
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let mut config = database.config();
+    config.data_dir = database.data_dir.join("nested").join("deeper");
+    assert!(!database.data_dir.exists());
+
+    let app = Application::build(config).await.unwrap();
+
+    assert!(database.data_dir.join("nested/deeper/brain.db").is_file());
+    assert_eq!(app.store().backend(), Backend::Sqlite);
+    app.store().close().await;
+}
+
+#[tokio::test]
+async fn unsupported_database_schemes_are_rejected_at_build() {
+    for url in [
+        "mysql://root:hunter2@127.0.0.1/brain",
+        "postgress://u:hunter2@127.0.0.1/brain",
+    ] {
+        let database = TestDatabase::new(Backend::Sqlite).await;
+        let mut config = database.config();
+        config.database_url = Some(DatabaseUrl::from(url.to_owned()));
+
+        let error = Application::build(config).await.unwrap_err();
+
+        let message = format!("{error:#}");
+        let scheme = url.split_once(':').unwrap().0;
+        assert!(message.contains(&format!("`{scheme}`")), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        // Rejected before any I/O.
+        assert!(!database.data_dir.exists());
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_the_build_without_leaking_the_password() {
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let mut config = database.config();
+    config.database_url = Some(DatabaseUrl::from(
+        "postgres://brain:hunter2@127.0.0.1:1/brain".to_owned(),
+    ));
+    config.db_acquire_timeout_ms = 300;
+
+    let error = tokio::time::timeout(Duration::from_secs(10), Application::build(config))
+        .await
+        .expect("the connection attempt is bounded by the acquire timeout")
+        .unwrap_err();
+
+    let message = format!("{error:#}");
+    assert!(message.contains("postgres"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}

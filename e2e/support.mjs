@@ -1,0 +1,153 @@
+// Process and HTTP helpers for the end-to-end tests: real brain binary, real workerd (via
+// wrangler dev), loopback only. Readiness is polled with deadlines; nothing sleeps blindly.
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export function requireEnv(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} must be set (scripts/test sets it)`);
+  return value;
+}
+
+/** A port that was free a moment ago (bind to :0, read it, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns a long-running process in its own process group, capturing its output. */
+export function startProcess(name, command, args, env) {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const proc = { name, child, output: "", exited: null };
+  const append = (chunk) => {
+    proc.output += chunk.toString();
+    // Keep memory bounded on chatty processes.
+    if (proc.output.length > 4_000_000) proc.output = proc.output.slice(-2_000_000);
+  };
+  child.stdout.on("data", append);
+  child.stderr.on("data", append);
+  proc.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return proc;
+}
+
+/** Stops a process group: SIGTERM, then SIGKILL after `graceMs`. Resolves with the exit status. */
+export async function stopProcess(proc, graceMs = 10_000) {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return proc && proc.exited;
+  try {
+    process.kill(-proc.child.pid, "SIGTERM");
+  } catch {
+    return proc.exited;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-proc.child.pid, "SIGKILL");
+    } catch {}
+  }, graceMs);
+  const status = await proc.exited;
+  clearTimeout(timer);
+  return status;
+}
+
+/** Polls `url` until it answers 200 or the deadline passes; fails with the process's output. */
+export async function waitHealthy(url, proc, deadlineMs) {
+  const deadline = Date.now() + deadlineMs;
+  let lastError = "no attempt";
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) break;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (response.status === 200) return;
+      lastError = `status ${response.status}`;
+    } catch (error) {
+      lastError = String(error.cause ?? error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100)); // poll interval, not a readiness guess
+  }
+  throw new Error(`${proc.name} not healthy at ${url} (${lastError}); output:\n${proc.output.slice(-4000)}`);
+}
+
+/** Polls a condition with a deadline. */
+export async function eventually(what, check, deadlineMs = 5_000) {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
+  return startProcess("brain", brainBin, [], {
+    BRAIN_BIND: `127.0.0.1:${port}`,
+    BRAIN_DATA_DIR: dataDir,
+    RUST_LOG: "info",
+    ...extraEnv,
+  });
+}
+
+/** The edge in the real Workers runtime: wrangler dev (workerd) with vars overridden. */
+export async function startEdge(name, port, vars) {
+  const nodeDir = requireEnv("EDGEBRAIN_NODE_DIR");
+  const inspectorPort = await freePort();
+  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  return startProcess(
+    name,
+    join(nodeDir, "node"),
+    [
+      join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
+      "dev",
+      "--ip", "127.0.0.1",
+      "--port", String(port),
+      "--inspector-port", String(inspectorPort),
+      "--show-interactive-dev-session=false",
+      "--persist-to", tempDir(`edgebrain-${name}-`),
+      ...varArgs,
+    ],
+    { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", PATH: `${nodeDir}:${process.env.PATH}` },
+  );
+}
+
+/** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
+export async function readSse(response, onEvent) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let boundary;
+    while ((boundary = buffer.indexOf("\n\n")) !== -1) {
+      const block = buffer.slice(0, boundary);
+      buffer = buffer.slice(boundary + 2);
+      const event = { event: "message", id: null, data: "", receivedAt: Date.now() };
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const [field, ...rest] = line.split(":");
+        const value = rest.join(":").replace(/^ /, "");
+        if (field === "event") event.event = value;
+        else if (field === "id") event.id = value;
+        else if (field === "data") event.data += (event.data ? "\n" : "") + value;
+      }
+      if (event.data) onEvent(event);
+    }
+  }
+}
