@@ -51,6 +51,16 @@ pub struct Config {
     #[arg(long, env = "BRAIN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// When a request is answered before its body was read to the end (a 413, say), the brain
+    /// keeps reading and discarding up to this many bytes so the client receives the answer
+    /// instead of a connection reset. Beyond it the connection is closed.
+    #[arg(long, env = "BRAIN_DRAIN_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub drain_max_bytes: u64,
+
+    /// Time limit of that background drain, in milliseconds.
+    #[arg(long, env = "BRAIN_DRAIN_MAX_MS", default_value_t = 10_000)]
+    pub drain_max_ms: u64,
+
     /// Upper bound of `events` accepted by `/api/v1/diag/stream`.
     #[arg(long, env = "BRAIN_DIAG_MAX_EVENTS", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -19,6 +19,17 @@ use super::extract::Query;
 use super::{AppState, Error, Result};
 use crate::clock::unix_millis;
 
+/// Headers whose values the echo never reflects. Reflecting credentials would let any script
+/// on a page read `HttpOnly` cookies and tokens through this endpoint (cross-site tracing); the
+/// name still appears, so a deployment check can see that the header crossed every hop.
+const REDACTED_HEADERS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+];
+const REDACTED: &str = "[redacted]";
+
 /// Tells nginx-style proxies not to buffer this response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
@@ -75,7 +86,7 @@ fn ticks(events: u32, interval: Duration) -> impl Stream<Item = Result<Event, ax
 }
 
 /// `/api/v1/diag/echo` (GET, POST, PUT, PATCH, DELETE): the request as the brain received it.
-/// A non-empty body must be `application/json`.
+/// A non-empty body must be `application/json`. Credential headers are named but not echoed.
 async fn echo(
     State(state): State<AppState>,
     method: Method,
@@ -111,7 +122,11 @@ async fn echo(
         headers: headers
             .iter()
             .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                let value = if REDACTED_HEADERS.contains(name) {
+                    REDACTED.to_owned()
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
                 (name.as_str().to_owned(), value)
             })
             .collect(),

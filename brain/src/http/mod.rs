@@ -3,13 +3,16 @@
 //! Middleware, outermost first (see [`with_middleware`]):
 //! 1. request id: honour an incoming `x-request-id`, otherwise generate a UUID v4; echo it on
 //!    the response;
-//! 2. request log: a `request` span carrying `request_id` around the handler, then exactly one
+//! 2. drain: whatever part of the body a handler leaves unread is read and discarded in the
+//!    background (bounded), so early answers such as 413 reach the client;
+//! 3. request log: a `request` span carrying `request_id` around the handler, then exactly one
 //!    `request completed` INFO line per request (see [`crate::telemetry`] for its format);
-//! 3. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
-//! 4. panic catching: a panicking handler answers 500 `internal` and the process lives on;
-//! 5. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
+//! 4. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
+//! 5. panic catching: a panicking handler answers 500 `internal` and the process lives on;
+//! 6. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
 pub mod diag;
+pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -27,6 +30,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::store::Store;
+use drain::DrainLimits;
 
 pub use error::{Error, Result};
 
@@ -43,6 +47,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub diag_max_events: u32,
     pub diag_max_interval: Duration,
+    pub drain: DrainLimits,
 }
 
 impl Limits {
@@ -51,32 +56,40 @@ impl Limits {
             max_body_bytes: config.max_body_bytes,
             diag_max_events: config.diag_max_events,
             diag_max_interval: Duration::from_millis(config.diag_max_interval_ms),
+            drain: DrainLimits {
+                max_bytes: config.drain_max_bytes,
+                max_time: Duration::from_millis(config.drain_max_ms),
+            },
         }
     }
 }
 
 /// The brain's complete HTTP application.
 pub fn app(state: AppState) -> Router {
-    let max_body_bytes = state.limits.max_body_bytes;
+    let limits = state.limits;
     let routes = Router::new()
         .merge(health::router())
         .nest("/api/v1/diag", diag::router())
         .with_state(state);
-    with_middleware(routes, max_body_bytes)
+    with_middleware(routes, &limits)
 }
 
 /// Adds the fallbacks (404, 405) and the middleware stack to `routes`. [`app`] uses it; it is
 /// public so tests can put routes of their own (such as one that panics) behind the exact
 /// production stack.
-pub fn with_middleware(routes: Router, max_body_bytes: usize) -> Router {
+pub fn with_middleware(routes: Router, limits: &Limits) -> Router {
     routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn_with_state(
+                    limits.drain,
+                    drain::drain_unread_body,
+                ))
                 .layer(middleware::from_fn(log_request))
                 .layer(middleware::from_fn(error_body))
                 .layer(CatchPanicLayer::custom(error::panic_response)),

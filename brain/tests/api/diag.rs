@@ -256,3 +256,36 @@ async fn echo_rejects_oversize_chunked_bodies() {
     assert_error(response, ErrorCode::PayloadTooLarge).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn echo_never_reflects_credentials() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+
+    let response = app
+        .client
+        .get(app.url("/api/v1/diag/echo"))
+        .header("authorization", "Bearer secret-token")
+        .header("cookie", "__Host-session=secret-cookie")
+        .header("x-api-key", "secret-key")
+        .header("x-visible", "shown")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("secret"), "credentials reflected: {text}");
+    let report: EchoReport = serde_json::from_str(&text).unwrap();
+    let value_of = |name: &str| {
+        report
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    for name in ["authorization", "cookie", "x-api-key"] {
+        assert_eq!(value_of(name), Some("[redacted]"), "{name}");
+    }
+    assert_eq!(value_of("x-visible"), Some("shown"));
+    app.stop().await;
+}

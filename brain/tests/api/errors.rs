@@ -100,11 +100,12 @@ async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
         panic!("secret panic detail")
     }
     // The production middleware stack around a route that panics.
+    let config = brain::Config::from_args(["brain"]).unwrap();
     let router = brain::http::with_middleware(
         Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "fine" })),
-        1024,
+        &brain::http::Limits::from_config(&config),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -132,4 +133,71 @@ async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
         .unwrap();
     assert_eq!(after.status(), StatusCode::OK);
     server.abort();
+}
+
+/// Reads one HTTP/1.1 response (head plus a content-length body) from `stream`.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length: usize = text[..head_end]
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buffer.len() >= head_end + 4 + length {
+                let status = text[9..12].parse().unwrap();
+                return (status, text[head_end + 4..head_end + 4 + length].to_owned());
+            }
+        }
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+                .await
+                .expect("response within 10 s")
+                .expect("read");
+        assert!(
+            read > 0,
+            "connection closed before a full response: {:?}",
+            String::from_utf8_lossy(&buffer)
+        );
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn an_early_413_on_a_chunked_upload_still_reaches_the_client_and_keeps_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let mut app = spawn_app(Backend::Sqlite).await; // max_body_bytes = 1024 in tests
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let chunk = |size: usize| format!("{size:x}\r\n{}\r\n", "x".repeat(size));
+
+    let head = format!(
+        "POST /api/v1/diag/echo HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(chunk(2048).as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+
+    // The client is still sending, as a real uploader would be when the 413 arrives.
+    for _ in 0..16 {
+        stream.write_all(chunk(8192).as_bytes()).await.unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+
+    // The brain read the rest, so the connection is still usable.
+    let next = format!("GET /health HTTP/1.1\r\nhost: {address}\r\n\r\n");
+    stream.write_all(next.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
 }
