@@ -53,6 +53,8 @@ describe("walking skeleton through the edge", { timeout: 240_000 }, () => {
     slowEdge = await startEdge("slow-edge", slowEdgePort, {
       BRAIN_URL: `http://127.0.0.1:${blackhole.address().port}`,
       UPSTREAM_TIMEOUT_MS: "700",
+      MAX_HEADER_BYTES: "4096",
+      MAX_URL_BYTES: "1024",
     });
     await Promise.all([
       waitHealthy(`${brainUrl}/ready`, brain, 60_000),
@@ -225,6 +227,20 @@ describe("walking skeleton through the edge", { timeout: 240_000 }, () => {
     await eventually(`brain log line with ${requestId}`, () =>
       brain.output.split("\n").some((line) => line.includes(requestId) && line.includes("/api/v1/diag/echo")),
     );
+  });
+
+  test("the edge's configured header and URL limits answer 431 and 414 in the error shape", async () => {
+    // Refused by the edge core before any proxying (this edge's brain never answers).
+    const headers = await fetch(`${slowEdgeUrl}/api/v1/diag/echo`, {
+      headers: { "x-padding": "h".repeat(6000) },
+      signal: REQUEST_TIMEOUT(),
+    });
+    assert.equal(headers.status, 431);
+    assertErrorShape(await json(headers), "headers_too_large", headers.headers.get("x-request-id"));
+
+    const url = await fetch(`${slowEdgeUrl}/api/v1/diag/echo?q=${"u".repeat(2000)}`, { signal: REQUEST_TIMEOUT() });
+    assert.equal(url.status, 414);
+    assertErrorShape(await json(url), "uri_too_long", url.headers.get("x-request-id"));
   });
 
   test("the edge answers 504 in the error shape when the brain does not answer in time", async () => {

@@ -57,3 +57,13 @@ wasm_cargo() {
       /usr/bin/cargo "$sub" --target wasm32-unknown-unknown "$@"
   fi
 }
+
+# Portable helpers (GNU/Linux and macOS).
+file_size() { wc -c <"$1" | tr -d ' '; }
+sha256_of_stdin() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
+}
+# Runs a command in its own process group when setsid exists, so it can be stopped as a whole.
+run_detached() {
+  if command -v setsid >/dev/null 2>&1; then setsid "$@"; else "$@"; fi
+}
