@@ -63,7 +63,9 @@ file_size() { wc -c <"$1" | tr -d ' '; }
 sha256_of_stdin() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
 }
-# Runs a command in its own process group when setsid exists, so it can be stopped as a whole.
+# Runs a command in its own process group when setsid exists, so it can be stopped as a whole
+# (wrangler spawns workerd). Call it only in the background (`run_detached cmd &`): it execs,
+# so `$!` is the command's own pid, which is also its process group id.
 run_detached() {
-  if command -v setsid >/dev/null 2>&1; then setsid "$@"; else "$@"; fi
+  if command -v setsid >/dev/null 2>&1; then exec setsid "$@"; else exec "$@"; fi
 }
