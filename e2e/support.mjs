@@ -2,10 +2,11 @@
 // wrangler dev), loopback only. Readiness is polled with deadlines; nothing sleeps blindly.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeWorkerdConfig } from "../scripts/workerd-config.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -129,40 +130,13 @@ export async function startEdge(name, port, vars) {
 }
 
 /**
- * The edge in workerd directly, from a generated capnp config loading the same
- * edge/build/worker.mjs and index_bg.wasm that wrangler uploads. No wrangler dev proxy
- * (miniflare's entry worker) in between: what the client sees is what the edge answered.
+ * The edge in workerd directly (same worker.mjs and wasm that wrangler uploads, config from
+ * scripts/workerd-config.mjs). No wrangler dev proxy (miniflare's entry worker) in between:
+ * what the client sees is what the edge answered.
  */
 export function startWorkerd(name, port, vars) {
-  const dir = tempDir(`edgebrain-${name}-`);
-  for (const file of ["worker.mjs", "index_bg.wasm"]) {
-    copyFileSync(join(ROOT, "edge/build", file), join(dir, file));
-  }
-  const bindings = Object.entries(vars)
-    .map(([key, value]) => `(name = ${JSON.stringify(key)}, text = ${JSON.stringify(value)})`)
-    .join(", ");
-  writeFileSync(
-    join(dir, "edge.capnp"),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "edge", worker = .edgeWorker),
-    (name = "loopback", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "edge")],
-);
-const edgeWorker :Workerd.Worker = (
-  modules = [
-    (name = "worker.mjs", esModule = embed "worker.mjs"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2026-11-01",
-  bindings = [${bindings}],
-  globalOutbound = "loopback",
-);
-`,
-  );
-  return startProcess(name, join(ROOT, "node_modules/.bin/workerd"), ["serve", join(dir, "edge.capnp")], {});
+  const config = writeWorkerdConfig(tempDir(`edgebrain-${name}-`), port, vars);
+  return startProcess(name, join(ROOT, "node_modules/.bin/workerd"), ["serve", config], {});
 }
 
 /** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
