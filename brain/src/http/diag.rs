@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt, stream};
 use shared_types::diag::{EchoReport, STREAM_TICK_EVENT, StreamParams, StreamTick};
-use shared_types::headers::REQUEST_ID;
 
 use super::extract::Query;
 use super::{AppState, Error, Result};
@@ -111,10 +110,7 @@ async fn echo(
             .map_err(|error| Error::InvalidJson(format!("invalid JSON body: {error}")))?;
         Some(value)
     };
-    let request_id = headers
-        .get(REQUEST_ID)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .unwrap_or_default();
+    let request_id = super::request_id(&headers);
     Ok(Json(EchoReport {
         method: method.to_string(),
         path: uri.path().to_owned(),

@@ -101,7 +101,7 @@ pub fn with_middleware(routes: Router, limits: &Limits) -> Router {
 /// the head was sent; the body may flow on.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = request_id(&request);
+    let request_id = request_id(request.headers());
     let method = request.method().clone();
     // The raw path only: the query string may carry secrets.
     let path = request.uri().path().to_owned();
@@ -121,16 +121,15 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 async fn error_body(request: Request, next: Next) -> Response {
-    let request_id = request_id(&request);
+    let request_id = request_id(request.headers());
     let response = next.run(request).await;
     error::render_error_body(response, &request_id)
 }
 
 /// The request id set by `SetRequestIdLayer` (which runs first, so it is always present).
 /// A non-UTF-8 incoming id is converted lossily.
-pub(crate) fn request_id(request: &Request) -> String {
-    request
-        .headers()
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(shared_types::headers::REQUEST_ID)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .unwrap_or_default()
