@@ -69,3 +69,18 @@ sha256_of_stdin() {
 run_detached() {
   if command -v setsid >/dev/null 2>&1; then exec setsid "$@"; else exec "$@"; fi
 }
+
+# Polls URL until it answers 2xx, for at most SECONDS. Fails early (returns 1, with a message)
+# if any of the given PIDs has exited, since then it never will.
+# Usage: wait_http_ok URL SECONDS [PID…]
+wait_http_ok() {
+  local url=$1 seconds=$2; shift 2
+  local deadline=$(( $(date +%s) + seconds )) pid
+  until curl -fsS -o /dev/null --max-time 2 "$url"; do
+    for pid in "$@"; do
+      kill -0 "$pid" 2>/dev/null || { printf 'error: a process exited before %s was healthy\n' "$url" >&2; return 1; }
+    done
+    [ "$(date +%s)" -lt "$deadline" ] || { printf 'error: %s not healthy after %s s\n' "$url" "$seconds" >&2; return 1; }
+    sleep 0.2 # poll interval
+  done
+}
