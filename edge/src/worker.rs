@@ -5,6 +5,8 @@
 //! Every failure becomes a response in the error shape; the handler never returns `Err` and
 //! never panics (a panic would abort the wasm instance for all requests in flight).
 
+use std::cell::OnceCell;
+
 use futures_util::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
@@ -13,7 +15,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, Request, Response, console_error, event};
 
 use crate::core::{
-    Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest, RequestHead, RequestId,
+    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest, RequestHead, RequestId,
     UpstreamFailure, decide, upstream_failure, upstream_response_headers,
 };
 use shared_types::error::ErrorCode;
@@ -28,7 +30,7 @@ async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
         now_ms: now_ms(),
         random: random_bytes(),
     };
-    let config = match EdgeConfig::from_vars(|name| read_var(env, name)) {
+    let config = match isolate_config(env) {
         Ok(config) => config,
         Err(error) => {
             let request_id = RequestId::from_random(inputs.random);
@@ -150,6 +152,20 @@ fn respond(response: EdgeResponse) -> web_sys::Response {
             web_sys::Response::new_with_opt_str_and_init(None, &web_sys::ResponseInit::new())
         })
         .unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
+}
+
+thread_local! {
+    /// Wrangler `[vars]` and secrets are fixed for the life of an isolate (changing them means
+    /// a new deployment, hence new isolates), so they are read and parsed on its first request
+    /// only, not on the hot path. A broken configuration stays broken until redeployed.
+    static CONFIG: OnceCell<Result<EdgeConfig, ConfigError>> = const { OnceCell::new() };
+}
+
+fn isolate_config(env: &Env) -> Result<EdgeConfig, ConfigError> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| EdgeConfig::from_vars(|name| read_var(env, name)))
+            .clone()
+    })
 }
 
 fn read_var(env: &Env, name: &str) -> Option<String> {
