@@ -28,6 +28,10 @@ pub enum Error {
     InvalidJson(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no such route")]
@@ -47,6 +51,8 @@ impl Error {
             Error::InvalidQuery(_) => ErrorCode::InvalidQuery,
             Error::InvalidJson(_) => ErrorCode::InvalidJson,
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::NotFound => ErrorCode::NotFound,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,

@@ -9,13 +9,15 @@
 //!    `request completed` INFO line per request (see [`crate::telemetry`] for its format);
 //! 4. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
 //! 5. panic catching: a panicking handler answers 500 `internal` and the process lives on;
-//! 6. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
+//! 6. edge identity: the `x-edgebrain-*` headers become an [`identity::Identity`] extension;
+//! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
 pub mod diag;
 pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod identity;
 
 use std::time::{Duration, Instant};
 
@@ -92,6 +94,7 @@ pub fn with_middleware(routes: Router, limits: &Limits) -> Router {
                 ))
                 .layer(middleware::from_fn(log_request))
                 .layer(middleware::from_fn(error_body))
+                .layer(middleware::from_fn(identity::edge_identity))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
 }

@@ -181,6 +181,22 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Sends `request` as `caller`: with the identity headers the edge would set (and, once the
+    /// brain verifies edge signatures, signed the way the edge signs). Every test of an
+    /// identity-scoped endpoint goes through here.
+    pub(crate) async fn send_as(
+        &self,
+        caller: &Caller,
+        request: reqwest::RequestBuilder,
+    ) -> reqwest::Response {
+        let mut request = request.build().expect("a well-formed request");
+        caller.apply(request.headers_mut());
+        tokio::time::timeout(TEST_TIMEOUT, self.client.execute(request))
+            .await
+            .expect("the response in time")
+            .expect("request sent")
+    }
+
     /// Triggers the shutdown future given to `run_until_stopped`.
     pub(crate) fn request_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -203,6 +219,55 @@ impl TestApp {
         self.stopped(TEST_TIMEOUT)
             .await
             .expect("the server stopped cleanly");
+    }
+}
+
+/// Who a test request claims to be (see [`TestApp::send_as`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub(crate) user_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) scopes: Vec<String>,
+}
+
+impl Caller {
+    /// A signed-in user with a session of its own.
+    pub(crate) fn user(id: &str) -> Self {
+        Self {
+            user_id: Some(id.to_owned()),
+            session_id: Some(format!("sess-of-{id}")),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// An anonymous visitor known only by its edge session.
+    pub(crate) fn anonymous(session_id: &str) -> Self {
+        Self {
+            user_id: None,
+            session_id: Some(session_id.to_owned()),
+            scopes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    fn apply(&self, headers: &mut reqwest::header::HeaderMap) {
+        use shared_types::headers::{IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER};
+        let mut set = |name: &'static str, value: &str| {
+            headers.insert(name, value.parse().expect("a valid header value"));
+        };
+        if let Some(user) = &self.user_id {
+            set(IDENTITY_USER, user);
+        }
+        if let Some(session) = &self.session_id {
+            set(IDENTITY_SESSION, session);
+        }
+        if !self.scopes.is_empty() {
+            set(IDENTITY_SCOPES, &self.scopes.join(" "));
+        }
     }
 }
 
