@@ -47,6 +47,33 @@ pub struct Config {
     #[arg(long, env = "BRAIN_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     pub db_acquire_timeout_ms: u64,
 
+    /// Secrets the edge signs requests with (HMAC-SHA256), comma-separated, each at least 32
+    /// bytes. Every `/api/*` request must carry an `x-edgebrain-signature` that verifies under
+    /// one of them; list the old and the new secret together while rotating. Required unless
+    /// `--insecure-local` is given.
+    #[arg(long, env = "BRAIN_EDGE_SECRETS", hide_env_values = true)]
+    pub edge_secrets: Option<EdgeSecrets>,
+
+    /// How far (seconds, either way) an edge signature's timestamp may be from the brain's clock.
+    /// Nonces are remembered this long to refuse replays.
+    #[arg(
+        long,
+        env = "BRAIN_EDGE_SIGNATURE_TOLERANCE_SECS",
+        default_value_t = 300
+    )]
+    pub edge_signature_tolerance_secs: u64,
+
+    /// Most nonces remembered for replay protection. When it is full of unexpired nonces, new
+    /// signed requests are answered 503 rather than let through unchecked.
+    #[arg(long, env = "BRAIN_EDGE_REPLAY_CACHE_ENTRIES", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub edge_replay_cache_entries: u64,
+
+    /// Run WITHOUT verifying edge signatures: identity headers are trusted as sent. Only for a
+    /// brain reachable from nothing but the local machine (development); never in production.
+    #[arg(long, env = "BRAIN_INSECURE_LOCAL", default_value_t = false)]
+    pub insecure_local: bool,
+
     /// Largest accepted request body in bytes; larger bodies are answered with 413.
     #[arg(long, env = "BRAIN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
@@ -78,6 +105,57 @@ pub struct Config {
     /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The edge signing secrets. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EdgeSecrets(Vec<Vec<u8>>);
+
+impl EdgeSecrets {
+    /// Shortest accepted secret: 256 bits of key material.
+    pub const MIN_BYTES: usize = 32;
+
+    pub fn as_slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(Vec::as_slice)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for EdgeSecrets {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let secrets: Vec<Vec<u8>> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| secret.as_bytes().to_vec())
+            .collect();
+        if secrets.is_empty() {
+            return Err("no secret given".to_owned());
+        }
+        if let Some(position) = secrets.iter().position(|s| s.len() < Self::MIN_BYTES) {
+            return Err(format!(
+                "secret #{} is shorter than {} bytes",
+                position + 1,
+                Self::MIN_BYTES
+            ));
+        }
+        Ok(Self(secrets))
+    }
+}
+
+impl fmt::Debug for EdgeSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EdgeSecrets({} redacted)", self.0.len())
+    }
 }
 
 /// Format of the log lines written to stdout.
@@ -118,9 +196,28 @@ impl Config {
         })
     }
 
+    /// How the brain trusts the edge: by signature, or (explicitly) not at all.
+    pub fn edge_trust(&self) -> Result<EdgeTrustMode, ConfigError> {
+        match (&self.edge_secrets, self.insecure_local) {
+            (Some(secrets), false) => Ok(EdgeTrustMode::Signed(secrets.clone())),
+            (None, true) => Ok(EdgeTrustMode::InsecureLocal),
+            (Some(_), true) => Err(ConfigError::EdgeTrustConflict),
+            (None, false) => Err(ConfigError::NoEdgeSecret),
+        }
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+}
+
+/// How requests from the edge are trusted (see [`Config::edge_trust`]).
+#[derive(Debug, Clone)]
+pub enum EdgeTrustMode {
+    /// Verify `x-edgebrain-signature` under these secrets.
+    Signed(EdgeSecrets),
+    /// Trust identity headers unverified (`--insecure-local`).
+    InsecureLocal,
 }
 
 /// Everything [`crate::store::Store::connect`] needs.
@@ -233,12 +330,19 @@ pub enum ConfigError {
         "the database URL has no scheme (expected `postgres://…`, `postgresql://…` or `sqlite:…`)"
     )]
     NotAUrl,
+    #[error(
+        "no edge secret: set BRAIN_EDGE_SECRETS (--edge-secrets) to the secret(s) the edge signs with, \
+         or pass --insecure-local to run without verifying the edge (local development only)"
+    )]
+    NoEdgeSecret,
+    #[error("--edge-secrets and --insecure-local contradict each other; give one")]
+    EdgeTrustConflict,
     #[error("path {0:?} is not valid UTF-8 and cannot be used in a SQLite URL")]
     NonUtf8Path(PathBuf),
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -291,6 +395,41 @@ mod tests {
             database.url.expose(),
             "sqlite:///var/lib/brain 1/a%3Fb%23c%25d/brain.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn edge_trust_needs_a_secret_or_the_explicit_insecure_flag() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["brain"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all)
+        };
+        let secret = "s".repeat(32);
+        let mut config = parse(&[]).unwrap();
+        config.edge_secrets = None;
+        config.insecure_local = false;
+        assert!(matches!(
+            config.edge_trust(),
+            Err(ConfigError::NoEdgeSecret)
+        ));
+        config.insecure_local = true;
+        assert!(matches!(
+            config.edge_trust(),
+            Ok(EdgeTrustMode::InsecureLocal)
+        ));
+        let config = parse(&["--edge-secrets", &format!("{secret}, {secret}x")]).unwrap();
+        let Ok(EdgeTrustMode::Signed(secrets)) = config.edge_trust() else {
+            panic!("signed mode expected");
+        };
+        assert_eq!(secrets.len(), 2);
+        assert!(!format!("{secrets:?}").contains(&secret));
+        assert!(parse(&["--edge-secrets", "short"]).is_err());
+        assert!(parse(&["--edge-secrets", " , "]).is_err());
+        let config = parse(&["--edge-secrets", &secret, "--insecure-local"]).unwrap();
+        assert!(matches!(
+            config.edge_trust(),
+            Err(ConfigError::EdgeTrustConflict)
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +16,8 @@ use uuid::Uuid;
 
 use crate::VERSION;
 use crate::clock::unix_millis;
-use crate::config::Config;
+use crate::config::{Config, EdgeTrustMode};
+use crate::http::edge_auth::EdgeTrust;
 use crate::http::{self, AppState, Limits};
 use crate::store::Store;
 
@@ -43,6 +45,9 @@ impl Application {
         let database = config
             .database()
             .context("invalid database configuration")?;
+        let edge_trust = config
+            .edge_trust()
+            .context("invalid edge trust configuration")?;
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .with_context(|| {
@@ -73,9 +78,22 @@ impl Application {
             .await
             .context("cannot record this start in the database")?;
 
+        if matches!(edge_trust, EdgeTrustMode::InsecureLocal) {
+            tracing::warn!(
+                "--insecure-local: edge signatures are NOT verified and identity headers are \
+                 trusted as sent; never expose this brain beyond the local machine"
+            );
+        }
+        let limits = Limits::from_config(&config);
         let state = AppState {
             store: store.clone(),
-            limits: Limits::from_config(&config),
+            limits,
+            edge_trust: Arc::new(EdgeTrust::new(
+                edge_trust,
+                Duration::from_secs(config.edge_signature_tolerance_secs),
+                usize::try_from(config.edge_replay_cache_entries).unwrap_or(usize::MAX),
+                limits.max_body_bytes,
+            )),
         };
         Ok(Self {
             listener,

@@ -10,13 +10,16 @@ use std::cell::OnceCell;
 use futures_util::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
+use shared_types::signature::body_digest;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, Request, Response, console_error, event};
 
+use crate::core::response::{is_event_stream, stream_broken_event};
 use crate::core::{
-    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest, RequestHead, RequestId,
-    UpstreamFailure, decide, upstream_failure, upstream_response_headers,
+    BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest,
+    RequestHead, RequestId, UpstreamFailure, decide, upstream_failure, upstream_response_headers,
 };
 use shared_types::error::ErrorCode;
 
@@ -29,6 +32,8 @@ async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
     let inputs = Inputs {
         now_ms: now_ms(),
         random: random_bytes(),
+        session_random: random_bytes(),
+        nonce: random_bytes(),
     };
     let config = match isolate_config(env) {
         Ok(config) => config,
@@ -64,8 +69,8 @@ async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
 
     match decide(&head, &config, inputs) {
         Decision::Respond(response) => respond(response),
-        Decision::Proxy(proxy) => match forward(request, &proxy).await {
-            Ok(upstream) => stream_back(upstream, &proxy.request_id).unwrap_or_else(|| {
+        Decision::Proxy(mut proxy) => match forward(request, &mut proxy, &config).await {
+            Ok(upstream) => stream_back(upstream, &proxy).unwrap_or_else(|| {
                 respond(upstream_failure(
                     UpstreamFailure::Unreachable,
                     &proxy.request_id,
@@ -86,25 +91,40 @@ async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
     }
 }
 
-/// Sends the proxied request, racing the brain's response headers against the deadline.
+/// Signs and sends the proxied request, racing the brain's response headers against the
+/// deadline. A body the core wants hashed is read into memory first (bounded by
+/// `SIGN_BODY_MAX_BYTES` through its `content-length`); any other body streams through.
 async fn forward(
     original: &web_sys::Request,
-    proxy: &ProxyRequest,
+    proxy: &mut ProxyRequest,
+    config: &EdgeConfig,
 ) -> Result<web_sys::Response, UpstreamFailure> {
     let unreachable = |_| UpstreamFailure::Unreachable;
     let controller = web_sys::AbortController::new().map_err(unreachable)?;
     let init = web_sys::RequestInit::new();
     init.set_method(proxy.method.as_str());
-    init.set_headers(&js_headers(&proxy.headers).map_err(unreachable)?.into());
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_signal(Some(&controller.signal()));
-    if proxy.forward_body
-        && let Some(body) = original.body()
-    {
-        init.set_body(&body.into());
-        // Streaming request bodies must be half-duplex (Fetch standard; required by undici).
-        let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
+    match proxy.body_signing {
+        BodySigning::Hash => {
+            let buffer = JsFuture::from(original.array_buffer().map_err(unreachable)?)
+                .await
+                .map_err(unreachable)?;
+            let bytes = Uint8Array::new(&buffer).to_vec();
+            proxy.sign(Some(&body_digest(&bytes)), config);
+            init.set_body(&Uint8Array::from(bytes.as_slice()).into());
+        }
+        BodySigning::Stream => {
+            proxy.sign(None, config);
+            if let Some(body) = original.body() {
+                init.set_body(&body.into());
+                // Streaming request bodies must be half-duplex (Fetch standard; undici).
+                let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
+            }
+        }
+        BodySigning::Empty => proxy.sign(None, config),
     }
+    init.set_headers(&js_headers(&proxy.headers).map_err(unreachable)?.into());
 
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response = JsFuture::from(global.fetch_with_str_and_init(&proxy.url, &init));
@@ -121,10 +141,23 @@ async fn forward(
     }
 }
 
+#[wasm_bindgen(module = "/js/stream_guard.mjs")]
+extern "C" {
+    /// Passes chunks through one by one; appends `error_event` if the upstream breaks off.
+    #[wasm_bindgen(js_name = guardEventStream)]
+    fn guard_event_stream(
+        body: &web_sys::ReadableStream,
+        error_event: &Uint8Array,
+    ) -> web_sys::ReadableStream;
+}
+
 /// Hands the brain's body stream straight back: no copy into wasm, no buffering, so SSE events
-/// reach the client as the brain writes them.
-fn stream_back(upstream: web_sys::Response, request_id: &RequestId) -> Option<web_sys::Response> {
-    let headers = upstream_response_headers(&header_map(&upstream.headers()), request_id);
+/// reach the client as the brain writes them. Event streams are wrapped so that one breaking
+/// off mid-way ends with an explicit error event.
+fn stream_back(upstream: web_sys::Response, proxy: &ProxyRequest) -> Option<web_sys::Response> {
+    let upstream_headers = header_map(&upstream.headers());
+    let event_stream = is_event_stream(&upstream_headers);
+    let headers = upstream_response_headers(&upstream_headers, proxy);
     let init = web_sys::ResponseInit::new();
     init.set_status(upstream.status());
     init.set_status_text(&upstream.status_text());
@@ -132,6 +165,11 @@ fn stream_back(upstream: web_sys::Response, request_id: &RequestId) -> Option<we
     // Null-body statuses must not be given a stream (the Response constructor throws).
     let body = if matches!(upstream.status(), 101 | 204 | 205 | 304) {
         None
+    } else if event_stream {
+        let error_event = stream_broken_event(&proxy.request_id);
+        upstream
+            .body()
+            .map(|body| guard_event_stream(&body, &Uint8Array::from(error_event.as_slice())))
     } else {
         upstream.body()
     };

@@ -5,6 +5,9 @@
 //! first tick and notes that it arrived before the last one was sent, which proves that no hop
 //! (edge, CDN, reverse proxy) buffers streamed responses.
 //!
+//! `GET /api/v1/diag/whoami` answers with the caller's identity as the brain sees it
+//! ([`WhoAmI`]): proof that the edge's identity arrives, signed, at the brain.
+//!
 //! `POST|PUT|PATCH|DELETE|GET /api/v1/diag/echo` answers with an [`EchoReport`] describing the
 //! request as the brain received it, which proves that method, path, query, headers and body
 //! cross every hop intact.
@@ -20,6 +23,10 @@ pub struct StreamParams {
     /// Pause between events in milliseconds (default 200).
     #[serde(default = "StreamParams::default_interval_ms")]
     pub interval_ms: u64,
+    /// Abort the stream (reset, no clean end) right after this many events: proves that every
+    /// hop reports a broken stream as an error rather than a clean close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_after: Option<u32>,
 }
 
 impl StreamParams {
@@ -36,6 +43,7 @@ impl Default for StreamParams {
         Self {
             events: Self::default_events(),
             interval_ms: Self::default_interval_ms(),
+            break_after: None,
         }
     }
 }
@@ -52,6 +60,18 @@ pub struct StreamTick {
     pub of: u32,
     /// Brain wall clock when the event was written, in milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
+}
+
+/// `GET /api/v1/diag/whoami`: the caller as the brain sees it, after edge-signature checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The signed-in user (JWT `sub`), if any.
+    pub user_id: Option<String>,
+    /// The edge session.
+    pub session_id: Option<String>,
+    pub scopes: Vec<String>,
+    /// The tenancy key everything this caller owns is stored under (`user:…` or `session:…`).
+    pub owner: String,
 }
 
 /// The request as the brain saw it.
@@ -85,7 +105,8 @@ mod tests {
             p,
             StreamParams {
                 events: 3,
-                interval_ms: 100
+                interval_ms: 100,
+                break_after: None,
             }
         );
     }

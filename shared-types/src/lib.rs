@@ -1,7 +1,8 @@
 //! Wire contracts of edgebrain: every type that crosses a process boundary lives here.
 //!
 //! Browsers, the edge (wasm32), the brain (native) and third-party clients all (de)serialize
-//! these types, so this crate depends on nothing but `serde` and must build for
+//! these types, so this crate depends on nothing but `serde` (and pure RustCrypto hashing for
+//! [`signature`]) and must build for
 //! `wasm32-unknown-unknown` as well as native targets.
 //!
 //! # Layout
@@ -9,6 +10,7 @@
 //! - [`health`]: liveness and readiness reports.
 //! - [`diag`]: the deployment diagnostics (SSE stream probe, request echo).
 //! - [`headers`]: names of the HTTP headers that are part of the contract.
+//! - [`signature`]: the HMAC signature the edge puts on every request it proxies to the brain.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
@@ -18,3 +20,4 @@ pub mod diag;
 pub mod error;
 pub mod headers;
 pub mod health;
+pub mod signature;

@@ -12,9 +12,10 @@ use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt, stream};
-use shared_types::diag::{EchoReport, STREAM_TICK_EVENT, StreamParams, StreamTick};
+use shared_types::diag::{EchoReport, STREAM_TICK_EVENT, StreamParams, StreamTick, WhoAmI};
 
 use super::extract::Query;
+use super::identity::Identity;
 use super::{AppState, Error, Result};
 use crate::clock::unix_millis;
 
@@ -33,10 +34,13 @@ const REDACTED: &str = "[redacted]";
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/stream", get(stream_ticks)).route(
-        "/echo",
-        get(echo).post(echo).put(echo).patch(echo).delete(echo),
-    )
+    Router::new()
+        .route("/stream", get(stream_ticks))
+        .route("/whoami", get(whoami))
+        .route(
+            "/echo",
+            get(echo).post(echo).put(echo).patch(echo).delete(echo),
+        )
 }
 
 /// `GET /api/v1/diag/stream?events=N&interval_ms=M`: `N` `tick` events, the first at once,
@@ -63,14 +67,25 @@ async fn stream_ticks(
     // `Sse` already sets `content-type: text/event-stream` and `cache-control: no-cache`.
     Ok((
         [(X_ACCEL_BUFFERING, HeaderValue::from_static("no"))],
-        Sse::new(ticks(params.events, interval)),
+        Sse::new(ticks(params.events, interval, params.break_after)),
     ))
 }
 
-fn ticks(events: u32, interval: Duration) -> impl Stream<Item = Result<Event, axum::Error>> {
+fn ticks(
+    events: u32,
+    interval: Duration,
+    break_after: Option<u32>,
+) -> impl Stream<Item = Result<Event, axum::Error>> {
     stream::iter(1..=events).then(move |seq| async move {
         if seq > 1 {
             tokio::time::sleep(interval).await;
+        }
+        if break_after.is_some_and(|last| seq > last) {
+            // An error item makes hyper abort the response: no terminating chunk, as when a
+            // process dies mid-stream.
+            return Err(axum::Error::new(std::io::Error::other(
+                "stream probe broken on request (break_after)",
+            )));
         }
         let tick = StreamTick {
             seq,
@@ -81,6 +96,16 @@ fn ticks(events: u32, interval: Duration) -> impl Stream<Item = Result<Event, ax
             .event(STREAM_TICK_EVENT)
             .id(seq.to_string())
             .json_data(tick)
+    })
+}
+
+/// `GET /api/v1/diag/whoami`: the verified caller (401 without an identity).
+async fn whoami(identity: Identity) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        owner: identity.owner(),
+        user_id: identity.user_id,
+        session_id: identity.session_id,
+        scopes: identity.scopes,
     })
 }
 

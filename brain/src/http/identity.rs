@@ -8,11 +8,9 @@
 //! Tenancy is keyed by [`Identity::owner`]: the user id when signed in, otherwise the session id.
 //! Every resource a caller creates is stored under that key, and every read filters by it.
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 use shared_types::headers::{IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER};
 
 use super::Error;
@@ -53,7 +51,13 @@ impl Identity {
             return None;
         }
         let scopes = value(IDENTITY_SCOPES)
-            .map(|scopes| scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|scopes| {
+                scopes
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         Some(Self {
             user_id,
@@ -86,13 +90,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
             Error::Unauthorized("this endpoint needs a caller identity from the edge".to_owned())
         })
     }
-}
-
-/// Middleware: puts the [`Identity`] asserted by the identity headers into the request
-/// extensions (nothing when there is none).
-pub(crate) async fn edge_identity(mut request: Request, next: Next) -> Response {
-    if let Some(identity) = Identity::from_headers(request.headers()) {
-        request.extensions_mut().insert(identity);
-    }
-    next.run(request).await
 }

@@ -9,16 +9,20 @@
 //!    `request completed` INFO line per request (see [`crate::telemetry`] for its format);
 //! 4. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
 //! 5. panic catching: a panicking handler answers 500 `internal` and the process lives on;
-//! 6. edge identity: the `x-edgebrain-*` headers become an [`identity::Identity`] extension;
+//! 6. edge trust: outside the health probes, only requests signed by the edge pass, and their
+//!    signed `x-edgebrain-*` headers become an [`identity::Identity`] extension
+//!    ([`edge_auth`]);
 //! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
 pub mod diag;
 pub mod drain;
+pub mod edge_auth;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod identity;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,6 +37,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::store::Store;
 use drain::DrainLimits;
+use edge_auth::EdgeTrust;
 
 pub use error::{Error, Result};
 
@@ -41,6 +46,7 @@ pub use error::{Error, Result};
 pub struct AppState {
     pub store: Store,
     pub limits: Limits,
+    pub edge_trust: Arc<EdgeTrust>,
 }
 
 /// Request limits taken from the configuration.
@@ -69,17 +75,18 @@ impl Limits {
 /// The brain's complete HTTP application.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits;
+    let edge_trust = Arc::clone(&state.edge_trust);
     let routes = Router::new()
         .merge(health::router())
         .nest("/api/v1/diag", diag::router())
         .with_state(state);
-    with_middleware(routes, &limits)
+    with_middleware(routes, &limits, edge_trust)
 }
 
 /// Adds the fallbacks (404, 405) and the middleware stack to `routes`. [`app`] uses it; it is
 /// public so tests can put routes of their own (such as one that panics) behind the exact
 /// production stack.
-pub fn with_middleware(routes: Router, limits: &Limits) -> Router {
+pub fn with_middleware(routes: Router, limits: &Limits, edge_trust: Arc<EdgeTrust>) -> Router {
     routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -94,7 +101,10 @@ pub fn with_middleware(routes: Router, limits: &Limits) -> Router {
                 ))
                 .layer(middleware::from_fn(log_request))
                 .layer(middleware::from_fn(error_body))
-                .layer(middleware::from_fn(identity::edge_identity))
+                .layer(middleware::from_fn_with_state(
+                    edge_trust,
+                    edge_auth::verify_edge,
+                ))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
 }

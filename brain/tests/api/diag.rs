@@ -86,22 +86,22 @@ async fn echo_round_trips_method_path_query_headers_and_json_body() {
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         let body = serde_json::json!({"method": method, "nested": {"list": [1, 2.5, null, "ü"]}});
         let response = app
-            .client
-            .request(
-                method.parse().unwrap(),
-                app.url("/api/v1/diag/echo?a=1&b=two%20words&a=3"),
+            .send(
+                app.client
+                    .request(
+                        method.parse().unwrap(),
+                        app.url("/api/v1/diag/echo?a=1&b=two%20words&a=3"),
+                    )
+                    .header("X-Custom", "first")
+                    .header("x-custom", "second")
+                    .header(
+                        "x-binary",
+                        reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+                    )
+                    .header("x-request-id", format!("echo-{method}"))
+                    .json(&body),
             )
-            .header("X-Custom", "first")
-            .header("x-custom", "second")
-            .header(
-                "x-binary",
-                reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
-            )
-            .header("x-request-id", format!("echo-{method}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .await;
 
         assert_eq!(response.status(), StatusCode::OK, "{method}");
         let report: EchoReport = response.json().await.unwrap();
@@ -134,12 +134,12 @@ async fn echo_get_without_body_has_no_body_and_accepts_any_content_type() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
     let response = app
-        .client
-        .get(app.url("/api/v1/diag/echo"))
-        .header("content-type", "text/plain")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/api/v1/diag/echo"))
+                .header("content-type", "text/plain"),
+        )
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let report: EchoReport = response.json().await.unwrap();
@@ -155,13 +155,13 @@ async fn echo_accepts_json_with_parameters() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
     let response = app
-        .client
-        .post(app.url("/api/v1/diag/echo"))
-        .header("content-type", "Application/JSON; charset=utf-8")
-        .body("[1,2]")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/v1/diag/echo"))
+                .header("content-type", "Application/JSON; charset=utf-8")
+                .body("[1,2]"),
+        )
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let report: EchoReport = response.json().await.unwrap();
@@ -174,13 +174,13 @@ async fn echo_rejects_malformed_json_with_its_position() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
     let response = app
-        .client
-        .post(app.url("/api/v1/diag/echo"))
-        .header("content-type", "application/json")
-        .body("{\"a\": 1,\n \"b\": }")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/v1/diag/echo"))
+                .header("content-type", "application/json")
+                .body("{\"a\": 1,\n \"b\": }"),
+        )
+        .await;
 
     let body = assert_error(response, ErrorCode::InvalidJson).await;
     assert!(
@@ -200,7 +200,7 @@ async fn echo_rejects_bodies_that_are_not_json() {
             request = request.header("content-type", content_type);
         }
 
-        let response = request.send().await.unwrap();
+        let response = app.send(request).await;
 
         assert_error(response, ErrorCode::UnsupportedMediaType).await;
     }
@@ -215,21 +215,21 @@ async fn echo_rejects_oversize_bodies_with_content_length() {
     let over_limit = format!("\"{}\"", "x".repeat(1023));
 
     let accepted = app
-        .client
-        .post(app.url("/api/v1/diag/echo"))
-        .header("content-type", "application/json")
-        .body(at_limit)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/v1/diag/echo"))
+                .header("content-type", "application/json")
+                .body(at_limit),
+        )
+        .await;
     let rejected = app
-        .client
-        .post(app.url("/api/v1/diag/echo"))
-        .header("content-type", "application/json")
-        .body(over_limit)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/v1/diag/echo"))
+                .header("content-type", "application/json")
+                .body(over_limit),
+        )
+        .await;
 
     assert_eq!(accepted.status(), StatusCode::OK);
     assert_error(rejected, ErrorCode::PayloadTooLarge).await;
@@ -243,15 +243,15 @@ async fn echo_rejects_oversize_chunked_bodies() {
     let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(vec![b' '; 512]));
 
     let response = app
-        .client
-        .post(app.url("/api/v1/diag/echo"))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/v1/diag/echo"))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                    chunks,
+                ))),
+        )
+        .await;
 
     assert_error(response, ErrorCode::PayloadTooLarge).await;
     app.stop().await;
@@ -262,15 +262,15 @@ async fn echo_never_reflects_credentials() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
     let response = app
-        .client
-        .get(app.url("/api/v1/diag/echo"))
-        .header("authorization", "Bearer secret-token")
-        .header("cookie", "__Host-session=secret-cookie")
-        .header("x-api-key", "secret-key")
-        .header("x-visible", "shown")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/api/v1/diag/echo"))
+                .header("authorization", "Bearer secret-token")
+                .header("cookie", "__Host-session=secret-cookie")
+                .header("x-api-key", "secret-key")
+                .header("x-visible", "shown"),
+        )
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();

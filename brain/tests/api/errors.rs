@@ -5,7 +5,7 @@ use shared_types::error::ErrorCode;
 use shared_types::headers::REQUEST_ID;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, assert_error, spawn_app};
+use crate::helpers::{Backend, assert_error, edge_signature, spawn_app};
 
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
@@ -20,13 +20,13 @@ async fn unknown_routes_are_404_in_the_error_shape() {
 async fn wrong_methods_are_405_in_the_error_shape() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
-    let post_health = app.client.post(app.url("/health")).send().await.unwrap();
+    let post_health = app.send(app.client.post(app.url("/health"))).await;
     let options_echo = app
-        .client
-        .request(reqwest::Method::OPTIONS, app.url("/api/v1/diag/echo"))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/v1/diag/echo")),
+        )
+        .await;
 
     assert_eq!(post_health.headers()["allow"], "GET,HEAD");
     assert_error(post_health, ErrorCode::MethodNotAllowed).await;
@@ -58,19 +58,19 @@ async fn an_incoming_request_id_is_honoured_everywhere() {
     let mut app = spawn_app(Backend::Sqlite).await;
 
     let ok = app
-        .client
-        .get(app.url("/health"))
-        .header(REQUEST_ID, "edge-given-id-42")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/health"))
+                .header(REQUEST_ID, "edge-given-id-42"),
+        )
+        .await;
     let failed = app
-        .client
-        .get(app.url("/missing"))
-        .header(REQUEST_ID, "edge-given-id-43")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/missing"))
+                .header(REQUEST_ID, "edge-given-id-43"),
+        )
+        .await;
 
     assert_eq!(ok.headers()[REQUEST_ID], "edge-given-id-42");
     let body = assert_error(failed, ErrorCode::NotFound).await;
@@ -106,6 +106,12 @@ async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "fine" })),
         &brain::http::Limits::from_config(&config),
+        std::sync::Arc::new(brain::http::edge_auth::EdgeTrust::new(
+            brain::config::EdgeTrustMode::InsecureLocal,
+            std::time::Duration::from_secs(300),
+            16,
+            1024,
+        )),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -178,9 +184,15 @@ async fn an_early_413_on_a_chunked_upload_still_reaches_the_client_and_keeps_the
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let chunk = |size: usize| format!("{size:x}\r\n{}\r\n", "x".repeat(size));
 
+    let signature = edge_signature(
+        "POST",
+        "/api/v1/diag/echo",
+        shared_types::signature::UNSIGNED_PAYLOAD,
+        ["", "", ""],
+    );
     let head = format!(
         "POST /api/v1/diag/echo HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         transfer-encoding: chunked\r\n\r\n"
+         transfer-encoding: chunked\r\nx-edgebrain-signature: {signature}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(chunk(2048).as_bytes()).await.unwrap();

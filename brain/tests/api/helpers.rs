@@ -22,6 +22,69 @@ pub(crate) const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 /// Upper bound for anything a test awaits, so a regression fails instead of hanging.
 pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The secret test brains share with the (simulated) edge: requests sent through
+/// [`TestApp::send`] and [`TestApp::send_as`] are signed with it, as the edge signs.
+pub(crate) const TEST_EDGE_SECRET: &str = "test-edge-secret-0123456789abcdef0123456789";
+
+/// Signs `request` the way the edge does: HMAC over method, path and query, time, a fresh
+/// nonce, the body digest (or `UNSIGNED-PAYLOAD` for a streamed body) and the identity headers
+/// already on it.
+pub(crate) fn sign_as_edge(request: &mut reqwest::Request) {
+    use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_HEADERS};
+    use shared_types::signature::{UNSIGNED_PAYLOAD, body_digest};
+    let digest = match request.body() {
+        None => body_digest(b""),
+        Some(body) => match body.as_bytes() {
+            Some(bytes) => body_digest(bytes),
+            None => UNSIGNED_PAYLOAD.to_owned(),
+        },
+    };
+    let url = request.url();
+    let path_and_query = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let identity = IDENTITY_HEADERS.map(|name| {
+        request
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    });
+    let value = edge_signature(
+        request.method().as_str(),
+        &path_and_query,
+        &digest,
+        [&identity[0], &identity[1], &identity[2]],
+    );
+    request
+        .headers_mut()
+        .insert(EDGE_SIGNATURE, value.parse().unwrap());
+}
+
+/// The `x-edgebrain-signature` value the edge would send now for these parts, under
+/// [`TEST_EDGE_SECRET`], with a fresh nonce.
+pub(crate) fn edge_signature(
+    method: &str,
+    path_and_query: &str,
+    body_digest: &str,
+    identity: [&str; 3],
+) -> String {
+    let nonce = Uuid::new_v4().simple().to_string();
+    let parts = shared_types::signature::SignedParts {
+        timestamp_secs: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        nonce: &nonce,
+        method,
+        path_and_query,
+        body_digest,
+        identity,
+    };
+    shared_types::signature::header_value(&parts, [TEST_EDGE_SECRET.as_bytes()])
+}
+
 /// The PostgreSQL server URL the tests create their databases on.
 pub(crate) fn postgres_server_url() -> DatabaseUrl {
     let url = std::env::var("EDGEBRAIN_TEST_PG_URL")
@@ -81,6 +144,8 @@ impl TestDatabase {
         config.diag_max_events = 10;
         config.diag_max_interval_ms = 1_000;
         config.shutdown_grace_secs = 5;
+        config.edge_secrets = Some(TEST_EDGE_SECRET.parse().expect("a valid test secret"));
+        config.insecure_local = false;
         config
     }
 
@@ -173,17 +238,23 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `GET path`, signed as the edge signs (no identity).
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// Sends `request` signed as the edge signs it, with no caller identity.
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let mut request = request.build().expect("a well-formed request");
+        sign_as_edge(&mut request);
+        tokio::time::timeout(TEST_TIMEOUT, self.client.execute(request))
             .await
+            .expect("the response in time")
             .expect("request sent")
     }
 
-    /// Sends `request` as `caller`: with the identity headers the edge would set (and, once the
-    /// brain verifies edge signatures, signed the way the edge signs). Every test of an
-    /// identity-scoped endpoint goes through here.
+    /// Sends `request` as `caller`: with the identity headers the edge would set, signed the way
+    /// the edge signs. Every test of an identity-scoped endpoint goes through here.
     pub(crate) async fn send_as(
         &self,
         caller: &Caller,
@@ -191,6 +262,7 @@ impl TestApp {
     ) -> reqwest::Response {
         let mut request = request.build().expect("a well-formed request");
         caller.apply(request.headers_mut());
+        sign_as_edge(&mut request);
         tokio::time::timeout(TEST_TIMEOUT, self.client.execute(request))
             .await
             .expect("the response in time")

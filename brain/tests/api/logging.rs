@@ -50,12 +50,12 @@ async fn logs_of_one_request(format: LogFormat, request_id: &str) -> (Vec<String
 
     let mut app = spawn_app(Backend::Sqlite).await;
     let response = app
-        .client
-        .get(app.url("/health"))
-        .header(REQUEST_ID, request_id)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/health"))
+                .header(REQUEST_ID, request_id),
+        )
+        .await;
     assert!(response.status().is_success());
     app.stop().await;
     (capture.lines(), app.port)

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod diag;
+mod edge_auth;
 mod errors;
 mod health;
 mod helpers;

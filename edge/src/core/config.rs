@@ -3,6 +3,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use super::session::SessionConfig;
+
 /// Everything the edge core needs to decide. Built by [`EdgeConfig::from_vars`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
@@ -18,6 +20,14 @@ pub struct EdgeConfig {
     pub max_header_bytes: usize,
     /// Longest request URL (414 above it).
     pub max_url_bytes: usize,
+    /// Secrets the edge signs brain requests with (HMAC-SHA256; each request carries one
+    /// signature per secret, so the brain may hold either while rotating).
+    pub signing_secrets: Vec<Vec<u8>>,
+    /// Request bodies up to this size (by `content-length`) are buffered and their SHA-256
+    /// signed; larger or length-less bodies stream through as `UNSIGNED-PAYLOAD`.
+    pub sign_body_max_bytes: u64,
+    /// Session keys (current first) and the sliding session lifetime.
+    pub sessions: SessionConfig,
 }
 
 /// Names of the variables [`EdgeConfig::from_vars`] reads, with their defaults.
@@ -32,6 +42,15 @@ pub mod vars {
     pub const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
     /// Bytes; default 8 KiB.
     pub const MAX_URL_BYTES: &str = "MAX_URL_BYTES";
+    /// Required secret. Comma-separated HMAC secrets (≥ 32 bytes each) shared with the brain's
+    /// `BRAIN_EDGE_SECRETS`.
+    pub const EDGE_SIGNING_SECRETS: &str = "EDGE_SIGNING_SECRETS";
+    /// Bytes; default 1 MiB (the brain's default body limit).
+    pub const SIGN_BODY_MAX_BYTES: &str = "SIGN_BODY_MAX_BYTES";
+    /// Required secret. Comma-separated `kid:secret` session keys, current first.
+    pub const SESSION_KEYS: &str = "SESSION_KEYS";
+    /// Seconds; default 30 days.
+    pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
 }
 
 impl EdgeConfig {
@@ -39,6 +58,9 @@ impl EdgeConfig {
     pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
     pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const DEFAULT_MAX_URL_BYTES: usize = 8 * 1024;
+    pub const DEFAULT_SIGN_BODY_MAX_BYTES: u64 = 1024 * 1024;
+    /// Shortest accepted signing secret.
+    pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 
     /// Parses the configuration from named string variables (`lookup(name)` returns the value of
     /// a wrangler `[vars]` entry or secret, if set). Every problem names the variable at fault.
@@ -62,6 +84,26 @@ impl EdgeConfig {
                 Self::DEFAULT_MAX_HEADER_BYTES,
             )?,
             max_url_bytes: parse_number(&lookup, vars::MAX_URL_BYTES, Self::DEFAULT_MAX_URL_BYTES)?,
+            signing_secrets: parse_signing_secrets(&lookup)?,
+            sign_body_max_bytes: parse_number(
+                &lookup,
+                vars::SIGN_BODY_MAX_BYTES,
+                Self::DEFAULT_SIGN_BODY_MAX_BYTES,
+            )?,
+            sessions: SessionConfig {
+                keys: SessionConfig::parse_keys(
+                    &lookup(vars::SESSION_KEYS).ok_or(ConfigError::Missing(vars::SESSION_KEYS))?,
+                )
+                .map_err(|reason| ConfigError::Invalid {
+                    var: vars::SESSION_KEYS,
+                    reason,
+                })?,
+                ttl_secs: parse_number(
+                    &lookup,
+                    vars::SESSION_TTL_SECS,
+                    SessionConfig::DEFAULT_TTL_SECS,
+                )?,
+            },
         })
     }
 }
@@ -86,6 +128,48 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+fn parse_signing_secrets(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let var = vars::EDGE_SIGNING_SECRETS;
+    let raw = lookup(var).ok_or(ConfigError::Missing(var))?;
+    let secrets: Vec<Vec<u8>> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: "no secret given".to_owned(),
+        });
+    }
+    if secrets.len() > shared_types::signature::MAX_SIGNATURES {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: format!(
+                "at most {} secrets (the brain reads that many signatures)",
+                shared_types::signature::MAX_SIGNATURES
+            ),
+        });
+    }
+    if let Some(index) = secrets
+        .iter()
+        .position(|s| s.len() < EdgeConfig::MIN_SIGNING_SECRET_BYTES)
+    {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: format!(
+                "secret #{} is shorter than {} bytes",
+                index + 1,
+                EdgeConfig::MIN_SIGNING_SECRET_BYTES
+            ),
+        });
+    }
+    Ok(secrets)
+}
 
 fn parse_number<T: core::str::FromStr + PartialOrd + Default>(
     lookup: &impl Fn(&str) -> Option<String>,
@@ -143,11 +227,21 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const SIGNING: &str = "edge-signing-secret-0123456789abcdef";
+    const SESSIONS: &str = "s1:session-key-0123456789abcdef0123456789";
+
     fn config(pairs: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let mut map: HashMap<String, String> = [
+            ("EDGE_SIGNING_SECRETS", SIGNING),
+            ("SESSION_KEYS", SESSIONS),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert((*k).to_owned(), (*v).to_owned());
+        }
+        map.retain(|_, v| !v.is_empty());
         EdgeConfig::from_vars(|name| map.get(name).cloned())
     }
 
@@ -159,6 +253,43 @@ mod tests {
         assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(c.max_header_bytes, 32 * 1024);
         assert_eq!(c.max_url_bytes, 8 * 1024);
+        assert_eq!(c.signing_secrets, [SIGNING.as_bytes()]);
+        assert_eq!(c.sign_body_max_bytes, 1024 * 1024);
+        assert_eq!(c.sessions.keys.len(), 1);
+        assert_eq!(c.sessions.ttl_secs, 30 * 24 * 3600);
+    }
+
+    #[test]
+    fn secrets_are_required_and_must_be_strong() {
+        let base = [("BRAIN_URL", "http://brain:8080")];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = base.to_vec();
+            pairs.push(extra);
+            config(&pairs)
+        };
+        assert_eq!(
+            with(("EDGE_SIGNING_SECRETS", "")).unwrap_err(),
+            ConfigError::Missing("EDGE_SIGNING_SECRETS")
+        );
+        assert_eq!(
+            with(("SESSION_KEYS", "")).unwrap_err(),
+            ConfigError::Missing("SESSION_KEYS")
+        );
+        for (var, value) in [
+            ("EDGE_SIGNING_SECRETS", "short"),
+            ("EDGE_SIGNING_SECRETS", " , "),
+            ("SESSION_KEYS", "k1:short"),
+            ("SESSION_KEYS", "no-colon"),
+            ("SESSION_TTL_SECS", "0"),
+        ] {
+            match with((var, value)) {
+                Err(ConfigError::Invalid { var: named, .. }) => assert_eq!(named, var),
+                other => panic!("{var}={value} gave {other:?}"),
+            }
+        }
+        let two = format!("{SIGNING},{SIGNING}-next");
+        let c = config(&[("BRAIN_URL", "http://b"), ("EDGE_SIGNING_SECRETS", &two)]).unwrap();
+        assert_eq!(c.signing_secrets.len(), 2);
     }
 
     #[test]

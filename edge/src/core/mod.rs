@@ -8,11 +8,13 @@
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
+//! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
 
 pub mod config;
 pub mod request_id;
 pub mod response;
 pub mod route;
+pub mod session;
 
 #[cfg(test)]
 mod properties;
@@ -21,6 +23,6 @@ pub use config::{ConfigError, EdgeConfig};
 pub use request_id::RequestId;
 pub use response::EdgeResponse;
 pub use route::{
-    Decision, Inputs, ProxyRequest, RequestHead, UpstreamFailure, decide, upstream_failure,
-    upstream_response_headers,
+    BodySigning, Decision, Inputs, ProxyRequest, RequestHead, UpstreamFailure, decide,
+    upstream_failure, upstream_response_headers,
 };

@@ -16,6 +16,15 @@ fn config() -> EdgeConfig {
         max_body_bytes: 1 << 20,
         max_header_bytes: 8 << 10,
         max_url_bytes: 4 << 10,
+        signing_secrets: vec![b"edge-signing-secret-0123456789abcdef".to_vec()],
+        sign_body_max_bytes: 1 << 10,
+        sessions: crate::core::session::SessionConfig {
+            keys: crate::core::session::SessionConfig::parse_keys(
+                "k1:session-key-0123456789abcdef0123456789",
+            )
+            .unwrap_or_default(),
+            ttl_secs: 3600,
+        },
     }
 }
 
@@ -84,7 +93,7 @@ proptest! {
         now_ms in any::<u64>(),
     ) {
         let head = RequestHead { method: &method, url: &url, headers: &headers, client_ip: None };
-        match decide(&head, &config(), Inputs { now_ms, random }) {
+        match decide(&head, &config(), Inputs { now_ms, random, session_random: [3; 16], nonce: [4; 16] }) {
             Decision::Respond(response) => {
                 let id = response.headers.get(REQUEST_ID).expect("every response carries a request id");
                 prop_assert!(RequestId::parse(id.as_bytes()).is_some());

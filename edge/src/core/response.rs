@@ -59,10 +59,68 @@ impl EdgeResponse {
     }
 }
 
+/// The Server-Sent Event the edge appends when the brain's event stream breaks off before its
+/// end (connection reset, brain crash), so the client sees an explicit error rather than a
+/// clean close that looks like success. `data` is an AI SDK UI-message-stream error part
+/// (`{"type":"error","errorText":…}`) with the error code and request id added.
+pub fn stream_broken_event(request_id: &RequestId) -> Vec<u8> {
+    let data = serde_json::json!({
+        "type": "error",
+        "errorText": "the brain's stream broke off before it ended",
+        "code": ErrorCode::BadGateway,
+        "request_id": request_id.as_str(),
+    });
+    format!("event: error\ndata: {data}\n\n").into_bytes()
+}
+
+/// True when the response is a Server-Sent Events stream (the adapter guards those with
+/// [`stream_broken_event`]).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
 /// Sets `x-request-id`, replacing any value already present.
 pub(crate) fn set_request_id(headers: &mut HeaderMap, request_id: &RequestId) {
     // RequestId only holds visible ASCII, so this conversion always succeeds.
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         headers.insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_stream_ends_in_an_error_event_with_the_request_id() {
+        let id = RequestId::parse(b"rid-1").unwrap_or_else(|| RequestId::from_random([0; 16]));
+        let event = String::from_utf8(stream_broken_event(&id)).unwrap_or_default();
+        assert!(event.starts_with("event: error\ndata: {"), "{event}");
+        assert!(event.ends_with("\n\n"), "{event}");
+        let data = event
+            .lines()
+            .find_map(|line| line.strip_prefix("data: "))
+            .unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["code"], "bad_gateway");
+        assert_eq!(value["request_id"], "rid-1");
+    }
+
+    #[test]
+    fn event_streams_are_recognised_by_their_media_type() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_event_stream(&headers));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Text/Event-Stream; charset=utf-8"),
+        );
+        assert!(is_event_stream(&headers));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!is_event_stream(&headers));
     }
 }

@@ -2,14 +2,19 @@
 
 use core::time::Duration;
 
-use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, COOKIE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use shared_types::error::ErrorCode;
-use shared_types::headers::REQUEST_ID;
+use shared_types::headers::{
+    CLIENT_SESSION_ID, EDGE_SIGNATURE, IDENTITY_HEADERS, IDENTITY_SCOPES, IDENTITY_SESSION,
+    IDENTITY_USER, REQUEST_ID,
+};
+use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
 use super::config::EdgeConfig;
 use super::request_id::RequestId;
 use super::response::{EdgeResponse, set_request_id};
+use super::session::{COOKIE_NAME, Session};
 
 /// The parts of an incoming request the core looks at.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +36,10 @@ pub struct Inputs {
     pub now_ms: u64,
     /// Fresh randomness, used to mint a request id when the client sent none.
     pub random: [u8; 16],
+    /// Fresh randomness for a new session id (128 bits).
+    pub session_random: [u8; 16],
+    /// Fresh randomness for the signature nonce of the brain request.
+    pub nonce: [u8; 16],
 }
 
 /// What the adapter must do with a request.
@@ -39,7 +48,7 @@ pub enum Decision {
     /// Answer directly; the brain is not involved.
     Respond(EdgeResponse),
     /// Forward to the brain and stream its answer back.
-    Proxy(ProxyRequest),
+    Proxy(Box<ProxyRequest>),
 }
 
 /// A request to send to the brain.
@@ -51,13 +60,73 @@ pub struct ProxyRequest {
     pub headers: HeaderMap,
     /// Whether to stream the client's body through (never for `GET`/`HEAD`, which have none).
     pub forward_body: bool,
+    /// How the body enters the signature: the adapter reads a [`BodySigning::Hash`] body into
+    /// memory and passes its SHA-256 to [`ProxyRequest::sign`]; others are not read.
+    pub body_signing: BodySigning,
+    /// Time and nonce of the signature the adapter completes with [`ProxyRequest::sign`].
+    pub signature_timestamp_secs: u64,
+    pub signature_nonce: String,
+    /// Headers to add to whatever answer the client gets (session cookie, …).
+    pub response_headers: HeaderMap,
+    /// The caller's session.
+    pub session: Session,
     /// Give up waiting for the brain's response headers at this instant (ms since the epoch)
     /// and answer with [`upstream_failure`]`(UpstreamFailure::TimedOut, …)`.
     pub deadline_ms: u64,
     pub request_id: RequestId,
 }
 
+/// How a proxied body is covered by the edge signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySigning {
+    /// No body (`GET`/`HEAD`): the digest of the empty body.
+    Empty,
+    /// A body of known length within `SIGN_BODY_MAX_BYTES`: buffered and hashed.
+    Hash,
+    /// A large or length-less body: streamed through, signed as `UNSIGNED-PAYLOAD`.
+    Stream,
+}
+
 impl ProxyRequest {
+    /// Adds the `x-edgebrain-signature` header, once the adapter knows the body digest
+    /// (`None` for [`BodySigning::Empty`] and [`BodySigning::Stream`]).
+    pub fn sign(&mut self, body_digest: Option<&str>, config: &EdgeConfig) {
+        let empty_digest;
+        let digest = match (self.body_signing, body_digest) {
+            (BodySigning::Hash, Some(digest)) => digest,
+            (BodySigning::Stream, _) | (BodySigning::Hash, None) => UNSIGNED_PAYLOAD,
+            (BodySigning::Empty, _) => {
+                empty_digest = signature::body_digest(b"");
+                &empty_digest
+            }
+        };
+        let identity = IDENTITY_HEADERS.map(|name| {
+            self.headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+        });
+        let path_and_query = self
+            .url
+            .get(config.brain_origin.len()..)
+            .filter(|rest| rest.starts_with('/'))
+            .unwrap_or("/");
+        let parts = signature::SignedParts {
+            timestamp_secs: self.signature_timestamp_secs,
+            nonce: &self.signature_nonce,
+            method: self.method.as_str(),
+            path_and_query,
+            body_digest: digest,
+            identity,
+        };
+        let value =
+            signature::header_value(&parts, config.signing_secrets.iter().map(Vec::as_slice));
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            self.headers
+                .insert(HeaderName::from_static(EDGE_SIGNATURE), value);
+        }
+    }
+
     /// Time left before [`ProxyRequest::deadline_ms`] as seen at `now_ms` (zero once passed).
     pub fn remaining(&self, now_ms: u64) -> Duration {
         Duration::from_millis(self.deadline_ms.saturating_sub(now_ms))
@@ -86,13 +155,18 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
-/// Client-supplied headers the edge replaces with its own trustworthy values.
-const EDGE_ASSERTED: [&str; 5] = [
+/// Client-supplied headers the edge replaces with its own trustworthy values. The identity
+/// and signature headers are the edge's alone: a client sending them is ignored.
+const EDGE_ASSERTED: [&str; 9] = [
     REQUEST_ID,
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    IDENTITY_USER,
+    IDENTITY_SESSION,
+    IDENTITY_SCOPES,
+    EDGE_SIGNATURE,
 ];
 
 /// Decides what to do with one request.
@@ -162,12 +236,13 @@ pub fn decide(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> De
     }
 
     if target.path == "/api" || target.path.starts_with("/api/") {
+        let mut declared_length = None;
         if let Some(length) = head.headers.get(CONTENT_LENGTH) {
-            match length
+            declared_length = length
                 .to_str()
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-            {
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            match declared_length {
                 None => {
                     return reject(
                         ErrorCode::BadRequest,
@@ -186,26 +261,87 @@ pub fn decide(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> De
                 Some(_) => {}
             }
         }
-        return Decision::Proxy(ProxyRequest {
+        let now_secs = inputs.now_ms / 1000;
+        let session = Session::resolve(
+            head.headers,
+            &config.sessions,
+            now_secs,
+            inputs.session_random,
+        );
+        let mut headers = forwarded_request_headers(head, target.scheme, &request_id);
+        // The session token is the edge's business; the brain gets the bare id.
+        strip_session_token(&mut headers);
+        if let Ok(value) = HeaderValue::from_str(&session.id) {
+            headers.insert(HeaderName::from_static(IDENTITY_SESSION), value);
+        }
+        let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
+        let body_signing = match declared_length {
+            _ if !forward_body => BodySigning::Empty,
+            Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
+            _ => BodySigning::Stream,
+        };
+        let mut response_headers = HeaderMap::new();
+        if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
+            response_headers.insert(name, value);
+        }
+        return Decision::Proxy(Box::new(ProxyRequest {
             method: head.method.clone(),
             url: format!("{}{}", config.brain_origin, target.path_and_query),
-            headers: forwarded_request_headers(head, target.scheme, &request_id),
-            forward_body: !matches!(*head.method, Method::GET | Method::HEAD),
+            headers,
+            forward_body,
+            body_signing,
+            signature_timestamp_secs: now_secs,
+            signature_nonce: signature::hex(&inputs.nonce),
+            response_headers,
+            session,
             deadline_ms: inputs
                 .now_ms
                 .saturating_add(duration_ms(config.upstream_timeout)),
             request_id,
-        });
+        }));
     }
 
     reject(ErrorCode::NotFound, format!("no route for {}", target.path))
 }
 
-/// Headers to send back to the client with the brain's response.
-pub fn upstream_response_headers(upstream: &HeaderMap, request_id: &RequestId) -> HeaderMap {
+/// Headers to send back to the client with the brain's response: the brain's own (less
+/// hop-by-hop ones), the request id, and the edge's additions for this request.
+pub fn upstream_response_headers(upstream: &HeaderMap, proxy: &ProxyRequest) -> HeaderMap {
     let mut headers = without_hop_by_hop(upstream);
-    set_request_id(&mut headers, request_id);
+    set_request_id(&mut headers, &proxy.request_id);
+    for (name, value) in &proxy.response_headers {
+        headers.append(name, value.clone());
+    }
     headers
+}
+
+/// Removes the session cookie from the `Cookie` header(s) and the `x-session-id` header, so
+/// the token never reaches the brain (other cookies pass).
+fn strip_session_token(headers: &mut HeaderMap) {
+    headers.remove(CLIENT_SESSION_ID);
+    let cookies: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(COOKIE);
+    for cookie in cookies {
+        let Ok(text) = cookie.to_str() else {
+            headers.append(COOKIE, cookie);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| {
+                !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != COOKIE_NAME
+            })
+            .collect();
+        if !kept.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.append(COOKIE, value);
+        }
+    }
 }
 
 /// The response when the brain could not be asked.
@@ -354,6 +490,15 @@ mod tests {
             max_body_bytes: 1000,
             max_header_bytes: 4096,
             max_url_bytes: 2048,
+            signing_secrets: vec![b"edge-signing-secret-0123456789abcdef".to_vec()],
+            sign_body_max_bytes: 100,
+            sessions: crate::core::session::SessionConfig {
+                keys: crate::core::session::SessionConfig::parse_keys(
+                    "k1:session-key-0123456789abcdef0123456789",
+                )
+                .unwrap(),
+                ttl_secs: 3600,
+            },
         }
     }
 
@@ -381,6 +526,8 @@ mod tests {
             Inputs {
                 now_ms: 1_000_000,
                 random: RANDOM,
+                session_random: [3; 16],
+                nonce: [4; 16],
             },
         )
     }
@@ -394,7 +541,7 @@ mod tests {
 
     fn proxied(decision: Decision) -> ProxyRequest {
         match decision {
-            Decision::Proxy(proxy) => proxy,
+            Decision::Proxy(proxy) => *proxy,
             Decision::Respond(response) => panic!("expected a proxy, got {:?}", response.status),
         }
     }
@@ -551,6 +698,8 @@ mod tests {
             Inputs {
                 now_ms: 0,
                 random: RANDOM,
+                session_random: [3; 16],
+                nonce: [4; 16],
             },
         ));
         assert!(proxy.headers.get("x-forwarded-for").is_none());
@@ -567,11 +716,16 @@ mod tests {
             ("set-cookie", "a=1"),
             ("set-cookie", "b=2"),
         ]);
-        let id = RequestId::parse(b"edge-id").unwrap();
-        let out = upstream_response_headers(&upstream, &id);
+        let mut proxy = proxied(decide_with(
+            Method::GET,
+            "/api/x",
+            &headers(&[("x-request-id", "edge-id")]),
+        ));
+        proxy.response_headers = headers(&[("set-cookie", "edge=1")]);
+        let out = upstream_response_headers(&upstream, &proxy);
         assert_eq!(out["content-type"], "text/event-stream");
         assert_eq!(out[REQUEST_ID], "edge-id");
-        assert_eq!(out.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(out.get_all("set-cookie").iter().count(), 3);
         assert!(out.get("connection").is_none() && out.get("transfer-encoding").is_none());
     }
 
