@@ -8,8 +8,13 @@
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
+//! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
+//!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
+//! - [`policy_error`]: the validation error shared by the per-route policies.
 
 pub mod config;
+pub mod policy_error;
+pub mod ratelimit;
 pub mod request_id;
 pub mod response;
 pub mod route;
