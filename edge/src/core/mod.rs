@@ -10,9 +10,11 @@
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
 //! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
 //!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
+//! - [`cache`]: per-route cache policies, cache keys, storability and freshness for the Cache API.
 //! - [`cors`]: the CORS allowlist, preflights answered at the edge, CORS headers on responses.
 //! - [`policy_error`]: the validation error shared by the per-route policies.
 
+pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod policy_error;
