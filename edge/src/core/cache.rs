@@ -388,7 +388,8 @@ impl CacheKey {
 ///
 /// - `scope` is `public` or `id-` + 32 hex digits of SHA-256 of the identity (ids never
 ///   appear in keys);
-/// - `method` is `get` (GET and HEAD share entries) or `post-` + the SHA-256 of the body:
+/// - `method` is `get`, `head` (its own entries: a HEAD response has no body, so it must never
+///   be stored where a GET would find it) or `post-` + the SHA-256 of the body:
 ///   JSON bodies normalised first (object keys sorted, insignificant whitespace removed),
 ///   anything else hashed as is; the media type is hashed along;
 /// - `host` is lowercased without a default port; the scheme is not part of the key;
@@ -403,8 +404,10 @@ pub fn cache_key(
     if request.headers.contains_key(RANGE) {
         return Err(BypassReason::Range);
     }
-    let method = if request.method == Method::GET || request.method == Method::HEAD {
+    let method = if request.method == Method::GET {
         "get".to_owned()
+    } else if request.method == Method::HEAD {
+        "head".to_owned()
     } else if request.method == Method::POST && policy.deterministic_post {
         let body = request.body.ok_or(BypassReason::BodyMissing)?;
         if body.len() > usize::try_from(policy.max_post_body_bytes).unwrap_or(usize::MAX) {
@@ -1183,8 +1186,8 @@ mod tests {
     fn only_get_head_and_opted_in_posts_are_cached() {
         let p = public();
         assert_eq!(
-            get_key("https://h/x", &p),
-            key_for(&Method::HEAD, "https://h/x", &p).unwrap().0
+            key_for(&Method::HEAD, "https://h/x", &p).unwrap().0,
+            "https://edge-cache.invalid/v3/public/head/h/x"
         );
         for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
             assert_eq!(
@@ -1585,7 +1588,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
         fn query_normalisation_is_idempotent_and_order_insensitive(

@@ -904,7 +904,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
         fn every_subdomain_matches_and_nothing_else_does(

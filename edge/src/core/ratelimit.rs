@@ -9,6 +9,7 @@
 //! the refill is exactly `limit` units per millisecond and never drifts. A policy of `limit`
 //! over `window_secs` allows a burst of `limit` and then `limit` more per window, evenly spread.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use http::header::RETRY_AFTER;
@@ -146,6 +147,24 @@ impl RateLimitPolicy {
     fn capacity(&self) -> u64 {
         u64::from(self.limit).saturating_mul(self.window_ms())
     }
+}
+
+/// Indexes the named policies of the configuration (`[{"name": "default", …}, …]`) by name,
+/// refusing a name defined twice, so route entries can refer to them (`"rate_limit": "default"`).
+pub fn policies_by_name(
+    policies: Vec<RateLimitPolicy>,
+) -> Result<BTreeMap<String, RateLimitPolicy>, PolicyError> {
+    let mut by_name = BTreeMap::new();
+    for (i, policy) in policies.into_iter().enumerate() {
+        if by_name.contains_key(&policy.name) {
+            return Err(PolicyError::new(
+                format!("[{i}].name"),
+                format!("the policy {:?} is defined twice", policy.name),
+            ));
+        }
+        by_name.insert(policy.name.clone(), policy);
+    }
+    Ok(by_name)
 }
 
 /// Who a request is charged to, most specific first. All values must be verified by the edge
@@ -499,6 +518,21 @@ mod tests {
                 .to_string();
             assert!(err.contains(field), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn named_policies_are_indexed_and_duplicates_refused() {
+        let list: Vec<RateLimitPolicy> = serde_json::from_str(
+            r#"[{"name":"default","limit":100,"window_secs":60},{"name":"ai","limit":10,"window_secs":60}]"#,
+        )
+        .unwrap();
+        let by_name = policies_by_name(list.clone()).unwrap();
+        assert_eq!(by_name["ai"].limit(), 10);
+        assert_eq!(by_name.len(), 2);
+        let mut doubled = list;
+        doubled.push(policy(5, 5));
+        let err = policies_by_name(doubled).unwrap_err();
+        assert_eq!(err.field, "[2].name");
     }
 
     #[test]
