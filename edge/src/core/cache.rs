@@ -66,7 +66,8 @@ pub const MAX_POST_BODY_BYTES: u32 = 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheScope {
-    /// One entry for everybody: the route's answer does not depend on who asks.
+    /// One entry for everybody: the route's answer does not depend on who asks. The route table
+    /// asserts this; the edge does not second-guess it from `Authorization` or cookies.
     Public,
     /// One entry per caller (user id, else session id); requests without one bypass.
     Identity,

@@ -183,7 +183,8 @@ pub struct Caller<'a> {
 /// buckets would be trivially evaded); IPv4-mapped IPv6 addresses count as IPv4. Over-long or
 /// non-printable ids are replaced by `h-` and 32 hex digits of their SHA-256. Requests with no
 /// id at all (no platform IP, e.g. local development) share one bucket `rl:{policy}:none:-`,
-/// which fails closed rather than open.
+/// which fails closed rather than open. Routes naming the same policy share its buckets; give
+/// a route its own policy to limit it separately.
 pub fn bucket_key(policy: &RateLimitPolicy, caller: &Caller<'_>) -> String {
     let present = |id: Option<&str>| id.filter(|id| !id.is_empty()).map(str::to_owned);
     let (kind, id) = if let Some(user) = present(caller.user_id) {
