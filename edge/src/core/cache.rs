@@ -1649,6 +1649,39 @@ mod tests {
         }
 
         #[test]
+        fn stored_headers_never_keep_per_request_or_forged_headers(
+            names in prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(STRIPPED_BEFORE_STORE.to_vec()).prop_map(str::to_owned),
+                    Just("access-control-allow-origin".to_owned()),
+                    "[a-z][a-z0-9-]{0,12}",
+                ],
+                0..10,
+            ),
+            ttl in 1u32..=MAX_LIFETIME_SECS,
+            swr in 0u32..=MAX_LIFETIME_SECS,
+            now in any::<u64>(),
+        ) {
+            let mut brain = HeaderMap::new();
+            for name in &names {
+                brain.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("v"));
+            }
+            let stored = prepare_for_store(&brain, ttl, swr, now);
+            for name in stored.keys() {
+                let internal = [META_HEADER, ORIGIN_CACHE_CONTROL_HEADER, "cache-control"].contains(&name.as_str());
+                prop_assert!(internal || !STRIPPED_BEFORE_STORE.contains(&name.as_str()), "{}", name);
+                prop_assert!(!name.as_str().starts_with("access-control-"));
+            }
+            prop_assert_eq!(
+                StoredMeta::from_headers(&stored),
+                Some(StoredMeta { stored_at_ms: now, ttl_secs: ttl, swr_secs: swr })
+            );
+            let served = prepare_for_serve(&stored, CacheStatus::Hit, now);
+            prop_assert!(served.get(META_HEADER).is_none());
+            prop_assert_eq!(served.get_all("cache-control").iter().count(), usize::from(brain.contains_key("cache-control")));
+        }
+
+        #[test]
         fn storable_never_panics_and_never_extends_the_route(
             status in 100u16..600,
             cc in prop::collection::vec(any::<u8>(), 0..40),

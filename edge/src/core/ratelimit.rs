@@ -916,6 +916,34 @@ mod tests {
         }
 
         #[test]
+        fn keys_are_printable_and_name_their_kind(
+            user in proptest::option::of(any::<String>()),
+            session in proptest::option::of(any::<String>()),
+            ip in proptest::option::of(any::<String>()),
+        ) {
+            let p = policy(1, 1);
+            let caller = Caller {
+                user_id: user.as_deref(),
+                session_id: session.as_deref(),
+                client_ip: ip.as_deref(),
+            };
+            let key = bucket_key(&p, &caller);
+            prop_assert!(key.bytes().all(|b| b.is_ascii_graphic()), "{}", key);
+            prop_assert!(key.len() <= "rl:default:session:".len() + MAX_KEY_ID_LEN);
+            let kind = key.split(':').nth(2).unwrap_or_default();
+            let expected = if user.as_deref().is_some_and(|u| !u.is_empty()) {
+                "user"
+            } else if session.as_deref().is_some_and(|s| !s.is_empty()) {
+                "session"
+            } else if ip.as_deref().is_some_and(|i| !i.is_empty()) {
+                "ip"
+            } else {
+                "none"
+            };
+            prop_assert_eq!(kind, expected);
+        }
+
+        #[test]
         fn take_never_panics_on_any_state_or_time(
             level in any::<u64>(),
             updated_ms in any::<u64>(),
