@@ -28,3 +28,8 @@ pub const IDENTITY_HEADERS: [&str; 3] = [IDENTITY_USER, IDENTITY_SESSION, IDENTI
 /// Edge → brain: `t=<unix seconds>,n=<nonce>,d=<body digest>,v1=<hex hmac>[,v1=…]`; see
 /// `shared_types::signature`.
 pub const EDGE_SIGNATURE: &str = "x-edgebrain-signature";
+
+/// Edge → client: how the edge cache produced this response: `HIT` (fresh from the cache),
+/// `MISS` (fetched from the brain, possibly stored), `STALE` (served from the cache while it is
+/// refreshed in the background) or `BYPASS` (not cacheable; the brain answered).
+pub const EDGE_CACHE: &str = "x-edge-cache";

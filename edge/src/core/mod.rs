@@ -9,8 +9,17 @@
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
 //! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
+//! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
+//!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
+//! - [`cache`]: per-route cache policies, cache keys, storability and freshness for the Cache API.
+//! - [`cors`]: the CORS allowlist, preflights answered at the edge, CORS headers on responses.
+//! - [`policy_error`]: the validation error shared by the per-route policies.
 
+pub mod cache;
 pub mod config;
+pub mod cors;
+pub mod policy_error;
+pub mod ratelimit;
 pub mod request_id;
 pub mod response;
 pub mod route;
