@@ -8,11 +8,13 @@
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
+//! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
 
 pub mod config;
 pub mod request_id;
 pub mod response;
 pub mod route;
+pub mod rules;
 
 #[cfg(test)]
 mod properties;
