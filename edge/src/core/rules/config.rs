@@ -105,6 +105,16 @@ const UNSUPPORTED_TOP_LEVEL: [(&str, &str); 4] = [
     ),
 ];
 
+/// Misspelt routing keys: ignoring them as "not about routing" would silently drop rules.
+const LIKELY_TYPOS: [(&str, &str); 6] = [
+    ("rewrite", "rewrites"),
+    ("redirect", "redirects"),
+    ("header", "headers"),
+    ("Rewrites", "rewrites"),
+    ("Redirects", "redirects"),
+    ("Headers", "headers"),
+];
+
 struct Budget<'l> {
     limits: &'l RulesLimits,
     rules: usize,
@@ -162,6 +172,14 @@ pub(super) fn parse(text: &str, limits: &RulesLimits) -> Result<Rules, RulesErro
             None => {}
             Some(Value::Bool(false)) if key == "cleanUrls" => {}
             Some(_) => return Err(error(key, reason)),
+        }
+    }
+    for (typo, meant) in LIKELY_TYPOS {
+        if root.contains_key(typo) {
+            return Err(error(
+                typo,
+                format!("is not a vercel.json key; did you mean {meant}?"),
+            ));
         }
     }
     let mut budget = Budget {

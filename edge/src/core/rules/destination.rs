@@ -4,8 +4,8 @@
 //! named parameter of the source or of a `has` condition (conditions win), `$n` the n-th source
 //! parameter; anything else is literal. Values are inserted as matched (the path still
 //! percent-encoded), except that characters which could end the URL part they land in, break
-//! out of it, or are not allowed in a header (controls, spaces, `\`, `#`, non-ASCII, and `?` in
-//! the path) are percent-encoded. An internal destination that would still leave this host
+//! out of it, or are not allowed in a header (controls, spaces, `\`, `#`, non-ASCII, `?` in
+//! the path, `&` and `+` in the query) are percent-encoded. An internal destination that would still leave this host
 //! after substitution (`//host`) or contains dot segments is refused at evaluation.
 
 use super::condition::Param;
@@ -207,7 +207,7 @@ impl Destination {
             request_query
                 .split('&')
                 .filter(|pair| !pair.is_empty() && !own_keys.iter().any(|k| k == query_key(pair)))
-                .map(|pair| encode(pair, Part::Query)),
+                .map(|pair| encode(pair, Part::RequestQuery)),
         );
         let mut without_fragment = match &self.target {
             Target::Internal => path,
@@ -255,9 +255,13 @@ impl TextTemplate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Path,
+    /// A parameter inside the destination's query: `&` and `+` are encoded too, so a value
+    /// stays one value (no injected parameters, no `+` turning into a space).
     Query,
     Fragment,
     Header,
+    /// The request's own query, already encoded by the client: only made header-safe.
+    RequestQuery,
 }
 
 fn render(pieces: &[Piece], values: &Values<'_, '_, '_>, part: Part, out: &mut String) {
@@ -280,6 +284,7 @@ fn encode(value: &str, part: Part) -> String {
         let unsafe_here = match byte {
             _ if part == Part::Header => byte < 0x20 || byte == 0x7f,
             b'?' => part == Part::Path,
+            b'&' | b'+' => part == Part::Query,
             b'#' | b'\\' | b'"' | b'<' | b'>' | b'^' | b'`' | b'{' | b'|' | b'}' | b' ' => true,
             _ => !(0x21..0x7f).contains(&byte),
         };
@@ -294,10 +299,7 @@ fn encode(value: &str, part: Part) -> String {
 
 /// A value appended as `name=value`: also encodes the separators of the query.
 fn encode_query_value(value: &str) -> String {
-    encode(value, Part::Query)
-        .replace('&', "%26")
-        .replace('=', "%3D")
-        .replace('+', "%2B")
+    encode(value, Part::Query).replace('=', "%3D")
 }
 
 fn query_key(pair: &str) -> &str {
@@ -466,6 +468,23 @@ mod tests {
             .as_deref(),
             Some("/search?q=rust&x=1&y=3"),
             "destination keys win, other request keys are kept"
+        );
+    }
+
+    #[test]
+    fn a_value_in_the_query_cannot_add_parameters() {
+        assert_eq!(
+            fill(
+                "/s?q=:t",
+                &[("t", 0)],
+                &[Some("a&admin=1+x")],
+                &[],
+                "p=a+b",
+                false
+            )
+            .as_deref(),
+            Some("/s?q=a%26admin=1%2Bx&p=a+b"),
+            "the request's own query passes as sent"
         );
     }
 

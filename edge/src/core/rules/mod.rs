@@ -42,7 +42,7 @@ pub struct Rules {
 pub struct RequestFacts<'a> {
     /// The raw path, still percent-encoded, starting with `/`.
     pub path: &'a str,
-    /// The raw query, without `?`; empty when there is none.
+    /// The raw query, without `?` (a leading one is ignored); empty when there is none.
     pub query: &'a str,
     /// The request's host (`Host` header or URL authority), with or without port.
     pub host: Option<&'a str>,
@@ -181,6 +181,8 @@ impl Rules {
     /// redirect, else the first matching rewrite. A rule whose filled-in destination would be
     /// unsafe (an internal path leaving the host or holding dot segments) is skipped.
     pub fn evaluate(&self, facts: &RequestFacts<'_>) -> RulesOutcome {
+        let query = facts.query.strip_prefix('?').unwrap_or(facts.query);
+        let facts = &RequestFacts { query, ..*facts };
         let mut outcome = RulesOutcome {
             headers: self.response_headers(facts),
             ..RulesOutcome::default()
@@ -547,6 +549,10 @@ mod tests {
                 "trailingSlash is not supported",
             ),
             (r#"{"cleanUrls": true}"#, "cleanUrls is not supported"),
+            (
+                r#"{"redirect": []}"#,
+                "redirect is not a vercel.json key; did you mean redirects?",
+            ),
         ] {
             let message = load_error(json);
             let prefixed = format!("vercel.json: {expected}");
