@@ -103,7 +103,7 @@ impl Destination {
     ) -> Result<Self, String> {
         if let Some(c) = destination
             .chars()
-            .find(|c| c.is_control() || c.is_whitespace() || *c == '\\')
+            .find(|c| !c.is_ascii() || c.is_ascii_control() || *c == ' ' || *c == '\\')
         {
             return Err(format!(
                 "contains {c:?}; percent-encode it (got {destination:?})"
@@ -592,6 +592,7 @@ mod tests {
             ("https://$1.example.com/", "into the host"),
             ("/a b", "contains ' '"),
             ("/a\\b", "contains '\\\\'"),
+            ("/caf\u{e9}", "contains '\u{e9}'"),
         ] {
             match Destination::parse(destination, &["sub"], 1) {
                 Ok(_) => panic!("{destination:?} should be rejected"),
