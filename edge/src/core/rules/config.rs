@@ -364,7 +364,9 @@ fn conditions(
         }
         let kind = required_string(&field, map, "type", 16)?;
         let key_name = string(&field, map, "key", limits.max_pattern_bytes)?;
-        let value = string(&field, map, "value", limits.max_pattern_bytes)?;
+        // As on Vercel, an empty `value` means "any value".
+        let value =
+            string(&field, map, "value", limits.max_pattern_bytes)?.filter(|v| !v.is_empty());
         let subject = match (kind, key_name) {
             ("host", None) => Subject::Host,
             ("host", Some(_)) => {

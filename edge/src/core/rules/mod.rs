@@ -164,7 +164,7 @@ impl Rules {
     }
 
     /// Number of `(redirects, rewrites, headers)` rules.
-    pub fn len(&self) -> (usize, usize, usize) {
+    pub fn counts(&self) -> (usize, usize, usize) {
         (
             self.redirects.len(),
             self.rewrites.len(),
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn the_repository_vercel_json_loads_and_does_what_it_says() {
         let rules = rules(REPO_RULES);
-        assert_eq!(rules.len(), (1, 1, 1));
+        assert_eq!(rules.counts(), (1, 1, 1));
 
         let moved = evaluate(&rules, "/old-api/v1/diag/echo?x=1", &[]);
         assert_eq!(moved.redirect, redirect("/api/v1/diag/echo?x=1", 308));
@@ -416,6 +416,27 @@ mod tests {
             .rewrite,
             internal("/api/fallback/x?lang=fr")
         );
+    }
+
+    #[test]
+    fn a_condition_without_value_or_with_an_empty_one_needs_only_presence() {
+        let rules = rules(
+            r#"{ "redirects": [
+              { "source": "/a", "has": [{ "type": "query", "key": "ref", "value": "" }],
+                "destination": "/b/:ref" },
+              { "source": "/a", "has": [{ "type": "header", "key": "x-user-id" }],
+                "destination": "/u/:xuserid" }
+            ] }"#,
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?ref=mail", &[]).redirect,
+            redirect("/b/mail?ref=mail", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/a", &[("x-user-id", "42")]).redirect,
+            redirect("/u/42", 308)
+        );
+        assert_eq!(evaluate(&rules, "/a", &[]).redirect, None);
     }
 
     #[test]
