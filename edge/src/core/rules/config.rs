@@ -30,6 +30,8 @@ pub struct RulesLimits {
     pub max_conditions_per_rule: usize,
     /// Most headers one `headers` rule sets.
     pub max_headers_per_rule: usize,
+    /// Longest response header name (Vercel's limit: 256).
+    pub max_header_name_bytes: usize,
     /// Longest response header value.
     pub max_header_value_bytes: usize,
     /// `regex-lite` size limit of one compiled expression.
@@ -38,18 +40,32 @@ pub struct RulesLimits {
     pub max_regex_nesting: u32,
 }
 
+impl RulesLimits {
+    pub const DEFAULT_MAX_FILE_BYTES: usize = 512 * 1024;
+    pub const DEFAULT_MAX_RULES: usize = 1024;
+    pub const DEFAULT_MAX_PATTERNS: usize = 2048;
+    pub const DEFAULT_MAX_PATTERN_BYTES: usize = 4096;
+    pub const DEFAULT_MAX_CONDITIONS_PER_RULE: usize = 32;
+    pub const DEFAULT_MAX_HEADERS_PER_RULE: usize = 64;
+    pub const DEFAULT_MAX_HEADER_NAME_BYTES: usize = 256;
+    pub const DEFAULT_MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+    pub const DEFAULT_MAX_REGEX_BYTES: usize = 64 * 1024;
+    pub const DEFAULT_MAX_REGEX_NESTING: u32 = 64;
+}
+
 impl Default for RulesLimits {
     fn default() -> Self {
         Self {
-            max_file_bytes: 512 * 1024,
-            max_rules: 1024,
-            max_patterns: 2048,
-            max_pattern_bytes: 4096,
-            max_conditions_per_rule: 32,
-            max_headers_per_rule: 64,
-            max_header_value_bytes: 8 * 1024,
-            max_regex_bytes: 64 * 1024,
-            max_regex_nesting: 64,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            max_rules: Self::DEFAULT_MAX_RULES,
+            max_patterns: Self::DEFAULT_MAX_PATTERNS,
+            max_pattern_bytes: Self::DEFAULT_MAX_PATTERN_BYTES,
+            max_conditions_per_rule: Self::DEFAULT_MAX_CONDITIONS_PER_RULE,
+            max_headers_per_rule: Self::DEFAULT_MAX_HEADERS_PER_RULE,
+            max_header_name_bytes: Self::DEFAULT_MAX_HEADER_NAME_BYTES,
+            max_header_value_bytes: Self::DEFAULT_MAX_HEADER_VALUE_BYTES,
+            max_regex_bytes: Self::DEFAULT_MAX_REGEX_BYTES,
+            max_regex_nesting: Self::DEFAULT_MAX_REGEX_NESTING,
         }
     }
 }
@@ -362,7 +378,7 @@ fn conditions(
                 "as an operator object (eq, pre, …) is not supported by the edge; use a regex string",
             ));
         }
-        let kind = required_string(&field, map, "type", 16)?;
+        let kind = required_string(&field, map, "type", limits.max_pattern_bytes)?;
         let key_name = string(&field, map, "key", limits.max_pattern_bytes)?;
         // As on Vercel, an empty `value` means "any value".
         let value =
@@ -532,7 +548,7 @@ fn header_rule(
     for (index, item) in items.iter().enumerate() {
         let field = format!("{field}.headers[{index}]");
         let map = object(&field, item, &["key", "value"], &[])?;
-        let key = required_string(&field, map, "key", 256)?;
+        let key = required_string(&field, map, "key", limits.max_header_name_bytes)?;
         let value = required_string(&field, map, "value", limits.max_header_value_bytes)?;
         let name = HeaderName::from_bytes(key.as_bytes())
             .map_err(|_| error(format!("{field}.key"), "is not a valid header name"))?;
