@@ -1,6 +1,6 @@
-//! `source` patterns in path-to-regexp syntax (version 6, the one Vercel compiles vercel.json
-//! with: case-sensitive, strict about trailing slashes, `/` as the only delimiter), translated to
-//! one anchored `regex-lite` expression at load time.
+//! `source` patterns in path-to-regexp syntax (version 6.1.0, the one Vercel vendors and compiles
+//! vercel.json with: case-sensitive, strict about trailing slashes, `/` as the only delimiter),
+//! translated to one anchored `regex-lite` expression at load time.
 //!
 //! Supported: literal text, `\` escapes, `:name` (one segment), `:name?`, `:name*`, `:name+`,
 //! custom groups `:name(regex)` and bare `(regex)` (numbered), and `{…}` groups with optional
@@ -485,6 +485,55 @@ mod tests {
             captures(&escape_source_literal(literal), literal),
             some(&[])
         );
+    }
+
+    /// Every (source, path) pair of a table produced by the reference implementation
+    /// (`testdata/path-to-regexp-6.1.0.json`, from npm `path-to-regexp@6.1.0`, the version
+    /// Vercel vendors, called with Vercel's options) matches here exactly when it matched
+    /// there, with the same captures. (6.3.0 compiles some sources differently, with
+    /// look-aheads; Vercel deliberately stayed on 6.1.0.)
+    #[test]
+    fn agrees_with_path_to_regexp_6() {
+        let table: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/path-to-regexp-6.1.0.json")).unwrap();
+        let strings = |key: &str| -> Vec<String> {
+            table[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let expected: Vec<(String, String, Vec<Option<String>>)> = table["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let captures = m[2]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                (
+                    m[0].as_str().unwrap().to_owned(),
+                    m[1].as_str().unwrap().to_owned(),
+                    captures,
+                )
+            })
+            .collect();
+        let mut compared = 0;
+        for source in strings("sources") {
+            for path in strings("paths") {
+                let reference = expected
+                    .iter()
+                    .find(|(s, p, _)| *s == source && *p == path)
+                    .map(|(_, _, captures)| captures.clone());
+                assert_eq!(captures(&source, &path), reference, "{source} on {path}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 500, "the table is not empty: {compared}");
     }
 
     #[test]
