@@ -1,5 +1,5 @@
 // Regenerates path-to-regexp-6.1.0.json (the reference table of pattern.rs tests):
-//   npm install --prefix /tmp/ptr path-to-regexp@6.1.0 && NODE_PATH=/tmp/ptr/node_modules node path-to-regexp-cases.js > path-to-regexp-6.1.0.json
+//   npm install --prefix /tmp/ptr path-to-regexp@6.1.0 && NODE_PATH=/tmp/ptr/node_modules node path-to-regexp-cases.cjs > path-to-regexp-6.1.0.json
 const { pathToRegexp } = require('path-to-regexp');
 const sources = ["/about", "/blog/:slug", "/docs/:path*", "/docs/:path+", "/docs/:page?", "/item/:id(\\d+)",
   "/(.*)", "/:a(x|y)-(\\d+)", "/file{.:ext}?", "/old{-page}?", "/api/:v.:fmt", "/a/:b-:c", "/x/:p*/edit",
