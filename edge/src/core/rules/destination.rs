@@ -1,12 +1,13 @@
 //! `destination` templates: parsed and classified at load, filled in per request.
 //!
-//! Substitution follows Vercel: `:name` (with an optional `*`/`+`/`?` modifier, dropped) is a
+//! Substitution follows Vercel: `:name` (an optional `*`/`+` modifier after it is dropped) is a
 //! named parameter of the source or of a `has` condition (conditions win), `$n` the n-th source
 //! parameter; anything else is literal. Values are inserted as matched (the path still
 //! percent-encoded), except that characters which could end the URL part they land in, break
-//! out of it, or are not allowed in a header (controls, spaces, `\`, `#`, non-ASCII, `?` in
-//! the path, `&` and `+` in the query) are percent-encoded. An internal destination that would still leave this host
-//! after substitution (`//host`) or contains dot segments is refused at evaluation.
+//! out of it, or are not allowed in a header (controls, spaces, `\`, `#`, non-ASCII, `?` in the
+//! path, `&` and `+` in the query) are percent-encoded. An internal destination that would
+//! still leave this host after substitution (`//host`) or holds dot segments is refused at
+//! evaluation.
 
 use super::condition::Param;
 use super::pattern::Captures;
