@@ -14,6 +14,7 @@
 //! - [`cache`]: per-route cache policies, cache keys, storability and freshness for the Cache API.
 //! - [`cors`]: the CORS allowlist, preflights answered at the edge, CORS headers on responses.
 //! - [`policy_error`]: the validation error shared by the per-route policies.
+//! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
 
 pub mod cache;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod request_id;
 pub mod response;
 pub mod route;
 pub mod session;
+pub mod rules;
 
 #[cfg(test)]
 mod properties;
