@@ -390,3 +390,188 @@ fn validate_jwks_url(config: &JwksUrlConfig) -> Result<(), AuthConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::{Value, json};
+
+    use super::super::test_support::*;
+    use super::*;
+
+    fn error(config: &Value, secrets: Option<&str>) -> AuthConfigError {
+        AuthConfig::from_json(&config.to_string(), secrets).unwrap_err()
+    }
+
+    fn with(mut value: Value, key: &str, member: Value) -> Value {
+        value[key] = member;
+        value
+    }
+
+    #[test]
+    fn the_test_configuration_is_valid_with_defaults_filled_in() {
+        let config = AuthConfig::from_json(
+            &json!({"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["ES256"],
+                    "jwks": {"keys": [es_jwk()]}})
+            .to_string(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.leeway_secs, defaults::LEEWAY_SECS);
+        assert_eq!(config.max_token_bytes, defaults::MAX_TOKEN_BYTES);
+        assert_eq!(config.scope_claims, ["scope", "scp"]);
+        assert_eq!(config.role_claims, ["roles"]);
+        assert_eq!(config.realm, "edgebrain");
+        assert_eq!(config.typ, None);
+        assert_eq!(config.static_keys.len(), 1);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let base = config_json();
+        let secrets = secrets_json();
+        let cases: Vec<(Value, Option<&str>, &str)> = vec![
+            (with(base.clone(), "surprise", json!(1)), None, "(document)"),
+            (with(base.clone(), "issuer", json!("")), None, "issuer"),
+            (
+                with(base.clone(), "audiences", json!([])),
+                None,
+                "audiences",
+            ),
+            (
+                with(base.clone(), "algorithms", json!(["RS256", "none"])),
+                None,
+                "algorithms[1]",
+            ),
+            (
+                with(base.clone(), "algorithms", json!(["RS256", "RS256"])),
+                None,
+                "algorithms[1]",
+            ),
+            (
+                with(base.clone(), "algorithms", json!([])),
+                None,
+                "algorithms",
+            ),
+            (
+                with(base.clone(), "leeway_secs", json!(301)),
+                None,
+                "leeway_secs",
+            ),
+            (
+                with(base.clone(), "max_token_bytes", json!(10)),
+                None,
+                "max_token_bytes",
+            ),
+            (with(base.clone(), "typ", json!("at jwt")), None, "typ"),
+            (
+                with(base.clone(), "scope_claims", json!(["scope", ""])),
+                None,
+                "scope_claims[1]",
+            ),
+            (
+                with(base.clone(), "max_keys_without_kid", json!(0)),
+                None,
+                "max_keys_without_kid",
+            ),
+            (with(base.clone(), "realm", json!("a\"b")), None, "realm"),
+            (with(base.clone(), "jwks", json!([es_jwk()])), None, "jwks"),
+            (
+                with(
+                    base.clone(),
+                    "jwks",
+                    json!({"keys": [es_jwk(), {"kty": "oct", "k": "AA"}]}),
+                ),
+                None,
+                "jwks.keys[1]",
+            ),
+            (
+                with(base.clone(), "jwks", json!({"keys": [es_jwk(), es_jwk()]})),
+                None,
+                "jwks",
+            ),
+            (
+                with(base.clone(), "algorithms", json!(["RS256"])),
+                None,
+                "jwks.keys[1]", // the ES256 key is not allowed
+            ),
+            (base.clone(), Some("{\"kid\": \"x\"}"), "hs256_secrets"),
+            (
+                base.clone(),
+                Some("[{\"secret\": \"short\"}]"),
+                "hs256_secrets[0]",
+            ),
+            (
+                with(
+                    base.clone(),
+                    "algorithms",
+                    json!(["RS256", "ES256", "EdDSA"]),
+                ),
+                Some(&secrets),
+                "hs256_secrets",
+            ),
+            (
+                json!({"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["ES256"]}),
+                None,
+                "jwks",
+            ),
+        ];
+        for (config, secrets, field) in cases {
+            let error = error(&config, secrets);
+            assert_eq!(error.field, field, "{error}");
+            assert!(error.to_string().contains(field));
+        }
+    }
+
+    #[test]
+    fn jwks_url_settings_are_validated() {
+        let base = json!({"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["ES256"]});
+        let url = |jwks_url: Value| with(base.clone(), "jwks_url", jwks_url);
+        let cases = [
+            (json!({"url": "http://idp.example/jwks"}), "jwks_url.url"),
+            (json!({"url": "ftp://idp.example/jwks"}), "jwks_url.url"),
+            (json!({"url": "https:///jwks"}), "jwks_url.url"),
+            (
+                json!({"url": "https://idp.example/jwks", "ttl_secs": 0}),
+                "jwks_url.ttl_secs",
+            ),
+            (
+                json!({"url": "https://idp.example/jwks", "ttl_secs": 60, "min_refresh_interval_secs": 61}),
+                "jwks_url.min_refresh_interval_secs",
+            ),
+            (
+                json!({"url": "https://idp.example/jwks", "max_body_bytes": 2_000_000}),
+                "jwks_url.max_body_bytes",
+            ),
+            (
+                json!({"url": "https://idp.example/jwks", "max_keys": 0}),
+                "jwks_url.max_keys",
+            ),
+        ];
+        for (jwks_url, field) in cases {
+            assert_eq!(error(&url(jwks_url), None).field, field);
+        }
+        // Unknown members inside jwks_url are refused too.
+        let error = error(
+            &url(json!({"url": "https://idp.example/jwks", "ttl": 5})),
+            None,
+        );
+        assert!(error.reason.contains("unknown field"), "{error}");
+        // Loopback http is fine for local development and the e2e suite.
+        for ok in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "https://idp.example/jwks",
+        ] {
+            assert!(AuthConfig::from_json(&url(json!({"url": ok})).to_string(), None).is_ok());
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let secrets: Vec<Hs256Secret> = serde_json::from_str(&secrets_json()).unwrap();
+        assert!(!format!("{secrets:?}").contains(HS_SECRET));
+        assert!(!format!("{:?}", config()).contains(HS_SECRET));
+    }
+}

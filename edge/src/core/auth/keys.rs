@@ -516,3 +516,263 @@ impl RemoteKeys {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::super::test_support::*;
+    use super::*;
+
+    const TTL: u64 = 600;
+    const MIN_INTERVAL: u64 = 30;
+
+    fn remote_store() -> KeyStore {
+        let config = AuthConfig::from_json(
+            &json!({
+                "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["RS256", "ES256", "EdDSA"],
+                "jwks_url": {"url": "https://idp.example/jwks", "ttl_secs": TTL,
+                             "min_refresh_interval_secs": MIN_INTERVAL, "max_body_bytes": 4096,
+                             "max_keys": 3}
+            })
+            .to_string(),
+            None,
+        )
+        .unwrap();
+        KeyStore::new(&config)
+    }
+
+    fn jwks(keys: &[serde_json::Value]) -> Vec<u8> {
+        json!({ "keys": keys }).to_string().into_bytes()
+    }
+
+    fn kids(store: &KeyStore) -> Vec<String> {
+        store
+            .keys()
+            .filter_map(|k| k.kid().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn first_fetch_is_due_at_once_then_rate_limited_until_it_succeeds() {
+        let mut store = remote_store();
+        let fetch = store.refresh_due(NOW).expect("nothing fetched yet");
+        assert_eq!(
+            fetch,
+            JwksFetch {
+                url: "https://idp.example/jwks".into(),
+                max_body_bytes: 4096
+            }
+        );
+        // The fetch is in flight (or failed): nobody else is told to fetch within the interval.
+        assert_eq!(store.refresh_due(NOW + 1), None);
+        assert_eq!(store.refresh_for_unknown_key(NOW + MIN_INTERVAL - 1), None);
+        // After the interval the (still missing) set is due again.
+        assert!(store.refresh_due(NOW + MIN_INTERVAL).is_some());
+    }
+
+    #[test]
+    fn a_good_set_is_kept_for_its_ttl_then_refreshed() {
+        let mut store = remote_store();
+        store.refresh_due(NOW).unwrap();
+        store.apply_jwks(NOW, &jwks(&[es_jwk()])).unwrap();
+        assert_eq!(kids(&store), [ES_KID]);
+        assert_eq!(store.refresh_due(NOW + MIN_INTERVAL), None);
+        assert_eq!(store.refresh_due(NOW + TTL - 1), None);
+        assert!(store.refresh_due(NOW + TTL).is_some());
+    }
+
+    #[test]
+    fn unknown_kid_refreshes_are_rate_limited() {
+        let mut store = remote_store();
+        store.apply_jwks(NOW, &jwks(&[es_jwk()])).unwrap();
+        assert!(store.refresh_for_unknown_key(NOW).is_some());
+        for later in [NOW, NOW + 1, NOW + MIN_INTERVAL - 1] {
+            assert_eq!(store.refresh_for_unknown_key(later), None);
+        }
+        assert!(store.refresh_for_unknown_key(NOW + MIN_INTERVAL).is_some());
+    }
+
+    type ErrorCheck = fn(&JwksError) -> bool;
+
+    #[test]
+    fn a_failed_or_bad_fetch_keeps_the_last_good_set() {
+        let mut store = remote_store();
+        store.apply_jwks(NOW, &jwks(&[es_jwk(), ed_jwk()])).unwrap();
+        let bad_documents: Vec<(Vec<u8>, ErrorCheck)> = vec![
+            (b"<html>502</html>".to_vec(), |e| {
+                matches!(e, JwksError::Malformed(_))
+            }),
+            (b"{\"keys\": {}}".to_vec(), |e| {
+                matches!(e, JwksError::Malformed(_))
+            }),
+            (jwks(&[]), |e| matches!(e, JwksError::NoUsableKeys(_))),
+            (
+                jwks(&[json!({"kty": "oct", "k": "c2VjcmV0"})]),
+                |e| matches!(e, JwksError::NoUsableKeys(r) if r == &[KeyError::SymmetricKeyInJwks]),
+            ),
+            (jwks(&[es_jwk(), es_jwk(), es_jwk(), es_jwk()]), |e| {
+                matches!(e, JwksError::TooManyKeys { max_keys: 3 })
+            }),
+            (vec![b' '; 4097], |e| {
+                matches!(
+                    e,
+                    JwksError::TooLarge {
+                        max_body_bytes: 4096
+                    }
+                )
+            }),
+        ];
+        for (body, expected) in bad_documents {
+            let error = store.apply_jwks(NOW + 5, &body).unwrap_err();
+            assert!(expected(&error), "{error:?}");
+            assert_eq!(kids(&store), [ES_KID, ED_KID]);
+        }
+        // The failures did not count as a refresh: the TTL still runs from the good fetch.
+        assert!(store.refresh_due(NOW + TTL).is_some());
+    }
+
+    #[test]
+    fn unusable_keys_in_a_set_are_skipped_not_fatal() {
+        let mut store = remote_store();
+        let encryption_key = {
+            let mut k = rsa_jwk();
+            k["use"] = json!("enc");
+            k
+        };
+        let rs384 = {
+            let mut k = rsa_jwk();
+            k["alg"] = json!("RS384");
+            k["kid"] = json!("rs384");
+            k
+        };
+        let applied = store
+            .apply_jwks(NOW, &jwks(&[encryption_key, rs384, ed_jwk()]))
+            .unwrap();
+        assert_eq!(
+            applied,
+            JwksApplied {
+                usable: 1,
+                skipped: 2
+            }
+        );
+        assert_eq!(kids(&store), [ED_KID]);
+    }
+
+    #[test]
+    fn stores_without_a_jwks_url_never_fetch() {
+        let mut store = KeyStore::new(&config());
+        assert_eq!(store.refresh_due(NOW), None);
+        assert_eq!(store.refresh_for_unknown_key(NOW), None);
+        assert_eq!(
+            store.apply_jwks(NOW, &jwks(&[es_jwk()])),
+            Err(JwksError::NotConfigured)
+        );
+    }
+
+    #[test]
+    fn a_clock_going_backwards_does_not_freeze_refreshes() {
+        let mut store = remote_store();
+        store.apply_jwks(NOW, &jwks(&[es_jwk()])).unwrap();
+        assert!(store.refresh_for_unknown_key(NOW).is_some());
+        assert!(store.refresh_for_unknown_key(NOW - 1000).is_some());
+    }
+
+    #[test]
+    fn jwk_parsing_binds_each_key_to_its_one_algorithm() {
+        let all = [
+            Algorithm::HS256,
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ];
+        assert_eq!(
+            parse_jwk(&rsa_jwk(), &all).unwrap().algorithm(),
+            Algorithm::RS256
+        );
+        assert_eq!(
+            parse_jwk(&es_jwk(), &all).unwrap().algorithm(),
+            Algorithm::ES256
+        );
+        assert_eq!(
+            parse_jwk(&ed_jwk(), &all).unwrap().algorithm(),
+            Algorithm::EdDSA
+        );
+
+        let mut lying = rsa_jwk();
+        lying["alg"] = json!("HS256");
+        assert!(matches!(
+            parse_jwk(&lying, &all),
+            Err(KeyError::AlgorithmMismatch {
+                implied: Algorithm::RS256,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_jwk(&es_jwk(), &[Algorithm::RS256]).unwrap_err(),
+            KeyError::AlgorithmNotAllowed(Algorithm::ES256)
+        );
+    }
+
+    #[test]
+    fn malformed_jwk_members_are_refused() {
+        let all = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+        let with = |mut key: serde_json::Value, member: &str, value: serde_json::Value| {
+            key[member] = value;
+            key
+        };
+        let cases = [
+            (
+                with(es_jwk(), "crv", json!("P-384")),
+                KeyError::UnsupportedCurve("P-384".into()),
+            ),
+            (
+                with(es_jwk(), "x", json!(b64(&[1u8; 31]))),
+                KeyError::BadMember("x"),
+            ),
+            (
+                with(es_jwk(), "y", json!("not base64!")),
+                KeyError::BadMember("y"),
+            ),
+            // A valid encoding of a point that is not on the curve.
+            (
+                with(es_jwk(), "y", json!(b64(&[1u8; 32]))),
+                KeyError::BadPoint,
+            ),
+            (
+                with(ed_jwk(), "x", json!(b64(&[0u8; 33]))),
+                KeyError::BadMember("x"),
+            ),
+            (
+                with(rsa_jwk(), "n", json!(b64(&[0xffu8; 128]))),
+                KeyError::BadRsaKey,
+            ),
+            (with(rsa_jwk(), "e", json!("")), KeyError::BadMember("e")),
+            (
+                json!({"kty": "RSA", "e": "AQAB"}),
+                KeyError::MissingMember("n"),
+            ),
+            (
+                json!({"kty": "PQC"}),
+                KeyError::UnsupportedKeyType("PQC".into()),
+            ),
+            (
+                with(ed_jwk(), "key_ops", json!(["sign"])),
+                KeyError::NotForVerification,
+            ),
+        ];
+        for (jwk, expected) in cases {
+            assert_eq!(parse_jwk(&jwk, &all).unwrap_err(), expected, "{jwk}");
+        }
+        assert!(matches!(
+            parse_jwk(&json!([1]), &all),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_jwk(&json!({"kty": 1}), &all),
+            Err(KeyError::Malformed(_))
+        ));
+    }
+}

@@ -950,3 +950,30 @@ fn policies_parse_from_route_table_json() {
         assert!(parse(bad).is_err(), "{bad}");
     }
 }
+
+// ---- interoperability ------------------------------------------------------------------------
+
+#[test]
+fn tokens_signed_by_nodes_crypto_verify() {
+    // Minted by testdata/node-tokens.mjs with Node's `crypto` only, as the e2e suite will.
+    let fixture: Value = serde_json::from_str(include_str!("testdata/node-tokens.json")).unwrap();
+    let config_value = json!({
+        "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["HS256", "ES256", "EdDSA"],
+        "jwks": fixture["jwks"],
+    });
+    let secrets = json!([{"kid": "node-hs", "secret": fixture["hs256_secret"]}]).to_string();
+    let config = AuthConfig::from_json(&config_value.to_string(), Some(&secrets)).unwrap();
+    let keys = KeyStore::new(&config);
+    for alg in ["HS256", "ES256", "EdDSA"] {
+        let token = fixture["tokens"][alg].as_str().unwrap();
+        let principal =
+            verify_token(token, &config, &keys, NOW).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
+        assert_eq!(principal.subject, "node-user", "{alg}");
+        assert!(principal.scopes.contains("reports:read"), "{alg}");
+        // And the same token with one signature character changed is refused.
+        let (unsigned, signature) = token.rsplit_once('.').unwrap();
+        let first = if signature.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{unsigned}.{first}{}", &signature[1..]);
+        assert!(verify_token(&forged, &config, &keys, NOW).is_err(), "{alg}");
+    }
+}
