@@ -185,7 +185,34 @@ pub(crate) fn is_quotable(s: &str) -> bool {
         .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
 }
 
+/// Names of the platform variables [`AuthConfig::from_vars`] reads.
+pub mod vars {
+    /// A wrangler `[vars]` entry (or any variable) holding the [`AuthConfigFile`](super::AuthConfigFile) JSON.
+    pub const AUTH_CONFIG: &str = "AUTH_CONFIG";
+    /// A wrangler *secret* holding the JSON array of [`Hs256Secret`](super::Hs256Secret)s.
+    pub const AUTH_HS256_SECRETS: &str = "AUTH_HS256_SECRETS";
+}
+
 impl AuthConfig {
+    /// Reads [`vars::AUTH_CONFIG`] and [`vars::AUTH_HS256_SECRETS`] through `lookup` (as
+    /// `EdgeConfig::from_vars` does). `Ok(None)` when `AUTH_CONFIG` is not set: no JWT
+    /// authentication is configured, and the caller decides whether routes may still demand it.
+    pub fn from_vars(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, AuthConfigError> {
+        let Some(config_json) = lookup(vars::AUTH_CONFIG) else {
+            if lookup(vars::AUTH_HS256_SECRETS).is_some() {
+                return Err(invalid(
+                    vars::AUTH_HS256_SECRETS,
+                    "is set but AUTH_CONFIG is not",
+                ));
+            }
+            return Ok(None);
+        };
+        let secrets = lookup(vars::AUTH_HS256_SECRETS);
+        Self::from_json(&config_json, secrets.as_deref()).map(Some)
+    }
+
     /// Parses and validates everything: `config_json` is an [`AuthConfigFile`];
     /// `hs256_secrets_json`, when given, is a JSON array of [`Hs256Secret`] (kept in a secret,
     /// not in `[vars]`).
@@ -566,6 +593,25 @@ mod tests {
         ] {
             assert!(AuthConfig::from_json(&url(json!({"url": ok})).to_string(), None).is_ok());
         }
+    }
+
+    #[test]
+    fn from_vars_reads_the_config_and_the_secret() {
+        let config = config_json().to_string();
+        let secrets = secrets_json();
+        let lookup = |name: &str| match name {
+            vars::AUTH_CONFIG => Some(config.clone()),
+            vars::AUTH_HS256_SECRETS => Some(secrets.clone()),
+            _ => None,
+        };
+        let parsed = AuthConfig::from_vars(lookup).unwrap().unwrap();
+        assert_eq!(parsed.static_keys.len(), 4);
+        assert!(AuthConfig::from_vars(|_| None).unwrap().is_none());
+        let secret_only = |name: &str| (name == vars::AUTH_HS256_SECRETS).then(|| secrets.clone());
+        assert_eq!(
+            AuthConfig::from_vars(secret_only).unwrap_err().field,
+            vars::AUTH_HS256_SECRETS
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! JWT bearer authentication (RFC 6750, RFC 7519, RFC 8725 best practices), sans-IO.
 //!
 //! # API
-//! - [`AuthConfig::from_json`]`(config_json, hs256_secrets_json)` — once per isolate; validates
+//! - [`AuthConfig::from_vars`]`(lookup)` (reads `AUTH_CONFIG` and the secret
+//!   `AUTH_HS256_SECRETS`) or [`AuthConfig::from_json`]`(config_json, hs256_secrets_json)` —
+//!   once per isolate; validates
 //!   everything (issuer, audiences, algorithm allowlist, limits, inline JWKS, HS256 secrets,
 //!   JWKS URL) and names the field at fault.
 //! - [`KeyStore::new`]`(&config)` — the keys tokens are checked against. Sans-IO JWKS cache:
