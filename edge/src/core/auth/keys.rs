@@ -16,7 +16,7 @@ use sha2::Sha256;
 use super::config::{AuthConfig, JwksUrlConfig};
 
 /// The JWS algorithms the edge verifies. Anything else (including `none`) is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     HS256,
     RS256,
