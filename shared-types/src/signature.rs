@@ -28,7 +28,7 @@
 
 use core::fmt::{self, Write as _};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -78,24 +78,19 @@ pub fn canonical_string(parts: &SignedParts<'_>) -> String {
 
 /// HMAC-SHA256 of the canonical string under `secret`.
 pub fn sign(secret: &[u8], parts: &SignedParts<'_>) -> [u8; 32] {
-    mac(secret, parts).finalize().into_bytes().into()
+    let mut out = [0u8; 32];
+    if let Some(mac) = mac(secret, parts) {
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
 }
 
-fn mac(secret: &[u8], parts: &SignedParts<'_>) -> HmacSha256 {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable_hmac(),
-    };
+/// HMAC accepts keys of any length, so this is `None` only in theory; callers then produce
+/// a signature that never verifies rather than panicking.
+fn mac(secret: &[u8], parts: &SignedParts<'_>) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
     mac.update(canonical_string(parts).as_bytes());
-    mac
-}
-
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    // `Hmac::new_from_slice` only fails for fixed-size-key MACs; never for HMAC. Fall back to
-    // an empty key rather than panicking (the signature then simply will not verify).
-    <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default())
+    Some(mac)
 }
 
 /// Lowercase hex SHA-256 of a request body: the `d=` value for a buffered body.
@@ -249,7 +244,9 @@ impl SignatureHeader {
             return Err(SignatureError::Stale { skew_secs });
         }
         for secret in secrets {
-            let expected = mac(secret, parts);
+            let Some(expected) = mac(secret, parts) else {
+                continue;
+            };
             for signature in &self.signatures {
                 if expected.clone().verify_slice(signature).is_ok() {
                     return Ok(());

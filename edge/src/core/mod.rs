@@ -4,6 +4,8 @@
 //! in ([`Inputs`]). No function in this module panics on any input.
 //!
 //! # Layout
+//! - [`auth`]: JWT bearer authentication, per-route [`auth::AuthPolicy`] and the sans-IO JWKS
+//!   cache ([`auth::KeyStore`]).
 //! - [`config`]: [`EdgeConfig`], parsed once from string variables (wrangler `[vars]`).
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
@@ -17,6 +19,7 @@
 //! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
 
 pub mod cache;
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod policy_error;
