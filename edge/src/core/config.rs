@@ -3,10 +3,17 @@
 use core::fmt;
 use core::time::Duration;
 
+use super::auth::AuthConfig;
+use super::auth::config::vars as auth_vars;
+use super::cache::{CACHE_VERSION_VAR, parse_cache_version};
+use super::cors::CorsConfig;
+use super::policy_error::PolicyError;
+use super::routes::RouteTable;
+use super::rules::Rules;
 use super::session::SessionConfig;
 
 /// Everything the edge core needs to decide. Built by [`EdgeConfig::from_vars`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// Origin of the brain, e.g. `https://brain.internal:8443`, without a trailing slash.
     pub brain_origin: String,
@@ -28,7 +35,21 @@ pub struct EdgeConfig {
     pub sign_body_max_bytes: u64,
     /// Session keys (current first) and the sliding session lifetime.
     pub sessions: SessionConfig,
+    /// Per-route policies (`ROUTES`, `RATE_LIMITS`).
+    pub routes: RouteTable,
+    /// Cross-origin policy (`CORS`). Without it no origin is allowed: preflights get 403 at the
+    /// edge and responses carry no `Access-Control-Allow-Origin`.
+    pub cors: CorsConfig,
+    /// Bumped to purge every cached response (`CACHE_VERSION`, default 1).
+    pub cache_version: u32,
+    /// JWT verification (`AUTH_CONFIG`, `AUTH_HS256_SECRETS`); `None` when not configured.
+    pub auth: Option<AuthConfig>,
+    /// Rewrites, redirects and headers from `vercel.json`, embedded at build time.
+    pub rules: Rules,
 }
+
+/// The rules file both platforms use, compiled into the edge.
+pub const EMBEDDED_RULES: &str = include_str!("../../../vercel.json");
 
 /// Names of the variables [`EdgeConfig::from_vars`] reads, with their defaults.
 pub mod vars {
@@ -51,6 +72,12 @@ pub mod vars {
     pub const SESSION_KEYS: &str = "SESSION_KEYS";
     /// Seconds; default 30 days.
     pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
+    /// JSON array of route entries (see `edge::core::routes`).
+    pub const ROUTES: &str = "ROUTES";
+    /// JSON array of named rate-limit policies.
+    pub const RATE_LIMITS: &str = "RATE_LIMITS";
+    /// JSON object: the CORS allowlist (see `edge::core::cors`).
+    pub const CORS: &str = "CORS";
 }
 
 impl EdgeConfig {
@@ -65,6 +92,57 @@ impl EdgeConfig {
     /// Parses the configuration from named string variables (`lookup(name)` returns the value of
     /// a wrangler `[vars]` entry or secret, if set). Every problem names the variable at fault.
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_vars_and_rules(lookup, EMBEDDED_RULES)
+    }
+
+    /// [`EdgeConfig::from_vars`] with the given rules file instead of the embedded one.
+    pub fn from_vars_and_rules(
+        lookup: impl Fn(&str) -> Option<String>,
+        rules_json: &str,
+    ) -> Result<Self, ConfigError> {
+        let policy_error = |var: &'static str| {
+            move |error: PolicyError| ConfigError::Invalid {
+                var,
+                reason: error.to_string(),
+            }
+        };
+        let routes = RouteTable::parse(
+            lookup(vars::ROUTES).as_deref(),
+            lookup(vars::RATE_LIMITS).as_deref(),
+        )
+        .map_err(|error| ConfigError::Invalid {
+            var: if error.field.starts_with("RATE_LIMITS") {
+                vars::RATE_LIMITS
+            } else {
+                vars::ROUTES
+            },
+            reason: error.to_string(),
+        })?;
+        let cors = match lookup(vars::CORS) {
+            Some(json) => {
+                serde_json::from_str::<CorsConfig>(&json).map_err(|error| ConfigError::Invalid {
+                    var: vars::CORS,
+                    reason: error.to_string(),
+                })?
+            }
+            None => CorsConfig::deny_all(),
+        };
+        let cache_version = parse_cache_version(lookup(CACHE_VERSION_VAR).as_deref())
+            .map_err(policy_error(CACHE_VERSION_VAR))?;
+        let auth = AuthConfig::from_vars(&lookup).map_err(|error| ConfigError::Invalid {
+            var: auth_vars::AUTH_CONFIG,
+            reason: error.to_string(),
+        })?;
+        if auth.is_none() && routes.requires_authentication() {
+            return Err(ConfigError::Invalid {
+                var: vars::ROUTES,
+                reason: "a route requires authentication but AUTH_CONFIG is not set".to_owned(),
+            });
+        }
+        let rules = Rules::from_vercel_json(rules_json).map_err(|error| ConfigError::Invalid {
+            var: "vercel.json",
+            reason: error.to_string(),
+        })?;
         let brain_url = lookup(vars::BRAIN_URL).ok_or(ConfigError::Missing(vars::BRAIN_URL))?;
         Ok(Self {
             brain_origin: parse_origin(&brain_url)?,
@@ -104,6 +182,11 @@ impl EdgeConfig {
                     SessionConfig::DEFAULT_TTL_SECS,
                 )?,
             },
+            routes,
+            cors,
+            cache_version,
+            auth,
+            rules,
         })
     }
 }

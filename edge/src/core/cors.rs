@@ -233,6 +233,34 @@ impl core::fmt::Display for PreflightRejection {
 const SAFELISTED_METHODS: [Method; 3] = [Method::GET, Method::HEAD, Method::POST];
 
 impl CorsConfig {
+    /// No origin allowed (used when `CORS` is not configured): same-origin requests work,
+    /// cross-origin preflights are refused at the edge.
+    pub fn deny_all() -> Self {
+        let raw = RawCorsConfig {
+            allowed_origins: Vec::new(),
+            allowed_methods: default_methods(),
+            allowed_headers: default_allowed_headers(),
+            exposed_headers: default_exposed_headers(),
+            max_age_secs: default_max_age(),
+            allow_credentials: false,
+        };
+        match Self::try_from(raw) {
+            Ok(config) => config,
+            // The defaults are valid; this arm only keeps the function total.
+            Err(_) => Self {
+                origins: Vec::new(),
+                any_origin: false,
+                methods: Vec::new(),
+                allow_credentials: false,
+                allowed_headers: Vec::new(),
+                allow_methods_value: HeaderValue::from_static(""),
+                allow_headers_value: None,
+                expose_headers_value: None,
+                max_age_value: HeaderValue::from_static("0"),
+            },
+        }
+    }
+
     /// Classifies a request and, for a preflight, decides it.
     pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Preflight {
         if method != Method::OPTIONS

@@ -10,6 +10,7 @@
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
+//! - [`routes`]: the route table (`ROUTES`): per-route auth, cache and rate-limit policies.
 //! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
 //! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
 //!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
@@ -18,8 +19,8 @@
 //! - [`policy_error`]: the validation error shared by the per-route policies.
 //! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
 
-pub mod cache;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod policy_error;
@@ -27,8 +28,9 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod response;
 pub mod route;
-pub mod session;
+pub mod routes;
 pub mod rules;
+pub mod session;
 
 #[cfg(test)]
 mod properties;

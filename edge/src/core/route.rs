@@ -2,7 +2,10 @@
 
 use core::time::Duration;
 
-use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, COOKIE, HOST};
+use http::header::{
+    ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, LOCATION, ORIGIN,
+    WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use shared_types::error::ErrorCode;
 use shared_types::headers::{
@@ -11,9 +14,14 @@ use shared_types::headers::{
 };
 use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
+use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
+use super::cache::{self, CacheKey, CachePolicy, CacheRequest};
 use super::config::EdgeConfig;
+use super::ratelimit::{self, Caller, RateLimitPolicy};
 use super::request_id::RequestId;
 use super::response::{EdgeResponse, set_request_id};
+use super::routes::Route;
+use super::rules::{RequestFacts, Rewrite};
 use super::session::{COOKIE_NAME, Session};
 
 /// The parts of an incoming request the core looks at.
@@ -40,6 +48,9 @@ pub struct Inputs {
     pub session_random: [u8; 16],
     /// Fresh randomness for the signature nonce of the brain request.
     pub nonce: [u8; 16],
+    /// True on the second decision for a request whose token named an unknown key, after the
+    /// adapter refreshed the JWKS: an unknown key is then final (401).
+    pub keys_refreshed: bool,
 }
 
 /// What the adapter must do with a request.
@@ -49,6 +60,29 @@ pub enum Decision {
     Respond(EdgeResponse),
     /// Forward to the brain and stream its answer back.
     Proxy(Box<ProxyRequest>),
+    /// The bearer token names a key the store lacks: refresh the JWKS
+    /// (`KeyStore::refresh_for_unknown_key`) and decide again with `keys_refreshed` set.
+    RefreshKeys,
+}
+
+/// A rate-limit check the adapter asks the Durable Object for before proxying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitStep {
+    /// The Durable Object name (`rl:{policy}:{kind}:{id}`).
+    pub key: String,
+    pub policy: RateLimitPolicy,
+}
+
+/// The cache treatment of a proxied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheStep {
+    /// Not cached: answer with `x-edge-cache: BYPASS`.
+    Bypass,
+    /// Look `key` up first; store a storable answer under it.
+    Lookup { key: CacheKey, policy: CachePolicy },
+    /// A deterministic POST: the key needs the body (read for signing anyway); the adapter
+    /// calls [`ProxyRequest::cache_key_for_body`].
+    LookupWithBody { policy: CachePolicy },
 }
 
 /// A request to send to the brain.
@@ -70,6 +104,16 @@ pub struct ProxyRequest {
     pub response_headers: HeaderMap,
     /// The caller's session.
     pub session: Session,
+    /// The verified user (JWT `sub`), if any.
+    pub user_id: Option<String>,
+    /// Ask the rate limiter first, when the route has a policy.
+    pub rate_limit: Option<RateLimitStep>,
+    pub cache: CacheStep,
+    /// The request's `Origin`, for the CORS headers of the answer.
+    pub origin: Option<HeaderValue>,
+    /// True when proxying to an external origin (a `vercel.json` rewrite to `https://…`):
+    /// nothing is signed and no identity or credential leaves.
+    pub external: bool,
     /// Give up waiting for the brain's response headers at this instant (ms since the epoch)
     /// and answer with [`upstream_failure`]`(UpstreamFailure::TimedOut, …)`.
     pub deadline_ms: u64,
@@ -88,9 +132,38 @@ pub enum BodySigning {
 }
 
 impl ProxyRequest {
+    /// The cache key of a deterministic POST once its body is known ([`CacheStep::LookupWithBody`]);
+    /// `None` means bypass.
+    pub fn cache_key_for_body(
+        &self,
+        incoming_url: &str,
+        body: &[u8],
+        config: &EdgeConfig,
+    ) -> Option<CacheKey> {
+        let CacheStep::LookupWithBody { policy } = &self.cache else {
+            return None;
+        };
+        let identity = self.user_id.as_deref().or(Some(self.session.id.as_str()));
+        cache::cache_key(
+            &CacheRequest {
+                method: &self.method,
+                url: incoming_url,
+                headers: &self.headers,
+                identity,
+                body: Some(body),
+            },
+            policy,
+            config.cache_version,
+        )
+        .ok()
+    }
+
     /// Adds the `x-edgebrain-signature` header, once the adapter knows the body digest
     /// (`None` for [`BodySigning::Empty`] and [`BodySigning::Stream`]).
     pub fn sign(&mut self, body_digest: Option<&str>, config: &EdgeConfig) {
+        if self.external {
+            return;
+        }
         let empty_digest;
         let digest = match (self.body_signing, body_digest) {
             (BodySigning::Hash, Some(digest)) => digest,
@@ -169,15 +242,49 @@ const EDGE_ASSERTED: [&str; 9] = [
     EDGE_SIGNATURE,
 ];
 
-/// Decides what to do with one request.
-pub fn decide(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> Decision {
+/// Decides what to do with one request: the whole edge pipeline, in order — size limits, URL
+/// checks, CORS preflight, `/health`, `vercel.json` rules (redirect, rewrite, headers), the
+/// route's authentication, the session, and the plan for the brain (rate limit, cache,
+/// signature). `keys` is the isolate's JWT key store (`None` without `AUTH_CONFIG`).
+pub fn decide(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    keys: Option<&KeyStore>,
+    inputs: Inputs,
+) -> Decision {
     let request_id = head
         .headers
         .get(REQUEST_ID)
         .and_then(|value| RequestId::parse(value.as_bytes()))
         .unwrap_or_else(|| RequestId::from_random(inputs.random));
+    let mut extra = HeaderMap::new();
+    let decision = decide_inner(head, config, keys, inputs, &request_id, &mut extra);
+    match decision {
+        // Every answer the edge makes itself carries the CORS verdict and the rules' headers,
+        // so browsers can read errors and redirects too.
+        Decision::Respond(mut response) => {
+            config
+                .cors
+                .apply_to_response(head.headers, &mut response.headers);
+            for (name, value) in &extra {
+                response.headers.append(name, value.clone());
+            }
+            Decision::Respond(response)
+        }
+        other => other,
+    }
+}
+
+fn decide_inner(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    keys: Option<&KeyStore>,
+    inputs: Inputs,
+    request_id: &RequestId,
+    extra: &mut HeaderMap,
+) -> Decision {
     let reject = |code: ErrorCode, message: String| {
-        Decision::Respond(EdgeResponse::error(code, message, &request_id))
+        Decision::Respond(EdgeResponse::error(code, message, request_id))
     };
 
     if head.url.len() > config.max_url_bytes {
@@ -217,15 +324,22 @@ pub fn decide(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> De
         );
     }
 
+    if let Some(response) = config
+        .cors
+        .preflight_response(head.method, head.headers, request_id)
+    {
+        return Decision::Respond(response);
+    }
+
     if target.path == "/health" {
         return match *head.method {
-            Method::GET => Decision::Respond(EdgeResponse::health(&request_id)),
-            Method::HEAD => Decision::Respond(EdgeResponse::health(&request_id).without_body()),
+            Method::GET => Decision::Respond(EdgeResponse::health(request_id)),
+            Method::HEAD => Decision::Respond(EdgeResponse::health(request_id).without_body()),
             _ => {
                 let mut response = EdgeResponse::error(
                     ErrorCode::MethodNotAllowed,
                     format!("{} is not allowed on /health; use GET or HEAD", head.method),
-                    &request_id,
+                    request_id,
                 );
                 response
                     .headers
@@ -235,84 +349,307 @@ pub fn decide(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> De
         };
     }
 
-    if target.path == "/api" || target.path.starts_with("/api/") {
-        let mut declared_length = None;
-        if let Some(length) = head.headers.get(CONTENT_LENGTH) {
-            declared_length = length
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
-            match declared_length {
-                None => {
-                    return reject(
-                        ErrorCode::BadRequest,
-                        "the content-length header is not a number".to_owned(),
-                    );
-                }
-                Some(n) if n > config.max_body_bytes => {
-                    return reject(
-                        ErrorCode::PayloadTooLarge,
-                        format!(
-                            "the body is {n} bytes; the limit is {}",
-                            config.max_body_bytes
-                        ),
-                    );
-                }
-                Some(_) => {}
-            }
-        }
-        let now_secs = inputs.now_ms / 1000;
-        let session = Session::resolve(
-            head.headers,
-            &config.sessions,
-            now_secs,
-            inputs.session_random,
-        );
-        let mut headers = forwarded_request_headers(head, target.scheme, &request_id);
-        // The session token is the edge's business; the brain gets the bare id.
-        strip_session_token(&mut headers);
-        if let Ok(value) = HeaderValue::from_str(&session.id) {
-            headers.insert(HeaderName::from_static(IDENTITY_SESSION), value);
-        }
-        let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
-        let body_signing = match declared_length {
-            _ if !forward_body => BodySigning::Empty,
-            Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
-            _ => BodySigning::Stream,
+    let query = target
+        .path_and_query
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    let host = head
+        .headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .or(target.authority);
+    let rules = config.rules.evaluate(&RequestFacts {
+        path: target.path,
+        query,
+        host,
+        headers: head.headers,
+    });
+    for (name, value) in rules.headers {
+        extra.insert(name, value);
+    }
+    if let Some(redirect) = rules.redirect {
+        let mut response = EdgeResponse {
+            status: redirect.status,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
         };
-        let mut response_headers = HeaderMap::new();
-        if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
-            response_headers.insert(name, value);
+        if let Ok(location) = HeaderValue::from_str(&redirect.location) {
+            response.headers.insert(LOCATION, location);
         }
-        return Decision::Proxy(Box::new(ProxyRequest {
-            method: head.method.clone(),
-            url: format!("{}{}", config.brain_origin, target.path_and_query),
-            headers,
-            forward_body,
-            body_signing,
-            signature_timestamp_secs: now_secs,
-            signature_nonce: signature::hex(&inputs.nonce),
-            response_headers,
-            session,
-            deadline_ms: inputs
-                .now_ms
-                .saturating_add(duration_ms(config.upstream_timeout)),
-            request_id,
-        }));
+        set_request_id(&mut response.headers, request_id);
+        return Decision::Respond(response);
+    }
+    let (path, path_and_query) = match &rules.rewrite {
+        Some(Rewrite::External { url }) => {
+            return external_proxy(head, config, url, inputs, request_id, extra);
+        }
+        Some(Rewrite::Internal { path_and_query }) => (
+            path_and_query
+                .split_once('?')
+                .map_or(path_and_query.as_str(), |(path, _)| path),
+            path_and_query.as_str(),
+        ),
+        None => (target.path, target.path_and_query),
+    };
+
+    if path != "/api" && !path.starts_with("/api/") {
+        return reject(ErrorCode::NotFound, format!("no route for {path}"));
     }
 
-    reject(ErrorCode::NotFound, format!("no route for {}", target.path))
+    let route = config.routes.select(head.method, path);
+    let now_secs = inputs.now_ms / 1000;
+    let principal = match authenticate_route(head, route, config, keys, now_secs, inputs) {
+        Ok(principal) => principal,
+        Err(decision) => return decision,
+    };
+
+    let mut declared_length = None;
+    if let Some(length) = head.headers.get(CONTENT_LENGTH) {
+        declared_length = length
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match declared_length {
+            None => {
+                return reject(
+                    ErrorCode::BadRequest,
+                    "the content-length header is not a number".to_owned(),
+                );
+            }
+            Some(n) if n > config.max_body_bytes => {
+                return reject(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "the body is {n} bytes; the limit is {}",
+                        config.max_body_bytes
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    let session = Session::resolve(
+        head.headers,
+        &config.sessions,
+        now_secs,
+        inputs.session_random,
+    );
+    let mut headers = forwarded_request_headers(head, target.scheme, request_id);
+    // The session token is the edge's business; the brain gets the bare id.
+    strip_session_token(&mut headers);
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(IDENTITY_SESSION, &session.id);
+    let user_id = principal.as_ref().map(|p| p.subject.clone());
+    if let Some(principal) = &principal {
+        set(IDENTITY_USER, &principal.subject);
+        let scopes: Vec<String> = principal
+            .scopes
+            .iter()
+            .cloned()
+            .chain(principal.roles.iter().map(|role| format!("role:{role}")))
+            .collect();
+        if !scopes.is_empty() {
+            set(IDENTITY_SCOPES, &scopes.join(" "));
+        }
+    }
+
+    let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
+    let body_signing = match declared_length {
+        _ if !forward_body => BodySigning::Empty,
+        Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
+        _ => BodySigning::Stream,
+    };
+    let mut response_headers = extra.clone();
+    if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
+        response_headers.append(name, value);
+    }
+    let rate_limit = route.rate_limit.as_ref().map(|policy| RateLimitStep {
+        key: ratelimit::bucket_key(
+            policy,
+            &Caller {
+                user_id: user_id.as_deref(),
+                session_id: Some(&session.id),
+                client_ip: head.client_ip,
+            },
+        ),
+        policy: policy.clone(),
+    });
+    let cache = match &route.cache {
+        None => CacheStep::Bypass,
+        Some(policy) if *head.method == Method::POST && policy.deterministic_post() => {
+            if body_signing == BodySigning::Hash {
+                CacheStep::LookupWithBody {
+                    policy: policy.clone(),
+                }
+            } else {
+                CacheStep::Bypass
+            }
+        }
+        Some(policy) => {
+            let identity = user_id.as_deref().or(Some(session.id.as_str()));
+            match cache::cache_key(
+                &CacheRequest {
+                    method: head.method,
+                    url: head.url,
+                    headers: head.headers,
+                    identity,
+                    body: None,
+                },
+                policy,
+                config.cache_version,
+            ) {
+                Ok(key) => CacheStep::Lookup {
+                    key,
+                    policy: policy.clone(),
+                },
+                Err(_) => CacheStep::Bypass,
+            }
+        }
+    };
+
+    Decision::Proxy(Box::new(ProxyRequest {
+        method: head.method.clone(),
+        url: format!("{}{}", config.brain_origin, path_and_query),
+        headers,
+        forward_body,
+        body_signing,
+        signature_timestamp_secs: now_secs,
+        signature_nonce: signature::hex(&inputs.nonce),
+        response_headers,
+        session,
+        user_id,
+        rate_limit,
+        cache,
+        origin: head.headers.get(ORIGIN).cloned(),
+        external: false,
+        deadline_ms: inputs
+            .now_ms
+            .saturating_add(duration_ms(config.upstream_timeout)),
+        request_id: request_id.clone(),
+    }))
 }
 
-/// Headers to send back to the client with the brain's response: the brain's own (less
-/// hop-by-hop ones), the request id, and the edge's additions for this request.
-pub fn upstream_response_headers(upstream: &HeaderMap, proxy: &ProxyRequest) -> HeaderMap {
+/// Runs the route's authentication policy: the verified principal (or `None` for anonymous
+/// callers), or the decision to answer instead.
+fn authenticate_route(
+    head: &RequestHead<'_>,
+    route: &Route,
+    config: &EdgeConfig,
+    keys: Option<&KeyStore>,
+    now_secs: u64,
+    inputs: Inputs,
+) -> Result<Option<Principal>, Decision> {
+    let (Some(auth), Some(keys)) = (&config.auth, keys) else {
+        // No JWT configured: routes can only be public or optional (checked at load), and a
+        // bearer token cannot be verified, so it is not trusted.
+        return Ok(None);
+    };
+    let mut outcome = authenticate(head.headers, &route.auth, auth, keys, now_secs);
+    if outcome == AuthOutcome::UnknownKey {
+        if !inputs.keys_refreshed {
+            return Err(Decision::RefreshKeys);
+        }
+        outcome = outcome.settle_unknown_key();
+    }
+    match outcome {
+        AuthOutcome::Authenticated(principal) => Ok(Some(principal)),
+        AuthOutcome::Anonymous => Ok(None),
+        refused => {
+            let request_id = head
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|value| RequestId::parse(value.as_bytes()))
+                .unwrap_or_else(|| RequestId::from_random(inputs.random));
+            let Some(rejection) = refused.rejection(auth) else {
+                return Ok(None);
+            };
+            let mut response = EdgeResponse::error(rejection.code, rejection.message, &request_id);
+            if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
+                response.headers.insert(WWW_AUTHENTICATE, value);
+            }
+            Err(Decision::Respond(response))
+        }
+    }
+}
+
+/// A `vercel.json` rewrite to another origin: proxied as is, but without the caller's
+/// credentials or any edge identity, and unsigned.
+fn external_proxy(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    url: &str,
+    inputs: Inputs,
+    request_id: &RequestId,
+    extra: &HeaderMap,
+) -> Decision {
+    let mut headers = forwarded_request_headers(head, None, request_id);
+    for name in [COOKIE, AUTHORIZATION] {
+        headers.remove(name);
+    }
+    headers.remove(CLIENT_SESSION_ID);
+    let session = Session::resolve(
+        head.headers,
+        &config.sessions,
+        inputs.now_ms / 1000,
+        inputs.session_random,
+    );
+    Decision::Proxy(Box::new(ProxyRequest {
+        method: head.method.clone(),
+        url: url.to_owned(),
+        headers,
+        forward_body: !matches!(*head.method, Method::GET | Method::HEAD),
+        body_signing: BodySigning::Stream,
+        signature_timestamp_secs: 0,
+        signature_nonce: String::new(),
+        response_headers: extra.clone(),
+        session,
+        user_id: None,
+        rate_limit: None,
+        cache: CacheStep::Bypass,
+        origin: head.headers.get(ORIGIN).cloned(),
+        external: true,
+        deadline_ms: inputs
+            .now_ms
+            .saturating_add(duration_ms(config.upstream_timeout)),
+        request_id: request_id.clone(),
+    }))
+}
+
+/// Headers to send back to the client with the brain's (or the cache's) response: the
+/// upstream's own (less hop-by-hop and CORS ones), the request id, the edge's CORS verdict and
+/// its additions for this request (session, rules, rate limit).
+pub fn upstream_response_headers(
+    upstream: &HeaderMap,
+    proxy: &ProxyRequest,
+    config: &EdgeConfig,
+) -> HeaderMap {
     let mut headers = without_hop_by_hop(upstream);
     set_request_id(&mut headers, &proxy.request_id);
+    let mut origin = HeaderMap::new();
+    if let Some(value) = &proxy.origin {
+        origin.insert(ORIGIN, value.clone());
+    }
+    config.cors.apply_to_response(&origin, &mut headers);
     for (name, value) in &proxy.response_headers {
         headers.append(name, value.clone());
     }
     headers
+}
+
+/// An answer the edge makes itself after the proxy plan was made (a 429 from the rate limiter,
+/// an upstream failure): gets the plan's response headers and the CORS verdict too.
+pub fn finish_edge_response(
+    mut response: EdgeResponse,
+    proxy: &ProxyRequest,
+    config: &EdgeConfig,
+) -> EdgeResponse {
+    response.headers = upstream_response_headers(&response.headers, proxy, config);
+    response
 }
 
 /// Removes the session cookie from the `Cookie` header(s) and the `x-session-id` header, so
@@ -420,6 +757,8 @@ fn without_hop_by_hop(source: &HeaderMap) -> HeaderMap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RequestTarget<'a> {
     scheme: Option<&'a str>,
+    /// `host[:port]` of an absolute URL.
+    authority: Option<&'a str>,
     /// Path only, starting with `/`.
     path: &'a str,
     /// Path plus `?query` if present; the fragment removed.
@@ -429,7 +768,7 @@ struct RequestTarget<'a> {
 impl<'a> RequestTarget<'a> {
     fn parse(url: &'a str) -> Option<Self> {
         let url = url.split_once('#').map_or(url, |(before, _)| before);
-        let (scheme, path_and_query) = match url.split_once("://") {
+        let (scheme, authority, path_and_query) = match url.split_once("://") {
             Some((scheme, rest)) if !scheme.contains('/') => {
                 let valid_scheme = scheme
                     .chars()
@@ -442,9 +781,13 @@ impl<'a> RequestTarget<'a> {
                     return None;
                 }
                 // An absolute URL without a path means the root.
-                (Some(scheme), rest.find('/').map_or("/", |i| &rest[i..]))
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                (Some(scheme), Some(authority), path)
             }
-            _ => (None, url),
+            _ => (None, None, url),
         };
         if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
             return None;
@@ -458,6 +801,7 @@ impl<'a> RequestTarget<'a> {
             .map_or(path_and_query, |(path, _)| path);
         Some(Self {
             scheme,
+            authority,
             path,
             path_and_query,
         })
@@ -484,22 +828,43 @@ mod tests {
     const MINTED_ID: &str = "07070707-0707-4707-8707-070707070707";
 
     fn config() -> EdgeConfig {
-        EdgeConfig {
-            brain_origin: "http://brain.internal:8080".to_owned(),
-            upstream_timeout: Duration::from_millis(1500),
-            max_body_bytes: 1000,
-            max_header_bytes: 4096,
-            max_url_bytes: 2048,
-            signing_secrets: vec![b"edge-signing-secret-0123456789abcdef".to_vec()],
-            sign_body_max_bytes: 100,
-            sessions: crate::core::session::SessionConfig {
-                keys: crate::core::session::SessionConfig::parse_keys(
-                    "k1:session-key-0123456789abcdef0123456789",
-                )
-                .unwrap(),
-                ttl_secs: 3600,
+        config_with(&[], "{}")
+    }
+
+    /// The test configuration plus `extra` variables, with `rules` as the rules file.
+    fn config_with(extra: &[(&str, &str)], rules: &str) -> EdgeConfig {
+        let mut vars: Vec<(String, String)> = [
+            ("BRAIN_URL", "http://brain.internal:8080"),
+            ("UPSTREAM_TIMEOUT_MS", "1500"),
+            ("MAX_BODY_BYTES", "1000"),
+            ("MAX_HEADER_BYTES", "4096"),
+            ("MAX_URL_BYTES", "2048"),
+            (
+                "EDGE_SIGNING_SECRETS",
+                "edge-signing-secret-0123456789abcdef",
+            ),
+            ("SIGN_BODY_MAX_BYTES", "100"),
+            ("SESSION_KEYS", "k1:session-key-0123456789abcdef0123456789"),
+            ("SESSION_TTL_SECS", "3600"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        EdgeConfig::from_vars_and_rules(
+            |name| {
+                vars.iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
             },
-        }
+            rules,
+        )
+        .unwrap()
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -523,11 +888,13 @@ mod tests {
         decide(
             &head,
             &config(),
+            None,
             Inputs {
                 now_ms: 1_000_000,
                 random: RANDOM,
                 session_random: [3; 16],
                 nonce: [4; 16],
+                keys_refreshed: false,
             },
         )
     }
@@ -536,6 +903,7 @@ mod tests {
         match decision {
             Decision::Respond(response) => response,
             Decision::Proxy(proxy) => panic!("expected a response, got a proxy to {}", proxy.url),
+            Decision::RefreshKeys => panic!("expected a response, got RefreshKeys"),
         }
     }
 
@@ -543,6 +911,7 @@ mod tests {
         match decision {
             Decision::Proxy(proxy) => *proxy,
             Decision::Respond(response) => panic!("expected a proxy, got {:?}", response.status),
+            Decision::RefreshKeys => panic!("expected a proxy, got RefreshKeys"),
         }
     }
 
@@ -695,11 +1064,13 @@ mod tests {
         let proxy = proxied(decide(
             &head,
             &config(),
+            None,
             Inputs {
                 now_ms: 0,
                 random: RANDOM,
                 session_random: [3; 16],
                 nonce: [4; 16],
+                keys_refreshed: false,
             },
         ));
         assert!(proxy.headers.get("x-forwarded-for").is_none());
@@ -722,7 +1093,7 @@ mod tests {
             &headers(&[("x-request-id", "edge-id")]),
         ));
         proxy.response_headers = headers(&[("set-cookie", "edge=1")]);
-        let out = upstream_response_headers(&upstream, &proxy);
+        let out = upstream_response_headers(&upstream, &proxy, &config());
         assert_eq!(out["content-type"], "text/event-stream");
         assert_eq!(out[REQUEST_ID], "edge-id");
         assert_eq!(out.get_all("set-cookie").iter().count(), 3);
@@ -843,5 +1214,403 @@ mod tests {
         let proxy = proxied(decide_with(Method::GET, "/api/x", &map));
         assert_eq!(proxy.headers["x-latin1"].as_bytes(), b"caf\xe9");
         assert_eq!(proxy.request_id.as_str(), MINTED_ID);
+    }
+
+    // ---- The integrated pipeline: rules, CORS, auth, session, signing, rate limit, cache ----
+
+    use crate::core::auth::test_support as jwt;
+    use shared_types::signature::SignatureHeader;
+
+    const PIPELINE_RULES: &str = r#"{
+        "redirects": [{"source": "/old/:path*", "destination": "/api/:path*", "permanent": true}],
+        "rewrites": [{"source": "/v1/:path*", "destination": "/api/v1/:path*"}],
+        "headers": [{"source": "/(.*)", "headers": [{"key": "X-Frame-Options", "value": "DENY"}]}]
+    }"#;
+
+    fn pipeline_config() -> EdgeConfig {
+        let auth = jwt::config_json().to_string();
+        let secrets = jwt::secrets_json();
+        config_with(
+            &[
+                ("AUTH_CONFIG", auth.as_str()),
+                ("AUTH_HS256_SECRETS", secrets.as_str()),
+                (
+                    "CORS",
+                    r#"{"allowed_origins": ["https://app.example"], "allow_credentials": true}"#,
+                ),
+                (
+                    "RATE_LIMITS",
+                    r#"[{"name": "default", "limit": 100, "window_secs": 60},
+                                    {"name": "chat", "limit": 3, "window_secs": 60}]"#,
+                ),
+                (
+                    "ROUTES",
+                    r#"[
+                    {"path": "/api/v1/admin/*", "auth": {"mode": "required", "scopes": ["admin"]}},
+                    {"path": "/api/v1/private/*", "auth": {"mode": "required"}, "rate_limit": "chat"},
+                    {"path": "/api/v1/reports/*", "methods": ["GET"], "cache": {"ttl_secs": 60, "swr_secs": 30}},
+                    {"path": "/api/v1/answers", "methods": ["POST"],
+                     "cache": {"ttl_secs": 60, "deterministic_post": true, "scope": "identity"}}
+                ]"#,
+                ),
+            ],
+            PIPELINE_RULES,
+        )
+    }
+
+    fn decide_pipeline(method: Method, url: &str, headers: &HeaderMap) -> Decision {
+        let config = pipeline_config();
+        let keys = jwt::store(config.auth.as_ref().unwrap());
+        let head = RequestHead {
+            method: &method,
+            url,
+            headers,
+            client_ip: Some("203.0.113.9"),
+        };
+        decide(
+            &head,
+            &config,
+            Some(&keys),
+            Inputs {
+                now_ms: jwt::NOW * 1000,
+                random: RANDOM,
+                session_random: [3; 16],
+                nonce: [4; 16],
+                keys_refreshed: false,
+            },
+        )
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        headers(&[("authorization", &format!("Bearer {token}"))])
+    }
+
+    fn hs_token(claims: &serde_json::Value) -> String {
+        jwt::mint(
+            &jwt::header("HS256", jwt::HS_KID),
+            claims,
+            jwt::Signer::Hs(jwt::HS_SECRET.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn a_vercel_json_redirect_is_answered_at_the_edge_with_rule_headers() {
+        let response = responded(decide_pipeline(
+            Method::GET,
+            "https://edge.example/old/v1/x?q=1",
+            &HeaderMap::new(),
+        ));
+        assert_eq!(response.status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(response.headers[LOCATION], "/api/v1/x?q=1");
+        assert_eq!(response.headers["x-frame-options"], "DENY");
+    }
+
+    #[test]
+    fn a_vercel_json_rewrite_is_proxied_to_the_brain_path() {
+        let proxy = proxied(decide_pipeline(
+            Method::GET,
+            "https://edge.example/v1/diag/echo?a=1",
+            &HeaderMap::new(),
+        ));
+        assert_eq!(proxy.url, "http://brain.internal:8080/api/v1/diag/echo?a=1");
+        assert_eq!(proxy.response_headers["x-frame-options"], "DENY");
+    }
+
+    #[test]
+    fn preflights_are_answered_at_the_edge_for_allowlisted_origins_only() {
+        let preflight = |origin: &str| {
+            responded(decide_pipeline(
+                Method::OPTIONS,
+                "https://edge.example/api/v1/private/x",
+                &headers(&[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "content-type, authorization",
+                    ),
+                ]),
+            ))
+        };
+        let allowed = preflight("https://app.example");
+        assert_eq!(allowed.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            allowed.headers["access-control-allow-origin"],
+            "https://app.example"
+        );
+        assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
+        let refused = preflight("https://evil.example");
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(refused.headers.get("access-control-allow-origin").is_none());
+    }
+
+    #[test]
+    fn required_routes_refuse_missing_or_bad_tokens_with_www_authenticate() {
+        let missing = responded(decide_pipeline(
+            Method::GET,
+            "/api/v1/private/x",
+            &headers(&[("origin", "https://app.example")]),
+        ));
+        assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            missing.headers[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        // Errors carry CORS headers so the page can read them.
+        assert_eq!(
+            missing.headers["access-control-allow-origin"],
+            "https://app.example"
+        );
+
+        let mut expired = jwt::good_claims();
+        expired["exp"] = serde_json::json!(jwt::NOW - 3600);
+        let refused = responded(decide_pipeline(
+            Method::GET,
+            "/api/v1/private/x",
+            &bearer(&hs_token(&expired)),
+        ));
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            refused.headers[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+
+        let forbidden = responded(decide_pipeline(
+            Method::GET,
+            "/api/v1/admin/x",
+            &bearer(&hs_token(&jwt::good_claims())),
+        ));
+        assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+
+        // An invalid token on an optional route is refused, not downgraded to anonymous.
+        let optional = responded(decide_pipeline(
+            Method::GET,
+            "/api/v1/anything",
+            &bearer(&hs_token(&expired)),
+        ));
+        assert_eq!(optional.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_verified_token_becomes_signed_identity_headers() {
+        let mut incoming = bearer(&hs_token(&jwt::good_claims()));
+        // Whatever the client claims itself is dropped.
+        incoming.insert("x-edgebrain-user", HeaderValue::from_static("mallory"));
+        incoming.insert("x-edgebrain-scopes", HeaderValue::from_static("admin"));
+        incoming.insert("x-edgebrain-signature", HeaderValue::from_static("t=1"));
+        let mut proxy = proxied(decide_pipeline(
+            Method::GET,
+            "/api/v1/private/x?y=2",
+            &incoming,
+        ));
+        assert_eq!(proxy.headers[IDENTITY_USER], "user-42");
+        assert_eq!(
+            proxy.headers[IDENTITY_SCOPES],
+            "profile reports:read role:analyst"
+        );
+        assert_eq!(proxy.headers[IDENTITY_SESSION], "03".repeat(16));
+        assert!(proxy.headers.get(EDGE_SIGNATURE).is_none());
+
+        let config = pipeline_config();
+        let session = "03".repeat(16);
+        proxy.sign(None, &config);
+        let header =
+            SignatureHeader::parse(proxy.headers[EDGE_SIGNATURE].to_str().unwrap()).unwrap();
+        let parts = header.parts(
+            "GET",
+            "/api/v1/private/x?y=2",
+            ["user-42", &session, "profile reports:read role:analyst"],
+        );
+        header
+            .verify(
+                &parts,
+                [&b"edge-signing-secret-0123456789abcdef"[..]],
+                jwt::NOW,
+                300,
+            )
+            .unwrap();
+        let forged = header.parts("GET", "/api/v1/private/x?y=2", ["mallory", &session, ""]);
+        assert!(
+            header
+                .verify(
+                    &forged,
+                    [&b"edge-signing-secret-0123456789abcdef"[..]],
+                    jwt::NOW,
+                    300
+                )
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bodies_are_hashed_when_small_and_streamed_unsigned_when_large() {
+        let small = proxied(decide_pipeline(
+            Method::POST,
+            "/api/v1/x",
+            &headers(&[("content-length", "100")]),
+        ));
+        assert_eq!(small.body_signing, BodySigning::Hash);
+        let large = proxied(decide_pipeline(
+            Method::POST,
+            "/api/v1/x",
+            &headers(&[("content-length", "101")]),
+        ));
+        assert_eq!(large.body_signing, BodySigning::Stream);
+        let chunked = proxied(decide_pipeline(
+            Method::POST,
+            "/api/v1/x",
+            &HeaderMap::new(),
+        ));
+        assert_eq!(chunked.body_signing, BodySigning::Stream);
+        let mut chunked = chunked;
+        chunked.sign(None, &pipeline_config());
+        assert!(
+            chunked.headers[EDGE_SIGNATURE]
+                .to_str()
+                .unwrap()
+                .contains("d=UNSIGNED-PAYLOAD")
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_and_token_never_reach_the_brain_but_the_answer_sets_it() {
+        let proxy = proxied(decide_pipeline(
+            Method::GET,
+            "/api/v1/x",
+            &headers(&[("cookie", "theme=dark; __Host-eb_session=forged")]),
+        ));
+        assert_eq!(proxy.headers[COOKIE], "theme=dark");
+        assert!(proxy.session.is_new);
+        let set_cookie = proxy.response_headers[http::header::SET_COOKIE]
+            .to_str()
+            .unwrap();
+        assert!(
+            set_cookie.starts_with("__Host-eb_session=v1.k1."),
+            "{set_cookie}"
+        );
+    }
+
+    #[test]
+    fn routes_plan_rate_limits_and_cache_lookups() {
+        let token = hs_token(&jwt::good_claims());
+        let private = proxied(decide_pipeline(
+            Method::GET,
+            "/api/v1/private/x",
+            &bearer(&token),
+        ));
+        let step = private.rate_limit.unwrap();
+        assert_eq!(step.policy.name(), "chat");
+        assert_eq!(step.key, "rl:chat:user:user-42");
+        let anonymous = proxied(decide_pipeline(
+            Method::GET,
+            "/api/v1/other",
+            &HeaderMap::new(),
+        ));
+        assert_eq!(
+            anonymous.rate_limit.unwrap().key,
+            format!("rl:default:session:{}", "03".repeat(16))
+        );
+
+        let report = proxied(decide_pipeline(
+            Method::GET,
+            "https://edge.example/api/v1/reports/q?utm_source=x&b=2&a=1",
+            &HeaderMap::new(),
+        ));
+        let CacheStep::Lookup { key, .. } = &report.cache else {
+            panic!("expected a cache lookup, got {:?}", report.cache);
+        };
+        assert!(
+            key.as_str().ends_with("/api/v1/reports/q?a=1&b=2"),
+            "{}",
+            key.as_str()
+        );
+        let post = proxied(decide_pipeline(
+            Method::POST,
+            "/api/v1/reports/q",
+            &HeaderMap::new(),
+        ));
+        assert_eq!(post.cache, CacheStep::Bypass);
+        let answer = proxied(decide_pipeline(
+            Method::POST,
+            "https://edge.example/api/v1/answers",
+            &headers(&[
+                ("content-length", "20"),
+                ("content-type", "application/json"),
+            ]),
+        ));
+        assert!(matches!(answer.cache, CacheStep::LookupWithBody { .. }));
+        let a = answer
+            .cache_key_for_body(
+                "https://edge.example/api/v1/answers",
+                br#"{"q": 1, "p": 2}"#,
+                &pipeline_config(),
+            )
+            .unwrap();
+        let b = answer
+            .cache_key_for_body(
+                "https://edge.example/api/v1/answers",
+                br#"{"p":2,"q":1}"#,
+                &pipeline_config(),
+            )
+            .unwrap();
+        assert_eq!(a, b, "normalised JSON bodies share a key");
+    }
+
+    #[test]
+    fn an_unknown_key_asks_for_a_refresh_once_then_is_final() {
+        let mut auth = jwt::config_json();
+        auth["jwks_url"] = serde_json::json!({"url": "https://idp.example/jwks.json"});
+        let auth = auth.to_string();
+        let config = config_with(&[("AUTH_CONFIG", auth.as_str())], "{}");
+        let keys = jwt::store(config.auth.as_ref().unwrap());
+        let token = jwt::mint(
+            &jwt::header("ES256", "rotated-key"),
+            &jwt::good_claims(),
+            jwt::Signer::Es,
+        );
+        let incoming = bearer(&token);
+        let method = Method::GET;
+        let head = RequestHead {
+            method: &method,
+            url: "/api/v1/x",
+            headers: &incoming,
+            client_ip: None,
+        };
+        let mut inputs = Inputs {
+            now_ms: jwt::NOW * 1000,
+            random: RANDOM,
+            session_random: [3; 16],
+            nonce: [4; 16],
+            keys_refreshed: false,
+        };
+        assert_eq!(
+            decide(&head, &config, Some(&keys), inputs),
+            Decision::RefreshKeys
+        );
+        inputs.keys_refreshed = true;
+        let response = responded(decide(&head, &config, Some(&keys), inputs));
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_route_requiring_auth_without_auth_config_fails_at_load() {
+        let error = EdgeConfig::from_vars_and_rules(
+            |name| match name {
+                "BRAIN_URL" => Some("http://b".to_owned()),
+                "EDGE_SIGNING_SECRETS" => Some("edge-signing-secret-0123456789abcdef".to_owned()),
+                "SESSION_KEYS" => Some("k1:session-key-0123456789abcdef0123456789".to_owned()),
+                "ROUTES" => {
+                    Some(r#"[{"path": "/api/*", "auth": {"mode": "required"}}]"#.to_owned())
+                }
+                _ => None,
+            },
+            "{}",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("AUTH_CONFIG"), "{error}");
     }
 }

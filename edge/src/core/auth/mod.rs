@@ -49,7 +49,7 @@ pub mod policy;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
