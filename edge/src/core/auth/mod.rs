@@ -27,6 +27,10 @@
 //!     ...
 //! }
 //! ```
+//! A `Some(JwksFetch)` is handed out at most once per `min_refresh_interval_secs`, so requests
+//! that arrive while a fetch is in flight (notably the first ones of an isolate, before any JWKS
+//! is loaded) should await that same fetch rather than ask again: asking again answers `None`
+//! and their tokens would settle as unknown-key 401s.
 //!
 //! # Security properties
 //! - A key verifies exactly one algorithm, fixed by its key type; the token's `alg` only

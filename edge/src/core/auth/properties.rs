@@ -62,6 +62,50 @@ proptest! {
     }
 }
 
+/// JWK-shaped objects: real key types and curves, members of random (often wrong) lengths.
+fn jwk_like() -> impl Strategy<Value = serde_json::Value> {
+    let member = prop_oneof![
+        // Exactly 32 bytes: about half decode as Ed25519 points, so some sets are accepted.
+        prop::collection::vec(any::<u8>(), 32..=32).prop_map(|bytes| b64(&bytes)),
+        prop::collection::vec(any::<u8>(), 0..300).prop_map(|bytes| b64(&bytes)),
+        "[A-Za-z0-9_=+/-]{0,12}",
+    ];
+    (
+        proptest::sample::select(vec!["RSA", "EC", "OKP", "oct", "x"]),
+        proptest::sample::select(vec!["P-256", "Ed25519", "X25519", "P-384"]),
+        proptest::sample::select(vec!["RS256", "ES256", "EdDSA", "HS256", "none"]),
+        member.clone(),
+        member.clone(),
+        member,
+    )
+        .prop_map(|(kty, crv, alg, a, b, c)| {
+            serde_json::json!({"kty": kty, "crv": crv, "alg": alg, "kid": "k",
+                               "n": a, "e": b, "x": b.clone(), "y": c})
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn jwk_sets_of_random_keys_never_panic(keys in prop::collection::vec(jwk_like(), 0..4)) {
+        let config = super::AuthConfig::from_json(&serde_json::json!({
+            "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["ES256", "EdDSA", "RS256"],
+            "jwks_url": {"url": "https://idp.example/jwks"}
+        }).to_string(), None).unwrap();
+        let mut store = KeyStore::new(&config);
+        let body = serde_json::json!({"keys": keys}).to_string();
+        if store.apply_jwks(NOW, body.as_bytes()).is_ok() {
+            // Whatever was accepted must still refuse tokens it did not sign (signed by the
+            // fixture keys, but naming the random keys' kid).
+            for (alg, signer) in [("EdDSA", Signer::Ed), ("ES256", Signer::Es)] {
+                let token = mint(&header(alg, "k"), &good_claims(), signer);
+                prop_assert!(verify_token(&token, &config, &store, NOW).is_err());
+            }
+        }
+    }
+}
+
 proptest! {
     // Each case verifies real signatures (RSA included), so fewer cases keep this in seconds.
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
