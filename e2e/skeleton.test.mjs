@@ -142,8 +142,17 @@ describe("walking skeleton through the edge", { timeout: 240_000 }, () => {
     assert.ok(firstReceived < lastSent, `first event received at ${firstReceived}, last sent at ${lastSent}`);
   });
 
-  test("bad input gets the error shape with a 4xx, through the edge and direct", async () => {
-    for (const base of [edgeUrl, brainUrl]) {
+  test("bad input gets the error shape with a 4xx through the edge; direct calls are refused", async () => {
+    // The brain only accepts requests the edge signed: unsigned, it answers 401 in the same shape.
+    const direct = await fetch(`${brainUrl}/api/v1/diag/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"unterminated": ',
+      signal: REQUEST_TIMEOUT(),
+    });
+    assert.equal(direct.status, 401);
+    assertErrorShape(await json(direct), "unauthorized", direct.headers.get("x-request-id"));
+    for (const base of [edgeUrl]) {
       const malformed = await fetch(`${base}/api/v1/diag/echo`, {
         method: "POST",
         headers: { "content-type": "application/json" },

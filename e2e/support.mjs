@@ -10,6 +10,13 @@ import { writeWorkerdConfig } from "../scripts/workerd-config.mjs";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** The secrets a test edge and brain share (the edge signs, the brain verifies). */
+export const EDGE_SIGNING_SECRET = "e2e-edge-signing-secret-0123456789abcdef";
+export const EDGE_SECRETS = {
+  EDGE_SIGNING_SECRETS: EDGE_SIGNING_SECRET,
+  SESSION_KEYS: "e2e1:e2e-session-key-0123456789abcdef0123456789",
+};
+
 export function requireEnv(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} must be set (scripts/test sets it)`);
@@ -102,6 +109,7 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
   return startProcess("brain", brainBin, [], {
     BRAIN_BIND: `127.0.0.1:${port}`,
     BRAIN_DATA_DIR: dataDir,
+    BRAIN_EDGE_SECRETS: EDGE_SIGNING_SECRET,
     RUST_LOG: "info",
     ...extraEnv,
   });
@@ -111,7 +119,7 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
 export async function startEdge(name, port, vars) {
   const nodeDir = requireEnv("EDGEBRAIN_NODE_DIR");
   const inspectorPort = await freePort();
-  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  const varArgs = Object.entries({ ...EDGE_SECRETS, ...vars }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   return startProcess(
     name,
     join(nodeDir, "node"),
@@ -135,7 +143,7 @@ export async function startEdge(name, port, vars) {
  * what the client sees is what the edge answered.
  */
 export function startWorkerd(name, port, vars) {
-  const config = writeWorkerdConfig(tempDir(`edgebrain-${name}-`), port, vars);
+  const config = writeWorkerdConfig(tempDir(`edgebrain-${name}-`), port, { ...EDGE_SECRETS, ...vars });
   return startProcess(name, join(ROOT, "node_modules/.bin/workerd"), ["serve", config], {});
 }
 

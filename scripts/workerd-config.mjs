@@ -14,9 +14,11 @@ export function writeWorkerdConfig(dir, port, vars) {
   for (const file of ["worker.mjs", "index_bg.wasm"]) {
     copyFileSync(join(ROOT, "edge/build", file), join(dir, file));
   }
-  const bindings = Object.entries(vars)
-    .map(([key, value]) => `(name = ${JSON.stringify(key)}, text = ${JSON.stringify(value)})`)
-    .join(", ");
+  const bindings = [
+    ...Object.entries(vars).map(([key, value]) => `(name = ${JSON.stringify(key)}, text = ${JSON.stringify(value)})`),
+    // The rate limiter's Durable Objects, kept in memory (a local workerd has no durable storage).
+    `(name = "RATE_LIMITER", durableObjectNamespace = "RateLimiter")`,
+  ].join(", ");
   const config = join(dir, "edge.capnp");
   writeFileSync(
     config,
@@ -35,6 +37,8 @@ const edgeWorker :Workerd.Worker = (
   ],
   compatibilityDate = "2026-11-01",
   bindings = [${bindings}],
+  durableObjectNamespaces = [(className = "RateLimiter", uniqueKey = "edgebrain-rate-limiter", enableSql = true)],
+  durableObjectStorage = (inMemory = void),
   globalOutbound = "loopback",
 );
 `,

@@ -1,7 +1,7 @@
 // Entry module of the edge Worker: instantiates the Rust wasm and exports its fetch handler.
 // scripts/build-edge bundles this file with wasm-bindgen's glue into edge/build/worker.mjs.
 import wasmModule from "./index_bg.wasm";
-import { initSync, fetch as edgeFetch, __wbg_reset_state } from "./pkg/index.js";
+import { initSync, fetch as edgeFetch, __wbg_reset_state, rateLimitApply } from "./pkg/index.js";
 
 initSync({ module: wasmModule });
 
@@ -35,3 +35,24 @@ export default {
     }
   },
 };
+
+// The rate-limit Durable Object: one instance per bucket key (`rl:{policy}:{kind}:{id}`), so
+// every edge location draws from the same, exactly counted bucket. The bucket arithmetic is
+// the Rust core's (`rateLimitApply`, clock = this object's own); this class only keeps the
+// state. Storage operations hold the object's input gate, so read-modify-write is atomic.
+export class RateLimiter {
+  constructor(state) {
+    this.state = state;
+    this.bucket = undefined;
+  }
+
+  async fetch(request) {
+    const take = await request.text();
+    if (this.bucket === undefined) this.bucket = (await this.state.storage.get("bucket")) ?? null;
+    const out = JSON.parse(rateLimitApply(take, JSON.stringify(this.bucket), Date.now()));
+    if (out.error) return new Response(out.error, { status: 400 });
+    this.bucket = out.state;
+    await this.state.storage.put("bucket", out.state);
+    return Response.json(out.verdict);
+  }
+}

@@ -1,39 +1,54 @@
 //! The Workers adapter: carries out the core's decisions in the Workers runtime.
 //!
 //! Everything here is glue: read config and request parts, supply `now` and randomness, call
-//! [`crate::core`], then do the I/O the decision asks for. No routing or policy lives here.
-//! Every failure becomes a response in the error shape; the handler never returns `Err` and
-//! never panics (a panic would abort the wasm instance for all requests in flight).
+//! [`crate::core`], then do the I/O the decision asks for — JWKS fetches, the rate-limit
+//! Durable Object, the Cache API, reading a body to sign it, `fetch` to the brain. No routing or
+//! policy lives here. Every failure becomes a response in the error shape; the handler never
+//! returns `Err` and never panics (a panic would abort the wasm instance for all requests in
+//! flight).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 
-use futures_util::future::{Either, select};
+use futures_util::FutureExt;
+use futures_util::future::{Either, LocalBoxFuture, Shared, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
+use shared_types::error::ErrorCode;
 use shared_types::signature::body_digest;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, Request, Response, console_error, event};
 
+use crate::core::auth::{JwksFetch, KeyStore};
+use crate::core::cache::{
+    CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
+    prepare_for_store, storable,
+};
+use crate::core::ratelimit::{self, BucketState, RateLimitOutcome, TakeRequest, Verdict};
 use crate::core::response::{is_event_stream, stream_broken_event};
+use crate::core::route::{CacheStep, finish_edge_response};
 use crate::core::{
     BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest,
     RequestHead, RequestId, UpstreamFailure, decide, upstream_failure, upstream_response_headers,
 };
-use shared_types::error::ErrorCode;
+
+/// Name of the Durable Object namespace binding holding the rate-limit buckets.
+const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(Response::from(handle(request.inner(), &env).await))
+async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    Ok(Response::from(handle(request.inner(), &env, &ctx).await))
 }
 
-async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
-    let inputs = Inputs {
+async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys::Response {
+    let mut inputs = Inputs {
         now_ms: now_ms(),
         random: random_bytes(),
         session_random: random_bytes(),
         nonce: random_bytes(),
+        keys_refreshed: false,
     };
     let config = match isolate_config(env) {
         Ok(config) => config,
@@ -67,37 +82,178 @@ async fn handle(request: &web_sys::Request, env: &Env) -> web_sys::Response {
         client_ip,
     };
 
-    match decide(&head, &config, inputs) {
+    if config.auth.is_some() {
+        let due = with_keys(&config, |keys| keys.refresh_due(inputs.now_ms / 1000));
+        if let Some(fetch) = due.flatten() {
+            refresh_jwks(fetch).await;
+        }
+    }
+    let mut decision = with_keys(&config, |keys| decide(&head, &config, Some(keys), inputs))
+        .unwrap_or_else(|| decide(&head, &config, None, inputs));
+    if decision == Decision::RefreshKeys {
+        let fetch = with_keys(&config, |keys| {
+            keys.refresh_for_unknown_key(inputs.now_ms / 1000)
+        });
+        if let Some(fetch) = fetch.flatten() {
+            refresh_jwks(fetch).await;
+        } else if let Some(in_flight) = jwks_in_flight() {
+            // Another request is fetching the keys right now: wait for that one.
+            in_flight.await;
+        }
+        inputs.keys_refreshed = true;
+        inputs.now_ms = now_ms();
+        decision = with_keys(&config, |keys| decide(&head, &config, Some(keys), inputs))
+            .unwrap_or_else(|| decide(&head, &config, None, inputs));
+    }
+
+    match decision {
         Decision::Respond(response) => respond(response),
-        Decision::Proxy(mut proxy) => match forward(request, &mut proxy, &config).await {
-            Ok(upstream) => stream_back(upstream, &proxy).unwrap_or_else(|| {
+        Decision::Proxy(proxy) => proxy_request(request, &url, env, ctx, config, *proxy).await,
+        // `decide` settles unknown keys once `keys_refreshed` is set; answer safely anyway.
+        Decision::RefreshKeys => respond(EdgeResponse::error(
+            ErrorCode::Unauthorized,
+            "the token's signing key is unknown",
+            &RequestId::from_random(inputs.random),
+        )),
+    }
+}
+
+/// Carries out a proxy plan: rate limit, cache lookup, signed fetch, cache store.
+async fn proxy_request(
+    request: &web_sys::Request,
+    incoming_url: &str,
+    env: &Env,
+    ctx: &Context,
+    config: Rc<EdgeConfig>,
+    mut proxy: ProxyRequest,
+) -> web_sys::Response {
+    if let Some(step) = &proxy.rate_limit {
+        match take_token(env, &step.key, TakeRequest::for_policy(&step.policy)).await {
+            Ok(verdict) => match ratelimit::outcome(&step.policy, &verdict, &proxy.request_id) {
+                RateLimitOutcome::Respond(response) => {
+                    return respond(finish_edge_response(response, &proxy, &config));
+                }
+                RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
+            },
+            Err(error) => {
+                // Fail closed: an unchecked request could exceed a global limit.
+                console_error!(
+                    "request_id={} rate limiter unavailable: {error}",
+                    proxy.request_id
+                );
+                let response = EdgeResponse::error(
+                    ErrorCode::Unavailable,
+                    "the rate limiter is unavailable; retry shortly",
+                    &proxy.request_id,
+                );
+                return respond(finish_edge_response(response, &proxy, &config));
+            }
+        }
+    }
+
+    let body = if proxy.body_signing == BodySigning::Hash {
+        match read_body(request).await {
+            Ok(bytes) => Some(bytes),
+            Err(()) => {
+                let response = EdgeResponse::error(
+                    ErrorCode::BadRequest,
+                    "the request body could not be read",
+                    &proxy.request_id,
+                );
+                return respond(finish_edge_response(response, &proxy, &config));
+            }
+        }
+    } else {
+        None
+    };
+
+    let cache_entry: Option<(CacheKey, CachePolicy)> = match &proxy.cache {
+        CacheStep::Bypass => None,
+        CacheStep::Lookup { key, policy } => Some((key.clone(), policy.clone())),
+        CacheStep::LookupWithBody { policy } => body
+            .as_deref()
+            .and_then(|bytes| proxy.cache_key_for_body(incoming_url, bytes, &config))
+            .map(|key| (key, policy.clone())),
+    };
+
+    if let Some((key, _)) = &cache_entry
+        && let Some(hit) = cache_match(key).await
+    {
+        let stored = header_map(&hit.headers());
+        let now = now_ms();
+        match StoredMeta::from_headers(&stored).map(|meta| meta.freshness(now)) {
+            Some(Freshness::Fresh) => {
+                return serve_cached(hit, &stored, CacheStatus::Hit, &proxy, &config, now);
+            }
+            Some(Freshness::Stale) => {
+                // Serve the stale copy now; refresh it in the background with a fresh
+                // signature (a nonce is good for one request only).
+                let mut refresh = proxy.clone();
+                refresh.signature_nonce = shared_types::signature::hex(&random_bytes());
+                refresh.signature_timestamp_secs = now / 1000;
+                let refresh_config = Rc::clone(&config);
+                let entry = cache_entry.clone();
+                let refresh_body = body.clone();
+                ctx.wait_until(async move {
+                    if let Ok(upstream) =
+                        forward(None, &mut refresh, &refresh_config, refresh_body).await
+                        && let Some((key, policy)) = entry
+                    {
+                        let _ = store_and_stream(upstream, &key, &policy, None);
+                    }
+                });
+                return serve_cached(hit, &stored, CacheStatus::Stale, &proxy, &config, now);
+            }
+            Some(Freshness::Expired) | None => {}
+        }
+    }
+
+    match forward(Some(request), &mut proxy, &config, body).await {
+        Ok(upstream) => {
+            let (upstream, status) = match &cache_entry {
+                Some((key, policy)) => match store_and_stream(upstream, key, policy, Some(ctx)) {
+                    Ok(stored) => stored,
+                    Err(upstream) => (upstream, CacheStatus::Bypass),
+                },
+                None => (upstream, CacheStatus::Bypass),
+            };
+            stream_back(upstream, &proxy, &config, status).unwrap_or_else(|| {
                 respond(upstream_failure(
                     UpstreamFailure::Unreachable,
                     &proxy.request_id,
                     &config,
                 ))
-            }),
-            Err(failure) => {
-                console_error!(
-                    "request_id={} upstream {:?}: {} {}",
-                    proxy.request_id,
-                    failure,
-                    proxy.method,
-                    proxy.url
-                );
-                respond(upstream_failure(failure, &proxy.request_id, &config))
-            }
-        },
+            })
+        }
+        Err(failure) => {
+            console_error!(
+                "request_id={} upstream {:?}: {} {}",
+                proxy.request_id,
+                failure,
+                proxy.method,
+                proxy.url
+            );
+            let response = upstream_failure(failure, &proxy.request_id, &config);
+            respond(finish_edge_response(response, &proxy, &config))
+        }
     }
 }
 
+/// Reads the whole request body (bounded by `SIGN_BODY_MAX_BYTES` through the core's plan).
+async fn read_body(request: &web_sys::Request) -> Result<Vec<u8>, ()> {
+    let promise = request.array_buffer().map_err(|_| ())?;
+    let buffer = JsFuture::from(promise).await.map_err(|_| ())?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
 /// Signs and sends the proxied request, racing the brain's response headers against the
-/// deadline. A body the core wants hashed is read into memory first (bounded by
-/// `SIGN_BODY_MAX_BYTES` through its `content-length`); any other body streams through.
+/// deadline. `body` is the already-read body of a [`BodySigning::Hash`] request; any other
+/// body streams through from `original`.
 async fn forward(
-    original: &web_sys::Request,
+    original: Option<&web_sys::Request>,
     proxy: &mut ProxyRequest,
     config: &EdgeConfig,
+    body: Option<Vec<u8>>,
 ) -> Result<web_sys::Response, UpstreamFailure> {
     let unreachable = |_| UpstreamFailure::Unreachable;
     let controller = web_sys::AbortController::new().map_err(unreachable)?;
@@ -105,24 +261,20 @@ async fn forward(
     init.set_method(proxy.method.as_str());
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_signal(Some(&controller.signal()));
-    match proxy.body_signing {
-        BodySigning::Hash => {
-            let buffer = JsFuture::from(original.array_buffer().map_err(unreachable)?)
-                .await
-                .map_err(unreachable)?;
-            let bytes = Uint8Array::new(&buffer).to_vec();
+    match (proxy.body_signing, body) {
+        (BodySigning::Hash, Some(bytes)) => {
             proxy.sign(Some(&body_digest(&bytes)), config);
             init.set_body(&Uint8Array::from(bytes.as_slice()).into());
         }
-        BodySigning::Stream => {
+        (BodySigning::Stream, _) => {
             proxy.sign(None, config);
-            if let Some(body) = original.body() {
-                init.set_body(&body.into());
+            if let Some(stream) = original.and_then(web_sys::Request::body) {
+                init.set_body(&stream.into());
                 // Streaming request bodies must be half-duplex (Fetch standard; undici).
                 let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
             }
         }
-        BodySigning::Empty => proxy.sign(None, config),
+        (BodySigning::Hash, None) | (BodySigning::Empty, _) => proxy.sign(None, config),
     }
     init.set_headers(&js_headers(&proxy.headers).map_err(unreachable)?.into());
 
@@ -154,10 +306,16 @@ extern "C" {
 /// Hands the brain's body stream straight back: no copy into wasm, no buffering, so SSE events
 /// reach the client as the brain writes them. Event streams are wrapped so that one breaking
 /// off mid-way ends with an explicit error event.
-fn stream_back(upstream: web_sys::Response, proxy: &ProxyRequest) -> Option<web_sys::Response> {
+fn stream_back(
+    upstream: web_sys::Response,
+    proxy: &ProxyRequest,
+    config: &EdgeConfig,
+    cache_status: CacheStatus,
+) -> Option<web_sys::Response> {
     let upstream_headers = header_map(&upstream.headers());
     let event_stream = is_event_stream(&upstream_headers);
-    let headers = upstream_response_headers(&upstream_headers, proxy);
+    let mut headers = upstream_response_headers(&upstream_headers, proxy, config);
+    cache_status.set_on(&mut headers);
     let init = web_sys::ResponseInit::new();
     init.set_status(upstream.status());
     init.set_status_text(&upstream.status_text());
@@ -176,6 +334,276 @@ fn stream_back(upstream: web_sys::Response, proxy: &ProxyRequest) -> Option<web_
     web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init).ok()
 }
 
+/// A cached response, with this request's headers (request id, session, CORS, rate limit).
+fn serve_cached(
+    hit: web_sys::Response,
+    stored: &HeaderMap,
+    status: CacheStatus,
+    proxy: &ProxyRequest,
+    config: &EdgeConfig,
+    now_ms: u64,
+) -> web_sys::Response {
+    let served = prepare_for_serve(stored, status, now_ms);
+    let headers = upstream_response_headers(&served, proxy, config);
+    let init = web_sys::ResponseInit::new();
+    init.set_status(hit.status());
+    if let Ok(js) = js_headers(&headers) {
+        init.set_headers(&js.into());
+    }
+    web_sys::Response::new_with_opt_readable_stream_and_init(hit.body().as_ref(), &init)
+        .unwrap_or_else(|_| {
+            respond(upstream_failure(
+                UpstreamFailure::Unreachable,
+                &proxy.request_id,
+                config,
+            ))
+        })
+}
+
+/// If the brain's answer may be stored, tees its body: one branch goes into the cache (in the
+/// background when `ctx` is given, else awaited by the caller's own background task), the
+/// other back to the client. `Err` hands the response back untouched (not storable).
+fn store_and_stream(
+    upstream: web_sys::Response,
+    key: &CacheKey,
+    policy: &CachePolicy,
+    ctx: Option<&Context>,
+) -> Result<(web_sys::Response, CacheStatus), web_sys::Response> {
+    let headers = header_map(&upstream.headers());
+    let Storability::Storable { ttl_secs, swr_secs } =
+        storable(upstream.status(), &headers, policy)
+    else {
+        return Err(upstream);
+    };
+    let Some(body) = upstream.body() else {
+        return Err(upstream);
+    };
+    let Ok(branches) = Reflect::get(&body, &"tee".into())
+        .and_then(|tee| tee.dyn_into::<js_sys::Function>())
+        .and_then(|tee| tee.call0(&body))
+        .map(|branches| branches.unchecked_into::<js_sys::Array>())
+    else {
+        return Err(upstream);
+    };
+    let to_client: web_sys::ReadableStream = branches.get(0).unchecked_into();
+    let to_cache: web_sys::ReadableStream = branches.get(1).unchecked_into();
+    let stored_headers = prepare_for_store(&headers, ttl_secs, swr_secs, now_ms());
+    let client_init = web_sys::ResponseInit::new();
+    client_init.set_status(upstream.status());
+    client_init.set_status_text(&upstream.status_text());
+    let cache_init = web_sys::ResponseInit::new();
+    cache_init.set_status(upstream.status());
+    let (Ok(client_headers), Ok(cache_headers)) =
+        (js_headers(&headers), js_headers(&stored_headers))
+    else {
+        return Err(upstream);
+    };
+    client_init.set_headers(&client_headers.into());
+    cache_init.set_headers(&cache_headers.into());
+    let (Ok(to_client), Ok(to_cache)) = (
+        web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_client), &client_init),
+        web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_cache), &cache_init),
+    ) else {
+        return Err(upstream);
+    };
+    let key = key.as_str().to_owned();
+    let put = async move {
+        if let Err(error) = cache_put(&key, &to_cache).await {
+            console_error!("cache put {key} failed: {error:?}");
+        }
+    };
+    match ctx {
+        Some(ctx) => ctx.wait_until(put),
+        None => wasm_bindgen_futures::spawn_local(put),
+    }
+    Ok((to_client, CacheStatus::Miss))
+}
+
+/// `caches.default` (the Workers Cache API's default cache).
+fn default_cache() -> Option<web_sys::Cache> {
+    let caches = Reflect::get(&js_sys::global(), &"caches".into()).ok()?;
+    Reflect::get(&caches, &"default".into())
+        .ok()
+        .filter(|cache| !cache.is_undefined())
+        .map(JsCast::unchecked_into)
+}
+
+async fn cache_match(key: &CacheKey) -> Option<web_sys::Response> {
+    let cache = default_cache()?;
+    let found = JsFuture::from(cache.match_with_str(key.as_str()))
+        .await
+        .ok()?;
+    found.dyn_into::<web_sys::Response>().ok()
+}
+
+async fn cache_put(key: &str, response: &web_sys::Response) -> Result<(), JsValue> {
+    let cache = default_cache().ok_or_else(|| JsValue::from_str("no caches.default"))?;
+    JsFuture::from(cache.put_with_str(key, response))
+        .await
+        .map(|_| ())
+}
+
+/// Asks the bucket's Durable Object (one per key, so the count is global and exact) to take
+/// tokens, and returns its verdict.
+async fn take_token(env: &Env, key: &str, take: TakeRequest) -> Result<Verdict, String> {
+    let namespace = Reflect::get(env.as_ref(), &RATE_LIMITER_BINDING.into())
+        .ok()
+        .filter(|value| value.is_object())
+        .ok_or_else(|| format!("no {RATE_LIMITER_BINDING} Durable Object binding"))?;
+    let call = |target: &JsValue, method: &str, arg: &JsValue| -> Result<JsValue, String> {
+        Reflect::get(target, &method.into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+            .and_then(|f| f.call1(target, arg))
+            .map_err(|error| format!("{method}: {error:?}"))
+    };
+    let id = call(&namespace, "idFromName", &key.into())?;
+    let stub = call(&namespace, "get", &id)?;
+    let body = serde_json::to_string(&take).map_err(|error| error.to_string())?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body.into());
+    let request =
+        web_sys::Request::new_with_str_and_init("https://rate-limiter.invalid/take", &init)
+            .map_err(|error| format!("request: {error:?}"))?;
+    let promise = call(&stub, "fetch", &request)?;
+    let response: web_sys::Response = JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|error| format!("fetch: {error:?}"))?
+        .dyn_into()
+        .map_err(|_| "not a Response".to_owned())?;
+    if !response.ok() {
+        return Err(format!("status {}", response.status()));
+    }
+    let text = JsFuture::from(response.text().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|error| format!("body: {error:?}"))?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&text).map_err(|error| format!("verdict: {error}"))
+}
+
+/// The rate-limit bucket arithmetic for the `RateLimiter` Durable Object (`edge/js/shim.mjs`):
+/// takes the request JSON, the stored bucket JSON (or `null`) and the object's clock, and
+/// returns `{"state": …, "verdict": …}` as JSON. Pure core logic; the object only stores.
+#[wasm_bindgen(js_name = rateLimitApply)]
+// Exported to JavaScript by wasm-bindgen, which needs it `pub`.
+#[allow(unreachable_pub)]
+pub fn rate_limit_apply(request_json: &str, stored_json: &str, now_ms: f64) -> String {
+    let Ok(take) = serde_json::from_str::<TakeRequest>(request_json) else {
+        return r#"{"error":"malformed take request"}"#.to_owned();
+    };
+    let stored: Option<BucketState> = serde_json::from_str(stored_json).ok().flatten();
+    // Date.now() is a non-negative integer number of milliseconds.
+    let (state, verdict) = take.apply(stored, now_ms as u64);
+    serde_json::json!({ "state": state, "verdict": verdict }).to_string()
+}
+
+thread_local! {
+    /// Wrangler `[vars]` and secrets are fixed for the life of an isolate (changing them means
+    /// a new deployment, hence new isolates), so they are read and parsed on its first request
+    /// only, not on the hot path. A broken configuration stays broken until redeployed.
+    static CONFIG: OnceCell<Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
+    /// The isolate's JWT keys (static ones plus the cached JWKS).
+    static KEYS: RefCell<Option<KeyStore>> = const { RefCell::new(None) };
+    /// A JWKS fetch in progress, shared by every request that needs it.
+    static JWKS_IN_FLIGHT: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>> =
+        const { RefCell::new(None) };
+}
+
+fn isolate_config(env: &Env) -> Result<Rc<EdgeConfig>, ConfigError> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| EdgeConfig::from_vars(|name| read_var(env, name)).map(Rc::new))
+            .clone()
+    })
+}
+
+/// Runs `f` on the isolate's key store (created on first use); `None` without `AUTH_CONFIG`.
+fn with_keys<T>(config: &EdgeConfig, f: impl FnOnce(&mut KeyStore) -> T) -> Option<T> {
+    let auth = config.auth.as_ref()?;
+    KEYS.with(|cell| {
+        let mut keys = cell.try_borrow_mut().ok()?;
+        Some(f(keys.get_or_insert_with(|| KeyStore::new(auth))))
+    })
+}
+
+fn jwks_in_flight() -> Option<Shared<LocalBoxFuture<'static, ()>>> {
+    JWKS_IN_FLIGHT.with(|cell| cell.borrow().clone())
+}
+
+/// Fetches the JWKS the key store asked for and installs it; concurrent requests share one
+/// fetch. A failed fetch leaves the last good key set in place.
+async fn refresh_jwks(fetch: JwksFetch) {
+    let shared = match jwks_in_flight() {
+        Some(in_flight) => in_flight,
+        None => {
+            let future: LocalBoxFuture<'static, ()> = Box::pin(async move {
+                let body = fetch_bytes(&fetch.url).await;
+                KEYS.with(|cell| {
+                    if let Ok(mut keys) = cell.try_borrow_mut()
+                        && let Some(keys) = keys.as_mut()
+                    {
+                        let now = now_ms() / 1000;
+                        match body {
+                            Ok(body) => {
+                                if let Err(error) = keys.apply_jwks(now, &body) {
+                                    console_error!("JWKS from {} refused: {error:?}", fetch.url);
+                                }
+                            }
+                            Err(error) => {
+                                console_error!("JWKS fetch {} failed: {error}", fetch.url)
+                            }
+                        }
+                    }
+                });
+                JWKS_IN_FLIGHT.with(|cell| {
+                    if let Ok(mut slot) = cell.try_borrow_mut() {
+                        *slot = None;
+                    }
+                });
+            });
+            let shared = future.shared();
+            JWKS_IN_FLIGHT.with(|cell| {
+                if let Ok(mut slot) = cell.try_borrow_mut() {
+                    *slot = Some(shared.clone());
+                }
+            });
+            shared
+        }
+    };
+    shared.await;
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let response: web_sys::Response = JsFuture::from(global.fetch_with_str(url))
+        .await
+        .map_err(|error| format!("{error:?}"))?
+        .dyn_into()
+        .map_err(|_| "not a Response".to_owned())?;
+    if !response.ok() {
+        return Err(format!("status {}", response.status()));
+    }
+    let buffer = JsFuture::from(response.array_buffer().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|error| format!("{error:?}"))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// A variable as text: strings as they are, JSON values (wrangler `[vars]` tables and arrays)
+/// serialized back to JSON for the core to parse.
+fn read_var(env: &Env, name: &str) -> Option<String> {
+    let value = Reflect::get(env.as_ref(), &name.into()).ok()?;
+    if let Some(text) = value.as_string() {
+        return Some(text).filter(|text| !text.is_empty());
+    }
+    if value.is_object() {
+        return js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|text| text.as_string());
+    }
+    None
+}
+
 fn respond(response: EdgeResponse) -> web_sys::Response {
     let init = web_sys::ResponseInit::new();
     init.set_status(response.status.as_u16());
@@ -190,28 +618,6 @@ fn respond(response: EdgeResponse) -> web_sys::Response {
             web_sys::Response::new_with_opt_str_and_init(None, &web_sys::ResponseInit::new())
         })
         .unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
-}
-
-thread_local! {
-    /// Wrangler `[vars]` and secrets are fixed for the life of an isolate (changing them means
-    /// a new deployment, hence new isolates), so they are read and parsed on its first request
-    /// only, not on the hot path. A broken configuration stays broken until redeployed.
-    static CONFIG: OnceCell<Result<EdgeConfig, ConfigError>> = const { OnceCell::new() };
-}
-
-fn isolate_config(env: &Env) -> Result<EdgeConfig, ConfigError> {
-    CONFIG.with(|cell| {
-        cell.get_or_init(|| EdgeConfig::from_vars(|name| read_var(env, name)))
-            .clone()
-    })
-}
-
-fn read_var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|v| v.to_string()))
-        .ok()
-        .filter(|v| !v.is_empty())
 }
 
 /// Copies JS headers into a `HeaderMap` without panicking on anything the runtime hands over.
@@ -275,7 +681,9 @@ fn random_bytes() -> [u8; 16] {
     if filled {
         array.copy_to(&mut out);
     } else {
-        // Unreachable on Workers and edge-runtime, which both provide Web Crypto.
+        // Unreachable on Workers and edge-runtime, which both provide Web Crypto. Session ids
+        // and nonces must be unpredictable, so never fall back to a weak generator silently.
+        console_error!("crypto.getRandomValues is unavailable");
         for byte in &mut out {
             *byte = (js_sys::Math::random() * 256.0) as u8;
         }

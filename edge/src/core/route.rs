@@ -400,7 +400,7 @@ fn decide_inner(
     let now_secs = inputs.now_ms / 1000;
     let principal = match authenticate_route(head, route, config, keys, now_secs, inputs) {
         Ok(principal) => principal,
-        Err(decision) => return decision,
+        Err(decision) => return *decision,
     };
 
     let mut declared_length = None;
@@ -543,7 +543,7 @@ fn authenticate_route(
     keys: Option<&KeyStore>,
     now_secs: u64,
     inputs: Inputs,
-) -> Result<Option<Principal>, Decision> {
+) -> Result<Option<Principal>, Box<Decision>> {
     let (Some(auth), Some(keys)) = (&config.auth, keys) else {
         // No JWT configured: routes can only be public or optional (checked at load), and a
         // bearer token cannot be verified, so it is not trusted.
@@ -552,7 +552,7 @@ fn authenticate_route(
     let mut outcome = authenticate(head.headers, &route.auth, auth, keys, now_secs);
     if outcome == AuthOutcome::UnknownKey {
         if !inputs.keys_refreshed {
-            return Err(Decision::RefreshKeys);
+            return Err(Box::new(Decision::RefreshKeys));
         }
         outcome = outcome.settle_unknown_key();
     }
@@ -572,7 +572,7 @@ fn authenticate_route(
             if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
                 response.headers.insert(WWW_AUTHENTICATE, value);
             }
-            Err(Decision::Respond(response))
+            Err(Box::new(Decision::Respond(response)))
         }
     }
 }
