@@ -15,7 +15,7 @@ use shared_types::headers::{
 use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
-use super::cache::{self, CacheKey, CachePolicy, CacheRequest};
+use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
 use super::ratelimit::{self, Caller, RateLimitPolicy};
 use super::request_id::RequestId;
@@ -266,6 +266,8 @@ pub fn decide(
             config
                 .cors
                 .apply_to_response(head.headers, &mut response.headers);
+            // The edge's own answers never come from the cache.
+            CacheStatus::Bypass.set_on(&mut response.headers);
             for (name, value) in &extra {
                 response.headers.append(name, value.clone());
             }
@@ -649,6 +651,7 @@ pub fn finish_edge_response(
     config: &EdgeConfig,
 ) -> EdgeResponse {
     response.headers = upstream_response_headers(&response.headers, proxy, config);
+    CacheStatus::Bypass.set_on(&mut response.headers);
     response
 }
 
@@ -1291,6 +1294,14 @@ mod tests {
             claims,
             jwt::Signer::Hs(jwt::HS_SECRET.as_bytes()),
         )
+    }
+
+    #[test]
+    fn the_edges_own_answers_say_bypass() {
+        for (method, url) in [(Method::GET, "/health"), (Method::GET, "/nope"), (Method::GET, "/old/x")] {
+            let response = responded(decide_pipeline(method, url, &HeaderMap::new()));
+            assert_eq!(response.headers["x-edge-cache"], "BYPASS", "{url}");
+        }
     }
 
     #[test]
