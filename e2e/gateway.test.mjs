@@ -3,7 +3,8 @@
 // Run by scripts/test with BRAIN_BIN and EDGEBRAIN_NODE_DIR set.
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { createServer } from "node:http";
 import {
   EDGE_SIGNING_SECRET, freePort, readSse, requireEnv, startBrain, startEdge, stopProcess, tempDir,
   waitHealthy,
@@ -14,6 +15,22 @@ const ISSUER = "https://idp.e2e.invalid/";
 const AUDIENCE = "edgebrain-e2e";
 const HS_SECRET = "e2e-idp-hs256-secret-0123456789abcdef";
 const ALLOWED_ORIGIN = "https://app.e2e.invalid";
+
+/** An ES256 key the (simulated) identity provider publishes in its JWKS under `kid`. */
+function ecKey(kid) {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  return { kid, privateKey, jwk: { ...publicKey.export({ format: "jwk" }), kid, alg: "ES256", use: "sig" } };
+}
+
+function mintEs256(key, claims = {}) {
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: "ES256", typ: "JWT", kid: key.kid })}.${b64({
+    iss: ISSUER, aud: AUDIENCE, sub: "jwks-user", iat: now, exp: now + 600, ...claims,
+  })}`;
+  const signature = sign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" });
+  return `${input}.${signature.toString("base64url")}`;
+}
 
 /** A JWT signed with Node's own crypto (HS256), as an external identity provider would. */
 function mintToken(claims, { secret = HS_SECRET, kid = "e2e" } = {}) {
@@ -49,16 +66,31 @@ function sessionCookie(response) {
 
 describe("edge gateway through workerd", { timeout: 300_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
-  let brain, edge, brainUrl, edgeUrl;
+  let brain, edge, brainUrl, edgeUrl, jwksServer;
+  const firstKey = ecKey("idp-key-1");
+  const rotatedKey = ecKey("idp-key-2");
+  const published = [firstKey.jwk];
+  let jwksFetches = 0;
 
   before(async () => {
+    // The identity provider's JWKS endpoint, on loopback.
+    jwksServer = createServer((request, response) => {
+      jwksFetches += 1;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ keys: published }));
+    });
+    await new Promise((resolve) => jwksServer.listen(0, "127.0.0.1", resolve));
+    const jwksUrl = `http://127.0.0.1:${jwksServer.address().port}/.well-known/jwks.json`;
     const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
     brainUrl = `http://127.0.0.1:${brainPort}`;
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     brain = startBrain(brainBin, brainPort, tempDir("edgebrain-gateway-data-"));
     edge = await startEdge("gateway-edge", edgePort, {
       BRAIN_URL: brainUrl,
-      AUTH_CONFIG: JSON.stringify({ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ["HS256"] }),
+      AUTH_CONFIG: JSON.stringify({
+        issuer: ISSUER, audiences: [AUDIENCE], algorithms: ["HS256", "ES256"],
+        jwks_url: { url: jwksUrl, ttl_secs: 3600, min_refresh_interval_secs: 1 },
+      }),
       AUTH_HS256_SECRETS: JSON.stringify([{ kid: "e2e", secret: HS_SECRET }]),
       CORS: JSON.stringify({ allowed_origins: [ALLOWED_ORIGIN], allow_credentials: true }),
       RATE_LIMITS: JSON.stringify([
@@ -79,6 +111,37 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
 
   after(async () => {
     await Promise.all([stopProcess(edge), stopProcess(brain)]);
+    await new Promise((resolve) => jwksServer?.close(resolve) ?? resolve());
+  });
+
+  test("keys from the JWKS URL are fetched, and refetched when a token names an unknown kid", async () => {
+    const whoami = (token) =>
+      fetch(`${edgeUrl}/api/v1/diag/whoami`, { headers: { authorization: `Bearer ${token}` }, signal: TIMEOUT() });
+    const first = await whoami(mintEs256(firstKey));
+    assert.equal(first.status, 200, await first.clone().text());
+    assert.equal((await json(first)).owner, "user:jwks-user");
+    assert.ok(jwksFetches >= 1);
+
+    // The provider rotates: a token under the new key makes the edge refetch (at most once a
+    // second here; the TTL alone would wait an hour).
+    published.push(rotatedKey.jwk);
+    const before = jwksFetches;
+    let rotated;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      rotated = await whoami(mintEs256(rotatedKey));
+      if (rotated.status === 200) break;
+      assert.equal(rotated.status, 401, "only a rate-limited refresh may refuse it");
+      await rotated.arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 200)); // poll interval while the refresh window reopens
+    }
+    assert.equal(rotated.status, 200);
+    assert.equal((await json(rotated)).owner, "user:jwks-user");
+    assert.ok(jwksFetches > before, "the JWKS was fetched again");
+
+    // A key the provider never published stays refused.
+    const stranger = await whoami(mintEs256(ecKey("not-published")));
+    assert.equal(stranger.status, 401);
   });
 
   test("a new visitor gets a __Host- session cookie that is honoured afterwards", async () => {
