@@ -9,11 +9,13 @@
 //! - [`health`]: liveness and readiness reports.
 //! - [`diag`]: the deployment diagnostics (SSE stream probe, request echo).
 //! - [`headers`]: names of the HTTP headers that are part of the contract.
+//! - [`data`]: the data plane: datasets, memory statistics, SQL and typed JSON queries.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod data;
 pub mod diag;
 pub mod error;
 pub mod headers;
