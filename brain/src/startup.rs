@@ -4,6 +4,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,7 +17,9 @@ use uuid::Uuid;
 use crate::VERSION;
 use crate::clock::unix_millis;
 use crate::config::Config;
+use crate::data::{DataLimits, DataPlane};
 use crate::http::{self, AppState, Limits};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// How long closing the database pool may take once the server has stopped.
@@ -73,9 +76,21 @@ impl Application {
             .await
             .context("cannot record this start in the database")?;
 
+        let metrics = Arc::new(Metrics::new().context("cannot create the metrics registry")?);
+        let data = DataPlane::open(
+            &config.data_dir,
+            store.clone(),
+            Arc::clone(&metrics),
+            DataLimits::from_config(&config),
+            config.sample_transactions,
+        )
+        .await
+        .context("cannot prepare the datasets")?;
         let state = AppState {
             store: store.clone(),
             limits: Limits::from_config(&config),
+            data,
+            metrics,
         };
         Ok(Self {
             listener,

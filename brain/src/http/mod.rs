@@ -12,12 +12,15 @@
 //! 6. edge identity: the `x-edgebrain-*` headers become an [`identity::Identity`] extension;
 //! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
+pub mod datasets;
 pub mod diag;
 pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod metrics;
+pub mod queries;
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::data::DataPlane;
 use crate::store::Store;
 use drain::DrainLimits;
 
@@ -41,6 +47,10 @@ pub use error::{Error, Result};
 pub struct AppState {
     pub store: Store,
     pub limits: Limits,
+    /// Datasets, the memory manager and queries.
+    pub data: DataPlane,
+    /// The Prometheus registry behind `/metrics`; other subsystems register theirs here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Request limits taken from the configuration.
@@ -69,9 +79,18 @@ impl Limits {
 /// The brain's complete HTTP application.
 pub fn app(state: AppState) -> Router {
     let limits = state.limits;
+    let metrics = Arc::clone(&state.metrics);
+    let upload_max_bytes = state.data.limits().upload_max_bytes;
     let routes = Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .nest("/api/v1/diag", diag::router())
+        .nest("/api/v1/datasets", datasets::router(upload_max_bytes))
+        .nest("/api/v1/queries", queries::router())
+        .route_layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::record_latency,
+        ))
         .with_state(state);
     with_middleware(routes, &limits)
 }

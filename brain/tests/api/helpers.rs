@@ -81,6 +81,8 @@ impl TestDatabase {
         config.diag_max_events = 10;
         config.diag_max_interval_ms = 1_000;
         config.shutdown_grace_secs = 5;
+        // Debug-built polars is slow: no 1e6-row sample unless a test asks for one.
+        config.sample_transactions = 0;
         config
     }
 
