@@ -102,6 +102,8 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
   return startProcess("brain", brainBin, [], {
     BRAIN_BIND: `127.0.0.1:${port}`,
     BRAIN_DATA_DIR: dataDir,
+    // A fresh data directory generates the sample datasets; keep them small for the suite.
+    BRAIN_SAMPLE_TRANSACTIONS: "1000",
     RUST_LOG: "info",
     ...extraEnv,
   });

@@ -354,6 +354,13 @@ impl DataPlane {
             .ok_or_else(|| DataError::NotFound(format!("no dataset with id `{id}`")))
     }
 
+    /// Whether the caller may change dataset `id` (404 if not visible, 403 if only shared):
+    /// checked before an upload is received, so nobody streams data into a dataset they cannot
+    /// change.
+    pub async fn check_writable(&self, owner: &str, id: &str) -> Result<()> {
+        self.owned(owner, id).await.map(|_| ())
+    }
+
     /// Like [`DataPlane::visible`], but the caller must own it.
     async fn owned(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
         let record = self.visible(owner, id).await?;

@@ -110,6 +110,7 @@ async fn replace(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<JsonResponse<DatasetInfo>> {
+    state.data.check_writable(&identity.owner(), &id).await?;
     let upload = receive(&state, params, request).await?;
     Ok(JsonResponse(
         state
@@ -126,6 +127,7 @@ async fn append(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<JsonResponse<DatasetInfo>> {
+    state.data.check_writable(&identity.owner(), &id).await?;
     let upload = receive(&state, params, request).await?;
     Ok(JsonResponse(
         state
