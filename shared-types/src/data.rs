@@ -125,7 +125,7 @@ pub struct DatasetDescription {
 
 /// Query parameters of an upload (`POST /datasets`, `PUT /datasets/{id}`,
 /// `POST /datasets/{id}/rows`). Multipart uploads may send the same as text fields named
-/// `name`, `format` and `schema` before the `file` field.
+/// `name`, `format`, `schema` and `scope` before the `file` field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadParams {
     /// Required when creating.
@@ -138,6 +138,9 @@ pub struct UploadParams {
     /// Type overrides as `column:type,column:type` (types as in [`ColumnType`]).
     #[serde(default)]
     pub schema: Option<String>,
+    /// Sharing of a new dataset; default [`Scope::Private`]. Ignored by replace and append.
+    #[serde(default)]
+    pub scope: Option<Scope>,
 }
 
 /// `POST /datasets/import`: a file already on the brain's machine, inside its import directory.
@@ -151,6 +154,9 @@ pub struct ImportDataset {
     pub format: Option<DataFormat>,
     #[serde(default)]
     pub schema: BTreeMap<String, ColumnType>,
+    /// Default [`Scope::Private`].
+    #[serde(default)]
+    pub scope: Option<Scope>,
 }
 
 /// `PATCH /datasets/{id}`.

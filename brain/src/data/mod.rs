@@ -253,6 +253,7 @@ impl DataPlane {
         &self,
         owner: &str,
         name: &str,
+        scope: Scope,
         upload: StagedUpload,
         options: IngestOptions,
     ) -> Result<DatasetInfo> {
@@ -263,7 +264,7 @@ impl DataPlane {
             frame
         })
         .await?;
-        self.insert(owner, name, SCOPE_PRIVATE, frame).await
+        self.insert(owner, name, stored_scope(scope), frame).await
     }
 
     /// Creates a dataset from a file in the import directory.
@@ -294,8 +295,8 @@ impl DataPlane {
             ingest::read_file(&path, &options)
         })
         .await?;
-        self.insert(owner, &request.name, SCOPE_PRIVATE, frame)
-            .await
+        let scope = stored_scope(request.scope.unwrap_or(Scope::Private));
+        self.insert(owner, &request.name, scope, frame).await
     }
 
     /// Writes the Parquet file, then records the dataset; a failed insert removes the file.
@@ -777,6 +778,13 @@ fn check_name(name: &str) -> Result<()> {
             "invalid dataset name `{name}`: use letters, digits and `_`, not starting with a \
              digit, at most {MAX_NAME_BYTES} bytes (it is the table name in SQL)"
         )))
+    }
+}
+
+fn stored_scope(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Private => SCOPE_PRIVATE,
+        Scope::Public => SCOPE_PUBLIC,
     }
 }
 

@@ -15,7 +15,7 @@ use axum::{Json as JsonResponse, Router};
 use futures_util::{Stream, StreamExt};
 use shared_types::data::{
     DataFormat, DatasetDescription, DatasetInfo, DatasetList, ImportDataset, MemoryStats,
-    RenameDataset, UploadParams,
+    RenameDataset, Scope, UploadParams,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -65,7 +65,13 @@ async fn create(
     })?;
     let info = state
         .data
-        .create(&identity.owner(), &name, upload.file, upload.options)
+        .create(
+            &identity.owner(),
+            &name,
+            upload.scope.unwrap_or(Scope::Private),
+            upload.file,
+            upload.options,
+        )
         .await?;
     Ok((StatusCode::CREATED, JsonResponse(info)))
 }
@@ -178,6 +184,7 @@ async fn memory(
 struct Upload {
     file: StagedUpload,
     name: Option<String>,
+    scope: Option<Scope>,
     options: IngestOptions,
 }
 
@@ -197,6 +204,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
         mut name,
         mut format,
         schema,
+        mut scope,
     } = params;
     let mut schema = schema;
     let file = state.data.stage_upload();
@@ -228,6 +236,13 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
                             .map_err(|error| multipart_error(error, limit))?,
                     )
                 }
+                "scope" => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|error| multipart_error(error, limit))?;
+                    scope = Some(parse_scope(&text)?);
+                }
                 "format" => {
                     let text = field
                         .text()
@@ -252,7 +267,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
                 }
                 other => {
                     return Err(Error::BadRequest(format!(
-                        "unexpected form field `{other}` (expected name, format, schema, file)"
+                        "unexpected form field `{other}` (expected name, format, schema, scope, file)"
                     )));
                 }
             }
@@ -283,6 +298,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
     Ok(Upload {
         file,
         name,
+        scope,
         options: IngestOptions {
             format,
             overrides,
@@ -306,6 +322,11 @@ fn parse_format(text: &str) -> Result<DataFormat> {
             ))
         },
     )
+}
+
+fn parse_scope(text: &str) -> Result<Scope> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase()))
+        .map_err(|_| Error::BadRequest(format!("unknown scope `{text}` (private, public)")))
 }
 
 fn missing_format(content_type: &str) -> Error {

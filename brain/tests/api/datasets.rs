@@ -924,3 +924,71 @@ async fn server_side_imports_read_only_inside_the_import_directory() {
     assert_error(response, ErrorCode::Forbidden).await;
     std::fs::remove_dir_all(&import_dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_public_dataset_is_readable_by_everyone_and_changeable_only_by_its_owner() {
+    let app = spawn_app(Backend::Postgres).await;
+    let alice = Caller::user("alice");
+    let bob = Caller::user("bob");
+    let response = upload_raw(
+        &app,
+        &alice,
+        "name=shared&scope=public",
+        "text/csv",
+        sales_csv(&sales()),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let shared: DatasetInfo = response.json().await.unwrap();
+    assert_eq!(shared.scope, Scope::Public);
+    let private = upload_csv(&app, &alice, "private_one", "a\n1\n").await;
+    assert_eq!(private.scope, Scope::Private);
+
+    let seen = list(&app, &bob).await;
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].id == shared.id && !seen[0].owned);
+    assert_eq!(
+        sql_rows(&app, &bob, "SELECT COUNT(*) AS n FROM shared").await[0]["n"],
+        json!(20)
+    );
+    let item = app.url(&format!("/api/v1/datasets/{}", shared.id));
+    assert_eq!(app.send_as(&bob, app.client.get(&item)).await.status(), 200);
+    assert_error(
+        app.send_as(&bob, app.client.delete(&item)).await,
+        ErrorCode::Forbidden,
+    )
+    .await;
+    assert_error(
+        app.send_as(&bob, app.client.patch(&item).json(&json!({"name": "x"})))
+            .await,
+        ErrorCode::Forbidden,
+    )
+    .await;
+    assert_error(
+        app.send_as(
+            &bob,
+            app.client
+                .put(&item)
+                .header(CONTENT_TYPE, "text/csv")
+                .body("a\n1\n"),
+        )
+        .await,
+        ErrorCode::Forbidden,
+    )
+    .await;
+    assert_eq!(
+        app.send_as(&alice, app.client.delete(&item)).await.status(),
+        204
+    );
+    assert!(list(&app, &bob).await.is_empty());
+
+    let bad = upload_raw(
+        &app,
+        &alice,
+        "name=y&scope=everyone",
+        "text/csv",
+        "a\n1\n".to_owned(),
+    )
+    .await;
+    assert_error(bad, ErrorCode::InvalidQuery).await;
+}
