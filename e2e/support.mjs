@@ -110,6 +110,8 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
     BRAIN_BIND: `127.0.0.1:${port}`,
     BRAIN_DATA_DIR: dataDir,
     BRAIN_EDGE_SECRETS: EDGE_SIGNING_SECRET,
+    // A fresh data directory generates the sample datasets; keep them small for the suite.
+    BRAIN_SAMPLE_TRANSACTIONS: "1000",
     RUST_LOG: "info",
     ...extraEnv,
   });

@@ -69,6 +69,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub edge_replay_cache_entries: u64,
 
+    /// Largest request body the brain reads into memory to check the edge's body digest. The
+    /// edge hashes bodies up to its `SIGN_BODY_MAX_BYTES` (same default) and streams larger ones
+    /// unhashed; each route's own body limit still applies after the check.
+    #[arg(
+        long,
+        env = "BRAIN_EDGE_SIGNED_BODY_MAX_BYTES",
+        default_value_t = 1_048_576
+    )]
+    pub edge_signed_body_max_bytes: usize,
+
     /// Run WITHOUT verifying edge signatures: identity headers are trusted as sent. Only for a
     /// brain reachable from nothing but the local machine (development); never in production.
     #[arg(long, env = "BRAIN_INSECURE_LOCAL", default_value_t = false)]
@@ -101,6 +111,42 @@ pub struct Config {
     /// (including SSE streams) finish for at most this many seconds, then exits.
     #[arg(long, env = "BRAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Memory budget of the loaded datasets (DataFrames) in bytes. Past it, the least recently
+    /// used unpinned frames are dropped from memory (they reload from Parquet on next use).
+    #[arg(long, env = "BRAIN_DATASETS_MEMORY_BUDGET_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub datasets_memory_budget_bytes: u64,
+
+    /// Largest accepted dataset upload (create, replace, append) in bytes; larger uploads are
+    /// answered with 413 and nothing of them is kept.
+    #[arg(long, env = "BRAIN_UPLOAD_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub upload_max_bytes: u64,
+
+    /// Directory whose files `POST /api/v1/datasets/import` may read. Unset: server-side
+    /// imports are refused (403).
+    #[arg(long, env = "BRAIN_IMPORT_DIR")]
+    pub import_dir: Option<PathBuf>,
+
+    /// Rows that CSV/JSON schema inference looks at.
+    #[arg(long, env = "BRAIN_INFER_SCHEMA_ROWS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub infer_schema_rows: u64,
+
+    /// Most rows one query answer (page) may hold; also the default page size.
+    #[arg(long, env = "BRAIN_QUERY_MAX_ROWS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_max_rows: u64,
+
+    /// Time limit of one query in milliseconds; a query still running then is cancelled and
+    /// answered with 422 `unprocessable`.
+    #[arg(long, env = "BRAIN_QUERY_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_timeout_ms: u64,
+
+    /// Transaction rows of the synthetic retail sample (datasets `stores`, `products`,
+    /// `transactions`) generated on first start with an empty data directory. 0: no sample.
+    #[arg(long, env = "BRAIN_SAMPLE_TRANSACTIONS", default_value_t = 1_000_000)]
+    pub sample_transactions: u64,
 
     /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -16,6 +16,13 @@
 //!   - [`http::diag`]: `/api/v1/diag/stream` (SSE flush probe) and `/api/v1/diag/echo`.
 //!   - [`http::error`]: the one error type handlers return, rendered as `shared_types::error::ErrorBody`.
 //!   - [`http::extract`]: extractors that reject in that error shape (e.g. `invalid_query`).
+//!   - [`http::datasets`]: `/api/v1/datasets` (upload, import, list, describe, rename,
+//!     replace, append, delete, pin, memory statistics).
+//!   - [`http::queries`]: `/api/v1/queries/{sql,json}` with content negotiation.
+//!   - [`http::metrics`]: `GET /metrics` (Prometheus) and the request-latency middleware.
+//! - [`data`]: the data plane: datasets as Parquet + in-memory polars frames (memory manager,
+//!   ingestion, SQL allowlist, typed JSON queries, sample data). No HTTP, no sqlx.
+//! - [`metrics`]: the Prometheus registry other subsystems register their metrics with.
 //! - [`store`]: persistence. The only module that may use `sqlx` (an architecture invariant
 //!   checked in CI), so the database library never leaks into HTTP code.
 //! - `migrations/` (crate root): embedded SQL migrations, portable across SQLite and PostgreSQL.
@@ -24,7 +31,9 @@
 //! [`Application::run_until_stopped`] with [`startup::shutdown_signal`].
 
 pub mod config;
+pub mod data;
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -17,8 +17,10 @@ use uuid::Uuid;
 use crate::VERSION;
 use crate::clock::unix_millis;
 use crate::config::{Config, EdgeTrustMode};
+use crate::data::{DataLimits, DataPlane};
 use crate::http::edge_auth::EdgeTrust;
 use crate::http::{self, AppState, Limits};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// How long closing the database pool may take once the server has stopped.
@@ -84,6 +86,16 @@ impl Application {
                  trusted as sent; never expose this brain beyond the local machine"
             );
         }
+        let metrics = Arc::new(Metrics::new().context("cannot create the metrics registry")?);
+        let data = DataPlane::open(
+            &config.data_dir,
+            store.clone(),
+            Arc::clone(&metrics),
+            DataLimits::from_config(&config),
+            config.sample_transactions,
+        )
+        .await
+        .context("cannot prepare the datasets")?;
         let limits = Limits::from_config(&config);
         let state = AppState {
             store: store.clone(),
@@ -92,8 +104,10 @@ impl Application {
                 edge_trust,
                 Duration::from_secs(config.edge_signature_tolerance_secs),
                 usize::try_from(config.edge_replay_cache_entries).unwrap_or(usize::MAX),
-                limits.max_body_bytes,
+                config.edge_signed_body_max_bytes,
             )),
+            data,
+            metrics,
         };
         Ok(Self {
             listener,

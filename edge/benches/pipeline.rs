@@ -68,7 +68,10 @@ fn token() -> String {
     );
     let mut mac = Hmac::<Sha256>::new_from_slice(HS_SECRET.as_bytes()).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fn inputs() -> Inputs {
@@ -86,7 +89,10 @@ fn browser_headers(extra: &[(&str, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in [
         ("host", "edge.example".to_owned()),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) bench".to_owned()),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) bench".to_owned(),
+        ),
         ("accept", "application/json".to_owned()),
         ("accept-language", "en-GB,en;q=0.9".to_owned()),
         ("origin", "https://app.bench".to_owned()),
@@ -143,13 +149,19 @@ fn pipeline(c: &mut Criterion) {
             Method::GET,
             // Rewritten by vercel.json (/v1/:path* → /api/v1/:path*).
             "https://edge.example/v1/threads/t-1/messages?cursor=abc",
-            browser_headers(&[("cookie", cookie.clone()), ("authorization", bearer.clone())]),
+            browser_headers(&[
+                ("cookie", cookie.clone()),
+                ("authorization", bearer.clone()),
+            ]),
         ),
         (
             "jwt_cached_route",
             Method::GET,
             "https://edge.example/api/v1/reports/q3?utm_source=x&page=2",
-            browser_headers(&[("cookie", cookie.clone()), ("authorization", bearer.clone())]),
+            browser_headers(&[
+                ("cookie", cookie.clone()),
+                ("authorization", bearer.clone()),
+            ]),
         ),
     ];
 

@@ -11,11 +11,13 @@
 //! - [`diag`]: the deployment diagnostics (SSE stream probe, request echo).
 //! - [`headers`]: names of the HTTP headers that are part of the contract.
 //! - [`signature`]: the HMAC signature the edge puts on every request it proxies to the brain.
+//! - [`data`]: the data plane: datasets, memory statistics, SQL and typed JSON queries.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod data;
 pub mod diag;
 pub mod error;
 pub mod headers;

@@ -33,15 +33,17 @@ use crate::clock::unix_millis;
 use crate::config::{EdgeSecrets, EdgeTrustMode};
 
 /// Paths answered without a signature: liveness and readiness probes of load balancers and
-/// supervisors, which never carry an identity.
-const UNSIGNED_PATHS: [&str; 2] = ["/health", "/ready"];
+/// supervisors, and the Prometheus scrape endpoint, none of which carry an identity (and none of
+/// which the edge proxies: it only forwards `/api/*`).
+const UNSIGNED_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// The edge-trust settings and the replay cache, shared by all requests.
 #[derive(Debug)]
 pub struct EdgeTrust {
     mode: EdgeTrustMode,
     tolerance: Duration,
-    max_body_bytes: usize,
+    /// Most bytes read to check a body digest.
+    signed_body_max_bytes: usize,
     nonces: Mutex<NonceCache>,
 }
 
@@ -50,12 +52,12 @@ impl EdgeTrust {
         mode: EdgeTrustMode,
         tolerance: Duration,
         replay_cache_entries: usize,
-        max_body_bytes: usize,
+        signed_body_max_bytes: usize,
     ) -> Self {
         Self {
             mode,
             tolerance,
-            max_body_bytes,
+            signed_body_max_bytes,
             nonces: Mutex::new(NonceCache::new(replay_cache_entries)),
         }
     }
@@ -136,10 +138,10 @@ async fn verified(
         request
     } else {
         let (parts, body) = request.into_parts();
-        let bytes = axum::body::to_bytes(body, trust.max_body_bytes)
+        let bytes = axum::body::to_bytes(body, trust.signed_body_max_bytes)
             .await
             .map_err(|_| Error::PayloadTooLarge {
-                limit: trust.max_body_bytes,
+                limit: trust.signed_body_max_bytes,
             })?;
         if body_digest(&bytes) != header.body_digest {
             return Err(refuse(SignatureError::BodyMismatch));

@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared_types::error::{ErrorBody, ErrorCode};
 
+use crate::data::DataError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -38,6 +39,13 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("no such route")]
     NotFound,
+    /// A resource (not a route) that does not exist or is not visible to the caller.
+    #[error("{0}")]
+    NoSuchResource(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -57,7 +65,9 @@ impl Error {
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Error::NotFound => ErrorCode::NotFound,
+            Error::NotFound | Error::NoSuchResource(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Unprocessable(_) => ErrorCode::Unprocessable,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Store(error) if error.is_unavailable() => ErrorCode::Unavailable,
             Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
@@ -75,6 +85,25 @@ impl Error {
                 "internal error; the server log has details under this request id".to_owned()
             }
             client_error => client_error.to_string(),
+        }
+    }
+}
+
+impl From<DataError> for Error {
+    fn from(error: DataError) -> Self {
+        match error {
+            DataError::BadRequest(message) => Error::BadRequest(message),
+            DataError::Invalid(message) => Error::Unprocessable(message),
+            DataError::NotFound(message) => Error::NoSuchResource(message),
+            DataError::Forbidden(message) => Error::Forbidden(message),
+            DataError::Conflict(message) => Error::Conflict(message),
+            DataError::UnsupportedFormat(message) => Error::UnsupportedMediaType(message),
+            DataError::TooLarge { limit } => Error::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            timeout @ DataError::Timeout { .. } => Error::Unprocessable(timeout.to_string()),
+            DataError::Store(error) => Error::Store(error),
+            DataError::Internal(error) => Error::Internal(error),
         }
     }
 }

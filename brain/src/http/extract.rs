@@ -1,7 +1,7 @@
 //! Extractors whose rejections are [`Error`]s, so a malformed request gets the error shape
 //! with a specific code instead of axum's plain-text rejection.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -22,6 +22,37 @@ where
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => Err(Error::InvalidQuery(rejection.body_text())),
+        }
+    }
+}
+
+/// Like [`axum::Json`], rejecting in the error shape: 415 `unsupported_media_type` without a
+/// JSON content type, 413 over the body limit, 400 `invalid_json` for anything unparsable.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T> FromRequest<super::AppState> for Json<T>
+where
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(JsonRejection::MissingJsonContentType(rejection)) => {
+                Err(Error::UnsupportedMediaType(rejection.body_text()))
+            }
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Error::PayloadTooLarge {
+                    limit: state.limits.max_body_bytes,
+                })
+            }
+            Err(rejection) => Err(Error::InvalidJson(rejection.body_text())),
         }
     }
 }

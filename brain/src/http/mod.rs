@@ -14,6 +14,7 @@
 //!    ([`edge_auth`]);
 //! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
+pub mod datasets;
 pub mod diag;
 pub mod drain;
 pub mod edge_auth;
@@ -21,6 +22,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod metrics;
+pub mod queries;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +38,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tracing::Instrument;
 
 use crate::config::Config;
+use crate::data::DataPlane;
 use crate::store::Store;
 use drain::DrainLimits;
 use edge_auth::EdgeTrust;
@@ -47,6 +51,10 @@ pub struct AppState {
     pub store: Store,
     pub limits: Limits,
     pub edge_trust: Arc<EdgeTrust>,
+    /// Datasets, the memory manager and queries.
+    pub data: DataPlane,
+    /// The Prometheus registry behind `/metrics`; other subsystems register theirs here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Request limits taken from the configuration.
@@ -76,9 +84,18 @@ impl Limits {
 pub fn app(state: AppState) -> Router {
     let limits = state.limits;
     let edge_trust = Arc::clone(&state.edge_trust);
+    let metrics = Arc::clone(&state.metrics);
+    let upload_max_bytes = state.data.limits().upload_max_bytes;
     let routes = Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .nest("/api/v1/diag", diag::router())
+        .nest("/api/v1/datasets", datasets::router(upload_max_bytes))
+        .nest("/api/v1/queries", queries::router())
+        .route_layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::record_latency,
+        ))
         .with_state(state);
     with_middleware(routes, &limits, edge_trust)
 }

@@ -6,6 +6,7 @@
 //! (which both SQLite and PostgreSQL accept through the Any driver).
 
 pub mod admin;
+pub mod datasets;
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +56,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database query failed")]
     Query(#[source] sqlx::Error),
+    #[error("a row with the same unique key exists")]
+    Conflict(#[source] sqlx::Error),
     #[error("invalid database name `{0}` (expected [a-z_][a-z0-9_]*, at most 63 bytes)")]
     InvalidDatabaseName(String),
 }
@@ -75,6 +78,19 @@ impl StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
             other => StoreError::Query(other),
+        }
+    }
+
+    /// Like [`StoreError::from_sqlx`], recognising unique-key violations as
+    /// [`StoreError::Conflict`].
+    fn from_write(error: sqlx::Error) -> Self {
+        let unique = error
+            .as_database_error()
+            .is_some_and(|database| database.is_unique_violation());
+        if unique {
+            StoreError::Conflict(error)
+        } else {
+            Self::from_sqlx(error)
         }
     }
 }

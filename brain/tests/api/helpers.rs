@@ -146,6 +146,8 @@ impl TestDatabase {
         config.shutdown_grace_secs = 5;
         config.edge_secrets = Some(TEST_EDGE_SECRET.parse().expect("a valid test secret"));
         config.insecure_local = false;
+        // Debug-built polars is slow: no 1e6-row sample unless a test asks for one.
+        config.sample_transactions = 0;
         config
     }
 

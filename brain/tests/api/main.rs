@@ -7,11 +7,13 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod datasets;
 mod diag;
 mod edge_auth;
 mod errors;
 mod health;
 mod helpers;
 mod logging;
+mod queries;
 mod shutdown;
 mod store;

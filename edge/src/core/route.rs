@@ -1298,7 +1298,11 @@ mod tests {
 
     #[test]
     fn the_edges_own_answers_say_bypass() {
-        for (method, url) in [(Method::GET, "/health"), (Method::GET, "/nope"), (Method::GET, "/old/x")] {
+        for (method, url) in [
+            (Method::GET, "/health"),
+            (Method::GET, "/nope"),
+            (Method::GET, "/old/x"),
+        ] {
             let response = responded(decide_pipeline(method, url, &HeaderMap::new()));
             assert_eq!(response.headers["x-edge-cache"], "BYPASS", "{url}");
         }

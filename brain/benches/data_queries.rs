@@ -1,0 +1,91 @@
+//! Query engine cost on the sample data, without HTTP: the SQL allowlist plus polars SQL, and
+//! the typed JSON query plan, each collected to a DataFrame. `scripts/bench-data` runs it (in
+//! release) together with the HTTP load test; see BENCHMARKS.md.
+//!
+//! `BENCH_TRANSACTIONS` (default 1_000_000) sets the sample size.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+
+use brain::data::{json_query, sample, sql};
+use criterion::{Criterion, criterion_group, criterion_main};
+use polars::prelude::*;
+use polars::sql::SQLContext;
+use shared_types::data::JsonQuery;
+
+const GROUP_BY: &str = "SELECT store_id, SUM(quantity) AS units, SUM(quantity * unit_price) AS revenue \
+                        FROM transactions GROUP BY store_id";
+const JOIN: &str = "SELECT p.category, SUM(t.quantity * t.unit_price) AS revenue, COUNT(*) AS n \
+                    FROM transactions t JOIN products p ON p.product_id = t.product_id \
+                    GROUP BY p.category";
+
+fn run_sql(tables: &[(&str, &DataFrame)], text: &str) -> DataFrame {
+    let approved = sql::approve(text).unwrap();
+    let mut context = SQLContext::new();
+    for (name, frame) in tables {
+        if approved.tables.contains(*name) {
+            context.register(name, (*frame).clone().lazy());
+        }
+    }
+    context.execute(text).unwrap().collect().unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rows: usize = std::env::var("BENCH_TRANSACTIONS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000);
+    let data = sample::generate(rows).unwrap();
+    let tables = [
+        ("transactions", &data.transactions),
+        ("products", &data.products),
+        ("stores", &data.stores),
+    ];
+    let group_by_json: JsonQuery = serde_json::from_str(
+        r#"{"dataset":"transactions","group_by":["store_id"],
+            "aggregates":[{"function":"sum","column":"quantity","alias":"units"},
+                          {"function":"mean","column":"unit_price","alias":"avg_price"}]}"#,
+    )
+    .unwrap();
+    let filter_sort_json: JsonQuery = serde_json::from_str(
+        r#"{"dataset":"transactions","filter":{"op":"and","args":[
+              {"op":"eq","column":"promotion","value":true},{"op":"ge","column":"quantity","value":10}]},
+            "sort":[{"column":"ts","descending":true}]}"#,
+    )
+    .unwrap();
+
+    let mut group = c.benchmark_group(format!("sample_{rows}_rows"));
+    group.sample_size(30);
+    group.bench_function("sql_group_by_store", |b| {
+        b.iter(|| black_box(run_sql(&tables, GROUP_BY)))
+    });
+    group.bench_function("sql_join_products_group_by_category", |b| {
+        b.iter(|| black_box(run_sql(&tables, JOIN)))
+    });
+    group.bench_function("json_group_by_store", |b| {
+        b.iter(|| {
+            black_box(
+                json_query::plan(&group_by_json, &data.transactions)
+                    .unwrap()
+                    .collect()
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("json_filter_sort_first_100", |b| {
+        b.iter(|| {
+            black_box(
+                json_query::plan(&filter_sort_json, &data.transactions)
+                    .unwrap()
+                    .slice(0, 100)
+                    .collect()
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(data_queries, benches);
+criterion_main!(data_queries);

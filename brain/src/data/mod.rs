@@ -1,0 +1,888 @@
+//! The data plane: datasets kept as Parquet on disk, described in the database, and held in
+//! memory as polars DataFrames while in use.
+//!
+//! # Layout
+//! - [`DataPlane`] (this module): the operations the HTTP layer calls (create, list, describe,
+//!   rename, replace, append, delete, pin, query). It owns the directories, the
+//!   [`registry::FrameRegistry`] and the limits, and talks to the database only through
+//!   [`crate::store::Store`].
+//! - [`registry`]: the memory manager (byte budget, LRU eviction, pinning, `Arc` swaps).
+//! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
+//!   inference and overrides) and DataFrames to Parquet (atomic writes).
+//! - [`sql`]: the SQL allowlist (parse, then allow only a single read-only `SELECT`).
+//! - [`json_query`]: the typed JSON query as a polars plan.
+//! - [`output`]: results as JSON rows/columns, CSV, Arrow IPC; column statistics.
+//! - [`sample`]: the deterministic synthetic retail sample.
+//!
+//! # Files
+//! `<data-dir>/datasets/<id>.parquet` holds each dataset; `<data-dir>/uploads/` holds uploads
+//! while they stream in. Both are cleaned of leftovers (`*.tmp`, partial uploads) at start, so
+//! a crash mid-write leaves nothing half-written behind.
+//!
+//! Every polars call runs in `spawn_blocking`; no lock is held across an `.await`.
+
+pub mod ingest;
+pub mod json_query;
+pub mod output;
+pub mod registry;
+pub mod sample;
+pub mod sql;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use polars::prelude::{DataFrame, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
+use polars::sql::SQLContext;
+use shared_types::data::{
+    ColumnInfo, DatasetDescription, DatasetInfo, ImportDataset, JsonQuery, LoadedFrame,
+    MemoryStats, Page, PageRequest, Scope, SqlQuery,
+};
+
+use crate::clock::unix_millis;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::datasets::{ContentsUpdate, DatasetRecord, SCOPE_PRIVATE, SCOPE_PUBLIC};
+use crate::store::{Store, StoreError};
+use ingest::IngestOptions;
+use registry::FrameRegistry;
+
+/// Owner of the built-in sample datasets (public, read-only for everyone else).
+pub const SAMPLE_OWNER: &str = "system:sample";
+/// Rows of a description's sample.
+const DESCRIBE_SAMPLE_ROWS: usize = 10;
+/// Longest dataset name (also the SQL table name).
+const MAX_NAME_BYTES: usize = 64;
+
+/// A failed data-plane operation. `Display` is the message for the client, except for
+/// `Store`/`Internal`, whose details stay in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The request itself is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The uploaded data cannot be used as asked (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such dataset visible to the caller (404) — also for other tenants' datasets.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may read but not change it, or the operation is disabled (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A dataset of that name exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Unknown or unsupported upload format (415).
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The query ran past its time limit and was cancelled (422).
+    #[error("the query ran longer than the limit of {limit_ms} ms and was cancelled")]
+    Timeout { limit_ms: u128 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl DataError {
+    pub(crate) fn io(error: std::io::Error) -> Self {
+        DataError::Internal(anyhow::Error::new(error))
+    }
+
+    pub(crate) fn polars(error: polars::error::PolarsError) -> Self {
+        DataError::Internal(anyhow::anyhow!("polars: {error}"))
+    }
+}
+
+type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// Limits of the data plane, from the configuration.
+#[derive(Debug, Clone)]
+pub struct DataLimits {
+    pub memory_budget_bytes: u64,
+    pub upload_max_bytes: u64,
+    pub infer_schema_rows: usize,
+    pub query_max_rows: u64,
+    pub query_timeout: Duration,
+    pub import_dir: Option<PathBuf>,
+}
+
+impl DataLimits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            memory_budget_bytes: config.datasets_memory_budget_bytes,
+            upload_max_bytes: config.upload_max_bytes,
+            infer_schema_rows: usize::try_from(config.infer_schema_rows).unwrap_or(usize::MAX),
+            query_max_rows: config.query_max_rows,
+            query_timeout: Duration::from_millis(config.query_timeout_ms),
+            import_dir: config.import_dir.clone(),
+        }
+    }
+}
+
+/// An upload being received: a file in the uploads directory, removed when dropped (whether
+/// the upload was used or refused), so nothing half-received outlives its request.
+#[derive(Debug)]
+pub struct StagedUpload {
+    path: PathBuf,
+}
+
+impl StagedUpload {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StagedUpload {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove a staged upload");
+        }
+    }
+}
+
+/// A query's result page.
+#[derive(Debug)]
+pub struct QueryOutput {
+    pub frame: DataFrame,
+    pub page: Page,
+    pub elapsed: Duration,
+}
+
+/// The data plane; cheap to clone (one shared instance per application).
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    registry: FrameRegistry,
+    metrics: Arc<Metrics>,
+    limits: DataLimits,
+    datasets_dir: PathBuf,
+    uploads_dir: PathBuf,
+    /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl DataPlane {
+    /// Prepares the directories (removing leftovers of interrupted writes) and, on the first
+    /// start with an empty data directory, generates the sample datasets.
+    pub async fn open(
+        data_dir: &Path,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: DataLimits,
+        sample_transactions: u64,
+    ) -> anyhow::Result<Self> {
+        let datasets_dir = data_dir.join("datasets");
+        let uploads_dir = data_dir.join("uploads");
+        let first_start = !tokio::fs::try_exists(&datasets_dir).await.unwrap_or(false);
+        for dir in [&datasets_dir, &uploads_dir] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        remove_leftovers(&datasets_dir, &uploads_dir).await?;
+        let plane = Self {
+            inner: Arc::new(Inner {
+                store,
+                registry: FrameRegistry::new(limits.memory_budget_bytes, Arc::clone(&metrics)),
+                metrics,
+                limits,
+                datasets_dir,
+                uploads_dir,
+                writers: Mutex::new(HashMap::new()),
+            }),
+        };
+        if first_start && sample_transactions > 0 {
+            plane.create_sample(sample_transactions).await?;
+        }
+        Ok(plane)
+    }
+
+    pub fn limits(&self) -> &DataLimits {
+        &self.inner.limits
+    }
+
+    /// A fresh, not yet created file in the uploads directory.
+    pub fn stage_upload(&self) -> StagedUpload {
+        StagedUpload {
+            path: self
+                .inner
+                .uploads_dir
+                .join(format!("{}.part", uuid::Uuid::new_v4().simple())),
+        }
+    }
+
+    fn parquet_path(&self, id: &str) -> PathBuf {
+        self.inner.datasets_dir.join(format!("{id}.parquet"))
+    }
+
+    fn writer_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut writers = self
+            .inner
+            .writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Forget locks nobody holds any more, so the map does not grow with every dataset ever
+        // written.
+        writers.retain(|_, lock| Arc::strong_count(lock) > 1);
+        Arc::clone(writers.entry(id.to_owned()).or_default())
+    }
+
+    // ----- datasets -------------------------------------------------------------------------
+
+    pub async fn list(&self, owner: &str) -> Result<Vec<DatasetInfo>> {
+        let records = self.inner.store.visible_datasets(owner).await?;
+        records.iter().map(|record| info(record, owner)).collect()
+    }
+
+    /// Creates a dataset from a received upload.
+    pub async fn create(
+        &self,
+        owner: &str,
+        name: &str,
+        scope: Scope,
+        upload: StagedUpload,
+        options: IngestOptions,
+    ) -> Result<DatasetInfo> {
+        check_name(name)?;
+        let frame = blocking(move || {
+            let frame = ingest::read_file(upload.path(), &options);
+            drop(upload);
+            frame
+        })
+        .await?;
+        self.insert(owner, name, stored_scope(scope), frame).await
+    }
+
+    /// Creates a dataset from a file in the import directory.
+    pub async fn import(&self, owner: &str, request: ImportDataset) -> Result<DatasetInfo> {
+        check_name(&request.name)?;
+        let Some(import_dir) = self.inner.limits.import_dir.clone() else {
+            return Err(DataError::Forbidden(
+                "server-side imports are disabled (no import directory is configured)".to_owned(),
+            ));
+        };
+        let format = match request.format {
+            Some(format) => format,
+            None => ingest::format_from_file_name(&request.path).ok_or_else(|| {
+                DataError::UnsupportedFormat(format!(
+                    "cannot tell the format of `{}` from its extension; give `format`",
+                    request.path
+                ))
+            })?,
+        };
+        let options = IngestOptions {
+            format,
+            overrides: request.schema.clone(),
+            infer_schema_rows: self.inner.limits.infer_schema_rows,
+        };
+        let relative = request.path.clone();
+        let frame = blocking(move || {
+            let path = resolve_import(&import_dir, &relative)?;
+            ingest::read_file(&path, &options)
+        })
+        .await?;
+        let scope = stored_scope(request.scope.unwrap_or(Scope::Private));
+        self.insert(owner, &request.name, scope, frame).await
+    }
+
+    /// Writes the Parquet file, then records the dataset; a failed insert removes the file.
+    async fn insert(
+        &self,
+        owner: &str,
+        name: &str,
+        scope: &str,
+        frame: DataFrame,
+    ) -> Result<DatasetInfo> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = self.parquet_path(&id);
+        let (frame, bytes) = {
+            let path = path.clone();
+            blocking(move || {
+                let mut frame = frame;
+                let bytes = ingest::write_parquet(&mut frame, &path)?;
+                Ok((frame, bytes))
+            })
+            .await?
+        };
+        let now = now_ms();
+        let record = DatasetRecord {
+            id: id.clone(),
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            scope: scope.to_owned(),
+            columns_json: columns_json(&ingest::column_infos(&frame))?,
+            row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            pinned: false,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if let Err(error) = self.inner.store.insert_dataset(&record).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(match error {
+                StoreError::Conflict(_) => {
+                    DataError::Conflict(format!("you already have a dataset named `{name}`"))
+                }
+                other => other.into(),
+            });
+        }
+        // Fresh data is likely to be queried next: keep it (subject to the budget).
+        self.inner.registry.swap(&id, Arc::new(frame), false);
+        info(&record, owner)
+    }
+
+    /// The dataset `id` if the caller may read it; 404 otherwise (never 403: that would tell
+    /// that another tenant's dataset exists).
+    async fn visible(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
+        self.inner
+            .store
+            .visible_dataset(owner, id)
+            .await?
+            .ok_or_else(|| DataError::NotFound(format!("no dataset with id `{id}`")))
+    }
+
+    /// Whether the caller may change dataset `id` (404 if not visible, 403 if only shared):
+    /// checked before an upload is received, so nobody streams data into a dataset they cannot
+    /// change.
+    pub async fn check_writable(&self, owner: &str, id: &str) -> Result<()> {
+        self.owned(owner, id).await.map(|_| ())
+    }
+
+    /// Like [`DataPlane::visible`], but the caller must own it.
+    async fn owned(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
+        let record = self.visible(owner, id).await?;
+        if record.owner != owner {
+            return Err(DataError::Forbidden(format!(
+                "dataset `{}` is shared with you read-only",
+                record.name
+            )));
+        }
+        Ok(record)
+    }
+
+    /// The frame of `record`, from memory or loaded from its Parquet file.
+    async fn frame(&self, record: &DatasetRecord) -> Result<Arc<DataFrame>> {
+        if let Some(frame) = self.inner.registry.get(&record.id) {
+            return Ok(frame);
+        }
+        let path = self.parquet_path(&record.id);
+        let frame = blocking(move || ingest::read_parquet(&path)).await?;
+        Ok(self
+            .inner
+            .registry
+            .insert_loaded(&record.id, Arc::new(frame), record.pinned))
+    }
+
+    pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
+        let record = self.visible(owner, id).await?;
+        let frame = self.frame(&record).await?;
+        let (stats, sample_rows) = blocking(move || {
+            let stats = output::stats(&frame)?;
+            let sample = output::rows(&frame.head(Some(DESCRIBE_SAMPLE_ROWS)))?;
+            Ok((stats, sample))
+        })
+        .await?;
+        Ok(DatasetDescription {
+            dataset: info(&record, owner)?,
+            stats,
+            sample_rows,
+        })
+    }
+
+    pub async fn rename(&self, owner: &str, id: &str, name: &str) -> Result<DatasetInfo> {
+        check_name(name)?;
+        self.owned(owner, id).await?;
+        match self
+            .inner
+            .store
+            .rename_dataset(owner, id, name, now_ms())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(DataError::NotFound(format!("no dataset with id `{id}`"))),
+            Err(StoreError::Conflict(_)) => {
+                return Err(DataError::Conflict(format!(
+                    "you already have a dataset named `{name}`"
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        info(&self.visible(owner, id).await?, owner)
+    }
+
+    /// Replaces the rows (and possibly the columns) of a dataset with an upload.
+    pub async fn replace(
+        &self,
+        owner: &str,
+        id: &str,
+        upload: StagedUpload,
+        options: IngestOptions,
+    ) -> Result<DatasetInfo> {
+        self.owned(owner, id).await?;
+        let writer = self.writer_lock(id);
+        let _writing = writer.lock().await;
+        let frame = blocking(move || {
+            let frame = ingest::read_file(upload.path(), &options);
+            drop(upload);
+            frame
+        })
+        .await?;
+        self.store_contents(owner, id, frame).await
+    }
+
+    /// Appends the rows of an upload; they must have the dataset's columns.
+    pub async fn append(
+        &self,
+        owner: &str,
+        id: &str,
+        upload: StagedUpload,
+        options: IngestOptions,
+    ) -> Result<DatasetInfo> {
+        let record = self.owned(owner, id).await?;
+        let writer = self.writer_lock(id);
+        let _writing = writer.lock().await;
+        let existing = self.frame(&record).await?;
+        let frame = blocking(move || {
+            let rows = ingest::read_file(upload.path(), &options);
+            drop(upload);
+            let rows = ingest::conform_for_append(&existing, rows?)?;
+            existing
+                .vstack(&rows)
+                .map_err(DataError::polars)
+                .map(|mut frame| {
+                    frame.rechunk_mut();
+                    frame
+                })
+        })
+        .await?;
+        self.store_contents(owner, id, frame).await
+    }
+
+    /// Rewrites the Parquet file, records the new metadata, then swaps the frame in.
+    async fn store_contents(&self, owner: &str, id: &str, frame: DataFrame) -> Result<DatasetInfo> {
+        let path = self.parquet_path(id);
+        let (frame, bytes) = blocking(move || {
+            let mut frame = frame;
+            let bytes = ingest::write_parquet(&mut frame, &path)?;
+            Ok((frame, bytes))
+        })
+        .await?;
+        let update = ContentsUpdate {
+            columns_json: columns_json(&ingest::column_infos(&frame))?,
+            row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            updated_at_ms: now_ms(),
+        };
+        if !self
+            .inner
+            .store
+            .update_dataset_contents(owner, id, &update)
+            .await?
+        {
+            return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
+        }
+        self.inner.registry.swap(id, Arc::new(frame), false);
+        info(&self.visible(owner, id).await?, owner)
+    }
+
+    pub async fn delete(&self, owner: &str, id: &str) -> Result<()> {
+        self.owned(owner, id).await?;
+        let writer = self.writer_lock(id);
+        let _writing = writer.lock().await;
+        if !self.inner.store.delete_dataset(owner, id).await? {
+            return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
+        }
+        self.inner.registry.remove(id);
+        if let Err(error) = tokio::fs::remove_file(self.parquet_path(id)).await {
+            tracing::warn!(dataset = %id, %error, "dataset deleted but its file was not removed");
+        }
+        Ok(())
+    }
+
+    /// Pins (loads and keeps in memory regardless of the budget) or unpins a dataset.
+    pub async fn set_pinned(&self, owner: &str, id: &str, pinned: bool) -> Result<DatasetInfo> {
+        let mut record = self.owned(owner, id).await?;
+        self.inner
+            .store
+            .set_dataset_pinned(owner, id, pinned)
+            .await?;
+        record.pinned = pinned;
+        if pinned {
+            self.frame(&record).await?;
+        }
+        self.inner.registry.set_pinned(id, pinned);
+        info(&record, owner)
+    }
+
+    /// Memory totals, and the caller's (and public) frames in memory.
+    pub async fn memory(&self, owner: &str) -> Result<MemoryStats> {
+        let visible: HashSet<String> = self
+            .inner
+            .store
+            .visible_datasets(owner)
+            .await?
+            .into_iter()
+            .map(|record| record.id)
+            .collect();
+        let snapshot = self.inner.registry.snapshot();
+        Ok(MemoryStats {
+            budget_bytes: snapshot.budget_bytes,
+            used_bytes: snapshot.used_bytes,
+            loaded_frames: snapshot.frames.len() as u64,
+            loads: snapshot.loads,
+            evictions: snapshot.evictions,
+            frames: snapshot
+                .frames
+                .into_iter()
+                .filter(|frame| visible.contains(&frame.id))
+                .map(|frame| LoadedFrame {
+                    id: frame.id,
+                    bytes: frame.bytes,
+                    pinned: frame.pinned,
+                })
+                .collect(),
+        })
+    }
+
+    // ----- queries --------------------------------------------------------------------------
+
+    /// Runs an allowlisted SQL query over the datasets the caller may read.
+    pub async fn sql(&self, owner: &str, query: &SqlQuery) -> Result<QueryOutput> {
+        let started = Instant::now();
+        let result = self.sql_inner(owner, query, started).await;
+        self.observe("sql", started, &result);
+        result
+    }
+
+    async fn sql_inner(
+        &self,
+        owner: &str,
+        query: &SqlQuery,
+        started: Instant,
+    ) -> Result<QueryOutput> {
+        let page = self.page(query.page)?;
+        let approved = sql::approve(&query.sql)
+            .map_err(|refusal| DataError::BadRequest(refusal.to_string()))?;
+        let by_name = self.by_name(owner).await?;
+        let mut tables = Vec::with_capacity(approved.tables.len());
+        for name in &approved.tables {
+            let record = by_name
+                .get(name)
+                .ok_or_else(|| DataError::NotFound(format!("no dataset named `{name}`")))?;
+            tables.push((name.clone(), self.frame(record).await?));
+        }
+        let text = query.sql.clone();
+        self.run(page, started, move || {
+            let mut context = SQLContext::new();
+            for (name, frame) in tables {
+                context.register(&name, frame.as_ref().clone().lazy());
+            }
+            context
+                .execute(&text)
+                .map_err(|error| DataError::BadRequest(format!("SQL error: {error}")))
+        })
+        .await
+    }
+
+    /// Runs a typed JSON query over one dataset the caller may read.
+    pub async fn json(&self, owner: &str, query: &JsonQuery) -> Result<QueryOutput> {
+        let started = Instant::now();
+        let result = self.json_inner(owner, query, started).await;
+        self.observe("json", started, &result);
+        result
+    }
+
+    async fn json_inner(
+        &self,
+        owner: &str,
+        query: &JsonQuery,
+        started: Instant,
+    ) -> Result<QueryOutput> {
+        let page = self.page(query.page)?;
+        let by_name = self.by_name(owner).await?;
+        let record = by_name
+            .get(&query.dataset)
+            .ok_or_else(|| DataError::NotFound(format!("no dataset named `{}`", query.dataset)))?;
+        let frame = self.frame(record).await?;
+        let query = query.clone();
+        self.run(page, started, move || json_query::plan(&query, &frame))
+            .await
+    }
+
+    fn observe(&self, kind: &str, started: Instant, result: &Result<QueryOutput>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(DataError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        self.inner
+            .metrics
+            .query_duration
+            .with_label_values(&[kind, outcome])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The caller's view of dataset names: its own win over public ones of the same name.
+    async fn by_name(&self, owner: &str) -> Result<BTreeMap<String, DatasetRecord>> {
+        let mut by_name = BTreeMap::new();
+        for record in self.inner.store.visible_datasets(owner).await? {
+            let own = record.owner == owner;
+            match by_name.get(&record.name) {
+                Some(DatasetRecord {
+                    owner: existing, ..
+                }) if existing == owner && !own => {}
+                _ => {
+                    by_name.insert(record.name.clone(), record);
+                }
+            }
+        }
+        Ok(by_name)
+    }
+
+    fn page(&self, request: PageRequest) -> Result<(u64, u64)> {
+        let max = self.inner.limits.query_max_rows;
+        let limit = request.limit.unwrap_or(max);
+        if limit == 0 || limit > max {
+            return Err(DataError::BadRequest(format!(
+                "`limit` must be between 1 and {max} (the row limit of one answer)"
+            )));
+        }
+        Ok((request.offset, limit))
+    }
+
+    /// Collects one page of the plan `build` makes, off the async executor, within the time
+    /// limit. Past the limit the query is cancelled (polars stops at its next check) and the
+    /// caller answered at once.
+    async fn run(
+        &self,
+        (offset, limit): (u64, u64),
+        started: Instant,
+        build: impl FnOnce() -> Result<LazyFrame> + Send + 'static,
+    ) -> Result<QueryOutput> {
+        let slot: Arc<Mutex<Option<InProcessQuery>>> = Arc::default();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let task = {
+            let slot = Arc::clone(&slot);
+            let cancelled = Arc::clone(&cancelled);
+            tokio::task::spawn_blocking(move || -> Result<DataFrame> {
+                // One row more than the page tells whether another page follows.
+                let length = IdxSize::try_from(limit.saturating_add(1)).unwrap_or(IdxSize::MAX);
+                let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                let running = build()?
+                    .slice(offset, length)
+                    .collect_concurrently()
+                    .map_err(|error| DataError::BadRequest(format!("query error: {error}")))?;
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(running.clone());
+                if cancelled.load(Ordering::SeqCst) {
+                    running.cancel();
+                }
+                running
+                    .fetch_blocking()
+                    .map_err(|error| DataError::BadRequest(format!("query error: {error}")))
+            })
+        };
+        let timeout = self.inner.limits.query_timeout;
+        let frame = match tokio::time::timeout(timeout, task).await {
+            Ok(joined) => joined.map_err(|error| DataError::Internal(error.into()))??,
+            Err(_) => {
+                cancelled.store(true, Ordering::SeqCst);
+                if let Some(running) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    running.cancel();
+                }
+                return Err(DataError::Timeout {
+                    limit_ms: timeout.as_millis(),
+                });
+            }
+        };
+        let returned = (frame.height() as u64).min(limit);
+        let next_offset = (frame.height() as u64 > limit).then(|| offset + limit);
+        let frame = frame.head(Some(usize::try_from(returned).unwrap_or(usize::MAX)));
+        Ok(QueryOutput {
+            frame,
+            page: Page {
+                offset,
+                limit,
+                returned,
+                next_offset,
+            },
+            elapsed: started.elapsed(),
+        })
+    }
+
+    // ----- sample ---------------------------------------------------------------------------
+
+    async fn create_sample(&self, transactions: u64) -> anyhow::Result<()> {
+        if !self.inner.store.datasets_of(SAMPLE_OWNER).await?.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let rows = usize::try_from(transactions).context("sample size")?;
+        let tables = blocking(move || sample::generate(rows)).await?;
+        for (name, frame) in [
+            ("stores", tables.stores),
+            ("products", tables.products),
+            ("transactions", tables.transactions),
+        ] {
+            self.insert(SAMPLE_OWNER, name, SCOPE_PUBLIC, frame)
+                .await
+                .with_context(|| format!("cannot store the sample dataset `{name}`"))?;
+        }
+        tracing::info!(
+            transactions,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "generated the sample datasets stores, products, transactions"
+        );
+        Ok(())
+    }
+}
+
+/// Runs blocking work (polars, file I/O) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| DataError::Internal(error.into()))?
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
+}
+
+/// Dataset names are SQL table names: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes.
+fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_NAME_BYTES;
+    if valid {
+        Ok(())
+    } else {
+        Err(DataError::BadRequest(format!(
+            "invalid dataset name `{name}`: use letters, digits and `_`, not starting with a \
+             digit, at most {MAX_NAME_BYTES} bytes (it is the table name in SQL)"
+        )))
+    }
+}
+
+fn stored_scope(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Private => SCOPE_PRIVATE,
+        Scope::Public => SCOPE_PUBLIC,
+    }
+}
+
+fn columns_json(columns: &[ColumnInfo]) -> Result<String> {
+    serde_json::to_string(columns).map_err(|error| DataError::Internal(error.into()))
+}
+
+fn info(record: &DatasetRecord, caller: &str) -> Result<DatasetInfo> {
+    let columns: Vec<ColumnInfo> = serde_json::from_str(&record.columns_json)
+        .with_context(|| format!("columns_json of dataset {}", record.id))?;
+    Ok(DatasetInfo {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        scope: if record.scope == SCOPE_PUBLIC {
+            Scope::Public
+        } else {
+            Scope::Private
+        },
+        owned: record.owner == caller,
+        columns,
+        row_count: u64::try_from(record.row_count).unwrap_or_default(),
+        bytes: u64::try_from(record.bytes).unwrap_or_default(),
+        pinned: record.pinned,
+        created_at_ms: record.created_at_ms,
+        updated_at_ms: record.updated_at_ms,
+    })
+}
+
+/// `relative` inside `import_dir`, symlinks resolved; anything outside is refused.
+fn resolve_import(import_dir: &Path, relative: &str) -> Result<PathBuf> {
+    let root = import_dir
+        .canonicalize()
+        .with_context(|| format!("the import directory {}", import_dir.display()))?;
+    let candidate = root.join(relative);
+    let resolved = candidate.canonicalize().map_err(|_| {
+        DataError::NotFound(format!("no file `{relative}` in the import directory"))
+    })?;
+    if !resolved.starts_with(&root) {
+        return Err(DataError::Forbidden(format!(
+            "`{relative}` is outside the import directory"
+        )));
+    }
+    if !resolved.is_file() {
+        return Err(DataError::NotFound(format!(
+            "`{relative}` is not a file in the import directory"
+        )));
+    }
+    Ok(resolved)
+}
+
+/// Removes partial uploads and temporary Parquet files of interrupted writes.
+async fn remove_leftovers(datasets_dir: &Path, uploads_dir: &Path) -> anyhow::Result<()> {
+    remove_matching(uploads_dir, |_| true).await?;
+    remove_matching(datasets_dir, |name| name.ends_with(".tmp")).await
+}
+
+async fn remove_matching(dir: &Path, leftover: fn(&str) -> bool) -> anyhow::Result<()> {
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    while let Some(entry) = entries.next_entry().await? {
+        if leftover(&entry.file_name().to_string_lossy()) {
+            tracing::info!(path = %entry.path().display(), "removing a leftover of an interrupted write");
+            tokio::fs::remove_file(entry.path()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_names_are_sql_identifiers() {
+        for good in ["sales", "_x", "Sales_2025", "a"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1st", "my-data", "a b", "x;drop", &"n".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn imports_cannot_escape_their_directory() {
+        let root = std::env::temp_dir().join(format!("edgebrain-import-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(root.join("inner")).ok();
+        std::fs::write(root.join("inner/a.csv"), "x\n1\n").ok();
+        assert!(resolve_import(&root.join("inner"), "a.csv").is_ok());
+        assert!(matches!(
+            resolve_import(&root.join("inner"), "../inner/../../etc/passwd"),
+            Err(DataError::Forbidden(_) | DataError::NotFound(_))
+        ));
+        std::fs::write(root.join("secret.csv"), "x\n1\n").ok();
+        assert!(matches!(
+            resolve_import(&root.join("inner"), "../secret.csv"),
+            Err(DataError::Forbidden(_))
+        ));
+        std::fs::remove_dir_all(&root).ok();
+    }
+}

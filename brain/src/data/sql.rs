@@ -1,0 +1,272 @@
+//! The SQL allowlist: which statements may reach polars' SQL engine.
+//!
+//! The text is parsed with the parser (and options) polars-sql itself uses, and the syntax tree
+//! is checked against an allowlist: exactly one statement, a query, built only from `SELECT`,
+//! set operations (`UNION`, …), `VALUES` and subqueries, reading only plain table names (which
+//! must then resolve to datasets the caller may read) or CTEs defined in the query. Everything
+//! else is refused by what it *is*, never by matching strings: DDL and DML (`CREATE TABLE`,
+//! `INSERT`, `DROP`, `TRUNCATE`, …), `EXPLAIN`/`SHOW`, `SELECT … INTO`, table functions such as
+//! `read_csv('…')`/`read_parquet('…')` (which would read the server's files), and any
+//! `FROM` item other than a table, a subquery or a parenthesised join.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Query, SetExpr, Statement, TableFactor, Visit, Visitor};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::{Parser, ParserOptions};
+
+/// A statement that passed the allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovedQuery {
+    /// Table names the query reads (CTE names excluded); each must be a dataset the caller may
+    /// read.
+    pub tables: BTreeSet<String>,
+}
+
+/// Why a statement was refused. `Display` is the message for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlRefusal {
+    #[error("SQL syntax error: {0}")]
+    Syntax(String),
+    #[error("exactly one SQL statement is allowed, found {0}")]
+    StatementCount(usize),
+    #[error("only a read-only SELECT query is allowed, not {0}")]
+    NotAQuery(String),
+    #[error("only SELECT, set operations, VALUES and subqueries are allowed, not {0}")]
+    Forbidden(&'static str),
+    #[error("table functions such as `{0}(…)` are not allowed; query datasets by name")]
+    TableFunction(String),
+    #[error("`{0}` is not a plain dataset name (use the dataset's name, without a schema)")]
+    QualifiedName(String),
+}
+
+/// Parses `sql` like polars-sql does and checks it against the allowlist.
+pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
+    // Same dialect and options as `polars_sql::SQLContext::execute`, so what is approved here
+    // is exactly what polars will run.
+    let statements = Parser::new(&GenericDialect)
+        .with_options(ParserOptions {
+            trailing_commas: true,
+            ..Default::default()
+        })
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(|error| SqlRefusal::Syntax(error.to_string()))?;
+    let [statement] = statements.as_slice() else {
+        return Err(SqlRefusal::StatementCount(statements.len()));
+    };
+    let Statement::Query(_) = statement else {
+        return Err(SqlRefusal::NotAQuery(statement_kind(statement)));
+    };
+    let mut checker = Checker::default();
+    if let ControlFlow::Break(refusal) = statement.visit(&mut checker) {
+        return Err(refusal);
+    }
+    let tables = checker.tables.difference(&checker.ctes).cloned().collect();
+    Ok(ApprovedQuery { tables })
+}
+
+/// The leading keywords of a refused statement, for the message (`CREATE TABLE`, `INSERT`, …).
+fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    let kind = match words.as_slice() {
+        [first, second]
+            if matches!(
+                second.to_ascii_uppercase().as_str(),
+                "TABLE" | "VIEW" | "INDEX" | "SCHEMA" | "DATABASE" | "TABLES" | "FUNCTION"
+            ) =>
+        {
+            format!("{first} {second}")
+        }
+        [first, ..] => (*first).to_owned(),
+        [] => String::from("an empty statement"),
+    };
+    kind.to_ascii_uppercase()
+}
+
+#[derive(Debug, Default)]
+struct Checker {
+    tables: BTreeSet<String>,
+    ctes: BTreeSet<String>,
+}
+
+impl Checker {
+    fn check_body(body: &SetExpr) -> ControlFlow<SqlRefusal> {
+        match body {
+            SetExpr::Select(select) => {
+                if select.into.is_some() {
+                    return ControlFlow::Break(SqlRefusal::Forbidden("SELECT … INTO"));
+                }
+                ControlFlow::Continue(())
+            }
+            // Nested queries are visited (and checked) on their own.
+            SetExpr::Query(_) | SetExpr::Values(_) => ControlFlow::Continue(()),
+            SetExpr::SetOperation { left, right, .. } => {
+                Self::check_body(left)?;
+                Self::check_body(right)
+            }
+            SetExpr::Insert(_) => ControlFlow::Break(SqlRefusal::Forbidden("INSERT")),
+            SetExpr::Update(_) => ControlFlow::Break(SqlRefusal::Forbidden("UPDATE")),
+            SetExpr::Delete(_) => ControlFlow::Break(SqlRefusal::Forbidden("DELETE")),
+            SetExpr::Merge(_) => ControlFlow::Break(SqlRefusal::Forbidden("MERGE")),
+            SetExpr::Table(_) => ControlFlow::Break(SqlRefusal::Forbidden("TABLE statements")),
+        }
+    }
+}
+
+impl Visitor for Checker {
+    type Break = SqlRefusal;
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<SqlRefusal> {
+        if !query.locks.is_empty() {
+            return ControlFlow::Break(SqlRefusal::Forbidden("locking clauses (FOR UPDATE)"));
+        }
+        if query.for_clause.is_some() || query.format_clause.is_some() {
+            return ControlFlow::Break(SqlRefusal::Forbidden("FOR/FORMAT clauses"));
+        }
+        if query.settings.is_some() {
+            return ControlFlow::Break(SqlRefusal::Forbidden("SETTINGS"));
+        }
+        if !query.pipe_operators.is_empty() {
+            return ControlFlow::Break(SqlRefusal::Forbidden("pipe operators"));
+        }
+        if let Some(with) = &query.with {
+            if with.recursive {
+                return ControlFlow::Break(SqlRefusal::Forbidden("recursive CTEs"));
+            }
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.clone());
+            }
+        }
+        Self::check_body(&query.body)
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<SqlRefusal> {
+        match factor {
+            TableFactor::Table { name, args, .. } => {
+                if args.is_some() {
+                    return ControlFlow::Break(SqlRefusal::TableFunction(name.to_string()));
+                }
+                let parts: Vec<_> = name.0.iter().map(|part| part.as_ident()).collect();
+                match parts.as_slice() {
+                    [Some(ident)] => {
+                        self.tables.insert(ident.value.clone());
+                        ControlFlow::Continue(())
+                    }
+                    _ => ControlFlow::Break(SqlRefusal::QualifiedName(name.to_string())),
+                }
+            }
+            TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => {
+                ControlFlow::Continue(())
+            }
+            TableFactor::TableFunction { expr, .. } => {
+                ControlFlow::Break(SqlRefusal::TableFunction(expr.to_string()))
+            }
+            TableFactor::Function { name, .. } => {
+                ControlFlow::Break(SqlRefusal::TableFunction(name.to_string()))
+            }
+            _ => ControlFlow::Break(SqlRefusal::Forbidden(
+                "FROM items other than dataset names, subqueries and joins",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tables(sql: &str) -> Vec<String> {
+        approve(sql)
+            .unwrap_or_else(|refusal| panic!("{sql}: {refusal}"))
+            .tables
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn selects_with_ctes_joins_windows_and_aggregates_pass() {
+        assert_eq!(tables("SELECT * FROM sales"), ["sales"]);
+        assert_eq!(
+            tables(
+                "WITH big AS (SELECT store_id, SUM(qty) AS q FROM sales GROUP BY store_id) \
+                 SELECT s.city, b.q, RANK() OVER (PARTITION BY s.region ORDER BY b.q DESC) \
+                 FROM big b JOIN stores s ON s.store_id = b.store_id WHERE b.q > 3 ORDER BY 2"
+            ),
+            ["sales", "stores"]
+        );
+        assert_eq!(
+            tables("SELECT a FROM x UNION ALL SELECT a FROM (SELECT a FROM y) t"),
+            ["x", "y"]
+        );
+        assert_eq!(
+            tables("SELECT * FROM x WHERE a IN (SELECT a FROM y)"),
+            ["x", "y"]
+        );
+        assert!(tables("SELECT 1 + 1").is_empty());
+    }
+
+    #[test]
+    fn everything_that_is_not_a_single_select_is_refused() {
+        let refused = [
+            ("CREATE TABLE t AS SELECT * FROM sales", "CREATE TABLE"),
+            ("DROP TABLE sales", "DROP TABLE"),
+            ("INSERT INTO sales VALUES (1)", "INSERT"),
+            ("UPDATE sales SET a = 1", "UPDATE"),
+            ("DELETE FROM sales", "DELETE"),
+            ("TRUNCATE TABLE sales", "TRUNCATE"),
+            ("SHOW TABLES", "SHOW"),
+            ("EXPLAIN SELECT * FROM sales", "EXPLAIN"),
+        ];
+        for (sql, kind) in refused {
+            match approve(sql) {
+                Err(SqlRefusal::NotAQuery(found)) => {
+                    assert!(found.contains(kind), "{sql}: {found}")
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            approve("SELECT 1; SELECT 2"),
+            Err(SqlRefusal::StatementCount(2))
+        );
+        assert_eq!(approve(""), Err(SqlRefusal::StatementCount(0)));
+        assert!(matches!(
+            approve("SELECT * INTO copy FROM sales"),
+            Err(SqlRefusal::Forbidden(_))
+        ));
+        assert!(matches!(approve("SELEC 1"), Err(SqlRefusal::Syntax(_))));
+    }
+
+    #[test]
+    fn file_reading_table_functions_are_refused_wherever_they_hide() {
+        for sql in [
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM read_parquet('/data/x.parquet')",
+            "SELECT * FROM sales WHERE a IN (SELECT a FROM read_json('x'))",
+            "WITH t AS (SELECT * FROM read_ipc('x')) SELECT * FROM t",
+            "SELECT * FROM sales JOIN read_csv('x') r ON true",
+        ] {
+            assert!(
+                matches!(approve(sql), Err(SqlRefusal::TableFunction(_))),
+                "{sql}: {:?}",
+                approve(sql)
+            );
+        }
+        assert!(matches!(
+            approve("SELECT * FROM other_schema.sales"),
+            Err(SqlRefusal::QualifiedName(_))
+        ));
+    }
+
+    #[test]
+    fn cte_names_are_not_dataset_references() {
+        assert_eq!(
+            tables("WITH t AS (SELECT * FROM sales) SELECT * FROM t"),
+            ["sales"]
+        );
+    }
+}

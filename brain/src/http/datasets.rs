@@ -1,0 +1,377 @@
+//! `/api/v1/datasets`: create (upload or server-side import), list, describe, rename, replace,
+//! append, delete, pin; and the memory statistics. Every handler is scoped to the caller's
+//! [`Identity`]; datasets of other tenants answer 404 like missing ones.
+//!
+//! Uploads are streamed to a file in the uploads directory as they arrive (never wholly into
+//! memory) and counted against `--upload-max-bytes`; past it the answer is 413 and the partial
+//! file is removed. Raw bodies name their format by `?format=` or `Content-Type`; multipart
+//! bodies send `name`/`format`/`schema` text fields and a `file` field.
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post, put};
+use axum::{Json as JsonResponse, Router};
+use futures_util::{Stream, StreamExt};
+use shared_types::data::{
+    DataFormat, DatasetDescription, DatasetInfo, DatasetList, ImportDataset, MemoryStats,
+    RenameDataset, Scope, UploadParams,
+};
+use tokio::io::AsyncWriteExt;
+
+use super::error::essence;
+use super::extract::{Json, Query};
+use super::identity::Identity;
+use super::{AppState, Error, Result};
+use crate::data::ingest::{self, IngestOptions};
+use crate::data::{DataError, StagedUpload};
+
+pub fn router(upload_max_bytes: u64) -> Router<AppState> {
+    // Multipart parsing honours `DefaultBodyLimit`: uploads get their own, larger limit.
+    let upload_limit =
+        DefaultBodyLimit::max(usize::try_from(upload_max_bytes).unwrap_or(usize::MAX));
+    Router::new()
+        .route("/", get(list).post(create.layer(upload_limit)))
+        .route("/import", post(import))
+        .route("/memory", get(memory))
+        .route(
+            "/{id}",
+            get(describe)
+                .patch(rename)
+                .delete(delete)
+                .put(replace.layer(upload_limit)),
+        )
+        .route("/{id}/rows", post(append.layer(upload_limit)))
+        .route("/{id}/pin", put(pin).delete(unpin))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<JsonResponse<DatasetList>> {
+    let datasets = state.data.list(&identity.owner()).await?;
+    Ok(JsonResponse(DatasetList { datasets }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    identity: Identity,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<(StatusCode, JsonResponse<DatasetInfo>)> {
+    let upload = receive(&state, params, request).await?;
+    let name = upload.name.ok_or_else(|| {
+        Error::BadRequest("a new dataset needs a `name` (query parameter or form field)".to_owned())
+    })?;
+    let info = state
+        .data
+        .create(
+            &identity.owner(),
+            &name,
+            upload.scope.unwrap_or(Scope::Private),
+            upload.file,
+            upload.options,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, JsonResponse(info)))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    identity: Identity,
+    Json(request): Json<ImportDataset>,
+) -> Result<(StatusCode, JsonResponse<DatasetInfo>)> {
+    let info = state.data.import(&identity.owner(), request).await?;
+    Ok((StatusCode::CREATED, JsonResponse(info)))
+}
+
+async fn describe(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<DatasetDescription>> {
+    Ok(JsonResponse(
+        state.data.describe(&identity.owner(), &id).await?,
+    ))
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    Json(request): Json<RenameDataset>,
+) -> Result<JsonResponse<DatasetInfo>> {
+    Ok(JsonResponse(
+        state
+            .data
+            .rename(&identity.owner(), &id, &request.name)
+            .await?,
+    ))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<JsonResponse<DatasetInfo>> {
+    state.data.check_writable(&identity.owner(), &id).await?;
+    let upload = receive(&state, params, request).await?;
+    Ok(JsonResponse(
+        state
+            .data
+            .replace(&identity.owner(), &id, upload.file, upload.options)
+            .await?,
+    ))
+}
+
+async fn append(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<JsonResponse<DatasetInfo>> {
+    state.data.check_writable(&identity.owner(), &id).await?;
+    let upload = receive(&state, params, request).await?;
+    Ok(JsonResponse(
+        state
+            .data
+            .append(&identity.owner(), &id, upload.file, upload.options)
+            .await?,
+    ))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    state.data.delete(&identity.owner(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pin(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<DatasetInfo>> {
+    Ok(JsonResponse(
+        state.data.set_pinned(&identity.owner(), &id, true).await?,
+    ))
+}
+
+async fn unpin(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<DatasetInfo>> {
+    Ok(JsonResponse(
+        state.data.set_pinned(&identity.owner(), &id, false).await?,
+    ))
+}
+
+async fn memory(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<JsonResponse<MemoryStats>> {
+    Ok(JsonResponse(state.data.memory(&identity.owner()).await?))
+}
+
+/// A received upload: the staged file and what the request said about it.
+#[derive(Debug)]
+struct Upload {
+    file: StagedUpload,
+    name: Option<String>,
+    scope: Option<Scope>,
+    options: IngestOptions,
+}
+
+/// Streams the upload (raw body or the `file` field of a multipart form) to a staged file.
+async fn receive(state: &AppState, params: UploadParams, request: Request) -> Result<Upload> {
+    let limit = state.data.limits().upload_max_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(DataError::TooLarge { limit }.into());
+    }
+    let content_type = content_type(request.headers());
+    let UploadParams {
+        mut name,
+        mut format,
+        schema,
+        mut scope,
+    } = params;
+    let mut schema = schema;
+    let file = state.data.stage_upload();
+    if essence(&content_type).eq_ignore_ascii_case("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        let mut received = false;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|error| multipart_error(error, limit))?
+        {
+            let field_name = field.name().unwrap_or_default().to_owned();
+            match field_name.as_str() {
+                "name" => {
+                    name = Some(
+                        field
+                            .text()
+                            .await
+                            .map_err(|error| multipart_error(error, limit))?,
+                    )
+                }
+                "schema" => {
+                    schema = Some(
+                        field
+                            .text()
+                            .await
+                            .map_err(|error| multipart_error(error, limit))?,
+                    )
+                }
+                "scope" => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|error| multipart_error(error, limit))?;
+                    scope = Some(parse_scope(&text)?);
+                }
+                "format" => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|error| multipart_error(error, limit))?;
+                    format = Some(parse_format(&text)?);
+                }
+                "file" => {
+                    if received {
+                        return Err(Error::BadRequest("one `file` field per upload".to_owned()));
+                    }
+                    if format.is_none() {
+                        format = field
+                            .content_type()
+                            .and_then(ingest::format_from_content_type)
+                            .or_else(|| field.file_name().and_then(ingest::format_from_file_name));
+                    }
+                    let chunks =
+                        field.map(|chunk| chunk.map_err(|error| multipart_error(error, limit)));
+                    write_limited(&file, chunks, limit).await?;
+                    received = true;
+                }
+                other => {
+                    return Err(Error::BadRequest(format!(
+                        "unexpected form field `{other}` (expected name, format, schema, scope, file)"
+                    )));
+                }
+            }
+        }
+        if !received {
+            return Err(Error::BadRequest(
+                "the multipart form has no `file` field".to_owned(),
+            ));
+        }
+    } else {
+        if format.is_none() {
+            format = ingest::format_from_content_type(essence(&content_type));
+        }
+        // Without a known format, refuse before reading the body.
+        if format.is_none() {
+            return Err(missing_format(&content_type));
+        }
+        let chunks = request.into_body().into_data_stream().map(|chunk| {
+            chunk.map_err(|error| Error::BadRequest(format!("reading the body: {error}")))
+        });
+        write_limited(&file, chunks, limit).await?;
+    }
+    let format = format.ok_or_else(|| missing_format(&content_type))?;
+    let overrides = match schema.as_deref() {
+        Some(text) => ingest::parse_overrides(text)?,
+        None => Default::default(),
+    };
+    Ok(Upload {
+        file,
+        name,
+        scope,
+        options: IngestOptions {
+            format,
+            overrides,
+            infer_schema_rows: state.data.limits().infer_schema_rows,
+        },
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+fn parse_format(text: &str) -> Result<DataFormat> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase())).map_err(
+        |_| {
+            Error::UnsupportedMediaType(format!(
+                "unknown format `{text}` (csv, parquet, ndjson, json)"
+            ))
+        },
+    )
+}
+
+fn parse_scope(text: &str) -> Result<Scope> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase()))
+        .map_err(|_| Error::BadRequest(format!("unknown scope `{text}` (private, public)")))
+}
+
+fn missing_format(content_type: &str) -> Error {
+    Error::UnsupportedMediaType(format!(
+        "cannot tell the upload's format from the content type `{content_type}`: send \
+         ?format=csv|parquet|ndjson|json or a Content-Type of text/csv, \
+         application/vnd.apache.parquet, application/x-ndjson or application/json"
+    ))
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError, limit: u64) -> Error {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        DataError::TooLarge { limit }.into()
+    } else {
+        Error::BadRequest(format!("malformed multipart body: {}", error.body_text()))
+    }
+}
+
+/// Appends `chunks` to the staged file, refusing (413) as soon as more than `limit` bytes came.
+async fn write_limited<S, B>(file: &StagedUpload, chunks: S, limit: u64) -> Result<()>
+where
+    S: Stream<Item = Result<B>>,
+    B: AsRef<[u8]>,
+{
+    let mut out = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file.path())
+        .await
+        .map_err(|error| Error::Internal(error.into()))?;
+    let mut written = 0u64;
+    let mut chunks = std::pin::pin!(chunks);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let bytes = chunk.as_ref();
+        written += bytes.len() as u64;
+        if written > limit {
+            return Err(DataError::TooLarge { limit }.into());
+        }
+        out.write_all(bytes)
+            .await
+            .map_err(|error| Error::Internal(error.into()))?;
+    }
+    out.flush()
+        .await
+        .map_err(|error| Error::Internal(error.into()))?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Dataset metadata (`datasets` table, migration 0003). The rows themselves are Parquet files
+//! managed by [`crate::data`]; this module only stores what describes them.
+//!
+//! Every read that serves a caller takes the caller's owner key and returns only datasets the
+//! caller owns or that are public, so tenancy is enforced in the query itself.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+
+/// The stored `scope` of datasets every caller may read.
+pub const SCOPE_PUBLIC: &str = "public";
+/// The stored `scope` of datasets only their owner may read.
+pub const SCOPE_PRIVATE: &str = "private";
+
+/// One row of `datasets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetRecord {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub scope: String,
+    /// JSON array of `shared_types::data::ColumnInfo`.
+    pub columns_json: String,
+    pub row_count: i64,
+    pub bytes: i64,
+    pub pinned: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// What replacing or appending changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentsUpdate {
+    pub columns_json: String,
+    pub row_count: i64,
+    pub bytes: i64,
+    pub updated_at_ms: i64,
+}
+
+const COLUMNS: &str = "id, owner, name, scope, columns_json, row_count, bytes, pinned, \
+                       created_at_ms, updated_at_ms";
+
+fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
+    Ok(DatasetRecord {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        scope: row.try_get("scope")?,
+        columns_json: row.try_get("columns_json")?,
+        row_count: row.try_get("row_count")?,
+        bytes: row.try_get("bytes")?,
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn records(rows: &[AnyRow]) -> Result<Vec<DatasetRecord>, StoreError> {
+    rows.iter()
+        .map(|row| record(row).map_err(StoreError::Query))
+        .collect()
+}
+
+impl Store {
+    /// Inserts a new dataset. [`StoreError::Conflict`] when the owner already has one by that
+    /// name.
+    pub async fn insert_dataset(&self, dataset: &DatasetRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO datasets (id, owner, name, scope, columns_json, row_count, bytes, pinned, \
+             created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(dataset.id.clone())
+        .bind(dataset.owner.clone())
+        .bind(dataset.name.clone())
+        .bind(dataset.scope.clone())
+        .bind(dataset.columns_json.clone())
+        .bind(dataset.row_count)
+        .bind(dataset.bytes)
+        .bind(i64::from(dataset.pinned))
+        .bind(dataset.created_at_ms)
+        .bind(dataset.updated_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_write)?;
+        Ok(())
+    }
+
+    /// Datasets `owner` may read: its own and the public ones, by name.
+    pub async fn visible_datasets(&self, owner: &str) -> Result<Vec<DatasetRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM datasets WHERE owner = $1 OR scope = $2 ORDER BY name, id"
+        )))
+        .bind(owner.to_owned())
+        .bind(SCOPE_PUBLIC)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        records(&rows)
+    }
+
+    /// The dataset `id` if `owner` may read it. Another tenant's dataset is `None`, exactly
+    /// like a missing one, so callers cannot learn that it exists.
+    pub async fn visible_dataset(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<DatasetRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM datasets WHERE id = $1 AND (owner = $2 OR scope = $3)"
+        )))
+        .bind(id.to_owned())
+        .bind(owner.to_owned())
+        .bind(SCOPE_PUBLIC)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.as_ref()
+            .map(record)
+            .transpose()
+            .map_err(StoreError::Query)
+    }
+
+    /// Every dataset of `owner` (the sample generator asks for its own).
+    pub async fn datasets_of(&self, owner: &str) -> Result<Vec<DatasetRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM datasets WHERE owner = $1 ORDER BY name"
+        )))
+        .bind(owner.to_owned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        records(&rows)
+    }
+
+    /// Renames a dataset `owner` owns; `false` if there is none. [`StoreError::Conflict`] when
+    /// the name is taken.
+    pub async fn rename_dataset(
+        &self,
+        owner: &str,
+        id: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE datasets SET name = $1, updated_at_ms = $2 WHERE id = $3 AND owner = $4",
+        )
+        .bind(name.to_owned())
+        .bind(now_ms)
+        .bind(id.to_owned())
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_write)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records new contents (after replace or append) of a dataset `owner` owns.
+    pub async fn update_dataset_contents(
+        &self,
+        owner: &str,
+        id: &str,
+        update: &ContentsUpdate,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE datasets SET columns_json = $1, row_count = $2, bytes = $3, updated_at_ms = $4 \
+             WHERE id = $5 AND owner = $6",
+        )
+        .bind(update.columns_json.clone())
+        .bind(update.row_count)
+        .bind(update.bytes)
+        .bind(update.updated_at_ms)
+        .bind(id.to_owned())
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Pins or unpins a dataset `owner` owns; `false` if there is none.
+    pub async fn set_dataset_pinned(
+        &self,
+        owner: &str,
+        id: &str,
+        pinned: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE datasets SET pinned = $1 WHERE id = $2 AND owner = $3")
+            .bind(i64::from(pinned))
+            .bind(id.to_owned())
+            .bind(owner.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a dataset `owner` owns; `false` if there is none.
+    pub async fn delete_dataset(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM datasets WHERE id = $1 AND owner = $2")
+            .bind(id.to_owned())
+            .bind(owner.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
