@@ -4,6 +4,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::chat::templates::PromptTemplates;
+use crate::chat::{ChatService, ChatSettings};
 use crate::clock::unix_millis;
 use crate::config::Config;
 use crate::http::{self, AppState, Limits};
@@ -43,6 +46,9 @@ impl Application {
         let database = config
             .database()
             .context("invalid database configuration")?;
+        let router = crate::llm::config::load(&config).context("invalid LLM configuration")?;
+        let templates = PromptTemplates::load(config.prompts_dir.as_deref())
+            .context("invalid prompt templates")?;
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .with_context(|| {
@@ -73,9 +79,39 @@ impl Application {
             .await
             .context("cannot record this start in the database")?;
 
+        let chat = Arc::new(ChatService::new(
+            store.clone(),
+            router,
+            templates,
+            ChatSettings {
+                max_concurrent_runs: config.max_concurrent_runs,
+                run_timeout: Duration::from_secs(config.run_timeout_secs),
+                run_retention: Duration::from_secs(config.run_retention_secs),
+                max_tool_steps: config.max_tool_steps,
+                context_max_messages: config.context_max_messages,
+                budget_tokens_per_owner: config.budget_tokens_per_owner,
+            },
+            instance_id.clone(),
+        ));
+        // Runs an earlier process left unfinished cannot be resumed: say so.
+        let interrupted = chat
+            .recover()
+            .await
+            .context("cannot mark interrupted runs")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "marked runs interrupted by the previous stop as failed"
+            );
+        }
+        tracing::info!(
+            models = %chat.router().model_names().collect::<Vec<_>>().join(","),
+            "LLM models ready"
+        );
         let state = AppState {
             store: store.clone(),
             limits: Limits::from_config(&config),
+            chat,
         };
         Ok(Self {
             listener,

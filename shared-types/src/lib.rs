@@ -9,11 +9,14 @@
 //! - [`health`]: liveness and readiness reports.
 //! - [`diag`]: the deployment diagnostics (SSE stream probe, request echo).
 //! - [`headers`]: names of the HTTP headers that are part of the contract.
+//! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
+//!   schema of the LLM provider/model configuration file.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod chat;
 pub mod diag;
 pub mod error;
 pub mod headers;

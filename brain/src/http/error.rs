@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared_types::error::{ErrorBody, ErrorCode};
 
+use crate::chat::ChatError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -36,6 +37,18 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("no such route")]
     NotFound,
+    #[error("{0}")]
+    NotFoundResource(String),
+    #[error("{0}")]
+    BodyTooLarge(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -53,8 +66,12 @@ impl Error {
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
-            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Error::NotFound => ErrorCode::NotFound,
+            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::NotFound | Error::NotFoundResource(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Unprocessable(_) => ErrorCode::Unprocessable,
+            Error::RateLimited(_) => ErrorCode::RateLimited,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Store(error) if error.is_unavailable() => ErrorCode::Unavailable,
             Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
@@ -90,6 +107,22 @@ impl IntoResponse for Error {
             message: self.public_message(),
         });
         response
+    }
+}
+
+impl From<ChatError> for Error {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::ThreadNotFound | ChatError::RunNotFound => {
+                Error::NotFoundResource(error.to_string())
+            }
+            ChatError::UnknownModel(_) => Error::BadRequest(error.to_string()),
+            ChatError::ThreadBusy(_) => Error::Conflict(error.to_string()),
+            ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
+            ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
+            ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),
+            ChatError::Store(store) => Error::Store(store),
+        }
     }
 }
 

@@ -53,7 +53,13 @@ impl Identity {
             return None;
         }
         let scopes = value(IDENTITY_SCOPES)
-            .map(|scopes| scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|scopes| {
+                scopes
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         Some(Self {
             user_id,

@@ -18,7 +18,10 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod runs;
+pub mod threads;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -30,6 +33,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
+use crate::chat::ChatService;
 use crate::config::Config;
 use crate::store::Store;
 use drain::DrainLimits;
@@ -41,6 +45,8 @@ pub use error::{Error, Result};
 pub struct AppState {
     pub store: Store,
     pub limits: Limits,
+    /// Conversations, runs and the LLM router.
+    pub chat: Arc<ChatService>,
 }
 
 /// Request limits taken from the configuration.
@@ -72,6 +78,9 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .nest("/api/v1/diag", diag::router())
+        .nest("/api/v1/threads", threads::router())
+        .nest("/api/v1/runs", runs::router())
+        .nest("/api/v1/usage", runs::usage_router())
         .with_state(state);
     with_middleware(routes, &limits)
 }

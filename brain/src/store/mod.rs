@@ -6,6 +6,8 @@
 //! (which both SQLite and PostgreSQL accept through the Any driver).
 
 pub mod admin;
+pub mod runs;
+pub mod threads;
 
 use std::fmt;
 use std::str::FromStr;

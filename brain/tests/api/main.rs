@@ -7,10 +7,12 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chat;
 mod diag;
 mod errors;
 mod health;
 mod helpers;
+mod llm_server;
 mod logging;
 mod shutdown;
 mod store;
