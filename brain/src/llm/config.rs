@@ -81,9 +81,7 @@ pub fn build(
     file: &LlmConfigFile,
     env: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<LlmRouter> {
-    // reqwest is built without a crypto backend of its own (it would panic here without one):
-    // use ring, which sqlx already links. An error means one is installed already: fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    super::install_tls_crypto();
     let client = reqwest::Client::builder()
         .build()
         .context("cannot build the HTTP client for LLM providers")?;

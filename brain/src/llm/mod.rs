@@ -26,6 +26,15 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
+/// Installs ring as the process's TLS crypto provider. reqwest is built without a backend of
+/// its own (`rustls-no-provider`, to avoid linking a second crypto stack next to sqlx's ring)
+/// and panics when building a client without one, so call this before any `reqwest::Client`
+/// is built. Idempotent.
+pub fn install_tls_crypto() {
+    // An error means a provider is installed already: just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// An API key. Never printed: `Debug` shows `[redacted]`, and only [`ApiKey::expose`] returns
 /// the text (for the one request header that needs it).
 #[derive(Clone)]

@@ -189,12 +189,7 @@ impl TestApp {
         caller: &Caller,
         request: reqwest::RequestBuilder,
     ) -> reqwest::Response {
-        let mut request = request.build().expect("a well-formed request");
-        caller.apply(request.headers_mut());
-        tokio::time::timeout(TEST_TIMEOUT, self.client.execute(request))
-            .await
-            .expect("the response in time")
-            .expect("request sent")
+        send_as_with(&self.client, caller, request).await
     }
 
     /// Triggers the shutdown future given to `run_until_stopped`.
@@ -220,6 +215,20 @@ impl TestApp {
             .await
             .expect("the server stopped cleanly");
     }
+}
+
+/// Like [`TestApp::send_as`], for a brain the test runs some other way (e.g. as a process).
+pub(crate) async fn send_as_with(
+    client: &reqwest::Client,
+    caller: &Caller,
+    request: reqwest::RequestBuilder,
+) -> reqwest::Response {
+    let mut request = request.build().expect("a well-formed request");
+    caller.apply(request.headers_mut());
+    tokio::time::timeout(TEST_TIMEOUT, client.execute(request))
+        .await
+        .expect("the response in time")
+        .expect("request sent")
 }
 
 /// Who a test request claims to be (see [`TestApp::send_as`]).
