@@ -461,8 +461,16 @@ impl ChatService {
             let opened = match self.router.open(model, request.clone()).await {
                 Ok(opened) => opened,
                 Err(error) => {
+                    // Details (URLs, provider bodies) go to the log; clients learn which
+                    // providers were tried.
+                    tracing::error!(run_id = %run.id, error = %error, "no provider could answer");
+                    let tried: Vec<&str> =
+                        model.route.iter().map(|t| t.provider.as_str()).collect();
                     run.emit(&UiMessageChunk::FinishStep);
-                    return End::Failed(format!("the model is unavailable: {error}"));
+                    return End::Failed(format!(
+                        "the model is unavailable: no provider could answer (tried {})",
+                        tried.join(", ")
+                    ));
                 }
             };
             if generation.provider.is_none() {
@@ -514,9 +522,13 @@ impl ChatService {
                     Ok(StreamEvent::Usage(usage)) => generation.add_usage(usage),
                     Ok(StreamEvent::Finish(_)) => {}
                     Err(error) => {
+                        tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
                         generation.close_text(run);
                         run.emit(&UiMessageChunk::FinishStep);
-                        return End::Failed(format!("the model failed mid-reply: {error}"));
+                        return End::Failed(format!(
+                            "the model provider `{}` failed mid-reply; the reply is incomplete",
+                            error.provider
+                        ));
                     }
                 }
             }

@@ -86,6 +86,7 @@ impl ChatProvider for Anthropic {
             let status = response.status();
             if !status.is_success() {
                 let body = response.text().await.unwrap_or_default();
+                let body = super::redact_key(&body, self.api_key.as_ref());
                 return Err(ProviderError::from_status(
                     &self.name,
                     status.as_u16(),

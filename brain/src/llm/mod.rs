@@ -56,6 +56,15 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// `text` with every occurrence of the key replaced: some providers quote the key they were
+/// sent in error bodies, which end up in logs.
+pub(crate) fn redact_key(text: &str, key: Option<&ApiKey>) -> String {
+    match key {
+        Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "[redacted]"),
+        _ => text.to_owned(),
+    }
+}
+
 /// One message of a provider call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatMessage {
@@ -245,4 +254,18 @@ pub(crate) fn with_idle_timeout(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_show() {
+        let key = ApiKey::new("sk-secret-123".into());
+        assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+        let body = r#"{"error":"Incorrect API key provided: sk-secret-123"}"#;
+        assert!(!redact_key(body, Some(&key)).contains("sk-secret-123"));
+        assert_eq!(redact_key("x", None), "x");
+    }
 }
