@@ -1,7 +1,10 @@
 """Serves a GGUF model over llama.cpp's OpenAI-compatible HTTP API on 127.0.0.1 (xllamacpp).
 
 Usage: llm-server.py --model FILE --port N [--ctx 4096] [--threads 1] [--chat-template FILE]
-       [--alias NAME]
+       [--alias NAME] [--temperature T] [--seed N]
+
+--temperature/--seed set the defaults for requests that do not choose their own (tests use 0
+for repeatable tool calls).
 
 Runs until SIGTERM/SIGINT, or until the process that started it exits (tests and scripts/run
 start it; it must never outlive them, even after a kill -9 of its parent).
@@ -27,6 +30,8 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--chat-template", default=None)
     parser.add_argument("--alias", default=None)
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
 
     params = xllamacpp.CommonParams()
@@ -42,6 +47,10 @@ def main() -> int:
     params.offline = True
     params.ui = False
     params.warmup = False
+    if args.temperature is not None:
+        params.sampling.temp = args.temperature
+    if args.seed is not None:
+        params.sampling.seed = args.seed
     if args.alias:
         params.model_alias = args.alias if isinstance(params.model_alias, str) else [args.alias]
     if args.chat_template:

@@ -32,21 +32,32 @@ fn llm_dir() -> PathBuf {
 /// SmolLM2-135M: the chat model (no tool support).
 pub(crate) fn chat_llm() -> &'static LocalLlm {
     static SERVER: OnceLock<LocalLlm> = OnceLock::new();
-    SERVER.get_or_init(|| start("SmolLM2-135M-Instruct.Q4_1.gguf", None))
+    SERVER.get_or_init(|| start("SmolLM2-135M-Instruct.Q4_1.gguf", &[]))
 }
 
 /// Qwen2.5-Coder-0.5B with a template that renders tool calls as bare JSON, so llama.cpp
-/// returns real `tool_calls`.
+/// returns real `tool_calls`. Greedy sampling (temperature 0): whether a tiny model calls the
+/// tool must not be a coin toss.
 pub(crate) fn tool_llm() -> &'static LocalLlm {
     static SERVER: OnceLock<LocalLlm> = OnceLock::new();
     SERVER.get_or_init(|| {
         let template =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("llm/qwen-bare-json-tools.jinja");
-        start("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", Some(template))
+        start(
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            &[
+                "--chat-template",
+                template.to_str().expect("a UTF-8 path"),
+                "--temperature",
+                "0",
+                "--seed",
+                "7",
+            ],
+        )
     })
 }
 
-fn start(model: &str, chat_template: Option<PathBuf>) -> LocalLlm {
+fn start(model: &str, extra_args: &[&str]) -> LocalLlm {
     let dir = llm_dir();
     let python = dir.join("venv/bin/python");
     let model_path = dir.join("models").join(model);
@@ -71,12 +82,10 @@ fn start(model: &str, chat_template: Option<PathBuf>) -> LocalLlm {
             "--parallel",
             "4",
         ])
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(template) = chat_template {
-        command.arg("--chat-template").arg(template);
-    }
     let mut child = command.spawn().expect("start the local LLM server");
     let deadline = Instant::now() + READY_DEADLINE;
     while !healthy(port) {
