@@ -748,3 +748,143 @@ async fn bad_turns_are_refused_in_the_error_shape_and_store_nothing() {
     assert_eq!(usage.budget_tokens, Some(1));
     app.stop().await;
 }
+
+/// A Messages API server: checks the request the brain sends and streams a fixed reply.
+/// Hands the request head and body it received to the test.
+async fn anthropic_stub() -> (String, tokio::sync::mpsc::Receiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                // Read until the JSON body is complete (a small request; content-length framed).
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 16 * 1024];
+                loop {
+                    let read = socket.read(&mut buffer).await.unwrap_or(0);
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    let complete = text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        body.len() >= length
+                    });
+                    if read == 0 || complete {
+                        break;
+                    }
+                }
+                let _ = sender
+                    .send(String::from_utf8_lossy(&request).into_owned())
+                    .await;
+                let events = [
+                    json!({"type":"message_start","message":{"id":"m","usage":{"input_tokens":12,"output_tokens":1}}}),
+                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi from"}}),
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" Claude"}}),
+                    json!({"type":"content_block_stop","index":0}),
+                    json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}),
+                    json!({"type":"message_stop"}),
+                ];
+                let mut answer = String::from(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+                );
+                for event in events {
+                    answer.push_str(&format!(
+                        "event: {}\ndata: {event}\n\n",
+                        event["type"].as_str().unwrap()
+                    ));
+                }
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}/v1"), receiver)
+}
+
+#[tokio::test]
+async fn the_anthropic_provider_streams_through_the_same_endpoint() {
+    let (base_url, mut requests) = anthropic_stub().await;
+    let config_dir = std::env::temp_dir().join(format!("edgebrain-llm-{}", uuid::Uuid::new_v4()));
+    // The key comes from an environment variable; HOME exists in every test environment.
+    let key = std::env::var("HOME").unwrap();
+    let anthropic = format!(
+        "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{base_url}\"\napi_key_env = \"HOME\"\n"
+    );
+    let path = llm_config_file(&config_dir, &[anthropic], &["claude"]);
+    let mut app = spawn_app_with(Backend::Sqlite, |config| config.llm_config = Some(path)).await;
+    let alice = Caller::user("alice");
+    let thread = create_thread(&app, &alice, "claude").await;
+
+    let response = send(
+        &app,
+        &alice,
+        &thread.id,
+        json!({"content": "Hello?", "json": true}),
+    )
+    .await;
+    let run_id = run_id_of(&response);
+    let received = chunks(&EventReader::new(response).collect().await);
+
+    assert_well_formed_success(&received);
+    assert_eq!(text_of(&received), "Hi from Claude");
+    let request = requests.recv().await.unwrap();
+    let (head, body) = request.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("post /v1/messages "), "{head}");
+    assert!(
+        head.contains(&format!("x-api-key: {}", key.to_ascii_lowercase())),
+        "{head}"
+    );
+    assert!(head.contains("anthropic-version: 2023-06-01"), "{head}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["model"], "m");
+    assert!(
+        body["system"].as_str().unwrap().contains("JSON"),
+        "json mode is an instruction: {body}"
+    );
+    assert_eq!(body["messages"][0]["role"], "user");
+    let run = get_run(&app, &alice, &run_id).await;
+    assert_eq!(run.provider.as_deref(), Some("claude"));
+    assert_eq!((run.usage.input_tokens, run.usage.output_tokens), (12, 3));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(config_dir);
+}
+
+#[tokio::test]
+async fn json_mode_constrains_the_local_model_to_json() {
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        use_chat_llm(config);
+        config.local_llm_max_output_tokens = 32;
+    })
+    .await;
+    let alice = Caller::user("alice");
+    let thread = create_thread(&app, &alice, "json").await;
+
+    let response = send(
+        &app,
+        &alice,
+        &thread.id,
+        json!({"content": "Give me a JSON object with a greeting.", "json": true, "stream": false}),
+    )
+    .await;
+
+    let reply: ChatReply = response.json().await.unwrap();
+    assert_eq!(reply.run.state, RunState::Succeeded);
+    let text = reply.message.unwrap().parts[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // llama.cpp enforces `response_format` with a grammar: the reply is JSON from its first
+    // character (it may be cut off by the token limit, so only the start is checked).
+    assert!(text.trim_start().starts_with('{'), "{text}");
+    app.stop().await;
+}
