@@ -195,7 +195,8 @@ impl ChatService {
         let now = now_ms();
         // The user message is committed before generation starts.
         let parts = json!([{"type": "text", "text": turn.text}]).to_string();
-        self.store
+        let stored = self
+            .store
             .append_message(&NewMessage {
                 id: &Uuid::new_v4().to_string(),
                 thread_id,
@@ -206,6 +207,9 @@ impl ChatService {
                 created_at_ms: now,
             })
             .await?;
+        if !stored {
+            return Err(ChatError::ThreadNotFound);
+        }
         self.store
             .insert_run(
                 &run_id,
@@ -428,8 +432,14 @@ impl ChatService {
                     created_at_ms: now,
                 })
                 .await;
-            if let Err(error) = stored {
-                tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the assistant message");
+            match stored {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(run_id = %run.id, "thread deleted during the run; reply not stored")
+                }
+                Err(error) => {
+                    tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the assistant message")
+                }
             }
         }
         let events = run.events_json();

@@ -184,9 +184,19 @@ impl Store {
     }
 
     /// Appends a message at the end of its thread (next `seq`) and bumps the thread's activity
-    /// time, in one transaction.
-    pub async fn append_message(&self, message: &NewMessage<'_>) -> Result<(), StoreError> {
+    /// time, in one transaction. `false` (nothing written) when the thread no longer exists:
+    /// a run finishing after its thread was deleted must not leave orphan messages.
+    pub async fn append_message(&self, message: &NewMessage<'_>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let threads: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chat_threads WHERE id = $1")
+                .bind(message.thread_id.to_owned())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        if threads == 0 {
+            return Ok(false);
+        }
         let next: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM chat_messages WHERE thread_id = $1",
         )
@@ -215,7 +225,8 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
-        tx.commit().await.map_err(StoreError::from_sqlx)
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(true)
     }
 
     /// Oldest first, after message number `after_seq`; at most `limit + 1` rows, each with its

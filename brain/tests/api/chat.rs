@@ -888,3 +888,59 @@ async fn json_mode_constrains_the_local_model_to_json() {
     assert!(text.trim_start().starts_with('{'), "{text}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
+    for backend in BACKENDS {
+        let mut app = spawn_app_with(backend, |config| {
+            use_chat_llm(config);
+            config.local_llm_max_output_tokens = 200;
+        })
+        .await;
+        let alice = Caller::user("alice");
+        let thread = create_thread(&app, &alice, "doomed").await;
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "Tell a long story."}),
+        )
+        .await;
+        let run_id = run_id_of(&response);
+        let mut reader = EventReader::new(response);
+        while let Some(event) = reader.next().await {
+            if event.data.contains("\"text-delta\"") {
+                break;
+            }
+        }
+
+        let path = format!("/api/v1/threads/{}", thread.id);
+        let deleted = app.send_as(&alice, app.client.delete(app.url(&path))).await;
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        let rest = reader.collect().await;
+        assert_eq!(rest.last().unwrap().data, STREAM_DONE, "the run ended");
+        assert!(rest.iter().any(|event| event.data.contains("\"abort\"")));
+
+        // The run's end wrote nothing for the deleted thread.
+        let store = brain::store::Store::connect(&app.database.config().database().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            store
+                .recent_history(&thread.id, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend}"
+        );
+        assert!(
+            store
+                .get_run("user:alice", &run_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+        app.stop().await;
+    }
+}
