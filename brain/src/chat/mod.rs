@@ -29,7 +29,7 @@ use crate::clock::unix_millis;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
 use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
-use crate::store::runs::{RunOutcome, StoredRun};
+use crate::store::runs::{NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
 use crate::store::{Store, StoreError};
 use runs::{LiveRun, LogItem, RunRegistry};
@@ -197,29 +197,27 @@ impl ChatService {
         let parts = json!([{"type": "text", "text": turn.text}]).to_string();
         let stored = self
             .store
-            .append_message(&NewMessage {
-                id: &Uuid::new_v4().to_string(),
-                thread_id,
-                role: Role::User,
-                parts_json: &parts,
-                text: &turn.text,
-                run_id: Some(&run_id),
-                created_at_ms: now,
-            })
+            .start_turn(
+                &NewMessage {
+                    id: &Uuid::new_v4().to_string(),
+                    thread_id,
+                    role: Role::User,
+                    parts_json: &parts,
+                    text: &turn.text,
+                    run_id: Some(&run_id),
+                    created_at_ms: now,
+                },
+                &NewRun {
+                    id: &run_id,
+                    owner,
+                    model: &model.name,
+                    instance_id: &self.instance_id,
+                },
+            )
             .await?;
         if !stored {
             return Err(ChatError::ThreadNotFound);
         }
-        self.store
-            .insert_run(
-                &run_id,
-                thread_id,
-                owner,
-                &model.name,
-                &self.instance_id,
-                now,
-            )
-            .await?;
         let run = Arc::new(LiveRun::new(
             run_id.clone(),
             owner.to_owned(),
@@ -418,30 +416,16 @@ impl ChatService {
         usage: Usage,
     ) {
         let now = now_ms();
-        if !generation.parts.is_empty() {
-            let parts = Value::Array(generation.parts.clone()).to_string();
-            let stored = self
-                .store
-                .append_message(&NewMessage {
-                    id: assistant_id,
-                    thread_id: &run.thread_id,
-                    role: Role::Assistant,
-                    parts_json: &parts,
-                    text: &generation.all_text,
-                    run_id: Some(&run.id),
-                    created_at_ms: now,
-                })
-                .await;
-            match stored {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(run_id = %run.id, "thread deleted during the run; reply not stored")
-                }
-                Err(error) => {
-                    tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the assistant message")
-                }
-            }
-        }
+        let parts = Value::Array(generation.parts.clone()).to_string();
+        let reply = (!generation.parts.is_empty()).then(|| NewMessage {
+            id: assistant_id,
+            thread_id: &run.thread_id,
+            role: Role::Assistant,
+            parts_json: &parts,
+            text: &generation.all_text,
+            run_id: Some(&run.id),
+            created_at_ms: now,
+        });
         let events = run.events_json();
         let outcome = RunOutcome {
             state,
@@ -452,7 +436,11 @@ impl ChatService {
             events_json: &events,
             finished_at_ms: now,
         };
-        if let Err(error) = self.store.finish_run(&run.id, &outcome).await {
+        if let Err(error) = self
+            .store
+            .finish_run(&run.id, reply.as_ref(), &outcome)
+            .await
+        {
             tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the run outcome");
         }
     }

@@ -5,6 +5,7 @@ use shared_types::chat::{Run, RunState, Usage};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::threads::{NewMessage, insert_message};
 use super::{Store, StoreError};
 
 /// The final facts of a run.
@@ -18,6 +19,16 @@ pub struct RunOutcome<'a> {
     /// The UI message stream as a JSON array.
     pub events_json: &'a str,
     pub finished_at_ms: i64,
+}
+
+/// A run to record.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub model: &'a str,
+    /// The brain start running it.
+    pub instance_id: &'a str,
 }
 
 /// A run row with its owner and stored events.
@@ -59,31 +70,36 @@ fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
 }
 
 impl Store {
-    /// Records a new run in state `queued`.
-    pub async fn insert_run(
+    /// Stores a turn's user message and records its run (`queued`) in one transaction, so
+    /// neither exists without the other. `false` (nothing written) when the thread is gone.
+    pub async fn start_turn(
         &self,
-        id: &str,
-        thread_id: &str,
-        owner: &str,
-        model: &str,
-        instance_id: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+        user_message: &NewMessage<'_>,
+        run: &NewRun<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        if !insert_message(&mut tx, user_message)
+            .await
+            .map_err(StoreError::from_sqlx)?
+        {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO chat_runs (id, thread_id, owner, state, model, instance_id, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(id.to_owned())
-        .bind(thread_id.to_owned())
-        .bind(owner.to_owned())
+        .bind(run.id.to_owned())
+        .bind(user_message.thread_id.to_owned())
+        .bind(run.owner.to_owned())
         .bind(RunState::Queued.as_str())
-        .bind(model.to_owned())
-        .bind(instance_id.to_owned())
-        .bind(now_ms)
-        .execute(&self.pool)
+        .bind(run.model.to_owned())
+        .bind(run.instance_id.to_owned())
+        .bind(user_message.created_at_ms)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(true)
     }
 
     pub async fn mark_run_running(&self, id: &str) -> Result<(), StoreError> {
@@ -97,8 +113,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, id: &str, outcome: &RunOutcome<'_>) -> Result<(), StoreError> {
+    /// Stores what a run produced (if anything, and if its thread still exists) and its outcome
+    /// in one transaction: a crash never leaves a stored reply under a run still `running`.
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        reply: Option<&NewMessage<'_>>,
+        outcome: &RunOutcome<'_>,
+    ) -> Result<(), StoreError> {
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        if let Some(reply) = reply {
+            insert_message(&mut tx, reply)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
         sqlx::query(
             "UPDATE chat_runs SET state = $1, provider = $2, provider_model = $3, error = $4, \
              input_tokens = $5, output_tokens = $6, cost_micro_usd = $7, events = $8, \
@@ -114,10 +143,10 @@ impl Store {
         .bind(outcome.events_json.to_owned())
         .bind(outcome.finished_at_ms)
         .bind(id.to_owned())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        tx.commit().await.map_err(StoreError::from_sqlx)
     }
 
     /// The run if it belongs to `owner`.

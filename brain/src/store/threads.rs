@@ -183,52 +183,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Appends a message at the end of its thread (next `seq`) and bumps the thread's activity
-    /// time, in one transaction. `false` (nothing written) when the thread no longer exists:
-    /// a run finishing after its thread was deleted must not leave orphan messages.
-    pub async fn append_message(&self, message: &NewMessage<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let threads: i64 =
-            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chat_threads WHERE id = $1")
-                .bind(message.thread_id.to_owned())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        if threads == 0 {
-            return Ok(false);
-        }
-        let next: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM chat_messages WHERE thread_id = $1",
-        )
-        .bind(message.thread_id.to_owned())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        sqlx::query(
-            "INSERT INTO chat_messages (id, thread_id, seq, role, parts, text, run_id, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(message.id.to_owned())
-        .bind(message.thread_id.to_owned())
-        .bind(next)
-        .bind(message.role.as_str())
-        .bind(message.parts_json.to_owned())
-        .bind(message.text.to_owned())
-        .bind(message.run_id.map(str::to_owned))
-        .bind(message.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        sqlx::query("UPDATE chat_threads SET updated_at_ms = $1 WHERE id = $2")
-            .bind(message.created_at_ms)
-            .bind(message.thread_id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(true)
-    }
-
     /// Oldest first, after message number `after_seq`; at most `limit + 1` rows, each with its
     /// `seq` (the pagination cursor).
     pub async fn list_messages(
@@ -304,4 +258,46 @@ impl Store {
         history.reverse();
         Ok(history)
     }
+}
+
+/// Inside `tx`: appends `message` to its thread unless the thread is gone (then `false`: a run
+/// finishing after its thread was deleted must not leave orphan messages).
+pub(super) async fn insert_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &NewMessage<'_>,
+) -> Result<bool, sqlx::Error> {
+    let threads: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chat_threads WHERE id = $1")
+            .bind(message.thread_id.to_owned())
+            .fetch_one(&mut **tx)
+            .await?;
+    if threads == 0 {
+        return Ok(false);
+    }
+    let next: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM chat_messages WHERE thread_id = $1",
+    )
+    .bind(message.thread_id.to_owned())
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO chat_messages (id, thread_id, seq, role, parts, text, run_id, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(message.id.to_owned())
+    .bind(message.thread_id.to_owned())
+    .bind(next)
+    .bind(message.role.as_str())
+    .bind(message.parts_json.to_owned())
+    .bind(message.text.to_owned())
+    .bind(message.run_id.map(str::to_owned))
+    .bind(message.created_at_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE chat_threads SET updated_at_ms = $1 WHERE id = $2")
+        .bind(message.created_at_ms)
+        .bind(message.thread_id.to_owned())
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }
