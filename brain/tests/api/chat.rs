@@ -351,6 +351,17 @@ async fn cancel_stops_a_run_and_keeps_what_was_produced() {
         }
     }
 
+    // One run per thread at a time.
+    let busy = send(&app, &alice, &thread.id, json!({"content": "Me too."})).await;
+    let body = assert_error(busy, ErrorCode::Conflict).await;
+    assert!(
+        body.error.message.contains(&run_id),
+        "{}",
+        body.error.message
+    );
+    let run = get_run(&app, &alice, &run_id).await;
+    assert_eq!(run.state, RunState::Running);
+
     let cancel = app
         .send_as(
             &alice,
