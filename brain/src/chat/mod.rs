@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use shared_types::chat::{Role, RunState, UiMessageChunk, Usage};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::clock::unix_millis;
@@ -193,6 +193,12 @@ impl ChatService {
 
         let run_id = Uuid::new_v4().to_string();
         let now = now_ms();
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok();
+        let state = if permit.is_some() {
+            RunState::Running
+        } else {
+            RunState::Queued
+        };
         // The user message is committed before generation starts.
         let parts = json!([{"type": "text", "text": turn.text}]).to_string();
         let stored = self
@@ -212,6 +218,7 @@ impl ChatService {
                     owner,
                     model: &model.name,
                     instance_id: &self.instance_id,
+                    state,
                 },
             )
             .await?;
@@ -236,7 +243,7 @@ impl ChatService {
             max_output_tokens: max_output,
             json_mode: turn.json_mode,
         };
-        tokio::spawn(async move { service.execute(run, model, request).await });
+        tokio::spawn(async move { service.execute(run, model, request, permit).await });
         Ok(run_id)
     }
 
@@ -317,7 +324,13 @@ impl ChatService {
     }
 
     /// The run task: generate, store, close the log.
-    async fn execute(self: Arc<Self>, run: Arc<LiveRun>, model: ModelSpec, request: ChatRequest) {
+    async fn execute(
+        self: Arc<Self>,
+        run: Arc<LiveRun>,
+        model: ModelSpec,
+        request: ChatRequest,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let assistant_id = Uuid::new_v4().to_string();
         run.emit(&UiMessageChunk::Start {
             message_id: Some(assistant_id.clone()),
@@ -326,30 +339,40 @@ impl ChatService {
             ),
         });
         let mut generation = Generation::default();
-        let cancelled = run.cancelled();
-        let end = tokio::select! {
-            biased;
-            () = cancelled => End::Cancelled,
-            permit = Arc::clone(&self.permits).acquire_owned() => match permit {
-                Err(_) => End::Failed("the brain is shutting down".to_owned()),
-                Ok(_permit) => {
-                    if let Err(error) = self.store.mark_run_running(&run.id).await {
-                        tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot mark run running");
+        // A run recorded as `queued` waits here for a generation slot; one that got its slot
+        // at once was recorded as `running` (one commit less before the first token).
+        let permit = match permit {
+            Some(permit) => Ok(permit),
+            None => tokio::select! {
+                biased;
+                () = run.cancelled() => Err(End::Cancelled),
+                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
+                    Ok(permit) => {
+                        if let Err(error) = self.store.mark_run_running(&run.id).await {
+                            tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot mark run running");
+                        }
+                        Ok(permit)
                     }
-                    let cancelled = run.cancelled();
-                    let work = tokio::time::timeout(
-                        self.settings.run_timeout,
-                        self.generate(&run, &model, request, &mut generation),
-                    );
-                    tokio::select! {
-                        biased;
-                        () = cancelled => End::Cancelled,
-                        result = work => result.unwrap_or_else(|_| End::Failed(format!(
-                            "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
-                        ))),
-                    }
-                }
+                    Err(_) => Err(End::Failed("the brain is shutting down".to_owned())),
+                },
             },
+        };
+        let end = match permit {
+            Err(end) => end,
+            Ok(_permit) => {
+                let cancelled = run.cancelled();
+                let work = tokio::time::timeout(
+                    self.settings.run_timeout,
+                    self.generate(&run, &model, request, &mut generation),
+                );
+                tokio::select! {
+                    biased;
+                    () = cancelled => End::Cancelled,
+                    result = work => result.unwrap_or_else(|_| End::Failed(format!(
+                        "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
+                    ))),
+                }
+            }
         };
         generation.close_text(&run);
         let usage = Usage {

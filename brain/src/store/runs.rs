@@ -29,6 +29,8 @@ pub struct NewRun<'a> {
     pub model: &'a str,
     /// The brain start running it.
     pub instance_id: &'a str,
+    /// `queued`, or `running` when it got a generation slot at once.
+    pub state: RunState,
 }
 
 /// A run row with its owner and stored events.
@@ -70,7 +72,7 @@ fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
 }
 
 impl Store {
-    /// Stores a turn's user message and records its run (`queued`) in one transaction, so
+    /// Stores a turn's user message and records its run in one transaction, so
     /// neither exists without the other. `false` (nothing written) when the thread is gone.
     pub async fn start_turn(
         &self,
@@ -91,7 +93,7 @@ impl Store {
         .bind(run.id.to_owned())
         .bind(user_message.thread_id.to_owned())
         .bind(run.owner.to_owned())
-        .bind(RunState::Queued.as_str())
+        .bind(run.state.as_str())
         .bind(run.model.to_owned())
         .bind(run.instance_id.to_owned())
         .bind(user_message.created_at_ms)

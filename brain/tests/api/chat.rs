@@ -955,3 +955,59 @@ async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn runs_beyond_the_concurrency_limit_wait_queued() {
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        use_chat_llm(config);
+        config.local_llm_max_output_tokens = 200;
+        config.max_concurrent_runs = 1;
+    })
+    .await;
+    let alice = Caller::user("alice");
+    let (first, second) = (
+        create_thread(&app, &alice, "first").await,
+        create_thread(&app, &alice, "second").await,
+    );
+    let busy = send(
+        &app,
+        &alice,
+        &first.id,
+        json!({"content": "Tell a long story."}),
+    )
+    .await;
+    let busy_run = run_id_of(&busy);
+    assert_eq!(
+        get_run(&app, &alice, &busy_run).await.state,
+        RunState::Running
+    );
+
+    let waiting = send(
+        &app,
+        &alice,
+        &second.id,
+        json!({"content": "Hi", "max_output_tokens": 8}),
+    )
+    .await;
+    let waiting_run = run_id_of(&waiting);
+    assert_eq!(
+        get_run(&app, &alice, &waiting_run).await.state,
+        RunState::Queued
+    );
+
+    let cancel = app
+        .send_as(
+            &alice,
+            app.client
+                .post(app.url(&format!("/api/v1/runs/{busy_run}/cancel"))),
+        )
+        .await;
+    assert_eq!(cancel.status(), StatusCode::ACCEPTED);
+    assert_well_formed_success(&chunks(&EventReader::new(waiting).collect().await));
+    assert_eq!(
+        get_run(&app, &alice, &waiting_run).await.state,
+        RunState::Succeeded
+    );
+    drop(busy);
+    app.stop().await;
+}
