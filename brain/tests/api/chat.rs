@@ -221,7 +221,41 @@ async fn a_streamed_reply_arrives_as_protocol_parts_in_order_and_is_stored() {
         // A second turn sees the history and appends after it.
         let response = send(&app, &alice, &thread.id, json!({"content": "Again."})).await;
         assert_well_formed_success(&chunks(&EventReader::new(response).collect().await));
-        assert_eq!(messages(&app, &alice, &thread.id).await.messages.len(), 4);
+        let all = messages(&app, &alice, &thread.id).await;
+        assert_eq!(all.messages.len(), 4);
+        assert_eq!(all.next_cursor, None);
+        // Cursor pagination, oldest first: 3 + 1.
+        let path = format!("/api/v1/threads/{}/messages", thread.id);
+        let first: MessagePage = app
+            .send_as(&alice, app.client.get(app.url(&format!("{path}?limit=3"))))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cursor = first.next_cursor.clone().expect("a second page");
+        let second: MessagePage = app
+            .send_as(
+                &alice,
+                app.client
+                    .get(app.url(&format!("{path}?limit=3&cursor={cursor}"))),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let paged: Vec<&str> = first
+            .messages
+            .iter()
+            .chain(&second.messages)
+            .map(|m| m.id.as_str())
+            .collect();
+        let expected: Vec<&str> = all.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(paged, expected);
+        assert_eq!(second.next_cursor, None);
+        let bad = app
+            .send_as(&alice, app.client.get(app.url(&format!("{path}?limit=0"))))
+            .await;
+        assert_error(bad, ErrorCode::InvalidQuery).await;
         app.stop().await;
     }
 }
