@@ -41,7 +41,6 @@ async fn start_brain(database: &TestDatabase) -> BrainProcess {
     }
     let mut child = command.spawn().expect("start the brain binary");
     let address = format!("http://127.0.0.1:{port}");
-    brain::llm::install_tls_crypto();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -66,7 +65,6 @@ async fn start_brain(database: &TestDatabase) -> BrainProcess {
 async fn kill_9_during_a_run_then_restart_keeps_messages_and_fails_the_run_honestly() {
     for backend in BACKENDS {
         let database = TestDatabase::new(backend).await;
-        brain::llm::install_tls_crypto();
         let client = reqwest::Client::new();
         let alice = Caller::user("alice");
         let brain = start_brain(&database).await;

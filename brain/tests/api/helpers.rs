@@ -41,6 +41,9 @@ pub(crate) struct TestDatabase {
 
 impl TestDatabase {
     pub(crate) async fn new(backend: Backend) -> Self {
+        // reqwest is built without its own TLS backend (see `brain::llm::install_tls_crypto`);
+        // every test starts here, so clients a test builds before the brain work too.
+        brain::llm::install_tls_crypto();
         let id = Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("edgebrain-test-{id}"));
         let (url, postgres_name) = match backend {
