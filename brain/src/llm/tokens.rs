@@ -4,19 +4,27 @@
 //! the local model family); [`EstimateTokens`] is a conservative stand-in for providers without
 //! a tokenizer endpoint (UTF-8 bytes / 3, rounded up: English averages ~4 bytes per token in
 //! BPE vocabularies, so it over-counts and budgets hold). Each message also costs
-//! [`MESSAGE_OVERHEAD_TOKENS`] for the chat template's role markers.
+//! [`MESSAGE_OVERHEAD_TOKENS`] for the chat template's role markers, and each prompt
+//! [`PROMPT_OVERHEAD_TOKENS`].
 
 use std::fmt;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use super::ProviderError;
 
-/// Tokens a chat template adds around each message (`<|im_start|>role\n … <|im_end|>\n`).
-pub const MESSAGE_OVERHEAD_TOKENS: u32 = 4;
+/// Tokenize requests in flight at once per context build.
+const TOKENIZE_CONCURRENCY: usize = 8;
+
+/// Tokens a chat template adds around each message, rounded up: ChatML's
+/// `<|im_start|>role\n … <|im_end|>\n` is 5, Llama 3's header and `<|eot_id|>` 5.
+pub const MESSAGE_OVERHEAD_TOKENS: u32 = 6;
+
+/// Tokens a chat template adds once per prompt (BOS, the assistant header that opens the reply).
+pub const PROMPT_OVERHEAD_TOKENS: u32 = 8;
 
 pub trait TokenCounter: Send + Sync + fmt::Debug {
     /// Token counts of `texts`, in order (without the per-message overhead).
@@ -102,14 +110,12 @@ impl LlamaServerTokens {
 
 impl TokenCounter for LlamaServerTokens {
     fn count<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<u32>, ProviderError>> {
-        async move {
-            let mut counts = Vec::with_capacity(texts.len());
-            for text in texts {
-                counts.push(self.count_one(text).await?);
-            }
-            Ok(counts)
-        }
-        .boxed()
+        // A few requests in flight at once: a long history is many small calls.
+        futures_util::stream::iter(texts)
+            .map(|text| self.count_one(text))
+            .buffered(TOKENIZE_CONCURRENCY)
+            .try_collect()
+            .boxed()
     }
 
     fn kind(&self) -> &'static str {

@@ -1045,3 +1045,41 @@ async fn runs_beyond_the_concurrency_limit_wait_queued() {
     drop(busy);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn long_threads_are_trimmed_to_the_context_window_with_real_token_counts() {
+    const CONTEXT: u32 = 200;
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        use_chat_llm(config);
+        config.local_llm_context_tokens = CONTEXT;
+    })
+    .await;
+    let alice = Caller::user("alice");
+    let thread = create_thread(&app, &alice, "long").await;
+    // Each turn's user message alone is ≈60 tokens: four turns of history cannot all fit.
+    let long = "alpha beta gamma delta ".repeat(15);
+    let mut last_run = String::new();
+    for turn in 0..5 {
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": format!("{turn} {long}")}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "turn {turn}");
+        last_run = run_id_of(&response);
+        assert_well_formed_success(&chunks(&EventReader::new(response).collect().await));
+    }
+    // llama.cpp reports the prompt it actually processed: within the window minus the reply.
+    let run = get_run(&app, &alice, &last_run).await;
+    let budget = u64::from(CONTEXT - REPLY_TOKENS);
+    assert!(
+        run.usage.input_tokens > 60 && run.usage.input_tokens <= budget,
+        "prompt of {} tokens for a budget of {budget}",
+        run.usage.input_tokens
+    );
+    // Nothing was deleted: trimming only shapes the prompt.
+    assert_eq!(messages(&app, &alice, &thread.id).await.messages.len(), 10);
+    app.stop().await;
+}
