@@ -3,8 +3,9 @@
 //      OpenAI-compatible stub (in this process), so a turn's time is the brain's own work
 //      (thread lookup, context, two message writes, run row, SSE) plus one loopback hop; the
 //      stub called directly gives the hop's baseline.
-//   2. time to first token with the real local model (llama.cpp, SmolLM2): direct vs through the
-//      brain, alternating, same prompt.
+//   2. time to first token with the real local model (llama.cpp, SmolLM2): direct, through the
+//      brain, and (when edge/build exists: scripts/build-edge) through the edge in workerd and
+//      the brain; alternating, same prompt.
 //   3. concurrent idle SSE streams held by the brain, and its RSS.
 // Env: BRAIN_BIN, LLM_DIR, TURNS (200), TTFT_ROUNDS (10), IDLE_STREAMS (10000).
 import { spawn } from "node:child_process";
@@ -12,6 +13,8 @@ import { createServer, request as httpRequest, Agent } from "node:http";
 import { readFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { writeWorkerdConfig } from "./workerd-config.mjs";
 
 const BRAIN_BIN = process.env.BRAIN_BIN;
 const LLM_DIR = process.env.LLM_DIR;
@@ -156,7 +159,16 @@ async function timeToFirstToken() {
   const llmUrl = `http://127.0.0.1:${port}`;
   await waitOk(`${llmUrl}/health`, 120_000);
   const brain = await startBrain({ BRAIN_LOCAL_LLM_URL: `${llmUrl}/v1`, BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "8" });
-  const direct = [], viaBrain = [];
+  let edgeUrl = null;
+  if (existsSync(join(ROOT, "edge/build/worker.mjs"))) {
+    const edgePort = await freePort();
+    const config = writeWorkerdConfig(mkdtempSync(join(tmpdir(), "edgebrain-bench-edge-")), edgePort, { BRAIN_URL: brain.url });
+    const workerd = spawn(join(ROOT, "node_modules/.bin/workerd"), ["serve", config], { stdio: "ignore" });
+    children.push(workerd);
+    edgeUrl = `http://127.0.0.1:${edgePort}`;
+    await waitOk(`${edgeUrl}/health`, 60_000);
+  }
+  const direct = [], viaBrain = [], viaEdge = [];
   const prompt = "Say hello.";
   for (let i = 0; i < TTFT_ROUNDS + 2; i++) {
     const d = await timedStream(`${llmUrl}/v1/chat/completions`, {
@@ -164,7 +176,9 @@ async function timeToFirstToken() {
       max_tokens: 8, stream: true,
     }, '"content":"');
     const b = await timedStream(`${brain.url}/api/v1/threads/${await newThread(brain)}/messages`, { content: prompt }, "text-delta", IDENTITY);
-    if (i >= 2) { direct.push(d.first); viaBrain.push(b.first); } // first two rounds warm up
+    // Through the edge, the identity headers stand for what the edge would assert itself.
+    const e = edgeUrl && await timedStream(`${edgeUrl}/api/v1/threads/${await newThread(brain)}/messages`, { content: prompt }, "text-delta", IDENTITY);
+    if (i >= 2) { direct.push(d.first); viaBrain.push(b.first); if (e) viaEdge.push(e.first); } // two warm-up rounds
   }
   brain.child.kill("SIGTERM");
   llm.kill("SIGTERM");
@@ -172,6 +186,8 @@ async function timeToFirstToken() {
   console.log("|---|---|---|");
   console.log(`| direct to the llama.cpp server | ${fmt(percentile(direct, 50))} | ${fmt(percentile(direct, 99))} |`);
   console.log(`| through the brain (new thread each turn) | ${fmt(percentile(viaBrain, 50))} | ${fmt(percentile(viaBrain, 99))} |`);
+  if (viaEdge.length) console.log(`| through the edge (workerd) and the brain | ${fmt(percentile(viaEdge, 50))} | ${fmt(percentile(viaEdge, 99))} |`);
+  else console.log("| through the edge | not measured: edge/build missing (scripts/build-edge) | |");
 }
 
 function rssMiB(pid) {
