@@ -106,6 +106,7 @@ impl Application {
         }
         tracing::info!(
             models = %chat.router().model_names().collect::<Vec<_>>().join(","),
+            templates = ?chat.templates().versions(),
             "LLM models ready"
         );
         let state = AppState {

@@ -119,13 +119,12 @@ impl ChatService {
         &self.router
     }
 
-    pub fn settings(&self) -> &ChatSettings {
-        &self.settings
+    pub fn templates(&self) -> &PromptTemplates {
+        &self.templates
     }
 
-    /// Runs alive in this process (running, or finished within the retention time).
-    pub fn live_runs(&self) -> usize {
-        self.registry.count()
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
     }
 
     /// Marks runs an earlier process left unfinished as failed. Called once at start.

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::Stream;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
 use shared_types::chat::UiMessageChunk;
 use tokio::sync::watch;
 
@@ -228,21 +228,16 @@ impl RunRegistry {
             .cloned()
             .collect()
     }
-
-    pub fn count(&self) -> usize {
-        self.inner().runs.len()
-    }
-}
-
-/// Collects a reader's items (tests).
-pub async fn collect(stream: impl Stream<Item = LogItem>) -> Vec<LogItem> {
-    stream.collect().await
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    async fn collect(stream: impl Stream<Item = LogItem>) -> Vec<LogItem> {
+        futures_util::StreamExt::collect(stream).await
+    }
 
     fn delta(text: &str) -> UiMessageChunk {
         UiMessageChunk::TextDelta {
