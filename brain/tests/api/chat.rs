@@ -1083,3 +1083,100 @@ async fn long_threads_are_trimmed_to_the_context_window_with_real_token_counts()
     assert_eq!(messages(&app, &alice, &thread.id).await.messages.len(), 10);
     app.stop().await;
 }
+
+/// An OpenAI-compatible server that answers its first `failures` calls with `status`, then
+/// streams a short reply. Counts the calls.
+async fn flaky_provider(
+    status: u16,
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let counter = std::sync::Arc::clone(&calls);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let call = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = vec![0_u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let answer = if call < failures {
+                    let body = r#"{"error":{"message":"try later"}}"#;
+                    format!(
+                        "HTTP/1.1 {status} Nope\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    let mut answer = String::from(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+                    );
+                    for chunk in [
+                        json!({"choices": [{"index": 0, "delta": {"content": "ok"}}]}),
+                        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                    ] {
+                        answer.push_str(&format!("data: {chunk}\n\n"));
+                    }
+                    answer.push_str("data: [DONE]\n\n");
+                    answer
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}/v1"), calls)
+}
+
+#[tokio::test]
+async fn retryable_statuses_are_retried_and_client_errors_are_not() {
+    use std::sync::atomic::Ordering;
+    let (unavailable, unavailable_calls) = flaky_provider(503, 1).await;
+    let (rejecting, rejecting_calls) = flaky_provider(400, 1).await;
+    let config_dir = std::env::temp_dir().join(format!("edgebrain-llm-{}", uuid::Uuid::new_v4()));
+    let path = llm_config_file(
+        &config_dir,
+        &[
+            provider("unavailable", &unavailable),
+            provider("rejecting", &rejecting),
+        ],
+        &["unavailable"],
+    );
+    // A second model routed only to the provider that rejects the request.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "\n[[models]]\nname = \"strict\"\nroute = [{{ provider = \"rejecting\", model = \"m\" }}]\ncontext_tokens = 2048\nmax_output_tokens = {REPLY_TOKENS}\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    let mut app = spawn_app_with(Backend::Sqlite, |config| config.llm_config = Some(path)).await;
+    let alice = Caller::user("alice");
+    let thread = create_thread(&app, &alice, "retries").await;
+
+    // 503 once, then a reply: one retry (max_retries = 1), the run succeeds.
+    let response = send(&app, &alice, &thread.id, json!({"content": "Hi"})).await;
+    let received = chunks(&EventReader::new(response).collect().await);
+    assert_well_formed_success(&received);
+    assert_eq!(text_of(&received), "ok");
+    assert_eq!(unavailable_calls.load(Ordering::SeqCst), 2);
+
+    // 400: not retried; with no other target the run fails with an error part.
+    let response = send(
+        &app,
+        &alice,
+        &thread.id,
+        json!({"content": "Hi", "model": "strict"}),
+    )
+    .await;
+    let run_id = run_id_of(&response);
+    let types = types(&chunks(&EventReader::new(response).collect().await));
+    assert_eq!(
+        &types[types.len() - 3..],
+        ["error", "finish", STREAM_DONE],
+        "{types:?}"
+    );
+    assert_eq!(rejecting_calls.load(Ordering::SeqCst), 1);
+    let run = get_run(&app, &alice, &run_id).await;
+    assert_eq!(run.state, RunState::Failed);
+    assert!(run.error.unwrap().contains("rejecting"));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(config_dir);
+}
