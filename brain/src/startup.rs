@@ -22,6 +22,8 @@ use crate::config::Config;
 use crate::http::{self, AppState, Limits};
 use crate::store::Store;
 
+/// How long runs still in progress at shutdown may take to store their state.
+const RUN_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long closing the database pool may take once the server has stopped.
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -32,6 +34,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: Router,
     store: Store,
+    chat: Arc<ChatService>,
     /// The redacted database URL, for the `listening` line.
     database: String,
     instance_id: String,
@@ -112,13 +115,14 @@ impl Application {
         let state = AppState {
             store: store.clone(),
             limits: Limits::from_config(&config),
-            chat,
+            chat: Arc::clone(&chat),
         };
         Ok(Self {
             listener,
             local_addr,
             router: http::app(state),
             store,
+            chat,
             database: database.url.redacted(),
             instance_id,
             shutdown_grace: config.shutdown_grace(),
@@ -198,6 +202,9 @@ impl Application {
                 Ok(())
             }
         };
+        // Runs outlive requests: stop those still going and store their state honestly
+        // (`failed`, interrupted) while the database is still open.
+        self.chat.shutdown(RUN_STOP_TIMEOUT).await;
         if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

@@ -32,11 +32,13 @@ use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
 use crate::store::runs::{NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
 use crate::store::{Store, StoreError};
-use runs::{LiveRun, LogItem, RunRegistry};
+use runs::{LiveRun, LogItem, RunRegistry, StopReason};
 use templates::{PromptTemplates, SystemVars};
 
 /// Error text of runs found unfinished at start.
 pub const INTERRUPTED: &str = "interrupted: the brain stopped while this run was in progress";
+/// Error text of runs stopped by a graceful shutdown.
+pub const SHUT_DOWN: &str = "interrupted: the brain shut down while this run was in progress";
 
 /// Run limits and policies from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -344,7 +346,7 @@ impl ChatService {
             Some(permit) => Ok(permit),
             None => tokio::select! {
                 biased;
-                () = run.cancelled() => Err(End::Cancelled),
+                reason = run.stop_requested() => Err(End::stopped(reason)),
                 permit = Arc::clone(&self.permits).acquire_owned() => match permit {
                     Ok(permit) => {
                         if let Err(error) = self.store.mark_run_running(&run.id).await {
@@ -359,14 +361,14 @@ impl ChatService {
         let end = match permit {
             Err(end) => end,
             Ok(_permit) => {
-                let cancelled = run.cancelled();
+                let stop = run.stop_requested();
                 let work = tokio::time::timeout(
                     self.settings.run_timeout,
                     self.generate(&run, &model, request, &mut generation),
                 );
                 tokio::select! {
                     biased;
-                    () = cancelled => End::Cancelled,
+                    reason = stop => End::stopped(reason),
                     result = work => result.unwrap_or_else(|_| End::Failed(format!(
                         "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
                     ))),
@@ -607,7 +609,7 @@ impl ChatService {
             if run.is_finished() {
                 return Ok(false);
             }
-            run.request_cancel();
+            run.request_stop(StopReason::Caller);
             return Ok(true);
         }
         match self.store.get_run(owner, run_id).await? {
@@ -616,10 +618,38 @@ impl ChatService {
         }
     }
 
+    /// Stops every live run as `failed` (interrupted), storing what each produced, and waits
+    /// at most `within` for them to be written. Called once the server stopped serving.
+    pub async fn shutdown(&self, within: Duration) {
+        let live: Vec<Arc<LiveRun>> = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|run| !run.is_finished())
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        tracing::warn!(runs = live.len(), "stopping runs still in progress");
+        for run in &live {
+            run.request_stop(StopReason::Shutdown);
+        }
+        let all_written = futures_util::future::join_all(live.into_iter().map(|run| async move {
+            // Past the end of the log: yields nothing until the run is over, then Done.
+            let mut events = Box::pin(run.follow(u64::MAX));
+            while events.next().await.is_some() {}
+        }));
+        if tokio::time::timeout(within, all_written).await.is_err() {
+            tracing::warn!(
+                "runs still writing after the shutdown timeout; the next start marks them failed"
+            );
+        }
+    }
+
     /// Cancels the runs of a thread about to be deleted.
     pub fn cancel_thread_runs(&self, thread_id: &str) {
         for run in self.registry.of_thread(thread_id) {
-            run.request_cancel();
+            run.request_stop(StopReason::Caller);
         }
     }
 
@@ -670,6 +700,15 @@ enum End {
     Succeeded,
     Failed(String),
     Cancelled,
+}
+
+impl End {
+    fn stopped(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Caller => End::Cancelled,
+            StopReason::Shutdown => End::Failed(SHUT_DOWN.to_owned()),
+        }
+    }
 }
 
 /// What a run produced so far.

@@ -15,6 +15,15 @@ use futures_util::stream;
 use shared_types::chat::UiMessageChunk;
 use tokio::sync::watch;
 
+/// Why a run was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `POST /api/v1/runs/{id}/cancel`, or its thread was deleted: the run ends `cancelled`.
+    Caller,
+    /// The brain is shutting down: the run ends `failed` (interrupted), output kept.
+    Shutdown,
+}
+
 /// One item a reader receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogItem {
@@ -39,7 +48,7 @@ pub struct LiveRun {
     log: Mutex<RunLog>,
     /// Bumped on every append and at the end, waking readers.
     changed: watch::Sender<u64>,
-    cancel: watch::Sender<bool>,
+    stop: watch::Sender<Option<StopReason>>,
 }
 
 impl LiveRun {
@@ -50,7 +59,7 @@ impl LiveRun {
             thread_id,
             log: Mutex::new(RunLog::default()),
             changed: watch::channel(0).0,
-            cancel: watch::channel(false).0,
+            stop: watch::channel(None).0,
         }
     }
 
@@ -100,16 +109,31 @@ impl LiveRun {
         json
     }
 
-    pub fn request_cancel(&self) {
-        self.cancel.send_replace(true);
+    /// Asks the run to stop; the first reason given wins.
+    pub fn request_stop(&self, reason: StopReason) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
     }
 
-    /// Resolves once cancellation was requested.
-    pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut receiver = self.cancel.subscribe();
+    /// Resolves with the reason once a stop was requested.
+    pub fn stop_requested(&self) -> impl std::future::Future<Output = StopReason> + Send + 'static {
+        let mut receiver = self.stop.subscribe();
         async move {
-            // An error means the run was dropped: nothing left to cancel.
-            let _ = receiver.wait_for(|cancelled| *cancelled).await;
+            let reason = match receiver.wait_for(Option::is_some).await {
+                Ok(reason) => Some((*reason).unwrap_or(StopReason::Caller)),
+                Err(_) => None,
+            };
+            match reason {
+                Some(reason) => reason,
+                // The run was dropped: nothing is waiting for this any more.
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -217,6 +241,11 @@ impl RunRegistry {
 
     pub fn remove(&self, id: &str) {
         self.inner().runs.remove(id);
+    }
+
+    /// Every live run (for shutdown).
+    pub fn all(&self) -> Vec<Arc<LiveRun>> {
+        self.inner().runs.values().cloned().collect()
     }
 
     /// Live runs of one thread (for cancelling before a delete).

@@ -1180,3 +1180,49 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
     app.stop().await;
     let _ = std::fs::remove_dir_all(config_dir);
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
+    for backend in BACKENDS {
+        let mut app = spawn_app_with(backend, |config| {
+            use_chat_llm(config);
+            config.local_llm_max_output_tokens = 200;
+        })
+        .await;
+        let alice = Caller::user("alice");
+        let thread = create_thread(&app, &alice, "shutdown").await;
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "Tell a long story."}),
+        )
+        .await;
+        let run_id = run_id_of(&response);
+        let mut reader = EventReader::new(response);
+        while let Some(event) = reader.next().await {
+            if event.data.contains("\"text-delta\"") {
+                break;
+            }
+        }
+        drop(reader); // no request in flight: the server stops at once, the run is still going
+
+        app.stop().await;
+
+        let store = brain::store::Store::connect(&app.database.config().database().unwrap())
+            .await
+            .unwrap();
+        let stored = store.get_run("user:alice", &run_id).await.unwrap().unwrap();
+        assert_eq!(stored.run.state, RunState::Failed, "{backend}");
+        assert!(
+            stored.run.error.as_deref().unwrap().contains("shut down"),
+            "{:?}",
+            stored.run
+        );
+        let history = store.recent_history(&thread.id, 10).await.unwrap();
+        assert_eq!(history.len(), 2, "the user message and the partial reply");
+        assert_eq!(history[1].role, Role::Assistant);
+        assert!(!history[1].text.is_empty());
+        store.close().await;
+    }
+}
