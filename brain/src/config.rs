@@ -147,6 +147,63 @@ pub struct Config {
     /// `transactions`) generated on first start with an empty data directory. 0: no sample.
     #[arg(long, env = "BRAIN_SAMPLE_TRANSACTIONS", default_value_t = 1_000_000)]
     pub sample_transactions: u64,
+    /// LLM provider/model configuration file (TOML; see README "LLM providers"). Without it
+    /// the brain uses one provider, `local`: the llama.cpp server at `--local-llm-url`.
+    #[arg(long, env = "BRAIN_LLM_CONFIG")]
+    pub llm_config: Option<PathBuf>,
+
+    /// Base URL of the local OpenAI-compatible server (used when no `--llm-config` is given).
+    #[arg(
+        long,
+        env = "BRAIN_LOCAL_LLM_URL",
+        default_value = "http://127.0.0.1:8081/v1"
+    )]
+    pub local_llm_url: String,
+
+    /// Context window assumed for the local model, in tokens (prompt + output).
+    #[arg(long, env = "BRAIN_LOCAL_LLM_CONTEXT_TOKENS", default_value_t = 2048)]
+    pub local_llm_context_tokens: u32,
+
+    /// Upper bound of generated tokens per call to the local model.
+    #[arg(long, env = "BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS", default_value_t = 256)]
+    pub local_llm_max_output_tokens: u32,
+
+    /// Offer the built-in tools to the local model (needs a tool-capable model and template).
+    #[arg(long, env = "BRAIN_LOCAL_LLM_TOOLS", default_value_t = false)]
+    pub local_llm_tools: bool,
+
+    /// Directory of prompt templates (`<name>.v<N>.jinja`, highest N wins). Default: the
+    /// templates built into the binary (`brain/prompts/`).
+    #[arg(long, env = "BRAIN_PROMPTS_DIR")]
+    pub prompts_dir: Option<PathBuf>,
+
+    /// Runs generating at the same time; further runs wait in state `queued`.
+    #[arg(long, env = "BRAIN_MAX_CONCURRENT_RUNS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_runs: u32,
+
+    /// A run (all its model calls and tool steps) that takes longer fails.
+    #[arg(long, env = "BRAIN_RUN_TIMEOUT_SECS", default_value_t = 600)]
+    pub run_timeout_secs: u64,
+
+    /// How long a finished run's events stay in memory for reconnects (later ones are replayed
+    /// from the database).
+    #[arg(long, env = "BRAIN_RUN_RETENTION_SECS", default_value_t = 300)]
+    pub run_retention_secs: u64,
+
+    /// Model calls per run when the model keeps calling tools.
+    #[arg(long, env = "BRAIN_MAX_TOOL_STEPS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tool_steps: u32,
+
+    /// Most recent messages of a thread considered for the context (then trimmed to the token
+    /// budget).
+    #[arg(long, env = "BRAIN_CONTEXT_MAX_MESSAGES", default_value_t = 100)]
+    pub context_max_messages: u32,
+
+    /// Tokens (input + output, all runs) each caller identity may spend; unset: unlimited.
+    #[arg(long, env = "BRAIN_BUDGET_TOKENS_PER_OWNER")]
+    pub budget_tokens_per_owner: Option<u64>,
 
     /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -23,6 +23,12 @@
 //! - [`data`]: the data plane: datasets as Parquet + in-memory polars frames (memory manager,
 //!   ingestion, SQL allowlist, typed JSON queries, sample data). No HTTP, no sqlx.
 //! - [`metrics`]: the Prometheus registry other subsystems register their metrics with.
+//!   - [`http::threads`]: `/api/v1/threads` (conversations, the streaming chat endpoint).
+//!   - [`http::runs`]: `/api/v1/runs` (state, reconnect, cancel) and `/api/v1/usage`.
+//! - [`llm`]: LLM providers behind one trait (OpenAI-compatible, Anthropic), the router with
+//!   retries and fallback, the provider/model configuration, token counting.
+//! - [`chat`]: conversations and runs: context building, prompt templates, built-in tools, the
+//!   run task and its event log that readers follow and reconnect to.
 //! - [`store`]: persistence. The only module that may use `sqlx` (an architecture invariant
 //!   checked in CI), so the database library never leaks into HTTP code.
 //! - `migrations/` (crate root): embedded SQL migrations, portable across SQLite and PostgreSQL.
@@ -30,9 +36,11 @@
 //! `main.rs` is a thin wrapper: parse [`Config`], [`telemetry::init`], [`Application::build`],
 //! [`Application::run_until_stopped`] with [`startup::shutdown_signal`].
 
+pub mod chat;
 pub mod config;
 pub mod data;
 pub mod http;
+pub mod llm;
 pub mod metrics;
 pub mod startup;
 pub mod store;

@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::chat::templates::PromptTemplates;
+use crate::chat::{ChatService, ChatSettings};
 use crate::clock::unix_millis;
 use crate::config::{Config, EdgeTrustMode};
 use crate::data::{DataLimits, DataPlane};
@@ -23,6 +25,8 @@ use crate::http::{self, AppState, Limits};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// How long runs still in progress at shutdown may take to store their state.
+const RUN_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long closing the database pool may take once the server has stopped.
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,6 +37,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: Router,
     store: Store,
+    chat: Arc<ChatService>,
     /// The redacted database URL, for the `listening` line.
     database: String,
     instance_id: String,
@@ -50,6 +55,9 @@ impl Application {
         let edge_trust = config
             .edge_trust()
             .context("invalid edge trust configuration")?;
+        let router = crate::llm::config::load(&config).context("invalid LLM configuration")?;
+        let templates = PromptTemplates::load(config.prompts_dir.as_deref())
+            .context("invalid prompt templates")?;
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .with_context(|| {
@@ -96,6 +104,36 @@ impl Application {
         )
         .await
         .context("cannot prepare the datasets")?;
+        let chat = Arc::new(ChatService::new(
+            store.clone(),
+            router,
+            templates,
+            ChatSettings {
+                max_concurrent_runs: config.max_concurrent_runs,
+                run_timeout: Duration::from_secs(config.run_timeout_secs),
+                run_retention: Duration::from_secs(config.run_retention_secs),
+                max_tool_steps: config.max_tool_steps,
+                context_max_messages: config.context_max_messages,
+                budget_tokens_per_owner: config.budget_tokens_per_owner,
+            },
+            instance_id.clone(),
+        ));
+        // Runs an earlier process left unfinished cannot be resumed: say so.
+        let interrupted = chat
+            .recover()
+            .await
+            .context("cannot mark interrupted runs")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "marked runs interrupted by the previous stop as failed"
+            );
+        }
+        tracing::info!(
+            models = %chat.router().model_names().collect::<Vec<_>>().join(","),
+            templates = ?chat.templates().versions(),
+            "LLM models ready"
+        );
         let limits = Limits::from_config(&config);
         let state = AppState {
             store: store.clone(),
@@ -108,12 +146,14 @@ impl Application {
             )),
             data,
             metrics,
+            chat: Arc::clone(&chat),
         };
         Ok(Self {
             listener,
             local_addr,
             router: http::app(state),
             store,
+            chat,
             database: database.url.redacted(),
             instance_id,
             shutdown_grace: config.shutdown_grace(),
@@ -193,6 +233,9 @@ impl Application {
                 Ok(())
             }
         };
+        // Runs outlive requests: stop those still going and store their state honestly
+        // (`failed`, interrupted) while the database is still open.
+        self.chat.shutdown(RUN_STOP_TIMEOUT).await;
         if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

@@ -12,11 +12,14 @@
 //! - [`headers`]: names of the HTTP headers that are part of the contract.
 //! - [`signature`]: the HMAC signature the edge puts on every request it proxies to the brain.
 //! - [`data`]: the data plane: datasets, memory statistics, SQL and typed JSON queries.
+//! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
+//!   schema of the LLM provider/model configuration file.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod chat;
 pub mod data;
 pub mod diag;
 pub mod error;

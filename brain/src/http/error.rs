@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared_types::error::{ErrorBody, ErrorCode};
 
+use crate::chat::ChatError;
 use crate::data::DataError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
@@ -41,11 +42,15 @@ pub enum Error {
     NotFound,
     /// A resource (not a route) that does not exist or is not visible to the caller.
     #[error("{0}")]
-    NoSuchResource(String),
+    NotFoundResource(String),
+    #[error("{0}")]
+    BodyTooLarge(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -64,10 +69,11 @@ impl Error {
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unavailable(_) => ErrorCode::Unavailable,
-            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Error::NotFound | Error::NoSuchResource(_) => ErrorCode::NotFound,
+            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::NotFound | Error::NotFoundResource(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unprocessable(_) => ErrorCode::Unprocessable,
+            Error::RateLimited(_) => ErrorCode::RateLimited,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Store(error) if error.is_unavailable() => ErrorCode::Unavailable,
             Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
@@ -94,7 +100,7 @@ impl From<DataError> for Error {
         match error {
             DataError::BadRequest(message) => Error::BadRequest(message),
             DataError::Invalid(message) => Error::Unprocessable(message),
-            DataError::NotFound(message) => Error::NoSuchResource(message),
+            DataError::NotFound(message) => Error::NotFoundResource(message),
             DataError::Forbidden(message) => Error::Forbidden(message),
             DataError::Conflict(message) => Error::Conflict(message),
             DataError::UnsupportedFormat(message) => Error::UnsupportedMediaType(message),
@@ -122,6 +128,22 @@ impl IntoResponse for Error {
             message: self.public_message(),
         });
         response
+    }
+}
+
+impl From<ChatError> for Error {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::ThreadNotFound | ChatError::RunNotFound => {
+                Error::NotFoundResource(error.to_string())
+            }
+            ChatError::UnknownModel(_) => Error::BadRequest(error.to_string()),
+            ChatError::ThreadBusy(_) => Error::Conflict(error.to_string()),
+            ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
+            ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
+            ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),
+            ChatError::Store(store) => Error::Store(store),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Extractors whose rejections are [`Error`]s, so a malformed request gets the error shape
 //! with a specific code instead of axum's plain-text rejection.
 
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -27,30 +29,25 @@ where
 }
 
 /// Like [`axum::Json`], rejecting in the error shape: 415 `unsupported_media_type` without a
-/// JSON content type, 413 over the body limit, 400 `invalid_json` for anything unparsable.
+/// JSON content type, 413 over the body limit, 400 `invalid_json` otherwise.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
-impl<T> FromRequest<super::AppState> for Json<T>
+impl<T, S> FromRequest<S> for Json<T>
 where
     T: DeserializeOwned,
+    S: Send + Sync,
 {
     type Rejection = Error;
 
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &super::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection;
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(JsonRejection::MissingJsonContentType(rejection)) => {
                 Err(Error::UnsupportedMediaType(rejection.body_text()))
             }
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Error::PayloadTooLarge {
-                    limit: state.limits.max_body_bytes,
-                })
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Error::BodyTooLarge(rejection.body_text()))
             }
             Err(rejection) => Err(Error::InvalidJson(rejection.body_text())),
         }

@@ -24,6 +24,8 @@ pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod queries;
+pub mod runs;
+pub mod threads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
+use crate::chat::ChatService;
 use crate::config::Config;
 use crate::data::DataPlane;
 use crate::store::Store;
@@ -55,6 +58,8 @@ pub struct AppState {
     pub data: DataPlane,
     /// The Prometheus registry behind `/metrics`; other subsystems register theirs here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Conversations, runs and the LLM router.
+    pub chat: Arc<ChatService>,
 }
 
 /// Request limits taken from the configuration.
@@ -92,6 +97,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/diag", diag::router())
         .nest("/api/v1/datasets", datasets::router(upload_max_bytes))
         .nest("/api/v1/queries", queries::router())
+        .nest("/api/v1/threads", threads::router())
+        .nest("/api/v1/runs", runs::router())
+        .nest("/api/v1/usage", runs::usage_router())
         .route_layer(middleware::from_fn_with_state(
             metrics,
             metrics::record_latency,

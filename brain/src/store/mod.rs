@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod datasets;
+pub mod runs;
+pub mod threads;
 
 use std::fmt;
 use std::str::FromStr;

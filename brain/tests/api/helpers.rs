@@ -104,6 +104,9 @@ pub(crate) struct TestDatabase {
 
 impl TestDatabase {
     pub(crate) async fn new(backend: Backend) -> Self {
+        // reqwest is built without its own TLS backend (see `brain::llm::install_tls_crypto`);
+        // every test starts here, so clients a test builds before the brain work too.
+        brain::llm::install_tls_crypto();
         let id = Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("edgebrain-test-{id}"));
         let (url, postgres_name) = match backend {
@@ -262,13 +265,7 @@ impl TestApp {
         caller: &Caller,
         request: reqwest::RequestBuilder,
     ) -> reqwest::Response {
-        let mut request = request.build().expect("a well-formed request");
-        caller.apply(request.headers_mut());
-        sign_as_edge(&mut request);
-        tokio::time::timeout(TEST_TIMEOUT, self.client.execute(request))
-            .await
-            .expect("the response in time")
-            .expect("request sent")
+        send_as_with(&self.client, caller, request).await
     }
 
     /// Triggers the shutdown future given to `run_until_stopped`.
@@ -294,6 +291,21 @@ impl TestApp {
             .await
             .expect("the server stopped cleanly");
     }
+}
+
+/// Like [`TestApp::send_as`], for a brain the test runs some other way (e.g. as a process).
+pub(crate) async fn send_as_with(
+    client: &reqwest::Client,
+    caller: &Caller,
+    request: reqwest::RequestBuilder,
+) -> reqwest::Response {
+    let mut request = request.build().expect("a well-formed request");
+    caller.apply(request.headers_mut());
+    sign_as_edge(&mut request);
+    tokio::time::timeout(TEST_TIMEOUT, client.execute(request))
+        .await
+        .expect("the response in time")
+        .expect("request sent")
 }
 
 /// Who a test request claims to be (see [`TestApp::send_as`]).

@@ -7,12 +7,15 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chat;
+mod chat_crash;
 mod datasets;
 mod diag;
 mod edge_auth;
 mod errors;
 mod health;
 mod helpers;
+mod llm_server;
 mod logging;
 mod queries;
 mod shutdown;

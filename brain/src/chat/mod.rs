@@ -1,0 +1,803 @@
+//! Conversations and runs: the logic between the HTTP handlers and the LLM providers.
+//!
+//! - [`ChatService::start_run`]: checks thread, model and budget, builds the context
+//!   ([`context`] policy, [`templates`] system prompt), stores the user message, records the
+//!   run (`queued`) and spawns it. The run is a tokio task, independent of any request.
+//! - The run task ([`ChatService::execute`]): `running`, model call(s) through the
+//!   [`LlmRouter`] with built-in [`tools`] in a capped loop, every step appended to the run's
+//!   event log ([`runs`]) as UI message stream chunks; at the end the assistant message, the
+//!   usage and the event log are stored and the run becomes `succeeded`, `failed` or `cancelled`.
+//! - At start, runs left `queued`/`running` by an earlier process are marked `failed` (see
+//!   README "Runs"): they cannot be resumed, because their provider connection died with it.
+
+pub mod context;
+pub mod runs;
+pub mod templates;
+pub mod tools;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+use shared_types::chat::{Role, RunState, UiMessageChunk, Usage};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use crate::clock::unix_millis;
+use crate::llm::router::{LlmRouter, ModelSpec};
+use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
+use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
+use crate::store::runs::{NewRun, RunOutcome, StoredRun};
+use crate::store::threads::NewMessage;
+use crate::store::{Store, StoreError};
+use runs::{LiveRun, LogItem, RunRegistry, StopReason};
+use templates::{PromptTemplates, SystemVars};
+
+/// Error text of runs found unfinished at start.
+pub const INTERRUPTED: &str = "interrupted: the brain stopped while this run was in progress";
+/// Error text of runs stopped by a graceful shutdown.
+pub const SHUT_DOWN: &str = "interrupted: the brain shut down while this run was in progress";
+
+/// Run limits and policies from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatSettings {
+    pub max_concurrent_runs: u32,
+    pub run_timeout: Duration,
+    pub run_retention: Duration,
+    pub max_tool_steps: u32,
+    pub context_max_messages: u32,
+    pub budget_tokens_per_owner: Option<u64>,
+}
+
+/// What a caller asks for in one turn.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRequest {
+    pub text: String,
+    pub model: Option<String>,
+    pub json_mode: bool,
+    pub instructions: Option<String>,
+    pub context: Vec<String>,
+    pub max_output_tokens: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("no such thread")]
+    ThreadNotFound,
+    #[error("no such run")]
+    RunNotFound,
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    #[error("a reply is still being generated in this thread (run {0}); wait for it or cancel it")]
+    ThreadBusy(String),
+    #[error("token budget exhausted: {used} of {budget} tokens used")]
+    BudgetExhausted { used: u64, budget: u64 },
+    #[error(transparent)]
+    ContextTooLong(#[from] context::ContextTooLong),
+    #[error("cannot render the prompt template: {0}")]
+    Template(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything the chat endpoints need.
+#[derive(Debug)]
+pub struct ChatService {
+    store: Store,
+    router: LlmRouter,
+    templates: PromptTemplates,
+    registry: RunRegistry,
+    settings: ChatSettings,
+    instance_id: String,
+    permits: Arc<Semaphore>,
+}
+
+/// A run as a reader sees it: id and the stream of its events.
+pub type RunEvents = std::pin::Pin<Box<dyn Stream<Item = LogItem> + Send>>;
+
+impl ChatService {
+    pub fn new(
+        store: Store,
+        router: LlmRouter,
+        templates: PromptTemplates,
+        settings: ChatSettings,
+        instance_id: String,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.max_concurrent_runs as usize));
+        Self {
+            store,
+            router,
+            templates,
+            registry: RunRegistry::default(),
+            settings,
+            instance_id,
+            permits,
+        }
+    }
+
+    pub fn router(&self) -> &LlmRouter {
+        &self.router
+    }
+
+    pub fn templates(&self) -> &PromptTemplates {
+        &self.templates
+    }
+
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
+    }
+
+    /// Marks runs an earlier process left unfinished as failed. Called once at start.
+    pub async fn recover(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        self.store.fail_interrupted_runs(INTERRUPTED, now).await
+    }
+
+    /// Starts a reply in `thread_id` (see the module docs). Returns the run id.
+    pub async fn start_run(
+        self: &Arc<Self>,
+        owner: &str,
+        thread_id: &str,
+        turn: TurnRequest,
+    ) -> Result<String, ChatError> {
+        self.store
+            .get_thread(owner, thread_id)
+            .await?
+            .ok_or(ChatError::ThreadNotFound)?;
+        let model = self
+            .router
+            .model(turn.model.as_deref())
+            .ok_or_else(|| ChatError::UnknownModel(turn.model.clone().unwrap_or_default()))?
+            .clone();
+        if let Some(budget) = self.settings.budget_tokens_per_owner {
+            let (_, usage) = self.store.owner_usage(owner).await?;
+            let used = usage.input_tokens + usage.output_tokens;
+            if used >= budget {
+                return Err(ChatError::BudgetExhausted { used, budget });
+            }
+        }
+        if !self.registry.claim_thread(thread_id) {
+            let busy = self
+                .registry
+                .of_thread(thread_id)
+                .into_iter()
+                .find(|run| !run.is_finished())
+                .map(|run| run.id.clone())
+                .unwrap_or_default();
+            return Err(ChatError::ThreadBusy(busy));
+        }
+        match self.prepare_and_spawn(owner, thread_id, turn, model).await {
+            Ok(id) => Ok(id),
+            Err(error) => {
+                self.registry.release_thread(thread_id);
+                Err(error)
+            }
+        }
+    }
+
+    async fn prepare_and_spawn(
+        self: &Arc<Self>,
+        owner: &str,
+        thread_id: &str,
+        turn: TurnRequest,
+        model: ModelSpec,
+    ) -> Result<String, ChatError> {
+        let max_output = turn
+            .max_output_tokens
+            .unwrap_or(model.max_output_tokens)
+            .clamp(1, model.max_output_tokens);
+        let messages = self
+            .build_context(thread_id, &turn, &model, max_output)
+            .await?;
+
+        let run_id = Uuid::new_v4().to_string();
+        let now = now_ms();
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok();
+        let state = if permit.is_some() {
+            RunState::Running
+        } else {
+            RunState::Queued
+        };
+        // The user message is committed before generation starts.
+        let parts = json!([{"type": "text", "text": turn.text}]).to_string();
+        let stored = self
+            .store
+            .start_turn(
+                &NewMessage {
+                    id: &Uuid::new_v4().to_string(),
+                    thread_id,
+                    role: Role::User,
+                    parts_json: &parts,
+                    text: &turn.text,
+                    run_id: Some(&run_id),
+                    created_at_ms: now,
+                },
+                &NewRun {
+                    id: &run_id,
+                    owner,
+                    model: &model.name,
+                    instance_id: &self.instance_id,
+                    state,
+                },
+            )
+            .await?;
+        if !stored {
+            return Err(ChatError::ThreadNotFound);
+        }
+        let run = Arc::new(LiveRun::new(
+            run_id.clone(),
+            owner.to_owned(),
+            thread_id.to_owned(),
+        ));
+        self.registry.insert(Arc::clone(&run));
+        let service = Arc::clone(self);
+        let request = ChatRequest {
+            model: String::new(),
+            messages,
+            tools: if model.tools {
+                tools::specs()
+            } else {
+                Vec::new()
+            },
+            max_output_tokens: max_output,
+            json_mode: turn.json_mode,
+        };
+        tokio::spawn(async move { service.execute(run, model, request, permit).await });
+        Ok(run_id)
+    }
+
+    /// System prompt + the most recent history that fits (policy in [`context`]).
+    async fn build_context(
+        &self,
+        thread_id: &str,
+        turn: &TurnRequest,
+        model: &ModelSpec,
+        max_output: u32,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
+        let history = self
+            .store
+            .recent_history(thread_id, self.settings.context_max_messages)
+            .await?;
+        let mut vars = SystemVars {
+            instructions: turn.instructions.clone(),
+            context: turn.context.clone(),
+            // Counted with the largest possible note; the real one is never longer.
+            omitted_messages: history.len(),
+            tools: if model.tools {
+                tools::specs().into_iter().map(|tool| tool.name).collect()
+            } else {
+                Vec::new()
+            },
+            json_mode: turn.json_mode,
+        };
+        let template = if self.templates.has(&model.system_template) {
+            model.system_template.as_str()
+        } else {
+            "system"
+        };
+        let system = self
+            .templates
+            .render(template, &vars)
+            .map_err(|error| ChatError::Template(error.to_string()))?;
+        let mut texts: Vec<String> = Vec::with_capacity(history.len() + 2);
+        texts.push(system);
+        texts.extend(history.iter().map(|message| message.text.clone()));
+        texts.push(turn.text.clone());
+        let counts = match model.tokenizer.count(&texts).await {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, tokenizer = model.tokenizer.kind(),
+                    "token counting failed; using the conservative estimate");
+                texts
+                    .iter()
+                    .map(|text| EstimateTokens::estimate(text))
+                    .collect()
+            }
+        };
+        let budget = model.context_tokens.saturating_sub(max_output);
+        let plan = context::plan(counts[0], &counts[1..], budget)?;
+        vars.omitted_messages = plan.omitted;
+        let system = self
+            .templates
+            .render(template, &vars)
+            .map_err(|error| ChatError::Template(error.to_string()))?;
+        tracing::debug!(
+            prompt_tokens = plan.prompt_tokens,
+            omitted = plan.omitted,
+            overhead_per_message = MESSAGE_OVERHEAD_TOKENS,
+            "context planned"
+        );
+        let mut messages = vec![ChatMessage::System(system)];
+        for message in &history[plan.kept_from..] {
+            messages.push(match message.role {
+                Role::User => ChatMessage::User(message.text.clone()),
+                Role::Assistant => ChatMessage::Assistant {
+                    text: message.text.clone(),
+                    tool_calls: Vec::new(),
+                },
+                Role::System => ChatMessage::System(message.text.clone()),
+            });
+        }
+        messages.push(ChatMessage::User(turn.text.clone()));
+        Ok(messages)
+    }
+
+    /// The run task: generate, store, close the log.
+    async fn execute(
+        self: Arc<Self>,
+        run: Arc<LiveRun>,
+        model: ModelSpec,
+        request: ChatRequest,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let assistant_id = Uuid::new_v4().to_string();
+        run.emit(&UiMessageChunk::Start {
+            message_id: Some(assistant_id.clone()),
+            message_metadata: Some(
+                json!({"runId": run.id, "threadId": run.thread_id, "model": model.name}),
+            ),
+        });
+        let mut generation = Generation::default();
+        // A run recorded as `queued` waits here for a generation slot; one that got its slot
+        // at once was recorded as `running` (one commit less before the first token).
+        let permit = match permit {
+            Some(permit) => Ok(permit),
+            None => tokio::select! {
+                biased;
+                reason = run.stop_requested() => Err(End::stopped(reason)),
+                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
+                    Ok(permit) => {
+                        if let Err(error) = self.store.mark_run_running(&run.id).await {
+                            tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot mark run running");
+                        }
+                        Ok(permit)
+                    }
+                    Err(_) => Err(End::Failed("the brain is shutting down".to_owned())),
+                },
+            },
+        };
+        let end = match permit {
+            Err(end) => end,
+            Ok(_permit) => {
+                let stop = run.stop_requested();
+                let work = tokio::time::timeout(
+                    self.settings.run_timeout,
+                    self.generate(&run, &model, request, &mut generation),
+                );
+                tokio::select! {
+                    biased;
+                    reason = stop => End::stopped(reason),
+                    result = work => result.unwrap_or_else(|_| End::Failed(format!(
+                        "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
+                    ))),
+                }
+            }
+        };
+        generation.close_text(&run);
+        let usage = Usage {
+            input_tokens: generation.usage.input_tokens,
+            output_tokens: generation.usage.output_tokens,
+            cost_micro_usd: model.cost_micro_usd(
+                generation.usage.input_tokens,
+                generation.usage.output_tokens,
+            ),
+        };
+        let (state, error) = match &end {
+            End::Succeeded => (RunState::Succeeded, None),
+            End::Failed(message) => {
+                run.emit(&UiMessageChunk::Error {
+                    error_text: message.clone(),
+                });
+                (RunState::Failed, Some(message.clone()))
+            }
+            End::Cancelled => {
+                run.emit(&UiMessageChunk::Abort);
+                (
+                    RunState::Cancelled,
+                    Some("cancelled by the caller".to_owned()),
+                )
+            }
+        };
+        if !matches!(end, End::Cancelled) {
+            run.emit(&UiMessageChunk::Finish {
+                message_metadata: Some(json!({
+                    "runId": run.id, "state": state.as_str(),
+                    "usage": {"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens},
+                })),
+            });
+        }
+        self.persist(
+            &run,
+            &assistant_id,
+            &generation,
+            state,
+            error.as_deref(),
+            usage,
+        )
+        .await;
+        run.finish();
+        self.registry.release_thread(&run.thread_id);
+        tracing::info!(run_id = %run.id, state = state.as_str(), provider = ?generation.provider,
+            input_tokens = usage.input_tokens, output_tokens = usage.output_tokens, "run finished");
+        let service = Arc::clone(&self);
+        tokio::spawn(async move {
+            tokio::time::sleep(service.settings.run_retention).await;
+            service.registry.remove(&run.id);
+        });
+    }
+
+    /// Stores what the run produced (partial output of failed and cancelled runs too: the
+    /// caller saw it) and the run's outcome.
+    async fn persist(
+        &self,
+        run: &LiveRun,
+        assistant_id: &str,
+        generation: &Generation,
+        state: RunState,
+        error: Option<&str>,
+        usage: Usage,
+    ) {
+        let now = now_ms();
+        let parts = Value::Array(generation.parts.clone()).to_string();
+        let reply = (!generation.parts.is_empty()).then(|| NewMessage {
+            id: assistant_id,
+            thread_id: &run.thread_id,
+            role: Role::Assistant,
+            parts_json: &parts,
+            text: &generation.all_text,
+            run_id: Some(&run.id),
+            created_at_ms: now,
+        });
+        let events = run.events_json();
+        let outcome = RunOutcome {
+            state,
+            provider: generation.provider.as_deref(),
+            provider_model: generation.provider_model.as_deref(),
+            error,
+            usage,
+            events_json: &events,
+            finished_at_ms: now,
+        };
+        if let Err(error) = self
+            .store
+            .finish_run(&run.id, reply.as_ref(), &outcome)
+            .await
+        {
+            tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the run outcome");
+        }
+    }
+
+    /// Model call(s) with the tool loop. Partial results accumulate in `generation` so a
+    /// cancelled or timed-out run still stores what was produced.
+    async fn generate(
+        &self,
+        run: &LiveRun,
+        model: &ModelSpec,
+        mut request: ChatRequest,
+        generation: &mut Generation,
+    ) -> End {
+        for step in 0..self.settings.max_tool_steps {
+            run.emit(&UiMessageChunk::StartStep);
+            let opened = match self.router.open(model, request.clone()).await {
+                Ok(opened) => opened,
+                Err(error) => {
+                    // Details (URLs, provider bodies) go to the log; clients learn which
+                    // providers were tried.
+                    tracing::error!(run_id = %run.id, error = %error, "no provider could answer");
+                    let tried: Vec<&str> =
+                        model.route.iter().map(|t| t.provider.as_str()).collect();
+                    run.emit(&UiMessageChunk::FinishStep);
+                    return End::Failed(format!(
+                        "the model is unavailable: no provider could answer (tried {})",
+                        tried.join(", ")
+                    ));
+                }
+            };
+            if generation.provider.is_none() {
+                generation.provider = Some(opened.provider.clone());
+                generation.provider_model = Some(opened.provider_model.clone());
+            }
+            let mut events = opened.events;
+            let mut step_text = String::new();
+            let mut calls: BTreeMap<usize, ToolCall> = BTreeMap::new();
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(StreamEvent::TextDelta(delta)) => {
+                        generation.text_delta(run, &delta);
+                        step_text.push_str(&delta);
+                    }
+                    Ok(StreamEvent::ToolCallStart { index, id, name }) => {
+                        generation.close_text(run);
+                        let id = if id.is_empty() {
+                            format!("call-{}", Uuid::new_v4().simple())
+                        } else {
+                            id
+                        };
+                        run.emit(&UiMessageChunk::ToolInputStart {
+                            tool_call_id: id.clone(),
+                            tool_name: name.clone(),
+                            dynamic: Some(true),
+                        });
+                        calls.insert(
+                            index,
+                            ToolCall {
+                                id,
+                                name,
+                                arguments: String::new(),
+                            },
+                        );
+                    }
+                    Ok(StreamEvent::ToolCallDelta {
+                        index,
+                        arguments_delta,
+                    }) => {
+                        if let Some(call) = calls.get_mut(&index) {
+                            run.emit(&UiMessageChunk::ToolInputDelta {
+                                tool_call_id: call.id.clone(),
+                                input_text_delta: arguments_delta.clone(),
+                            });
+                            call.arguments.push_str(&arguments_delta);
+                        }
+                    }
+                    Ok(StreamEvent::Usage(usage)) => generation.add_usage(usage),
+                    Ok(StreamEvent::Finish(_)) => {}
+                    Err(error) => {
+                        tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
+                        generation.close_text(run);
+                        run.emit(&UiMessageChunk::FinishStep);
+                        return End::Failed(format!(
+                            "the model provider `{}` failed mid-reply; the reply is incomplete",
+                            error.provider
+                        ));
+                    }
+                }
+            }
+            generation.close_text(run);
+            if calls.is_empty() || !model.tools {
+                run.emit(&UiMessageChunk::FinishStep);
+                return End::Succeeded;
+            }
+            let calls: Vec<ToolCall> = calls.into_values().collect();
+            request.messages.push(ChatMessage::Assistant {
+                text: step_text,
+                tool_calls: calls.clone(),
+            });
+            for call in &calls {
+                let output = generation.run_tool(run, call);
+                request.messages.push(ChatMessage::ToolResult {
+                    call_id: call.id.clone(),
+                    output,
+                });
+            }
+            run.emit(&UiMessageChunk::FinishStep);
+            if step + 1 == self.settings.max_tool_steps {
+                tracing::info!(run_id = %run.id, "tool step limit reached; ending the run");
+            }
+        }
+        End::Succeeded
+    }
+
+    /// A reader of run `run_id` from event `after` on: the live log when the run is in memory,
+    /// else the stored log (or, for a run interrupted by a restart, its error).
+    pub async fn follow(
+        &self,
+        owner: &str,
+        run_id: &str,
+        after: u64,
+    ) -> Result<RunEvents, ChatError> {
+        if let Some(run) = self.registry.get(run_id) {
+            if run.owner != owner {
+                return Err(ChatError::RunNotFound);
+            }
+            return Ok(Box::pin(run.follow(after)));
+        }
+        let stored = self
+            .store
+            .get_run(owner, run_id)
+            .await?
+            .ok_or(ChatError::RunNotFound)?;
+        Ok(Box::pin(runs::replay(stored_events(&stored, after), after)))
+    }
+
+    /// Requests cancellation; `Ok(false)` when the run already finished.
+    pub async fn cancel(&self, owner: &str, run_id: &str) -> Result<bool, ChatError> {
+        if let Some(run) = self.registry.get(run_id)
+            && run.owner == owner
+        {
+            if run.is_finished() {
+                return Ok(false);
+            }
+            run.request_stop(StopReason::Caller);
+            return Ok(true);
+        }
+        match self.store.get_run(owner, run_id).await? {
+            Some(_) => Ok(false),
+            None => Err(ChatError::RunNotFound),
+        }
+    }
+
+    /// Stops every live run as `failed` (interrupted), storing what each produced, and waits
+    /// at most `within` for them to be written. Called once the server stopped serving.
+    pub async fn shutdown(&self, within: Duration) {
+        let live: Vec<Arc<LiveRun>> = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|run| !run.is_finished())
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        tracing::warn!(runs = live.len(), "stopping runs still in progress");
+        for run in &live {
+            run.request_stop(StopReason::Shutdown);
+        }
+        let all_written = futures_util::future::join_all(live.into_iter().map(|run| async move {
+            // Past the end of the log: yields nothing until the run is over, then Done.
+            let mut events = Box::pin(run.follow(u64::MAX));
+            while events.next().await.is_some() {}
+        }));
+        if tokio::time::timeout(within, all_written).await.is_err() {
+            tracing::warn!(
+                "runs still writing after the shutdown timeout; the next start marks them failed"
+            );
+        }
+    }
+
+    /// Cancels the runs of a thread about to be deleted.
+    pub fn cancel_thread_runs(&self, thread_id: &str) {
+        for run in self.registry.of_thread(thread_id) {
+            run.request_stop(StopReason::Caller);
+        }
+    }
+
+    pub async fn get_run(&self, owner: &str, run_id: &str) -> Result<StoredRun, ChatError> {
+        self.store
+            .get_run(owner, run_id)
+            .await?
+            .ok_or(ChatError::RunNotFound)
+    }
+}
+
+/// The stored log of a finished run; for a run without one (interrupted by a restart) an
+/// `error` and `finish` chunk numbered after what the reader has.
+fn stored_events(stored: &StoredRun, after: u64) -> Vec<Arc<str>> {
+    if let Some(events) = stored
+        .events_json
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<Vec<Value>>(json).ok())
+    {
+        return events
+            .iter()
+            .map(|event| Arc::from(event.to_string()))
+            .collect();
+    }
+    let message = stored
+        .run
+        .error
+        .clone()
+        .unwrap_or_else(|| INTERRUPTED.to_owned());
+    let mut events: Vec<Arc<str>> = vec![Arc::from(""); usize::try_from(after).unwrap_or(0)];
+    for chunk in [
+        UiMessageChunk::Error {
+            error_text: message,
+        },
+        UiMessageChunk::Finish {
+            message_metadata: Some(
+                json!({"runId": stored.run.id, "state": stored.run.state.as_str()}),
+            ),
+        },
+    ] {
+        events.push(Arc::from(serde_json::to_string(&chunk).unwrap_or_default()));
+    }
+    events
+}
+
+#[derive(Debug)]
+enum End {
+    Succeeded,
+    Failed(String),
+    Cancelled,
+}
+
+impl End {
+    fn stopped(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Caller => End::Cancelled,
+            StopReason::Shutdown => End::Failed(SHUT_DOWN.to_owned()),
+        }
+    }
+}
+
+/// What a run produced so far.
+#[derive(Debug, Default)]
+struct Generation {
+    parts: Vec<Value>,
+    all_text: String,
+    open_text: Option<(String, String)>,
+    text_parts: usize,
+    usage: TokenUsage,
+    provider: Option<String>,
+    provider_model: Option<String>,
+}
+
+impl Generation {
+    fn text_delta(&mut self, run: &LiveRun, delta: &str) {
+        let (id, text) = self.open_text.get_or_insert_with(|| {
+            self.text_parts += 1;
+            let id = format!("text-{}", self.text_parts);
+            run.emit(&UiMessageChunk::TextStart { id: id.clone() });
+            (id, String::new())
+        });
+        run.emit(&UiMessageChunk::TextDelta {
+            id: id.clone(),
+            delta: delta.to_owned(),
+        });
+        text.push_str(delta);
+        self.all_text.push_str(delta);
+    }
+
+    fn close_text(&mut self, run: &LiveRun) {
+        if let Some((id, text)) = self.open_text.take() {
+            run.emit(&UiMessageChunk::TextEnd { id });
+            self.parts.push(json!({"type": "text", "text": text}));
+        }
+    }
+
+    fn add_usage(&mut self, usage: TokenUsage) {
+        self.usage.input_tokens += usage.input_tokens;
+        self.usage.output_tokens += usage.output_tokens;
+    }
+
+    /// Runs a tool call, emits its input and output chunks, records the part and returns the
+    /// output text for the model.
+    fn run_tool(&mut self, run: &LiveRun, call: &ToolCall) -> String {
+        let input: Result<Value, String> = if call.arguments.trim().is_empty() {
+            Ok(json!({}))
+        } else {
+            serde_json::from_str(&call.arguments)
+                .map_err(|error| format!("the tool input is not JSON: {error}"))
+        };
+        let input_value = input
+            .clone()
+            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        run.emit(&UiMessageChunk::ToolInputAvailable {
+            tool_call_id: call.id.clone(),
+            tool_name: call.name.clone(),
+            input: input_value.clone(),
+            dynamic: Some(true),
+        });
+        match input.and_then(|input| tools::call(&call.name, &input)) {
+            Ok(output) => {
+                run.emit(&UiMessageChunk::ToolOutputAvailable {
+                    tool_call_id: call.id.clone(),
+                    output: output.clone(),
+                    dynamic: Some(true),
+                });
+                self.parts.push(json!({
+                    "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
+                    "state": "output-available", "input": input_value, "output": output,
+                }));
+                output.to_string()
+            }
+            Err(error_text) => {
+                run.emit(&UiMessageChunk::ToolOutputError {
+                    tool_call_id: call.id.clone(),
+                    error_text: error_text.clone(),
+                    dynamic: Some(true),
+                });
+                self.parts.push(json!({
+                    "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
+                    "state": "output-error", "input": input_value, "errorText": error_text,
+                }));
+                json!({"error": error_text}).to_string()
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
+}

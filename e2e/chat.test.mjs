@@ -1,0 +1,87 @@
+// The brain's chat endpoint read by the official `ai` package's client side: the transport an
+// unmodified `useChat` uses (DefaultChatTransport: request body, headers, SSE parsing and chunk
+// validation) and `readUIMessageStream`, which assembles the UI messages. Real brain binary, real
+// local llama.cpp server (SmolLM2), loopback only. Run by scripts/test (BRAIN_BIN set).
+import { describe, before, after, test } from "node:test";
+import assert from "node:assert/strict";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { DefaultChatTransport, readUIMessageStream } from "ai";
+import { ROOT, freePort, requireEnv, startBrain, startProcess, stopProcess, tempDir, waitHealthy } from "./support.mjs";
+
+const LLM_DIR = join(process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain"), "llm");
+const IDENTITY = { "x-edgebrain-user": "e2e-ai", "x-edgebrain-session": "e2e-ai-session" };
+
+describe("chat through the ai package's client", { timeout: 240_000 }, () => {
+  const brainBin = requireEnv("BRAIN_BIN");
+  let llm, brain, brainUrl;
+
+  before(async () => {
+    const [llmPort, brainPort] = await Promise.all([freePort(), freePort()]);
+    llm = startProcess("llm", join(LLM_DIR, "venv/bin/python"), [
+      join(ROOT, "scripts/llm-server.py"),
+      "--model", join(LLM_DIR, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+      "--port", String(llmPort),
+    ], {});
+    await waitHealthy(`http://127.0.0.1:${llmPort}/health`, llm, 120_000);
+    brainUrl = `http://127.0.0.1:${brainPort}`;
+    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-e2e-chat-"), {
+      BRAIN_LOCAL_LLM_URL: `http://127.0.0.1:${llmPort}/v1`,
+      BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "24",
+    });
+    await waitHealthy(`${brainUrl}/ready`, brain, 60_000);
+  });
+
+  after(async () => {
+    await stopProcess(brain);
+    await stopProcess(llm);
+  });
+
+  test("DefaultChatTransport + readUIMessageStream assemble the reply the brain stored", async () => {
+    const created = await fetch(`${brainUrl}/api/v1/threads`, {
+      method: "POST",
+      headers: { ...IDENTITY, "content-type": "application/json" },
+      body: JSON.stringify({ title: "ai e2e" }),
+    });
+    assert.equal(created.status, 201);
+    const thread = await created.json();
+
+    const transport = new DefaultChatTransport({
+      api: `${brainUrl}/api/v1/threads/${thread.id}/messages`,
+      headers: IDENTITY,
+    });
+    const userMessage = { id: "u1", role: "user", parts: [{ type: "text", text: "Say hello." }] };
+    const chunks = await transport.sendMessages({
+      chatId: thread.id,
+      messages: [userMessage],
+      trigger: "submit-message",
+      messageId: undefined,
+      abortSignal: AbortSignal.timeout(60_000),
+    });
+    const errors = [];
+    let message;
+    for await (const uiMessage of readUIMessageStream({ stream: chunks, onError: (error) => errors.push(error) })) {
+      message = uiMessage;
+    }
+
+    assert.deepEqual(errors, []);
+    assert.ok(message, "the reader assembled a message");
+    assert.equal(message.role, "assistant");
+    const textParts = message.parts.filter((part) => part.type === "text");
+    assert.equal(textParts.length, 1, JSON.stringify(message.parts));
+    assert.equal(textParts[0].state, "done");
+    assert.ok(textParts[0].text.length > 0);
+    assert.equal(message.metadata.threadId, thread.id);
+    const runId = message.metadata.runId;
+    assert.match(runId, /^[0-9a-f-]{36}$/);
+
+    // What the client assembled is exactly what the brain stored.
+    const page = await (await fetch(`${brainUrl}/api/v1/threads/${thread.id}/messages`, { headers: IDENTITY })).json();
+    assert.equal(page.messages.length, 2);
+    assert.deepEqual(page.messages[0].parts, userMessage.parts);
+    assert.equal(page.messages[1].id, message.id);
+    assert.equal(page.messages[1].parts[0].text, textParts[0].text);
+    const run = await (await fetch(`${brainUrl}/api/v1/runs/${runId}`, { headers: IDENTITY })).json();
+    assert.equal(run.state, "succeeded");
+  });
+});

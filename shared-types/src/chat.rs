@@ -1,0 +1,481 @@
+//! Conversations on the wire: threads, messages, runs, usage, and the parts of the Vercel AI SDK
+//! UI message stream protocol v1 that `POST /api/v1/threads/{id}/messages` streams.
+//!
+//! The stream is Server-Sent Events with the header [`UI_MESSAGE_STREAM_HEADER`]` = v1`; every
+//! event's `data` is one [`UiMessageChunk`] as JSON, the last event's data is [`STREAM_DONE`].
+//! The AI SDK client validates chunks strictly, so a chunk never carries fields beyond the
+//! protocol's; edgebrain's run id travels in the [`RUN_ID_HEADER`] header and in the `start`
+//! chunk's `messageMetadata`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Response header marking a UI message stream (value `v1`).
+pub const UI_MESSAGE_STREAM_HEADER: &str = "x-vercel-ai-ui-message-stream";
+/// Response header naming the run a streamed (or JSON) reply belongs to.
+pub const RUN_ID_HEADER: &str = "x-edgebrain-run-id";
+/// The `data` of the final SSE event of every UI message stream.
+pub const STREAM_DONE: &str = "[DONE]";
+
+/// A conversation owned by one caller identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub id: String,
+    pub title: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Tokens spent on this thread's runs so far.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// `POST /api/v1/threads`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateThread {
+    /// Defaults to "New conversation".
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `PATCH /api/v1/threads/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameThread {
+    pub title: String,
+}
+
+/// `GET /api/v1/threads?limit=&cursor=`: newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadPage {
+    pub threads: Vec<Thread>,
+    /// Pass as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of the paginated listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageParams {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "system" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// A stored message, shaped like the AI SDK's `UIMessage` (`id`, `role`, `parts`) so clients can
+/// hand a thread's history to `useChat` as its initial messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub role: Role,
+    /// UI message parts: `{"type":"text","text":…}` and, for tool calls,
+    /// `{"type":"dynamic-tool","toolName","toolCallId","state":"output-available","input","output"}`.
+    pub parts: Vec<Value>,
+    pub created_at_ms: i64,
+    /// The run that produced an assistant message, or that a user message started.
+    pub run_id: Option<String>,
+}
+
+/// `GET /api/v1/threads/{id}/messages?limit=&cursor=`: oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/v1/threads/{id}/messages`. Either `content` (plain text), or the body an
+/// unmodified AI SDK `useChat` client sends (`messages`: its UI messages; the last one must be
+/// the new user message; earlier ones are ignored because the thread's history is stored).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub messages: Option<Vec<Value>>,
+    /// Model name from the brain's model list; default: the configured default model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `false` answers with one [`ChatReply`] JSON document instead of a stream.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Ask the model for a JSON object (providers' JSON mode).
+    #[serde(default)]
+    pub json: Option<bool>,
+    /// Extra instructions for this thread's system prompt (the "profile").
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// Retrieved context to put in front of the model (e.g. search results), plain text.
+    #[serde(default)]
+    pub context: Option<Vec<String>>,
+    /// Cap on generated tokens for this reply (bounded by the model's configured maximum).
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+}
+
+/// The JSON (non-streaming) answer of `POST /api/v1/threads/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub run: Run,
+    /// The assistant message; `None` when the run failed before producing one.
+    pub message: Option<Message>,
+}
+
+/// Life cycle of a run: `queued → running → succeeded | failed | cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "queued" => Some(RunState::Queued),
+            "running" => Some(RunState::Running),
+            "succeeded" => Some(RunState::Succeeded),
+            "failed" => Some(RunState::Failed),
+            "cancelled" => Some(RunState::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub const fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+        )
+    }
+}
+
+/// One assistant reply being (or having been) generated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub thread_id: String,
+    pub state: RunState,
+    /// The model name asked for, and the provider/model that actually answered.
+    pub model: String,
+    pub provider: Option<String>,
+    pub provider_model: Option<String>,
+    /// Why the run failed (a public message, never provider secrets).
+    pub error: Option<String>,
+    pub usage: Usage,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// Token counts and cost. Cost is in millionths of a US dollar, from the prices in the model
+/// configuration (0 for the local model).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cost_micro_usd: u64,
+}
+
+/// `GET /api/v1/usage`: the caller's totals and budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    pub owner: String,
+    pub runs: u64,
+    pub usage: Usage,
+    /// Total tokens (in + out) this identity may spend; `None` means unlimited.
+    pub budget_tokens: Option<u64>,
+}
+
+/// Query of `GET /api/v1/runs/{id}/events`: `after=N` is the query form of `Last-Event-ID`
+/// (for clients that cannot set headers); the header wins when both are present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEventsParams {
+    #[serde(default)]
+    pub after: Option<u64>,
+}
+
+/// One chunk of the UI message stream protocol v1 (the subset edgebrain sends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum UiMessageChunk {
+    #[serde(rename_all = "camelCase")]
+    Start {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_metadata: Option<Value>,
+    },
+    StartStep,
+    FinishStep,
+    TextStart {
+        id: String,
+    },
+    TextDelta {
+        id: String,
+        delta: String,
+    },
+    TextEnd {
+        id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolInputStart {
+        tool_call_id: String,
+        tool_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolInputDelta {
+        tool_call_id: String,
+        input_text_delta: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolInputAvailable {
+        tool_call_id: String,
+        tool_name: String,
+        input: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolOutputAvailable {
+        tool_call_id: String,
+        output: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolOutputError {
+        tool_call_id: String,
+        error_text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Error {
+        error_text: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    MessageMetadata {
+        message_metadata: Value,
+    },
+    #[serde(rename_all = "camelCase")]
+    Finish {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_metadata: Option<Value>,
+    },
+    Abort,
+}
+
+/// The provider/model configuration file (`--llm-config`, TOML). Providers are named
+/// endpoints; models are the names clients choose, each an ordered fallback route over
+/// providers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfigFile {
+    /// The model used when a request names none; must be one of `models`.
+    pub default_model: String,
+    pub providers: Vec<ProviderEntry>,
+    pub models: Vec<ModelEntry>,
+}
+
+/// Which wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// `POST {base_url}/chat/completions` (OpenAI, vLLM, Ollama, llama.cpp server).
+    OpenaiCompatible,
+    /// `POST {base_url}/messages` (Anthropic Messages API).
+    Anthropic,
+}
+
+/// How prompt tokens are counted for context budgeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenizerKind {
+    /// The llama.cpp server's `/tokenize` endpoint: the model's own tokenizer, exact.
+    LlamaServer,
+    /// A conservative estimate (UTF-8 bytes / 3, rounded up), for providers without a
+    /// tokenizer endpoint. Over-counts English (~4 bytes/token), so budgets hold.
+    Estimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// E.g. `https://api.openai.com/v1`, `http://127.0.0.1:8081/v1`, `https://api.anthropic.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Time allowed until the response headers arrive, per attempt.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Longest silence allowed between two stream chunks.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Retries after the first attempt, for retryable errors only (429, 5xx, timeouts,
+    /// connection failures) and only before the first token.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// First backoff delay; doubles per retry, with full jitter, capped at `backoff_max_ms`.
+    #[serde(default)]
+    pub backoff_base_ms: Option<u64>,
+    #[serde(default)]
+    pub backoff_max_ms: Option<u64>,
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerKind>,
+    /// For `llama-server`: the server root (`/tokenize` is appended). Default: `base_url`
+    /// without a trailing `/v1`.
+    #[serde(default)]
+    pub tokenizer_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// What clients ask for (`SendMessage::model`).
+    pub name: String,
+    /// Tried in order: an error before the first token falls through to the next target.
+    pub route: Vec<RouteTarget>,
+    /// The model's context window in tokens (prompt + output).
+    pub context_tokens: u32,
+    /// Upper bound of generated tokens per call.
+    pub max_output_tokens: u32,
+    /// Offer the brain's built-in tools to this model.
+    #[serde(default)]
+    pub tools: bool,
+    #[serde(default)]
+    pub input_usd_per_mtok: f64,
+    #[serde(default)]
+    pub output_usd_per_mtok: f64,
+    /// Prompt template file stem in the prompts directory (default `system`).
+    #[serde(default)]
+    pub system_template: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTarget {
+    /// A `providers[].name`.
+    pub provider: String,
+    /// The model id the provider expects.
+    pub model: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn chunks_serialize_as_the_ai_sdk_expects() {
+        let cases = [
+            (
+                UiMessageChunk::Start {
+                    message_id: Some("m1".into()),
+                    message_metadata: None,
+                },
+                json!({"type":"start","messageId":"m1"}),
+            ),
+            (UiMessageChunk::StartStep, json!({"type":"start-step"})),
+            (
+                UiMessageChunk::TextDelta {
+                    id: "t".into(),
+                    delta: "hi".into(),
+                },
+                json!({"type":"text-delta","id":"t","delta":"hi"}),
+            ),
+            (
+                UiMessageChunk::ToolInputAvailable {
+                    tool_call_id: "c".into(),
+                    tool_name: "add".into(),
+                    input: json!({"a":1}),
+                    dynamic: Some(true),
+                },
+                json!({"type":"tool-input-available","toolCallId":"c","toolName":"add","input":{"a":1},"dynamic":true}),
+            ),
+            (
+                UiMessageChunk::ToolOutputAvailable {
+                    tool_call_id: "c".into(),
+                    output: json!(3),
+                    dynamic: None,
+                },
+                json!({"type":"tool-output-available","toolCallId":"c","output":3}),
+            ),
+            (
+                UiMessageChunk::Error {
+                    error_text: "boom".into(),
+                },
+                json!({"type":"error","errorText":"boom"}),
+            ),
+            (
+                UiMessageChunk::Finish {
+                    message_metadata: None,
+                },
+                json!({"type":"finish"}),
+            ),
+            (UiMessageChunk::Abort, json!({"type":"abort"})),
+        ];
+        for (chunk, expected) in cases {
+            assert_eq!(serde_json::to_value(&chunk).unwrap(), expected);
+            let back: UiMessageChunk = serde_json::from_value(expected).unwrap();
+            assert_eq!(back, chunk);
+        }
+    }
+
+    #[test]
+    fn run_states_round_trip() {
+        for state in [
+            RunState::Queued,
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Cancelled,
+        ] {
+            assert_eq!(RunState::parse(state.as_str()), Some(state));
+        }
+        assert!(RunState::Cancelled.is_finished() && !RunState::Running.is_finished());
+    }
+}
