@@ -1,54 +1,66 @@
 // The brain's chat endpoint read by the official `ai` package's client side: the transport an
 // unmodified `useChat` uses (DefaultChatTransport: request body, headers, SSE parsing and chunk
-// validation) and `readUIMessageStream`, which assembles the UI messages. Real brain binary, real
-// local llama.cpp server (SmolLM2), loopback only. Run by scripts/test (BRAIN_BIN set).
+// validation) and `readUIMessageStream`, which assembles the UI messages. Through the edge in
+// workerd (session, signature) to the real brain binary and a real local llama.cpp server
+// (SmolLM2), loopback only. Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { DefaultChatTransport, readUIMessageStream } from "ai";
-import { ROOT, freePort, requireEnv, startBrain, startProcess, stopProcess, tempDir, waitHealthy } from "./support.mjs";
+import {
+  ROOT, freePort, requireEnv, startBrain, startProcess, startWorkerd, stopProcess, tempDir, waitHealthy,
+} from "./support.mjs";
 
 const LLM_DIR = join(process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain"), "llm");
-const IDENTITY = { "x-edgebrain-user": "e2e-ai", "x-edgebrain-session": "e2e-ai-session" };
 
 describe("chat through the ai package's client", { timeout: 240_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
-  let llm, brain, brainUrl;
+  let llm, brain, edge, edgeUrl;
+  // The session the edge issues to this (non-browser) client, sent back on every request.
+  let session;
 
   before(async () => {
-    const [llmPort, brainPort] = await Promise.all([freePort(), freePort()]);
+    const [llmPort, brainPort, edgePort] = await Promise.all([freePort(), freePort(), freePort()]);
     llm = startProcess("llm", join(LLM_DIR, "venv/bin/python"), [
       join(ROOT, "scripts/llm-server.py"),
       "--model", join(LLM_DIR, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
       "--port", String(llmPort),
     ], {});
     await waitHealthy(`http://127.0.0.1:${llmPort}/health`, llm, 120_000);
-    brainUrl = `http://127.0.0.1:${brainPort}`;
+    const brainUrl = `http://127.0.0.1:${brainPort}`;
     brain = startBrain(brainBin, brainPort, tempDir("edgebrain-e2e-chat-"), {
       BRAIN_LOCAL_LLM_URL: `http://127.0.0.1:${llmPort}/v1`,
       BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "24",
     });
-    await waitHealthy(`${brainUrl}/ready`, brain, 60_000);
+    edge = startWorkerd("chat-edge", edgePort, { BRAIN_URL: brainUrl });
+    edgeUrl = `http://127.0.0.1:${edgePort}`;
+    await Promise.all([
+      waitHealthy(`${brainUrl}/ready`, brain, 60_000),
+      waitHealthy(`${edgeUrl}/health`, edge, 60_000),
+    ]);
   });
 
   after(async () => {
+    await stopProcess(edge);
     await stopProcess(brain);
     await stopProcess(llm);
   });
 
   test("DefaultChatTransport + readUIMessageStream assemble the reply the brain stored", async () => {
-    const created = await fetch(`${brainUrl}/api/v1/threads`, {
+    const created = await fetch(`${edgeUrl}/api/v1/threads`, {
       method: "POST",
-      headers: { ...IDENTITY, "content-type": "application/json" },
+      headers: { "x-session-id": "new", "content-type": "application/json" },
       body: JSON.stringify({ title: "ai e2e" }),
     });
     assert.equal(created.status, 201);
+    session = { "x-session-id": created.headers.get("x-session-id") };
+    assert.match(session["x-session-id"], /^v1\./);
     const thread = await created.json();
 
     const transport = new DefaultChatTransport({
-      api: `${brainUrl}/api/v1/threads/${thread.id}/messages`,
-      headers: IDENTITY,
+      api: `${edgeUrl}/api/v1/threads/${thread.id}/messages`,
+      headers: session,
     });
     const userMessage = { id: "u1", role: "user", parts: [{ type: "text", text: "Say hello." }] };
     const chunks = await transport.sendMessages({
@@ -76,12 +88,16 @@ describe("chat through the ai package's client", { timeout: 240_000 }, () => {
     assert.match(runId, /^[0-9a-f-]{36}$/);
 
     // What the client assembled is exactly what the brain stored.
-    const page = await (await fetch(`${brainUrl}/api/v1/threads/${thread.id}/messages`, { headers: IDENTITY })).json();
+    const page = await (await fetch(`${edgeUrl}/api/v1/threads/${thread.id}/messages`, { headers: session })).json();
     assert.equal(page.messages.length, 2);
     assert.deepEqual(page.messages[0].parts, userMessage.parts);
     assert.equal(page.messages[1].id, message.id);
     assert.equal(page.messages[1].parts[0].text, textParts[0].text);
-    const run = await (await fetch(`${brainUrl}/api/v1/runs/${runId}`, { headers: IDENTITY })).json();
+    const run = await (await fetch(`${edgeUrl}/api/v1/runs/${runId}`, { headers: session })).json();
     assert.equal(run.state, "succeeded");
+
+    // Another session cannot see the thread.
+    const stranger = await fetch(`${edgeUrl}/api/v1/threads/${thread.id}/messages`, { headers: { "x-session-id": "new" } });
+    assert.equal(stranger.status, 404);
   });
 });

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p edge --bench pipeline`; results in BENCHMARKS.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
 
