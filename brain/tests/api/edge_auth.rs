@@ -4,11 +4,11 @@ use reqwest::StatusCode;
 use shared_types::diag::WhoAmI;
 use shared_types::error::ErrorCode;
 use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER};
-use shared_types::signature::{SignedParts, body_digest, header_value};
+use shared_types::signature::body_digest;
 
 use crate::helpers::{
-    Backend, Caller, TEST_EDGE_SECRET, TestDatabase, assert_error, edge_signature, spawn_app,
-    spawn_app_with,
+    Backend, Caller, TEST_EDGE_SECRET, TestDatabase, assert_error, edge_signature,
+    edge_signature_with, spawn_app, spawn_app_with,
 };
 
 fn now_secs() -> u64 {
@@ -73,24 +73,19 @@ async fn unsigned_and_forged_requests_are_refused() {
     );
 
     // Signed with a secret the brain does not know.
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let digest = body_digest(b"");
-    let parts = SignedParts {
-        timestamp_secs: now_secs(),
-        nonce: &nonce,
-        method: "GET",
-        path_and_query: "/api/v1/diag/whoami",
-        body_digest: &digest,
-        identity: ["alice", "", ""],
-    };
+    let forged_signature = edge_signature_with(
+        "not-the-edge-secret-0123456789abcdef",
+        now_secs(),
+        "GET",
+        "/api/v1/diag/whoami",
+        &body_digest(b""),
+        ["alice", "", ""],
+    );
     let forged = app
         .client
         .get(&url)
         .header(IDENTITY_USER, "alice")
-        .header(
-            EDGE_SIGNATURE,
-            header_value(&parts, [&b"not-the-edge-secret-0123456789abcdef"[..]]),
-        )
+        .header(EDGE_SIGNATURE, forged_signature)
         .send()
         .await
         .unwrap();
@@ -213,24 +208,19 @@ async fn replayed_and_stale_signatures_are_refused() {
         body.error.message
     );
 
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let digest = body_digest(b"");
-    let stale = SignedParts {
-        timestamp_secs: now_secs() - 301,
-        nonce: &nonce,
-        method: "GET",
-        path_and_query: "/api/v1/diag/whoami",
-        body_digest: &digest,
-        identity: ["", "s-1", ""],
-    };
+    let stale = edge_signature_with(
+        TEST_EDGE_SECRET,
+        now_secs() - 301,
+        "GET",
+        "/api/v1/diag/whoami",
+        &body_digest(b""),
+        ["", "s-1", ""],
+    );
     let response = app
         .client
         .get(&url)
         .header(IDENTITY_SESSION, "s-1")
-        .header(
-            EDGE_SIGNATURE,
-            header_value(&stale, [TEST_EDGE_SECRET.as_bytes()]),
-        )
+        .header(EDGE_SIGNATURE, stale)
         .send()
         .await
         .unwrap();
@@ -253,23 +243,18 @@ async fn rotation_accepts_any_configured_secret() {
     // The old secret (still listed) verifies…
     assert_eq!(app.get("/api/v1/diag/echo").await.status(), StatusCode::OK);
     // …and so does the new one.
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let digest = body_digest(b"");
-    let parts = SignedParts {
-        timestamp_secs: now_secs(),
-        nonce: &nonce,
-        method: "GET",
-        path_and_query: "/api/v1/diag/echo",
-        body_digest: &digest,
-        identity: ["", "", ""],
-    };
+    let signature = edge_signature_with(
+        new_secret,
+        now_secs(),
+        "GET",
+        "/api/v1/diag/echo",
+        &body_digest(b""),
+        ["", "", ""],
+    );
     let response = app
         .client
         .get(app.url("/api/v1/diag/echo"))
-        .header(
-            EDGE_SIGNATURE,
-            header_value(&parts, [new_secret.as_bytes()]),
-        )
+        .header(EDGE_SIGNATURE, signature)
         .send()
         .await
         .unwrap();

@@ -70,19 +70,39 @@ pub(crate) fn edge_signature(
     body_digest: &str,
     identity: [&str; 3],
 ) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    edge_signature_with(
+        TEST_EDGE_SECRET,
+        now,
+        method,
+        path_and_query,
+        body_digest,
+        identity,
+    )
+}
+
+/// Like [`edge_signature`] with any secret and timestamp (forged and stale signatures).
+pub(crate) fn edge_signature_with(
+    secret: &str,
+    timestamp_secs: u64,
+    method: &str,
+    path_and_query: &str,
+    body_digest: &str,
+    identity: [&str; 3],
+) -> String {
     let nonce = Uuid::new_v4().simple().to_string();
     let parts = shared_types::signature::SignedParts {
-        timestamp_secs: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
+        timestamp_secs,
         nonce: &nonce,
         method,
         path_and_query,
         body_digest,
         identity,
     };
-    shared_types::signature::header_value(&parts, [TEST_EDGE_SECRET.as_bytes()])
+    shared_types::signature::header_value(&parts, [secret.as_bytes()])
 }
 
 /// The PostgreSQL server URL the tests create their databases on.
