@@ -141,3 +141,79 @@ proptest! {
         prop_assert_eq!(RequestId::parse(id.as_str().as_bytes()), Some(id));
     }
 }
+
+// The edge→brain signature (`shared_types::signature`), which the edge produces and the brain
+// verifies: parsing never panics on any header, and no change to a signed part verifies.
+mod signature {
+    use proptest::prelude::*;
+    use shared_types::signature::{SignatureHeader, SignedParts, body_digest, header_value};
+
+    const SECRET: &[u8] = b"property-signing-secret-0123456789abcdef";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn parsing_arbitrary_headers_never_panics(value in "\\PC{0,600}") {
+            let _ = SignatureHeader::parse(&value);
+        }
+
+        #[test]
+        fn structured_garbage_never_verifies(
+            t in any::<u64>(),
+            n in "[0-9a-f]{32}",
+            d in "[0-9a-f]{64}",
+            v in "[0-9a-f]{64}",
+        ) {
+            let header = SignatureHeader::parse(&format!("t={t},n={n},d={d},v1={v}"));
+            if let Ok(header) = header {
+                let parts = header.parts("GET", "/api/x", ["", "", ""]);
+                prop_assert!(header.verify(&parts, [SECRET], t, 300).is_err());
+            }
+        }
+
+        #[test]
+        fn any_changed_part_or_secret_fails_verification(
+            method in "(GET|POST|PUT|DELETE)",
+            path in "/api/[a-z0-9/?=&%-]{0,60}",
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            user in "[a-z0-9-]{0,20}",
+            session in "[0-9a-f]{32}",
+            scopes in "[a-z: ]{0,30}",
+            timestamp in 1_000_000_000u64..4_000_000_000,
+            nonce in "[0-9a-f]{32}",
+            which in 0usize..7,
+        ) {
+            let digest = body_digest(&body);
+            let parts = SignedParts {
+                timestamp_secs: timestamp,
+                nonce: &nonce,
+                method: &method,
+                path_and_query: &path,
+                body_digest: &digest,
+                identity: [&user, &session, &scopes],
+            };
+            let header = SignatureHeader::parse(&header_value(&parts, [SECRET])).unwrap_or_else(|e| {
+                panic!("a header the edge writes must parse: {e}")
+            });
+            let identity = [user.as_str(), session.as_str(), scopes.as_str()];
+            prop_assert!(header.verify(&header.parts(&method, &path, identity), [SECRET], timestamp, 300).is_ok());
+
+            let changed_path = format!("{path}x");
+            let changed_user = format!("{user}x");
+            let changed_session = format!("{session}0");
+            let changed_scopes = format!("{scopes} admin");
+            let tampered = match which {
+                0 => header.parts(if method == "GET" { "POST" } else { "GET" }, &path, identity),
+                1 => header.parts(&method, &changed_path, identity),
+                2 => header.parts(&method, &path, [&changed_user, &session, &scopes]),
+                3 => header.parts(&method, &path, [&user, &changed_session, &scopes]),
+                4 => header.parts(&method, &path, [&user, &session, &changed_scopes]),
+                _ => header.parts(&method, &path, identity),
+            };
+            let secret: &[u8] = if which == 5 { b"another-secret-0123456789abcdef-xyz" } else { SECRET };
+            let now = if which == 6 { timestamp + 301 } else { timestamp };
+            prop_assert!(header.verify(&tampered, [secret], now, 300).is_err());
+        }
+    }
+}
