@@ -94,7 +94,10 @@ async function startBrain(env) {
   const child = spawn(BRAIN_BIN, [], {
     env: {
       ...process.env, BRAIN_BIND: `127.0.0.1:${port}`,
-      BRAIN_DATA_DIR: mkdtempSync(join(tmpdir(), "edgebrain-bench-")), RUST_LOG: "warn", ...env,
+      BRAIN_DATA_DIR: mkdtempSync(join(tmpdir(), "edgebrain-bench-")), RUST_LOG: "warn",
+      // The brain is also called directly here (identity headers as sent), so it runs without
+      // signature checks; the edge rows still go through the edge's whole pipeline.
+      BRAIN_INSECURE_LOCAL: "true", BRAIN_SAMPLE_TRANSACTIONS: "0", ...env,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -104,9 +107,9 @@ async function startBrain(env) {
   return { child, url };
 }
 
-async function newThread(brain) {
-  const response = await fetch(`${brain.url}/api/v1/threads`, {
-    method: "POST", headers: { ...IDENTITY, "content-type": "application/json" }, body: "{}",
+async function newThread(brain, base = brain.url, headers = IDENTITY) {
+  const response = await fetch(`${base}/api/v1/threads`, {
+    method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{}",
   });
   return (await response.json()).id;
 }
@@ -160,13 +163,21 @@ async function timeToFirstToken() {
   await waitOk(`${llmUrl}/health`, 120_000);
   const brain = await startBrain({ BRAIN_LOCAL_LLM_URL: `${llmUrl}/v1`, BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "8" });
   let edgeUrl = null;
+  let edgeSession = null;
   if (existsSync(join(ROOT, "edge/build/worker.mjs"))) {
     const edgePort = await freePort();
-    const config = writeWorkerdConfig(mkdtempSync(join(tmpdir(), "edgebrain-bench-edge-")), edgePort, { BRAIN_URL: brain.url });
+    const config = writeWorkerdConfig(mkdtempSync(join(tmpdir(), "edgebrain-bench-edge-")), edgePort, {
+      BRAIN_URL: brain.url,
+      EDGE_SIGNING_SECRETS: "bench-edge-signing-secret-0123456789abcdef",
+      SESSION_KEYS: "b1:bench-session-key-0123456789abcdef0123456789",
+    });
     const workerd = spawn(join(ROOT, "node_modules/.bin/workerd"), ["serve", config], { stdio: "ignore" });
     children.push(workerd);
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await waitOk(`${edgeUrl}/health`, 60_000);
+    // A session the edge issues this client (x-session-id), reused for every edge turn.
+    const issued = await fetch(`${edgeUrl}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    edgeSession = { "x-session-id": issued.headers.get("x-session-id") };
   }
   const direct = [], viaBrain = [], viaEdge = [];
   const prompt = "Say hello.";
@@ -176,8 +187,11 @@ async function timeToFirstToken() {
       max_tokens: 8, stream: true,
     }, '"content":"');
     const b = await timedStream(`${brain.url}/api/v1/threads/${await newThread(brain)}/messages`, { content: prompt }, "text-delta", IDENTITY);
-    // Through the edge, the identity headers stand for what the edge would assert itself.
-    const e = edgeUrl && await timedStream(`${edgeUrl}/api/v1/threads/${await newThread(brain)}/messages`, { content: prompt }, "text-delta", IDENTITY);
+    // Through the edge: its session, its signature, its whole pipeline.
+    const e = edgeUrl && await timedStream(
+      `${edgeUrl}/api/v1/threads/${await newThread(brain, edgeUrl, edgeSession)}/messages`,
+      { content: prompt }, "text-delta", edgeSession,
+    );
     if (i >= 2) { direct.push(d.first); viaBrain.push(b.first); if (e) viaEdge.push(e.first); } // two warm-up rounds
   }
   brain.child.kill("SIGTERM");
