@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
 use super::openai::ProviderTimeouts;
@@ -65,34 +64,15 @@ impl ChatProvider for Anthropic {
                 .header("anthropic-version", API_VERSION)
                 .json(&request_body(&request));
             if let Some(key) = &self.api_key {
-                let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                    ProviderError::fatal(&self.name, "the API key is not a valid header value")
-                })?;
-                value.set_sensitive(true);
-                http = http.header("x-api-key", value);
+                http = http.header("x-api-key", super::key_header(&self.name, key, "")?);
             }
-            let response = tokio::time::timeout(self.timeouts.connect, http.send())
-                .await
-                .map_err(|_| {
-                    ProviderError::retryable(
-                        &self.name,
-                        format!(
-                            "no response within {} ms",
-                            self.timeouts.connect.as_millis()
-                        ),
-                    )
-                })?
-                .map_err(|error| ProviderError::from_transport(&self.name, &error))?;
-            let status = response.status();
-            if !status.is_success() {
-                let body = response.text().await.unwrap_or_default();
-                let body = super::redact_key(&body, self.api_key.as_ref());
-                return Err(ProviderError::from_status(
-                    &self.name,
-                    status.as_u16(),
-                    &body,
-                ));
-            }
+            let response = super::send_provider_request(
+                &self.name,
+                http,
+                self.timeouts.connect,
+                self.api_key.as_ref(),
+            )
+            .await?;
             let events = decode_events(self.name.clone(), response, EventParser::default());
             Ok(with_idle_timeout(
                 self.name.clone(),

@@ -65,6 +65,46 @@ pub(crate) fn redact_key(text: &str, key: Option<&ApiKey>) -> String {
     }
 }
 
+/// The API key as a header value marked sensitive (never printed by `Debug` or logged by
+/// tracing layers), `prefix` first (`"Bearer "` or `""`).
+pub(crate) fn key_header(
+    provider: &str,
+    key: &ApiKey,
+    prefix: &str,
+) -> Result<reqwest::header::HeaderValue, ProviderError> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("{prefix}{}", key.expose()))
+        .map_err(|_| ProviderError::fatal(provider, "the API key is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Sends a provider call and waits (at most `connect`) for the response head. A transport
+/// failure or timeout becomes a retryable [`ProviderError`]; a non-2xx answer one classified
+/// by its status, with the key redacted from the body the provider sent back.
+pub(crate) async fn send_provider_request(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    connect: Duration,
+    key: Option<&ApiKey>,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = tokio::time::timeout(connect, request.send())
+        .await
+        .map_err(|_| {
+            ProviderError::retryable(
+                provider,
+                format!("no response within {} ms", connect.as_millis()),
+            )
+        })?
+        .map_err(|error| ProviderError::from_transport(provider, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let body = redact_key(&body, key);
+        return Err(ProviderError::from_status(provider, status.as_u16(), &body));
+    }
+    Ok(response)
+}
+
 /// One message of a provider call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatMessage {

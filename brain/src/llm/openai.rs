@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
 use super::sse::{FrameParser, SseFrame, decode_events};
@@ -66,35 +66,18 @@ impl ChatProvider for OpenAiCompatible {
                 .post(&self.endpoint)
                 .json(&request_body(&request));
             if let Some(key) = &self.api_key {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| {
-                        ProviderError::fatal(&self.name, "the API key is not a valid header value")
-                    })?;
-                value.set_sensitive(true);
-                http = http.header(AUTHORIZATION, value);
+                http = http.header(
+                    AUTHORIZATION,
+                    super::key_header(&self.name, key, "Bearer ")?,
+                );
             }
-            let response = tokio::time::timeout(self.timeouts.connect, http.send())
-                .await
-                .map_err(|_| {
-                    ProviderError::retryable(
-                        &self.name,
-                        format!(
-                            "no response within {} ms",
-                            self.timeouts.connect.as_millis()
-                        ),
-                    )
-                })?
-                .map_err(|error| ProviderError::from_transport(&self.name, &error))?;
-            let status = response.status();
-            if !status.is_success() {
-                let body = response.text().await.unwrap_or_default();
-                let body = super::redact_key(&body, self.api_key.as_ref());
-                return Err(ProviderError::from_status(
-                    &self.name,
-                    status.as_u16(),
-                    &body,
-                ));
-            }
+            let response = super::send_provider_request(
+                &self.name,
+                http,
+                self.timeouts.connect,
+                self.api_key.as_ref(),
+            )
+            .await?;
             let events = decode_events(self.name.clone(), response, ChunkParser::default());
             Ok(with_idle_timeout(
                 self.name.clone(),
