@@ -49,6 +49,10 @@ async fn logs_of_one_request(format: LogFormat, request_id: &str) -> (Vec<String
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut app = spawn_app(Backend::Sqlite).await;
+    // Other tests run in parallel threads without a subscriber. A callsite they register while
+    // this thread's subscriber is being set can cache "never interested" (a tracing-core race
+    // under load); recompute every callsite's interest now that our subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
     let response = app
         .send(
             app.client
