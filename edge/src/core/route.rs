@@ -400,10 +400,11 @@ fn decide_inner(
 
     let route = config.routes.select(head.method, path);
     let now_secs = inputs.now_ms / 1000;
-    let principal = match authenticate_route(head, route, config, keys, now_secs, inputs) {
-        Ok(principal) => principal,
-        Err(decision) => return *decision,
-    };
+    let principal =
+        match authenticate_route(head, route, config, keys, now_secs, inputs, request_id) {
+            Ok(principal) => principal,
+            Err(decision) => return *decision,
+        };
 
     let mut declared_length = None;
     if let Some(length) = head.headers.get(CONTENT_LENGTH) {
@@ -545,6 +546,7 @@ fn authenticate_route(
     keys: Option<&KeyStore>,
     now_secs: u64,
     inputs: Inputs,
+    request_id: &RequestId,
 ) -> Result<Option<Principal>, Box<Decision>> {
     let (Some(auth), Some(keys)) = (&config.auth, keys) else {
         // No JWT configured: routes can only be public or optional (checked at load), and a
@@ -562,15 +564,10 @@ fn authenticate_route(
         AuthOutcome::Authenticated(principal) => Ok(Some(principal)),
         AuthOutcome::Anonymous => Ok(None),
         refused => {
-            let request_id = head
-                .headers
-                .get(REQUEST_ID)
-                .and_then(|value| RequestId::parse(value.as_bytes()))
-                .unwrap_or_else(|| RequestId::from_random(inputs.random));
             let Some(rejection) = refused.rejection(auth) else {
                 return Ok(None);
             };
-            let mut response = EdgeResponse::error(rejection.code, rejection.message, &request_id);
+            let mut response = EdgeResponse::error(rejection.code, rejection.message, request_id);
             if let Ok(value) = HeaderValue::from_str(&rejection.www_authenticate) {
                 response.headers.insert(WWW_AUTHENTICATE, value);
             }
