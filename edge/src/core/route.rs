@@ -878,6 +878,17 @@ mod tests {
         map
     }
 
+    /// Fixed randomness (session id `03…`, nonce `04…`) at `now_ms`.
+    fn inputs_at(now_ms: u64) -> Inputs {
+        Inputs {
+            now_ms,
+            random: RANDOM,
+            session_random: [3; 16],
+            nonce: [4; 16],
+            keys_refreshed: false,
+        }
+    }
+
     fn decide_with(method: Method, url: &str, headers: &HeaderMap) -> Decision {
         let head = RequestHead {
             method: &method,
@@ -885,18 +896,7 @@ mod tests {
             headers,
             client_ip: Some("203.0.113.9"),
         };
-        decide(
-            &head,
-            &config(),
-            None,
-            Inputs {
-                now_ms: 1_000_000,
-                random: RANDOM,
-                session_random: [3; 16],
-                nonce: [4; 16],
-                keys_refreshed: false,
-            },
-        )
+        decide(&head, &config(), None, inputs_at(1_000_000))
     }
 
     fn responded(decision: Decision) -> EdgeResponse {
@@ -1061,18 +1061,7 @@ mod tests {
             headers: &incoming,
             client_ip: None,
         };
-        let proxy = proxied(decide(
-            &head,
-            &config(),
-            None,
-            Inputs {
-                now_ms: 0,
-                random: RANDOM,
-                session_random: [3; 16],
-                nonce: [4; 16],
-                keys_refreshed: false,
-            },
-        ));
+        let proxy = proxied(decide(&head, &config(), None, inputs_at(0)));
         assert!(proxy.headers.get("x-forwarded-for").is_none());
     }
 
@@ -1267,18 +1256,7 @@ mod tests {
             headers,
             client_ip: Some("203.0.113.9"),
         };
-        decide(
-            &head,
-            &config,
-            Some(&keys),
-            Inputs {
-                now_ms: jwt::NOW * 1000,
-                random: RANDOM,
-                session_random: [3; 16],
-                nonce: [4; 16],
-                keys_refreshed: false,
-            },
-        )
+        decide(&head, &config, Some(&keys), inputs_at(jwt::NOW * 1000))
     }
 
     fn bearer(token: &str) -> HeaderMap {
@@ -1592,13 +1570,7 @@ mod tests {
             headers: &incoming,
             client_ip: None,
         };
-        let mut inputs = Inputs {
-            now_ms: jwt::NOW * 1000,
-            random: RANDOM,
-            session_random: [3; 16],
-            nonce: [4; 16],
-            keys_refreshed: false,
-        };
+        let mut inputs = inputs_at(jwt::NOW * 1000);
         assert_eq!(
             decide(&head, &config, Some(&keys), inputs),
             Decision::RefreshKeys
