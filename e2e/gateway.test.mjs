@@ -71,11 +71,14 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
   const rotatedKey = ecKey("idp-key-2");
   const published = [firstKey.jwk];
   let jwksFetches = 0;
+  // While set, the JWKS endpoint answers only once this promise resolves (a slow provider).
+  let jwksHold = null;
 
   before(async () => {
     // The identity provider's JWKS endpoint, on loopback.
-    jwksServer = createServer((request, response) => {
+    jwksServer = createServer(async (request, response) => {
       jwksFetches += 1;
+      if (jwksHold) await jwksHold;
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify({ keys: published }));
     });
@@ -142,6 +145,42 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
     // A key the provider never published stays refused.
     const stranger = await whoami(mintEs256(ecKey("not-published")));
     assert.equal(stranger.status, 401);
+  });
+
+  test("requests arriving while another request fetches the JWKS wait for that fetch, then get in", async () => {
+    const whoami = (token) =>
+      fetch(`${edgeUrl}/api/v1/diag/whoami`, { headers: { authorization: `Bearer ${token}` }, signal: TIMEOUT() });
+    const newKey = ecKey("idp-key-3");
+    published.push(newKey.jwk);
+    let release;
+    jwksHold = new Promise((resolve) => (release = resolve));
+    let first, second;
+    try {
+      // The first request for the new key starts a fetch the (slow) provider holds. Earlier
+      // attempts inside the previous fetch's refresh interval are refused (401) at once.
+      const before = jwksFetches;
+      const deadline = Date.now() + 10_000;
+      while (jwksFetches === before && Date.now() < deadline) {
+        first = whoami(mintEs256(newKey));
+        const early = await Promise.race([first, new Promise((resolve) => setTimeout(resolve, 300, null))]);
+        if (early) {
+          assert.equal(early.status, 401, await early.clone().text());
+          await early.arrayBuffer();
+        }
+      }
+      assert.ok(jwksFetches > before, "a JWKS fetch was started for the unknown key");
+      // A second request now finds the fetch running in another request: it must wait for it
+      // on its own (a request awaiting another request's I/O is killed by workerd as hung).
+      second = whoami(mintEs256(newKey));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // keep the provider slow while the second request waits
+    } finally {
+      jwksHold = null;
+      release();
+    }
+    for (const answer of [await first, await second]) {
+      assert.equal(answer.status, 200, await answer.clone().text());
+      assert.equal((await json(answer)).owner, "user:jwks-user");
+    }
   });
 
   test("a new visitor gets a __Host- session cookie that is honoured afterwards", async () => {

@@ -7,11 +7,10 @@
 //! returns `Err` and never panics (a panic would abort the wasm instance for all requests in
 //! flight).
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use futures_util::FutureExt;
-use futures_util::future::{Either, LocalBoxFuture, Shared, select};
+use futures_util::future::{Either, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
@@ -96,9 +95,13 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
         });
         if let Some(fetch) = fetch.flatten() {
             refresh_jwks(fetch).await;
-        } else if let Some(in_flight) = jwks_in_flight() {
-            // Another request is fetching the keys right now: wait for that one.
-            in_flight.await;
+        } else if let Some(timeout_ms) = config
+            .auth
+            .as_ref()
+            .and_then(|auth| auth.jwks_url.as_ref().map(|jwks| jwks.fetch_timeout_ms))
+        {
+            // Another request may be fetching the keys right now: wait for that one.
+            wait_for_jwks_fetch(timeout_ms).await;
         }
         inputs.keys_refreshed = true;
         inputs.now_ms = now_ms();
@@ -505,9 +508,8 @@ thread_local! {
     static CONFIG: OnceCell<Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
     /// The isolate's JWT keys (static ones plus the cached JWKS).
     static KEYS: RefCell<Option<KeyStore>> = const { RefCell::new(None) };
-    /// A JWKS fetch in progress, shared by every request that needs it.
-    static JWKS_IN_FLIGHT: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>> =
-        const { RefCell::new(None) };
+    /// When a request of this isolate started the JWKS fetch still running (ms since the epoch).
+    static JWKS_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 fn isolate_config(env: &Env) -> Result<Rc<EdgeConfig>, ConfigError> {
@@ -526,54 +528,59 @@ fn with_keys<T>(config: &EdgeConfig, f: impl FnOnce(&mut KeyStore) -> T) -> Opti
     })
 }
 
-fn jwks_in_flight() -> Option<Shared<LocalBoxFuture<'static, ()>>> {
-    JWKS_IN_FLIGHT.with(|cell| cell.borrow().clone())
-}
-
-/// Fetches the JWKS the key store asked for and installs it; concurrent requests share one
-/// fetch. A failed fetch leaves the last good key set in place.
+/// Fetches the JWKS the key store handed out and installs it. A failed or timed-out fetch
+/// leaves the last good key set in place (the store's rate limit spaces out the retries).
+///
+/// The fetch belongs to the request that claimed it: Workers forbid awaiting I/O started by
+/// another request, and a request whose client went away is cancelled with everything it
+/// awaits. So requests never share the fetch's future; they share only the plain fact that a
+/// fetch is running ([`JWKS_FETCH_STARTED_MS`]) and wait for it in [`wait_for_jwks_fetch`].
 async fn refresh_jwks(fetch: JwksFetch) {
-    let shared = match jwks_in_flight() {
-        Some(in_flight) => in_flight,
-        None => {
-            let future: LocalBoxFuture<'static, ()> = Box::pin(async move {
-                let body = fetch_bytes(&fetch.url).await;
-                KEYS.with(|cell| {
-                    if let Ok(mut keys) = cell.try_borrow_mut()
-                        && let Some(keys) = keys.as_mut()
-                    {
-                        let now = now_ms() / 1000;
-                        match body {
-                            Ok(body) => {
-                                if let Err(error) = keys.apply_jwks(now, &body) {
-                                    console_error!("JWKS from {} refused: {error:?}", fetch.url);
-                                }
-                            }
-                            Err(error) => {
-                                console_error!("JWKS fetch {} failed: {error}", fetch.url)
-                            }
-                        }
-                    }
-                });
-                JWKS_IN_FLIGHT.with(|cell| {
-                    if let Ok(mut slot) = cell.try_borrow_mut() {
-                        *slot = None;
-                    }
-                });
-            });
-            let shared = future.shared();
-            JWKS_IN_FLIGHT.with(|cell| {
-                if let Ok(mut slot) = cell.try_borrow_mut() {
-                    *slot = Some(shared.clone());
-                }
-            });
-            shared
-        }
+    let started = now_ms();
+    JWKS_FETCH_STARTED_MS.set(Some(started));
+    let body = match select(
+        Box::pin(fetch_bytes(&fetch.url, fetch.max_body_bytes)),
+        Delay::from(std::time::Duration::from_millis(fetch.timeout_ms)),
+    )
+    .await
+    {
+        Either::Left((body, _)) => body,
+        Either::Right(((), _)) => Err(format!("no answer within {} ms", fetch.timeout_ms)),
     };
-    shared.await;
+    KEYS.with(|cell| {
+        if let Ok(mut keys) = cell.try_borrow_mut()
+            && let Some(keys) = keys.as_mut()
+        {
+            match body {
+                Ok(body) => {
+                    if let Err(error) = keys.apply_jwks(now_ms() / 1000, &body) {
+                        console_error!("JWKS from {} refused: {error:?}", fetch.url);
+                    }
+                }
+                Err(error) => console_error!("JWKS fetch {} failed: {error}", fetch.url),
+            }
+        }
+    });
+    // Only clear our own mark: a later fetch may have started meanwhile.
+    if JWKS_FETCH_STARTED_MS.get() == Some(started) {
+        JWKS_FETCH_STARTED_MS.set(None);
+    }
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+/// Waits, on this request's own timer, while another request of the isolate fetches the
+/// JWKS, at most `timeout_ms` after that fetch started (a fetch whose request was cancelled
+/// never clears its mark; the deadline bounds the wait).
+async fn wait_for_jwks_fetch(timeout_ms: u64) {
+    const POLL_MS: u64 = 10;
+    while let Some(started) = JWKS_FETCH_STARTED_MS.get() {
+        if now_ms().saturating_sub(started) >= timeout_ms {
+            break;
+        }
+        Delay::from(std::time::Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+async fn fetch_bytes(url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: web_sys::Response = JsFuture::from(global.fetch_with_str(url))
         .await
@@ -582,6 +589,15 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| "not a Response".to_owned())?;
     if !response.ok() {
         return Err(format!("status {}", response.status()));
+    }
+    let declared = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max_bytes) {
+        return Err(format!("larger than {max_bytes} bytes"));
     }
     let buffer = JsFuture::from(response.array_buffer().map_err(|e| format!("{e:?}"))?)
         .await

@@ -55,6 +55,10 @@ pub struct JwksUrlConfig {
     /// Documents with more keys are refused.
     #[serde(default = "defaults::jwks_max_keys")]
     pub max_keys: usize,
+    /// A fetch that has not delivered the whole document by then is abandoned (the last good
+    /// set stays); requests waiting for it stop waiting then too.
+    #[serde(default = "defaults::jwks_fetch_timeout_ms")]
+    pub fetch_timeout_ms: u64,
 }
 
 /// The JSON document [`AuthConfig::from_json`] reads (a wrangler `[vars]` table or variable).
@@ -118,6 +122,8 @@ pub mod defaults {
     pub const JWKS_MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024;
     pub const JWKS_MAX_KEYS: usize = 32;
     pub const JWKS_MAX_KEYS_LIMIT: usize = 256;
+    pub const JWKS_FETCH_TIMEOUT_MS: u64 = 5_000;
+    pub const JWKS_FETCH_TIMEOUT_MS_RANGE: core::ops::RangeInclusive<u64> = 100..=60_000;
 
     pub(super) fn leeway_secs() -> u64 {
         LEEWAY_SECS
@@ -148,6 +154,9 @@ pub mod defaults {
     }
     pub(super) fn jwks_max_keys() -> usize {
         JWKS_MAX_KEYS
+    }
+    pub(super) fn jwks_fetch_timeout_ms() -> u64 {
+        JWKS_FETCH_TIMEOUT_MS
     }
 }
 
@@ -409,6 +418,16 @@ fn validate_jwks_url(config: &JwksUrlConfig) -> Result<(), AuthConfigError> {
             format!("must be within 1..={}", defaults::JWKS_MAX_BODY_BYTES_LIMIT),
         ));
     }
+    if !defaults::JWKS_FETCH_TIMEOUT_MS_RANGE.contains(&config.fetch_timeout_ms) {
+        return Err(invalid(
+            "jwks_url.fetch_timeout_ms",
+            format!(
+                "must be within {}..={}",
+                defaults::JWKS_FETCH_TIMEOUT_MS_RANGE.start(),
+                defaults::JWKS_FETCH_TIMEOUT_MS_RANGE.end()
+            ),
+        ));
+    }
     if config.max_keys == 0 || config.max_keys > defaults::JWKS_MAX_KEYS_LIMIT {
         return Err(invalid(
             "jwks_url.max_keys",
@@ -570,6 +589,10 @@ mod tests {
             (
                 json!({"url": "https://idp.example/jwks", "max_body_bytes": 2_000_000}),
                 "jwks_url.max_body_bytes",
+            ),
+            (
+                json!({"url": "https://idp.example/jwks", "fetch_timeout_ms": 0}),
+                "jwks_url.fetch_timeout_ms",
             ),
             (
                 json!({"url": "https://idp.example/jwks", "max_keys": 0}),

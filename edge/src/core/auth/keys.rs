@@ -323,6 +323,7 @@ fn fixed_member<const N: usize>(
 pub struct JwksFetch {
     pub url: String,
     pub max_body_bytes: usize,
+    pub timeout_ms: u64,
 }
 
 /// Why a fetched JWKS document was not applied. The previous key set stays in use.
@@ -513,6 +514,7 @@ impl RemoteKeys {
         Some(JwksFetch {
             url: self.source.url.clone(),
             max_body_bytes: self.source.max_body_bytes,
+            timeout_ms: self.source.fetch_timeout_ms,
         })
     }
 }
@@ -563,7 +565,8 @@ mod tests {
             fetch,
             JwksFetch {
                 url: "https://idp.example/jwks".into(),
-                max_body_bytes: 4096
+                max_body_bytes: 4096,
+                timeout_ms: 5_000,
             }
         );
         // The fetch is in flight (or failed): nobody else is told to fetch within the interval.
