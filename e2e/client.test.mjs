@@ -165,6 +165,11 @@ describe("the edgebrain CLI (Rust client) through the edge", { timeout: 300_000 
     // Replaying the finished run's events yields the same text; a finished run cannot be cancelled.
     const replay = await ok(["runs", "follow", runId]);
     assert.equal(replay.stdout.slice(0, -1), answer);
+    // Resuming after event 3 (start, start-step, text-start) skips nothing of the text; after
+    // event 4 the first delta is gone: what follows is a suffix.
+    assert.equal((await ok(["runs", "follow", runId, "--after", "3"])).stdout.slice(0, -1), answer);
+    const resumed = (await ok(["runs", "follow", runId, "--after", "4"])).stdout.replace(/\n$/, "");
+    assert.ok(answer.endsWith(resumed) && resumed.length <= answer.length, JSON.stringify({ answer, resumed }));
     const cancel = await cli(["runs", "cancel", runId]);
     assert.equal(cancel.code, 1);
     assert.match(cancel.stderr, /\(conflict 409, request /);
