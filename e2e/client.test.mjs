@@ -76,6 +76,15 @@ describe("the edgebrain CLI (Rust client) through the edge", { timeout: 300_000 
     assert.match(stdout, /^edge Ok \(version \d+\.\d+\.\d+\)$/m);
   });
 
+  test("the OpenAPI document is served through the edge, signed like every /api route", async () => {
+    const response = await fetch(`${edgeUrl}/api/v1/openapi.json`, { headers: { "x-session-id": "new" } });
+    assert.equal(response.status, 200);
+    const document = await response.json();
+    assert.equal(document.openapi, "3.1.0");
+    assert.ok(document.paths["/api/v1/threads/{id}/messages"].post, "the chat operation is documented");
+    assert.ok(document.components.schemas.UiMessageChunk);
+  });
+
   test("an uploaded CSV is listed, described and queried; the session is kept", async () => {
     const csv = join(work, "sales.csv");
     writeFileSync(csv, "store,qty,price\na,1,2.5\nb,2,1.0\na,4,\n");
