@@ -19,6 +19,8 @@ pub const STREAM_DONE: &str = "[DONE]";
 
 /// A conversation owned by one caller identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thread {
     pub id: String,
     pub title: String,
@@ -31,6 +33,9 @@ pub struct Thread {
 
 /// `POST /api/v1/threads`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct CreateThread {
     /// Defaults to "New conversation".
     #[serde(default)]
@@ -39,12 +44,16 @@ pub struct CreateThread {
 
 /// `PATCH /api/v1/threads/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameThread {
     pub title: String,
 }
 
 /// `GET /api/v1/threads?limit=&cursor=`: newest activity first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadPage {
     pub threads: Vec<Thread>,
     /// Pass as `cursor` to get the next page; `None` on the last page.
@@ -53,6 +62,9 @@ pub struct ThreadPage {
 
 /// Query of the paginated listings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct PageParams {
     #[serde(default)]
     pub limit: Option<u32>,
@@ -62,6 +74,8 @@ pub struct PageParams {
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
@@ -91,6 +105,8 @@ impl Role {
 /// A stored message, shaped like the AI SDK's `UIMessage` (`id`, `role`, `parts`) so clients can
 /// hand a thread's history to `useChat` as its initial messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: String,
     pub role: Role,
@@ -104,6 +120,8 @@ pub struct Message {
 
 /// `GET /api/v1/threads/{id}/messages?limit=&cursor=`: oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePage {
     pub messages: Vec<Message>,
     pub next_cursor: Option<String>,
@@ -113,6 +131,9 @@ pub struct MessagePage {
 /// unmodified AI SDK `useChat` client sends (`messages`: its UI messages; the last one must be
 /// the new user message; earlier ones are ignored because the thread's history is stored).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct SendMessage {
     #[serde(default)]
     pub content: Option<String>,
@@ -140,6 +161,8 @@ pub struct SendMessage {
 
 /// The JSON (non-streaming) answer of `POST /api/v1/threads/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatReply {
     pub run: Run,
     /// The assistant message; `None` when the run failed before producing one.
@@ -148,6 +171,8 @@ pub struct ChatReply {
 
 /// Life cycle of a run: `queued → running → succeeded | failed | cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Queued,
@@ -189,6 +214,8 @@ impl RunState {
 
 /// One assistant reply being (or having been) generated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub id: String,
     pub thread_id: String,
@@ -207,6 +234,8 @@ pub struct Run {
 /// Token counts and cost. Cost is in millionths of a US dollar, from the prices in the model
 /// configuration (0 for the local model).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -216,6 +245,8 @@ pub struct Usage {
 
 /// `GET /api/v1/usage`: the caller's totals and budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageReport {
     pub owner: String,
     pub runs: u64,
@@ -227,6 +258,9 @@ pub struct UsageReport {
 /// Query of `GET /api/v1/runs/{id}/events`: `after=N` is the query form of `Last-Event-ID`
 /// (for clients that cannot set headers); the header wins when both are present.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct RunEventsParams {
     #[serde(default)]
     pub after: Option<u64>,
@@ -234,6 +268,8 @@ pub struct RunEventsParams {
 
 /// One chunk of the UI message stream protocol v1 (the subset edgebrain sends).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum UiMessageChunk {
     #[serde(rename_all = "camelCase")]
@@ -303,6 +339,39 @@ pub enum UiMessageChunk {
         message_metadata: Option<Value>,
     },
     Abort,
+}
+
+/// The `messageMetadata` edgebrain puts on the `start` chunk (`runId`, `threadId`, `model`) and
+/// on the `finish` chunk (`runId`, `state`, `usage`) of a UI message stream. Every field is
+/// optional so the same type reads both, and any later additions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RunMessageMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// The model name asked for (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// How the run ended (`finish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+    /// Tokens the run used (`finish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<MetadataUsage>,
+}
+
+/// Token counts in [`RunMessageMetadata`] (camelCase, as AI SDK metadata usually is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// The provider/model configuration file (`--llm-config`, TOML). Providers are named

@@ -35,6 +35,8 @@ pub mod page_headers {
 
 /// Who may read a dataset besides its owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Only the owner.
@@ -46,6 +48,8 @@ pub enum Scope {
 
 /// Input file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DataFormat {
     Csv,
@@ -58,6 +62,8 @@ pub enum DataFormat {
 
 /// Column types a caller may force at ingestion instead of the inferred one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     Bool,
@@ -72,6 +78,8 @@ pub enum ColumnType {
 
 /// One column of a dataset or a result: its name and polars dtype (as polars prints it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnInfo {
     pub name: String,
     pub dtype: String,
@@ -79,6 +87,8 @@ pub struct ColumnInfo {
 
 /// A dataset as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetInfo {
     pub id: String,
     /// Unique per owner; the table name in SQL (`[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes).
@@ -96,6 +106,8 @@ pub struct DatasetInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetList {
     pub datasets: Vec<DatasetInfo>,
 }
@@ -103,6 +115,8 @@ pub struct DatasetList {
 /// Per-column statistics of a description. `min`/`max` are JSON values of the column's type
 /// (absent for types without an order, or for an all-null column); `mean` only for numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnStats {
     pub name: String,
     pub dtype: String,
@@ -117,6 +131,8 @@ pub struct ColumnStats {
 
 /// `GET /datasets/{id}`: the dataset, per-column statistics and its first rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetDescription {
     pub dataset: DatasetInfo,
     pub stats: Vec<ColumnStats>,
@@ -127,6 +143,9 @@ pub struct DatasetDescription {
 /// `POST /datasets/{id}/rows`). Multipart uploads may send the same as text fields named
 /// `name`, `format`, `schema` and `scope` before the `file` field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct UploadParams {
     /// Required when creating.
     #[serde(default)]
@@ -145,6 +164,9 @@ pub struct UploadParams {
 
 /// `POST /datasets/import`: a file already on the brain's machine, inside its import directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct ImportDataset {
     pub name: String,
     /// Relative to the import directory (absolute paths are accepted if they lie inside it).
@@ -153,6 +175,7 @@ pub struct ImportDataset {
     #[serde(default)]
     pub format: Option<DataFormat>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub schema: BTreeMap<String, ColumnType>,
     /// Default [`Scope::Private`].
     #[serde(default)]
@@ -161,12 +184,16 @@ pub struct ImportDataset {
 
 /// `PATCH /datasets/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameDataset {
     pub name: String,
 }
 
 /// One loaded frame in [`MemoryStats`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoadedFrame {
     pub id: String,
     pub bytes: u64,
@@ -175,6 +202,8 @@ pub struct LoadedFrame {
 
 /// `GET /datasets/memory`: totals for the whole brain, details for the caller's own frames.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemoryStats {
     pub budget_bytes: u64,
     pub used_bytes: u64,
@@ -187,6 +216,8 @@ pub struct MemoryStats {
 
 /// Shape of a JSON result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResultShape {
     /// `rows`: one object per row.
@@ -199,8 +230,12 @@ pub enum ResultShape {
 /// Which page of the result to return. `limit` defaults to, and may not exceed, the brain's
 /// row limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct PageRequest {
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub offset: u64,
     #[serde(default)]
     pub limit: Option<u64>,
@@ -209,40 +244,54 @@ pub struct PageRequest {
 /// `POST /queries/sql`: one read-only `SELECT` (CTEs, joins, window functions, aggregates) over
 /// datasets visible to the caller, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SqlQuery {
     pub sql: String,
     #[serde(default, flatten)]
     pub page: PageRequest,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub shape: ResultShape,
 }
 
 /// `POST /queries/json`: a typed query for clients that must not write SQL. Applied in this
 /// order: `filter`, then `group_by` + `aggregates` (or `select`), then `sort`, then the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct JsonQuery {
     /// Dataset name.
     pub dataset: String,
     /// Columns to return when not grouping; default all.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub select: Vec<String>,
     #[serde(default)]
     pub filter: Option<Filter>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub group_by: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub aggregates: Vec<Aggregate>,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub sort: Vec<SortKey>,
     #[serde(default, flatten)]
     pub page: PageRequest,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub shape: ResultShape,
 }
 
 /// A boolean condition over columns: `{"op":"gt","column":"quantity","value":3}`,
 /// `{"op":"and","args":[…]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(no_recursion))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Filter {
     And { args: Vec<Filter> },
@@ -260,6 +309,8 @@ pub enum Filter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AggregateFunction {
     Count,
@@ -273,6 +324,9 @@ pub enum AggregateFunction {
 /// `{"function":"sum","column":"quantity","alias":"units"}`; the alias defaults to
 /// `<function>_<column>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 pub struct Aggregate {
     pub function: AggregateFunction,
     pub column: String,
@@ -281,14 +335,19 @@ pub struct Aggregate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SortKey {
     pub column: String,
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub descending: bool,
 }
 
 /// Where this page sits in the whole result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     pub offset: u64,
     pub limit: u64,
@@ -299,6 +358,8 @@ pub struct Page {
 
 /// A query's answer as JSON. Exactly one of `rows` (shape `rows`) and `data` (shape `columns`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueryResult {
     pub columns: Vec<ColumnInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

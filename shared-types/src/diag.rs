@@ -16,12 +16,16 @@ use serde::{Deserialize, Serialize};
 
 /// Query of the stream probe. Both fields are bounded by the brain's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamParams {
     /// Number of events to send (default 5).
     #[serde(default = "StreamParams::default_events")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub events: u32,
     /// Pause between events in milliseconds (default 200).
     #[serde(default = "StreamParams::default_interval_ms")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub interval_ms: u64,
     /// Abort the stream (reset, no clean end) right after this many events: proves that every
     /// hop reports a broken stream as an error rather than a clean close.
@@ -53,6 +57,8 @@ pub const STREAM_TICK_EVENT: &str = "tick";
 
 /// `data` of one stream probe event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamTick {
     /// 1-based position of this event.
     pub seq: u32,
@@ -64,6 +70,8 @@ pub struct StreamTick {
 
 /// `GET /api/v1/diag/whoami`: the caller as the brain sees it, after edge-signature checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     /// The signed-in user (JWT `sub`), if any.
     pub user_id: Option<String>,
@@ -76,6 +84,8 @@ pub struct WhoAmI {
 
 /// The request as the brain saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EchoReport {
     pub method: String,
     pub path: String,

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Which edgebrain service produced a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Service {
     Edge,
@@ -11,6 +13,8 @@ pub enum Service {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -19,6 +23,8 @@ pub enum Status {
 
 /// Liveness: the process is up and serving HTTP. Says nothing about dependencies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     pub status: Status,
     pub service: Service,
@@ -29,6 +35,8 @@ pub struct HealthReport {
 /// Readiness: the service can do useful work (its dependencies answer).
 /// Sent with 200 when `status` is `ok`, 503 otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadinessReport {
     pub status: Status,
     pub service: Service,
@@ -38,6 +46,8 @@ pub struct ReadinessReport {
 
 /// One dependency probed by a readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DependencyCheck {
     /// e.g. `database`.
     pub name: String,

@@ -15,10 +15,23 @@
 //! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
 //!   schema of the LLM provider/model configuration file.
 //!
+//! - [`api`]: the versioned HTTP surface (`/api/v1`): every public endpoint, its method and path.
+//! - `typescript` (feature `ts`): writes the TypeScript definitions of every public type
+//!   (`scripts/gen-types` → `clients/ts/src`).
+//!
+//! # Features
+//! Both default off, so the edge and every wasm32 build stay lean: `ts` derives `ts_rs::TS`
+//! (TypeScript definitions), `openapi` derives `utoipa::ToSchema` (the brain's OpenAPI document).
+//! A new public type gets `#[cfg_attr(feature = "ts", derive(ts_rs::TS))]` and
+//! `#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]`, one line in
+//! `typescript::public_types!` if nothing already exported references it, and an example in the
+//! round-trip table (`examples.rs`).
+//!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod api;
 pub mod chat;
 pub mod data;
 pub mod diag;
@@ -26,3 +39,8 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod signature;
+#[cfg(feature = "ts")]
+pub mod typescript;
+
+#[cfg(test)]
+mod examples;

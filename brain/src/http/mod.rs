@@ -23,6 +23,7 @@ pub mod extract;
 pub mod health;
 pub mod identity;
 pub mod metrics;
+pub mod openapi;
 pub mod queries;
 pub mod runs;
 pub mod threads;
@@ -94,6 +95,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .merge(metrics::router())
+        .merge(openapi::router())
         .nest("/api/v1/diag", diag::router())
         .nest("/api/v1/datasets", datasets::router(upload_max_bytes))
         .nest("/api/v1/queries", queries::router())

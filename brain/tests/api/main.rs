@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod llm_server;
 mod logging;
+mod openapi;
 mod queries;
 mod shutdown;
 mod store;
