@@ -80,15 +80,18 @@ export function App() {
 
   useEffect(() => {
     setError(null);
+    // whoami first: a new visitor's first answer carries the edge's session cookie, which every
+    // later call then sends (concurrent first calls would each be given a session).
     api
       .whoami()
       .then(setWho)
-      .catch((reason: unknown) => setError(errorText(reason)));
-    void refresh().then((list) => {
-      const wanted = threadFromLocation();
-      if (wanted && !list.some((thread) => thread.id === wanted)) select(list[0]?.id ?? null);
-      else if (!wanted && list[0]) select(list[0].id);
-    });
+      .catch((reason: unknown) => setError(errorText(reason)))
+      .then(() => refresh())
+      .then((list) => {
+        const wanted = threadFromLocation();
+        if (wanted && !list.some((thread) => thread.id === wanted)) select(list[0]?.id ?? null);
+        else if (!wanted && list[0]) select(list[0].id);
+      });
   }, [refresh, select, identityVersion]);
 
   const create = async () => {
@@ -145,7 +148,12 @@ export function App() {
               }}
             />
             {current ? (
-              <ChatView key={`${current}:${identityVersion}`} threadId={current} onActivity={() => void refresh()} />
+              <ChatView
+                key={`${current}:${identityVersion}`}
+                threadId={current}
+                title={threads.find((thread) => thread.id === current)?.title ?? null}
+                onActivity={() => void refresh()}
+              />
             ) : (
               <div className="conversation empty">
                 <p>Start a conversation to ask questions about your data.</p>

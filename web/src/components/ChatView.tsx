@@ -96,7 +96,10 @@ function MessageView(props: { message: UIMessage }) {
   );
 }
 
-function Conversation(props: { threadId: string; initial: Array<UIMessage>; onActivity: () => void }) {
+/** The brain's title of a thread nobody named yet (shared by `POST /api/v1/threads`). */
+const DEFAULT_TITLE = "New conversation";
+
+function Conversation(props: { threadId: string; title: string | null; initial: Array<UIMessage>; onActivity: () => void }) {
   const transport = useMemo(
     () =>
       new DefaultChatTransport<UIMessage>({
@@ -125,6 +128,11 @@ function Conversation(props: { threadId: string; initial: Array<UIMessage>; onAc
     if (!text || busy) return;
     setInput("");
     void sendMessage({ text });
+    // Name an unnamed conversation after its first question.
+    if (messages.length === 0 && props.title === DEFAULT_TITLE) {
+      const title = text.length > 60 ? `${text.slice(0, 59)}…` : text;
+      api.renameThread(props.threadId, { title }).then(props.onActivity, () => {});
+    }
   };
 
   return (
@@ -165,7 +173,7 @@ function Conversation(props: { threadId: string; initial: Array<UIMessage>; onAc
 }
 
 /** One thread: its stored history, then live turns through useChat. */
-export function ChatView(props: { threadId: string; onActivity: () => void }) {
+export function ChatView(props: { threadId: string; title: string | null; onActivity: () => void }) {
   const [initial, setInitial] = useState<Array<UIMessage> | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -184,5 +192,5 @@ export function ChatView(props: { threadId: string; onActivity: () => void }) {
 
   if (error) return <p className="error">{error}</p>;
   if (!initial) return <p className="muted">Loading…</p>;
-  return <Conversation key={props.threadId} threadId={props.threadId} initial={initial} onActivity={props.onActivity} />;
+  return <Conversation key={props.threadId} threadId={props.threadId} title={props.title} initial={initial} onActivity={props.onActivity} />;
 }

@@ -15,6 +15,8 @@ export function DatasetsPanel() {
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState("");
   const [file, setFile] = useState<File | null>(null);
+  // Remounts the file input after an upload, clearing the chosen file.
+  const [inputKey, setInputKey] = useState(0);
 
   const refresh = useCallback(() => {
     api
@@ -44,6 +46,7 @@ export function DatasetsPanel() {
         show(info.id);
         setFile(null);
         setName("");
+        setInputKey((key) => key + 1);
       })
       .catch((reason: unknown) => {
         setError(errorText(reason));
@@ -56,6 +59,7 @@ export function DatasetsPanel() {
       <h2>Datasets</h2>
       <div className="upload">
         <input
+          key={inputKey}
           type="file"
           aria-label="Dataset file"
           accept=".csv,.parquet,.ndjson,.jsonl,.json"
