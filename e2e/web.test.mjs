@@ -98,6 +98,11 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
   // Needs the agent's `sql` and `chart` tools in the brain (agent branch): before that merge the
   // brain answers both calls with tool-output-error parts and this test fails here.
   test("the query result is a table and the chart is drawn by vega", async () => {
+    for (const tool of ["sql", "chart"]) {
+      const part = page.getByTestId(`tool-${tool}`).first();
+      await part.waitFor();
+      assert.deepEqual(await part.locator(".error").allTextContents(), [], `the ${tool} tool answered an error`);
+    }
     const table = page.getByTestId("tool-sql").getByTestId("tool-table");
     await table.waitFor({ timeout: 30_000 });
     assert.ok((await table.locator("tbody tr").count()) >= 1, "the sql tool's rows are shown");
