@@ -3,7 +3,9 @@
 //! Everything here is glue: read config and request parts, supply `now` and randomness, call
 //! [`crate::core`], then do the I/O the decision asks for — JWKS fetches, the rate-limit
 //! Durable Object, the Cache API, reading a body to sign it, `fetch` to the brain. No routing or
-//! policy lives here. Every failure becomes a response in the error shape; the handler never
+//! policy lives here. The same wasm also runs as a Vercel Edge Function (`api/edge.js`), where
+//! there is no `caches.default` (cache steps become BYPASS) and no Durable Object (the entry
+//! refuses to serve while `RATE_LIMITS` is set). Every failure becomes a response in the error shape; the handler never
 //! returns `Err` and never panics (a panic would abort the wasm instance for all requests in
 //! flight).
 
@@ -172,6 +174,9 @@ async fn proxy_request(
 
     let cache_entry: Option<(CacheKey, CachePolicy)> = match &proxy.cache {
         CacheStep::Bypass => None,
+        // No Workers Cache API in this runtime (Vercel Edge Functions): every response is
+        // fetched and marked BYPASS, by design rather than by a failing lookup or store.
+        _ if default_cache().is_none() => None,
         CacheStep::Lookup { key, policy } => Some((key.clone(), policy.clone())),
         CacheStep::LookupWithBody { policy } => body
             .as_deref()

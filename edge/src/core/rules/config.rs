@@ -214,9 +214,13 @@ pub(super) fn parse(text: &str, limits: &RulesLimits) -> Result<Rules, RulesErro
     for (index, rule) in list(&root, "rewrites")? {
         let field = format!("rewrites[{index}]");
         budget.rule(&field)?;
-        rules
-            .rewrites
-            .push(rewrite_rule(&field, rule, &mut budget)?);
+        let compiled = rewrite_rule(&field, rule, &mut budget)?;
+        if rule.get("destination").and_then(Value::as_str) == Some(super::VERCEL_EDGE_FUNCTION) {
+            // Vercel's routing into this very function: validated above, not applied here.
+            rules.platform_rewrites += 1;
+        } else {
+            rules.rewrites.push(compiled);
+        }
     }
     for (index, rule) in list(&root, "headers")? {
         let field = format!("headers[{index}]");

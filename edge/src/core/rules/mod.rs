@@ -29,12 +29,21 @@ use condition::{Condition, Param};
 use destination::{Destination, Filled, Target, TextTemplate, Values};
 use pattern::SourcePattern;
 
+/// Path of the edge's own Vercel Edge Function (`api/edge.js`). A `vercel.json` rewrite to
+/// exactly this destination is Vercel's routing *into* the edge (`/api/(.*)` → the function):
+/// on Vercel the platform applies it before the edge runs, and the function still sees the
+/// original URL, so inside the edge (on either platform) it would only send every API request
+/// to `/api/edge`. The edge validates such rules like any other but does not apply them.
+pub const VERCEL_EDGE_FUNCTION: &str = "/api/edge";
+
 /// The parsed rules file.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     redirects: Vec<RedirectRule>,
     rewrites: Vec<RewriteRule>,
     headers: Vec<HeaderRule>,
+    /// Rewrites to [`VERCEL_EDGE_FUNCTION`]: validated, counted, not applied by the edge.
+    platform_rewrites: usize,
 }
 
 /// What the rules look at in a request.
@@ -172,7 +181,13 @@ impl Rules {
         )
     }
 
-    /// Whether the file defines no rule at all.
+    /// Number of rewrites into the edge's own Vercel function ([`VERCEL_EDGE_FUNCTION`]), which
+    /// the edge does not apply.
+    pub fn platform_rewrites(&self) -> usize {
+        self.platform_rewrites
+    }
+
+    /// Whether the file defines no rule the edge applies.
     pub fn is_empty(&self) -> bool {
         self.redirects.is_empty() && self.rewrites.is_empty() && self.headers.is_empty()
     }
@@ -303,12 +318,46 @@ mod tests {
         })
     }
 
+    #[test]
+    fn rewrites_into_the_vercel_function_are_validated_but_not_applied() {
+        let routed = rules(
+            r#"{"rewrites": [
+                {"source": "/api/(.*)", "destination": "/api/edge"},
+                {"source": "/api/v1/:path*", "destination": "/api/v2/:path*"}]}"#,
+        );
+        assert_eq!(routed.counts(), (0, 1, 0));
+        assert_eq!(routed.platform_rewrites(), 1);
+        assert_eq!(
+            evaluate(&routed, "/api/v1/x", &[]).rewrite,
+            internal("/api/v2/x"),
+            "the routing rule is skipped, the next one applies"
+        );
+        // Only the exact function path: anything else is an ordinary rewrite.
+        let other = rules(r#"{"rewrites": [{"source": "/a", "destination": "/api/edge/x"}]}"#);
+        assert_eq!((other.counts(), other.platform_rewrites()), ((0, 1, 0), 0));
+        // Still validated like every rule.
+        assert!(
+            load_error(r#"{"rewrites": [{"source": "/api/(?!x)", "destination": "/api/edge"}]}"#)
+                .starts_with("vercel.json: rewrites[0].source")
+        );
+    }
+
     const REPO_RULES: &str = include_str!("../../../../vercel.json");
 
     #[test]
     fn the_repository_vercel_json_loads_and_does_what_it_says() {
         let rules = rules(REPO_RULES);
         assert_eq!(rules.counts(), (1, 1, 1));
+        assert_eq!(
+            rules.platform_rewrites(),
+            3,
+            "/api/(.*), /health and /v1/(.*) route to the Vercel function"
+        );
+        for path in ["/api/v1/threads?limit=5", "/health", "/api/edge"] {
+            let routed = evaluate(&rules, path, &[]);
+            assert_eq!(routed.rewrite, None, "{path} is not rewritten by the edge");
+            assert_eq!(routed.redirect, None, "{path}");
+        }
 
         let moved = evaluate(&rules, "/old-api/v1/diag/echo?x=1", &[]);
         assert_eq!(moved.redirect, redirect("/api/v1/diag/echo?x=1", 308));

@@ -1,0 +1,85 @@
+// The edge as a Vercel Edge Function: the same wasm (edge/build/index_bg.wasm, built by
+// scripts/build-edge) and wasm-bindgen glue that the Workers entry (edge/js/shim.mjs) bundles,
+// called with an env built from the function's environment variables. vercel.json routes
+// `/api/(.*)` and `/health` here; the function still sees the original URL, and the edge core
+// does not apply those two routing rewrites itself (edge::core::rules::VERCEL_EDGE_FUNCTION).
+//
+// What differs from Cloudflare, deliberately:
+// - Cache: Vercel Edge has no `caches.default`; routes with a `cache` policy answer
+//   `x-edge-cache: BYPASS` (use the brain's own Cache-Control with Vercel's CDN instead).
+// - Time to first byte: Vercel requires Edge Functions to start answering within 25 s, so
+//   UPSTREAM_TIMEOUT_MS defaults to 20000 here (30000 on Cloudflare) and the edge's own 504
+//   arrives first.
+// - Rate limits: there is no Durable Object to hold exact global buckets. While `RATE_LIMITS`
+//   is set every request answers 500 `internal` naming it, as for any invalid variable: the
+//   edge never pretends to limit. Use Vercel's Firewall rate limiting, or deploy on Cloudflare.
+import wasmModule from "../edge/build/index_bg.wasm?module";
+import { initSync, fetch as edgeFetch, __wbg_reset_state } from "../edge/build/glue.mjs";
+
+export const config = { runtime: "edge" };
+
+initSync({ module: wasmModule });
+
+/** The edge's variables (wrangler `[vars]` and secrets on Cloudflare). */
+const VARS = [
+  "BRAIN_URL", "UPSTREAM_TIMEOUT_MS", "MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_URL_BYTES",
+  "EDGE_SIGNING_SECRETS", "SIGN_BODY_MAX_BYTES", "SESSION_KEYS", "SESSION_TTL_SECS", "ROUTES",
+  "RATE_LIMITS", "CORS", "CACHE_VERSION", "AUTH_CONFIG", "AUTH_HS256_SECRETS",
+];
+
+/** Below Vercel's 25 s limit for an Edge Function's first byte. */
+const VERCEL_UPSTREAM_TIMEOUT_MS = 20_000;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function errorResponse(request, message) {
+  const given = request.headers.get("x-request-id");
+  const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  const body = { error: { code: "internal", message, request_id: requestId } };
+  return new Response(JSON.stringify(body), {
+    status: 500,
+    headers: { "content-type": "application/json", "cache-control": "no-store", "x-request-id": requestId },
+  });
+}
+
+let env;
+let envError = null;
+function edgeEnv() {
+  if (env || envError) return;
+  const values = {};
+  for (const name of VARS) {
+    const value = process.env[name];
+    if (value !== undefined && value !== "") values[name] = value;
+  }
+  values.UPSTREAM_TIMEOUT_MS ??= String(VERCEL_UPSTREAM_TIMEOUT_MS);
+  if (values.RATE_LIMITS !== undefined) {
+    envError =
+      "RATE_LIMITS is set, but Vercel Edge Functions have no Durable Objects to keep exact global " +
+      "rate limits: unset RATE_LIMITS (and rate_limit in ROUTES) and limit with Vercel's Firewall";
+    console.error(`edge misconfigured: ${envError}`);
+  }
+  env = values;
+}
+
+export default async function handler(request, context) {
+  edgeEnv();
+  if (envError) return errorResponse(request, envError);
+  // The Workers ExecutionContext the adapter expects; waitUntil keeps background work alive.
+  const ctx = {
+    waitUntil: (promise) => context?.waitUntil?.(promise),
+    passThroughOnException() {},
+    props: {},
+  };
+  try {
+    return await edgeFetch(request, env, ctx);
+  } catch (error) {
+    // As in edge/js/shim.mjs: a trapped wasm instance is unusable; answer and start afresh.
+    console.error("edge wasm failed; resetting instance", error);
+    try {
+      __wbg_reset_state();
+    } catch (resetError) {
+      console.error("edge wasm reset failed", resetError);
+    }
+    return errorResponse(request, "the edge failed unexpectedly");
+  }
+}

@@ -1,0 +1,171 @@
+// The edge as a Vercel Edge Function (api/edge.js) in Vercel's open-source runtime
+// (`edge-runtime`, the sandbox `vercel dev` uses), against the real brain binary, loopback only.
+// The function is bundled the way Vercel bundles it (esbuild; the `?module` wasm import becomes a
+// WebAssembly.Module compiled outside the sandbox and handed in), from the same
+// edge/build/index_bg.wasm that wrangler uploads and workerd runs. Run by scripts/test.
+import { describe, before, after, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { EdgeRuntime, runServer } from "edge-runtime";
+import {
+  EDGE_SECRETS, ROOT, freePort, readSse, requireEnv, startBrain, stopProcess, tempDir, waitHealthy,
+} from "./support.mjs";
+import { ANSWER, ANSWER_CHUNKS, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
+
+const WASM = join(ROOT, "edge/build/index_bg.wasm");
+const WASM_GLOBAL = "__EDGEBRAIN_WASM_MODULE__";
+
+/** api/edge.js bundled into one script for the sandbox, its wasm import bound to a global. */
+async function bundleFunction() {
+  const wasmAsGlobal = {
+    name: "wasm-module-global",
+    setup(builder) {
+      builder.onResolve({ filter: /\.wasm\?module$/ }, (args) => ({ path: args.path, namespace: "wasm-global" }));
+      builder.onLoad({ filter: /.*/, namespace: "wasm-global" }, () => ({ contents: `export default globalThis.${WASM_GLOBAL};` }));
+    },
+  };
+  const result = await build({
+    entryPoints: [join(ROOT, "api/edge.js")],
+    bundle: true,
+    format: "iife",
+    globalName: "__edgeFunction",
+    platform: "neutral",
+    target: "es2022",
+    write: false,
+    plugins: [wasmAsGlobal],
+    logLevel: "silent",
+  });
+  // Vercel calls the default export per request, with a context whose waitUntil keeps
+  // background work alive; edge-runtime dispatches FetchEvents.
+  return `${result.outputFiles[0].text}
+addEventListener("fetch", (event) => {
+  event.respondWith(__edgeFunction.default(event.request, { waitUntil: (promise) => event.waitUntil(promise) }));
+});`;
+}
+
+async function startFunction(env) {
+  const module = new WebAssembly.Module(readFileSync(WASM));
+  const runtime = new EdgeRuntime({
+    initialCode: await bundleFunction(),
+    // The module is compiled here, outside the sandbox (edge-runtime, like Vercel, refuses to
+    // compile wasm from bytes inside it); the sandbox gets this realm's WebAssembly with it, as
+    // on Vercel the platform-compiled module and the function share one realm.
+    extend: (context) => Object.assign(context, { [WASM_GLOBAL]: module, WebAssembly, process: { env } }),
+  });
+  return runServer({ runtime, host: "127.0.0.1", port: await freePort() });
+}
+
+describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000 }, () => {
+  const brainBin = requireEnv("BRAIN_BIN");
+  let llm, brain, server, limited, url;
+
+  before(async () => {
+    llm = await startScriptedLlm();
+    const dataDir = tempDir("edgebrain-e2e-vercel-");
+    const configFile = join(dataDir, "llm.toml");
+    writeFileSync(configFile, scriptedLlmConfig(llm.url, "scripted-text"));
+    const brainPort = await freePort();
+    brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "200" });
+    await waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000);
+    const env = { ...EDGE_SECRETS, BRAIN_URL: `http://127.0.0.1:${brainPort}`, ROUTES: '[{"path":"/api/v1/diag/*","cache":{"ttl_secs":60}}]' };
+    server = await startFunction(env);
+    url = server.url.replace(/\/$/, "");
+    limited = await startFunction({ ...env, RATE_LIMITS: '[{"name":"default","limit":10,"window_secs":60}]' });
+  });
+
+  after(async () => {
+    await server?.close();
+    await limited?.close();
+    await stopProcess(brain);
+    await llm?.close();
+  });
+
+  test("the function loads the very wasm that wrangler deploys", () => {
+    const wrangler = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+    assert.match(wrangler, /^main = "edge\/build\/worker\.mjs"$/m);
+    const worker = readFileSync(join(ROOT, "edge/build/worker.mjs"), "utf8");
+    assert.match(worker, /from "\.\/index_bg\.wasm"/, "worker.mjs imports edge/build/index_bg.wasm");
+    const source = readFileSync(join(ROOT, "api/edge.js"), "utf8");
+    assert.match(source, /from "\.\.\/edge\/build\/index_bg\.wasm\?module"/);
+  });
+
+  test("/health is answered by the edge itself", async () => {
+    const response = await fetch(`${url}/health`);
+    assert.equal(response.status, 200);
+    const body = await response.json();
+    assert.equal(body.service, "edge");
+    assert.match(response.headers.get("x-request-id"), /^[0-9a-f-]{36}$/);
+  });
+
+  test("a JSON request is proxied, signed, to the brain with a session", async () => {
+    const response = await fetch(`${url}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    assert.equal(response.status, 200, await response.clone().text());
+    const who = await response.json();
+    assert.match(who.owner, /^session:/);
+    assert.equal(who.user_id, null);
+    assert.match(response.headers.get("x-session-id"), /^v1\./);
+    // No Cache API on Vercel Edge: a route with a cache policy is a deliberate BYPASS.
+    assert.equal(response.headers.get("x-edge-cache"), "BYPASS");
+    // vercel.json header rules apply to the function's answers too.
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+
+    const session = { "x-session-id": response.headers.get("x-session-id") };
+    const query = await fetch(`${url}/api/v1/queries/sql`, {
+      method: "POST",
+      headers: { ...session, "content-type": "application/json" },
+      body: JSON.stringify({ sql: "SELECT COUNT(*) AS n FROM transactions" }),
+    });
+    assert.equal(query.status, 200, await query.clone().text());
+    assert.deepEqual((await query.json()).rows, [{ n: 200 }]);
+
+    // The shared rewrite rules: /v1/* reaches /api/v1/* through the edge core.
+    const rewritten = await fetch(`${url}/v1/diag/whoami`, { headers: session });
+    assert.equal(rewritten.status, 200);
+    assert.equal((await rewritten.json()).owner, who.owner);
+  });
+
+  test("a chat reply streams through as Server-Sent Events", async () => {
+    const created = await fetch(`${url}/api/v1/threads`, {
+      method: "POST",
+      headers: { "x-session-id": "new", "content-type": "application/json" },
+      body: JSON.stringify({ title: "vercel" }),
+    });
+    assert.equal(created.status, 201);
+    const session = { "x-session-id": created.headers.get("x-session-id") };
+    const thread = await created.json();
+    const reply = await fetch(`${url}/api/v1/threads/${thread.id}/messages`, {
+      method: "POST",
+      headers: { ...session, "content-type": "application/json" },
+      body: JSON.stringify({ content: "How many units per store?" }),
+    });
+    assert.equal(reply.status, 200);
+    assert.match(reply.headers.get("content-type"), /^text\/event-stream/);
+    assert.equal(reply.headers.get("x-vercel-ai-ui-message-stream"), "v1");
+    const deltas = [];
+    const arrivals = [];
+    let done = false;
+    await readSse(reply, (event) => {
+      if (event.data === "[DONE]") return void (done = true);
+      const chunk = JSON.parse(event.data);
+      if (chunk.type === "text-delta") {
+        deltas.push(chunk.delta);
+        arrivals.push(event.receivedAt);
+      }
+    });
+    assert.ok(done, "the stream ends with [DONE]");
+    assert.equal(deltas.join(""), ANSWER);
+    assert.equal(deltas.length, ANSWER_CHUNKS.length);
+    // Unbuffered: the deltas arrived over time (the model paces them), not in one burst.
+    assert.ok(arrivals.at(-1) - arrivals[0] >= 300, `deltas arrived within ${arrivals.at(-1) - arrivals[0]} ms`);
+  });
+
+  test("RATE_LIMITS without a limiter backend refuses to serve, naming the variable", async () => {
+    const response = await fetch(`${limited.url.replace(/\/$/, "")}/api/v1/diag/whoami`);
+    assert.equal(response.status, 500);
+    const body = await response.json();
+    assert.equal(body.error.code, "internal");
+    assert.match(body.error.message, /RATE_LIMITS/);
+  });
+});

@@ -1,0 +1,174 @@
+import { useCallback, useEffect, useState } from "react";
+import type { Thread, WhoAmI } from "@edgebrain/types";
+import { api, bearerToken, errorText, setBearerToken } from "./api";
+import { ChatView } from "./components/ChatView";
+import { DatasetsPanel } from "./components/DatasetsPanel";
+import { QueryPanel } from "./components/QueryPanel";
+import { ThreadList } from "./components/ThreadList";
+
+type Tab = "chat" | "datasets" | "query";
+
+/** The open thread lives in the address (`#thread=<id>`), so a reload finds it again. */
+function threadFromLocation(): string | null {
+  return new URLSearchParams(window.location.hash.replace(/^#/, "")).get("thread");
+}
+
+function Identity(props: { who: WhoAmI | null; onChange: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [token, setToken] = useState("");
+  const signedIn = bearerToken() !== null;
+  return (
+    <div className="identity">
+      <span data-testid="identity">
+        {props.who ? (props.who.user_id ? `signed in as ${props.who.user_id}` : "anonymous (edge session)") : "…"}
+      </span>
+      {signedIn ? (
+        <button
+          type="button"
+          onClick={() => {
+            setBearerToken(null);
+            props.onChange();
+          }}
+        >
+          Sign out
+        </button>
+      ) : open ? (
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            setBearerToken(token.trim() || null);
+            setOpen(false);
+            setToken("");
+            props.onChange();
+          }}
+        >
+          <input aria-label="Bearer token" placeholder="access token from your identity provider" value={token} onChange={(event) => setToken(event.target.value)} />
+          <button type="submit">Use token</button>
+        </form>
+      ) : (
+        <button type="button" onClick={() => setOpen(true)}>
+          Sign in with a token
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function App() {
+  const [tab, setTab] = useState<Tab>("chat");
+  const [who, setWho] = useState<WhoAmI | null>(null);
+  const [threads, setThreads] = useState<Array<Thread>>([]);
+  const [current, setCurrent] = useState<string | null>(threadFromLocation);
+  const [error, setError] = useState<string | null>(null);
+  const [identityVersion, setIdentityVersion] = useState(0);
+
+  const select = useCallback((id: string | null) => {
+    setCurrent(id);
+    history.replaceState(null, "", id ? `#thread=${encodeURIComponent(id)}` : window.location.pathname);
+  }, []);
+
+  const refresh = useCallback(async () => {
+    try {
+      const page = await api.listThreads();
+      setThreads(page.threads);
+      return page.threads;
+    } catch (reason) {
+      setError(errorText(reason));
+      return [];
+    }
+  }, []);
+
+  useEffect(() => {
+    setError(null);
+    // whoami first: a new visitor's first answer carries the edge's session cookie, which every
+    // later call then sends (concurrent first calls would each be given a session).
+    api
+      .whoami()
+      .then(setWho)
+      .catch((reason: unknown) => setError(errorText(reason)))
+      .then(() => refresh())
+      .then((list) => {
+        const wanted = threadFromLocation();
+        if (wanted && !list.some((thread) => thread.id === wanted)) select(list[0]?.id ?? null);
+        else if (!wanted && list[0]) select(list[0].id);
+      });
+  }, [refresh, select, identityVersion]);
+
+  const create = async () => {
+    try {
+      const thread = await api.createThread({ title: null });
+      await refresh();
+      select(thread.id);
+      setTab("chat");
+    } catch (reason) {
+      setError(errorText(reason));
+    }
+  };
+
+  return (
+    <div className="app">
+      <header>
+        <h1>edgebrain</h1>
+        <div className="tabs" role="tablist">
+          {(["chat", "datasets", "query"] as const).map((name) => (
+            <button key={name} type="button" role="tab" aria-selected={tab === name} onClick={() => setTab(name)}>
+              {name === "chat" ? "Chat" : name === "datasets" ? "Datasets" : "Query"}
+            </button>
+          ))}
+        </div>
+        <Identity who={who} onChange={() => setIdentityVersion((version) => version + 1)} />
+      </header>
+      {error ? (
+        <p className="error banner" role="alert">
+          {error}
+        </p>
+      ) : null}
+      <main>
+        {tab === "chat" ? (
+          <div className="chat-layout">
+            <ThreadList
+              threads={threads}
+              current={current}
+              onSelect={select}
+              onCreate={() => void create()}
+              onRename={(id, title) => {
+                api
+                  .renameThread(id, { title })
+                  .then(() => refresh())
+                  .catch((reason: unknown) => setError(errorText(reason)));
+              }}
+              onDelete={(id) => {
+                api
+                  .deleteThread(id)
+                  .then(() => refresh())
+                  .then((list) => {
+                    if (id === current) select(list[0]?.id ?? null);
+                  })
+                  .catch((reason: unknown) => setError(errorText(reason)));
+              }}
+            />
+            {current ? (
+              <ChatView
+                key={`${current}:${identityVersion}`}
+                threadId={current}
+                title={threads.find((thread) => thread.id === current)?.title ?? null}
+                onActivity={() => void refresh()}
+              />
+            ) : (
+              <div className="conversation empty">
+                <p>Start a conversation to ask questions about your data.</p>
+                <button type="button" onClick={() => void create()}>
+                  New conversation
+                </button>
+              </div>
+            )}
+          </div>
+        ) : tab === "datasets" ? (
+          <DatasetsPanel key={identityVersion} />
+        ) : (
+          <QueryPanel key={identityVersion} />
+        )}
+      </main>
+    </div>
+  );
+}

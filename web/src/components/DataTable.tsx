@@ -1,0 +1,39 @@
+import type { JsonValue } from "@edgebrain/types";
+
+type Row = { [key in string]?: JsonValue };
+
+function cell(value: JsonValue | undefined): string {
+  if (value === undefined || value === null) return "";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+/** A plain table of result rows; `columns` fixes the order (default: keys of the first row). */
+export function DataTable(props: { rows: ReadonlyArray<Row>; columns?: ReadonlyArray<string>; caption?: string; testId?: string }) {
+  const columns = props.columns ?? Object.keys(props.rows[0] ?? {});
+  return (
+    <div className="table-wrap" data-testid={props.testId}>
+      <table>
+        {props.caption ? <caption>{props.caption}</caption> : null}
+        <thead>
+          <tr>
+            {columns.map((column) => (
+              <th key={column} scope="col">
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map((row, index) => (
+            <tr key={index}>
+              {columns.map((column) => (
+                <td key={column}>{cell(row[column])}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
