@@ -23,16 +23,29 @@ export function requireEnv(name) {
   return value;
 }
 
-/** A port that was free a moment ago (bind to :0, read it, close). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+// Ports this process handed out already (a port is given to one server only).
+const handedOut = new Set();
+
+/**
+ * A port that was free a moment ago, chosen below the kernel's ephemeral range (32768–60999 on
+ * Linux): ports the OS assigns for `listen(0)` and outgoing connections (wrangler and workerd
+ * open several) then never take the port before the server we pass it to binds it.
+ */
+export async function freePort() {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port found in 20000–31999");
 }
 
 /** Spawns a long-running process in its own process group, capturing its output. */
