@@ -15,10 +15,14 @@
 //! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
 //!   schema of the LLM provider/model configuration file.
 //!
+//! - [`agent`]: agents, the `chart` tool's Vega-Lite spec, escalations to humans, and the schema
+//!   of the agents configuration file.
+//!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod agent;
 pub mod chat;
 pub mod data;
 pub mod diag;

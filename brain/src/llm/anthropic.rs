@@ -138,6 +138,9 @@ pub(crate) fn request_body(request: &ChatRequest) -> Value {
                 json!({"name": tool.name, "description": tool.description, "input_schema": tool.parameters})
             })
             .collect();
+        if request.require_tool {
+            body["tool_choice"] = json!({"type": "any"});
+        }
     }
     body
 }
@@ -353,6 +356,7 @@ mod tests {
             }],
             max_output_tokens: 100,
             json_mode: true,
+            require_tool: false,
         };
         let body = request_body(&request);
         assert!(body["system"].as_str().unwrap().starts_with("be brief"));
