@@ -356,9 +356,10 @@ mod tests {
             }],
             max_output_tokens: 100,
             json_mode: true,
-            require_tool: false,
+            require_tool: true,
         };
         let body = request_body(&request);
+        assert_eq!(body["tool_choice"], json!({"type": "any"}));
         assert!(body["system"].as_str().unwrap().starts_with("be brief"));
         assert!(body["system"].as_str().unwrap().contains("JSON"));
         let messages = body["messages"].as_array().unwrap();

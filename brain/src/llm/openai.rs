@@ -109,6 +109,9 @@ pub(crate) fn request_body(request: &ChatRequest) -> Value {
                 }})
             })
             .collect();
+        if request.require_tool {
+            body["tool_choice"] = json!("required");
+        }
     }
     if request.json_mode {
         body["response_format"] = json!({"type": "json_object"});

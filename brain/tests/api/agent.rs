@@ -432,7 +432,9 @@ async fn the_step_cap_ends_a_turn_that_keeps_calling_tools() {
     let mut app = agent_app(
         Backend::Sqlite,
         &scripted,
-        &format!("{DATA_TOOLS}\n[agents.limits]\nmax_steps = 2\n"),
+        &format!(
+            "{DATA_TOOLS}\ntool_choice = \"required-first\"\n[agents.limits]\nmax_steps = 2\n"
+        ),
     )
     .await;
     let alice = Caller::user("alice");
@@ -443,6 +445,7 @@ async fn the_step_cap_ends_a_turn_that_keeps_calling_tools() {
     let requests = scripted.requests();
     assert_eq!(requests.len(), 2, "two model calls, no more");
     assert!(requests[0].get("tools").is_some());
+    assert_eq!(requests[0]["tool_choice"], "required", "required-first");
     assert!(
         requests[1].get("tools").is_none(),
         "the last allowed call offers no tools"
