@@ -720,6 +720,54 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
 }
 
 #[tokio::test]
+async fn prefetch_retrieves_before_the_first_model_call_and_cites() {
+    let scripted = Scripted::start(vec![Reply::Text(vec!["Within 30 days."])]).await;
+    let knowledge = Arc::new(TestKnowledge {
+        stall: false,
+        queries: Mutex::default(),
+    });
+    let mut app = agent_app_with(
+        Backend::Sqlite,
+        &scripted,
+        &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 2\nmin_score = 0.5\nprefetch = true\n"),
+        Extras {
+            knowledge: Some(knowledge.clone()),
+        },
+    )
+    .await;
+    let alice = Caller::user("alice");
+    let thread = new_thread(&app, &alice, None).await;
+
+    let (_, stream) = turn(&app, &alice, &thread.id, "What is the returns policy?").await;
+
+    assert_eq!(
+        knowledge.queries.lock().unwrap().clone(),
+        [(
+            "user:alice".to_owned(),
+            "What is the returns policy?".to_owned(),
+            2
+        )]
+    );
+    let kinds = types(&stream);
+    let position = |kind: &str| kinds.iter().position(|t| t == kind).unwrap();
+    assert!(
+        position("source-document") < position("start-step"),
+        "{kinds:?}"
+    );
+    assert_eq!(of_type(&stream, "source-document").len(), 1);
+    let request = &scripted.requests()[0];
+    let passages = request["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(request["messages"][1]["role"], "system");
+    assert!(
+        passages.contains("Returns are accepted within 30 days."),
+        "{passages}"
+    );
+    assert!(!passages.contains("irrelevant"), "{passages}");
+    assert_eq!(text_of(&stream), "Within 30 days.");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn guardrails_refuse_blocked_input_and_output_without_leaking() {
     for backend in BACKENDS {
         let scripted = Scripted::start(vec![
