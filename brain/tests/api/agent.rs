@@ -1055,6 +1055,28 @@ async fn agents_are_listed_and_chosen_per_thread() {
 }
 
 #[tokio::test]
+async fn a_bad_agents_file_stops_the_brain_with_a_clear_error() {
+    let scripted = Scripted::start(vec![]).await;
+    for (agent_toml, expected) in [
+        ("tools = [\"sql\", \"shell\"]", "unknown tool `shell`"),
+        ("model = \"gpt-17\"", "unknown model `gpt-17`"),
+        (
+            "[agents.guardrails]\npii_patterns = [\"([a-z\"]",
+            "is not a valid regex",
+        ),
+    ] {
+        let (llm, agents) = config_files(&scripted, agent_toml);
+        let database = TestDatabase::new(Backend::Sqlite).await;
+        let mut config = database.config();
+        config.llm_config = Some(llm);
+        config.agents_config = Some(agents);
+        let error = format!("{:#}", Application::build(config).await.unwrap_err());
+        assert!(error.contains("invalid agents configuration"), "{error}");
+        assert!(error.contains(expected), "{agent_toml}: {error}");
+    }
+}
+
+#[tokio::test]
 async fn the_agent_cannot_read_another_tenants_data_or_files() {
     for backend in BACKENDS {
         let scripted_calls = |data_dir: String, bob_id: String| {
