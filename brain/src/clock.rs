@@ -10,3 +10,8 @@ pub(crate) fn unix_millis() -> u64 {
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+/// [`unix_millis`] as the `i64` the database stores.
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
+}

@@ -196,6 +196,27 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tool_steps: u32,
 
+    /// Agents file (TOML; see README "Agents, tools and guardrails"). Default: the built-in
+    /// agents (`brain/agents/default.toml`: `retail-coach`).
+    #[arg(long, env = "BRAIN_AGENTS_CONFIG")]
+    pub agents_config: Option<PathBuf>,
+
+    /// Time one agent tool call may take (agents may set their own per tool).
+    #[arg(long, env = "BRAIN_AGENT_TOOL_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub agent_tool_timeout_ms: u64,
+
+    /// Estimated tokens of rows one `sql` tool result may give the model (agents may set
+    /// their own); the result states how many rows there were in all.
+    #[arg(long, env = "BRAIN_AGENT_RESULT_TOKEN_BUDGET", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub agent_result_token_budget: u32,
+
+    /// Rows a `chart` tool spec may carry inline (agents may set their own).
+    #[arg(long, env = "BRAIN_AGENT_CHART_MAX_ROWS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub agent_chart_max_rows: u32,
+
     /// Most recent messages of a thread considered for the context (then trimmed to the token
     /// budget).
     #[arg(long, env = "BRAIN_CONTEXT_MAX_MESSAGES", default_value_t = 100)]

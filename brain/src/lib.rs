@@ -27,6 +27,8 @@
 //!   - [`http::runs`]: `/api/v1/runs` (state, reconnect, cancel) and `/api/v1/usage`.
 //! - [`llm`]: LLM providers behind one trait (OpenAI-compatible, Anthropic), the router with
 //!   retries and fallback, the provider/model configuration, token counting.
+//! - [`agent`]: agents as configuration: the loop's state machine and its I/O driver, typed
+//!   tools (data, knowledge, escalation), guardrails, the agents file.
 //! - [`chat`]: conversations and runs: context building, prompt templates, built-in tools, the
 //!   run task and its event log that readers follow and reconnect to.
 //! - [`store`]: persistence. The only module that may use `sqlx` (an architecture invariant
@@ -36,6 +38,7 @@
 //! `main.rs` is a thin wrapper: parse [`Config`], [`telemetry::init`], [`Application::build`],
 //! [`Application::run_until_stopped`] with [`startup::shutdown_signal`].
 
+pub mod agent;
 pub mod chat;
 pub mod config;
 pub mod data;
@@ -49,7 +52,7 @@ pub mod telemetry;
 mod clock;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::{Application, Extras};
 
 /// The version reported by `/health`, `/ready` and recorded on every start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -15,6 +15,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::agent::Agents;
+use crate::agent::knowledge::KnowledgeSearch;
+use crate::agent::tools::ToolServices;
 use crate::chat::templates::PromptTemplates;
 use crate::chat::{ChatService, ChatSettings};
 use crate::clock::unix_millis;
@@ -44,10 +47,22 @@ pub struct Application {
     shutdown_grace: Duration,
 }
 
+/// Services built outside the brain's configuration and handed to [`Application::build_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// The knowledge base agents search (`search_knowledge`); `None`: not configured.
+    pub knowledge: Option<Arc<dyn KnowledgeSearch>>,
+}
+
 impl Application {
     /// Validates the configuration, creates the data directory, connects and migrates the
     /// database, binds the listener (port 0 picks a free port) and records this start.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Extras::default()).await
+    }
+
+    /// Like [`Application::build`], with services from outside (e.g. a knowledge base).
+    pub async fn build_with(config: Config, extras: Extras) -> anyhow::Result<Self> {
         // Before any I/O: a bad URL scheme is a configuration error, not a connection failure.
         let database = config
             .database()
@@ -58,6 +73,7 @@ impl Application {
         let router = crate::llm::config::load(&config).context("invalid LLM configuration")?;
         let templates = PromptTemplates::load(config.prompts_dir.as_deref())
             .context("invalid prompt templates")?;
+        let agents = Agents::load(&config, &router).context("invalid agents configuration")?;
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .with_context(|| {
@@ -117,6 +133,12 @@ impl Application {
                 budget_tokens_per_owner: config.budget_tokens_per_owner,
             },
             instance_id.clone(),
+            agents,
+            ToolServices {
+                data: data.clone(),
+                store: store.clone(),
+                knowledge: extras.knowledge,
+            },
         ));
         // Runs an earlier process left unfinished cannot be resumed: say so.
         let interrupted = chat
@@ -132,7 +154,9 @@ impl Application {
         tracing::info!(
             models = %chat.router().model_names().collect::<Vec<_>>().join(","),
             templates = ?chat.templates().versions(),
-            "LLM models ready"
+            agents = %chat.agents().list().agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(","),
+            default_agent = %chat.agents().default_name(),
+            "LLM models and agents ready"
         );
         let limits = Limits::from_config(&config);
         let state = AppState {

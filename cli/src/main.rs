@@ -29,7 +29,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use edgebrain_client::{Client, ClientError, UploadOptions};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared_types::chat::{PageParams, RunMessageMetadata, SendMessage, UiMessageChunk};
+use shared_types::chat::{
+    CreateThread, PageParams, RunMessageMetadata, SendMessage, UiMessageChunk,
+};
 use shared_types::data::{DataFormat, PageRequest, ResultShape, Scope, SqlQuery, media};
 
 use session::SessionFile;
@@ -83,10 +85,15 @@ enum Command {
         /// A model name from the brain's configuration.
         #[arg(long)]
         model: Option<String>,
+        /// The agent of a new thread (`edgebrain agents`; default: the brain's default agent).
+        #[arg(long)]
+        agent: Option<String>,
         /// Cap on the reply's tokens.
         #[arg(long)]
         max_output_tokens: Option<u32>,
     },
+    /// The agents a thread can use.
+    Agents,
     /// Conversations.
     #[command(subcommand)]
     Threads(ThreadsCommand),
@@ -309,8 +316,10 @@ async fn dispatch(client: &Client, command: Command) -> Result<()> {
             question,
             thread,
             model,
+            agent,
             max_output_tokens,
-        } => ask(client, question, thread, model, max_output_tokens).await,
+        } => ask(client, question, thread, model, agent, max_output_tokens).await,
+        Command::Agents => print_json(&client.agents().await?),
         Command::Threads(command) => threads(client, command).await,
         Command::Runs(command) => runs(client, command).await,
         Command::Usage => print_json(&client.usage().await?),
@@ -504,6 +513,7 @@ async fn ask(
     question: String,
     thread: Option<String>,
     model: Option<String>,
+    agent: Option<String>,
     max_output_tokens: Option<u32>,
 ) -> Result<()> {
     if question.trim().is_empty() {
@@ -511,7 +521,13 @@ async fn ask(
     }
     let thread_id = match thread {
         Some(id) => id,
-        None => client.create_thread(Some(&title_of(&question))).await?.id,
+        None => {
+            let body = CreateThread {
+                title: Some(title_of(&question)),
+                agent,
+            };
+            client.create_thread(&body).await?.id
+        }
     };
     let message = SendMessage {
         content: Some(question),

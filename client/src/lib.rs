@@ -48,6 +48,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared_types::agent::{
+    AgentList, Escalation, EscalationFilter, EscalationList, ResolveEscalation,
+};
 use shared_types::api::fill_path;
 use shared_types::chat::{
     ChatReply, CreateThread, MessagePage, PageParams, RUN_ID_HEADER, RenameThread, Run,
@@ -527,13 +530,10 @@ impl Client {
 
     // ---- threads ----
 
-    pub async fn create_thread(&self, title: Option<&str>) -> Result<Thread> {
-        let body = CreateThread {
-            title: title.map(str::to_owned),
-        };
+    /// A new thread; `body.agent` picks the agent that answers in it (see [`Client::agents`]).
+    pub async fn create_thread(&self, body: &CreateThread) -> Result<Thread> {
         let url = self.url("/api/v1/threads");
-        self.json(self.bounded(Method::POST, &url).json(&body))
-            .await
+        self.json(self.bounded(Method::POST, &url).json(body)).await
     }
 
     pub async fn list_threads(&self, page: &PageParams) -> Result<ThreadPage> {
@@ -631,6 +631,38 @@ impl Client {
     pub async fn usage(&self) -> Result<UsageReport> {
         self.json(self.bounded(Method::GET, &self.url("/api/v1/usage")))
             .await
+    }
+
+    // ---- agents and escalations ----
+
+    /// The agents a thread can be created with, and the default one.
+    pub async fn agents(&self) -> Result<AgentList> {
+        self.json(self.bounded(Method::GET, &self.url("/api/v1/agents")))
+            .await
+    }
+
+    /// Operators only (scope `edgebrain:operator`): escalations, newest first.
+    pub async fn escalations(&self, filter: &EscalationFilter) -> Result<EscalationList> {
+        let mut url = Url::parse(&self.url("/api/v1/escalations"))
+            .map_err(|error| ClientError::InvalidInput(format!("URL: {error}")))?;
+        if let Some(status) = filter.status {
+            url.query_pairs_mut().append_pair("status", status.as_str());
+        }
+        if let Some(limit) = filter.limit {
+            url.query_pairs_mut()
+                .append_pair("limit", &limit.to_string());
+        }
+        self.json(self.bounded(Method::GET, url.as_str())).await
+    }
+
+    /// Operators only: marks an escalation resolved.
+    pub async fn resolve_escalation(
+        &self,
+        id: &str,
+        body: &ResolveEscalation,
+    ) -> Result<Escalation> {
+        let url = self.endpoint("/api/v1/escalations/{id}/resolve", &[id])?;
+        self.json(self.bounded(Method::POST, &url).json(body)).await
     }
 }
 

@@ -65,6 +65,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("GET", "/api/v1/runs/{id}/events"),
     op("POST", "/api/v1/runs/{id}/cancel"),
     op("GET", "/api/v1/usage"),
+    // Agents and escalations (`agent`).
+    op("GET", "/api/v1/agents"),
+    op("GET", "/api/v1/escalations"),
+    op("POST", "/api/v1/escalations/{id}/resolve"),
 ];
 
 /// Builds a concrete path from an [`Endpoint`] path by filling its `{name}` placeholders in

@@ -29,6 +29,10 @@ pub struct Thread {
     /// Tokens spent on this thread's runs so far.
     #[serde(default)]
     pub usage: Usage,
+    /// The agent answering in this thread (`GET /api/v1/agents`); `None` for threads stored
+    /// before agents existed, which use the default agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// `POST /api/v1/threads`.
@@ -40,6 +44,10 @@ pub struct CreateThread {
     /// Defaults to "New conversation".
     #[serde(default)]
     pub title: Option<String>,
+    /// The agent that answers in this thread (a name from `GET /api/v1/agents`); default: the
+    /// configured default agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// `PATCH /api/v1/threads/{id}`.
@@ -229,6 +237,13 @@ pub struct Run {
     pub usage: Usage,
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    /// The agent that answered (`None` for runs from before agents existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Why a guardrail refused the turn or cut the reply (the run still `succeeded`: a refusal
+    /// is an answer, not a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 /// Token counts and cost. Cost is in millionths of a US dollar, from the prices in the model
@@ -324,6 +339,19 @@ pub enum UiMessageChunk {
         error_text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dynamic: Option<bool>,
+    },
+    /// A document the answer draws on (a retrieved chunk): AI SDK `source-document`. The
+    /// chunk's place in its document travels in `providerMetadata.edgebrain`
+    /// (`documentId`, `chunkIndex`, `start`, `end`: character offsets in the document text).
+    #[serde(rename_all = "camelCase")]
+    SourceDocument {
+        source_id: String,
+        media_type: String,
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_metadata: Option<Value>,
     },
     #[serde(rename_all = "camelCase")]
     Error {
@@ -526,6 +554,19 @@ mod tests {
                 json!({"type":"finish"}),
             ),
             (UiMessageChunk::Abort, json!({"type":"abort"})),
+            (
+                UiMessageChunk::SourceDocument {
+                    source_id: "d1:0".into(),
+                    media_type: "text/plain".into(),
+                    title: "Returns policy".into(),
+                    filename: None,
+                    provider_metadata: Some(
+                        json!({"edgebrain": {"documentId": "d1", "chunkIndex": 0, "start": 0, "end": 10}}),
+                    ),
+                },
+                json!({"type":"source-document","sourceId":"d1:0","mediaType":"text/plain","title":"Returns policy",
+                       "providerMetadata":{"edgebrain":{"documentId":"d1","chunkIndex":0,"start":0,"end":10}}}),
+            ),
         ];
         for (chunk, expected) in cases {
             assert_eq!(serde_json::to_value(&chunk).unwrap(), expected);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::agent::*;
 use crate::chat::*;
 use crate::data::*;
 use crate::diag::*;
@@ -215,9 +216,53 @@ fn every_public_type_round_trips_its_example() {
         json!({"type": "finish-step"}),
         json!({"type": "finish", "messageMetadata": {"runId": "r1", "state": "succeeded"}}),
         json!({"type": "abort"}),
+        json!({"type": "source-document", "sourceId": "d1:0", "mediaType": "text/plain",
+               "title": "Returns policy",
+               "providerMetadata": {"edgebrain": {"documentId": "d1", "chunkIndex": 0, "start": 0, "end": 120}}}),
     ] {
         round_trip::<UiMessageChunk>("UiMessageChunk", chunk);
     }
+    // agent
+    round_trip::<AgentList>(
+        "AgentList",
+        json!({"agents": [{"name": "retail-coach", "description": "Answers questions about the sample retail data",
+                           "model": null, "tools": ["list_datasets", "sql", "chart"], "default": true}],
+               "default_agent": "retail-coach"}),
+    );
+    round_trip::<ChartToolOutput>(
+        "ChartToolOutput",
+        json!({"spec": {"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+                        "title": "Units per store", "mark": "bar",
+                        "encoding": {"x": {"field": "store_id", "type": "nominal"},
+                                     "y": {"field": "units", "type": "quantitative"}},
+                        "data": {"values": [{"store_id": 1, "units": 40}]}},
+               "rows": 1, "truncated": false}),
+    );
+    round_trip::<SqlToolOutput>(
+        "SqlToolOutput",
+        json!({"columns": ["store_id", "units"], "rows": [{"store_id": 1, "units": 40}],
+               "total_rows": 50, "total_rows_exact": true, "shown_rows": 1, "truncated": true,
+               "note": "50 rows in all; the first 1 shown"}),
+    );
+    round_trip::<KnowledgeSearchOutput>(
+        "KnowledgeSearchOutput",
+        json!({"hits": [{"document_id": "d1", "document_name": "returns.md", "chunk_index": 0,
+                         "start": 0, "end": 120, "text": "Returns are accepted…", "score": 0.032}]}),
+    );
+    round_trip::<EscalationReceipt>(
+        "EscalationReceipt",
+        json!({"escalation_id": "e1", "status": "open", "urgency": "high"}),
+    );
+    round_trip::<EscalationList>(
+        "EscalationList",
+        json!({"escalations": [{"id": "e1", "owner": "session:s1", "thread_id": "t1", "run_id": "r1",
+                                "agent": "retail-coach", "reason": "refund dispute", "urgency": "high",
+                                "status": "resolved", "created_at_ms": 1_764_000_000_000_i64,
+                                "resolved_at_ms": 1_764_000_100_000_i64, "resolved_by": "user:op",
+                                "resolution": "called the customer"}]}),
+    );
+    round_trip::<EscalationFilter>("EscalationFilter", json!({"status": "open", "limit": 10}));
+    round_trip::<ResolveEscalation>("ResolveEscalation", json!({"resolution": "done"}));
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
 //!   schema of the LLM provider/model configuration file.
 //!
+//! - [`agent`]: agents, the `chart` tool's Vega-Lite spec, escalations to humans, and the schema
+//!   of the agents configuration file.
 //! - [`api`]: the versioned HTTP surface (`/api/v1`): every public endpoint, its method and path.
 //! - `typescript` (feature `ts`): writes the TypeScript definitions of every public type
 //!   (`scripts/gen-types` → `clients/ts/src`).
@@ -31,6 +33,7 @@
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod agent;
 pub mod api;
 pub mod chat;
 pub mod data;

@@ -55,6 +55,14 @@ public_types![
     crate::chat::RunEventsParams,
     crate::chat::UiMessageChunk,
     crate::chat::RunMessageMetadata,
+    crate::agent::AgentList,
+    crate::agent::ChartToolOutput,
+    crate::agent::SqlToolOutput,
+    crate::agent::KnowledgeSearchOutput,
+    crate::agent::EscalationReceipt,
+    crate::agent::EscalationList,
+    crate::agent::EscalationFilter,
+    crate::agent::ResolveEscalation,
 ];
 
 /// The generator's settings: 64-bit integers as `number`, extensionless imports.

@@ -3,19 +3,18 @@
 //! - [`ChatService::start_run`]: checks thread, model and budget, builds the context
 //!   ([`context`] policy, [`templates`] system prompt), stores the user message, records the
 //!   run (`queued`) and spawns it. The run is a tokio task, independent of any request.
-//! - The run task ([`ChatService::execute`]): `running`, model call(s) through the
-//!   [`LlmRouter`] with built-in [`tools`] in a capped loop, every step appended to the run's
-//!   event log ([`runs`]) as UI message stream chunks; at the end the assistant message, the
-//!   usage and the event log are stored and the run becomes `succeeded`, `failed` or `cancelled`.
+//! - The run task ([`ChatService::execute`]): `running`, then the thread's agent
+//!   ([`crate::agent`]: its state machine drives model calls through the [`LlmRouter`], tools,
+//!   guardrails), every step appended to the run's event log ([`runs`]) as UI message stream
+//!   chunks; at the end the assistant message, the usage and the event log are stored and the
+//!   run becomes `succeeded`, `failed` or `cancelled`.
 //! - At start, runs left `queued`/`running` by an earlier process are marked `failed` (see
 //!   README "Runs"): they cannot be resumed, because their provider connection died with it.
 
 pub mod context;
 pub mod runs;
 pub mod templates;
-pub mod tools;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +24,15 @@ use shared_types::chat::{Role, RunState, UiMessageChunk, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use crate::agent::driver::{Transcript, Turn};
+use crate::agent::machine::Finish;
+use crate::agent::tools::ToolServices;
+use crate::agent::{Agent, Agents};
 use crate::clock::unix_millis;
+use crate::llm::ChatMessage;
+use crate::llm::ChatRequest;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
-use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
 use crate::store::runs::{NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
 use crate::store::{Store, StoreError};
@@ -70,6 +74,8 @@ pub enum ChatError {
     RunNotFound,
     #[error("unknown model `{0}`")]
     UnknownModel(String),
+    #[error("unknown agent `{0}` (GET /api/v1/agents lists them)")]
+    UnknownAgent(String),
     #[error("a reply is still being generated in this thread (run {0}); wait for it or cancel it")]
     ThreadBusy(String),
     #[error("token budget exhausted: {used} of {budget} tokens used")]
@@ -92,6 +98,8 @@ pub struct ChatService {
     settings: ChatSettings,
     instance_id: String,
     permits: Arc<Semaphore>,
+    agents: Agents,
+    services: ToolServices,
 }
 
 /// A run as a reader sees it: id and the stream of its events.
@@ -104,6 +112,8 @@ impl ChatService {
         templates: PromptTemplates,
         settings: ChatSettings,
         instance_id: String,
+        agents: Agents,
+        services: ToolServices,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.max_concurrent_runs as usize));
         Self {
@@ -114,7 +124,13 @@ impl ChatService {
             settings,
             instance_id,
             permits,
+            agents,
+            services,
         }
+    }
+
+    pub fn agents(&self) -> &Agents {
+        &self.agents
     }
 
     pub fn router(&self) -> &LlmRouter {
@@ -140,17 +156,33 @@ impl ChatService {
         self: &Arc<Self>,
         owner: &str,
         thread_id: &str,
-        turn: TurnRequest,
+        mut turn: TurnRequest,
     ) -> Result<String, ChatError> {
-        self.store
+        let thread = self
+            .store
             .get_thread(owner, thread_id)
             .await?
             .ok_or(ChatError::ThreadNotFound)?;
+        let agent = match self.agents.get(thread.agent.as_deref()) {
+            Some(agent) => Arc::clone(agent),
+            None => {
+                // The thread's agent was removed from the configuration since.
+                tracing::warn!(thread_id, agent = ?thread.agent,
+                    "the thread's agent is not configured any more; using the default agent");
+                self.agents
+                    .get(None)
+                    .map(Arc::clone)
+                    .ok_or_else(|| ChatError::UnknownAgent(thread.agent.unwrap_or_default()))?
+            }
+        };
+        let wanted = turn.model.as_deref().or(agent.model.as_deref());
         let model = self
             .router
-            .model(turn.model.as_deref())
-            .ok_or_else(|| ChatError::UnknownModel(turn.model.clone().unwrap_or_default()))?
+            .model(wanted)
+            .ok_or_else(|| ChatError::UnknownModel(wanted.unwrap_or_default().to_owned()))?
             .clone();
+        // PII never reaches the model or the database.
+        turn.text = agent.guardrails.redact(&turn.text);
         if let Some(budget) = self.settings.budget_tokens_per_owner {
             let (_, usage) = self.store.owner_usage(owner).await?;
             let used = usage.input_tokens + usage.output_tokens;
@@ -168,7 +200,10 @@ impl ChatService {
                 .unwrap_or_default();
             return Err(ChatError::ThreadBusy(busy));
         }
-        match self.prepare_and_spawn(owner, thread_id, turn, model).await {
+        match self
+            .prepare_and_spawn(owner, thread_id, turn, model, agent)
+            .await
+        {
             Ok(id) => Ok(id),
             Err(error) => {
                 self.registry.release_thread(thread_id);
@@ -183,13 +218,14 @@ impl ChatService {
         thread_id: &str,
         turn: TurnRequest,
         model: ModelSpec,
+        agent: Arc<Agent>,
     ) -> Result<String, ChatError> {
         let max_output = turn
             .max_output_tokens
             .unwrap_or(model.max_output_tokens)
             .clamp(1, model.max_output_tokens);
         let messages = self
-            .build_context(thread_id, &turn, &model, max_output)
+            .build_context(thread_id, &turn, &model, &agent, max_output)
             .await?;
 
         let run_id = Uuid::new_v4().to_string();
@@ -220,6 +256,7 @@ impl ChatService {
                     model: &model.name,
                     instance_id: &self.instance_id,
                     state,
+                    agent: Some(&agent.name),
                 },
             )
             .await?;
@@ -236,15 +273,18 @@ impl ChatService {
         let request = ChatRequest {
             model: String::new(),
             messages,
-            tools: if model.tools {
-                tools::specs()
-            } else {
-                Vec::new()
-            },
+            // Set per step by the agent's loop.
+            tools: Vec::new(),
             max_output_tokens: max_output,
             json_mode: turn.json_mode,
+            require_tool: false,
         };
-        tokio::spawn(async move { service.execute(run, model, request, permit).await });
+        let user_text = turn.text;
+        tokio::spawn(async move {
+            service
+                .execute(run, model, agent, user_text, request, permit)
+                .await;
+        });
         Ok(run_id)
     }
 
@@ -254,6 +294,7 @@ impl ChatService {
         thread_id: &str,
         turn: &TurnRequest,
         model: &ModelSpec,
+        agent: &Agent,
         max_output: u32,
     ) -> Result<Vec<ChatMessage>, ChatError> {
         let history = self
@@ -266,21 +307,13 @@ impl ChatService {
             // Counted with the largest possible note; the real one is never longer.
             omitted_messages: history.len(),
             tools: if model.tools {
-                tools::specs().into_iter().map(|tool| tool.name).collect()
+                agent.tools.names()
             } else {
                 Vec::new()
             },
             json_mode: turn.json_mode,
         };
-        let template = if self.templates.has(&model.system_template) {
-            model.system_template.as_str()
-        } else {
-            "system"
-        };
-        let system = self
-            .templates
-            .render(template, &vars)
-            .map_err(|error| ChatError::Template(error.to_string()))?;
+        let system = self.render_system(agent, &vars)?;
         let mut texts: Vec<String> = Vec::with_capacity(history.len() + 2);
         texts.push(system);
         texts.extend(history.iter().map(|message| message.text.clone()));
@@ -299,10 +332,7 @@ impl ChatService {
         let budget = model.context_tokens.saturating_sub(max_output);
         let plan = context::plan(counts[0], &counts[1..], budget)?;
         vars.omitted_messages = plan.omitted;
-        let system = self
-            .templates
-            .render(template, &vars)
-            .map_err(|error| ChatError::Template(error.to_string()))?;
+        let system = self.render_system(agent, &vars)?;
         tracing::debug!(
             prompt_tokens = plan.prompt_tokens,
             omitted = plan.omitted,
@@ -324,11 +354,20 @@ impl ChatService {
         Ok(messages)
     }
 
-    /// The run task: generate, store, close the log.
+    /// The agent's system prompt for this turn.
+    fn render_system(&self, agent: &Agent, vars: &SystemVars) -> Result<String, ChatError> {
+        self.agents
+            .render_system(agent, vars)
+            .map_err(|error| ChatError::Template(error.to_string()))
+    }
+
+    /// The run task: the agent's turn, then store and close the log.
     async fn execute(
         self: Arc<Self>,
         run: Arc<LiveRun>,
         model: ModelSpec,
+        agent: Arc<Agent>,
+        user_text: String,
         request: ChatRequest,
         permit: Option<OwnedSemaphorePermit>,
     ) {
@@ -336,10 +375,10 @@ impl ChatService {
         run.emit(&UiMessageChunk::Start {
             message_id: Some(assistant_id.clone()),
             message_metadata: Some(
-                json!({"runId": run.id, "threadId": run.thread_id, "model": model.name}),
+                json!({"runId": run.id, "threadId": run.thread_id, "model": model.name, "agent": agent.name}),
             ),
         });
-        let mut generation = Generation::default();
+        let mut generation = Transcript::default();
         // A run recorded as `queued` waits here for a generation slot; one that got its slot
         // at once was recorded as `running` (one commit less before the first token).
         let permit = match permit {
@@ -362,16 +401,28 @@ impl ChatService {
             Err(end) => end,
             Ok(_permit) => {
                 let stop = run.stop_requested();
+                let turn = Turn {
+                    run: &run,
+                    agent: &agent,
+                    model: &model,
+                    router: &self.router,
+                    services: &self.services,
+                    user_text: &user_text,
+                };
                 let work = tokio::time::timeout(
                     self.settings.run_timeout,
-                    self.generate(&run, &model, request, &mut generation),
+                    crate::agent::driver::run_turn(&turn, request, &mut generation),
                 );
                 tokio::select! {
                     biased;
                     reason = stop => End::stopped(reason),
-                    result = work => result.unwrap_or_else(|_| End::Failed(format!(
-                        "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
-                    ))),
+                    result = work => match result {
+                        Ok(Finish::Failed { message }) => End::Failed(message),
+                        Ok(_) => End::Succeeded,
+                        Err(_) => End::Failed(format!(
+                            "the run exceeded its time limit of {} s", self.settings.run_timeout.as_secs()
+                        )),
+                    },
                 }
             }
         };
@@ -405,6 +456,8 @@ impl ChatService {
                 message_metadata: Some(json!({
                     "runId": run.id, "state": state.as_str(),
                     "usage": {"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens},
+                    "steps": generation.steps,
+                    "refusal": generation.refusal,
                 })),
             });
         }
@@ -434,7 +487,7 @@ impl ChatService {
         &self,
         run: &LiveRun,
         assistant_id: &str,
-        generation: &Generation,
+        generation: &Transcript,
         state: RunState,
         error: Option<&str>,
         usage: Usage,
@@ -459,6 +512,7 @@ impl ChatService {
             usage,
             events_json: &events,
             finished_at_ms: now,
+            refusal: generation.refusal.as_deref(),
         };
         if let Err(error) = self
             .store
@@ -467,116 +521,6 @@ impl ChatService {
         {
             tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the run outcome");
         }
-    }
-
-    /// Model call(s) with the tool loop. Partial results accumulate in `generation` so a
-    /// cancelled or timed-out run still stores what was produced.
-    async fn generate(
-        &self,
-        run: &LiveRun,
-        model: &ModelSpec,
-        mut request: ChatRequest,
-        generation: &mut Generation,
-    ) -> End {
-        for step in 0..self.settings.max_tool_steps {
-            run.emit(&UiMessageChunk::StartStep);
-            let opened = match self.router.open(model, request.clone()).await {
-                Ok(opened) => opened,
-                Err(error) => {
-                    // Details (URLs, provider bodies) go to the log; clients learn which
-                    // providers were tried.
-                    tracing::error!(run_id = %run.id, error = %error, "no provider could answer");
-                    let tried: Vec<&str> =
-                        model.route.iter().map(|t| t.provider.as_str()).collect();
-                    run.emit(&UiMessageChunk::FinishStep);
-                    return End::Failed(format!(
-                        "the model is unavailable: no provider could answer (tried {})",
-                        tried.join(", ")
-                    ));
-                }
-            };
-            if generation.provider.is_none() {
-                generation.provider = Some(opened.provider.clone());
-                generation.provider_model = Some(opened.provider_model.clone());
-            }
-            let mut events = opened.events;
-            let mut step_text = String::new();
-            let mut calls: BTreeMap<usize, ToolCall> = BTreeMap::new();
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(StreamEvent::TextDelta(delta)) => {
-                        generation.text_delta(run, &delta);
-                        step_text.push_str(&delta);
-                    }
-                    Ok(StreamEvent::ToolCallStart { index, id, name }) => {
-                        generation.close_text(run);
-                        let id = if id.is_empty() {
-                            format!("call-{}", Uuid::new_v4().simple())
-                        } else {
-                            id
-                        };
-                        run.emit(&UiMessageChunk::ToolInputStart {
-                            tool_call_id: id.clone(),
-                            tool_name: name.clone(),
-                            dynamic: Some(true),
-                        });
-                        calls.insert(
-                            index,
-                            ToolCall {
-                                id,
-                                name,
-                                arguments: String::new(),
-                            },
-                        );
-                    }
-                    Ok(StreamEvent::ToolCallDelta {
-                        index,
-                        arguments_delta,
-                    }) => {
-                        if let Some(call) = calls.get_mut(&index) {
-                            run.emit(&UiMessageChunk::ToolInputDelta {
-                                tool_call_id: call.id.clone(),
-                                input_text_delta: arguments_delta.clone(),
-                            });
-                            call.arguments.push_str(&arguments_delta);
-                        }
-                    }
-                    Ok(StreamEvent::Usage(usage)) => generation.add_usage(usage),
-                    Ok(StreamEvent::Finish(_)) => {}
-                    Err(error) => {
-                        tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
-                        generation.close_text(run);
-                        run.emit(&UiMessageChunk::FinishStep);
-                        return End::Failed(format!(
-                            "the model provider `{}` failed mid-reply; the reply is incomplete",
-                            error.provider
-                        ));
-                    }
-                }
-            }
-            generation.close_text(run);
-            if calls.is_empty() || !model.tools {
-                run.emit(&UiMessageChunk::FinishStep);
-                return End::Succeeded;
-            }
-            let calls: Vec<ToolCall> = calls.into_values().collect();
-            request.messages.push(ChatMessage::Assistant {
-                text: step_text,
-                tool_calls: calls.clone(),
-            });
-            for call in &calls {
-                let output = generation.run_tool(run, call);
-                request.messages.push(ChatMessage::ToolResult {
-                    call_id: call.id.clone(),
-                    output,
-                });
-            }
-            run.emit(&UiMessageChunk::FinishStep);
-            if step + 1 == self.settings.max_tool_steps {
-                tracing::info!(run_id = %run.id, "tool step limit reached; ending the run");
-            }
-        }
-        End::Succeeded
     }
 
     /// A reader of run `run_id` from event `after` on: the live log when the run is in memory,
@@ -707,93 +651,6 @@ impl End {
         match reason {
             StopReason::Caller => End::Cancelled,
             StopReason::Shutdown => End::Failed(SHUT_DOWN.to_owned()),
-        }
-    }
-}
-
-/// What a run produced so far.
-#[derive(Debug, Default)]
-struct Generation {
-    parts: Vec<Value>,
-    all_text: String,
-    open_text: Option<(String, String)>,
-    text_parts: usize,
-    usage: TokenUsage,
-    provider: Option<String>,
-    provider_model: Option<String>,
-}
-
-impl Generation {
-    fn text_delta(&mut self, run: &LiveRun, delta: &str) {
-        let (id, text) = self.open_text.get_or_insert_with(|| {
-            self.text_parts += 1;
-            let id = format!("text-{}", self.text_parts);
-            run.emit(&UiMessageChunk::TextStart { id: id.clone() });
-            (id, String::new())
-        });
-        run.emit(&UiMessageChunk::TextDelta {
-            id: id.clone(),
-            delta: delta.to_owned(),
-        });
-        text.push_str(delta);
-        self.all_text.push_str(delta);
-    }
-
-    fn close_text(&mut self, run: &LiveRun) {
-        if let Some((id, text)) = self.open_text.take() {
-            run.emit(&UiMessageChunk::TextEnd { id });
-            self.parts.push(json!({"type": "text", "text": text}));
-        }
-    }
-
-    fn add_usage(&mut self, usage: TokenUsage) {
-        self.usage.input_tokens += usage.input_tokens;
-        self.usage.output_tokens += usage.output_tokens;
-    }
-
-    /// Runs a tool call, emits its input and output chunks, records the part and returns the
-    /// output text for the model.
-    fn run_tool(&mut self, run: &LiveRun, call: &ToolCall) -> String {
-        let input: Result<Value, String> = if call.arguments.trim().is_empty() {
-            Ok(json!({}))
-        } else {
-            serde_json::from_str(&call.arguments)
-                .map_err(|error| format!("the tool input is not JSON: {error}"))
-        };
-        let input_value = input
-            .clone()
-            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-        run.emit(&UiMessageChunk::ToolInputAvailable {
-            tool_call_id: call.id.clone(),
-            tool_name: call.name.clone(),
-            input: input_value.clone(),
-            dynamic: Some(true),
-        });
-        match input.and_then(|input| tools::call(&call.name, &input)) {
-            Ok(output) => {
-                run.emit(&UiMessageChunk::ToolOutputAvailable {
-                    tool_call_id: call.id.clone(),
-                    output: output.clone(),
-                    dynamic: Some(true),
-                });
-                self.parts.push(json!({
-                    "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
-                    "state": "output-available", "input": input_value, "output": output,
-                }));
-                output.to_string()
-            }
-            Err(error_text) => {
-                run.emit(&UiMessageChunk::ToolOutputError {
-                    tool_call_id: call.id.clone(),
-                    error_text: error_text.clone(),
-                    dynamic: Some(true),
-                });
-                self.parts.push(json!({
-                    "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
-                    "state": "output-error", "input": input_value, "errorText": error_text,
-                }));
-                json!({"error": error_text}).to_string()
-            }
         }
     }
 }

@@ -137,7 +137,9 @@ impl From<ChatError> for Error {
             ChatError::ThreadNotFound | ChatError::RunNotFound => {
                 Error::NotFoundResource(error.to_string())
             }
-            ChatError::UnknownModel(_) => Error::BadRequest(error.to_string()),
+            ChatError::UnknownModel(_) | ChatError::UnknownAgent(_) => {
+                Error::BadRequest(error.to_string())
+            }
             ChatError::ThreadBusy(_) => Error::Conflict(error.to_string()),
             ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
             ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),

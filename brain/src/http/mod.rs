@@ -14,11 +14,13 @@
 //!    ([`edge_auth`]);
 //! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
 
+pub mod agents;
 pub mod datasets;
 pub mod diag;
 pub mod drain;
 pub mod edge_auth;
 pub mod error;
+pub mod escalations;
 pub mod extract;
 pub mod health;
 pub mod identity;
@@ -102,6 +104,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/threads", threads::router())
         .nest("/api/v1/runs", runs::router())
         .nest("/api/v1/usage", runs::usage_router())
+        .nest("/api/v1/agents", agents::router())
+        .nest("/api/v1/escalations", escalations::router())
         .route_layer(middleware::from_fn_with_state(
             metrics,
             metrics::record_latency,

@@ -20,6 +20,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use shared_types::agent::{
+    AgentList, ChartToolOutput, Escalation, EscalationList, KnowledgeSearchOutput,
+    ResolveEscalation, SqlToolOutput,
+};
 use shared_types::chat::{
     ChatReply, CreateThread, MessagePage, RenameThread, Run, SendMessage, Thread, ThreadPage,
     UiMessageChunk, UsageReport,
@@ -105,8 +109,14 @@ pub fn document() -> Value {
         query_sql, query_json,
         list_threads, create_thread, get_thread, rename_thread, delete_thread, list_messages,
         send_message, get_run, run_events, cancel_run, usage,
+        list_agents, list_escalations, resolve_escalation,
     ),
-    components(schemas(ErrorBody, shared_types::chat::RunMessageMetadata)),
+    // Tool outputs are not bodies of any path: they arrive inside `tool-output-available`
+    // chunks of the chat stream, so they are listed here for clients to decode them.
+    components(schemas(
+        ErrorBody, shared_types::chat::RunMessageMetadata, ChartToolOutput, SqlToolOutput,
+        KnowledgeSearchOutput, shared_types::agent::EscalationReceipt,
+    )),
     tags(
         (name = "health", description = "Liveness and readiness (not under /api: the brain's own probes)"),
         (name = "meta", description = "This document"),
@@ -115,6 +125,7 @@ pub fn document() -> Value {
         (name = "queries", description = "SQL and typed JSON queries over datasets"),
         (name = "threads", description = "Conversations and the chat stream"),
         (name = "runs", description = "Replies being generated, their events, and usage"),
+        (name = "agents", description = "Agents threads can use, and escalations to humans"),
     )
 )]
 struct ApiDoc;
@@ -377,6 +388,33 @@ fn cancel_run() {}
     summary = "The caller's runs, tokens, cost and budget",
     responses((status = 200, description = "Totals", body = UsageReport)))]
 fn usage() {}
+
+// ---- agents and escalations ----
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", operation_id = "listAgents",
+    summary = "The agents a thread can be created with (`CreateThread.agent`)",
+    responses((status = 200, description = "The agents and the default", body = AgentList)))]
+fn list_agents() {}
+
+#[utoipa::path(get, path = "/api/v1/escalations", tag = "agents", operation_id = "listEscalations",
+    summary = "Operators (scope `edgebrain:operator`): escalations, newest first, across owners",
+    params(
+        ("status" = Option<String>, Query, description = "`open` or `resolved`"),
+        ("limit" = Option<u32>, Query, description = "1..=500, default 50"),
+    ),
+    responses(
+        (status = 200, description = "The escalations", body = EscalationList),
+        (status = 403, description = "The caller is not an operator", body = ErrorBody)))]
+fn list_escalations() {}
+
+#[utoipa::path(post, path = "/api/v1/escalations/{id}/resolve", tag = "agents",
+    operation_id = "resolveEscalation", summary = "Operators: mark an escalation resolved",
+    params(("id" = String, Path, description = ID)), request_body = ResolveEscalation,
+    responses(
+        (status = 200, description = "The resolved escalation", body = Escalation),
+        (status = 403, description = "The caller is not an operator", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody)))]
+fn resolve_escalation() {}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]

@@ -83,12 +83,24 @@ async fn create_thread(
         Some(title) => checked_title(title)?,
         None => DEFAULT_TITLE.to_owned(),
     };
+    let agents = state.chat.agents();
+    let agent = agents
+        .get(body.agent.as_deref())
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "unknown agent `{}` (GET /api/v1/agents lists them)",
+                body.agent.as_deref().unwrap_or_default()
+            ))
+        })?
+        .name
+        .clone();
     let thread = state
         .store
         .create_thread(
             &Uuid::new_v4().to_string(),
             &identity.owner(),
             &title,
+            Some(&agent),
             now_ms(),
         )
         .await?;

@@ -138,6 +138,9 @@ pub(crate) fn request_body(request: &ChatRequest) -> Value {
                 json!({"name": tool.name, "description": tool.description, "input_schema": tool.parameters})
             })
             .collect();
+        if request.require_tool {
+            body["tool_choice"] = json!({"type": "any"});
+        }
     }
     body
 }
@@ -353,8 +356,10 @@ mod tests {
             }],
             max_output_tokens: 100,
             json_mode: true,
+            require_tool: true,
         };
         let body = request_body(&request);
+        assert_eq!(body["tool_choice"], json!({"type": "any"}));
         assert!(body["system"].as_str().unwrap().starts_with("be brief"));
         assert!(body["system"].as_str().unwrap().contains("JSON"));
         let messages = body["messages"].as_array().unwrap();

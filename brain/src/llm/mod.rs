@@ -146,6 +146,9 @@ pub struct ChatRequest {
     pub max_output_tokens: u32,
     /// Ask for a single JSON object (OpenAI `response_format`; Anthropic via instruction).
     pub json_mode: bool,
+    /// The model must call one of `tools` (OpenAI `tool_choice: "required"`, Anthropic
+    /// `tool_choice: {"type": "any"}`); ignored without tools.
+    pub require_tool: bool,
 }
 
 /// Token usage reported by the provider.

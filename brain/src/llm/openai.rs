@@ -109,6 +109,9 @@ pub(crate) fn request_body(request: &ChatRequest) -> Value {
                 }})
             })
             .collect();
+        if request.require_tool {
+            body["tool_choice"] = json!("required");
+        }
     }
     if request.json_mode {
         body["response_format"] = json!({"type": "json_object"});
@@ -319,8 +322,10 @@ mod tests {
             }],
             max_output_tokens: 7,
             json_mode: true,
+            require_tool: true,
         };
         let body = request_body(&request);
+        assert_eq!(body["tool_choice"], "required");
         assert_eq!(body["max_tokens"], 7);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["response_format"]["type"], "json_object");

@@ -305,6 +305,7 @@ mod tests {
             tools: vec![],
             max_output_tokens: 5,
             json_mode: false,
+            require_tool: false,
         }
     }
 

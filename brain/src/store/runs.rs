@@ -19,6 +19,8 @@ pub struct RunOutcome<'a> {
     /// The UI message stream as a JSON array.
     pub events_json: &'a str,
     pub finished_at_ms: i64,
+    /// Why a guardrail refused (or cut) the reply.
+    pub refusal: Option<&'a str>,
 }
 
 /// A run to record.
@@ -31,6 +33,8 @@ pub struct NewRun<'a> {
     pub instance_id: &'a str,
     /// `queued`, or `running` when it got a generation slot at once.
     pub state: RunState,
+    /// The agent answering.
+    pub agent: Option<&'a str>,
 }
 
 /// A run row with its owner and stored events.
@@ -42,7 +46,8 @@ pub struct StoredRun {
 }
 
 const RUN_COLUMNS: &str = "id, thread_id, state, model, provider, provider_model, error, \
-    input_tokens, output_tokens, cost_micro_usd, created_at_ms, finished_at_ms, owner, events";
+    input_tokens, output_tokens, cost_micro_usd, created_at_ms, finished_at_ms, owner, events, \
+    agent, refusal";
 
 fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
     let state: String = row.try_get(2)?;
@@ -65,6 +70,8 @@ fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
             },
             created_at_ms: row.try_get(10)?,
             finished_at_ms: row.try_get(11)?,
+            agent: row.try_get(14)?,
+            refusal: row.try_get(15)?,
         },
         owner: row.try_get(12)?,
         events_json: row.try_get(13)?,
@@ -87,8 +94,8 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO chat_runs (id, thread_id, owner, state, model, instance_id, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO chat_runs (id, thread_id, owner, state, model, instance_id, created_at_ms, \
+             agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(run.id.to_owned())
         .bind(user_message.thread_id.to_owned())
@@ -97,6 +104,7 @@ impl Store {
         .bind(run.model.to_owned())
         .bind(run.instance_id.to_owned())
         .bind(user_message.created_at_ms)
+        .bind(run.agent.map(str::to_owned))
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -133,7 +141,7 @@ impl Store {
         sqlx::query(
             "UPDATE chat_runs SET state = $1, provider = $2, provider_model = $3, error = $4, \
              input_tokens = $5, output_tokens = $6, cost_micro_usd = $7, events = $8, \
-             finished_at_ms = $9 WHERE id = $10",
+             finished_at_ms = $9, refusal = $10 WHERE id = $11",
         )
         .bind(outcome.state.as_str())
         .bind(outcome.provider.map(str::to_owned))
@@ -144,6 +152,7 @@ impl Store {
         .bind(as_i64(outcome.usage.cost_micro_usd))
         .bind(outcome.events_json.to_owned())
         .bind(outcome.finished_at_ms)
+        .bind(outcome.refusal.map(str::to_owned))
         .bind(id.to_owned())
         .execute(&mut *tx)
         .await

@@ -29,7 +29,8 @@ pub struct NewMessage<'a> {
 const THREAD_COLUMNS: &str = "t.id, t.title, t.created_at_ms, t.updated_at_ms, \
     CAST(COALESCE((SELECT SUM(r.input_tokens) FROM chat_runs r WHERE r.thread_id = t.id), 0) AS BIGINT), \
     CAST(COALESCE((SELECT SUM(r.output_tokens) FROM chat_runs r WHERE r.thread_id = t.id), 0) AS BIGINT), \
-    CAST(COALESCE((SELECT SUM(r.cost_micro_usd) FROM chat_runs r WHERE r.thread_id = t.id), 0) AS BIGINT)";
+    CAST(COALESCE((SELECT SUM(r.cost_micro_usd) FROM chat_runs r WHERE r.thread_id = t.id), 0) AS BIGINT), \
+    t.agent";
 
 fn thread_from_row(row: &AnyRow) -> Result<Thread, sqlx::Error> {
     let count = |index: usize| -> Result<u64, sqlx::Error> {
@@ -45,6 +46,7 @@ fn thread_from_row(row: &AnyRow) -> Result<Thread, sqlx::Error> {
             output_tokens: count(5)?,
             cost_micro_usd: count(6)?,
         },
+        agent: row.try_get(7)?,
     })
 }
 
@@ -67,16 +69,18 @@ impl Store {
         id: &str,
         owner: &str,
         title: &str,
+        agent: Option<&str>,
         now_ms: i64,
     ) -> Result<Thread, StoreError> {
         sqlx::query(
-            "INSERT INTO chat_threads (id, owner, title, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $4)",
+            "INSERT INTO chat_threads (id, owner, title, created_at_ms, updated_at_ms, agent) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
         )
         .bind(id.to_owned())
         .bind(owner.to_owned())
         .bind(title.to_owned())
         .bind(now_ms)
+        .bind(agent.map(str::to_owned))
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -86,6 +90,7 @@ impl Store {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             usage: Usage::default(),
+            agent: agent.map(str::to_owned),
         })
     }
 

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::{
     BACKENDS, Backend, Caller, EventReader, ReceivedEvent, TestApp, assert_error, spawn_app_with,
 };
-use crate::llm_server::{chat_llm, tool_llm};
+use crate::llm_server::chat_llm;
 
 /// Small replies keep the suite fast on two cores.
 const REPLY_TOKENS: u32 = 16;
@@ -30,7 +30,7 @@ async fn chat_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, use_chat_llm).await
 }
 
-async fn create_thread(app: &TestApp, caller: &Caller, title: &str) -> Thread {
+pub(crate) async fn create_thread(app: &TestApp, caller: &Caller, title: &str) -> Thread {
     let response = app
         .send_as(
             caller,
@@ -43,7 +43,12 @@ async fn create_thread(app: &TestApp, caller: &Caller, title: &str) -> Thread {
     response.json().await.unwrap()
 }
 
-async fn send(app: &TestApp, caller: &Caller, thread: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn send(
+    app: &TestApp,
+    caller: &Caller,
+    thread: &str,
+    body: Value,
+) -> reqwest::Response {
     app.send_as(
         caller,
         app.client
@@ -54,7 +59,7 @@ async fn send(app: &TestApp, caller: &Caller, thread: &str, body: Value) -> reqw
 }
 
 /// Parsed stream: `(event id, chunk)` per event; the `[DONE]` event is `(None, "[DONE]")`.
-fn chunks(events: &[ReceivedEvent]) -> Vec<(Option<u64>, Value)> {
+pub(crate) fn chunks(events: &[ReceivedEvent]) -> Vec<(Option<u64>, Value)> {
     events
         .iter()
         .filter(|event| !event.data.is_empty())
@@ -70,7 +75,7 @@ fn chunks(events: &[ReceivedEvent]) -> Vec<(Option<u64>, Value)> {
         .collect()
 }
 
-fn types(chunks: &[(Option<u64>, Value)]) -> Vec<String> {
+pub(crate) fn types(chunks: &[(Option<u64>, Value)]) -> Vec<String> {
     chunks
         .iter()
         .map(|(_, chunk)| {
@@ -83,7 +88,7 @@ fn types(chunks: &[(Option<u64>, Value)]) -> Vec<String> {
         .collect()
 }
 
-fn text_of(chunks: &[(Option<u64>, Value)]) -> String {
+pub(crate) fn text_of(chunks: &[(Option<u64>, Value)]) -> String {
     chunks
         .iter()
         .filter(|(_, chunk)| chunk["type"] == "text-delta")
@@ -91,14 +96,14 @@ fn text_of(chunks: &[(Option<u64>, Value)]) -> String {
         .collect()
 }
 
-fn run_id_of(response: &reqwest::Response) -> String {
+pub(crate) fn run_id_of(response: &reqwest::Response) -> String {
     response.headers()[RUN_ID_HEADER]
         .to_str()
         .unwrap()
         .to_owned()
 }
 
-async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
+pub(crate) async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
     let response = app
         .send_as(
             caller,
@@ -109,7 +114,7 @@ async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
     response.json().await.unwrap()
 }
 
-async fn messages(app: &TestApp, caller: &Caller, thread: &str) -> MessagePage {
+pub(crate) async fn messages(app: &TestApp, caller: &Caller, thread: &str) -> MessagePage {
     let response = app
         .send_as(
             caller,
@@ -121,7 +126,7 @@ async fn messages(app: &TestApp, caller: &Caller, thread: &str) -> MessagePage {
     response.json().await.unwrap()
 }
 
-fn assert_well_formed_success(chunks: &[(Option<u64>, Value)]) {
+pub(crate) fn assert_well_formed_success(chunks: &[(Option<u64>, Value)]) {
     let types = types(chunks);
     assert_eq!(
         types.first().map(String::as_str),
@@ -534,14 +539,16 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
         let run_id = run_id_of(&response);
         let received = chunks(&EventReader::new(response).collect().await);
 
-        let types = types(&received);
+        // The agent's output filter holds back a short window of text (so a blocked phrase
+        // never leaks), so the two deltas may arrive as one: compare with repeats collapsed.
+        let mut types = types(&received);
+        types.dedup();
         assert_eq!(
             types,
             [
                 "start",
                 "start-step",
                 "text-start",
-                "text-delta",
                 "text-delta",
                 "text-end",
                 "finish-step",
@@ -552,7 +559,13 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
             "{backend}"
         );
         assert_eq!(text_of(&received), "Hello wor");
-        let error = received[7].1["errorText"].as_str().unwrap();
+        let error = received
+            .iter()
+            .find(|(_, chunk)| chunk["type"] == "error")
+            .unwrap()
+            .1["errorText"]
+            .as_str()
+            .unwrap();
         assert!(error.contains("breaker"), "{error}");
         let run = get_run(&app, &alice, &run_id).await;
         assert_eq!(run.state, RunState::Failed);
@@ -563,64 +576,6 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
         app.stop().await;
         let _ = std::fs::remove_dir_all(config_dir);
     }
-}
-
-#[tokio::test]
-async fn tool_calls_stream_as_tool_input_and_output_parts() {
-    let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.local_llm_url = tool_llm().base_url.clone();
-        config.local_llm_tools = true;
-        config.local_llm_max_output_tokens = 40;
-        config.max_tool_steps = 2;
-    })
-    .await;
-    let alice = Caller::user("alice");
-    let thread = create_thread(&app, &alice, "tools").await;
-
-    let response = send(
-        &app,
-        &alice,
-        &thread.id,
-        json!({"content": "Use the add tool to add 2 and 3."}),
-    )
-    .await;
-    let received = chunks(&EventReader::new(response).collect().await);
-
-    let types = types(&received);
-    let position = |name: &str| {
-        types
-            .iter()
-            .position(|t| t == name)
-            .unwrap_or_else(|| panic!("no {name}: {types:?}"))
-    };
-    assert!(
-        position("tool-input-start") < position("tool-input-available"),
-        "{types:?}"
-    );
-    assert!(
-        position("tool-input-available") < position("tool-output-available"),
-        "{types:?}"
-    );
-    let input = &received[position("tool-input-available")].1;
-    assert_eq!(input["toolName"], "add");
-    assert!(input["input"].is_object(), "{input}");
-    let output = &received[position("tool-output-available")].1;
-    assert_eq!(output["toolCallId"], input["toolCallId"]);
-    assert!(output["output"]["sum"].is_number(), "{output}");
-    assert_eq!(
-        types.iter().filter(|t| *t == "start-step").count(),
-        2,
-        "a second step answers: {types:?}"
-    );
-    assert_eq!(&types[types.len() - 2..], ["finish", STREAM_DONE]);
-    let page = messages(&app, &alice, &thread.id).await;
-    let tool_part = page.messages[1]
-        .parts
-        .iter()
-        .find(|part| part["type"] == "dynamic-tool")
-        .unwrap();
-    assert_eq!(tool_part["state"], "output-available");
-    app.stop().await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent;
 mod chat;
 mod chat_crash;
 mod datasets;

@@ -7,4 +7,9 @@ export type CreateThread = {
 /**
  * Defaults to "New conversation".
  */
-title?: string | null, };
+title?: string | null, 
+/**
+ * The agent that answers in this thread (a name from `GET /api/v1/agents`); default: the
+ * configured default agent.
+ */
+agent?: string | null, };

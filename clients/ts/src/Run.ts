@@ -13,4 +13,13 @@ model: string, provider: string | null, provider_model: string | null,
 /**
  * Why the run failed (a public message, never provider secrets).
  */
-error: string | null, usage: Usage, created_at_ms: number, finished_at_ms: number | null, };
+error: string | null, usage: Usage, created_at_ms: number, finished_at_ms: number | null, 
+/**
+ * The agent that answered (`None` for runs from before agents existed).
+ */
+agent?: string | null, 
+/**
+ * Why a guardrail refused the turn or cut the reply (the run still `succeeded`: a refusal
+ * is an answer, not a failure).
+ */
+refusal?: string | null, };

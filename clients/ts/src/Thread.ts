@@ -8,4 +8,9 @@ export type Thread = { id: string, title: string, created_at_ms: number, updated
 /**
  * Tokens spent on this thread's runs so far.
  */
-usage: Usage, };
+usage: Usage, 
+/**
+ * The agent answering in this thread (`GET /api/v1/agents`); `None` for threads stored
+ * before agents existed, which use the default agent.
+ */
+agent?: string | null, };

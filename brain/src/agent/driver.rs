@@ -1,0 +1,517 @@
+//! The thin I/O driver of the agent loop: it asks the [`Machine`] what to do, does it (input
+//! guardrails, retrieval, a streaming model call, tool calls), and reports back. Everything a
+//! step produces is appended to the run's event log as UI message stream chunks and recorded
+//! in the [`Transcript`] (the stored assistant message's parts).
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use shared_types::agent::ToolChoiceSetting;
+use shared_types::chat::UiMessageChunk;
+use uuid::Uuid;
+
+use super::config::Agent;
+use super::guardrails::{Filtered, OutputFilter};
+use super::knowledge::KnowledgeHit;
+use super::machine::{Action, Event, Finish, LoopRules, Machine};
+use super::tools::{ToolContext, ToolError, ToolServices};
+use crate::chat::runs::LiveRun;
+use crate::llm::router::{LlmRouter, ModelSpec};
+use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
+
+/// What one turn needs besides the request.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    pub run: &'a LiveRun,
+    pub agent: &'a Agent,
+    pub model: &'a ModelSpec,
+    pub router: &'a LlmRouter,
+    pub services: &'a ToolServices,
+    /// The user's message (already redacted), for the input guardrails and retrieval.
+    pub user_text: &'a str,
+}
+
+/// What a run produced so far: the assistant message's parts, its plain text, usage, and the
+/// provider that answered. Partial results of cancelled or timed-out runs stay here.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    pub parts: Vec<Value>,
+    pub all_text: String,
+    open_text: Option<(String, String)>,
+    text_parts: usize,
+    pub usage: TokenUsage,
+    pub provider: Option<String>,
+    pub provider_model: Option<String>,
+    /// Why a guardrail refused, if one did.
+    pub refusal: Option<String>,
+    /// Model calls made.
+    pub steps: u32,
+}
+
+impl Transcript {
+    pub fn text_delta(&mut self, run: &LiveRun, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        let (id, text) = self.open_text.get_or_insert_with(|| {
+            self.text_parts += 1;
+            let id = format!("text-{}", self.text_parts);
+            run.emit(&UiMessageChunk::TextStart { id: id.clone() });
+            (id, String::new())
+        });
+        run.emit(&UiMessageChunk::TextDelta {
+            id: id.clone(),
+            delta: delta.to_owned(),
+        });
+        text.push_str(delta);
+        self.all_text.push_str(delta);
+    }
+
+    pub fn close_text(&mut self, run: &LiveRun) {
+        if let Some((id, text)) = self.open_text.take() {
+            run.emit(&UiMessageChunk::TextEnd { id });
+            self.parts.push(json!({"type": "text", "text": text}));
+        }
+    }
+
+    /// A whole text part (notes, refusals).
+    fn text_part(&mut self, run: &LiveRun, text: &str) {
+        self.close_text(run);
+        self.text_delta(run, text);
+        self.close_text(run);
+    }
+
+    fn add_usage(&mut self, usage: TokenUsage) {
+        self.usage.input_tokens += usage.input_tokens;
+        self.usage.output_tokens += usage.output_tokens;
+    }
+
+    fn cite(&mut self, run: &LiveRun, hits: &[KnowledgeHit]) {
+        for hit in hits {
+            let source_id = format!("{}:{}", hit.document_id, hit.chunk_index);
+            let metadata = json!({"edgebrain": {
+                "documentId": hit.document_id, "chunkIndex": hit.chunk_index,
+                "start": hit.start, "end": hit.end,
+            }});
+            run.emit(&UiMessageChunk::SourceDocument {
+                source_id: source_id.clone(),
+                media_type: "text/plain".to_owned(),
+                title: hit.document_name.clone(),
+                filename: None,
+                provider_metadata: Some(metadata.clone()),
+            });
+            self.parts.push(json!({
+                "type": "source-document", "sourceId": source_id, "mediaType": "text/plain",
+                "title": hit.document_name, "providerMetadata": metadata,
+            }));
+        }
+    }
+}
+
+/// What the model call of one step left for the tool step.
+#[derive(Debug, Default)]
+struct StepState {
+    /// The model's raw text of this step (for the assistant message in the next request).
+    text: String,
+    /// Tool calls whose input streamed but that have not run.
+    started: Vec<ToolCall>,
+    /// A `start-step` was emitted and its `finish-step` not yet.
+    open: bool,
+}
+
+/// Runs one turn of `turn.agent` to its end. `request` holds the context (system prompt,
+/// history, the user's message); tools and tool choice are set per step.
+pub async fn run_turn(
+    turn: &Turn<'_>,
+    mut request: ChatRequest,
+    transcript: &mut Transcript,
+) -> Finish {
+    let agent = turn.agent;
+    let tools_usable = turn.model.tools && !agent.tools.is_empty();
+    let specs = if tools_usable {
+        agent.tools.specs()
+    } else {
+        Vec::new()
+    };
+    let mut machine = Machine::new(LoopRules {
+        max_steps: agent.max_steps,
+        tools: tools_usable,
+        prefetch: agent.prefetch && turn.services.knowledge.is_some(),
+        require_tool_first: agent.tool_choice == ToolChoiceSetting::RequiredFirst,
+    });
+    let mut filter = OutputFilter::new(&agent.guardrails);
+    let mut step = StepState::default();
+    let mut action = machine.start();
+    loop {
+        action = match action {
+            Action::CheckInput => {
+                let refused = agent.guardrails.check_input(turn.user_text).await.err();
+                machine.advance(Event::ThreadLoaded { refused })
+            }
+            Action::Retrieve => {
+                prefetch(turn, &mut request, transcript).await;
+                machine.advance(Event::Retrieved)
+            }
+            Action::CallModel {
+                step: number,
+                offer_tools,
+                require_tool,
+            } => {
+                request.tools = if offer_tools {
+                    specs.clone()
+                } else {
+                    Vec::new()
+                };
+                request.require_tool = require_tool;
+                step = StepState {
+                    open: true,
+                    ..StepState::default()
+                };
+                turn.run.emit(&UiMessageChunk::StartStep);
+                transcript.steps = number;
+                let event = call_model(turn, &request, transcript, &mut filter, &mut step).await;
+                machine.advance(event)
+            }
+            Action::ExecuteTools { calls, .. } => {
+                request.messages.push(ChatMessage::Assistant {
+                    text: std::mem::take(&mut step.text),
+                    tool_calls: calls.clone(),
+                });
+                step.started.clear();
+                for call in &calls {
+                    let output = execute_tool(turn, call, transcript).await;
+                    request.messages.push(ChatMessage::ToolResult {
+                        call_id: call.id.clone(),
+                        output,
+                    });
+                }
+                turn.run.emit(&UiMessageChunk::FinishStep);
+                step.open = false;
+                machine.advance(Event::ToolsDone)
+            }
+            Action::Finish(finish) => {
+                conclude(turn, &finish, transcript, &mut step);
+                return finish;
+            }
+        };
+    }
+}
+
+/// Emits what the end of a turn needs: refusal text, notes for unexecuted tool calls, the
+/// last `finish-step`.
+fn conclude(turn: &Turn<'_>, finish: &Finish, transcript: &mut Transcript, step: &mut StepState) {
+    let run = turn.run;
+    transcript.close_text(run);
+    let abandoned = match finish {
+        Finish::Answered | Finish::Failed { .. } => None,
+        Finish::StepCapReached { steps } => Some(format!(
+            "not run: the step limit of {steps} model calls was reached"
+        )),
+        Finish::Refused { .. } => Some("not run: the reply was blocked".to_owned()),
+    };
+    if let Some(why) = abandoned {
+        for call in std::mem::take(&mut step.started) {
+            let input = parse_input(&call.arguments).unwrap_or(Value::String(call.arguments));
+            run.emit(&UiMessageChunk::ToolInputAvailable {
+                tool_call_id: call.id.clone(),
+                tool_name: call.name.clone(),
+                input: input.clone(),
+                dynamic: Some(true),
+            });
+            run.emit(&UiMessageChunk::ToolOutputError {
+                tool_call_id: call.id.clone(),
+                error_text: why.clone(),
+                dynamic: Some(true),
+            });
+            transcript.parts.push(json!({
+                "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
+                "state": "output-error", "input": input, "errorText": why,
+            }));
+        }
+    }
+    match finish {
+        Finish::Refused { reason } => {
+            tracing::warn!(run_id = %run.id, agent = %turn.agent.name, reason = %reason,
+                "guardrail refused the turn");
+            if !step.open {
+                run.emit(&UiMessageChunk::StartStep);
+                step.open = true;
+            }
+            transcript.text_part(run, &turn.agent.guardrails.refusal_message);
+            transcript.refusal = Some(reason.clone());
+        }
+        Finish::StepCapReached { steps } => {
+            tracing::info!(run_id = %run.id, steps, "step limit reached; ending the turn");
+            transcript.text_part(
+                run,
+                &format!("(I stopped after {steps} steps, the most this assistant may take for one question.)"),
+            );
+        }
+        Finish::Answered | Finish::Failed { .. } => {}
+    }
+    if step.open {
+        run.emit(&UiMessageChunk::FinishStep);
+        step.open = false;
+    }
+}
+
+/// One streaming model call: text through the output filter, tool calls collected.
+async fn call_model(
+    turn: &Turn<'_>,
+    request: &ChatRequest,
+    transcript: &mut Transcript,
+    filter: &mut OutputFilter<'_>,
+    step: &mut StepState,
+) -> Event {
+    let run = turn.run;
+    let opened = match turn.router.open(turn.model, request.clone()).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            // Details (URLs, provider bodies) go to the log; clients learn which providers
+            // were tried.
+            tracing::error!(run_id = %run.id, error = %error, "no provider could answer");
+            let tried: Vec<&str> = turn
+                .model
+                .route
+                .iter()
+                .map(|target| target.provider.as_str())
+                .collect();
+            return Event::ModelFailed {
+                message: format!(
+                    "the model is unavailable: no provider could answer (tried {})",
+                    tried.join(", ")
+                ),
+            };
+        }
+    };
+    if transcript.provider.is_none() {
+        transcript.provider = Some(opened.provider.clone());
+        transcript.provider_model = Some(opened.provider_model.clone());
+    }
+    let mut events = opened.events;
+    let mut calls: BTreeMap<usize, ToolCall> = BTreeMap::new();
+    let mut refused = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(StreamEvent::TextDelta(delta)) => {
+                step.text.push_str(&delta);
+                match filter.push(&delta) {
+                    Filtered::Emit(text) => transcript.text_delta(run, &text),
+                    Filtered::Blocked { emit, reason } => {
+                        transcript.text_delta(run, &emit);
+                        refused = Some(reason);
+                        break;
+                    }
+                }
+            }
+            Ok(StreamEvent::ToolCallStart { index, id, name }) => {
+                // Text before a tool call is complete: release it.
+                if let Some(reason) = release(turn, transcript, filter).await {
+                    refused = Some(reason);
+                    break;
+                }
+                transcript.close_text(run);
+                let id = if id.is_empty() {
+                    format!("call-{}", Uuid::new_v4().simple())
+                } else {
+                    id
+                };
+                run.emit(&UiMessageChunk::ToolInputStart {
+                    tool_call_id: id.clone(),
+                    tool_name: name.clone(),
+                    dynamic: Some(true),
+                });
+                calls.insert(
+                    index,
+                    ToolCall {
+                        id,
+                        name,
+                        arguments: String::new(),
+                    },
+                );
+            }
+            Ok(StreamEvent::ToolCallDelta {
+                index,
+                arguments_delta,
+            }) => {
+                if let Some(call) = calls.get_mut(&index) {
+                    run.emit(&UiMessageChunk::ToolInputDelta {
+                        tool_call_id: call.id.clone(),
+                        input_text_delta: arguments_delta.clone(),
+                    });
+                    call.arguments.push_str(&arguments_delta);
+                }
+            }
+            Ok(StreamEvent::Usage(usage)) => transcript.add_usage(usage),
+            Ok(StreamEvent::Finish(_)) => {}
+            Err(error) => {
+                tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
+                // What was held back passed no check yet: release it only if it passes.
+                if release(turn, transcript, filter).await.is_none() {
+                    transcript.close_text(run);
+                }
+                step.started = calls.into_values().collect();
+                return Event::ModelFailed {
+                    message: format!(
+                        "the model provider `{}` failed mid-reply; the reply is incomplete",
+                        error.provider
+                    ),
+                };
+            }
+        }
+    }
+    if refused.is_none() {
+        refused = release(turn, transcript, filter).await;
+    }
+    transcript.close_text(run);
+    let tool_calls: Vec<ToolCall> = calls.into_values().collect();
+    step.started.clone_from(&tool_calls);
+    Event::ModelDone {
+        tool_calls,
+        refused,
+    }
+}
+
+/// Releases the text the filter holds (after moderation, if configured); `Some(reason)` when
+/// it is blocked.
+async fn release(
+    turn: &Turn<'_>,
+    transcript: &mut Transcript,
+    filter: &mut OutputFilter<'_>,
+) -> Option<String> {
+    if filter.is_blocked() {
+        return None;
+    }
+    let guardrails = &turn.agent.guardrails;
+    if guardrails.has_moderation() && !filter.pending().trim().is_empty() {
+        let pending = filter.pending().to_owned();
+        if let Err(reason) = guardrails.moderate("output", &pending).await {
+            // Nothing of it was emitted.
+            filter.discard();
+            return Some(reason);
+        }
+    }
+    match filter.finish() {
+        Filtered::Emit(text) => {
+            transcript.text_delta(turn.run, &text);
+            None
+        }
+        Filtered::Blocked { emit, reason } => {
+            transcript.text_delta(turn.run, &emit);
+            Some(reason)
+        }
+    }
+}
+
+fn parse_input(arguments: &str) -> Result<Value, String> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(arguments).map_err(|error| format!("the tool input is not JSON: {error}"))
+}
+
+/// Runs one tool call: emits its input and output (or error) chunks and any citations,
+/// records the part, and returns the text the model gets back.
+async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcript) -> String {
+    let run = turn.run;
+    let input = parse_input(&call.arguments);
+    let input_value = input
+        .clone()
+        .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+    run.emit(&UiMessageChunk::ToolInputAvailable {
+        tool_call_id: call.id.clone(),
+        tool_name: call.name.clone(),
+        input: input_value.clone(),
+        dynamic: Some(true),
+    });
+    let context = ToolContext {
+        owner: &run.owner,
+        thread_id: &run.thread_id,
+        run_id: &run.id,
+        agent: &turn.agent.name,
+        services: turn.services,
+        limits: turn.agent.tool_limits,
+        citations: std::sync::Mutex::default(),
+    };
+    let result = match input {
+        Ok(input) => turn.agent.tools.call(&call.name, &context, input).await,
+        Err(message) => Err(ToolError::InvalidInput {
+            tool: call.name.clone(),
+            message,
+        }),
+    };
+    let citations = context.take_citations();
+    match result {
+        Ok(output) => {
+            run.emit(&UiMessageChunk::ToolOutputAvailable {
+                tool_call_id: call.id.clone(),
+                output: output.clone(),
+                dynamic: Some(true),
+            });
+            transcript.parts.push(json!({
+                "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
+                "state": "output-available", "input": input_value, "output": output,
+            }));
+            transcript.cite(run, &citations);
+            output.to_string()
+        }
+        Err(error) => {
+            let error_text = error.to_string();
+            tracing::info!(run_id = %run.id, tool = %call.name, error = %error_text, "tool call failed");
+            run.emit(&UiMessageChunk::ToolOutputError {
+                tool_call_id: call.id.clone(),
+                error_text: error_text.clone(),
+                dynamic: Some(true),
+            });
+            transcript.parts.push(json!({
+                "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
+                "state": "output-error", "input": input_value, "errorText": error_text,
+            }));
+            json!({"error": error_text}).to_string()
+        }
+    }
+}
+
+/// Retrieval before the first model call: the hits go into the prompt (after the system
+/// prompt) and are cited in the stream. Failures are logged; the turn goes on without.
+async fn prefetch(turn: &Turn<'_>, request: &mut ChatRequest, transcript: &mut Transcript) {
+    let Some(knowledge) = &turn.services.knowledge else {
+        return;
+    };
+    let limits = turn.agent.tool_limits;
+    let k = limits.retrieval_k.max(1) as usize;
+    let hits = match knowledge.search(&turn.run.owner, turn.user_text, k).await {
+        Ok(hits) => hits,
+        Err(error) => {
+            tracing::warn!(run_id = %turn.run.id, %error, "knowledge prefetch failed");
+            return;
+        }
+    };
+    let hits: Vec<KnowledgeHit> = hits
+        .into_iter()
+        .filter(|hit| hit.score >= limits.retrieval_min_score)
+        .take(k)
+        .collect();
+    if hits.is_empty() {
+        return;
+    }
+    let mut passages = String::from("Passages from the user's documents (cite them):");
+    for (index, hit) in hits.iter().enumerate() {
+        passages.push_str(&format!(
+            "\n[{}] {} (chunk {}): {}",
+            index + 1,
+            hit.document_name,
+            hit.chunk_index,
+            hit.text
+        ));
+    }
+    let position = usize::from(matches!(
+        request.messages.first(),
+        Some(ChatMessage::System(_))
+    ));
+    request
+        .messages
+        .insert(position, ChatMessage::System(passages));
+    transcript.cite(turn.run, &hits);
+}

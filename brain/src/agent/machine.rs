@@ -1,0 +1,384 @@
+//! The agent loop as an explicit state machine, free of I/O:
+//!
+//! ```text
+//! LoadThread ─▶ Retrieve ─▶ CallModel(1) ─▶ ExecuteTools(1) ─▶ CallModel(2) ─▶ … ─▶ Finished
+//!      │                          │                                   │
+//!      └─ input refused ─▶ Finished(Refused)   no tool calls ─▶ Finished(Answered)
+//! ```
+//!
+//! [`Machine::advance`] takes what the last action produced ([`Event`]) and returns the next
+//! [`Action`] for the driver (`driver.rs`) to carry out. Every rule (step cap, when tools are
+//! offered, when to stop) lives here and is unit-tested without a model, a database or a clock.
+
+use crate::llm::ToolCall;
+
+/// Where the loop is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Check the user's message against the input guardrails (the thread's history was
+    /// loaded when the turn was accepted).
+    LoadThread,
+    /// Search the knowledge base for context (agents with `retrieval.prefetch`).
+    Retrieve,
+    /// Model call number `step` (1-based) is streaming.
+    CallModel {
+        step: u32,
+    },
+    /// The tool calls of model call `step` are running.
+    ExecuteTools {
+        step: u32,
+    },
+    Finished(Finish),
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// The model answered without (further) tool calls.
+    Answered,
+    /// The model still wanted tools after the last allowed call.
+    StepCapReached { steps: u32 },
+    /// A guardrail blocked the input or the output.
+    Refused { reason: String },
+    /// The model provider failed.
+    Failed { message: String },
+}
+
+/// What the driver reports back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Input guardrails passed (`None`) or refused (`Some(reason)`).
+    ThreadLoaded {
+        refused: Option<String>,
+    },
+    Retrieved,
+    /// A model call ended: the tool calls it made, or a guardrail refusal of its output.
+    ModelDone {
+        tool_calls: Vec<ToolCall>,
+        refused: Option<String>,
+    },
+    ModelFailed {
+        message: String,
+    },
+    ToolsDone,
+}
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CheckInput,
+    Retrieve,
+    /// Call the model; `offer_tools` is false on the last allowed call, so the model answers.
+    CallModel {
+        step: u32,
+        offer_tools: bool,
+        require_tool: bool,
+    },
+    ExecuteTools {
+        step: u32,
+        calls: Vec<ToolCall>,
+    },
+    Finish(Finish),
+}
+
+/// The rules of one agent's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopRules {
+    /// Model calls per turn (≥ 1).
+    pub max_steps: u32,
+    /// The agent has tools and the model may use them.
+    pub tools: bool,
+    /// Search the knowledge base before the first model call.
+    pub prefetch: bool,
+    /// The first model call must call a tool.
+    pub require_tool_first: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    state: State,
+    rules: LoopRules,
+}
+
+impl Machine {
+    pub fn new(rules: LoopRules) -> Self {
+        Self {
+            state: State::LoadThread,
+            rules: LoopRules {
+                max_steps: rules.max_steps.max(1),
+                ..rules
+            },
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The first action of a turn.
+    pub fn start(&self) -> Action {
+        Action::CheckInput
+    }
+
+    fn call_model(&mut self, step: u32) -> Action {
+        self.state = State::CallModel { step };
+        let offer_tools = self.rules.tools && step < self.rules.max_steps;
+        Action::CallModel {
+            step,
+            offer_tools,
+            require_tool: offer_tools && step == 1 && self.rules.require_tool_first,
+        }
+    }
+
+    fn finish(&mut self, finish: Finish) -> Action {
+        self.state = State::Finished(finish.clone());
+        Action::Finish(finish)
+    }
+
+    /// The transition function: the current state and what just happened decide the next
+    /// state and action. An event that does not fit the state is a driver bug; the turn then
+    /// fails rather than loops.
+    pub fn advance(&mut self, event: Event) -> Action {
+        let state = std::mem::replace(&mut self.state, State::LoadThread);
+        match (state, event) {
+            (
+                State::LoadThread,
+                Event::ThreadLoaded {
+                    refused: Some(reason),
+                },
+            ) => self.finish(Finish::Refused { reason }),
+            (State::LoadThread, Event::ThreadLoaded { refused: None }) => {
+                if self.rules.prefetch {
+                    self.state = State::Retrieve;
+                    Action::Retrieve
+                } else {
+                    self.call_model(1)
+                }
+            }
+            (State::Retrieve, Event::Retrieved) => self.call_model(1),
+            (State::CallModel { .. }, Event::ModelFailed { message }) => {
+                self.finish(Finish::Failed { message })
+            }
+            (
+                State::CallModel { .. },
+                Event::ModelDone {
+                    refused: Some(reason),
+                    ..
+                },
+            ) => self.finish(Finish::Refused { reason }),
+            (
+                State::CallModel { step },
+                Event::ModelDone {
+                    tool_calls,
+                    refused: None,
+                },
+            ) => {
+                if tool_calls.is_empty() || !self.rules.tools {
+                    self.finish(Finish::Answered)
+                } else if step >= self.rules.max_steps {
+                    self.finish(Finish::StepCapReached { steps: step })
+                } else {
+                    self.state = State::ExecuteTools { step };
+                    Action::ExecuteTools {
+                        step,
+                        calls: tool_calls,
+                    }
+                }
+            }
+            (State::ExecuteTools { step }, Event::ToolsDone) => self.call_model(step + 1),
+            (State::Finished(finish), _) => self.finish(finish),
+            (state, event) => self.finish(Finish::Failed {
+                message: format!("agent loop: unexpected {event:?} in state {state:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(max_steps: u32) -> LoopRules {
+        LoopRules {
+            max_steps,
+            tools: true,
+            prefetch: false,
+            require_tool_first: false,
+        }
+    }
+
+    fn call(name: &str) -> ToolCall {
+        ToolCall {
+            id: format!("c-{name}"),
+            name: name.into(),
+            arguments: "{}".into(),
+        }
+    }
+
+    fn model_done(calls: Vec<ToolCall>) -> Event {
+        Event::ModelDone {
+            tool_calls: calls,
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn a_multi_step_turn_alternates_model_and_tools_until_an_answer() {
+        let mut machine = Machine::new(rules(4));
+        assert_eq!(machine.start(), Action::CheckInput);
+        assert_eq!(
+            machine.advance(Event::ThreadLoaded { refused: None }),
+            Action::CallModel {
+                step: 1,
+                offer_tools: true,
+                require_tool: false
+            }
+        );
+        assert_eq!(
+            machine.advance(model_done(vec![call("sql")])),
+            Action::ExecuteTools {
+                step: 1,
+                calls: vec![call("sql")]
+            }
+        );
+        assert_eq!(machine.state(), &State::ExecuteTools { step: 1 });
+        assert!(matches!(
+            machine.advance(Event::ToolsDone),
+            Action::CallModel { step: 2, .. }
+        ));
+        assert_eq!(
+            machine.advance(model_done(vec![])),
+            Action::Finish(Finish::Answered)
+        );
+        assert_eq!(machine.state(), &State::Finished(Finish::Answered));
+    }
+
+    #[test]
+    fn the_last_allowed_call_offers_no_tools_and_ignores_tool_calls() {
+        let mut machine = Machine::new(rules(2));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        machine.advance(model_done(vec![call("sql")]));
+        assert_eq!(
+            machine.advance(Event::ToolsDone),
+            Action::CallModel {
+                step: 2,
+                offer_tools: false,
+                require_tool: false
+            }
+        );
+        assert_eq!(
+            machine.advance(model_done(vec![call("sql")])),
+            Action::Finish(Finish::StepCapReached { steps: 2 })
+        );
+    }
+
+    #[test]
+    fn a_cap_of_one_never_runs_tools() {
+        let mut machine = Machine::new(rules(0));
+        assert_eq!(
+            machine.advance(Event::ThreadLoaded { refused: None }),
+            Action::CallModel {
+                step: 1,
+                offer_tools: false,
+                require_tool: false
+            }
+        );
+        assert_eq!(
+            machine.advance(model_done(vec![call("x")])),
+            Action::Finish(Finish::StepCapReached { steps: 1 })
+        );
+    }
+
+    #[test]
+    fn refusals_and_failures_end_the_turn() {
+        let mut machine = Machine::new(rules(3));
+        assert_eq!(
+            machine.advance(Event::ThreadLoaded {
+                refused: Some("blocked phrase".into())
+            }),
+            Action::Finish(Finish::Refused {
+                reason: "blocked phrase".into()
+            })
+        );
+        let mut machine = Machine::new(rules(3));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        assert_eq!(
+            machine.advance(Event::ModelDone {
+                tool_calls: vec![call("sql")],
+                refused: Some("pii".into())
+            }),
+            Action::Finish(Finish::Refused {
+                reason: "pii".into()
+            })
+        );
+        let mut machine = Machine::new(rules(3));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        assert_eq!(
+            machine.advance(Event::ModelFailed {
+                message: "down".into()
+            }),
+            Action::Finish(Finish::Failed {
+                message: "down".into()
+            })
+        );
+    }
+
+    #[test]
+    fn prefetch_retrieves_before_the_first_call_and_required_tools_apply_once() {
+        let mut machine = Machine::new(LoopRules {
+            prefetch: true,
+            require_tool_first: true,
+            ..rules(3)
+        });
+        assert_eq!(
+            machine.advance(Event::ThreadLoaded { refused: None }),
+            Action::Retrieve
+        );
+        assert_eq!(
+            machine.advance(Event::Retrieved),
+            Action::CallModel {
+                step: 1,
+                offer_tools: true,
+                require_tool: true
+            }
+        );
+        machine.advance(model_done(vec![call("sql")]));
+        assert_eq!(
+            machine.advance(Event::ToolsDone),
+            Action::CallModel {
+                step: 2,
+                offer_tools: true,
+                require_tool: false
+            }
+        );
+    }
+
+    #[test]
+    fn without_tools_tool_calls_are_ignored_and_bad_events_fail() {
+        let mut machine = Machine::new(LoopRules {
+            tools: false,
+            ..rules(3)
+        });
+        assert!(matches!(
+            machine.advance(Event::ThreadLoaded { refused: None }),
+            Action::CallModel {
+                offer_tools: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            machine.advance(model_done(vec![call("sql")])),
+            Action::Finish(Finish::Answered)
+        );
+        let mut machine = Machine::new(rules(3));
+        assert!(matches!(
+            machine.advance(Event::ToolsDone),
+            Action::Finish(Finish::Failed { .. })
+        ));
+        // Finished stays finished.
+        assert!(matches!(
+            machine.advance(Event::Retrieved),
+            Action::Finish(Finish::Failed { .. })
+        ));
+    }
+}
