@@ -22,6 +22,7 @@ use crate::config::{Config, EdgeTrustMode};
 use crate::data::{DataLimits, DataPlane};
 use crate::http::edge_auth::EdgeTrust;
 use crate::http::{self, AppState, Limits};
+use crate::knowledge::{KnowledgeBase, KnowledgeLimits};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -134,6 +135,16 @@ impl Application {
             templates = ?chat.templates().versions(),
             "LLM models ready"
         );
+        let knowledge_limits = KnowledgeLimits::from_config(&config)
+            .map_err(|message| anyhow::anyhow!(message))
+            .context("invalid knowledge base configuration")?;
+        let embedder = crate::knowledge::embedder_from_config(&config)
+            .context("cannot set up the knowledge base's embedder")?;
+        let knowledge = Arc::new(KnowledgeBase::new(
+            store.clone(),
+            embedder,
+            knowledge_limits,
+        ));
         let limits = Limits::from_config(&config);
         let state = AppState {
             store: store.clone(),
@@ -147,6 +158,7 @@ impl Application {
             data,
             metrics,
             chat: Arc::clone(&chat),
+            knowledge,
         };
         Ok(Self {
             listener,

@@ -14,6 +14,7 @@
 //! - [`data`]: the data plane: datasets, memory statistics, SQL and typed JSON queries.
 //! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
 //!   schema of the LLM provider/model configuration file.
+//! - [`knowledge`]: the knowledge base: documents, their chunks with char offsets, hybrid search.
 //!
 //! # Compatibility
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
@@ -25,4 +26,5 @@ pub mod diag;
 pub mod error;
 pub mod headers;
 pub mod health;
+pub mod knowledge;
 pub mod signature;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod datasets;
+pub mod knowledge;
 pub mod runs;
 pub mod threads;
 
