@@ -229,6 +229,101 @@ pub struct Config {
     /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Which embedder the knowledge base uses: `local` (all-MiniLM-L6-v2 on the CPU, from
+    /// `--knowledge-model-dir`) or `openai-compatible` (`--embeddings-url`).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_EMBEDDER", value_enum, default_value_t = EmbedderKind::Local)]
+    pub knowledge_embedder: EmbedderKind,
+
+    /// Directory with the local model's `model.safetensors`, `tokenizer.json` and
+    /// `config.json`. Default: `$EDGEBRAIN_CACHE/llm/models/all-MiniLM-L6-v2` (where
+    /// `scripts/setup-llm` installs it; `EDGEBRAIN_CACHE` defaults to `~/.cache/edgebrain`).
+    /// Missing files make the knowledge endpoints answer 503 `unavailable` (logged at start).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_MODEL_DIR")]
+    pub knowledge_model_dir: Option<PathBuf>,
+
+    /// Base URL of the OpenAI-compatible embeddings API (`…/v1`; `/embeddings` is appended).
+    #[arg(
+        long,
+        env = "BRAIN_EMBEDDINGS_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub embeddings_url: String,
+
+    /// Embedding model asked of that API.
+    #[arg(
+        long,
+        env = "BRAIN_EMBEDDINGS_MODEL",
+        default_value = "text-embedding-3-small"
+    )]
+    pub embeddings_model: String,
+
+    /// Name of the environment variable holding that API's key (the key itself is never a
+    /// flag). Unset variable: requests go without a key (local servers).
+    #[arg(
+        long,
+        env = "BRAIN_EMBEDDINGS_API_KEY_ENV",
+        default_value = "OPENAI_API_KEY"
+    )]
+    pub embeddings_api_key_env: String,
+
+    /// Time limit of one embeddings API call, in milliseconds.
+    #[arg(long, env = "BRAIN_EMBEDDINGS_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub embeddings_timeout_ms: u64,
+
+    /// Texts embedded per batch (one model forward pass, or one API request).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_EMBED_BATCH", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub knowledge_embed_batch: u32,
+
+    /// Target chunk size in chars (chunks end at a paragraph, sentence or word boundary).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_CHUNK_CHARS", default_value_t = 1000)]
+    pub knowledge_chunk_chars: usize,
+
+    /// Chars each chunk repeats from the end of the previous one (less than half the size).
+    #[arg(
+        long,
+        env = "BRAIN_KNOWLEDGE_CHUNK_OVERLAP_CHARS",
+        default_value_t = 200
+    )]
+    pub knowledge_chunk_overlap_chars: usize,
+
+    /// Largest document upload in bytes; larger ones are answered 413 and nothing is stored.
+    #[arg(long, env = "BRAIN_KNOWLEDGE_MAX_DOCUMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub knowledge_max_document_bytes: u64,
+
+    /// Most chunks one caller may store over all documents; an upload past it is refused
+    /// (422) and nothing is stored.
+    #[arg(
+        long,
+        env = "BRAIN_KNOWLEDGE_MAX_CHUNKS_PER_OWNER",
+        default_value_t = 50_000
+    )]
+    pub knowledge_max_chunks_per_owner: u64,
+
+    /// Most hits one search returns (a larger `limit` is capped).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_MAX_SEARCH_LIMIT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub knowledge_max_search_limit: u32,
+
+    /// Longest search query in chars (400 beyond).
+    #[arg(long, env = "BRAIN_KNOWLEDGE_MAX_QUERY_CHARS", default_value_t = 2000)]
+    pub knowledge_max_query_chars: usize,
+
+    /// Callers whose search index (chunks, BM25 postings, vectors) stays in memory between
+    /// searches; the least recently used is dropped past it. 0: rebuild on every search.
+    #[arg(long, env = "BRAIN_KNOWLEDGE_INDEX_CACHE_OWNERS", default_value_t = 64)]
+    pub knowledge_index_cache_owners: usize,
+}
+
+/// The knowledge base's embedder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderKind {
+    /// all-MiniLM-L6-v2 on the CPU (candle), offline.
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` API.
+    OpenaiCompatible,
 }
 
 /// The edge signing secrets. `Debug` never shows them.
@@ -332,6 +427,25 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The local embedding model's directory: `--knowledge-model-dir`, else
+    /// `$EDGEBRAIN_CACHE/llm/models/all-MiniLM-L6-v2`, else
+    /// `$HOME/.cache/edgebrain/llm/models/all-MiniLM-L6-v2`.
+    pub fn knowledge_model_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.knowledge_model_dir {
+            return dir.clone();
+        }
+        let cache = std::env::var_os("EDGEBRAIN_CACHE")
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+                    .join(".cache/edgebrain")
+            });
+        cache.join("llm/models/all-MiniLM-L6-v2")
     }
 }
 

@@ -22,6 +22,10 @@
 //!   - [`http::metrics`]: `GET /metrics` (Prometheus) and the request-latency middleware.
 //! - [`data`]: the data plane: datasets as Parquet + in-memory polars frames (memory manager,
 //!   ingestion, SQL allowlist, typed JSON queries, sample data). No HTTP, no sqlx.
+//! - [`knowledge`]: the knowledge base (retrieval): document text extraction, chunking,
+//!   embeddings (local all-MiniLM-L6-v2 or an OpenAI-compatible API), BM25 + vector search
+//!   fused by reciprocal rank fusion. No HTTP, no sqlx.
+//!   - [`http::documents`]: `/api/v1/documents` and `/api/v1/knowledge/search`.
 //! - [`metrics`]: the Prometheus registry other subsystems register their metrics with.
 //!   - [`http::threads`]: `/api/v1/threads` (conversations, the streaming chat endpoint).
 //!   - [`http::runs`]: `/api/v1/runs` (state, reconnect, cancel) and `/api/v1/usage`.
@@ -43,6 +47,7 @@ pub mod chat;
 pub mod config;
 pub mod data;
 pub mod http;
+pub mod knowledge;
 pub mod llm;
 pub mod metrics;
 pub mod startup;

@@ -25,6 +25,7 @@ use crate::config::{Config, EdgeTrustMode};
 use crate::data::{DataLimits, DataPlane};
 use crate::http::edge_auth::EdgeTrust;
 use crate::http::{self, AppState, Limits};
+use crate::knowledge::{KnowledgeBase, KnowledgeLimits};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -120,6 +121,17 @@ impl Application {
         )
         .await
         .context("cannot prepare the datasets")?;
+        let knowledge_limits = KnowledgeLimits::from_config(&config)
+            .map_err(|message| anyhow::anyhow!(message))
+            .context("invalid knowledge base configuration")?;
+        let embedder = crate::knowledge::embedder_from_config(&config)
+            .context("cannot set up the knowledge base's embedder")?;
+        // Agents search this knowledge base unless the caller brought its own.
+        let knowledge = Arc::new(KnowledgeBase::new(
+            store.clone(),
+            embedder,
+            knowledge_limits,
+        ));
         let chat = Arc::new(ChatService::new(
             store.clone(),
             router,
@@ -137,7 +149,9 @@ impl Application {
             ToolServices {
                 data: data.clone(),
                 store: store.clone(),
-                knowledge: extras.knowledge,
+                knowledge: extras
+                    .knowledge
+                    .or_else(|| Some(Arc::clone(&knowledge) as Arc<dyn KnowledgeSearch>)),
             },
         ));
         // Runs an earlier process left unfinished cannot be resumed: say so.
@@ -171,6 +185,7 @@ impl Application {
             data,
             metrics,
             chat: Arc::clone(&chat),
+            knowledge,
         };
         Ok(Self {
             listener,

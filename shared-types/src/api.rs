@@ -69,6 +69,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("GET", "/api/v1/agents"),
     op("GET", "/api/v1/escalations"),
     op("POST", "/api/v1/escalations/{id}/resolve"),
+    // Documents and retrieval (`knowledge`).
+    op("GET", "/api/v1/documents"),
+    op("POST", "/api/v1/documents"),
+    op("GET", "/api/v1/documents/{id}"),
+    op("DELETE", "/api/v1/documents/{id}"),
+    op("GET", "/api/v1/documents/{id}/text"),
+    op("POST", "/api/v1/knowledge/search"),
 ];
 
 /// Builds a concrete path from an [`Endpoint`] path by filling its `{name}` placeholders in

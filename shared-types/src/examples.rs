@@ -14,6 +14,7 @@ use crate::data::*;
 use crate::diag::*;
 use crate::error::*;
 use crate::health::*;
+use crate::knowledge::*;
 
 fn round_trip<T: Serialize + DeserializeOwned>(name: &str, example: Value) {
     let typed: T = serde_json::from_value(example.clone())
@@ -263,6 +264,26 @@ fn every_public_type_round_trips_its_example() {
     );
     round_trip::<EscalationFilter>("EscalationFilter", json!({"status": "open", "limit": 10}));
     round_trip::<ResolveEscalation>("ResolveEscalation", json!({"resolution": "done"}));
+    // knowledge
+    let document = json!({"id": "d1", "name": "returns.md", "media_type": "text/markdown",
+                          "bytes": 2048, "chars": 2011, "chunk_count": 3,
+                          "embedder": "all-MiniLM-L6-v2", "created_at_ms": 1_764_000_000_000_i64});
+    round_trip::<UploadDocumentParams>("UploadDocumentParams", json!({"name": "returns.md"}));
+    round_trip::<DocumentList>("DocumentList", json!({"documents": [document.clone()]}));
+    round_trip::<DocumentDetail>(
+        "DocumentDetail",
+        json!({"document": document, "chunks": [{"index": 0, "start": 0, "end": 12, "text": "# Returns…"}]}),
+    );
+    round_trip::<SearchRequest>(
+        "SearchRequest",
+        json!({"query": "refund window", "limit": 5}),
+    );
+    round_trip::<SearchResponse>(
+        "SearchResponse",
+        json!({"hits": [{"document_id": "d1", "document_name": "returns.md", "chunk_index": 0,
+                         "start": 0, "end": 12, "text": "# Returns…", "score": 0.0328,
+                         "bm25_rank": 1, "vector_rank": 2, "bm25_score": 3.1, "vector_score": 0.61}]}),
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! - [`data`]: the data plane: datasets, memory statistics, SQL and typed JSON queries.
 //! - [`chat`]: threads, messages, runs, usage, the AI SDK UI message stream chunks, and the
 //!   schema of the LLM provider/model configuration file.
+//! - [`knowledge`]: the knowledge base: documents, their chunks with char offsets, hybrid search.
 //!
 //! - [`agent`]: agents, the `chart` tool's Vega-Lite spec, escalations to humans, and the schema
 //!   of the agents configuration file.
@@ -41,6 +42,7 @@ pub mod diag;
 pub mod error;
 pub mod headers;
 pub mod health;
+pub mod knowledge;
 pub mod signature;
 #[cfg(feature = "ts")]
 pub mod typescript;

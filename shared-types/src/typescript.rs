@@ -63,6 +63,11 @@ public_types![
     crate::agent::EscalationList,
     crate::agent::EscalationFilter,
     crate::agent::ResolveEscalation,
+    crate::knowledge::UploadDocumentParams,
+    crate::knowledge::DocumentList,
+    crate::knowledge::DocumentDetail,
+    crate::knowledge::SearchRequest,
+    crate::knowledge::SearchResponse,
 ];
 
 /// The generator's settings: 64-bit integers as `number`, extensionless imports.

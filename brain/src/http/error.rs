@@ -15,6 +15,7 @@ use shared_types::error::{ErrorBody, ErrorCode};
 
 use crate::chat::ChatError;
 use crate::data::DataError;
+use crate::knowledge::KnowledgeError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -145,6 +146,28 @@ impl From<ChatError> for Error {
             ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
             ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),
             ChatError::Store(store) => Error::Store(store),
+        }
+    }
+}
+
+impl From<KnowledgeError> for Error {
+    fn from(error: KnowledgeError) -> Self {
+        match error {
+            KnowledgeError::BadRequest(message) => Error::BadRequest(message),
+            KnowledgeError::UnsupportedFormat(_) => Error::UnsupportedMediaType(error.to_string()),
+            KnowledgeError::TooLarge { limit } => Error::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            KnowledgeError::Unreadable(_) | KnowledgeError::QuotaExceeded { .. } => {
+                Error::Unprocessable(error.to_string())
+            }
+            KnowledgeError::NotFound => Error::NotFoundResource(error.to_string()),
+            KnowledgeError::EmbedderUnavailable(_) => Error::Unavailable(error.to_string()),
+            KnowledgeError::EmbedFailed(message) => {
+                Error::Internal(anyhow::anyhow!("embedding failed: {message}"))
+            }
+            KnowledgeError::Store(store) => Error::Store(store),
+            KnowledgeError::Internal(internal) => Error::Internal(internal),
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod agents;
 pub mod datasets;
 pub mod diag;
+pub mod documents;
 pub mod drain;
 pub mod edge_auth;
 pub mod error;
@@ -45,6 +46,7 @@ use tracing::Instrument;
 use crate::chat::ChatService;
 use crate::config::Config;
 use crate::data::DataPlane;
+use crate::knowledge::KnowledgeBase;
 use crate::store::Store;
 use drain::DrainLimits;
 use edge_auth::EdgeTrust;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Conversations, runs and the LLM router.
     pub chat: Arc<ChatService>,
+    /// Documents, chunks, embeddings and hybrid search.
+    pub knowledge: Arc<KnowledgeBase>,
 }
 
 /// Request limits taken from the configuration.
@@ -94,6 +98,7 @@ pub fn app(state: AppState) -> Router {
     let edge_trust = Arc::clone(&state.edge_trust);
     let metrics = Arc::clone(&state.metrics);
     let upload_max_bytes = state.data.limits().upload_max_bytes;
+    let max_document_bytes = state.knowledge.limits().max_document_bytes;
     let routes = Router::new()
         .merge(health::router())
         .merge(metrics::router())
@@ -106,6 +111,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/usage", runs::usage_router())
         .nest("/api/v1/agents", agents::router())
         .nest("/api/v1/escalations", escalations::router())
+        .nest("/api/v1/documents", documents::router(max_document_bytes))
+        .nest("/api/v1/knowledge", documents::search_router())
         .route_layer(middleware::from_fn_with_state(
             metrics,
             metrics::record_latency,

@@ -35,6 +35,9 @@ use shared_types::data::{
 use shared_types::diag::{EchoReport, StreamTick, WhoAmI};
 use shared_types::error::ErrorBody;
 use shared_types::health::{HealthReport, ReadinessReport};
+use shared_types::knowledge::{
+    Document, DocumentDetail, DocumentList, SearchRequest, SearchResponse,
+};
 use utoipa::OpenApi;
 
 use super::AppState;
@@ -110,6 +113,8 @@ pub fn document() -> Value {
         list_threads, create_thread, get_thread, rename_thread, delete_thread, list_messages,
         send_message, get_run, run_events, cancel_run, usage,
         list_agents, list_escalations, resolve_escalation,
+        list_documents, upload_document, get_document, delete_document, document_text,
+        search_knowledge,
     ),
     // Tool outputs are not bodies of any path: they arrive inside `tool-output-available`
     // chunks of the chat stream, so they are listed here for clients to decode them.
@@ -126,6 +131,7 @@ pub fn document() -> Value {
         (name = "threads", description = "Conversations and the chat stream"),
         (name = "runs", description = "Replies being generated, their events, and usage"),
         (name = "agents", description = "Agents threads can use, and escalations to humans"),
+        (name = "knowledge", description = "Documents and retrieval (hybrid BM25 + vector search)"),
     )
 )]
 struct ApiDoc;
@@ -415,6 +421,46 @@ fn list_escalations() {}
         (status = 403, description = "The caller is not an operator", body = ErrorBody),
         (status = 409, description = "Already resolved", body = ErrorBody)))]
 fn resolve_escalation() {}
+
+// ---- documents and retrieval ----
+
+#[utoipa::path(get, path = "/api/v1/documents", tag = "knowledge", operation_id = "listDocuments",
+    summary = "The caller's documents, newest first",
+    responses((status = 200, description = "The documents", body = DocumentList)))]
+fn list_documents() {}
+
+#[utoipa::path(post, path = "/api/v1/documents", tag = "knowledge", operation_id = "uploadDocument",
+    summary = "Upload a document (raw body with its Content-Type, or multipart `file` + `name`); it is extracted, chunked and embedded",
+    params(("name" = Option<String>, Query, description = "The document's name (a multipart `name` field wins)")),
+    request_body(description = "text/plain, text/markdown, text/html or application/pdf; or multipart/form-data",
+        content((String = "text/plain"), (String = "text/markdown"), (String = "text/html"),
+                (Vec<u8> = "application/pdf"), (Vec<u8> = "multipart/form-data"))),
+    responses(
+        (status = 201, description = "The stored document", body = Document),
+        (status = 413, description = "Over the document size limit", body = ErrorBody),
+        (status = 415, description = "Not a supported document type", body = ErrorBody)))]
+fn upload_document() {}
+
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "knowledge", operation_id = "getDocument",
+    summary = "Metadata and every chunk with its char offsets", params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "The document", body = DocumentDetail)))]
+fn get_document() {}
+
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "knowledge", operation_id = "deleteDocument",
+    summary = "Delete with its chunks and embeddings", params(("id" = String, Path, description = ID)),
+    responses((status = 204, description = "Deleted")))]
+fn delete_document() {}
+
+#[utoipa::path(get, path = "/api/v1/documents/{id}/text", tag = "knowledge", operation_id = "documentText",
+    summary = "The extracted text the chunk offsets index into", params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "The text", content_type = "text/plain", body = String)))]
+fn document_text() {}
+
+#[utoipa::path(post, path = "/api/v1/knowledge/search", tag = "knowledge", operation_id = "searchKnowledge",
+    summary = "Hybrid search (BM25 + vector, fused by reciprocal rank) over the caller's documents",
+    request_body = SearchRequest,
+    responses((status = 200, description = "Best hit first", body = SearchResponse)))]
+fn search_knowledge() {}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]

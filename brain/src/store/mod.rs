@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod datasets;
 pub mod escalations;
+pub mod knowledge;
 pub mod runs;
 pub mod threads;
 

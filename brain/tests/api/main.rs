@@ -16,6 +16,7 @@ mod edge_auth;
 mod errors;
 mod health;
 mod helpers;
+mod knowledge;
 mod llm_server;
 mod logging;
 mod openapi;
