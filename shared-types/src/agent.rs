@@ -435,7 +435,8 @@ pub struct RetrievalEntry {
     /// Hits returned per search.
     #[serde(default = "default_k")]
     pub k: u32,
-    /// Hits scoring lower are dropped.
+    /// Hits less relevant than this are dropped (the knowledge base's relevance is the cosine
+    /// similarity of chunk and query, 0..=1; 0 keeps every hit).
     #[serde(default)]
     pub min_score: f64,
     /// Search the knowledge base with the user's message before the first model call and put

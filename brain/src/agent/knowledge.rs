@@ -15,6 +15,8 @@ pub struct KnowledgeHit {
     pub start: u64,
     pub end: u64,
     pub text: String,
+    /// Relevance in 0..=1 (the brain's knowledge base: cosine similarity of chunk and query),
+    /// compared with the agent's `retrieval.min_score`.
     pub score: f64,
 }
 

@@ -459,7 +459,8 @@ fn document(record: DocumentRecord) -> Document {
 }
 
 /// The agent's `search_knowledge` tool searches this knowledge base (see
-/// [`crate::agent::knowledge`]). Store and internal failures reach the log, not the model.
+/// [`crate::agent::knowledge`]): hits keep the fused order, and their `score` is the cosine
+/// similarity to the query. Store and internal failures reach the log, not the model.
 impl crate::agent::knowledge::KnowledgeSearch for KnowledgeBase {
     fn search<'a>(
         &'a self,
@@ -489,7 +490,10 @@ impl crate::agent::knowledge::KnowledgeSearch for KnowledgeBase {
                     start: hit.start,
                     end: hit.end,
                     text: hit.text,
-                    score: hit.score,
+                    // Agents filter on `min_score`, which needs an absolute scale: the cosine
+                    // similarity, not the fused rank score (at most 2/61). A hit only the
+                    // keyword leg found counts as 0.
+                    score: hit.vector_score.unwrap_or(0.0),
                 })
                 .collect())
         })

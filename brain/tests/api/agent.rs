@@ -704,18 +704,68 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
     );
     app.stop().await;
 
-    // Without a knowledge base the tool says so.
+    // The brain's own knowledge base (local MiniLM embeddings) by default: the agent finds
+    // the caller's uploaded document, never another tenant's, and cites its chunk.
     let scripted = Scripted::start(vec![
-        Reply::Tools(vec![("search_knowledge", json!({"query": "returns"}))]),
+        Reply::Tools(vec![(
+            "search_knowledge",
+            json!({"query": "how many days do customers have to return an item"}),
+        )]),
         Reply::Text(vec!["ok"]),
     ])
     .await;
-    let mut app = agent_app(Backend::Sqlite, &scripted, DATA_TOOLS).await;
+    let mut app = agent_app(
+        Backend::Sqlite,
+        &scripted,
+        &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 4\nmin_score = 0.2\n"),
+    )
+    .await;
+    let bob = Caller::user("bob");
+    let upload = |caller: &Caller, text: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/api/v1/documents?name=returns.md"))
+            .header("content-type", "text/markdown")
+            .body(text);
+        let caller = caller.clone();
+        let app = &app;
+        async move {
+            let response = app.send_as(&caller, request).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let own = upload(
+        &alice,
+        "# Returns\n\nCustomers may return any item within 30 days of purchase with a receipt.\n",
+    )
+    .await;
+    let foreign = upload(
+        &bob,
+        "# Returns\n\nItems can be returned within 14 days; bring the original packaging.\n",
+    )
+    .await;
     let thread = new_thread(&app, &alice, None).await;
-    let (_, stream) = turn(&app, &alice, &thread.id, "Policy?").await;
+    let (_, stream) = turn(&app, &alice, &thread.id, "Return window?").await;
     let output = &of_type(&stream, "tool-output-available")[0]["output"];
-    assert_eq!(output["note"], "no knowledge base configured");
-    assert!(of_type(&stream, "source-document").is_empty());
+    let hits = output["hits"].as_array().unwrap();
+    // Scores are cosine similarities, so the agent's min_score means the same everywhere.
+    assert!(
+        hits.iter()
+            .all(|hit| (0.0..=1.0).contains(&hit["score"].as_f64().unwrap()))
+    );
+    assert!(!hits.is_empty(), "{output}");
+    assert!(
+        hits.iter().all(|hit| hit["document_id"] == own["id"]),
+        "only alice's document: {output}"
+    );
+    assert_ne!(own["id"], foreign["id"]);
+    assert!(hits[0]["text"].as_str().unwrap().contains("30 days"));
+    let sources = of_type(&stream, "source-document");
+    assert_eq!(
+        sources[0]["providerMetadata"]["edgebrain"]["documentId"],
+        own["id"]
+    );
     app.stop().await;
 }
 
