@@ -4,10 +4,11 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), edgebrain_client::ClientError> {
 //! use futures_util::StreamExt;
-//! use shared_types::chat::{SendMessage, UiMessageChunk};
+//! use shared_types::chat::{CreateThread, SendMessage, UiMessageChunk};
 //!
 //! let client = edgebrain_client::Client::builder("http://127.0.0.1:8787").build()?;
-//! let thread = client.create_thread(Some("questions")).await?;
+//! let new_thread = CreateThread { title: Some("questions".into()), ..Default::default() };
+//! let thread = client.create_thread(&new_thread).await?;
 //! let mut reply = client
 //!     .send_message(&thread.id, &SendMessage { content: Some("Hello?".into()), ..Default::default() })
 //!     .await?;
