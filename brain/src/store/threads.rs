@@ -271,11 +271,16 @@ pub(super) async fn insert_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message: &NewMessage<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let threads: i64 =
-        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chat_threads WHERE id = $1")
+    // A no-op UPDATE, not a SELECT: it locks the thread row until this transaction ends, so a
+    // concurrent `delete_thread` either finishes first (then no row is found here) or waits and
+    // deletes this message with the thread. A plain read let a run finishing during the delete
+    // leave a message behind on PostgreSQL (READ COMMITTED); SQLite serializes writers anyway.
+    let threads =
+        sqlx::query("UPDATE chat_threads SET updated_at_ms = updated_at_ms WHERE id = $1")
             .bind(message.thread_id.to_owned())
-            .fetch_one(&mut **tx)
-            .await?;
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     if threads == 0 {
         return Ok(false);
     }
