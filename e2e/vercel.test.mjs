@@ -12,7 +12,7 @@ import { EdgeRuntime, runServer } from "edge-runtime";
 import {
   EDGE_SECRETS, ROOT, freePort, readSse, requireEnv, startBrain, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
-import { ANSWER, ANSWER_CHUNKS, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
+import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
 
 const WASM = join(ROOT, "edge/build/index_bg.wasm");
 const WASM_GLOBAL = "__EDGEBRAIN_WASM_MODULE__";
@@ -156,7 +156,9 @@ describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000
     });
     assert.ok(done, "the stream ends with [DONE]");
     assert.equal(deltas.join(""), ANSWER);
-    assert.equal(deltas.length, ANSWER_CHUNKS.length);
+    // The agent's output guardrail holds back a short window and may merge paced deltas, so
+    // the count is not the model's; that it arrived in several pieces over time is what counts.
+    assert.ok(deltas.length >= 2, `${deltas.length} delta(s)`);
     // Unbuffered: the deltas arrived over time (the model paces them), not in one burst.
     assert.ok(arrivals.at(-1) - arrivals[0] >= 300, `deltas arrived within ${arrivals.at(-1) - arrivals[0]} ms`);
   });
