@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::clock::unix_millis;
 use crate::config::{Config, EmbedderKind};
-use crate::store::knowledge::{DocumentRecord, NewChunk};
+use crate::store::knowledge::{DocumentRecord, KnowledgeInsert, NewChunk};
 use crate::store::{Store, StoreError};
 use chunk::ChunkConfig;
 use embed::{EmbedError, Embedder};
@@ -255,9 +255,22 @@ impl KnowledgeBase {
                 embedding,
             })
             .collect();
-        self.store
-            .insert_knowledge_document(&record, &text, &new_chunks)
-            .await?;
+        let max_chunks = self.limits.max_chunks_per_owner;
+        match self
+            .store
+            .insert_knowledge_document(&record, &text, &new_chunks, max_chunks)
+            .await?
+        {
+            KnowledgeInsert::Stored => {}
+            // Another upload of this owner's was stored while this one was being embedded.
+            KnowledgeInsert::OverQuota { existing } => {
+                return Err(KnowledgeError::QuotaExceeded {
+                    new,
+                    existing,
+                    limit: max_chunks,
+                });
+            }
+        }
         self.invalidate(owner);
         Ok(document(record))
     }

@@ -97,15 +97,60 @@ pub fn decode_vector(bytes: &[u8]) -> Option<Vec<f32>> {
     )
 }
 
+/// What [`Store::insert_knowledge_document`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnowledgeInsert {
+    Stored,
+    /// Nothing was stored: the owner already has `existing` chunks and the new ones would
+    /// pass the quota.
+    OverQuota {
+        existing: u64,
+    },
+}
+
+/// The owner's chunk count from the quota counter (0 for an owner with none).
+async fn usage(connection: &mut sqlx::AnyConnection, owner: &str) -> Result<u64, StoreError> {
+    let chunks: Option<i64> =
+        sqlx::query_scalar("SELECT chunks FROM knowledge_usage WHERE owner = $1")
+            .bind(owner.to_owned())
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+    Ok(chunks.map_or(0, |chunks| u64::try_from(chunks).unwrap_or_default()))
+}
+
 impl Store {
-    /// Stores a document, its extracted text and its chunks, all or nothing.
+    /// Stores a document, its extracted text and its chunks, all or nothing, unless the owner's
+    /// chunks would then exceed `max_chunks`: the chunks are reserved against the owner's
+    /// counter first, atomically, so concurrent uploads cannot together pass the quota.
     pub async fn insert_knowledge_document(
         &self,
         document: &DocumentRecord,
         text: &str,
         chunks: &[NewChunk],
-    ) -> Result<(), StoreError> {
+        max_chunks: u64,
+    ) -> Result<KnowledgeInsert, StoreError> {
+        let new = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(max_chunks).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        // On PostgreSQL a concurrent upload of the same owner waits on the row here and then
+        // re-checks the condition against the committed count; SQLite serialises writers.
+        let reserved = sqlx::query(
+            "INSERT INTO knowledge_usage (owner, chunks) SELECT $1, $2 WHERE $2 <= $3 \
+             ON CONFLICT (owner) DO UPDATE SET chunks = knowledge_usage.chunks + excluded.chunks \
+             WHERE knowledge_usage.chunks + excluded.chunks <= $3",
+        )
+        .bind(document.owner.clone())
+        .bind(new)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_write)?;
+        if reserved.rows_affected() != 1 {
+            let existing = usage(&mut tx, &document.owner).await?;
+            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            return Ok(KnowledgeInsert::OverQuota { existing });
+        }
         sqlx::query(
             "INSERT INTO knowledge_documents (id, owner, name, media_type, bytes, chars, \
              chunk_count, embedder, created_at_ms, text) \
@@ -141,7 +186,7 @@ impl Store {
             .map_err(StoreError::from_write)?;
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(())
+        Ok(KnowledgeInsert::Stored)
     }
 
     /// `owner`'s documents, newest first.
@@ -244,15 +289,10 @@ impl Store {
             .map_err(StoreError::Query)
     }
 
-    /// How many chunks `owner` has stored.
+    /// How many chunks `owner` has stored (the quota's counter).
     pub async fn count_knowledge_chunks(&self, owner: &str) -> Result<u64, StoreError> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM knowledge_chunks WHERE owner = $1")
-                .bind(owner.to_owned())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        Ok(u64::try_from(count).unwrap_or_default())
+        let mut connection = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        usage(&mut connection, owner).await
     }
 
     /// Deletes a document `owner` owns and its chunks, together; `false` if there is none.
@@ -262,9 +302,16 @@ impl Store {
         id: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
-            .bind(id.to_owned())
+        let deleted =
+            sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
+                .bind(id.to_owned())
+                .bind(owner.to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        sqlx::query("UPDATE knowledge_usage SET chunks = chunks - $2 WHERE owner = $1")
             .bind(owner.to_owned())
+            .bind(i64::try_from(deleted.rows_affected()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;

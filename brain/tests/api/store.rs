@@ -102,3 +102,98 @@ async fn an_unreachable_postgres_fails_the_build_without_leaking_the_password() 
     assert!(message.contains("postgres"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[tokio::test]
+async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
+    use brain::store::knowledge::{DocumentRecord, KnowledgeInsert, NewChunk};
+
+    const LIMIT: u64 = 5;
+    let document = |n: usize| {
+        let record = DocumentRecord {
+            id: format!("doc-{n}"),
+            owner: "user:quota".to_owned(),
+            name: format!("doc-{n}.txt"),
+            media_type: "text/plain".to_owned(),
+            bytes: 4,
+            chars: 4,
+            chunk_count: 2,
+            embedder: "test".to_owned(),
+            created_at_ms: 0,
+        };
+        let chunks: Vec<NewChunk> = (0..2)
+            .map(|index| NewChunk {
+                chunk_index: index,
+                start_char: 2 * index,
+                end_char: 2 * index + 2,
+                text: "ab".to_owned(),
+                embedding: vec![1.0, 0.0],
+            })
+            .collect();
+        (record, chunks)
+    };
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
+        let store = Store::connect(&database.config().database().unwrap())
+            .await
+            .unwrap();
+        // Eight uploads of two chunks each race for a quota of five: two fit, whatever the
+        // interleaving, and the counter agrees with what was stored.
+        let uploads = (0..8).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (record, chunks) = document(n);
+                store
+                    .insert_knowledge_document(&record, "abcd", &chunks, LIMIT)
+                    .await
+            })
+        });
+        let mut stored = 0;
+        for upload in futures_util::future::join_all(uploads).await {
+            match upload.unwrap() {
+                Ok(KnowledgeInsert::Stored) => stored += 1,
+                Ok(KnowledgeInsert::OverQuota { existing }) => {
+                    assert!(existing + 2 > LIMIT, "{backend}: refused at {existing}")
+                }
+                Err(error) => panic!("{backend}: {error}"),
+            }
+        }
+        assert_eq!(stored, 2, "{backend}");
+        assert_eq!(
+            store.count_knowledge_chunks("user:quota").await.unwrap(),
+            4,
+            "{backend}"
+        );
+        assert_eq!(
+            store.knowledge_documents("user:quota").await.unwrap().len(),
+            2,
+            "{backend}"
+        );
+
+        // Deleting a document gives its chunks back to the quota.
+        assert!(
+            store
+                .delete_knowledge_document(
+                    "user:quota",
+                    &store.knowledge_documents("user:quota").await.unwrap()[0].id
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.count_knowledge_chunks("user:quota").await.unwrap(),
+            2,
+            "{backend}"
+        );
+        let (record, chunks) = document(100);
+        assert_eq!(
+            store
+                .insert_knowledge_document(&record, "abcd", &chunks, LIMIT)
+                .await
+                .unwrap(),
+            KnowledgeInsert::Stored,
+            "{backend}"
+        );
+        store.close().await;
+    }
+}
