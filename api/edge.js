@@ -15,6 +15,7 @@
 //   edge never pretends to limit. Use Vercel's Firewall rate limiting, or deploy on Cloudflare.
 import wasmModule from "../edge/build/index_bg.wasm?module";
 import { initSync, fetch as edgeFetch, __wbg_reset_state } from "../edge/build/glue.mjs";
+import { fetchOrReset, internalError } from "../edge/js/trap.mjs";
 
 export const config = { runtime: "edge" };
 
@@ -29,18 +30,6 @@ const VARS = [
 
 /** Below Vercel's 25 s limit for an Edge Function's first byte. */
 const VERCEL_UPSTREAM_TIMEOUT_MS = 20_000;
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function errorResponse(request, message) {
-  const given = request.headers.get("x-request-id");
-  const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
-  const body = { error: { code: "internal", message, request_id: requestId } };
-  return new Response(JSON.stringify(body), {
-    status: 500,
-    headers: { "content-type": "application/json", "cache-control": "no-store", "x-request-id": requestId },
-  });
-}
 
 let env;
 let envError = null;
@@ -63,23 +52,12 @@ function edgeEnv() {
 
 export default async function handler(request, context) {
   edgeEnv();
-  if (envError) return errorResponse(request, envError);
+  if (envError) return internalError(request, envError);
   // The Workers ExecutionContext the adapter expects; waitUntil keeps background work alive.
   const ctx = {
     waitUntil: (promise) => context?.waitUntil?.(promise),
     passThroughOnException() {},
     props: {},
   };
-  try {
-    return await edgeFetch(request, env, ctx);
-  } catch (error) {
-    // As in edge/js/shim.mjs: a trapped wasm instance is unusable; answer and start afresh.
-    console.error("edge wasm failed; resetting instance", error);
-    try {
-      __wbg_reset_state();
-    } catch (resetError) {
-      console.error("edge wasm reset failed", resetError);
-    }
-    return errorResponse(request, "the edge failed unexpectedly");
-  }
+  return fetchOrReset(edgeFetch, __wbg_reset_state, request, env, ctx);
 }
