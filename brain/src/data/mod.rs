@@ -27,6 +27,7 @@ pub mod output;
 pub mod registry;
 pub mod sample;
 pub mod sql;
+pub mod sql_plan;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,7 +37,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use polars::prelude::{DataFrame, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
-use polars::sql::SQLContext;
 use shared_types::data::{
     ColumnInfo, DatasetDescription, DatasetInfo, ImportDataset, JsonQuery, LoadedFrame,
     MemoryStats, Page, PageRequest, Scope, SqlQuery,
@@ -587,12 +587,10 @@ impl DataPlane {
         }
         let text = query.sql.clone();
         self.run(page, started, move || {
-            let mut context = SQLContext::new();
-            for (name, frame) in tables {
-                context.register(&name, frame.as_ref().clone().lazy());
-            }
-            context
-                .execute(&text)
+            let tables = tables
+                .into_iter()
+                .map(|(name, frame)| (name, frame.as_ref().clone().lazy()));
+            sql_plan::plan(&text, tables)
                 .map_err(|error| DataError::BadRequest(format!("SQL error: {error}")))
         })
         .await
