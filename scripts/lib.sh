@@ -76,7 +76,7 @@ run_detached() {
 wait_http_ok() {
   local url=$1 seconds=$2; shift 2
   local deadline=$(( $(date +%s) + seconds )) pid
-  until curl -fsS -o /dev/null --max-time 2 "$url"; do
+  until curl -fs -o /dev/null --max-time 2 "$url"; do
     for pid in "$@"; do
       kill -0 "$pid" 2>/dev/null || { printf 'error: a process exited before %s was healthy\n' "$url" >&2; return 1; }
     done
