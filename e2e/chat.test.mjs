@@ -5,46 +5,22 @@
 // (SmolLM2), loopback only. Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { DefaultChatTransport, readUIMessageStream } from "ai";
-import {
-  ROOT, freePort, requireEnv, startBrain, startProcess, startWorkerd, stopProcess, tempDir, waitHealthy,
-} from "./support.mjs";
-
-const LLM_DIR = join(process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain"), "llm");
+import { requireEnv, startLocalLlmStack } from "./support.mjs";
 
 describe("chat through the ai package's client", { timeout: 240_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
-  let llm, brain, edge, edgeUrl;
+  let stack, edgeUrl;
   // The session the edge issues to this (non-browser) client, sent back on every request.
   let session;
 
   before(async () => {
-    const [llmPort, brainPort, edgePort] = await Promise.all([freePort(), freePort(), freePort()]);
-    llm = startProcess("llm", join(LLM_DIR, "venv/bin/python"), [
-      join(ROOT, "scripts/llm-server.py"),
-      "--model", join(LLM_DIR, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-      "--port", String(llmPort),
-    ], {});
-    await waitHealthy(`http://127.0.0.1:${llmPort}/health`, llm, 120_000);
-    const brainUrl = `http://127.0.0.1:${brainPort}`;
-    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-e2e-chat-"), {
-      BRAIN_LOCAL_LLM_URL: `http://127.0.0.1:${llmPort}/v1`,
-      BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "24",
-    });
-    edge = startWorkerd("chat-edge", edgePort, { BRAIN_URL: brainUrl });
-    edgeUrl = `http://127.0.0.1:${edgePort}`;
-    await Promise.all([
-      waitHealthy(`${brainUrl}/ready`, brain, 60_000),
-      waitHealthy(`${edgeUrl}/health`, edge, 60_000),
-    ]);
+    stack = await startLocalLlmStack("e2e-chat", brainBin);
+    edgeUrl = stack.edgeUrl;
   });
 
   after(async () => {
-    await stopProcess(edge);
-    await stopProcess(brain);
-    await stopProcess(llm);
+    await stack?.stop();
   });
 
   test("DefaultChatTransport + readUIMessageStream assemble the reply the brain stored", async () => {

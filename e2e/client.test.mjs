@@ -7,18 +7,13 @@ import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import {
-  ROOT, freePort, requireEnv, startBrain, startProcess, startWorkerd, stopProcess, tempDir, waitHealthy,
-} from "./support.mjs";
-
-const LLM_DIR = join(process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain"), "llm");
+import { requireEnv, startLocalLlmStack, tempDir } from "./support.mjs";
 
 describe("the edgebrain CLI (Rust client) through the edge", { timeout: 300_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
   const cliBin = requireEnv("EDGEBRAIN_CLI_BIN");
-  let llm, brain, edge, edgeUrl, work, sessionFile;
+  let stack, edgeUrl, work, sessionFile;
 
   /** Runs the CLI; resolves with {code, stdout, stderr} (never rejects on a non-zero exit). */
   function cli(args, { session = sessionFile, timeoutMs = 120_000 } = {}) {
@@ -45,30 +40,12 @@ describe("the edgebrain CLI (Rust client) through the edge", { timeout: 300_000 
   before(async () => {
     work = tempDir("edgebrain-e2e-client-");
     sessionFile = join(work, "session.json");
-    const [llmPort, brainPort, edgePort] = await Promise.all([freePort(), freePort(), freePort()]);
-    llm = startProcess("llm", join(LLM_DIR, "venv/bin/python"), [
-      join(ROOT, "scripts/llm-server.py"),
-      "--model", join(LLM_DIR, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-      "--port", String(llmPort),
-    ], {});
-    await waitHealthy(`http://127.0.0.1:${llmPort}/health`, llm, 120_000);
-    const brainUrl = `http://127.0.0.1:${brainPort}`;
-    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-e2e-client-brain-"), {
-      BRAIN_LOCAL_LLM_URL: `http://127.0.0.1:${llmPort}/v1`,
-      BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "24",
-    });
-    edge = startWorkerd("client-edge", edgePort, { BRAIN_URL: brainUrl });
-    edgeUrl = `http://127.0.0.1:${edgePort}`;
-    await Promise.all([
-      waitHealthy(`${brainUrl}/ready`, brain, 60_000),
-      waitHealthy(`${edgeUrl}/health`, edge, 60_000),
-    ]);
+    stack = await startLocalLlmStack("e2e-client", brainBin);
+    edgeUrl = stack.edgeUrl;
   });
 
   after(async () => {
-    await stopProcess(edge);
-    await stopProcess(brain);
-    await stopProcess(llm);
+    await stack?.stop();
   });
 
   test("health is the edge's own report", async () => {

@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeWorkerdConfig } from "../scripts/workerd-config.mjs";
@@ -160,6 +160,44 @@ export async function startEdge(name, port, vars) {
 export function startWorkerd(name, port, vars) {
   const config = writeWorkerdConfig(tempDir(`edgebrain-${name}-`), port, { ...EDGE_SECRETS, ...vars });
   return startProcess(name, join(ROOT, "node_modules/.bin/workerd"), ["serve", config], {});
+}
+
+/**
+ * The whole stack on loopback for tests that need a real model: the local llama.cpp server
+ * (SmolLM2 from scripts/setup-llm), the brain using it, and the edge in workerd in front.
+ * Resolves once all three answer their health checks; `stop()` stops them in reverse order.
+ */
+export async function startLocalLlmStack(name, brainBin) {
+  const llmDir = join(process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain"), "llm");
+  const [llmPort, brainPort, edgePort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const llm = startProcess("llm", join(llmDir, "venv/bin/python"), [
+    join(ROOT, "scripts/llm-server.py"),
+    "--model", join(llmDir, "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "--port", String(llmPort),
+  ], {});
+  const stack = { llm, brain: undefined, edge: undefined, edgeUrl: `http://127.0.0.1:${edgePort}` };
+  stack.stop = async () => {
+    await stopProcess(stack.edge);
+    await stopProcess(stack.brain);
+    await stopProcess(stack.llm);
+  };
+  try {
+    await waitHealthy(`http://127.0.0.1:${llmPort}/health`, llm, 120_000);
+    const brainUrl = `http://127.0.0.1:${brainPort}`;
+    stack.brain = startBrain(brainBin, brainPort, tempDir(`edgebrain-${name}-brain-`), {
+      BRAIN_LOCAL_LLM_URL: `http://127.0.0.1:${llmPort}/v1`,
+      BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS: "24",
+    });
+    stack.edge = startWorkerd(`${name}-edge`, edgePort, { BRAIN_URL: brainUrl });
+    await Promise.all([
+      waitHealthy(`${brainUrl}/ready`, stack.brain, 60_000),
+      waitHealthy(`${stack.edgeUrl}/health`, stack.edge, 60_000),
+    ]);
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  return stack;
 }
 
 /** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
