@@ -50,19 +50,22 @@ fn fast_sql_sums(plan: DslPlan) -> DslPlan {
             options,
             apply,
         } => {
-            let input = rewrite_input(input);
-            if apply.is_some() {
-                return DslPlan::GroupBy {
-                    input,
-                    keys,
-                    predicates,
-                    aggs,
-                    maintain_order,
-                    options,
-                    apply,
-                };
-            }
-            group_by_with_fast_sums(input, keys, predicates, aggs, maintain_order, options)
+            // A group-by running a function over each group (`apply`) is not polars-sql's.
+            let (aggs, null_rules) = if apply.is_none() {
+                fast_sums(aggs)
+            } else {
+                (aggs, NullRules::default())
+            };
+            let group_by = DslPlan::GroupBy {
+                input: rewrite_input(input),
+                keys,
+                predicates,
+                aggs,
+                maintain_order,
+                options,
+                apply,
+            };
+            null_rules.apply_to(group_by)
         }
         DslPlan::Filter { input, predicate } => DslPlan::Filter {
             input: rewrite_input(input),
@@ -160,20 +163,33 @@ fn rewrite_input(input: Arc<DslPlan>) -> Arc<DslPlan> {
     Arc::new(fast_sql_sums(Arc::unwrap_or_clone(input)))
 }
 
-/// `GROUP BY … SUM(x) AS name` becomes: aggregate `x.sum() AS name` and
-/// `count of non-NULL x AS hidden`, then `name = CASE WHEN hidden > 0 THEN name END`, then drop
-/// `hidden`. Other aggregations keep their place and form.
-fn group_by_with_fast_sums(
-    input: Arc<DslPlan>,
-    keys: Vec<Expr>,
-    predicates: Vec<Expr>,
-    aggs: Vec<Expr>,
-    maintain_order: bool,
-    options: Arc<GroupbyOptions>,
-) -> DslPlan {
+/// What [`fast_sums`] leaves to do on the aggregated rows.
+#[derive(Default)]
+struct NullRules {
+    /// `name = CASE WHEN hidden > 0 THEN name END`, one per rewritten `SUM`.
+    rules: Vec<Expr>,
+    /// The hidden count columns, dropped after the rules ran.
+    hidden: Vec<PlSmallStr>,
+}
+
+impl NullRules {
+    fn apply_to(self, group_by: DslPlan) -> DslPlan {
+        if self.hidden.is_empty() {
+            return group_by;
+        }
+        LazyFrame::from(group_by)
+            .with_columns(self.rules)
+            .drop(cols(self.hidden))
+            .logical_plan
+    }
+}
+
+/// `SUM(x) AS name` (polars-sql's form) becomes two aggregations: `x.sum() AS name` and the
+/// count of non-NULL `x` under a hidden name; the returned rules then set `name` to NULL where
+/// that count is 0. Other aggregations keep their place and form.
+fn fast_sums(aggs: Vec<Expr>) -> (Vec<Expr>, NullRules) {
     let mut new_aggs = Vec::with_capacity(aggs.len());
-    let mut null_rules = Vec::new();
-    let mut hidden = Vec::new();
+    let mut null_rules = NullRules::default();
     for (index, agg) in aggs.into_iter().enumerate() {
         let Some((summed, name)) = polars_sql_sum(&agg) else {
             new_aggs.push(agg);
@@ -188,30 +204,15 @@ fn group_by_with_fast_sums(
                 .sum()
                 .alias(non_null.clone()),
         );
-        null_rules.push(
+        null_rules.rules.push(
             when(col(non_null.clone()).gt(lit(0)))
                 .then(col(name.clone()))
                 .otherwise(lit(LiteralValue::untyped_null()))
                 .alias(name),
         );
-        hidden.push(non_null);
+        null_rules.hidden.push(non_null);
     }
-    let group_by = DslPlan::GroupBy {
-        input,
-        keys,
-        predicates,
-        aggs: new_aggs,
-        maintain_order,
-        options,
-        apply: None,
-    };
-    if hidden.is_empty() {
-        return group_by;
-    }
-    LazyFrame::from(group_by)
-        .with_columns(null_rules)
-        .drop(cols(hidden))
-        .logical_plan
+    (new_aggs, null_rules)
 }
 
 /// `(x, name)` when `agg` is exactly polars-sql's `SUM(x) AS name`.
