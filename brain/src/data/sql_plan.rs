@@ -32,135 +32,58 @@ pub fn plan(
     }
     let planned = context.execute(text)?;
     let flags = planned.get_current_optimizations();
-    Ok(LazyFrame::from_logical_plan(
-        fast_sql_sums(planned.logical_plan),
-        flags,
-    ))
+    let mut plan = planned.logical_plan;
+    fast_sql_sums(&mut plan);
+    Ok(LazyFrame::from_logical_plan(plan, flags))
 }
 
 /// Rewrites every `GROUP BY` in `plan` whose aggregations include polars-sql's `SUM` pattern.
-fn fast_sql_sums(plan: DslPlan) -> DslPlan {
+fn fast_sql_sums(plan: &mut DslPlan) {
     match plan {
         DslPlan::GroupBy {
-            input,
-            keys,
-            predicates,
-            aggs,
-            maintain_order,
-            options,
-            apply,
+            input, aggs, apply, ..
         } => {
+            rewrite_input(input);
             // A group-by running a function over each group (`apply`) is not polars-sql's.
-            let (aggs, null_rules) = if apply.is_none() {
-                fast_sums(aggs)
-            } else {
-                (aggs, NullRules::default())
-            };
-            let group_by = DslPlan::GroupBy {
-                input: rewrite_input(input),
-                keys,
-                predicates,
-                aggs,
-                maintain_order,
-                options,
-                apply,
-            };
-            null_rules.apply_to(group_by)
+            if apply.is_none() {
+                let null_rules = fast_sums(aggs);
+                null_rules.apply_to(plan);
+            }
         }
-        DslPlan::Filter { input, predicate } => DslPlan::Filter {
-            input: rewrite_input(input),
-            predicate,
-        },
-        DslPlan::Cache { input, id } => DslPlan::Cache {
-            input: rewrite_input(input),
-            id,
-        },
-        DslPlan::Select {
-            expr,
-            input,
-            options,
-        } => DslPlan::Select {
-            expr,
-            input: rewrite_input(input),
-            options,
-        },
+        DslPlan::Filter { input, .. }
+        | DslPlan::Cache { input, .. }
+        | DslPlan::Select { input, .. }
+        | DslPlan::HStack { input, .. }
+        | DslPlan::Distinct { input, .. }
+        | DslPlan::Sort { input, .. }
+        | DslPlan::Slice { input, .. }
+        | DslPlan::MapFunction { input, .. } => rewrite_input(input),
         DslPlan::Join {
             input_left,
             input_right,
-            left_on,
-            right_on,
-            predicates,
-            options,
-        } => DslPlan::Join {
-            input_left: rewrite_input(input_left),
-            input_right: rewrite_input(input_right),
-            left_on,
-            right_on,
-            predicates,
-            options,
-        },
-        DslPlan::HStack {
-            input,
-            exprs,
-            options,
-        } => DslPlan::HStack {
-            input: rewrite_input(input),
-            exprs,
-            options,
-        },
-        DslPlan::Distinct { input, options } => DslPlan::Distinct {
-            input: rewrite_input(input),
-            options,
-        },
-        DslPlan::Sort {
-            input,
-            by_column,
-            slice,
-            sort_options,
-        } => DslPlan::Sort {
-            input: rewrite_input(input),
-            by_column,
-            slice,
-            sort_options,
-        },
-        DslPlan::Slice { input, offset, len } => DslPlan::Slice {
-            input: rewrite_input(input),
-            offset,
-            len,
-        },
-        DslPlan::MapFunction { input, function } => DslPlan::MapFunction {
-            input: rewrite_input(input),
-            function,
-        },
-        DslPlan::Union { inputs, args } => DslPlan::Union {
-            inputs: inputs.into_iter().map(fast_sql_sums).collect(),
-            args,
-        },
-        DslPlan::HConcat { inputs, options } => DslPlan::HConcat {
-            inputs: inputs.into_iter().map(fast_sql_sums).collect(),
-            options,
-        },
+            ..
+        } => {
+            rewrite_input(input_left);
+            rewrite_input(input_right);
+        }
+        DslPlan::Union { inputs, .. } | DslPlan::HConcat { inputs, .. } => {
+            inputs.iter_mut().for_each(fast_sql_sums);
+        }
         // polars-sql resolves schemas while it plans, which leaves converted sub-plans behind
         // as `IR` nodes. Their IR belongs to an arena the new frame does not share: drop it so
         // the rewritten DSL is converted afresh.
-        DslPlan::IR {
-            dsl,
-            version,
-            opt_flags,
-            node: _,
-        } => DslPlan::IR {
-            dsl: rewrite_input(dsl),
-            version,
-            node: None,
-            opt_flags,
-        },
+        DslPlan::IR { dsl, node, .. } => {
+            rewrite_input(dsl);
+            *node = None;
+        }
         // Nothing polars-sql builds puts a GROUP BY under the remaining nodes.
-        other => other,
+        _ => {}
     }
 }
 
-fn rewrite_input(input: Arc<DslPlan>) -> Arc<DslPlan> {
-    Arc::new(fast_sql_sums(Arc::unwrap_or_clone(input)))
+/// Rewrites a shared sub-plan in place (copied first if another plan also holds it).
+fn rewrite_input(input: &mut Arc<DslPlan>) {
+    fast_sql_sums(Arc::make_mut(input));
 }
 
 /// What [`fast_sums`] leaves to do on the aggregated rows.
@@ -173,24 +96,25 @@ struct NullRules {
 }
 
 impl NullRules {
-    fn apply_to(self, group_by: DslPlan) -> DslPlan {
+    /// Puts the rules (and the drop of the hidden columns) on top of `group_by`.
+    fn apply_to(self, group_by: &mut DslPlan) {
         if self.hidden.is_empty() {
-            return group_by;
+            return;
         }
-        LazyFrame::from(group_by)
+        *group_by = LazyFrame::from(std::mem::take(group_by))
             .with_columns(self.rules)
             .drop(cols(self.hidden))
-            .logical_plan
+            .logical_plan;
     }
 }
 
 /// `SUM(x) AS name` (polars-sql's form) becomes two aggregations: `x.sum() AS name` and the
 /// count of non-NULL `x` under a hidden name; the returned rules then set `name` to NULL where
 /// that count is 0. Other aggregations keep their place and form.
-fn fast_sums(aggs: Vec<Expr>) -> (Vec<Expr>, NullRules) {
+fn fast_sums(aggs: &mut Vec<Expr>) -> NullRules {
     let mut new_aggs = Vec::with_capacity(aggs.len());
     let mut null_rules = NullRules::default();
-    for (index, agg) in aggs.into_iter().enumerate() {
+    for (index, agg) in std::mem::take(aggs).into_iter().enumerate() {
         let Some((summed, name)) = polars_sql_sum(&agg) else {
             new_aggs.push(agg);
             continue;
@@ -212,7 +136,8 @@ fn fast_sums(aggs: Vec<Expr>) -> (Vec<Expr>, NullRules) {
         );
         null_rules.hidden.push(non_null);
     }
-    (new_aggs, null_rules)
+    *aggs = new_aggs;
+    null_rules
 }
 
 /// `(x, name)` when `agg` is exactly polars-sql's `SUM(x) AS name`.
