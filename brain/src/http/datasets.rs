@@ -7,7 +7,7 @@
 //! file is removed. Raw bodies name their format by `?format=` or `Content-Type`; multipart
 //! bodies send `name`/`format`/`schema` text fields and a `file` field.
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use super::error::essence;
 use super::extract::{Json, Query};
 use super::identity::Identity;
+use super::upload_form::UploadForm;
 use super::{AppState, Error, Result};
 use crate::data::ingest::{self, IngestOptions};
 use crate::data::{DataError, StagedUpload};
@@ -209,47 +210,19 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
     let mut schema = schema;
     let file = state.data.stage_upload();
     if essence(&content_type).eq_ignore_ascii_case("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, state)
-            .await
-            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        let mut form = UploadForm::from_request(request, state, limit, |limit| {
+            DataError::TooLarge { limit }.into()
+        })
+        .await?;
+        let fields = form.fields();
         let mut received = false;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|error| multipart_error(error, limit))?
-        {
+        while let Some(field) = form.next_field().await? {
             let field_name = field.name().unwrap_or_default().to_owned();
             match field_name.as_str() {
-                "name" => {
-                    name = Some(
-                        field
-                            .text()
-                            .await
-                            .map_err(|error| multipart_error(error, limit))?,
-                    )
-                }
-                "schema" => {
-                    schema = Some(
-                        field
-                            .text()
-                            .await
-                            .map_err(|error| multipart_error(error, limit))?,
-                    )
-                }
-                "scope" => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|error| multipart_error(error, limit))?;
-                    scope = Some(parse_scope(&text)?);
-                }
-                "format" => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|error| multipart_error(error, limit))?;
-                    format = Some(parse_format(&text)?);
-                }
+                "name" => name = Some(fields.text(field).await?),
+                "schema" => schema = Some(fields.text(field).await?),
+                "scope" => scope = Some(parse_scope(&fields.text(field).await?)?),
+                "format" => format = Some(parse_format(&fields.text(field).await?)?),
                 "file" => {
                     if received {
                         return Err(Error::BadRequest("one `file` field per upload".to_owned()));
@@ -260,9 +233,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
                             .and_then(ingest::format_from_content_type)
                             .or_else(|| field.file_name().and_then(ingest::format_from_file_name));
                     }
-                    let chunks =
-                        field.map(|chunk| chunk.map_err(|error| multipart_error(error, limit)));
-                    write_limited(&file, chunks, limit).await?;
+                    write_limited(&file, fields.chunks(field), limit).await?;
                     received = true;
                 }
                 other => {
@@ -335,14 +306,6 @@ fn missing_format(content_type: &str) -> Error {
          ?format=csv|parquet|ndjson|json or a Content-Type of text/csv, \
          application/vnd.apache.parquet, application/x-ndjson or application/json"
     ))
-}
-
-fn multipart_error(error: axum::extract::multipart::MultipartError, limit: u64) -> Error {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        DataError::TooLarge { limit }.into()
-    } else {
-        Error::BadRequest(format!("malformed multipart body: {}", error.body_text()))
-    }
 }
 
 /// Appends `chunks` to the staged file, refusing (413) as soon as more than `limit` bytes came.

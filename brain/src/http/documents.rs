@@ -11,7 +11,7 @@
 //! embedding succeeded).
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use shared_types::knowledge::{
 use super::error::essence;
 use super::extract::{Json, Query};
 use super::identity::Identity;
+use super::upload_form::UploadForm;
 use super::{AppState, Error, Result};
 use crate::knowledge::KnowledgeError;
 use crate::knowledge::extract::DocumentFormat;
@@ -74,25 +75,16 @@ async fn upload(
     }
     let mut name = params.name;
     let (format, bytes) = if multipart {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        let mut form = UploadForm::from_request(request, &state, limit, |limit| {
+            KnowledgeError::TooLarge { limit }.into()
+        })
+        .await?;
+        let fields = form.fields();
         let mut file = None;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|error| multipart_error(error, limit))?
-        {
+        while let Some(field) = form.next_field().await? {
             let field_name = field.name().unwrap_or_default().to_owned();
             match field_name.as_str() {
-                "name" => {
-                    name = Some(
-                        field
-                            .text()
-                            .await
-                            .map_err(|error| multipart_error(error, limit))?,
-                    );
-                }
+                "name" => name = Some(fields.text(field).await?),
                 "file" => {
                     if file.is_some() {
                         return Err(Error::BadRequest("one `file` field per upload".to_owned()));
@@ -111,9 +103,7 @@ async fn upload(
                         .to_owned();
                     let format =
                         format.ok_or_else(|| KnowledgeError::UnsupportedFormat(described))?;
-                    let chunks =
-                        field.map(|chunk| chunk.map_err(|error| multipart_error(error, limit)));
-                    file = Some((format, read_limited(chunks, limit).await?));
+                    file = Some((format, read_limited(fields.chunks(field), limit).await?));
                 }
                 other => {
                     return Err(Error::BadRequest(format!(
@@ -203,14 +193,6 @@ async fn search(
         )
         .await?;
     Ok(JsonResponse(SearchResponse { hits }))
-}
-
-fn multipart_error(error: axum::extract::multipart::MultipartError, limit: u64) -> Error {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        KnowledgeError::TooLarge { limit }.into()
-    } else {
-        Error::BadRequest(format!("malformed multipart body: {}", error.body_text()))
-    }
 }
 
 /// Collects `chunks`, refusing (413) as soon as more than `limit` bytes came.

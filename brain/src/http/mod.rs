@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod queries;
 pub mod runs;
 pub mod threads;
+mod upload_form;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
