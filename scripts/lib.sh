@@ -60,6 +60,13 @@ wasm_cargo() {
 
 # Portable helpers (GNU/Linux and macOS).
 file_size() { wc -c <"$1" | tr -d ' '; }
+# A TCP port free on loopback right now (for a service the caller starts next).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# One percentile ("50%", "99%") of a `wrk --latency` report, in microseconds.
+percentile_us() {
+  awk -v p="$1" '$1 == p { v=$2; if (v ~ /us$/) { sub(/us/,"",v); print v+0 }
+    else if (v ~ /ms$/) { sub(/ms/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000000 } }' "$2"
+}
 sha256_of_stdin() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
 }
