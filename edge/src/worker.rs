@@ -20,7 +20,7 @@ use shared_types::signature::body_digest;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{Context, Delay, Env, Request, Response, console_error, event};
+use worker::{Context, Delay, Env, console_error, event};
 
 use crate::core::auth::{JwksFetch, KeyStore};
 use crate::core::cache::{
@@ -38,17 +38,31 @@ use crate::core::{
 /// Name of the Durable Object namespace binding holding the rate-limit buckets.
 const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 
+/// Takes the runtime's own `Request` and returns its own `Response`: the `worker` crate's
+/// `Request` wrapper would read the method, URL, headers and `cf` object on every request
+/// before `handle` reads what it needs.
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    Ok(Response::from(handle(request.inner(), &env, &ctx).await))
+async fn fetch(
+    request: web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<web_sys::Response> {
+    Ok(handle(&request, &env, &ctx).await)
 }
 
 async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys::Response {
+    // One draw from the runtime's CSPRNG for all of this request's randomness.
+    let random: [u8; 48] = random_bytes();
+    let part = |i: usize| -> [u8; 16] {
+        let mut out = [0; 16];
+        out.copy_from_slice(&random[16 * i..16 * (i + 1)]);
+        out
+    };
     let mut inputs = Inputs {
         now_ms: now_ms(),
-        random: random_bytes(),
-        session_random: random_bytes(),
-        nonce: random_bytes(),
+        random: part(0),
+        session_random: part(1),
+        nonce: part(2),
         keys_refreshed: false,
     };
     let config = match isolate_config(env) {
@@ -197,7 +211,7 @@ async fn proxy_request(
                 // Serve the stale copy now; refresh it in the background with a fresh
                 // signature (a nonce is good for one request only).
                 let mut refresh = proxy.clone();
-                refresh.signature_nonce = shared_types::signature::hex(&random_bytes());
+                refresh.signature_nonce = shared_types::signature::hex(&random_bytes::<16>());
                 refresh.signature_timestamp_secs = now / 1000;
                 let refresh_config = Rc::clone(&config);
                 let entry = cache_entry.clone();
@@ -264,11 +278,9 @@ async fn forward(
     body: Option<Vec<u8>>,
 ) -> Result<web_sys::Response, UpstreamFailure> {
     let unreachable = |_| UpstreamFailure::Unreachable;
-    let controller = web_sys::AbortController::new().map_err(unreachable)?;
     let init = web_sys::RequestInit::new();
     init.set_method(proxy.method.as_str());
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_signal(Some(&controller.signal()));
     match (proxy.body_signing, body) {
         (BodySigning::Hash, Some(bytes)) => {
             proxy.sign(Some(&body_digest(&bytes)), config);
@@ -286,19 +298,28 @@ async fn forward(
     }
     init.set_headers(&js_headers(&proxy.headers).map_err(unreachable)?.into());
 
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let response = JsFuture::from(global.fetch_with_str_and_init(&proxy.url, &init));
-    let timeout = Delay::from(proxy.remaining(now_ms()));
-    match select(response, timeout).await {
-        Either::Left((Ok(value), _)) => value
+    let timeout_ms = u32::try_from(proxy.remaining(now_ms()).as_millis()).unwrap_or(u32::MAX);
+    // One promise for the fetch and its deadline (edge/js/fetch_deadline.mjs): cheaper per
+    // request than a Rust timer future raced against the fetch, each with its own closures.
+    match JsFuture::from(fetch_with_deadline(&proxy.url, &init, timeout_ms)).await {
+        Ok(value) if value.is_null() => Err(UpstreamFailure::TimedOut),
+        Ok(value) => value
             .dyn_into::<web_sys::Response>()
             .map_err(|_| UpstreamFailure::Unreachable),
-        Either::Left((Err(_), _)) => Err(UpstreamFailure::Unreachable),
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(UpstreamFailure::TimedOut)
-        }
+        Err(_) => Err(UpstreamFailure::Unreachable),
     }
+}
+
+#[wasm_bindgen(module = "/js/fetch_deadline.mjs")]
+extern "C" {
+    /// `fetch(url, init)`, aborted after `timeout_ms` unless the response headers arrived;
+    /// resolves to `null` when the deadline won. The deadline does not cover the body.
+    #[wasm_bindgen(js_name = fetchWithDeadline)]
+    fn fetch_with_deadline(
+        url: &str,
+        init: &web_sys::RequestInit,
+        timeout_ms: u32,
+    ) -> js_sys::Promise;
 }
 
 #[wasm_bindgen(module = "/js/stream_guard.mjs")]
@@ -689,9 +710,10 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-fn random_bytes() -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let array = Uint8Array::new_with_length(16);
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // N is a small constant (at most 48).
+    let array = Uint8Array::new_with_length(N as u32);
     let filled = Reflect::get(&js_sys::global(), &"crypto".into())
         .and_then(|crypto| {
             let get_random_values: js_sys::Function =
