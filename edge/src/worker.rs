@@ -277,7 +277,6 @@ async fn forward(
     config: &EdgeConfig,
     body: Option<Vec<u8>>,
 ) -> Result<web_sys::Response, UpstreamFailure> {
-    let unreachable = |_| UpstreamFailure::Unreachable;
     let init = web_sys::RequestInit::new();
     init.set_method(proxy.method.as_str());
     init.set_redirect(web_sys::RequestRedirect::Manual);
@@ -296,7 +295,7 @@ async fn forward(
         }
         (BodySigning::Hash, None) | (BodySigning::Empty, _) => proxy.sign(None, config),
     }
-    init.set_headers(&js_headers(&proxy.headers).map_err(unreachable)?.into());
+    init.set_headers(&js_headers(&proxy.headers));
 
     let timeout_ms = u32::try_from(proxy.remaining(now_ms()).as_millis()).unwrap_or(u32::MAX);
     // One promise for the fetch and its deadline (edge/js/fetch_deadline.mjs): cheaper per
@@ -348,7 +347,7 @@ fn stream_back(
     let init = web_sys::ResponseInit::new();
     init.set_status(upstream.status());
     init.set_status_text(&upstream.status_text());
-    init.set_headers(&js_headers(&headers).ok()?.into());
+    init.set_headers(&js_headers(&headers));
     // Null-body statuses must not be given a stream (the Response constructor throws).
     let body = if matches!(upstream.status(), 101 | 204 | 205 | 304) {
         None
@@ -376,9 +375,7 @@ fn serve_cached(
     let headers = upstream_response_headers(&served, proxy, config);
     let init = web_sys::ResponseInit::new();
     init.set_status(hit.status());
-    if let Ok(js) = js_headers(&headers) {
-        init.set_headers(&js.into());
-    }
+    init.set_headers(&js_headers(&headers));
     web_sys::Response::new_with_opt_readable_stream_and_init(hit.body().as_ref(), &init)
         .unwrap_or_else(|_| {
             respond(upstream_failure(
@@ -422,13 +419,8 @@ fn store_and_stream(
     client_init.set_status_text(&upstream.status_text());
     let cache_init = web_sys::ResponseInit::new();
     cache_init.set_status(upstream.status());
-    let (Ok(client_headers), Ok(cache_headers)) =
-        (js_headers(&headers), js_headers(&stored_headers))
-    else {
-        return Err(upstream);
-    };
-    client_init.set_headers(&client_headers.into());
-    cache_init.set_headers(&cache_headers.into());
+    client_init.set_headers(&js_headers(&headers));
+    cache_init.set_headers(&js_headers(&stored_headers));
     let (Ok(to_client), Ok(to_cache)) = (
         web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_client), &client_init),
         web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_cache), &cache_init),
@@ -649,9 +641,7 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 fn respond(response: EdgeResponse) -> web_sys::Response {
     let init = web_sys::ResponseInit::new();
     init.set_status(response.status.as_u16());
-    if let Ok(headers) = js_headers(&response.headers) {
-        init.set_headers(&headers.into());
-    }
+    init.set_headers(&js_headers(&response.headers));
     let mut body = response.body;
     let body = (!body.is_empty()).then_some(body.as_mut_slice());
     web_sys::Response::new_with_opt_u8_array_and_init(body, &init)
@@ -662,21 +652,25 @@ fn respond(response: EdgeResponse) -> web_sys::Response {
         .unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into())
 }
 
+#[wasm_bindgen(module = "/js/headers.mjs")]
+extern "C" {
+    /// The entries of `headers` as "name\nvalue\n" lines.
+    #[wasm_bindgen(js_name = headerLines)]
+    fn header_lines(headers: &web_sys::Headers) -> String;
+    /// Lines in `header_lines`' format as an array of `[name, value]` pairs.
+    #[wasm_bindgen(js_name = headerPairs)]
+    fn header_pairs(lines: &str) -> js_sys::Array;
+}
+
 /// Copies JS headers into a `HeaderMap` without panicking on anything the runtime hands over.
 fn header_map(headers: &web_sys::Headers) -> HeaderMap {
+    let lines = header_lines(headers);
     let mut map = HeaderMap::new();
-    let Ok(Some(entries)) = js_sys::try_iter(headers) else {
-        return map;
-    };
-    for entry in entries.flatten() {
-        let pair: js_sys::Array = entry.unchecked_into();
-        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            latin1_value(&value),
-        ) {
+    let mut fields = lines.split('\n');
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), latin1_value(value))
+        {
             map.append(name, value);
         }
     }
@@ -695,14 +689,18 @@ fn latin1_value(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderV
     HeaderValue::from_bytes(&bytes)
 }
 
-fn js_headers(map: &HeaderMap) -> Result<web_sys::Headers, JsValue> {
-    let headers = web_sys::Headers::new()?;
+/// `map` as the `[name, value]` pairs a Request or Response init takes (the runtime validates
+/// them there; the core only produces valid ones).
+fn js_headers(map: &HeaderMap) -> JsValue {
+    let mut lines = String::with_capacity(map.len() * 48);
     for (name, value) in map {
+        lines.push_str(name.as_str());
+        lines.push('\n');
         // Inverse of `latin1_value`: each byte becomes the char with that code point.
-        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
-        headers.append(name.as_str(), &value)?;
+        lines.extend(value.as_bytes().iter().map(|&b| char::from(b)));
+        lines.push('\n');
     }
-    Ok(headers)
+    header_pairs(&lines).into()
 }
 
 fn now_ms() -> u64 {
