@@ -588,6 +588,24 @@ impl KnowledgeSearch for TestKnowledge {
     }
 }
 
+/// An agent app (SQLite) whose `search_knowledge` is served by a [`TestKnowledge`], returned
+/// too so that tests can see the queries it got.
+async fn app_with_knowledge(
+    scripted: &Scripted,
+    agent_toml: &str,
+    stall: bool,
+) -> (TestApp, Arc<TestKnowledge>) {
+    let knowledge = Arc::new(TestKnowledge {
+        stall,
+        queries: Mutex::default(),
+    });
+    let extras = Extras {
+        knowledge: Some(knowledge.clone()),
+    };
+    let app = agent_app_with(Backend::Sqlite, scripted, agent_toml, extras).await;
+    (app, knowledge)
+}
+
 #[tokio::test]
 async fn a_tool_that_exceeds_its_timeout_fails_and_the_turn_goes_on() {
     let scripted = Scripted::start(vec![
@@ -595,19 +613,12 @@ async fn a_tool_that_exceeds_its_timeout_fails_and_the_turn_goes_on() {
         Reply::Text(vec!["No answer in time."]),
     ])
     .await;
-    let knowledge = Arc::new(TestKnowledge {
-        stall: true,
-        queries: Mutex::default(),
-    });
-    let mut app = agent_app_with(
-        Backend::Sqlite,
+    let (mut app, knowledge) = app_with_knowledge(
         &scripted,
         &format!(
             "{DATA_TOOLS}\n[agents.limits]\ntool_timeouts_ms = {{ search_knowledge = 200 }}\n"
         ),
-        Extras {
-            knowledge: Some(knowledge.clone()),
-        },
+        true,
     )
     .await;
     let alice = Caller::user("alice");
@@ -647,17 +658,10 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
         Reply::Text(vec!["Within 30 days."]),
     ])
     .await;
-    let knowledge = Arc::new(TestKnowledge {
-        stall: false,
-        queries: Mutex::default(),
-    });
-    let mut app = agent_app_with(
-        Backend::Sqlite,
+    let (mut app, knowledge) = app_with_knowledge(
         &scripted,
         &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 3\nmin_score = 0.5\n"),
-        Extras {
-            knowledge: Some(knowledge.clone()),
-        },
+        false,
     )
     .await;
     let alice = Caller::user("alice");
@@ -772,17 +776,10 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
 #[tokio::test]
 async fn prefetch_retrieves_before_the_first_model_call_and_cites() {
     let scripted = Scripted::start(vec![Reply::Text(vec!["Within 30 days."])]).await;
-    let knowledge = Arc::new(TestKnowledge {
-        stall: false,
-        queries: Mutex::default(),
-    });
-    let mut app = agent_app_with(
-        Backend::Sqlite,
+    let (mut app, knowledge) = app_with_knowledge(
         &scripted,
         &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 2\nmin_score = 0.5\nprefetch = true\n"),
-        Extras {
-            knowledge: Some(knowledge.clone()),
-        },
+        false,
     )
     .await;
     let alice = Caller::user("alice");

@@ -103,6 +103,30 @@ pub(crate) fn run_id_of(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// Asks for a reply long enough to still be running, and waits for its first text delta:
+/// returns the run's id and the stream, positioned after that delta.
+async fn start_long_reply(
+    app: &TestApp,
+    caller: &Caller,
+    thread_id: &str,
+) -> (String, EventReader) {
+    let response = send(
+        app,
+        caller,
+        thread_id,
+        json!({"content": "Tell a long story."}),
+    )
+    .await;
+    let run_id = run_id_of(&response);
+    let mut reader = EventReader::new(response);
+    while let Some(event) = reader.next().await {
+        if event.data.contains("\"text-delta\"") {
+            break;
+        }
+    }
+    (run_id, reader)
+}
+
 pub(crate) async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
     let response = app
         .send_as(
@@ -894,20 +918,7 @@ async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
         .await;
         let alice = Caller::user("alice");
         let thread = create_thread(&app, &alice, "doomed").await;
-        let response = send(
-            &app,
-            &alice,
-            &thread.id,
-            json!({"content": "Tell a long story."}),
-        )
-        .await;
-        let run_id = run_id_of(&response);
-        let mut reader = EventReader::new(response);
-        while let Some(event) = reader.next().await {
-            if event.data.contains("\"text-delta\"") {
-                break;
-            }
-        }
+        let (run_id, reader) = start_long_reply(&app, &alice, &thread.id).await;
 
         let path = format!("/api/v1/threads/{}", thread.id);
         let deleted = app.send_as(&alice, app.client.delete(app.url(&path))).await;
@@ -1141,20 +1152,7 @@ async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
         .await;
         let alice = Caller::user("alice");
         let thread = create_thread(&app, &alice, "shutdown").await;
-        let response = send(
-            &app,
-            &alice,
-            &thread.id,
-            json!({"content": "Tell a long story."}),
-        )
-        .await;
-        let run_id = run_id_of(&response);
-        let mut reader = EventReader::new(response);
-        while let Some(event) = reader.next().await {
-            if event.data.contains("\"text-delta\"") {
-                break;
-            }
-        }
+        let (run_id, reader) = start_long_reply(&app, &alice, &thread.id).await;
         drop(reader); // no request in flight: the server stops at once, the run is still going
 
         app.stop().await;
