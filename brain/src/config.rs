@@ -277,6 +277,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=2048))]
     pub knowledge_embed_batch: u32,
 
+    /// Time limit for embedding one uploaded document (all its batches), in milliseconds. A
+    /// document that takes longer is refused (422) and nothing of it is stored.
+    #[arg(long, env = "BRAIN_KNOWLEDGE_EMBED_TIMEOUT_MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub knowledge_embed_timeout_ms: u64,
+
     /// Target chunk size in chars (chunks end at a paragraph, sentence or word boundary).
     #[arg(long, env = "BRAIN_KNOWLEDGE_CHUNK_CHARS", default_value_t = 1000)]
     pub knowledge_chunk_chars: usize,

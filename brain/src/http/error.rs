@@ -158,9 +158,9 @@ impl From<KnowledgeError> for Error {
             KnowledgeError::TooLarge { limit } => Error::PayloadTooLarge {
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),
             },
-            KnowledgeError::Unreadable(_) | KnowledgeError::QuotaExceeded { .. } => {
-                Error::Unprocessable(error.to_string())
-            }
+            KnowledgeError::Unreadable(_)
+            | KnowledgeError::QuotaExceeded { .. }
+            | KnowledgeError::EmbedTimedOut { .. } => Error::Unprocessable(error.to_string()),
             KnowledgeError::NotFound => Error::NotFoundResource(error.to_string()),
             KnowledgeError::EmbedderUnavailable(_) => Error::Unavailable(error.to_string()),
             KnowledgeError::EmbedFailed(message) => {

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -237,10 +238,24 @@ impl Embedder for MiniLmEmbedder {
                     EmbedError::Unavailable("the embedder is shutting down".to_owned())
                 })?;
             let batch_size = self.batch_size;
-            tokio::task::spawn_blocking(move || embed_sorted(&model, texts, batch_size))
+            // Dropping this future (a caller's time limit) stops the blocking work at its next
+            // batch instead of letting it run on, unawaited, after the permit was released.
+            let cancel = CancelOnDrop::default();
+            let cancelled = Arc::clone(&cancel.0);
+            tokio::task::spawn_blocking(move || embed_sorted(&model, texts, batch_size, &cancelled))
                 .await
                 .map_err(|error| EmbedError::Failed(format!("embedding stopped: {error}")))?
         })
+    }
+}
+
+/// Sets its flag when dropped: tells blocking work that nobody awaits its result any more.
+#[derive(Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -249,11 +264,17 @@ fn embed_sorted(
     model: &LoadedMiniLm,
     texts: Vec<String>,
     batch_size: usize,
+    cancelled: &AtomicBool,
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
     let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
     for batch in order.chunks(batch_size) {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(EmbedError::Failed(
+                "cancelled: nobody awaits the result".to_owned(),
+            ));
+        }
         let batch_texts = batch.iter().map(|&i| texts[i].clone()).collect();
         let embedded = model.embed_batch(batch_texts)?;
         if embedded.len() != batch.len() {

@@ -12,7 +12,7 @@
 //!
 //! # Flow
 //! Upload: extract and chunk (`spawn_blocking`) → check the tenant's chunk quota → embed
-//! (batched, off the executor) → store document, text and chunks in one transaction → drop the
+//! (batched, off the executor, within `KnowledgeLimits::embed_timeout`) → store document, text and chunks in one transaction → drop the
 //! tenant's cached index. Search: embed the query → the tenant's [`index::TenantIndex`] (from
 //! the cache, or built from the store in `spawn_blocking`) → both legs and the fusion in
 //! `spawn_blocking`. The corpus is never re-embedded to search it.
@@ -24,6 +24,7 @@ pub mod index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shared_types::knowledge::{ChunkInfo, Document, DocumentDetail, SearchHit};
 use uuid::Uuid;
@@ -54,6 +55,8 @@ pub struct KnowledgeLimits {
     pub max_query_chars: usize,
     /// Tenants whose search index stays cached in memory (least recently used evicted).
     pub index_cache_owners: usize,
+    /// Longest time embedding one uploaded document may take.
+    pub embed_timeout: Duration,
 }
 
 /// Why a knowledge-base operation failed.
@@ -79,6 +82,10 @@ pub enum KnowledgeError {
     EmbedderUnavailable(String),
     #[error("embedding failed: {0}")]
     EmbedFailed(String),
+    #[error(
+        "embedding this document took longer than the limit of {limit_ms} ms: split it into smaller documents, or raise --knowledge-embed-timeout-ms"
+    )]
+    EmbedTimedOut { limit_ms: u128 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -125,6 +132,7 @@ impl KnowledgeLimits {
             max_search_limit: config.knowledge_max_search_limit,
             max_query_chars: config.knowledge_max_query_chars,
             index_cache_owners: config.knowledge_index_cache_owners,
+            embed_timeout: Duration::from_millis(config.knowledge_embed_timeout_ms),
         })
     }
 }
@@ -221,10 +229,18 @@ impl KnowledgeBase {
                 limit: self.limits.max_chunks_per_owner,
             });
         }
-        let vectors = self
-            .embedder
-            .embed(chunks.iter().map(|chunk| chunk.text.clone()).collect())
-            .await?;
+        // On timeout the embedding future is dropped: an API call is cancelled with it, and the
+        // local model stops after the batch it is running (see `embed::MiniLmEmbedder`).
+        let limit = self.limits.embed_timeout;
+        let vectors = tokio::time::timeout(
+            limit,
+            self.embedder
+                .embed(chunks.iter().map(|chunk| chunk.text.clone()).collect()),
+        )
+        .await
+        .map_err(|_| KnowledgeError::EmbedTimedOut {
+            limit_ms: limit.as_millis(),
+        })??;
         if vectors.len() != chunks.len() {
             return Err(KnowledgeError::EmbedFailed(format!(
                 "{} vectors for {} chunks",

@@ -611,6 +611,10 @@ async fn fake_embeddings_server() -> (String, std::sync::Arc<std::sync::Mutex<Ve
                     .iter()
                     .map(|v| v.as_str().unwrap().to_owned())
                     .collect();
+                if inputs.iter().any(|input| input.contains("STALL")) {
+                    // An embeddings service that never answers.
+                    std::future::pending::<()>().await;
+                }
                 if inputs.iter().any(|input| input.contains("FAIL")) {
                     return (
                         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -707,4 +711,44 @@ async fn an_openai_compatible_embedder_serves_uploads_and_search() {
         .await
         .unwrap();
     assert_eq!(list.documents.len(), 2);
+}
+
+#[tokio::test]
+async fn an_upload_whose_embedding_exceeds_the_time_limit_is_refused_and_not_stored() {
+    let (url, _) = fake_embeddings_server().await;
+    let app = spawn_app_with(Backend::Sqlite, move |config| {
+        config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
+        config.embeddings_url = url;
+        config.embeddings_model = "fake-embed".to_owned();
+        config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
+        // The per-call limit is far away: the document's own limit must be what answers.
+        config.embeddings_timeout_ms = 600_000;
+        config.knowledge_embed_timeout_ms = 300;
+    })
+    .await;
+    let caller = Caller::user("patient");
+    let body = assert_error(
+        upload(
+            &app,
+            &caller,
+            "slow.txt",
+            "text/plain",
+            b"this one will STALL".to_vec(),
+        )
+        .await,
+        ErrorCode::Unprocessable,
+    )
+    .await;
+    assert!(
+        body.error.message.contains("300 ms")
+            && body.error.message.contains("--knowledge-embed-timeout-ms"),
+        "{body:?}"
+    );
+    let list: DocumentList = app
+        .send_as(&caller, app.client.get(app.url("/api/v1/documents")))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list.documents.is_empty(), "{list:?}");
 }
