@@ -311,12 +311,7 @@ async fn documents_are_invisible_to_other_tenants() {
                 b"Notes about the vault of a bank and its combination lock.".to_vec(),
             )
             .await;
-            let list: DocumentList = app
-                .send_as(intruder, app.client.get(app.url("/api/v1/documents")))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let list = documents_of(&app, intruder).await;
             assert!(
                 list.documents.iter().all(|d| d.id != secret.id),
                 "{backend}"
@@ -420,12 +415,7 @@ async fn multipart_upload_then_delete_removes_it_from_search() {
         hits.iter().all(|hit| hit.document_id != bike.id),
         "{hits:?}"
     );
-    let list: DocumentList = app
-        .send_as(&caller, app.client.get(app.url("/api/v1/documents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = documents_of(&app, &caller).await;
     assert_eq!(list.documents.len(), 1);
     assert_error(
         app.send_as(
@@ -523,12 +513,7 @@ async fn bad_input_is_refused_in_the_error_shape() {
     );
 
     // Nothing of the refused uploads was stored.
-    let list: DocumentList = app
-        .send_as(&caller, app.client.get(app.url("/api/v1/documents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = documents_of(&app, &caller).await;
     assert!(list.documents.is_empty(), "{list:?}");
     assert!(search(&app, &caller, "returns", 5).await.is_empty());
 
@@ -592,6 +577,23 @@ async fn a_missing_local_model_makes_embedding_endpoints_unavailable() {
     std::fs::remove_dir_all(&empty).unwrap();
 }
 
+/// The caller's documents, as the list endpoint shows them.
+async fn documents_of(app: &TestApp, caller: &Caller) -> DocumentList {
+    app.send_as(caller, app.client.get(app.url("/api/v1/documents")))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Points the brain at [`fake_embeddings_server`] (its model name, no API key).
+fn use_fake_embeddings(config: &mut brain::Config, url: String) {
+    config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
+    config.embeddings_url = url;
+    config.embeddings_model = "fake-embed".to_owned();
+    config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
+}
+
 /// A stand-in OpenAI-compatible embeddings server on 127.0.0.1: vectors count letters (26
 /// dims), so texts sharing words point the same way. Records every input it embedded; answers
 /// 500 when an input contains "FAIL".
@@ -653,10 +655,7 @@ async fn fake_embeddings_server() -> (String, std::sync::Arc<std::sync::Mutex<Ve
 async fn an_openai_compatible_embedder_serves_uploads_and_search() {
     let (url, seen) = fake_embeddings_server().await;
     let app = spawn_app_with(Backend::Sqlite, move |config| {
-        config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
-        config.embeddings_url = url;
-        config.embeddings_model = "fake-embed".to_owned();
-        config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
+        use_fake_embeddings(config, url);
     })
     .await;
     let caller = Caller::user("remote");
@@ -704,12 +703,7 @@ async fn an_openai_compatible_embedder_serves_uploads_and_search() {
     )
     .await;
     assert!(body.error.message.contains("500"), "{body:?}");
-    let list: DocumentList = app
-        .send_as(&caller, app.client.get(app.url("/api/v1/documents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = documents_of(&app, &caller).await;
     assert_eq!(list.documents.len(), 2);
 }
 
@@ -717,10 +711,7 @@ async fn an_openai_compatible_embedder_serves_uploads_and_search() {
 async fn an_upload_whose_embedding_exceeds_the_time_limit_is_refused_and_not_stored() {
     let (url, _) = fake_embeddings_server().await;
     let app = spawn_app_with(Backend::Sqlite, move |config| {
-        config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
-        config.embeddings_url = url;
-        config.embeddings_model = "fake-embed".to_owned();
-        config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
+        use_fake_embeddings(config, url);
         // The per-call limit is far away: the document's own limit must be what answers.
         config.embeddings_timeout_ms = 600_000;
         config.knowledge_embed_timeout_ms = 300;
@@ -744,11 +735,6 @@ async fn an_upload_whose_embedding_exceeds_the_time_limit_is_refused_and_not_sto
             && body.error.message.contains("--knowledge-embed-timeout-ms"),
         "{body:?}"
     );
-    let list: DocumentList = app
-        .send_as(&caller, app.client.get(app.url("/api/v1/documents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = documents_of(&app, &caller).await;
     assert!(list.documents.is_empty(), "{list:?}");
 }
