@@ -5,15 +5,23 @@
 export function fetchWithDeadline(url, init, timeoutMs) {
   const controller = new AbortController();
   init.signal = controller.signal;
+  let response;
+  try {
+    response = fetch(url, init);
+  } catch (error) {
+    // A fetch the runtime refuses outright (a bad URL or header): a failed fetch like any
+    // other, with no timer left behind to hold the request open.
+    return Promise.reject(error);
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       controller.abort();
       resolve(null);
     }, timeoutMs);
-    fetch(url, init).then(
-      (response) => {
+    response.then(
+      (value) => {
         clearTimeout(timer);
-        resolve(response);
+        resolve(value);
       },
       (error) => {
         clearTimeout(timer);
