@@ -12,10 +12,11 @@
 //!
 //! # Flow
 //! Upload: extract and chunk (`spawn_blocking`) → check the tenant's chunk quota → embed
-//! (batched, off the executor, within `KnowledgeLimits::embed_timeout`) → store document, text and chunks in one transaction → drop the
-//! tenant's cached index. Search: embed the query → the tenant's [`index::TenantIndex`] (from
-//! the cache, or built from the store in `spawn_blocking`) → both legs and the fusion in
-//! `spawn_blocking`. The corpus is never re-embedded to search it.
+//! (batched, off the executor, within `KnowledgeLimits::embed_timeout`) → store document, text
+//! and chunks in one transaction → drop the tenant's cached index. Search: embed the query →
+//! the tenant's [`index::TenantIndex`] (from the cache, or built from the store in
+//! `spawn_blocking`) → both legs and the fusion in `spawn_blocking`. The corpus is never
+//! re-embedded to search it.
 
 pub mod chunk;
 pub mod embed;
