@@ -103,6 +103,19 @@ pub struct DatasetInfo {
     pub pinned: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Starts at 1; every replace, append or rename makes a new version. Answers name the
+    /// versions they read ([`QueryResult::datasets`]).
+    pub version: u64,
+}
+
+/// One dataset at one version: what an answer was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatasetRef {
+    pub id: String,
+    pub name: String,
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +381,8 @@ pub struct QueryResult {
     pub data: Option<Map<String, Value>>,
     pub page: Page,
     pub elapsed_ms: f64,
+    /// The datasets the query read, at the versions it read, sorted by name.
+    pub datasets: Vec<DatasetRef>,
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ fn dataset_info() -> Value {
         "id": "0b9f1c9e-3a43-4bb1-9d0c-5d2f0a1b2c3d", "name": "sales", "scope": "private",
         "owned": true, "columns": [{"name": "store", "dtype": "str"}, {"name": "qty", "dtype": "i64"}],
         "row_count": 3, "bytes": 812, "pinned": false,
-        "created_at_ms": 1_764_000_000_000_i64, "updated_at_ms": 1_764_000_000_000_i64
+        "created_at_ms": 1_764_000_000_000_i64, "updated_at_ms": 1_764_000_000_000_i64,
+        "version": 1
     })
 }
 
@@ -147,14 +148,18 @@ fn every_public_type_round_trips_its_example() {
         json!({"columns": [{"name": "store", "dtype": "str"}, {"name": "units", "dtype": "i64"}],
                "rows": [{"store": "a", "units": 7}],
                "page": {"offset": 0, "limit": 100, "returned": 1, "next_offset": null},
-               "elapsed_ms": 1.5}),
+               "elapsed_ms": 1.5,
+               "datasets": [{"id": "0b9f1c9e-3a43-4bb1-9d0c-5d2f0a1b2c3d", "name": "sales",
+                             "version": 3}]}),
     );
     round_trip::<QueryResult>(
         "QueryResult (columns)",
         json!({"columns": [{"name": "store", "dtype": "str"}],
                "data": {"store": ["a", "b"]},
                "page": {"offset": 0, "limit": 2, "returned": 2, "next_offset": 2},
-               "elapsed_ms": 0.25}),
+               "elapsed_ms": 0.25,
+               "datasets": [{"id": "0b9f1c9e-3a43-4bb1-9d0c-5d2f0a1b2c3d", "name": "sales",
+                             "version": 1}]}),
     );
     for column_type in [
         "bool", "int32", "int64", "float64", "string", "date", "datetime",

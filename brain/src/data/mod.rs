@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use polars::prelude::{DataFrame, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
 use shared_types::data::{
-    ColumnInfo, DatasetDescription, DatasetInfo, ImportDataset, JsonQuery, LoadedFrame,
+    ColumnInfo, DatasetDescription, DatasetInfo, DatasetRef, ImportDataset, JsonQuery, LoadedFrame,
     MemoryStats, Page, PageRequest, Scope, SqlQuery,
 };
 
@@ -155,6 +155,8 @@ pub struct QueryOutput {
     pub frame: DataFrame,
     pub page: Page,
     pub elapsed: Duration,
+    /// The datasets the query read, at the versions it read.
+    pub datasets: Vec<DatasetRef>,
 }
 
 /// The data plane; cheap to clone (one shared instance per application).
@@ -330,6 +332,7 @@ impl DataPlane {
             pinned: false,
             created_at_ms: now,
             updated_at_ms: now,
+            version: 1,
         };
         if let Err(error) = self.inner.store.insert_dataset(&record).await {
             let _ = tokio::fs::remove_file(&path).await;
@@ -579,14 +582,16 @@ impl DataPlane {
             .map_err(|refusal| DataError::BadRequest(refusal.to_string()))?;
         let by_name = self.by_name(owner).await?;
         let mut tables = Vec::with_capacity(approved.tables.len());
+        let mut read = Vec::with_capacity(approved.tables.len());
         for name in &approved.tables {
             let record = by_name
                 .get(name)
                 .ok_or_else(|| DataError::NotFound(format!("no dataset named `{name}`")))?;
             tables.push((name.clone(), self.frame(record).await?));
+            read.push(dataset_ref(record));
         }
         let text = query.sql.clone();
-        self.run(page, started, move || {
+        self.run(page, started, read, move || {
             let tables = tables
                 .into_iter()
                 .map(|(name, frame)| (name, frame.as_ref().clone().lazy()));
@@ -617,8 +622,10 @@ impl DataPlane {
             .ok_or_else(|| DataError::NotFound(format!("no dataset named `{}`", query.dataset)))?;
         let frame = self.frame(record).await?;
         let query = query.clone();
-        self.run(page, started, move || json_query::plan(&query, &frame))
-            .await
+        self.run(page, started, vec![dataset_ref(record)], move || {
+            json_query::plan(&query, &frame)
+        })
+        .await
     }
 
     fn observe(&self, kind: &str, started: Instant, result: &Result<QueryOutput>) {
@@ -669,6 +676,7 @@ impl DataPlane {
         &self,
         (offset, limit): (u64, u64),
         started: Instant,
+        datasets: Vec<DatasetRef>,
         build: impl FnOnce() -> Result<LazyFrame> + Send + 'static,
     ) -> Result<QueryOutput> {
         let slot: Arc<Mutex<Option<InProcessQuery>>> = Arc::default();
@@ -718,6 +726,7 @@ impl DataPlane {
                 next_offset,
             },
             elapsed: started.elapsed(),
+            datasets,
         })
     }
 
@@ -808,7 +817,16 @@ fn info(record: &DatasetRecord, caller: &str) -> Result<DatasetInfo> {
         pinned: record.pinned,
         created_at_ms: record.created_at_ms,
         updated_at_ms: record.updated_at_ms,
+        version: u64::try_from(record.version).unwrap_or_default(),
     })
+}
+
+fn dataset_ref(record: &DatasetRecord) -> DatasetRef {
+    DatasetRef {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        version: u64::try_from(record.version).unwrap_or_default(),
+    }
 }
 
 /// `relative` inside `import_dir`, symlinks resolved; anything outside is refused.

@@ -84,6 +84,7 @@ async fn render(result: QueryOutput, media: Media, shape: ResultShape) -> Result
         mut frame,
         page,
         elapsed,
+        datasets,
     } = result;
     let rendered = tokio::task::spawn_blocking(move || -> Result<Response, DataError> {
         Ok(match media {
@@ -99,6 +100,7 @@ async fn render(result: QueryOutput, media: Media, shape: ResultShape) -> Result
                     data,
                     page,
                     elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+                    datasets,
                 })
                 .into_response()
             }

@@ -28,6 +28,8 @@ pub struct DatasetRecord {
     pub pinned: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Starts at 1; every replace, append or rename adds one.
+    pub version: i64,
 }
 
 /// What replacing or appending changes.
@@ -40,7 +42,7 @@ pub struct ContentsUpdate {
 }
 
 const COLUMNS: &str = "id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-                       created_at_ms, updated_at_ms";
+                       created_at_ms, updated_at_ms, version";
 
 fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
     Ok(DatasetRecord {
@@ -54,6 +56,7 @@ fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
         pinned: row.try_get::<i64, _>("pinned")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+        version: row.try_get("version")?,
     })
 }
 
@@ -69,7 +72,8 @@ impl Store {
     pub async fn insert_dataset(&self, dataset: &DatasetRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO datasets (id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-             created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at_ms, updated_at_ms, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(dataset.id.clone())
         .bind(dataset.owner.clone())
@@ -81,6 +85,7 @@ impl Store {
         .bind(i64::from(dataset.pinned))
         .bind(dataset.created_at_ms)
         .bind(dataset.updated_at_ms)
+        .bind(dataset.version)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_write)?;
@@ -134,7 +139,8 @@ impl Store {
         records(&rows)
     }
 
-    /// Renames a dataset `owner` owns; `false` if there is none. [`StoreError::Conflict`] when
+    /// Renames a dataset `owner` owns (a new version: SQL names resolve differently now);
+    /// `false` if there is none. [`StoreError::Conflict`] when
     /// the name is taken.
     pub async fn rename_dataset(
         &self,
@@ -144,7 +150,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE datasets SET name = $1, updated_at_ms = $2 WHERE id = $3 AND owner = $4",
+            "UPDATE datasets SET name = $1, updated_at_ms = $2, version = version + 1 \
+             WHERE id = $3 AND owner = $4",
         )
         .bind(name.to_owned())
         .bind(now_ms)
@@ -156,7 +163,8 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records new contents (after replace or append) of a dataset `owner` owns.
+    /// Records new contents (after replace or append) of a dataset `owner` owns, as a new
+    /// version.
     pub async fn update_dataset_contents(
         &self,
         owner: &str,
@@ -164,8 +172,8 @@ impl Store {
         update: &ContentsUpdate,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE datasets SET columns_json = $1, row_count = $2, bytes = $3, updated_at_ms = $4 \
-             WHERE id = $5 AND owner = $6",
+            "UPDATE datasets SET columns_json = $1, row_count = $2, bytes = $3, updated_at_ms = $4, \
+             version = version + 1 WHERE id = $5 AND owner = $6",
         )
         .bind(update.columns_json.clone())
         .bind(update.row_count)

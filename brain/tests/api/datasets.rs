@@ -437,6 +437,97 @@ async fn rename_replace_append_pin_and_delete() {
 }
 
 #[tokio::test]
+async fn every_change_makes_a_new_version_and_answers_name_the_versions_they_read_on_both_backends()
+{
+    let alice = Caller::user("alice");
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let info = upload_csv(&app, &alice, "sales", "k\n1\n2\n").await;
+        assert_eq!(info.version, 1, "{backend}");
+        let item = app.url(&format!("/api/v1/datasets/{}", info.id));
+        let versions_read = |sql: &'static str| {
+            let app = &app;
+            let alice = &alice;
+            async move {
+                let response = app
+                    .send_as(
+                        alice,
+                        app.client
+                            .post(app.url("/api/v1/queries/sql"))
+                            .json(&json!({ "sql": sql })),
+                    )
+                    .await;
+                assert_eq!(response.status(), 200);
+                let result: shared_types::data::QueryResult = response.json().await.unwrap();
+                result
+                    .datasets
+                    .into_iter()
+                    .map(|read| (read.name, read.version))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            versions_read("SELECT SUM(k) FROM sales").await,
+            [("sales".to_owned(), 1)]
+        );
+
+        let appended = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(format!("{item}/rows"))
+                    .header(CONTENT_TYPE, "text/csv")
+                    .body("k\n3\n"),
+            )
+            .await;
+        assert_eq!(appended.json::<DatasetInfo>().await.unwrap().version, 2);
+        let replaced = app
+            .send_as(
+                &alice,
+                app.client
+                    .put(&item)
+                    .header(CONTENT_TYPE, "text/csv")
+                    .body("k\n9\n"),
+            )
+            .await;
+        assert_eq!(replaced.json::<DatasetInfo>().await.unwrap().version, 3);
+        let renamed = app
+            .send_as(
+                &alice,
+                app.client.patch(&item).json(&json!({"name": "sold"})),
+            )
+            .await;
+        assert_eq!(renamed.json::<DatasetInfo>().await.unwrap().version, 4);
+        // Pinning changes no data: same version.
+        let pinned = app
+            .send_as(&alice, app.client.put(format!("{item}/pin")))
+            .await;
+        assert_eq!(pinned.json::<DatasetInfo>().await.unwrap().version, 4);
+
+        upload_csv(&app, &alice, "other", "k\n5\n").await;
+        assert_eq!(
+            versions_read("SELECT k FROM sold UNION ALL SELECT k FROM other").await,
+            [("other".to_owned(), 1), ("sold".to_owned(), 4)],
+            "{backend}"
+        );
+        let json_query = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/queries/json"))
+                    .json(&json!({"dataset": "sold"})),
+            )
+            .await;
+        let result: shared_types::data::QueryResult = json_query.json().await.unwrap();
+        assert_eq!(result.datasets.len(), 1);
+        assert_eq!(
+            (result.datasets[0].id.as_str(), result.datasets[0].version),
+            (info.id.as_str(), 4)
+        );
+    }
+}
+
+#[tokio::test]
 async fn malformed_files_are_refused_naming_the_problem() {
     let app = spawn_app(Backend::Sqlite).await;
     let alice = Caller::user("alice");

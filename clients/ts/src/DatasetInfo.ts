@@ -17,4 +17,9 @@ owned: boolean, columns: Array<ColumnInfo>, row_count: number,
 /**
  * Size of its Parquet file on disk.
  */
-bytes: number, pinned: boolean, created_at_ms: number, updated_at_ms: number, };
+bytes: number, pinned: boolean, created_at_ms: number, updated_at_ms: number, 
+/**
+ * Starts at 1; every replace, append or rename makes a new version. Answers name the
+ * versions they read ([`QueryResult::datasets`]).
+ */
+version: number, };

@@ -18,6 +18,7 @@ export type * from "./DataFormat";
 export type * from "./DatasetDescription";
 export type * from "./DatasetInfo";
 export type * from "./DatasetList";
+export type * from "./DatasetRef";
 export type * from "./DependencyCheck";
 export type * from "./Document";
 export type * from "./DocumentDetail";

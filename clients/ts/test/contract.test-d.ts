@@ -45,12 +45,13 @@ export const result: QueryResult = {
   rows: [{ store: "a", units: 7, nested: { ok: [1, null, "x"] } }],
   page: { offset: 0, limit: 100, returned: 1, next_offset: null },
   elapsed_ms: 1.5,
+  datasets: [{ id: "d1", name: "sales", version: 2 }],
 };
 
 export const dataset: DatasetInfo = {
   id: "d1", name: "sales", scope: "private", owned: true,
   columns: [{ name: "qty", dtype: "i64" }], row_count: 3, bytes: 812, pinned: false,
-  created_at_ms: 1764000000000, updated_at_ms: 1764000000000,
+  created_at_ms: 1764000000000, updated_at_ms: 1764000000000, version: 1,
 };
 
 // Chunks narrow by `type`; camelCase fields as the AI SDK sends them.
