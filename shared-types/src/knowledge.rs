@@ -21,6 +21,20 @@ pub mod media {
     pub const MARKDOWN: &str = "text/markdown";
     pub const HTML: &str = "text/html";
     pub const PDF: &str = "application/pdf";
+
+    /// The media type a file name's extension stands for (case-insensitive): `.txt`/`.text`,
+    /// `.md`/`.markdown`, `.html`/`.htm`/`.xhtml`, `.pdf`. What the brain assumes for a multipart
+    /// file without a useful content type, and what clients send for a file.
+    pub fn of_file_name(name: &str) -> Option<&'static str> {
+        let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match extension.as_str() {
+            "txt" | "text" => Some(PLAIN),
+            "md" | "markdown" => Some(MARKDOWN),
+            "html" | "htm" | "xhtml" => Some(HTML),
+            "pdf" => Some(PDF),
+            _ => None,
+        }
+    }
 }
 
 /// Query parameters of `POST /documents` (a multipart `name` field overrides `name`).
@@ -133,6 +147,16 @@ pub struct SearchResponse {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_name_their_media_type() {
+        assert_eq!(media::of_file_name("guide.MD"), Some(media::MARKDOWN));
+        assert_eq!(media::of_file_name("a.b/page.htm"), Some(media::HTML));
+        assert_eq!(media::of_file_name("notes.txt"), Some(media::PLAIN));
+        assert_eq!(media::of_file_name("manual.pdf"), Some(media::PDF));
+        assert_eq!(media::of_file_name("noext"), None);
+        assert_eq!(media::of_file_name("sales.csv"), None);
+    }
 
     #[test]
     fn search_request_refuses_unknown_fields() {

@@ -42,14 +42,7 @@ impl DocumentFormat {
 
     /// From a file name's extension (multipart uploads without a useful content type).
     pub fn from_file_name(name: &str) -> Option<Self> {
-        let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
-        match extension.as_str() {
-            "txt" | "text" => Some(Self::Plain),
-            "md" | "markdown" => Some(Self::Markdown),
-            "html" | "htm" | "xhtml" => Some(Self::Html),
-            "pdf" => Some(Self::Pdf),
-            _ => None,
-        }
+        shared_types::knowledge::media::of_file_name(name).and_then(Self::from_media_type)
     }
 
     /// The canonical media type (`shared_types::knowledge::media`).
