@@ -24,8 +24,10 @@
 //! - [`Client`] (this file): one method per endpoint of `shared_types::api::ENDPOINTS`, with the
 //!   wire types of `shared-types`; sessions and bearer tokens; error decoding.
 //! - [`ChunkStream`] (`stream.rs`): a chat reply or a run's events as a `Stream` of
-//!   [`UiMessageChunk`]s, parsed from Server-Sent Events ([`sse`]).
-//! - `upload.rs` (native only): datasets streamed from files with a progress callback.
+//!   [`UiMessageChunk`]s, parsed from Server-Sent Events ([`sse`]); [`TickStream`] likewise
+//!   for the deployment stream probe.
+//! - `upload.rs` (native only): datasets and documents streamed from files with a progress
+//!   callback.
 //! - [`ClientError`] (`error.rs`): the shared error body as [`ClientError::Api`].
 //!
 //! # Sessions and auth
@@ -46,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared_types::agent::{
@@ -61,14 +63,18 @@ use shared_types::data::{
     DataFormat, DatasetDescription, DatasetInfo, DatasetList, ImportDataset, JsonQuery,
     MemoryStats, QueryResult, RenameDataset, Scope, SqlQuery, media, page_headers,
 };
-use shared_types::diag::WhoAmI;
+use shared_types::diag::{EchoReport, StreamParams, WhoAmI};
 use shared_types::error::ErrorBody;
 use shared_types::headers::CLIENT_SESSION_ID;
 use shared_types::health::HealthReport;
+use shared_types::knowledge::{
+    Document, DocumentDetail, DocumentList, SearchRequest, SearchResponse,
+};
 use url::Url;
 
 pub use error::ClientError;
-pub use stream::ChunkStream;
+pub use reqwest::Method;
+pub use stream::{ChunkStream, TickStream};
 #[cfg(not(target_arch = "wasm32"))]
 pub use upload::UploadProgress;
 
@@ -272,6 +278,12 @@ impl Client {
             .ok_or_else(|| ClientError::InvalidInput(format!("path {template} with {args:?}")))
     }
 
+    /// A path template filled with one id, without the base URL.
+    fn path_of(&self, template: &str, id: &str) -> Result<String> {
+        fill_path(template, &[id])
+            .ok_or_else(|| ClientError::InvalidInput(format!("path {template}")))
+    }
+
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         let session = self
             .session
@@ -360,6 +372,41 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/diag/stream`: the stream probe's ticks as they arrive (a deployment check:
+    /// if the first arrives long before the last was sent, no hop buffers streams).
+    pub async fn diag_stream(&self, params: &StreamParams) -> Result<TickStream> {
+        let mut url = Url::parse(&self.url("/api/v1/diag/stream"))
+            .map_err(|error| ClientError::InvalidInput(format!("URL: {error}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("events", &params.events.to_string());
+            query.append_pair("interval_ms", &params.interval_ms.to_string());
+            if let Some(break_after) = params.break_after {
+                query.append_pair("break_after", &break_after.to_string());
+            }
+        }
+        let request = self
+            .request(Method::GET, url.as_str())
+            .header(ACCEPT, "text/event-stream");
+        let response = self.send(request).await?;
+        Ok(TickStream::new(response))
+    }
+
+    /// `/api/v1/diag/echo` with `method` (GET, POST, PUT, PATCH or DELETE) and an optional JSON
+    /// body: the request as the brain received it (credential headers redacted).
+    pub async fn echo(
+        &self,
+        method: Method,
+        body: Option<&serde_json::Value>,
+    ) -> Result<EchoReport> {
+        let request = self.bounded(method, &self.url("/api/v1/diag/echo"));
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        self.json(request).await
+    }
+
     // ---- datasets ----
 
     pub async fn list_datasets(&self) -> Result<DatasetList> {
@@ -374,24 +421,51 @@ impl Client {
         options: &UploadOptions,
         body: impl Into<Bytes>,
     ) -> Result<DatasetInfo> {
+        self.upload_bytes_to(Method::POST, "/api/v1/datasets", Some(name), options, body)
+            .await
+    }
+
+    /// Replaces the contents of dataset `id` with bytes in memory (`options.format` required).
+    pub async fn replace_dataset_bytes(
+        &self,
+        id: &str,
+        options: &UploadOptions,
+        body: impl Into<Bytes>,
+    ) -> Result<DatasetInfo> {
+        let path = self.path_of("/api/v1/datasets/{id}", id)?;
+        self.upload_bytes_to(Method::PUT, &path, None, options, body)
+            .await
+    }
+
+    /// Appends rows in memory to dataset `id` (`options.format` required).
+    pub async fn append_rows_bytes(
+        &self,
+        id: &str,
+        options: &UploadOptions,
+        body: impl Into<Bytes>,
+    ) -> Result<DatasetInfo> {
+        let path = self.path_of("/api/v1/datasets/{id}/rows", id)?;
+        self.upload_bytes_to(Method::POST, &path, None, options, body)
+            .await
+    }
+
+    async fn upload_bytes_to(
+        &self,
+        method: Method,
+        path: &str,
+        name: Option<&str>,
+        options: &UploadOptions,
+        body: impl Into<Bytes>,
+    ) -> Result<DatasetInfo> {
         let format = options.format.ok_or_else(|| {
             ClientError::InvalidInput("an upload from memory needs `format`".into())
         })?;
-        let url = self.upload_url(Some(name), options, format)?;
+        let url = self.upload_url_at(path, name, options, format)?;
         let request = self
-            .request(Method::POST, &url)
+            .request(method, &url)
             .header(CONTENT_TYPE, content_type_of(format))
             .body(body.into());
         self.json(request).await
-    }
-
-    fn upload_url(
-        &self,
-        name: Option<&str>,
-        options: &UploadOptions,
-        format: DataFormat,
-    ) -> Result<String> {
-        self.upload_url_at("/api/v1/datasets", name, options, format)
     }
 
     fn upload_url_at(
@@ -634,6 +708,75 @@ impl Client {
             .await
     }
 
+    // ---- documents and retrieval ----
+
+    /// `POST /api/v1/documents`: stores `body` as document `name`; `media_type` is one of
+    /// `shared_types::knowledge::media` (files: `upload_document_file`). The brain extracts,
+    /// chunks and embeds it before answering.
+    pub async fn upload_document(
+        &self,
+        name: &str,
+        media_type: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<Document> {
+        let url = self.document_upload_url(name)?;
+        // Not bounded by the request timeout: embedding a large document takes a while.
+        let request = self
+            .request(Method::POST, &url)
+            .header(CONTENT_TYPE, media_type)
+            .body(body.into());
+        self.json(request).await
+    }
+
+    fn document_upload_url(&self, name: &str) -> Result<String> {
+        if name.is_empty() {
+            return Err(ClientError::InvalidInput(
+                "a document name must not be empty".into(),
+            ));
+        }
+        let mut url = Url::parse(&self.url("/api/v1/documents"))
+            .map_err(|error| ClientError::InvalidInput(format!("upload URL: {error}")))?;
+        url.query_pairs_mut().append_pair("name", name);
+        Ok(url.into())
+    }
+
+    /// The caller's documents, newest first.
+    pub async fn list_documents(&self) -> Result<DocumentList> {
+        self.json(self.bounded(Method::GET, &self.url("/api/v1/documents")))
+            .await
+    }
+
+    /// A document's metadata and every chunk with its char offsets.
+    pub async fn get_document(&self, id: &str) -> Result<DocumentDetail> {
+        let url = self.endpoint("/api/v1/documents/{id}", &[id])?;
+        self.json(self.bounded(Method::GET, &url)).await
+    }
+
+    /// The extracted text every chunk offset refers to (chars, not bytes).
+    pub async fn document_text(&self, id: &str) -> Result<String> {
+        let url = self.endpoint("/api/v1/documents/{id}/text", &[id])?;
+        let response = self
+            .send(self.bounded(Method::GET, &url).header(ACCEPT, "text/plain"))
+            .await?;
+        let bytes = read_limited(response, self.limits.raw_bytes).await?;
+        String::from_utf8(bytes.into()).map_err(|error| {
+            ClientError::Decode(format!("the document text is not UTF-8: {error}"))
+        })
+    }
+
+    /// Deletes a document with its chunks.
+    pub async fn delete_document(&self, id: &str) -> Result<()> {
+        let url = self.endpoint("/api/v1/documents/{id}", &[id])?;
+        self.no_content(self.bounded(Method::DELETE, &url)).await
+    }
+
+    /// `POST /api/v1/knowledge/search`: hybrid search over the caller's documents, best first.
+    pub async fn search_knowledge(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        let url = self.url("/api/v1/knowledge/search");
+        self.json(self.bounded(Method::POST, &url).json(request))
+            .await
+    }
+
     // ---- agents and escalations ----
 
     /// The agents a thread can be created with, and the default one.
@@ -784,7 +927,8 @@ mod tests {
     fn upload_urls_carry_the_options_encoded() {
         let client = Client::builder("http://127.0.0.1:1/").build().unwrap();
         let url = client
-            .upload_url(
+            .upload_url_at(
+                "/api/v1/datasets",
                 Some("my sales"),
                 &UploadOptions {
                     format: None,
@@ -800,7 +944,12 @@ mod tests {
         );
         assert!(
             client
-                .upload_url(Some(""), &UploadOptions::default(), DataFormat::Csv)
+                .upload_url_at(
+                    "/api/v1/datasets",
+                    Some(""),
+                    &UploadOptions::default(),
+                    DataFormat::Csv
+                )
                 .is_err()
         );
     }

@@ -1,4 +1,5 @@
-//! A UI message stream (chat reply or run events) as a `Stream` of [`UiMessageChunk`]s.
+//! Server-Sent Events responses as `Stream`s: a UI message stream (chat reply or run events) as
+//! [`UiMessageChunk`]s, and the deployment stream probe as [`StreamTick`]s.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::Response;
 use reqwest::header::HeaderMap;
 use shared_types::chat::{STREAM_DONE, UiMessageChunk};
+use shared_types::diag::{STREAM_TICK_EVENT, StreamTick};
 
 use crate::ClientError;
 use crate::sse::{SseDecoder, SseEvent};
@@ -18,6 +20,45 @@ use crate::sse::{SseDecoder, SseEvent};
 type Boxed<T> = futures_util::stream::BoxStream<'static, T>;
 #[cfg(target_arch = "wasm32")]
 type Boxed<T> = futures_util::stream::LocalBoxStream<'static, T>;
+
+/// The events of a `text/event-stream` body, decoded as its bytes arrive.
+struct EventSource {
+    bytes: Boxed<reqwest::Result<bytes::Bytes>>,
+    decoder: SseDecoder,
+    pending: VecDeque<SseEvent>,
+}
+
+impl EventSource {
+    fn new(response: Response) -> Self {
+        Self {
+            bytes: response.bytes_stream().boxed_for_target(),
+            decoder: SseDecoder::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The next event; `None` once the body ended (whether that was early is the caller's call).
+    async fn next(&mut self) -> Option<Result<SseEvent, ClientError>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
+            }
+            match self.bytes.next().await? {
+                Ok(bytes) => {
+                    let mut events = Vec::new();
+                    if let Err(too_large) = self.decoder.push(&bytes, &mut events) {
+                        return Some(Err(ClientError::Stream(format!(
+                            "an event exceeds {} bytes",
+                            too_large.limit
+                        ))));
+                    }
+                    self.pending.extend(events);
+                }
+                Err(error) => return Some(Err(ClientError::Transport(error))),
+            }
+        }
+    }
+}
 
 /// The chunks of one reply, in order. Ends after the stream's `[DONE]`; a stream that breaks
 /// off before it yields a [`ClientError::Stream`]. Chunk types this client does not know (from
@@ -39,9 +80,7 @@ impl std::fmt::Debug for ChunkStream {
 }
 
 struct State {
-    bytes: Boxed<reqwest::Result<bytes::Bytes>>,
-    decoder: SseDecoder,
-    pending: VecDeque<SseEvent>,
+    source: EventSource,
     last_event_id: Arc<AtomicU64>,
     finished: bool,
 }
@@ -51,9 +90,7 @@ impl ChunkStream {
         let run_id = run_id(response.headers());
         let last_event_id = Arc::new(AtomicU64::new(0));
         let state = State {
-            bytes: response.bytes_stream().boxed_for_target(),
-            decoder: SseDecoder::new(),
-            pending: VecDeque::new(),
+            source: EventSource::new(response),
             last_event_id: Arc::clone(&last_event_id),
             finished: false,
         };
@@ -106,45 +143,15 @@ impl<S: Stream + 'static> BoxForTarget for S {
 }
 
 async fn next_chunk(mut state: State) -> Option<(Result<UiMessageChunk, ClientError>, State)> {
+    if state.finished {
+        return None;
+    }
     loop {
-        if state.finished {
-            return None;
-        }
-        while let Some(event) = state.pending.pop_front() {
-            if let Some(id) = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()) {
-                state.last_event_id.store(id, Ordering::Relaxed);
-            }
-            match decode(&event.data) {
-                Decoded::Done => {
-                    state.finished = true;
-                    return None;
-                }
-                Decoded::Skip => continue,
-                Decoded::Chunk(chunk) => return Some((Ok(chunk), state)),
-                Decoded::Error(error) => {
-                    state.finished = true;
-                    return Some((Err(error), state));
-                }
-            }
-        }
-        match state.bytes.next().await {
-            Some(Ok(bytes)) => {
-                let mut events = Vec::new();
-                if let Err(too_large) = state.decoder.push(&bytes, &mut events) {
-                    state.finished = true;
-                    return Some((
-                        Err(ClientError::Stream(format!(
-                            "an event exceeds {} bytes",
-                            too_large.limit
-                        ))),
-                        state,
-                    ));
-                }
-                state.pending.extend(events);
-            }
+        let event = match state.source.next().await {
+            Some(Ok(event)) => event,
             Some(Err(error)) => {
                 state.finished = true;
-                return Some((Err(ClientError::Transport(error)), state));
+                return Some((Err(error), state));
             }
             None => {
                 state.finished = true;
@@ -155,7 +162,118 @@ async fn next_chunk(mut state: State) -> Option<(Result<UiMessageChunk, ClientEr
                     state,
                 ));
             }
+        };
+        if let Some(id) = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()) {
+            state.last_event_id.store(id, Ordering::Relaxed);
         }
+        match decode(&event.data) {
+            Decoded::Done => {
+                state.finished = true;
+                return None;
+            }
+            Decoded::Skip => continue,
+            Decoded::Chunk(chunk) => return Some((Ok(chunk), state)),
+            Decoded::Error(error) => {
+                state.finished = true;
+                return Some((Err(error), state));
+            }
+        }
+    }
+}
+
+/// The ticks of the stream probe (`GET /api/v1/diag/stream`), each yielded as it arrives (time
+/// its arrival to see whether a hop buffers). Ends after the last announced tick (`seq == of`);
+/// a stream that breaks off before it, or carries the edge's `error` event, yields a
+/// [`ClientError::Stream`]. Events of other names are skipped.
+pub struct TickStream {
+    inner: Boxed<Result<StreamTick, ClientError>>,
+}
+
+impl std::fmt::Debug for TickStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TickStream").finish_non_exhaustive()
+    }
+}
+
+impl TickStream {
+    pub(crate) fn new(response: Response) -> Self {
+        let state = TickState {
+            source: EventSource::new(response),
+            last: None,
+            finished: false,
+        };
+        let inner = futures_util::stream::unfold(state, next_tick).boxed_for_target();
+        Self { inner }
+    }
+}
+
+impl Stream for TickStream {
+    type Item = Result<StreamTick, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+struct TickState {
+    source: EventSource,
+    /// The last tick yielded.
+    last: Option<StreamTick>,
+    finished: bool,
+}
+
+async fn next_tick(mut state: TickState) -> Option<(Result<StreamTick, ClientError>, TickState)> {
+    if state.finished {
+        return None;
+    }
+    loop {
+        let outcome = match state.source.next().await {
+            Some(Ok(event)) => match decode_tick(&event) {
+                Some(outcome) => outcome,
+                None => continue,
+            },
+            Some(Err(error)) => Err(error),
+            None => match state.last {
+                Some(last) if last.seq >= last.of => return None,
+                Some(last) => Err(ClientError::Stream(format!(
+                    "the stream ended after {} of {} events",
+                    last.seq, last.of
+                ))),
+                None => Err(ClientError::Stream(
+                    "the stream ended before its first event".to_owned(),
+                )),
+            },
+        };
+        match &outcome {
+            Ok(tick) => state.last = Some(*tick),
+            Err(_) => state.finished = true,
+        }
+        return Some((outcome, state));
+    }
+}
+
+/// A tick, the edge's error event as an error, or `None` for an event to skip.
+fn decode_tick(event: &SseEvent) -> Option<Result<StreamTick, ClientError>> {
+    match event.event.as_deref() {
+        Some(STREAM_TICK_EVENT) => Some(serde_json::from_str(&event.data).map_err(|error| {
+            ClientError::Stream(format!(
+                "a tick is not a StreamTick ({error}): {}",
+                event.data
+            ))
+        })),
+        Some("error") => {
+            let value: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+            let text = value
+                .get("errorText")
+                .and_then(|text| text.as_str())
+                .unwrap_or(&event.data);
+            let code = value.get("code").and_then(|code| code.as_str());
+            Some(Err(ClientError::Stream(match code {
+                Some(code) => format!("{text} ({code})"),
+                None => text.to_owned(),
+            })))
+        }
+        _ => None,
     }
 }
 
@@ -238,6 +356,43 @@ mod tests {
             Decoded::Error(_)
         ));
         assert!(matches!(decode("not json"), Decoded::Error(_)));
+    }
+
+    fn event(name: Option<&str>, data: &str) -> SseEvent {
+        SseEvent {
+            event: name.map(str::to_owned),
+            id: None,
+            data: data.to_owned(),
+        }
+    }
+
+    #[test]
+    fn probe_events_decode_to_ticks_errors_and_skips() {
+        let tick = decode_tick(&event(Some("tick"), r#"{"seq":2,"of":3,"sent_at_ms":7}"#));
+        assert_eq!(
+            tick.unwrap().unwrap(),
+            StreamTick {
+                seq: 2,
+                of: 3,
+                sent_at_ms: 7
+            }
+        );
+        let broken = decode_tick(&event(
+            Some("error"),
+            r#"{"type":"error","errorText":"the brain's stream broke off","code":"bad_gateway","request_id":"r"}"#,
+        ));
+        match broken {
+            Some(Err(ClientError::Stream(message))) => {
+                assert_eq!(message, "the brain's stream broke off (bad_gateway)");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_tick(&event(Some("tick"), r#"{"seq":1}"#)),
+            Some(Err(ClientError::Stream(_)))
+        ));
+        assert!(decode_tick(&event(None, "keep-alive")).is_none());
+        assert!(decode_tick(&event(Some("other"), "{}")).is_none());
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Dataset uploads streamed from files (native targets): the file is read in chunks as the
-//! request body goes out, never wholly into memory, and a callback hears how far it got.
+//! Uploads streamed from files (native targets), datasets and documents: the file is read in
+//! chunks as the request body goes out, never wholly into memory, and a callback hears how far
+//! it got.
 
 use std::path::Path;
 
 use futures_util::StreamExt;
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
 use shared_types::data::{DataFormat, DatasetInfo};
+use shared_types::knowledge::{Document, media};
 
 use crate::{Client, ClientError, Result, UploadOptions, content_type_of, format_of_file_name};
 
@@ -66,21 +69,45 @@ impl Client {
             .await
     }
 
+    /// Uploads the file at `path` as document `name` (media type from `media_type`, else the
+    /// file's extension: `.txt`, `.md`, `.html`, `.pdf`; see `shared_types::knowledge::media`),
+    /// calling `progress` as the body is sent.
+    pub async fn upload_document_file(
+        &self,
+        name: &str,
+        path: &Path,
+        media_type: Option<&str>,
+        progress: impl FnMut(UploadProgress) + Send + 'static,
+    ) -> Result<Document> {
+        let media_type = match media_type {
+            Some(media_type) => media_type,
+            None => path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(media::of_file_name)
+                .ok_or_else(|| {
+                    ClientError::InvalidInput(format!(
+                        "cannot tell the type of {} from its extension (.txt, .md, .html, .pdf): give one",
+                        path.display()
+                    ))
+                })?,
+        };
+        let url = self.document_upload_url(name)?;
+        self.stream_file(Method::POST, &url, path, media_type, progress)
+            .await
+    }
+
     async fn upload_file_to(
         &self,
         target: Target<'_>,
         path: &Path,
         options: &UploadOptions,
-        mut progress: impl FnMut(UploadProgress) + Send + 'static,
+        progress: impl FnMut(UploadProgress) + Send + 'static,
     ) -> Result<DatasetInfo> {
         let format = match options.format {
             Some(format) => format,
             None => format_from_path(path)?,
         };
-        let file = tokio::fs::File::open(path).await.map_err(|error| {
-            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
-        })?;
-        let total = file.metadata().await?.len();
         let (method, url) = match target {
             Target::Create { name } => (
                 Method::POST,
@@ -105,6 +132,24 @@ impl Client {
                 )?,
             ),
         };
+        self.stream_file(method, &url, path, content_type_of(format), progress)
+            .await
+    }
+
+    /// Sends the file at `path` as the body of `method url` with a known length, in chunks,
+    /// and reads the JSON answer.
+    async fn stream_file<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        path: &Path,
+        content_type: &str,
+        mut progress: impl FnMut(UploadProgress) + Send + 'static,
+    ) -> Result<T> {
+        let file = tokio::fs::File::open(path).await.map_err(|error| {
+            std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+        })?;
+        let total = file.metadata().await?.len();
         let mut sent = 0u64;
         progress(UploadProgress { sent, total });
         let chunks =
@@ -116,18 +161,12 @@ impl Client {
                 chunk
             });
         let request = self
-            .request(method, &url)
-            .header(CONTENT_TYPE, content_type_of(format))
+            .request(method, url)
+            .header(CONTENT_TYPE, content_type)
             // A known length: the edge checks it against its body limit before anything flows.
             .header(CONTENT_LENGTH, total)
             .body(reqwest::Body::wrap_stream(chunks));
         self.json(request).await
-    }
-
-    /// A path template filled with one id, without the base URL.
-    fn path_of(&self, template: &str, id: &str) -> Result<String> {
-        shared_types::api::fill_path(template, &[id])
-            .ok_or_else(|| ClientError::InvalidInput(format!("path {template}")))
     }
 }
 

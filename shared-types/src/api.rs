@@ -3,8 +3,8 @@
 //!
 //! This list is the contract's table of contents. The brain's tests check it against the router
 //! (every entry is served, every method not listed answers 405, every routed path is listed) and
-//! against the OpenAPI document (same operations, both ways); the Rust client builds its URLs from
-//! the same paths.
+//! against the OpenAPI document (same operations, both ways), and the Rust client's tests that
+//! some client method sends each operation (`client/tests/api.rs`).
 //!
 //! Versioning: everything lives under `/api/v1`. Within v1 changes are additive (new endpoints,
 //! new optional fields, new error codes); a breaking change would be a new prefix served next
