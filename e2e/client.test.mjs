@@ -1,8 +1,9 @@
 // The Rust client (crate edgebrain-client) end to end, through the `edgebrain` CLI built on it:
-// health, a dataset upload and its description, SQL queries, a streamed question and the
-// thread it left, through the edge in workerd (sessions, signatures) to the real brain binary
-// and a real local llama.cpp server (SmolLM2), loopback only. Run by scripts/test with
-// BRAIN_BIN, EDGEBRAIN_CLI_BIN and EDGEBRAIN_NODE_DIR set.
+// health, a dataset upload and its description, SQL queries, documents and knowledge search
+// (the brain's local embedding model), the stream probe, a streamed question and the thread it
+// left, through the edge in workerd (sessions, signatures) to the real brain binary and a real
+// local llama.cpp server (SmolLM2), loopback only. Run by scripts/test with BRAIN_BIN,
+// EDGEBRAIN_CLI_BIN and EDGEBRAIN_NODE_DIR set.
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -118,6 +119,94 @@ describe("the edgebrain CLI (Rust client) through the edge", { timeout: 300_000 
     const badUpload = await cli(["datasets", "upload", join(work, "missing.csv")]);
     assert.equal(badUpload.code, 1);
     assert.match(badUpload.stderr, /missing\.csv/);
+  });
+
+  test("documents are uploaded, listed, read, searched and deleted; another session sees none", async () => {
+    const file = join(work, "policies.md");
+    // Two sections of about 700 chars each: more than one chunk (1,000 chars by default).
+    const returns =
+      "# Returns\n\n" +
+      ("You may return any item within 30 days of delivery for a full refund. " +
+        "Returned items must be unused and in their original packaging; the refund reaches your " +
+        "card five business days after the return arrives at our warehouse. ").repeat(3);
+    const shipping =
+      "# Shipping\n\n" +
+      ("Orders leave the warehouse within two business days. Standard delivery " +
+        "takes three to five days; express delivery arrives the next day for orders placed " +
+        "before noon. Tracking links are sent by e-mail. ").repeat(3);
+    const text = `${returns}\n\n${shipping}\n\nNaïve café ☕ — unicode stays intact.\n`;
+    writeFileSync(file, text);
+
+    const upload = await ok(["documents", "upload", file]);
+    const doc = JSON.parse(upload.stdout);
+    assert.equal(doc.name, "policies.md");
+    assert.equal(doc.media_type, "text/markdown");
+    assert.equal(doc.chars, Array.from(text).length);
+    assert.ok(doc.chunk_count >= 2, JSON.stringify(doc));
+    assert.match(upload.stderr, new RegExp(`stored policies\\.md \\(${doc.chunk_count} chunks, ${doc.chars} chars\\)`));
+
+    const listed = JSON.parse((await ok(["documents", "list", "--format", "json"])).stdout).documents;
+    assert.deepEqual(listed.map((d) => d.id), [doc.id]);
+    assert.match((await ok(["documents", "list"])).stdout, new RegExp(`^${doc.id}  policies\\.md  text/markdown`, "m"));
+
+    // The text is the file (Markdown is kept verbatim), and every chunk is the chars its
+    // offsets name in it.
+    const stored = (await ok(["documents", "text", "policies.md"])).stdout;
+    assert.equal(stored, text);
+    const detail = JSON.parse((await ok(["documents", "get", doc.id])).stdout);
+    assert.equal(detail.chunks.length, doc.chunk_count);
+    const chars = Array.from(stored);
+    for (const chunk of detail.chunks) {
+      assert.equal(chars.slice(chunk.start, chunk.end).join(""), chunk.text);
+    }
+
+    const query = "how many days do I have to return an item for a refund";
+    const found = JSON.parse((await ok(["knowledge", "search", query, "--limit", "2", "--format", "json"])).stdout);
+    assert.ok(found.hits.length >= 1 && found.hits.length <= 2, JSON.stringify(found));
+    assert.equal(found.hits[0].document_id, doc.id);
+    assert.match(found.hits[0].text, /within 30 days/);
+    const table = await ok(["knowledge", "search", query]);
+    assert.match(table.stdout, /^score\s+document\s+chunk\s+chars\s+text/);
+    assert.match(table.stdout, /policies\.md/);
+    assert.match(table.stderr, /\d+ hit\(s\)/);
+
+    // Another session has no documents and finds nothing; the id is not found for it.
+    const other = join(work, "other-docs.json");
+    const strangerList = JSON.parse((await ok(["documents", "list", "--format", "json"], { session: other })).stdout);
+    assert.deepEqual(strangerList.documents, []);
+    const strangerSearch = JSON.parse((await ok(["knowledge", "search", query, "--format", "json"], { session: other })).stdout);
+    assert.deepEqual(strangerSearch.hits, []);
+    const strangerGet = await cli(["documents", "get", doc.id], { session: other });
+    assert.equal(strangerGet.code, 1);
+    assert.match(strangerGet.stderr, /no document with id or name/);
+
+    // Refused before sending: a file whose type the extension does not tell.
+    const unknown = join(work, "notes.data");
+    writeFileSync(unknown, "plain words");
+    const refused = await cli(["documents", "upload", unknown]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /cannot tell the type of .*notes\.data/);
+    // The brain's own refusal of a wrong declared type: its error body (422, nothing stored).
+    const notPdf = await cli(["documents", "upload", unknown, "--media-type", "application/pdf"]);
+    assert.equal(notPdf.code, 1);
+    assert.match(notPdf.stderr, /\(unprocessable 422, request /);
+
+    const deleted = await ok(["documents", "delete", "policies.md"]);
+    assert.match(deleted.stderr, new RegExp(`deleted ${doc.id}`));
+    assert.deepEqual(JSON.parse((await ok(["documents", "list", "--format", "json"])).stdout).documents, []);
+    assert.deepEqual(JSON.parse((await ok(["knowledge", "search", query, "--format", "json"])).stdout).hits, []);
+  });
+
+  test("the stream probe reaches the CLI unbuffered through the edge", async () => {
+    const probe = await ok(["diag", "stream", "--events", "3", "--interval-ms", "300"]);
+    const lines = probe.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 3, probe.stdout);
+    lines.forEach((line, index) => assert.match(line, new RegExp(`^tick ${index + 1}/3  arrived \\+\\d+ ms  sent \\+\\d+ ms$`)));
+    assert.match(probe.stderr, /^streamed: the events arrived over \d+ ms as they were sent over \d+ ms/m);
+    // Past the brain's bound: its error body, no stream.
+    const tooMany = await cli(["diag", "stream", "--events", "100000"]);
+    assert.equal(tooMany.code, 1);
+    assert.match(tooMany.stderr, /\(invalid_query 400, request /);
   });
 
   test("ask streams the answer; the thread and run are what the brain stored", async () => {

@@ -4,6 +4,8 @@
 //! edgebrain health
 //! edgebrain datasets upload sales.csv --name sales
 //! edgebrain query sql "SELECT store, SUM(qty) AS units FROM sales GROUP BY store" --format table
+//! edgebrain documents upload returns.md
+//! edgebrain knowledge search "how long do refunds take"
 //! edgebrain ask "Which store sold most?"
 //! ```
 //!
@@ -20,19 +22,21 @@ mod session;
 mod table;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use edgebrain_client::{Client, ClientError, UploadOptions};
+use edgebrain_client::{Client, ClientError, UploadOptions, UploadProgress};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared_types::chat::{
     CreateThread, PageParams, RunMessageMetadata, SendMessage, UiMessageChunk,
 };
 use shared_types::data::{DataFormat, PageRequest, ResultShape, Scope, SqlQuery, media};
+use shared_types::diag::StreamParams;
+use shared_types::knowledge::SearchRequest;
 
 use session::SessionFile;
 
@@ -76,6 +80,15 @@ enum Command {
     /// Query datasets.
     #[command(subcommand)]
     Query(QueryCommand),
+    /// Documents in your knowledge base (text, Markdown, HTML, PDF).
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
+    /// Search your knowledge base.
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
+    /// Deployment checks.
+    #[command(subcommand)]
+    Diag(DiagCommand),
     /// Ask a question; the answer streams to stdout.
     Ask {
         question: String,
@@ -147,6 +160,58 @@ enum QueryCommand {
         limit: Option<u64>,
         #[arg(long, default_value_t = 0)]
         offset: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocumentsCommand {
+    /// Upload a file; the brain extracts, chunks and embeds it.
+    Upload {
+        file: PathBuf,
+        /// Document name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// text/plain, text/markdown, text/html or application/pdf (default: from the file's
+        /// extension: .txt, .md, .html, .pdf).
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Your documents, newest first.
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// A document's metadata and chunks with their char offsets (JSON; by id or name).
+    Get { document: String },
+    /// The text the brain extracted, which every chunk offset refers to (by id or name).
+    Text { document: String },
+    /// Delete a document and its chunks (by id or name).
+    Delete { document: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KnowledgeCommand {
+    /// Hybrid search (keywords and meaning) over your documents, best hit first.
+    Search {
+        query: String,
+        /// Hits wanted (capped by the brain).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// `table` or `json` (`csv` is the table as CSV).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DiagCommand {
+    /// Does a streamed answer reach you unbuffered? Reads the brain's probe stream and compares
+    /// when its events arrived with when they were sent; exits 1 if a hop buffered them.
+    Stream {
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+        events: u32,
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        interval_ms: u64,
     },
 }
 
@@ -312,6 +377,16 @@ async fn dispatch(client: &Client, command: Command) -> Result<()> {
             limit,
             offset,
         }) => query_sql(client, sql, format, limit, offset).await,
+        Command::Documents(command) => documents(client, command).await,
+        Command::Knowledge(KnowledgeCommand::Search {
+            query,
+            limit,
+            format,
+        }) => knowledge_search(client, query, limit, format).await,
+        Command::Diag(DiagCommand::Stream {
+            events,
+            interval_ms,
+        }) => diag_stream(client, events, interval_ms).await,
         Command::Ask {
             question,
             thread,
@@ -353,22 +428,7 @@ async fn datasets(client: &Client, command: DatasetsCommand) -> Result<()> {
                 schema,
                 scope: public.then_some(Scope::Public),
             };
-            let bar = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template(
-                    "{spinner} uploading {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )?,
-            );
-            bar.set_message(name.clone());
-            let progress = {
-                let (bar, label) = (bar.clone(), name.clone());
-                move |progress: edgebrain_client::UploadProgress| {
-                    bar.set_length(progress.total);
-                    bar.set_position(progress.sent);
-                    if progress.sent == progress.total {
-                        bar.set_message(format!("{label} (the brain is reading it)"));
-                    }
-                }
-            };
+            let (bar, progress) = upload_progress(&name)?;
             let info = client.upload_file(&name, &file, &options, progress).await;
             bar.finish_and_clear();
             let info = info?;
@@ -422,6 +482,27 @@ async fn datasets(client: &Client, command: DatasetsCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A progress bar for an upload (drawn on a terminal only) and the callback that moves it.
+fn upload_progress(
+    name: &str,
+) -> Result<(ProgressBar, impl FnMut(UploadProgress) + Send + 'static)> {
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
+        "{spinner} uploading {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )?);
+    bar.set_message(name.to_owned());
+    let progress = {
+        let (bar, label) = (bar.clone(), name.to_owned());
+        move |progress: UploadProgress| {
+            bar.set_length(progress.total);
+            bar.set_position(progress.sent);
+            if progress.sent == progress.total {
+                bar.set_message(format!("{label} (the brain is reading it)"));
+            }
+        }
+    };
+    Ok((bar, progress))
 }
 
 /// A dataset id from an id or a name (own datasets shadow public ones of the same name).
@@ -496,6 +577,189 @@ async fn query_sql(
         }
     }
     Ok(())
+}
+
+async fn documents(client: &Client, command: DocumentsCommand) -> Result<()> {
+    match command {
+        DocumentsCommand::Upload {
+            file,
+            name,
+            media_type,
+        } => {
+            let name = match name {
+                Some(name) => name,
+                None => file_name_of(&file)?,
+            };
+            let (bar, progress) = upload_progress(&name)?;
+            let document = client
+                .upload_document_file(&name, &file, media_type.as_deref(), progress)
+                .await;
+            bar.finish_and_clear();
+            let document = document?;
+            eprintln!(
+                "stored {} ({} chunks, {} chars)",
+                document.name, document.chunk_count, document.chars
+            );
+            print_json(&document)
+        }
+        DocumentsCommand::List { format } => {
+            let list = client.list_documents().await?;
+            if format == OutputFormat::Json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .documents
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.id.clone(),
+                        d.name.clone(),
+                        d.media_type.clone(),
+                        d.chunk_count.to_string(),
+                        d.chars.to_string(),
+                        d.bytes.to_string(),
+                    ]
+                })
+                .collect();
+            let header = ["id", "name", "type", "chunks", "chars", "bytes"];
+            print_rows(format, &header, &rows)
+        }
+        DocumentsCommand::Get { document } => {
+            let id = resolve_document(client, &document).await?;
+            print_json(&client.get_document(&id).await?)
+        }
+        DocumentsCommand::Text { document } => {
+            let id = resolve_document(client, &document).await?;
+            let text = client.document_text(&id).await?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(stdout)?;
+            }
+            Ok(())
+        }
+        DocumentsCommand::Delete { document } => {
+            let id = resolve_document(client, &document).await?;
+            client.delete_document(&id).await?;
+            eprintln!("deleted {id}");
+            Ok(())
+        }
+    }
+}
+
+fn file_name_of(file: &Path) -> Result<String> {
+    file.file_name()
+        .and_then(|name| name.to_str())
+        .map(str::to_owned)
+        .context("give --name: the file name is not usable as one")
+}
+
+/// A document id from an id or a name; a name several documents share needs the id.
+async fn resolve_document(client: &Client, key: &str) -> Result<String> {
+    let list = client.list_documents().await?;
+    if let Some(found) = list.documents.iter().find(|d| d.id == key) {
+        return Ok(found.id.clone());
+    }
+    let named: Vec<&str> = list
+        .documents
+        .iter()
+        .filter(|d| d.name == key)
+        .map(|d| d.id.as_str())
+        .collect();
+    match named.as_slice() {
+        [] => bail!("no document with id or name `{key}`"),
+        [id] => Ok((*id).to_owned()),
+        ids => bail!(
+            "{} documents are named `{key}`: give one of their ids ({})",
+            ids.len(),
+            ids.join(", ")
+        ),
+    }
+}
+
+async fn knowledge_search(
+    client: &Client,
+    query: String,
+    limit: u32,
+    format: OutputFormat,
+) -> Result<()> {
+    if query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    let request = SearchRequest {
+        query,
+        limit: Some(limit),
+    };
+    let found = client.search_knowledge(&request).await?;
+    if format == OutputFormat::Json {
+        return print_json(&found);
+    }
+    let rows: Vec<Vec<String>> = found
+        .hits
+        .iter()
+        .map(|hit| {
+            vec![
+                format!("{:.4}", hit.score),
+                hit.document_name.clone(),
+                hit.chunk_index.to_string(),
+                format!("{}..{}", hit.start, hit.end),
+                hit.text.clone(),
+            ]
+        })
+        .collect();
+    print_rows(
+        format,
+        &["score", "document", "chunk", "chars", "text"],
+        &rows,
+    )?;
+    if format == OutputFormat::Table {
+        eprintln!("{} hit(s)", found.hits.len());
+    }
+    Ok(())
+}
+
+/// Reads the probe stream and judges it: through a hop that buffers, every event arrives at
+/// once; streamed, they arrive spread out about as they were sent. Spreads on each side's own
+/// clock, so the client's and the brain's clocks need not agree.
+async fn diag_stream(client: &Client, events: u32, interval_ms: u64) -> Result<()> {
+    let params = StreamParams {
+        events,
+        interval_ms,
+        break_after: None,
+    };
+    let mut stream = client.diag_stream(&params).await?;
+    let mut first: Option<(Instant, u64)> = None;
+    let mut spreads = (0u64, 0u64);
+    while let Some(tick) = stream.next().await {
+        let tick = tick?;
+        let now = Instant::now();
+        let (arrived, sent) = first.get_or_insert((now, tick.sent_at_ms));
+        let arrival_ms =
+            u64::try_from(now.duration_since(*arrived).as_millis()).unwrap_or(u64::MAX);
+        let sent_ms = tick.sent_at_ms.saturating_sub(*sent);
+        println!(
+            "tick {}/{}  arrived +{arrival_ms} ms  sent +{sent_ms} ms",
+            tick.seq, tick.of
+        );
+        spreads = (arrival_ms, sent_ms);
+    }
+    let (arrival_spread, sent_spread) = spreads;
+    if streamed(arrival_spread, sent_spread) {
+        eprintln!(
+            "streamed: the events arrived over {arrival_spread} ms as they were sent over {sent_spread} ms (no hop buffers)"
+        );
+        Ok(())
+    } else {
+        bail!(
+            "buffered: the events arrived within {arrival_spread} ms although they were sent over {sent_spread} ms: a hop between here and the brain buffers streamed answers"
+        )
+    }
+}
+
+/// Arrivals spread over at least half the time the sends took: nothing held them back to
+/// release them together.
+fn streamed(arrival_spread_ms: u64, sent_spread_ms: u64) -> bool {
+    arrival_spread_ms.saturating_mul(2) >= sent_spread_ms
 }
 
 fn title_of(question: &str) -> String {
@@ -723,6 +987,14 @@ mod tests {
     }
 
     #[test]
+    fn streams_are_judged_by_their_spreads() {
+        assert!(streamed(780, 800));
+        assert!(streamed(400, 800));
+        assert!(!streamed(3, 800));
+        assert!(streamed(0, 0));
+    }
+
+    #[test]
     fn arguments_parse() {
         let args = Args::try_parse_from([
             "edgebrain",
@@ -736,5 +1008,41 @@ mod tests {
         ]);
         assert!(args.is_ok(), "{args:?}");
         assert!(Args::try_parse_from(["edgebrain", "threads", "list", "--limit", "0"]).is_err());
+        let search = Args::try_parse_from([
+            "edgebrain",
+            "knowledge",
+            "search",
+            "refunds",
+            "--limit",
+            "3",
+        ]);
+        assert!(matches!(
+            search.map(|args| args.command),
+            Ok(Command::Knowledge(KnowledgeCommand::Search {
+                limit: 3,
+                ..
+            }))
+        ));
+        assert!(
+            Args::try_parse_from(["edgebrain", "knowledge", "search", "x", "--limit", "0"])
+                .is_err()
+        );
+        assert!(Args::try_parse_from(["edgebrain", "diag", "stream", "--events", "1"]).is_err());
+        let upload = Args::try_parse_from([
+            "edgebrain",
+            "documents",
+            "upload",
+            "returns.md",
+            "--media-type",
+            "text/plain",
+        ]);
+        assert!(matches!(
+            upload.map(|args| args.command),
+            Ok(Command::Documents(DocumentsCommand::Upload {
+                media_type: Some(_),
+                name: None,
+                ..
+            }))
+        ));
     }
 }
