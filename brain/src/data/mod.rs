@@ -27,6 +27,7 @@ pub mod output;
 pub mod registry;
 pub mod sample;
 pub mod sql;
+pub mod sql_dates;
 pub mod sql_plan;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -590,13 +591,16 @@ impl DataPlane {
             tables.push((name.clone(), self.frame(record).await?));
             read.push(dataset_ref(record));
         }
+        let temporal = sql_dates::TemporalColumns::of(tables.iter().map(|(_, f)| &**f.schema()));
         let text = query.sql.clone();
         self.run(page, started, read, move || {
+            let text = sql_dates::rewrite(&text, &temporal)
+                .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
             let tables = tables
                 .into_iter()
                 .map(|(name, frame)| (name, frame.as_ref().clone().lazy()));
             sql_plan::plan(&text, tables)
-                .map_err(|error| DataError::BadRequest(format!("SQL error: {error}")))
+                .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
         })
         .await
     }
@@ -691,14 +695,14 @@ impl DataPlane {
                 let running = build()?
                     .slice(offset, length)
                     .collect_concurrently()
-                    .map_err(|error| DataError::BadRequest(format!("query error: {error}")))?;
+                    .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
                 *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(running.clone());
                 if cancelled.load(Ordering::SeqCst) {
                     running.cancel();
                 }
                 running
                     .fetch_blocking()
-                    .map_err(|error| DataError::BadRequest(format!("query error: {error}")))
+                    .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
             })
         };
         let timeout = self.inner.limits.query_timeout;

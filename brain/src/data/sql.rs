@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
+use polars::prelude::PolarsError;
 use sqlparser::ast::{Query, SetExpr, Statement, TableFactor, Visit, Visitor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
@@ -41,18 +42,22 @@ pub enum SqlRefusal {
     QualifiedName(String),
 }
 
-/// Parses `sql` like polars-sql does and checks it against the allowlist.
-pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
-    // Same dialect and options as `polars_sql::SQLContext::execute`, so what is approved here
-    // is exactly what polars will run.
-    let statements = Parser::new(&GenericDialect)
+/// Parses `sql` with the dialect and options of `polars_sql::SQLContext::execute`, so what is
+/// approved (and rewritten, `super::sql_dates`) here is exactly what polars will run.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlRefusal> {
+    Parser::new(&GenericDialect)
         .with_options(ParserOptions {
             trailing_commas: true,
             ..Default::default()
         })
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_statements())
-        .map_err(|error| SqlRefusal::Syntax(error.to_string()))?;
+        .map_err(|error| SqlRefusal::Syntax(error.to_string()))
+}
+
+/// Parses `sql` like polars-sql does and checks it against the allowlist.
+pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
+    let statements = parse(sql)?;
     let [statement] = statements.as_slice() else {
         return Err(SqlRefusal::StatementCount(statements.len()));
     };
@@ -65,6 +70,52 @@ pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
     }
     let tables = checker.tables.difference(&checker.ctes).cloned().collect();
     Ok(ApprovedQuery { tables })
+}
+
+/// Longest error message a query answers with (longer ones are cut at a word).
+const MAX_ERROR_CHARS: usize = 300;
+
+/// A polars error of planning or running a query, as the one line a client (or a model) reads:
+/// `query error: <what went wrong>`. Never polars' plan dump: only the first line of its
+/// message, with date errors explained (`super::sql_dates::explain`) and unsupported functions
+/// named.
+pub fn query_error_message(error: &PolarsError) -> String {
+    let text = match error {
+        // `Context` wraps the real error in plan details.
+        PolarsError::Context { error, .. } => return query_error_message(error),
+        other => other.to_string(),
+    };
+    let text = text
+        .split("Resolved plan until failure")
+        .next()
+        .unwrap_or_default();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("the query failed")
+        .trim_end_matches(':');
+    let message = if let Some(explained) = super::sql_dates::explain(first) {
+        explained
+    } else if let Some(name) = first
+        .strip_prefix("unsupported function '")
+        .and_then(|rest| rest.strip_suffix('\''))
+    {
+        format!(
+            "`{}()` is not supported by the SQL engine (README \"SQL\" lists what is)",
+            name.to_ascii_uppercase()
+        )
+    } else {
+        first.to_owned()
+    };
+    let mut message: String = message.chars().take(MAX_ERROR_CHARS).collect();
+    if message.chars().count() == MAX_ERROR_CHARS {
+        if let Some(cut) = message.rfind(' ') {
+            message.truncate(cut);
+        }
+        message.push('…');
+    }
+    format!("query error: {message}")
 }
 
 /// The leading keywords of a refused statement, for the message (`CREATE TABLE`, `INSERT`, …).
@@ -260,6 +311,40 @@ mod tests {
             approve("SELECT * FROM other_schema.sales"),
             Err(SqlRefusal::QualifiedName(_))
         ));
+    }
+
+    #[test]
+    fn polars_errors_become_one_line_with_one_prefix() {
+        use polars::prelude::polars_err;
+        let plan_dump = polars_err!(
+            ComputeError: "cannot compare 'date/datetime/time' to a string value\n\nResolved plan until failure:\n\n\t---> FAILED HERE RESOLVING 'select' <---\nFILTER col(\"ts\") >= \"x\""
+        );
+        let message = query_error_message(&plan_dump);
+        assert!(
+            message.starts_with("query error: a date/time is compared"),
+            "{message}"
+        );
+        assert!(
+            !message.contains('\n') && !message.contains("FILTER"),
+            "{message}"
+        );
+        let unsupported = polars_err!(SQLInterface: "unsupported function 'last_day'");
+        assert_eq!(
+            query_error_message(&unsupported),
+            "query error: `LAST_DAY()` is not supported by the SQL engine (README \"SQL\" lists what is)"
+        );
+        let wrapped =
+            polars_err!(ColumnNotFound: "unable to find column \"nope\"; valid columns: [\"a\"]")
+                .context("in select".into());
+        let message = query_error_message(&wrapped);
+        assert!(
+            message.starts_with("query error: ") && message.contains("nope"),
+            "{message}"
+        );
+        let long = polars_err!(ComputeError: "{}", "word ".repeat(200));
+        let message = query_error_message(&long);
+        assert!(message.chars().count() <= MAX_ERROR_CHARS + "query error: ".len() + 1);
+        assert!(message.ends_with('…'), "{message}");
     }
 
     #[test]

@@ -22,4 +22,5 @@ mod logging;
 mod openapi;
 mod queries;
 mod shutdown;
+mod sql_dates;
 mod store;
