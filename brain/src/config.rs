@@ -160,12 +160,18 @@ pub struct Config {
     )]
     pub local_llm_url: String,
 
-    /// Context window assumed for the local model, in tokens (prompt + output).
-    #[arg(long, env = "BRAIN_LOCAL_LLM_CONTEXT_TOKENS", default_value_t = 2048)]
+    /// Context window assumed for the local model, in tokens (prompt + output); the context of
+    /// one slot of `scripts/llm-server.py` (`--ctx`, 4096).
+    #[arg(long, env = "BRAIN_LOCAL_LLM_CONTEXT_TOKENS", default_value_t = 4096)]
     pub local_llm_context_tokens: u32,
 
-    /// Upper bound of generated tokens per call to the local model.
-    #[arg(long, env = "BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS", default_value_t = 256)]
+    /// Upper bound of generated tokens per call to the local model: room for a full answer (a
+    /// table of results with a few sentences) without cutting it off.
+    #[arg(
+        long,
+        env = "BRAIN_LOCAL_LLM_MAX_OUTPUT_TOKENS",
+        default_value_t = 1024
+    )]
     pub local_llm_max_output_tokens: u32,
 
     /// Offer the built-in tools to the local model (needs a tool-capable model and template).

@@ -154,6 +154,8 @@ impl Application {
                     .or_else(|| Some(Arc::clone(&knowledge) as Arc<dyn KnowledgeSearch>)),
             },
         ));
+        chat.register_metrics(&metrics)
+            .context("cannot register the chat metrics")?;
         // Runs an earlier process left unfinished cannot be resumed: say so.
         let interrupted = chat
             .recover()

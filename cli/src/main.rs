@@ -881,7 +881,26 @@ async fn print_reply(
                 end = Some(ReplyEnd::Failed(error_text));
             }
             UiMessageChunk::Abort => end = Some(ReplyEnd::Aborted),
-            UiMessageChunk::Finish { message_metadata } => {
+            UiMessageChunk::DataGrounding { data, .. }
+                if data.status == shared_types::agent::GroundingStatus::Unverified =>
+            {
+                eprintln!("[not verified against your data]");
+            }
+            UiMessageChunk::DataNotice { data, .. } => {
+                stop_spinner(&mut spinner);
+                eprintln!("[{}]", data.message);
+            }
+            UiMessageChunk::Finish {
+                finish_reason,
+                message_metadata,
+            } => {
+                if finish_reason == Some(shared_types::chat::FinishReason::Length) {
+                    if wrote_text {
+                        writeln!(stdout)?;
+                        wrote_text = false;
+                    }
+                    eprintln!("[cut off at the output limit; ask it to continue]");
+                }
                 if let Some(usage) = message_metadata
                     .and_then(|m| serde_json::from_value::<RunMessageMetadata>(m).ok())
                     .and_then(|m| m.usage)

@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::data::DatasetRef;
+
 /// `$schema` of every chart spec the brain produces.
 pub const VEGA_LITE_SCHEMA: &str = "https://vega.github.io/schema/vega-lite/v5.json";
 
@@ -122,6 +124,147 @@ pub struct SqlToolOutput {
     pub truncated: bool,
     /// The totals in words, for the model.
     pub note: String,
+}
+
+/// One data tool call behind an answer: the `data` of a `data-provenance` part (its `id` is
+/// the tool call's id). The rows (or the first of them) and the chart spec are the `output` of
+/// the tool part with the same `toolCallId`; this names what they were computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    pub tool_call_id: String,
+    /// `sql`, `chart`, `describe_dataset` or `list_datasets`.
+    pub tool: String,
+    /// The SQL the tool ran (`sql`, `chart`), exactly as it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// The datasets read, at the versions read.
+    pub datasets: Vec<DatasetRef>,
+    /// Rows of the result (`sql`, `chart`) or of the dataset (`describe_dataset`); a lower
+    /// bound when `row_count_exact` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_count: Option<u64>,
+    pub row_count_exact: bool,
+    /// Rows the tool output carries (the preview the model and the reader see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_rows: Option<u64>,
+    /// Whether rows were left out of the tool output.
+    pub truncated: bool,
+}
+
+/// The grounding check's verdict on one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum GroundingStatus {
+    /// Every number the answer states matches the turn's tool outputs (or the question).
+    Verified,
+    /// The answer states a number nothing in the turn produced: "not verified against your
+    /// data".
+    Unverified,
+    /// The answer states no numbers.
+    NoClaims,
+}
+
+impl GroundingStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GroundingStatus::Verified => "verified",
+            GroundingStatus::Unverified => "unverified",
+            GroundingStatus::NoClaims => "no-claims",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            GroundingStatus::Verified,
+            GroundingStatus::Unverified,
+            GroundingStatus::NoClaims,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// What a number of the answer was matched with (README "Grounding check").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum GroundingBasis {
+    /// A number in a tool's output (exactly, or within the answer's rounding).
+    ToolOutput,
+    /// A number in a tool's input (e.g. the SQL's `LIMIT 5`).
+    ToolInput,
+    /// A number the user's question states.
+    Question,
+    /// The number of rows of a result.
+    RowCount,
+    /// The sum of a result column (or of its first rows: "the top 3 together").
+    Total,
+    /// The mean of a result column.
+    Average,
+    /// The difference of two numbers of the outputs.
+    Difference,
+    /// One number as a percentage of another (or a fraction written as a percentage).
+    Percentage,
+    /// The change from one number to another, in percent.
+    PercentChange,
+    /// One number divided by another ("2.5x").
+    Ratio,
+}
+
+/// One number the answer states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NumericClaim {
+    /// As written in the answer (`$1,234.50`, `12%`, `1.2k`).
+    pub text: String,
+    /// Its value (`1.2k` → 1200, `12%` → 12).
+    pub value: f64,
+    /// What it matched; `None`: nothing in the turn produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<GroundingBasis>,
+}
+
+/// The `data` of a `data-grounding` part: the numbers of a turn's answer compared with the
+/// outputs of that turn's tool calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GroundingReport {
+    pub status: GroundingStatus,
+    /// The numbers the answer states, in order (at most the first 100).
+    pub claims: Vec<NumericClaim>,
+    /// Tool calls of the turn whose outputs were compared.
+    pub tool_calls: u32,
+}
+
+/// What a `data-notice` part is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// The agent has tools but its model cannot call them: the answer did not look at the data.
+    ToolsUnavailable,
+}
+
+/// The `data` of a `data-notice` part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    pub kind: NoticeKind,
+    /// A sentence for the reader.
+    pub message: String,
 }
 
 /// A retrieved chunk of a document (`search_knowledge`); `start`/`end` are character offsets

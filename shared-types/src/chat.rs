@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent::{GroundingReport, GroundingStatus, Notice, Provenance};
+
 /// Response header marking a UI message stream (value `v1`).
 pub const UI_MESSAGE_STREAM_HEADER: &str = "x-vercel-ai-ui-message-stream";
 /// Response header naming the run a streamed (or JSON) reply belongs to.
@@ -124,6 +126,11 @@ pub struct Message {
     pub created_at_ms: i64,
     /// The run that produced an assistant message, or that a user message started.
     pub run_id: Option<String>,
+    /// An assistant message's metadata: what the `finish` chunk's `messageMetadata` carried
+    /// (run, state, usage, finish reason), so a stored message reads like a streamed one
+    /// (AI SDK `UIMessage.metadata`). `None` for user messages and older replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RunMessageMetadata>,
 }
 
 /// `GET /api/v1/threads/{id}/messages?limit=&cursor=`: oldest first.
@@ -244,6 +251,66 @@ pub struct Run {
     /// is an answer, not a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// Why the reply ended (the `finish` chunk's `finishReason`): `length` means it was cut
+    /// off at the output limit. `None` while running, for cancelled runs and for runs stored
+    /// before finish reasons were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
+    /// The grounding check's verdict on the reply's numbers (see the `data-grounding` part);
+    /// `None` when the agent has no tools or the run did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding: Option<GroundingStatus>,
+}
+
+/// Why the model stopped generating: the AI SDK's `FinishReason`, carried by the `finish` chunk
+/// of a UI message stream, the run record and the message metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum FinishReason {
+    /// The model ended its answer.
+    Stop,
+    /// The model hit its output token limit: the reply is cut off.
+    Length,
+    /// A content filter (a guardrail or the provider's) stopped the reply.
+    ContentFilter,
+    /// The model still wanted to call tools when the turn ended (step limit reached).
+    ToolCalls,
+    /// The provider or the run failed.
+    Error,
+    /// The provider's stream ended without saying why.
+    Interrupted,
+    /// Any other reason a provider gave.
+    Other,
+}
+
+impl FinishReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content-filter",
+            FinishReason::ToolCalls => "tool-calls",
+            FinishReason::Error => "error",
+            FinishReason::Interrupted => "interrupted",
+            FinishReason::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            FinishReason::Stop,
+            FinishReason::Length,
+            FinishReason::ContentFilter,
+            FinishReason::ToolCalls,
+            FinishReason::Error,
+            FinishReason::Interrupted,
+            FinishReason::Other,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+    }
 }
 
 /// Token counts and cost. Cost is in millionths of a US dollar, from the prices in the model
@@ -268,6 +335,22 @@ pub struct UsageReport {
     pub usage: Usage,
     /// Total tokens (in + out) this identity may spend; `None` means unlimited.
     pub budget_tokens: Option<u64>,
+    /// The grounding check's verdicts over the caller's runs.
+    #[serde(default)]
+    pub grounding: GroundingCounts,
+}
+
+/// Runs per grounding verdict ([`GroundingStatus`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroundingCounts {
+    /// Answers whose every number matched the data their turn read.
+    pub verified: u64,
+    /// Answers stating numbers no tool produced ("not verified against your data").
+    pub unverified: u64,
+    /// Answers stating no numbers.
+    pub no_claims: u64,
 }
 
 /// Query of `GET /api/v1/runs/{id}/events`: `after=N` is the query form of `Last-Event-ID`
@@ -353,6 +436,25 @@ pub enum UiMessageChunk {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider_metadata: Option<Value>,
     },
+    /// Provenance of an answer: one data tool call behind it (`data-provenance`, `id` = the
+    /// tool call's id; the rows and the chart spec are that tool part's `output`).
+    #[serde(rename = "data-provenance")]
+    DataProvenance {
+        id: String,
+        data: Provenance,
+    },
+    /// The grounding check of the turn's answer (`data-grounding`, `id` = `grounding`).
+    #[serde(rename = "data-grounding")]
+    DataGrounding {
+        id: String,
+        data: GroundingReport,
+    },
+    /// Something the user should know about how the answer was made (`data-notice`).
+    #[serde(rename = "data-notice")]
+    DataNotice {
+        id: String,
+        data: Notice,
+    },
     #[serde(rename_all = "camelCase")]
     Error {
         error_text: String,
@@ -363,15 +465,20 @@ pub enum UiMessageChunk {
     },
     #[serde(rename_all = "camelCase")]
     Finish {
+        /// Why the reply ended (AI SDK `FinishReason`); `length`: cut off at the output limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finish_reason: Option<FinishReason>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_metadata: Option<Value>,
     },
     Abort,
 }
 
-/// The `messageMetadata` edgebrain puts on the `start` chunk (`runId`, `threadId`, `model`) and
-/// on the `finish` chunk (`runId`, `state`, `usage`) of a UI message stream. Every field is
-/// optional so the same type reads both, and any later additions.
+/// The `messageMetadata` edgebrain puts on the `start` chunk (`runId`, `threadId`, `model`,
+/// `agent`) and on the `finish` chunk (`runId`, `state`, `usage`, `steps`, `refusal`,
+/// `finishReason`) of a UI message stream; stored replies carry the latter as
+/// [`Message::metadata`]. Every field is optional so the same type reads both, and any later
+/// additions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -390,6 +497,18 @@ pub struct RunMessageMetadata {
     /// Tokens the run used (`finish`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<MetadataUsage>,
+    /// The agent answering (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Model calls the turn made (`finish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    /// Why a guardrail refused or cut the reply (`finish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Why the reply ended (`finish`; the same as the chunk's `finishReason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
 }
 
 /// Token counts in [`RunMessageMetadata`] (camelCase, as AI SDK metadata usually is).
@@ -549,9 +668,17 @@ mod tests {
             ),
             (
                 UiMessageChunk::Finish {
+                    finish_reason: None,
                     message_metadata: None,
                 },
                 json!({"type":"finish"}),
+            ),
+            (
+                UiMessageChunk::Finish {
+                    finish_reason: Some(FinishReason::Length),
+                    message_metadata: Some(json!({"runId": "r"})),
+                },
+                json!({"type":"finish","finishReason":"length","messageMetadata":{"runId":"r"}}),
             ),
             (UiMessageChunk::Abort, json!({"type":"abort"})),
             (
@@ -587,5 +714,25 @@ mod tests {
             assert_eq!(RunState::parse(state.as_str()), Some(state));
         }
         assert!(RunState::Cancelled.is_finished() && !RunState::Running.is_finished());
+    }
+
+    #[test]
+    fn finish_reasons_are_the_ai_sdk_names() {
+        // The `ai` package's `finish` chunk schema accepts exactly these values.
+        let names = [
+            "stop",
+            "length",
+            "content-filter",
+            "tool-calls",
+            "error",
+            "interrupted",
+            "other",
+        ];
+        for name in names {
+            let reason = FinishReason::parse(name).unwrap();
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(serde_json::to_value(reason).unwrap(), json!(name));
+        }
+        assert_eq!(FinishReason::parse("tool_calls"), None);
     }
 }

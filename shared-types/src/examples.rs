@@ -44,15 +44,32 @@ fn run() -> Value {
         "id": "r1", "thread_id": "t1", "state": "succeeded", "model": "local",
         "provider": "local", "provider_model": "local", "error": null,
         "usage": {"input_tokens": 40, "output_tokens": 12, "cost_micro_usd": 0},
-        "created_at_ms": 1_764_000_000_000_i64, "finished_at_ms": 1_764_000_001_000_i64
+        "created_at_ms": 1_764_000_000_000_i64, "finished_at_ms": 1_764_000_001_000_i64,
+        "finish_reason": "length", "grounding": "verified"
     })
 }
 
 fn message() -> Value {
     json!({
         "id": "m2", "role": "assistant", "parts": [{"type": "text", "text": "Hello!"}],
-        "created_at_ms": 1_764_000_001_000_i64, "run_id": "r1"
+        "created_at_ms": 1_764_000_001_000_i64, "run_id": "r1",
+        "metadata": {"runId": "r1", "state": "succeeded", "usage": {"inputTokens": 40, "outputTokens": 12},
+                     "steps": 1, "finishReason": "stop"}
     })
+}
+
+fn provenance() -> Value {
+    json!({"toolCallId": "call_1", "tool": "sql",
+           "sql": "SELECT store_id, SUM(quantity) AS units FROM transactions GROUP BY store_id",
+           "datasets": [{"id": "0b9f1c9e-3a43-4bb1-9d0c-5d2f0a1b2c3d", "name": "transactions", "version": 3}],
+           "rowCount": 50, "rowCountExact": true, "shownRows": 20, "truncated": true})
+}
+
+fn grounding_report() -> Value {
+    json!({"status": "unverified", "toolCalls": 1, "claims": [
+        {"text": "150,561", "value": 150_561.0, "basis": "tool-output"},
+        {"text": "12%", "value": 12.0, "basis": "percentage"},
+        {"text": "470.71", "value": 470.71}]})
 }
 
 fn thread() -> Value {
@@ -195,7 +212,8 @@ fn every_public_type_round_trips_its_example() {
         "UsageReport",
         json!({"owner": "user:alice", "runs": 2,
                "usage": {"input_tokens": 80, "output_tokens": 24, "cost_micro_usd": 3},
-               "budget_tokens": null}),
+               "budget_tokens": null,
+               "grounding": {"verified": 1, "unverified": 1, "no_claims": 0}}),
     );
     round_trip::<RunEventsParams>("RunEventsParams", json!({"after": 4}));
     round_trip::<RunMessageMetadata>(
@@ -204,7 +222,14 @@ fn every_public_type_round_trips_its_example() {
     );
     round_trip::<RunMessageMetadata>(
         "RunMessageMetadata (finish)",
-        json!({"runId": "r1", "state": "succeeded", "usage": {"inputTokens": 40, "outputTokens": 12}}),
+        json!({"runId": "r1", "state": "succeeded", "usage": {"inputTokens": 40, "outputTokens": 12},
+               "steps": 2, "refusal": "blocked phrase", "finishReason": "length"}),
+    );
+    round_trip::<Provenance>("Provenance", provenance());
+    round_trip::<GroundingReport>("GroundingReport", grounding_report());
+    round_trip::<Notice>(
+        "Notice",
+        json!({"kind": "tools-unavailable", "message": "The model `fast` cannot call tools."}),
     );
     for chunk in [
         json!({"type": "start", "messageId": "m2", "messageMetadata": {"runId": "r1"}}),
@@ -221,6 +246,11 @@ fn every_public_type_round_trips_its_example() {
         json!({"type": "message-metadata", "messageMetadata": {"runId": "r1"}}),
         json!({"type": "finish-step"}),
         json!({"type": "finish", "messageMetadata": {"runId": "r1", "state": "succeeded"}}),
+        json!({"type": "finish", "finishReason": "length", "messageMetadata": {"runId": "r1", "finishReason": "length"}}),
+        json!({"type": "data-provenance", "id": "call_1", "data": provenance()}),
+        json!({"type": "data-grounding", "id": "grounding", "data": grounding_report()}),
+        json!({"type": "data-notice", "id": "tools-unavailable",
+               "data": {"kind": "tools-unavailable", "message": "The model `fast` cannot call tools."}}),
         json!({"type": "abort"}),
         json!({"type": "source-document", "sourceId": "d1:0", "mediaType": "text/plain",
                "title": "Returns policy",

@@ -7,18 +7,24 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use shared_types::agent::ToolChoiceSetting;
-use shared_types::chat::UiMessageChunk;
+use shared_types::agent::{GroundingStatus, Notice, NoticeKind, Provenance, ToolChoiceSetting};
+use shared_types::chat::{FinishReason, UiMessageChunk};
 use uuid::Uuid;
 
 use super::config::Agent;
+use super::grounding::{self, Evidence};
 use super::guardrails::{Filtered, OutputFilter};
 use super::knowledge::KnowledgeHit;
-use super::machine::{Action, Event, Finish, LoopRules, Machine};
+use super::machine::{Action, Event, Finish, LoopRules, Machine, turn_finish_reason};
 use super::tools::{ToolContext, ToolError, ToolServices};
 use crate::chat::runs::LiveRun;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
+
+/// `id` of the `data-grounding` part.
+pub const GROUNDING_PART_ID: &str = "grounding";
+/// `id` of the `data-notice` part saying the model cannot call the agent's tools.
+pub const TOOLS_UNAVAILABLE_PART_ID: &str = "tools-unavailable";
 
 /// What one turn needs besides the request.
 #[derive(Debug)]
@@ -47,6 +53,17 @@ pub struct Transcript {
     pub refusal: Option<String>,
     /// Model calls made.
     pub steps: u32,
+    /// The model's own text of the turn as the client saw it (not the brain's notes): what the
+    /// grounding check reads.
+    pub answer_text: String,
+    /// Why the turn's latest model call stopped, as the provider said.
+    pub model_finish: Option<crate::llm::FinishReason>,
+    /// Why the turn ended (the `finish` chunk's `finishReason`), once it did.
+    pub finish_reason: Option<FinishReason>,
+    /// The question, tool inputs and outputs of the turn, for the grounding check.
+    pub evidence: Evidence,
+    /// The grounding check's verdict, when the turn was checked.
+    pub grounding: Option<GroundingStatus>,
 }
 
 impl Transcript {
@@ -72,6 +89,22 @@ impl Transcript {
         if let Some((id, text)) = self.open_text.take() {
             run.emit(&UiMessageChunk::TextEnd { id });
             self.parts.push(json!({"type": "text", "text": text}));
+        }
+    }
+
+    /// Text the model wrote (after the output filter).
+    fn model_text(&mut self, run: &LiveRun, delta: &str) {
+        self.answer_text.push_str(delta);
+        self.text_delta(run, delta);
+    }
+
+    /// A `data-*` part: emitted, and stored as the same JSON (`{"type","id","data"}`).
+    fn data_part(&mut self, run: &LiveRun, chunk: &UiMessageChunk) {
+        self.close_text(run);
+        run.emit(chunk);
+        match serde_json::to_value(chunk) {
+            Ok(part) => self.parts.push(part),
+            Err(error) => tracing::error!(run_id = %run.id, %error, "cannot store a data part"),
         }
     }
 
@@ -142,6 +175,7 @@ pub async fn run_turn(
     });
     let mut filter = OutputFilter::new(&agent.guardrails);
     let mut step = StepState::default();
+    transcript.evidence.add_question(turn.user_text);
     let mut action = machine.start();
     loop {
         action = match action {
@@ -170,6 +204,9 @@ pub async fn run_turn(
                 };
                 turn.run.emit(&UiMessageChunk::StartStep);
                 transcript.steps = number;
+                if number == 1 && !agent.tools.is_empty() && !turn.model.tools {
+                    announce_tools_unavailable(turn, transcript);
+                }
                 let event = call_model(turn, &request, transcript, &mut filter, &mut step).await;
                 machine.advance(event)
             }
@@ -192,10 +229,62 @@ pub async fn run_turn(
             }
             Action::Finish(finish) => {
                 conclude(turn, &finish, transcript, &mut step);
+                transcript.finish_reason = Some(turn_finish_reason(
+                    &finish,
+                    transcript.model_finish.as_ref(),
+                ));
                 return finish;
             }
         };
     }
+}
+
+/// Says (in the stream and the stored reply) that the agent's tools are out of reach: its
+/// model cannot call tools, so the answer cannot have looked at the data.
+fn announce_tools_unavailable(turn: &Turn<'_>, transcript: &mut Transcript) {
+    let message = format!(
+        "The model `{}` cannot call tools, so this answer was written without looking at your \
+         data (the agent `{}` needs {}). Choose a model with tool support for answers from \
+         your data.",
+        turn.model.name,
+        turn.agent.name,
+        turn.agent.tools.names().join(", ")
+    );
+    tracing::info!(run_id = %turn.run.id, model = %turn.model.name, agent = %turn.agent.name,
+        "the agent's tools are unavailable on this model");
+    transcript.data_part(
+        turn.run,
+        &UiMessageChunk::DataNotice {
+            id: TOOLS_UNAVAILABLE_PART_ID.to_owned(),
+            data: Notice {
+                kind: NoticeKind::ToolsUnavailable,
+                message,
+            },
+        },
+    );
+}
+
+/// Compares the numbers of the turn's answer with what its tools produced and reports the
+/// verdict as a `data-grounding` part.
+fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
+    let report = grounding::check(&transcript.answer_text, &mut transcript.evidence);
+    transcript.grounding = Some(report.status);
+    if report.status == GroundingStatus::Unverified {
+        let unmatched: Vec<&str> = report
+            .claims
+            .iter()
+            .filter(|claim| claim.basis.is_none())
+            .map(|claim| claim.text.as_str())
+            .collect();
+        tracing::info!(run_id = %run.id, ?unmatched, "answer not verified against the data");
+    }
+    transcript.data_part(
+        run,
+        &UiMessageChunk::DataGrounding {
+            id: GROUNDING_PART_ID.to_owned(),
+            data: report,
+        },
+    );
 }
 
 /// Emits what the end of a turn needs: refusal text, notes for unexecuted tool calls, the
@@ -250,6 +339,12 @@ fn conclude(turn: &Turn<'_>, finish: &Finish, transcript: &mut Transcript, step:
         }
         Finish::Answered | Finish::Failed { .. } => {}
     }
+    // Checked within the last step, so the stream keeps the step's shape.
+    if !turn.agent.tools.is_empty()
+        && matches!(finish, Finish::Answered | Finish::StepCapReached { .. })
+    {
+        check_grounding(run, transcript);
+    }
     if step.open {
         run.emit(&UiMessageChunk::FinishStep);
         step.open = false;
@@ -290,6 +385,7 @@ async fn call_model(
         transcript.provider_model = Some(opened.provider_model.clone());
     }
     let mut events = opened.events;
+    transcript.model_finish = None;
     let mut calls: BTreeMap<usize, ToolCall> = BTreeMap::new();
     let mut refused = None;
     while let Some(event) = events.next().await {
@@ -297,9 +393,9 @@ async fn call_model(
             Ok(StreamEvent::TextDelta(delta)) => {
                 step.text.push_str(&delta);
                 match filter.push(&delta) {
-                    Filtered::Emit(text) => transcript.text_delta(run, &text),
+                    Filtered::Emit(text) => transcript.model_text(run, &text),
                     Filtered::Blocked { emit, reason } => {
-                        transcript.text_delta(run, &emit);
+                        transcript.model_text(run, &emit);
                         refused = Some(reason);
                         break;
                     }
@@ -344,7 +440,7 @@ async fn call_model(
                 }
             }
             Ok(StreamEvent::Usage(usage)) => transcript.add_usage(usage),
-            Ok(StreamEvent::Finish(_)) => {}
+            Ok(StreamEvent::Finish(reason)) => transcript.model_finish = Some(reason),
             Err(error) => {
                 tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
                 // What was held back passed no check yet: release it only if it passes.
@@ -394,11 +490,11 @@ async fn release(
     }
     match filter.finish() {
         Filtered::Emit(text) => {
-            transcript.text_delta(turn.run, &text);
+            transcript.model_text(turn.run, &text);
             None
         }
         Filtered::Blocked { emit, reason } => {
-            transcript.text_delta(turn.run, &emit);
+            transcript.model_text(turn.run, &emit);
             Some(reason)
         }
     }
@@ -433,6 +529,7 @@ async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcr
         services: turn.services,
         limits: turn.agent.tool_limits,
         citations: std::sync::Mutex::default(),
+        reads: std::sync::Mutex::default(),
     };
     let result = match input {
         Ok(input) => turn.agent.tools.call(&call.name, &context, input).await,
@@ -449,11 +546,38 @@ async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcr
                 output: output.clone(),
                 dynamic: Some(true),
             });
+            transcript.evidence.add_tool_input(&input_value);
+            transcript.evidence.add_tool_output(&output);
             transcript.parts.push(json!({
                 "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
                 "state": "output-available", "input": input_value, "output": output,
             }));
             transcript.cite(run, &citations);
+            let reads = context.take_reads();
+            let several = reads.len() > 1;
+            for (index, read) in reads.into_iter().enumerate() {
+                let id = if several {
+                    format!("{}-{}", call.id, index + 1)
+                } else {
+                    call.id.clone()
+                };
+                transcript.data_part(
+                    run,
+                    &UiMessageChunk::DataProvenance {
+                        id,
+                        data: Provenance {
+                            tool_call_id: call.id.clone(),
+                            tool: call.name.clone(),
+                            sql: read.sql,
+                            datasets: read.datasets,
+                            row_count: read.row_count,
+                            row_count_exact: read.row_count_exact,
+                            shown_rows: read.shown_rows,
+                            truncated: read.truncated,
+                        },
+                    },
+                );
+            }
             output.to_string()
         }
         Err(error) => {
@@ -495,6 +619,9 @@ async fn prefetch(turn: &Turn<'_>, request: &mut ChatRequest, transcript: &mut T
         .collect();
     if hits.is_empty() {
         return;
+    }
+    for hit in &hits {
+        transcript.evidence.add_text(&hit.text);
     }
     let mut passages = String::from("Passages from the user's documents (cite them):");
     for (index, hit) in hits.iter().enumerate() {

@@ -10,7 +10,9 @@
 //! [`Action`] for the driver (`driver.rs`) to carry out. Every rule (step cap, when tools are
 //! offered, when to stop) lives here and is unit-tested without a model, a database or a clock.
 
-use crate::llm::ToolCall;
+use shared_types::chat::FinishReason as UiFinishReason;
+
+use crate::llm::{FinishReason, ToolCall};
 
 /// Where the loop is.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +193,31 @@ impl Machine {
                 message: format!("agent loop: unexpected {event:?} in state {state:?}"),
             }),
         }
+    }
+}
+
+/// Why a turn ended, as the `finish` chunk says it: the model's own reason when it answered
+/// (`length` when its last call hit the output limit), `tool-calls` when it still wanted tools
+/// at the step limit, `content-filter` for guardrail refusals, `error` for failures.
+pub fn turn_finish_reason(finish: &Finish, last_call: Option<&FinishReason>) -> UiFinishReason {
+    match finish {
+        Finish::Answered => match last_call {
+            Some(FinishReason::Stop) => UiFinishReason::Stop,
+            Some(FinishReason::Length) => UiFinishReason::Length,
+            Some(FinishReason::ToolCalls) => UiFinishReason::ToolCalls,
+            Some(FinishReason::Other(reason))
+                if matches!(
+                    reason.as_str(),
+                    "content_filter" | "content-filter" | "refusal"
+                ) =>
+            {
+                UiFinishReason::ContentFilter
+            }
+            Some(FinishReason::Other(_)) | None => UiFinishReason::Other,
+        },
+        Finish::StepCapReached { .. } => UiFinishReason::ToolCalls,
+        Finish::Refused { .. } => UiFinishReason::ContentFilter,
+        Finish::Failed { .. } => UiFinishReason::Error,
     }
 }
 
@@ -380,5 +407,48 @@ mod tests {
             machine.advance(Event::Retrieved),
             Action::Finish(Finish::Failed { .. })
         ));
+    }
+
+    #[test]
+    fn the_turn_finish_reason_says_why_the_reply_ended() {
+        let answered =
+            |reason: Option<FinishReason>| turn_finish_reason(&Finish::Answered, reason.as_ref());
+        assert_eq!(answered(Some(FinishReason::Stop)), UiFinishReason::Stop);
+        assert_eq!(answered(Some(FinishReason::Length)), UiFinishReason::Length);
+        assert_eq!(
+            answered(Some(FinishReason::ToolCalls)),
+            UiFinishReason::ToolCalls
+        );
+        assert_eq!(
+            answered(Some(FinishReason::Other("content_filter".into()))),
+            UiFinishReason::ContentFilter
+        );
+        assert_eq!(
+            answered(Some(FinishReason::Other("eos".into()))),
+            UiFinishReason::Other
+        );
+        assert_eq!(answered(None), UiFinishReason::Other);
+        assert_eq!(
+            turn_finish_reason(&Finish::StepCapReached { steps: 3 }, None),
+            UiFinishReason::ToolCalls
+        );
+        assert_eq!(
+            turn_finish_reason(
+                &Finish::Refused {
+                    reason: "blocked".into()
+                },
+                Some(&FinishReason::Stop)
+            ),
+            UiFinishReason::ContentFilter
+        );
+        assert_eq!(
+            turn_finish_reason(
+                &Finish::Failed {
+                    message: "down".into()
+                },
+                Some(&FinishReason::Length)
+            ),
+            UiFinishReason::Error
+        );
     }
 }

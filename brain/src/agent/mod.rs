@@ -11,6 +11,8 @@
 //!   the per-agent [`tools::ToolRegistry`] with per-tool timeouts, and the built-in tools
 //!   (`list_datasets`, `describe_dataset`, `sql`, `chart`, `search_knowledge`,
 //!   `escalate_to_human`).
+//! - [`grounding`]: the grounding check of an answer's numbers against the turn's tool
+//!   outputs (pure; what it reads as a claim and what matches is documented there).
 //! - [`guardrails`]: blocked phrases, length limits, PII redaction, the moderation hook, and
 //!   the streaming output filter that holds back a window so nothing blocked leaks.
 //! - [`knowledge`]: the [`knowledge::KnowledgeSearch`] seam to the RAG engine.
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod grounding;
 pub mod guardrails;
 pub mod knowledge;
 pub mod machine;

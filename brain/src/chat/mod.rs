@@ -19,8 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use prometheus::{IntCounterVec, Opts};
 use serde_json::{Value, json};
-use shared_types::chat::{Role, RunState, UiMessageChunk, Usage};
+use shared_types::chat::{
+    FinishReason, MetadataUsage, Role, RunMessageMetadata, RunState, UiMessageChunk, Usage,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -33,6 +36,7 @@ use crate::llm::ChatMessage;
 use crate::llm::ChatRequest;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
+use crate::metrics::Metrics;
 use crate::store::runs::{NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
 use crate::store::{Store, StoreError};
@@ -100,6 +104,46 @@ pub struct ChatService {
     permits: Arc<Semaphore>,
     agents: Agents,
     services: ToolServices,
+    metrics: ChatMetrics,
+}
+
+/// Counters of how replies ended, registered with the brain's metrics.
+#[derive(Debug, Clone)]
+struct ChatMetrics {
+    /// `brain_chat_grounding_total{status}`: grounding verdicts (`verified`, `unverified`,
+    /// `no-claims`) of answers by agents with tools.
+    grounding: IntCounterVec,
+    /// `brain_chat_finish_reasons_total{reason}`: why replies ended (`stop`, `length`, …).
+    finish_reasons: IntCounterVec,
+}
+
+impl ChatMetrics {
+    /// The counters, not yet registered anywhere.
+    fn new() -> Result<Self, prometheus::Error> {
+        let grounding = IntCounterVec::new(
+            Opts::new(
+                "brain_chat_grounding_total",
+                "Answers by the grounding check's verdict on their numbers.",
+            ),
+            &["status"],
+        )?;
+        let finish_reasons = IntCounterVec::new(
+            Opts::new(
+                "brain_chat_finish_reasons_total",
+                "Replies by why they ended (length: cut off at the output limit).",
+            ),
+            &["reason"],
+        )?;
+        Ok(Self {
+            grounding,
+            finish_reasons,
+        })
+    }
+
+    fn register(&self, metrics: &Metrics) -> Result<(), prometheus::Error> {
+        metrics.register(self.grounding.clone())?;
+        metrics.register(self.finish_reasons.clone())
+    }
 }
 
 /// A run as a reader sees it: id and the stream of its events.
@@ -116,6 +160,8 @@ impl ChatService {
         services: ToolServices,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.max_concurrent_runs as usize));
+        #[allow(clippy::expect_used)] // constant, valid metric names and labels
+        let metrics = ChatMetrics::new().expect("valid chat metrics");
         Self {
             store,
             router,
@@ -126,7 +172,13 @@ impl ChatService {
             permits,
             agents,
             services,
+            metrics,
         }
+    }
+
+    /// Exposes the chat counters (finish reasons, grounding verdicts) in `metrics`.
+    pub fn register_metrics(&self, metrics: &Metrics) -> Result<(), prometheus::Error> {
+        self.metrics.register(metrics)
     }
 
     pub fn agents(&self) -> &Agents {
@@ -249,6 +301,7 @@ impl ChatService {
                     text: &turn.text,
                     run_id: Some(&run_id),
                     created_at_ms: now,
+                    metadata_json: None,
                 },
                 &NewRun {
                     id: &run_id,
@@ -374,9 +427,14 @@ impl ChatService {
         let assistant_id = Uuid::new_v4().to_string();
         run.emit(&UiMessageChunk::Start {
             message_id: Some(assistant_id.clone()),
-            message_metadata: Some(
-                json!({"runId": run.id, "threadId": run.thread_id, "model": model.name, "agent": agent.name}),
-            ),
+            message_metadata: serde_json::to_value(RunMessageMetadata {
+                run_id: Some(run.id.clone()),
+                thread_id: Some(run.thread_id.clone()),
+                model: Some(model.name.clone()),
+                agent: Some(agent.name.clone()),
+                ..RunMessageMetadata::default()
+            })
+            .ok(),
         });
         let mut generation = Transcript::default();
         // A run recorded as `queued` waits here for a generation slot; one that got its slot
@@ -435,6 +493,11 @@ impl ChatService {
                 generation.usage.output_tokens,
             ),
         };
+        let finish_reason = match &end {
+            End::Succeeded => Some(generation.finish_reason.unwrap_or(FinishReason::Other)),
+            End::Failed(_) => Some(FinishReason::Error),
+            End::Cancelled => None,
+        };
         let (state, error) = match &end {
             End::Succeeded => (RunState::Succeeded, None),
             End::Failed(message) => {
@@ -451,21 +514,41 @@ impl ChatService {
                 )
             }
         };
+        let metadata = RunMessageMetadata {
+            run_id: Some(run.id.clone()),
+            state: Some(state),
+            usage: Some(MetadataUsage {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+            }),
+            steps: Some(generation.steps),
+            refusal: generation.refusal.clone(),
+            finish_reason,
+            ..RunMessageMetadata::default()
+        };
         if !matches!(end, End::Cancelled) {
             run.emit(&UiMessageChunk::Finish {
-                message_metadata: Some(json!({
-                    "runId": run.id, "state": state.as_str(),
-                    "usage": {"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens},
-                    "steps": generation.steps,
-                    "refusal": generation.refusal,
-                })),
+                finish_reason,
+                message_metadata: serde_json::to_value(&metadata).ok(),
             });
+        }
+        if let Some(reason) = finish_reason {
+            self.metrics
+                .finish_reasons
+                .with_label_values(&[reason.as_str()])
+                .inc();
+        }
+        if let Some(status) = generation.grounding {
+            self.metrics
+                .grounding
+                .with_label_values(&[status.as_str()])
+                .inc();
         }
         self.persist(
             &run,
             &assistant_id,
             &generation,
-            state,
+            &metadata,
             error.as_deref(),
             usage,
         )
@@ -488,12 +571,13 @@ impl ChatService {
         run: &LiveRun,
         assistant_id: &str,
         generation: &Transcript,
-        state: RunState,
+        metadata: &RunMessageMetadata,
         error: Option<&str>,
         usage: Usage,
     ) {
         let now = now_ms();
         let parts = Value::Array(generation.parts.clone()).to_string();
+        let metadata_json = serde_json::to_string(metadata).ok();
         let reply = (!generation.parts.is_empty()).then(|| NewMessage {
             id: assistant_id,
             thread_id: &run.thread_id,
@@ -502,10 +586,11 @@ impl ChatService {
             text: &generation.all_text,
             run_id: Some(&run.id),
             created_at_ms: now,
+            metadata_json: metadata_json.as_deref(),
         });
         let events = run.events_json();
         let outcome = RunOutcome {
-            state,
+            state: metadata.state.unwrap_or(RunState::Failed),
             provider: generation.provider.as_deref(),
             provider_model: generation.provider_model.as_deref(),
             error,
@@ -513,6 +598,8 @@ impl ChatService {
             events_json: &events,
             finished_at_ms: now,
             refusal: generation.refusal.as_deref(),
+            finish_reason: metadata.finish_reason,
+            grounding: generation.grounding,
         };
         if let Err(error) = self
             .store
@@ -629,8 +716,9 @@ fn stored_events(stored: &StoredRun, after: u64) -> Vec<Arc<str>> {
             error_text: message,
         },
         UiMessageChunk::Finish {
+            finish_reason: Some(FinishReason::Error),
             message_metadata: Some(
-                json!({"runId": stored.run.id, "state": stored.run.state.as_str()}),
+                json!({"runId": stored.run.id, "state": stored.run.state.as_str(), "finishReason": "error"}),
             ),
         },
     ] {

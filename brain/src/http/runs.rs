@@ -6,7 +6,7 @@
 //!   `[DONE]`. Works during the run and after it (replayed from the database).
 //! - `POST /api/v1/runs/{id}/cancel`: 202 when cancellation was requested, 409 when the run
 //!   already finished.
-//! - `GET /api/v1/usage`: the caller's runs, tokens, cost and budget.
+//! - `GET /api/v1/usage`: the caller's runs, tokens, cost, budget and grounding verdicts.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -80,10 +80,12 @@ async fn usage(
 ) -> Result<axum::Json<UsageReport>> {
     let owner = identity.owner();
     let (runs, usage) = state.store.owner_usage(&owner).await?;
+    let grounding = state.store.owner_grounding(&owner).await?;
     Ok(axum::Json(UsageReport {
         owner,
         runs,
         usage,
         budget_tokens: state.chat.settings().budget_tokens_per_owner,
+        grounding,
     }))
 }

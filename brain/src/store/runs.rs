@@ -1,7 +1,8 @@
 //! Runs: one row per assistant reply, with its state, provider, usage and (once finished) its
 //! event log.
 
-use shared_types::chat::{Run, RunState, Usage};
+use shared_types::agent::GroundingStatus;
+use shared_types::chat::{FinishReason, GroundingCounts, Run, RunState, Usage};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -21,6 +22,10 @@ pub struct RunOutcome<'a> {
     pub finished_at_ms: i64,
     /// Why a guardrail refused (or cut) the reply.
     pub refusal: Option<&'a str>,
+    /// Why the reply ended.
+    pub finish_reason: Option<FinishReason>,
+    /// The grounding check's verdict, when checked.
+    pub grounding: Option<GroundingStatus>,
 }
 
 /// A run to record.
@@ -47,7 +52,7 @@ pub struct StoredRun {
 
 const RUN_COLUMNS: &str = "id, thread_id, state, model, provider, provider_model, error, \
     input_tokens, output_tokens, cost_micro_usd, created_at_ms, finished_at_ms, owner, events, \
-    agent, refusal";
+    agent, refusal, finish_reason, grounding";
 
 fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
     let state: String = row.try_get(2)?;
@@ -72,6 +77,14 @@ fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
             finished_at_ms: row.try_get(11)?,
             agent: row.try_get(14)?,
             refusal: row.try_get(15)?,
+            finish_reason: row
+                .try_get::<Option<String>, _>(16)?
+                .as_deref()
+                .and_then(FinishReason::parse),
+            grounding: row
+                .try_get::<Option<String>, _>(17)?
+                .as_deref()
+                .and_then(GroundingStatus::parse),
         },
         owner: row.try_get(12)?,
         events_json: row.try_get(13)?,
@@ -141,7 +154,8 @@ impl Store {
         sqlx::query(
             "UPDATE chat_runs SET state = $1, provider = $2, provider_model = $3, error = $4, \
              input_tokens = $5, output_tokens = $6, cost_micro_usd = $7, events = $8, \
-             finished_at_ms = $9, refusal = $10 WHERE id = $11",
+             finished_at_ms = $9, refusal = $10, finish_reason = $11, grounding = $12 \
+             WHERE id = $13",
         )
         .bind(outcome.state.as_str())
         .bind(outcome.provider.map(str::to_owned))
@@ -153,6 +167,8 @@ impl Store {
         .bind(outcome.events_json.to_owned())
         .bind(outcome.finished_at_ms)
         .bind(outcome.refusal.map(str::to_owned))
+        .bind(outcome.finish_reason.map(|reason| reason.as_str()))
+        .bind(outcome.grounding.map(|status| status.as_str()))
         .bind(id.to_owned())
         .execute(&mut *tx)
         .await
@@ -195,6 +211,31 @@ impl Store {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(result.rows_affected())
+    }
+
+    /// One owner's runs per grounding verdict.
+    pub async fn owner_grounding(&self, owner: &str) -> Result<GroundingCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT grounding, CAST(COUNT(*) AS BIGINT) FROM chat_runs \
+             WHERE owner = $1 AND grounding IS NOT NULL GROUP BY grounding",
+        )
+        .bind(owner.to_owned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let mut counts = GroundingCounts::default();
+        for row in &rows {
+            let status: String = row.try_get(0).map_err(StoreError::Query)?;
+            let count: i64 = row.try_get(1).map_err(StoreError::Query)?;
+            let count = u64::try_from(count).unwrap_or(0);
+            match GroundingStatus::parse(&status) {
+                Some(GroundingStatus::Verified) => counts.verified += count,
+                Some(GroundingStatus::Unverified) => counts.unverified += count,
+                Some(GroundingStatus::NoClaims) => counts.no_claims += count,
+                None => {}
+            }
+        }
+        Ok(counts)
     }
 
     /// Number of runs and summed usage of one owner.

@@ -24,6 +24,8 @@ pub struct NewMessage<'a> {
     pub text: &'a str,
     pub run_id: Option<&'a str>,
     pub created_at_ms: i64,
+    /// An assistant reply's metadata (`RunMessageMetadata` as JSON).
+    pub metadata_json: Option<&'a str>,
 }
 
 const THREAD_COLUMNS: &str = "t.id, t.title, t.created_at_ms, t.updated_at_ms, \
@@ -60,6 +62,9 @@ fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         parts: serde_json::from_str(&parts).unwrap_or_default(),
         created_at_ms: row.try_get(3)?,
         run_id: row.try_get(4)?,
+        metadata: row
+            .try_get::<Option<String>, _>(5)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -198,7 +203,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(i64, Message)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT m.id, m.role, m.parts, m.created_at_ms, m.run_id, m.seq FROM chat_messages m \
+            "SELECT m.id, m.role, m.parts, m.created_at_ms, m.run_id, m.metadata, m.seq \
+             FROM chat_messages m \
              JOIN chat_threads t ON t.id = m.thread_id \
              WHERE t.owner = $1 AND m.thread_id = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4",
         )
@@ -210,7 +216,7 @@ impl Store {
         .await
         .map_err(StoreError::from_sqlx)?;
         rows.iter()
-            .map(|row| Ok((row.try_get::<i64, _>(5)?, message_from_row(row)?)))
+            .map(|row| Ok((row.try_get::<i64, _>(6)?, message_from_row(row)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::Query)
     }
@@ -221,7 +227,7 @@ impl Store {
         run_id: &str,
     ) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, role, parts, created_at_ms, run_id FROM chat_messages \
+            "SELECT id, role, parts, created_at_ms, run_id, metadata FROM chat_messages \
              WHERE run_id = $1 AND role = $2",
         )
         .bind(run_id.to_owned())
@@ -291,8 +297,8 @@ pub(super) async fn insert_message(
     .fetch_one(&mut **tx)
     .await?;
     sqlx::query(
-        "INSERT INTO chat_messages (id, thread_id, seq, role, parts, text, run_id, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO chat_messages (id, thread_id, seq, role, parts, text, run_id, created_at_ms, \
+         metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(message.id.to_owned())
     .bind(message.thread_id.to_owned())
@@ -302,6 +308,7 @@ pub(super) async fn insert_message(
     .bind(message.text.to_owned())
     .bind(message.run_id.map(str::to_owned))
     .bind(message.created_at_ms)
+    .bind(message.metadata_json.map(str::to_owned))
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE chat_threads SET updated_at_ms = $1 WHERE id = $2")

@@ -28,8 +28,12 @@ use crate::llm_server::tool_llm;
 
 /// One scripted model answer.
 #[derive(Debug, Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Text(Vec<&'static str>),
+    /// Text that stops at the output limit (`finish_reason: "length"`).
+    CutOff(Vec<&'static str>),
+    /// Text, then the stream ends without a finish or the end marker (a provider breaking off).
+    BrokenOff(Vec<&'static str>),
     /// `(tool name, arguments JSON)` per call, all in one step.
     Tools(Vec<(&'static str, Value)>),
 }
@@ -38,14 +42,14 @@ enum Reply {
 /// (the last one repeats); `/moderations` flags inputs containing "evil". Records every JSON
 /// request body.
 #[derive(Debug, Clone)]
-struct Scripted {
+pub(crate) struct Scripted {
     base_url: String,
     requests: Arc<Mutex<Vec<Value>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
 }
 
 impl Scripted {
-    async fn start(script: Vec<Reply>) -> Self {
+    pub(crate) async fn start(script: Vec<Reply>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -91,11 +95,11 @@ impl Scripted {
     }
 
     /// Replaces the script (for tests that learn ids only after the server started).
-    fn set_script(&self, script: Vec<Reply>) {
+    pub(crate) fn set_script(&self, script: Vec<Reply>) {
         *self.script.lock().unwrap() = VecDeque::from(script);
     }
 
-    fn requests(&self) -> Vec<Value> {
+    pub(crate) fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
     }
 }
@@ -129,11 +133,26 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> (String, String) {
 fn sse(reply: &Reply) -> String {
     let mut chunks = Vec::new();
     match reply {
-        Reply::Text(deltas) => {
+        Reply::Text(deltas) | Reply::CutOff(deltas) => {
             for delta in deltas {
                 chunks.push(json!({"choices": [{"index": 0, "delta": {"content": delta}}]}));
             }
-            chunks.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+            let reason = if matches!(reply, Reply::CutOff(_)) {
+                "length"
+            } else {
+                "stop"
+            };
+            chunks.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}));
+        }
+        Reply::BrokenOff(deltas) => {
+            let mut answer = String::from(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            );
+            for delta in deltas {
+                let chunk = json!({"choices": [{"index": 0, "delta": {"content": delta}}]});
+                answer.push_str(&format!("data: {chunk}\n\n"));
+            }
+            return answer;
         }
         Reply::Tools(calls) => {
             for (index, (name, arguments)) in calls.iter().enumerate() {
@@ -163,7 +182,8 @@ fn sse(reply: &Reply) -> String {
     answer
 }
 
-/// Writes the LLM configuration (model `chat` on the scripted server, tools on) and an agents
+/// Writes the LLM configuration (model `chat` on the scripted server, tools on; model
+/// `no-tools` on the same server without tools) and an agents
 /// file whose agent `coach` has `agent_toml` appended (TOML lines of the `[[agents]]` table
 /// and its sub-tables).
 fn config_files(scripted: &Scripted, agent_toml: &str) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -173,7 +193,7 @@ fn config_files(scripted: &Scripted, agent_toml: &str) -> (std::path::PathBuf, s
     std::fs::write(
         &llm,
         format!(
-            "default_model = \"chat\"\n[[providers]]\nname = \"scripted\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nmax_retries = 0\n\n[[models]]\nname = \"chat\"\nroute = [{{ provider = \"scripted\", model = \"m\" }}]\ncontext_tokens = 4096\nmax_output_tokens = 64\ntools = true\n",
+            "default_model = \"chat\"\n[[providers]]\nname = \"scripted\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nmax_retries = 0\n\n[[models]]\nname = \"chat\"\nroute = [{{ provider = \"scripted\", model = \"m\" }}]\ncontext_tokens = 4096\nmax_output_tokens = 64\ntools = true\n\n[[models]]\nname = \"no-tools\"\nroute = [{{ provider = \"scripted\", model = \"m\" }}]\ncontext_tokens = 4096\nmax_output_tokens = 64\n",
             scripted.base_url
         ),
     )
@@ -189,9 +209,9 @@ fn config_files(scripted: &Scripted, agent_toml: &str) -> (std::path::PathBuf, s
     (llm, agents)
 }
 
-const DATA_TOOLS: &str = "tools = [\"list_datasets\", \"describe_dataset\", \"sql\", \"chart\", \"search_knowledge\", \"escalate_to_human\"]";
+pub(crate) const DATA_TOOLS: &str = "tools = [\"list_datasets\", \"describe_dataset\", \"sql\", \"chart\", \"search_knowledge\", \"escalate_to_human\"]";
 
-async fn agent_app(backend: Backend, scripted: &Scripted, agent_toml: &str) -> TestApp {
+pub(crate) async fn agent_app(backend: Backend, scripted: &Scripted, agent_toml: &str) -> TestApp {
     agent_app_with(backend, scripted, agent_toml, Extras::default()).await
 }
 
@@ -214,7 +234,7 @@ async fn agent_app_with(
     TestApp::run(application, database)
 }
 
-async fn new_thread(app: &TestApp, caller: &Caller, agent: Option<&str>) -> Thread {
+pub(crate) async fn new_thread(app: &TestApp, caller: &Caller, agent: Option<&str>) -> Thread {
     let mut body = json!({"title": "agent"});
     if let Some(agent) = agent {
         body["agent"] = json!(agent);
@@ -230,7 +250,7 @@ async fn new_thread(app: &TestApp, caller: &Caller, agent: Option<&str>) -> Thre
 }
 
 /// Sends `content` and returns the run id and the parsed stream.
-async fn turn(
+pub(crate) async fn turn(
     app: &TestApp,
     caller: &Caller,
     thread: &str,
@@ -242,7 +262,7 @@ async fn turn(
     (run_id, chunks(&EventReader::new(response).collect().await))
 }
 
-fn of_type<'a>(stream: &'a [(Option<u64>, Value)], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_type<'a>(stream: &'a [(Option<u64>, Value)], kind: &str) -> Vec<&'a Value> {
     stream
         .iter()
         .map(|(_, chunk)| chunk)
@@ -250,7 +270,7 @@ fn of_type<'a>(stream: &'a [(Option<u64>, Value)], kind: &str) -> Vec<&'a Value>
         .collect()
 }
 
-const SALES_CSV: &str = "store,units\nA,3\nB,5\nA,4\nC,1\n";
+pub(crate) const SALES_CSV: &str = "store,units\nA,3\nB,5\nA,4\nC,1\n";
 
 #[tokio::test]
 async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
@@ -370,7 +390,11 @@ async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
             parts.iter().filter(|p| p["type"] == "dynamic-tool").count(),
             3
         );
-        assert_eq!(parts.last().unwrap()["text"], "Store A sold the most.");
+        let text = parts.iter().rev().find(|p| p["type"] == "text").unwrap();
+        assert_eq!(text["text"], "Store A sold the most.");
+        // The grounding check closes the reply (no numbers here).
+        assert_eq!(parts.last().unwrap()["type"], "data-grounding");
+        assert_eq!(parts.last().unwrap()["data"]["status"], "no-claims");
         let replay = app
             .send_as(
                 &alice,

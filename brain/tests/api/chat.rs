@@ -7,8 +7,8 @@ use brain::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared_types::chat::{
-    ChatReply, MessagePage, RUN_ID_HEADER, Role, Run, RunState, STREAM_DONE, Thread, ThreadPage,
-    UI_MESSAGE_STREAM_HEADER, UsageReport,
+    ChatReply, FinishReason, MessagePage, RUN_ID_HEADER, Role, Run, RunState, STREAM_DONE, Thread,
+    ThreadPage, UI_MESSAGE_STREAM_HEADER, UsageReport,
 };
 use shared_types::error::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -219,10 +219,10 @@ async fn a_streamed_reply_arrives_as_protocol_parts_in_order_and_is_stored() {
         );
         assert_eq!(page.messages[1].role, Role::Assistant);
         assert_eq!(page.messages[1].run_id.as_deref(), Some(run_id.as_str()));
-        assert_eq!(
-            page.messages[1].parts[0]["text"],
-            text_of(&received).as_str()
-        );
+        // The default agent has tools and the local chat model none: the reply says so first.
+        assert_eq!(page.messages[1].parts[0]["type"], "data-notice");
+        let text = page.messages[1].parts.iter().find(|p| p["type"] == "text");
+        assert_eq!(text.unwrap()["text"], text_of(&received).as_str());
         // The start chunk named the stored message.
         assert_eq!(received[0].1["messageId"], page.messages[1].id.as_str());
 
@@ -308,7 +308,11 @@ async fn the_use_chat_body_and_json_mode_are_accepted() {
     assert_eq!(reply.run.state, RunState::Succeeded);
     let message = reply.message.expect("the assistant message");
     assert_eq!(message.role, Role::Assistant);
-    assert_eq!(message.parts[0]["type"], "text");
+    assert!(
+        message.parts.iter().any(|part| part["type"] == "text"),
+        "{:?}",
+        message.parts
+    );
     let page = messages(&app, &alice, &thread.id).await;
     assert_eq!(page.messages[0].parts[0]["text"], "Hi there");
     app.stop().await;
@@ -572,6 +576,8 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
             [
                 "start",
                 "start-step",
+                // The default agent's tools on a model configured without them.
+                "data-notice",
                 "text-start",
                 "text-delta",
                 "text-end",
@@ -594,9 +600,10 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
         let run = get_run(&app, &alice, &run_id).await;
         assert_eq!(run.state, RunState::Failed);
         assert_eq!(run.provider.as_deref(), Some("breaker"));
+        assert_eq!(run.finish_reason, Some(FinishReason::Error));
         // What the user saw is stored.
         let page = messages(&app, &alice, &thread.id).await;
-        assert_eq!(page.messages[1].parts[0]["text"], "Hello wor");
+        assert_eq!(page.messages[1].parts[1]["text"], "Hello wor");
         app.stop().await;
         let _ = std::fs::remove_dir_all(config_dir);
     }
@@ -898,8 +905,11 @@ async fn json_mode_constrains_the_local_model_to_json() {
 
     let reply: ChatReply = response.json().await.unwrap();
     assert_eq!(reply.run.state, RunState::Succeeded);
-    let text = reply.message.unwrap().parts[0]["text"]
-        .as_str()
+    let parts = reply.message.unwrap().parts;
+    let text = parts
+        .iter()
+        .find(|part| part["type"] == "text")
+        .and_then(|part| part["text"].as_str())
         .unwrap()
         .to_owned();
     // llama.cpp enforces `response_format` with a grammar: the reply is JSON from its first

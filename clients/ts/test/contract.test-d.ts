@@ -70,3 +70,22 @@ export function text(chunk: UiMessageChunk): string {
 
 // @ts-expect-error: a text delta needs its delta
 export const incomplete: UiMessageChunk = { type: "text-delta", id: "t" };
+
+// The data parts of grounded answers narrow by `type` too; the finish chunk says why it ended.
+export function grounded(chunk: UiMessageChunk): string {
+  switch (chunk.type) {
+    case "data-provenance":
+      return `${chunk.data.tool}: ${chunk.data.sql ?? ""} over ${chunk.data.datasets.map((d) => `${d.name}@${d.version}`).join(",")}`;
+    case "data-grounding":
+      return chunk.data.status === "unverified" ? chunk.data.claims.filter((claim) => !claim.basis).map((claim) => claim.text).join(", ") : "";
+    case "data-notice":
+      return chunk.data.kind === "tools-unavailable" ? chunk.data.message : "";
+    case "finish":
+      return chunk.finishReason === "length" ? "cut off" : "";
+    default:
+      return "";
+  }
+}
+
+// @ts-expect-error: finish reasons are the AI SDK's names
+export const badFinish: UiMessageChunk = { type: "finish", finishReason: "max_tokens" };

@@ -15,9 +15,11 @@ use shared_types::agent::{
     ChartEncoding, ChartMark, ChartSpec, ChartToolOutput, FieldDef, FieldType, InlineData,
     SqlToolOutput, VEGA_LITE_SCHEMA,
 };
-use shared_types::data::{DatasetDescription, DatasetList, PageRequest, ResultShape, SqlQuery};
+use shared_types::data::{
+    DatasetDescription, DatasetInfo, DatasetList, DatasetRef, PageRequest, ResultShape, SqlQuery,
+};
 
-use super::{Tool, ToolContext, ToolError};
+use super::{DataRead, Tool, ToolContext, ToolError};
 use crate::data::{DataError, output};
 use crate::llm::tokens::EstimateTokens;
 
@@ -48,6 +50,14 @@ impl Tool for ListDatasets {
                 .list(context.owner)
                 .await
                 .map_err(data_error)?;
+            context.record_read(DataRead {
+                sql: None,
+                datasets: datasets.iter().map(dataset_ref).collect(),
+                row_count: None,
+                row_count_exact: true,
+                shown_rows: None,
+                truncated: false,
+            });
             Ok(DatasetList { datasets })
         }
         .boxed()
@@ -91,7 +101,21 @@ impl Tool for DescribeDataset {
                         input.dataset
                     ))
                 })?;
-            data.describe(context.owner, &id).await.map_err(data_error)
+            let description = data
+                .describe(context.owner, &id)
+                .await
+                .map_err(data_error)?;
+            let info = &description.dataset;
+            let shown = description.sample_rows.len() as u64;
+            context.record_read(DataRead {
+                sql: None,
+                datasets: vec![dataset_ref(info)],
+                row_count: Some(info.row_count),
+                row_count_exact: true,
+                shown_rows: Some(shown),
+                truncated: shown < info.row_count,
+            });
+            Ok(description)
         }
         .boxed()
     }
@@ -128,6 +152,8 @@ struct Fetched {
     columns: Vec<(String, FieldType)>,
     rows: Vec<Map<String, Value>>,
     more: bool,
+    /// The datasets read, at the versions read.
+    datasets: Vec<DatasetRef>,
 }
 
 async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetched, ToolError> {
@@ -143,6 +169,7 @@ async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetch
     };
     let result = data.sql(context.owner, &query).await.map_err(data_error)?;
     let more = result.page.next_offset.is_some();
+    let datasets = result.datasets;
     let frame = result.frame;
     let (columns, rows) = tokio::task::spawn_blocking(move || {
         let columns = frame
@@ -159,6 +186,7 @@ async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetch
         columns,
         rows,
         more,
+        datasets,
     })
 }
 
@@ -187,6 +215,14 @@ async fn run_sql(context: &ToolContext<'_>, sql: &str) -> Result<SqlToolOutput, 
     }
     let shown = rows.len() as u64;
     let truncated = shown < total_rows;
+    context.record_read(DataRead {
+        sql: Some(sql.to_owned()),
+        datasets: fetched.datasets,
+        row_count: Some(total_rows),
+        row_count_exact: exact,
+        shown_rows: Some(shown),
+        truncated,
+    });
     let note = match (truncated, exact) {
         (false, _) => format!("all {total_rows} rows shown"),
         (true, true) => format!(
@@ -329,6 +365,14 @@ impl Tool for Chart {
                 ),
             };
             let rows = fetched.rows.len() as u64;
+            context.record_read(DataRead {
+                sql: Some(input.sql.clone()),
+                datasets: fetched.datasets,
+                row_count: Some(rows),
+                row_count_exact: !fetched.more,
+                shown_rows: Some(rows),
+                truncated: fetched.more,
+            });
             Ok(ChartToolOutput {
                 spec: ChartSpec {
                     schema: VEGA_LITE_SCHEMA.to_owned(),
@@ -344,6 +388,14 @@ impl Tool for Chart {
             })
         }
         .boxed()
+    }
+}
+
+fn dataset_ref(info: &DatasetInfo) -> DatasetRef {
+    DatasetRef {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        version: info.version,
     }
 }
 

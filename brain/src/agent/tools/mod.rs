@@ -23,6 +23,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared_types::data::DatasetRef;
 
 use super::knowledge::{KnowledgeHit, KnowledgeSearch};
 use crate::data::DataPlane;
@@ -73,6 +74,20 @@ pub struct ToolContext<'a> {
     pub limits: ToolLimits,
     /// Knowledge chunks the call used; the driver cites them in the stream.
     pub citations: Mutex<Vec<KnowledgeHit>>,
+    /// What the call read from datasets; the driver reports it as the answer's provenance.
+    pub reads: Mutex<Vec<DataRead>>,
+}
+
+/// What a data tool read: the facts of a `data-provenance` part besides the call's id and
+/// tool name (`shared_types::agent::Provenance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRead {
+    pub sql: Option<String>,
+    pub datasets: Vec<DatasetRef>,
+    pub row_count: Option<u64>,
+    pub row_count_exact: bool,
+    pub shown_rows: Option<u64>,
+    pub truncated: bool,
 }
 
 impl ToolContext<'_> {
@@ -81,6 +96,17 @@ impl ToolContext<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend_from_slice(hits);
+    }
+
+    pub fn record_read(&self, read: DataRead) {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(read);
+    }
+
+    pub fn take_reads(&self) -> Vec<DataRead> {
+        std::mem::take(&mut *self.reads.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn take_citations(&self) -> Vec<KnowledgeHit> {

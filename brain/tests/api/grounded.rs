@@ -1,0 +1,413 @@
+//! Grounded answers (issue 16) over real HTTP, against the scripted model server: provenance of
+//! data answers, the grounding check, finish reasons, and the notice for models without tools.
+
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use shared_types::agent::GroundingStatus;
+use shared_types::chat::{ChatReply, FinishReason, RunState, UsageReport};
+use shared_types::data::DatasetInfo;
+
+use crate::agent::{DATA_TOOLS, Reply, SALES_CSV, Scripted, agent_app, new_thread, of_type, turn};
+use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
+use crate::datasets::upload_csv;
+use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
+
+const GROUP: &str = "SELECT store, SUM(units) AS units FROM sales GROUP BY store ORDER BY store";
+
+async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
+    let response = app
+        .send_as(caller, app.client.get(app.url("/api/v1/usage")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// The assistant message of `run_id` as stored.
+async fn stored_reply(app: &TestApp, caller: &Caller, thread: &str, run_id: &str) -> Value {
+    let page = messages(app, caller, thread).await;
+    let message = page
+        .messages
+        .into_iter()
+        .find(|m| {
+            m.run_id.as_deref() == Some(run_id) && m.role == shared_types::chat::Role::Assistant
+        })
+        .expect("the reply is stored");
+    serde_json::to_value(message).unwrap()
+}
+
+fn parts_of_type<'a>(message: &'a Value, kind: &str) -> Vec<&'a Value> {
+    message["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|part| part["type"] == kind)
+        .collect()
+}
+
+fn position(stream: &[(Option<u64>, Value)], found: impl Fn(&Value) -> bool) -> usize {
+    stream
+        .iter()
+        .position(|(_, chunk)| found(chunk))
+        .expect("the chunk is in the stream")
+}
+
+#[tokio::test]
+async fn a_data_answer_carries_its_provenance_and_a_verified_grounding_in_stream_and_store() {
+    for backend in BACKENDS {
+        let scripted = Scripted::start(vec![
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Tools(vec![(
+                "chart",
+                json!({"sql": GROUP, "mark": "bar", "x": "store", "y": "units"}),
+            )]),
+            Reply::Text(vec![
+                "Store A sold 7 of all ",
+                "13 units (54%), ",
+                "2 more than B.",
+            ]),
+        ])
+        .await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        let sales = upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        assert_eq!(sales.version, 1);
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "Which store sold the most?").await;
+
+        assert_well_formed_success(&stream);
+        let inputs = of_type(&stream, "tool-input-available");
+        let provenance = of_type(&stream, "data-provenance");
+        assert_eq!(provenance.len(), 2, "{:?}", types(&stream));
+        let dataset = json!([{"id": sales.id, "name": "sales", "version": 1}]);
+        for ((part, input), tool) in provenance.iter().zip(&inputs).zip(["sql", "chart"]) {
+            assert_eq!(part["id"], input["toolCallId"]);
+            assert_eq!(
+                part["data"],
+                json!({"toolCallId": input["toolCallId"], "tool": tool, "sql": GROUP,
+                       "datasets": dataset, "rowCount": 3, "rowCountExact": true, "shownRows": 3,
+                       "truncated": false})
+            );
+            // Reported right after the tool's output, within its step.
+            let output = position(&stream, |c| {
+                c["type"] == "tool-output-available" && c["toolCallId"] == input["toolCallId"]
+            });
+            assert_eq!(stream[output + 1].1, **part);
+        }
+        let grounding = of_type(&stream, "data-grounding");
+        assert_eq!(grounding.len(), 1);
+        assert_eq!(grounding[0]["id"], "grounding");
+        assert_eq!(grounding[0]["data"]["status"], "verified");
+        assert_eq!(grounding[0]["data"]["toolCalls"], 2);
+        let claims: Vec<(&str, &str)> = grounding[0]["data"]["claims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["text"].as_str().unwrap(), c["basis"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            claims,
+            [
+                ("7", "tool-output"),
+                ("13", "total"),
+                ("54%", "percentage"),
+                ("2", "difference")
+            ]
+        );
+        let finish = of_type(&stream, "finish")[0];
+        assert_eq!(finish["finishReason"], "stop");
+        assert_eq!(finish["messageMetadata"]["finishReason"], "stop");
+
+        let run = get_run(&app, &alice, &run_id).await;
+        assert_eq!(
+            (run.state, run.finish_reason, run.grounding),
+            (
+                RunState::Succeeded,
+                Some(FinishReason::Stop),
+                Some(GroundingStatus::Verified)
+            )
+        );
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        assert_eq!(
+            parts_of_type(&stored, "data-provenance"),
+            provenance,
+            "{backend}: stored as streamed"
+        );
+        assert_eq!(parts_of_type(&stored, "data-grounding"), grounding);
+        assert_eq!(stored["metadata"]["finishReason"], "stop");
+        assert_eq!(stored["metadata"]["runId"], run_id.as_str());
+        assert_eq!(usage(&app, &alice).await.grounding.verified, 1);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains(r#"brain_chat_grounding_total{status="verified"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"brain_chat_finish_reasons_total{reason="stop"} 1"#),
+            "{metrics}"
+        );
+
+        // A new version of the dataset: the next answer names it.
+        let replaced = app
+            .send_as(
+                &alice,
+                app.client
+                    .put(app.url(&format!("/api/v1/datasets/{}", sales.id)))
+                    .header(CONTENT_TYPE, "text/csv")
+                    .body("store,units\nA,1\n"),
+            )
+            .await;
+        assert_eq!(replaced.status(), StatusCode::OK);
+        let replaced: DatasetInfo = replaced.json().await.unwrap();
+        assert_eq!(replaced.version, 2);
+        scripted.set_script(vec![
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["Only store A is left, with 1 unit."]),
+        ]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "And now?").await;
+        let provenance = of_type(&stream, "data-provenance");
+        assert_eq!(
+            provenance[0]["data"]["datasets"],
+            json!([{"id": sales.id, "name": "sales", "version": 2}])
+        );
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "verified"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn numbers_no_tool_produced_are_flagged_and_counted() {
+    for backend in BACKENDS {
+        let scripted = Scripted::start(vec![
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["Store A sold ", "470.71 units."]),
+        ])
+        .await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "How many units did A sell?").await;
+        let grounding = &of_type(&stream, "data-grounding")[0]["data"];
+        assert_eq!(
+            *grounding,
+            json!({"status": "unverified", "toolCalls": 1,
+                   "claims": [{"text": "470.71", "value": 470.71}]})
+        );
+        let run = get_run(&app, &alice, &run_id).await;
+        assert_eq!(run.grounding, Some(GroundingStatus::Unverified));
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        assert_eq!(
+            parts_of_type(&stored, "data-grounding")[0]["data"],
+            *grounding
+        );
+
+        // No tool called at all: nothing can back the number.
+        scripted.set_script(vec![Reply::Text(vec!["There are 25 stores."])]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "How many stores are there?").await;
+        let grounding = &of_type(&stream, "data-grounding")[0]["data"];
+        assert_eq!(
+            (&grounding["status"], &grounding["toolCalls"]),
+            (&json!("unverified"), &json!(0))
+        );
+        // Numbers of the question itself are not claims to verify; no numbers, no verdict.
+        scripted.set_script(vec![Reply::Text(vec!["The top 3 are in the table."])]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Show the top 3 stores.").await;
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "verified"
+        );
+        scripted.set_script(vec![Reply::Text(vec!["Hello! Ask me about your data."])]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Hi").await;
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"],
+            json!({"status": "no-claims", "claims": [], "toolCalls": 0})
+        );
+
+        let counts = usage(&app, &alice).await.grounding;
+        assert_eq!(
+            (counts.verified, counts.unverified, counts.no_claims),
+            (1, 2, 1)
+        );
+        // Another caller's runs are not counted.
+        assert_eq!(
+            usage(&app, &Caller::user("bob")).await.grounding,
+            Default::default()
+        );
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains(r#"brain_chat_grounding_total{status="unverified"} 2"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"brain_chat_grounding_total{status="no-claims"} 1"#),
+            "{metrics}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reply_cut_at_the_output_limit_ends_with_finish_reason_length() {
+    for backend in BACKENDS {
+        let scripted = Scripted::start(vec![Reply::CutOff(vec!["Store A sold ", "the mo"])]).await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "Tell me everything.").await;
+        assert_well_formed_success(&stream);
+        assert_eq!(text_of(&stream), "Store A sold the mo");
+        let finish = of_type(&stream, "finish")[0];
+        assert_eq!(finish["finishReason"], "length");
+        assert_eq!(finish["messageMetadata"]["finishReason"], "length");
+        let run = get_run(&app, &alice, &run_id).await;
+        assert_eq!(
+            (run.state, run.finish_reason),
+            (RunState::Succeeded, Some(FinishReason::Length))
+        );
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        assert_eq!(stored["metadata"]["finishReason"], "length");
+        // The stored event log replays the same ending.
+        let replay = app
+            .send_as(
+                &alice,
+                app.client
+                    .get(app.url(&format!("/api/v1/runs/{run_id}/events"))),
+            )
+            .await;
+        let replayed =
+            crate::chat::chunks(&crate::helpers::EventReader::new(replay).collect().await);
+        assert_eq!(of_type(&replayed, "finish")[0]["finishReason"], "length");
+
+        // The JSON answer says the same.
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "Go on.", "stream": false}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let reply: ChatReply = response.json().await.unwrap();
+        assert_eq!(reply.run.finish_reason, Some(FinishReason::Length));
+        assert_eq!(
+            reply.message.unwrap().metadata.unwrap().finish_reason,
+            Some(FinishReason::Length)
+        );
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains(r#"brain_chat_finish_reasons_total{reason="length"} 2"#),
+            "{metrics}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn step_limits_refusals_and_failures_have_their_finish_reasons() {
+    let scripted = Scripted::start(vec![Reply::Tools(vec![("list_datasets", json!({}))])]).await;
+    let agent = format!(
+        "{DATA_TOOLS}\n[agents.limits]\nmax_steps = 2\n[agents.guardrails]\nblocked_phrases = [\"launch codes\"]\n"
+    );
+    let mut app = agent_app(Backend::Sqlite, &scripted, &agent).await;
+    let alice = Caller::user("alice");
+    let thread = new_thread(&app, &alice, None).await;
+
+    let (run_id, stream) = turn(&app, &alice, &thread.id, "List them forever.").await;
+    assert_eq!(of_type(&stream, "finish")[0]["finishReason"], "tool-calls");
+    assert_eq!(
+        get_run(&app, &alice, &run_id).await.finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
+
+    let (run_id, stream) = turn(&app, &alice, &thread.id, "Tell me the launch codes.").await;
+    assert_eq!(
+        of_type(&stream, "finish")[0]["finishReason"],
+        "content-filter"
+    );
+    let run = get_run(&app, &alice, &run_id).await;
+    assert_eq!(
+        (run.finish_reason, run.grounding),
+        (Some(FinishReason::ContentFilter), None),
+        "a refusal is not checked"
+    );
+
+    // The provider breaks off mid-reply: the run fails with finish reason `error`.
+    scripted.set_script(vec![Reply::BrokenOff(vec!["Store A"])]);
+    let (run_id, stream) = turn(&app, &alice, &thread.id, "Which store?").await;
+    assert_eq!(of_type(&stream, "finish")[0]["finishReason"], "error");
+    let run = get_run(&app, &alice, &run_id).await;
+    assert_eq!(
+        (run.state, run.finish_reason, run.grounding),
+        (RunState::Failed, Some(FinishReason::Error), None)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_that_needs_tools_says_so_on_a_model_without_them() {
+    for backend in BACKENDS {
+        let scripted = Scripted::start(vec![Reply::Text(vec!["Probably store 7."])]).await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        let thread = new_thread(&app, &alice, None).await;
+
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "Which store sold the most?", "model": "no-tools"}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let run_id = crate::chat::run_id_of(&response);
+        let stream =
+            crate::chat::chunks(&crate::helpers::EventReader::new(response).collect().await);
+        assert_well_formed_success(&stream);
+        let notice = &stream[2].1;
+        assert_eq!(notice["type"], "data-notice", "{:?}", types(&stream));
+        assert_eq!(notice["id"], "tools-unavailable");
+        assert_eq!(notice["data"]["kind"], "tools-unavailable");
+        let message = notice["data"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("The model `no-tools` cannot call tools")
+                && message.contains("`coach`")
+                && message.contains("sql"),
+            "{message}"
+        );
+        // No tools were offered, and the answer's number is not verified.
+        let request = scripted.requests().pop().unwrap();
+        assert!(request.get("tools").is_none(), "{request}");
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "unverified"
+        );
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        assert_eq!(parts_of_type(&stored, "data-notice"), [notice]);
+
+        // The same agent on its tool model says nothing of the kind; an agent without tools
+        // neither.
+        scripted.set_script(vec![Reply::Text(vec!["Ask me."])]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Hello").await;
+        assert!(of_type(&stream, "data-notice").is_empty());
+        let plain = new_thread(&app, &alice, Some("plain")).await;
+        let response = send(
+            &app,
+            &alice,
+            &plain.id,
+            json!({"content": "Hello", "model": "no-tools"}),
+        )
+        .await;
+        let stream =
+            crate::chat::chunks(&crate::helpers::EventReader::new(response).collect().await);
+        assert!(of_type(&stream, "data-notice").is_empty());
+        assert!(of_type(&stream, "data-grounding").is_empty());
+        app.stop().await;
+    }
+}
