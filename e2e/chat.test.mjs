@@ -68,7 +68,7 @@ describe("chat through the ai package's client", { timeout: 240_000 }, () => {
     assert.equal(page.messages.length, 2);
     assert.deepEqual(page.messages[0].parts, userMessage.parts);
     assert.equal(page.messages[1].id, message.id);
-    assert.equal(page.messages[1].parts[0].text, textParts[0].text);
+    assert.equal(page.messages[1].parts.find((part) => part.type === "text").text, textParts[0].text);
     const run = await (await fetch(`${edgeUrl}/api/v1/runs/${runId}`, { headers: session })).json();
     assert.equal(run.state, "succeeded");
 

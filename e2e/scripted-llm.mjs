@@ -6,7 +6,11 @@
 // Model `scripted-agent` (offered tools): first a `sql` tool call over the sample data, then,
 // after its result, a `chart` tool call, then a streamed text answer. Model `scripted-text`:
 // only the streamed text answer. Text deltas are paced (DELTA_INTERVAL_MS) so a client can
-// watch the answer grow.
+// watch the answer grow. Some questions (the last user message) have scripts of their own:
+// - PROMOTION_QUESTION / INVENTED_QUESTION: a `sql` call counting promoted transactions, then
+//   an answer stating the count the tool returned (grounded) or a made-up one (not grounded);
+// - LONG_QUESTION: text that stops at the output limit (`finish_reason: "length"`);
+// - CONTINUE_TEXT: the rest of that text.
 import { createServer } from "node:http";
 
 export const SAMPLE_SQL =
@@ -15,6 +19,17 @@ export const CHART_INPUT = { sql: SAMPLE_SQL, mark: "bar", x: "store_id", y: "un
 export const ANSWER_CHUNKS = ["Units ", "per store ", "are in the ", "table above, ", "and the chart ", "draws them."];
 export const ANSWER = ANSWER_CHUNKS.join("");
 const DELTA_INTERVAL_MS = 150;
+
+export const PROMOTION_QUESTION = "How many transactions used a promotion?";
+export const INVENTED_QUESTION = "How many transactions used a coupon?";
+export const PROMOTION_SQL = "SELECT COUNT(*) AS promotions FROM transactions WHERE promotion";
+/** The number the scripted model invents for INVENTED_QUESTION (the sample never has it). */
+export const INVENTED_COUNT = "470.71";
+export const LONG_QUESTION = "Describe every store in detail.";
+export const CUT_OFF_CHUNKS = ["Store 1 is in Berlin, ", "has a floor area of 1,2"];
+/** What the web app sends when the reader asks a cut-off reply to go on. */
+export const CONTINUE_TEXT = "Continue.";
+export const CONTINUED_ANSWER = "That is all about the stores.";
 
 function chunk(delta, finishReason = null) {
   return { id: "chatcmpl-scripted", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta, finish_reason: finishReason }] };
@@ -28,18 +43,38 @@ function toolCall(id, name, input) {
   ];
 }
 
+function text(chunks, finishReason = "stop") {
+  const events = [chunk({ role: "assistant", content: "" })];
+  for (const piece of chunks) events.push(chunk({ content: piece }));
+  events.push(chunk({}, finishReason));
+  return { events, paced: true };
+}
+
+function contentOf(message) {
+  if (typeof message?.content === "string") return message.content;
+  if (Array.isArray(message?.content)) return message.content.map((part) => part.text ?? "").join("");
+  return "";
+}
+
 /** The events (and pacing) of one completion, from the request the brain sent. */
 function script(body) {
+  const messages = body.messages ?? [];
   const tools = (body.tools ?? []).map((tool) => tool.function?.name);
-  const toolResults = (body.messages ?? []).filter((message) => message.role === "tool").length;
+  const toolMessages = messages.filter((message) => message.role === "tool");
+  const question = contentOf(messages.filter((message) => message.role === "user").at(-1));
+  if (question === LONG_QUESTION) return text(CUT_OFF_CHUNKS, "length");
+  if (question === CONTINUE_TEXT) return text([CONTINUED_ANSWER]);
   if (body.model === "scripted-agent" && tools.length > 0) {
-    if (toolResults === 0) return { events: toolCall("call_sql", "sql", { sql: SAMPLE_SQL }), paced: false };
-    if (toolResults === 1) return { events: toolCall("call_chart", "chart", CHART_INPUT), paced: false };
+    if (question === PROMOTION_QUESTION || question === INVENTED_QUESTION) {
+      if (toolMessages.length === 0) return { events: toolCall("call_promotions", "sql", { sql: PROMOTION_SQL }), paced: false };
+      const count = JSON.parse(contentOf(toolMessages[0])).rows?.[0]?.promotions;
+      const stated = question === PROMOTION_QUESTION ? Number(count).toLocaleString("en-US") : INVENTED_COUNT;
+      return text([`${stated} transactions `, "used a promotion."]);
+    }
+    if (toolMessages.length === 0) return { events: toolCall("call_sql", "sql", { sql: SAMPLE_SQL }), paced: false };
+    if (toolMessages.length === 1) return { events: toolCall("call_chart", "chart", CHART_INPUT), paced: false };
   }
-  const events = [chunk({ role: "assistant", content: "" })];
-  for (const text of ANSWER_CHUNKS) events.push(chunk({ content: text }));
-  events.push(chunk({}, "stop"));
-  return { events, paced: true };
+  return text(ANSWER_CHUNKS);
 }
 
 export function startScriptedLlm() {
@@ -86,7 +121,10 @@ export function startScriptedLlm() {
   });
 }
 
-/** An LLM config file (brain `--llm-config`) routing model `scripted` to the server. */
+/**
+ * An LLM config file (brain `--llm-config`) routing model `scripted` (the default, with tools) to
+ * the server as `providerModel`, and model `scripted-plain` to its text answers without tools.
+ */
 export function scriptedLlmConfig(baseUrl, providerModel) {
   return `default_model = "scripted"
 
@@ -103,5 +141,12 @@ route = [ { provider = "scripted", model = "${providerModel}" } ]
 context_tokens = 16000
 max_output_tokens = 512
 tools = true
+
+[[models]]
+name = "scripted-plain"
+route = [ { provider = "scripted", model = "scripted-text" } ]
+context_tokens = 16000
+max_output_tokens = 512
+tools = false
 `;
 }

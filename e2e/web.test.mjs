@@ -2,7 +2,8 @@
 // served by the edge in the local Workers runtime (wrangler dev → workerd, with the [assets] of
 // wrangler.toml: web/dist, built by scripts/build-web), talking through the edge to the real
 // brain binary. The brain's model is a scripted OpenAI-compatible server (e2e/scripted-llm.mjs):
-// it calls `sql`, then `chart`, then streams a text answer. Screenshots go to e2e/artifacts/.
+// it calls `sql`, then `chart`, then streams a text answer; other questions have it state numbers
+// (grounded or invented) or stop at its output limit. Screenshots go to e2e/artifacts/.
 // Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,20 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { ROOT, freePort, requireEnv, startBrain, startEdge, stopProcess, tempDir, waitHealthy } from "./support.mjs";
-import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
+import {
+  ANSWER,
+  CONTINUE_TEXT,
+  CONTINUED_ANSWER,
+  CUT_OFF_CHUNKS,
+  INVENTED_COUNT,
+  INVENTED_QUESTION,
+  LONG_QUESTION,
+  PROMOTION_QUESTION,
+  PROMOTION_SQL,
+  SAMPLE_SQL,
+  scriptedLlmConfig,
+  startScriptedLlm,
+} from "./scripted-llm.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
@@ -113,6 +127,21 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await shot("chart");
   });
 
+  test("the answer shows how it was computed: the SQL, the datasets and versions, the rows", async () => {
+    const assistant = page.getByTestId("message-assistant").first();
+    const provenance = assistant.getByTestId("provenance");
+    await provenance.getByText("How this was computed").click();
+    assert.deepEqual(await provenance.getByTestId("provenance-sql").allTextContents(), [SAMPLE_SQL, SAMPLE_SQL]);
+    assert.deepEqual(await provenance.getByTestId("provenance-datasets").allTextContents(), [
+      " transactions (version 1)",
+      " transactions (version 1)",
+    ]);
+    assert.deepEqual(await provenance.locator(".step-rows").allTextContents(), ["10 rows", "10 rows"]);
+    // An answer without numbers has nothing to verify.
+    assert.equal(await assistant.getByTestId("grounding").count(), 0);
+    await shot("provenance");
+  });
+
   test("a reload finds the thread and its messages again", async () => {
     await page.reload();
     await page.getByTestId("thread").first().waitFor();
@@ -179,5 +208,119 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.deepEqual(await result.locator("tbody tr td:first-child").allTextContents(), ["east", "north", "south", "west"]);
     await page.getByTestId("query-summary").filter({ hasText: "4 rows" }).waitFor();
     await shot("query");
+  });
+
+  /**
+   * A new visitor (a new edge session, so a fresh budget of the edge's `chat` rate limit, which
+   * the tests above have used up) on the app.
+   */
+  async function newVisitor() {
+    await context.close();
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(edgeUrl);
+    await page.getByTestId("identity").filter({ hasText: "anonymous (edge session)" }).waitFor();
+  }
+
+  /** A new visitor starts a conversation and asks `question`; returns the POST's response. */
+  async function ask(question) {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    return send(question);
+  }
+
+  async function send(text) {
+    const posted = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await page.getByLabel("Message").fill(text);
+    await page.getByLabel("Message").press("Enter");
+    const response = await posted;
+    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor({ timeout: 60_000 });
+    return response;
+  }
+
+  /** The UI message stream chunks of a finished streamed response. */
+  async function streamChunks(response) {
+    const body = await response.text();
+    return body
+      .split("\n")
+      .filter((line) => line.startsWith("data: ") && line !== "data: [DONE]")
+      .map((line) => JSON.parse(line.slice("data: ".length)));
+  }
+
+  test("numbers the query produced are verified, invented ones are flagged", async () => {
+    const verified = await ask(PROMOTION_QUESTION);
+    const sql = await (await page.request.post(`${edgeUrl}/api/v1/queries/sql`, { data: { sql: PROMOTION_SQL } })).json();
+    const count = sql.rows[0].promotions;
+    assert.ok(count > 0, "the sample has promoted transactions");
+    const first = page.getByTestId("message-assistant").last();
+    await first.getByTestId("message-text").filter({ hasText: `${count.toLocaleString("en-US")} transactions used a promotion.` }).waitFor();
+    assert.equal(await first.getByTestId("grounding").getAttribute("data-status"), "verified");
+    const grounding = (await streamChunks(verified)).find((chunk) => chunk.type === "data-grounding");
+    assert.equal(grounding.data.status, "verified");
+    assert.deepEqual(grounding.data.claims.map((claim) => [claim.value, claim.basis]), [[count, "tool-output"]]);
+
+    const invented = await send(INVENTED_QUESTION);
+    const second = page.getByTestId("message-assistant").last();
+    await second.getByTestId("message-text").filter({ hasText: `${INVENTED_COUNT} transactions` }).waitFor();
+    const flag = second.getByTestId("grounding");
+    assert.equal(await flag.getAttribute("data-status"), "unverified");
+    assert.match(await flag.textContent(), new RegExp(`^Not verified against your data — ${INVENTED_COUNT}:`));
+    const flagged = (await streamChunks(invented)).find((chunk) => chunk.type === "data-grounding");
+    assert.deepEqual(flagged.data.claims, [{ text: INVENTED_COUNT, value: Number(INVENTED_COUNT) }]);
+    // Counted in the caller's usage.
+    const usage = await (await page.request.get(`${edgeUrl}/api/v1/usage`)).json();
+    assert.ok(usage.grounding.verified >= 1 && usage.grounding.unverified >= 1, JSON.stringify(usage.grounding));
+    // Stored with the message: a reload shows both verdicts again.
+    await page.reload();
+    await page.getByTestId("grounding").filter({ hasText: "Not verified against your data" }).waitFor();
+    await page.locator('[data-testid="grounding"][data-status="verified"]').waitFor();
+    await shot("grounding");
+  });
+
+  test("a reply cut off at the output limit ends with finish reason length, visible in the UI", async () => {
+    const response = await ask(LONG_QUESTION);
+    const runId = response.headers()["x-edgebrain-run-id"];
+    const chunks = await streamChunks(response);
+    const finish = chunks.at(-1);
+    assert.equal(finish.type, "finish");
+    assert.equal(finish.finishReason, "length");
+    assert.equal(finish.messageMetadata.finishReason, "length");
+    const run = await (await page.request.get(`${edgeUrl}/api/v1/runs/${runId}`)).json();
+    assert.deepEqual([run.state, run.finish_reason], ["succeeded", "length"]);
+
+    const cut = page.getByTestId("message-assistant").last();
+    await cut.getByTestId("message-text").filter({ hasText: CUT_OFF_CHUNKS.join("") }).waitFor();
+    const notice = cut.getByTestId("cut-off");
+    assert.match(await notice.textContent(), /^Cut off — the reply reached its length limit\./);
+    await shot("cut-off");
+    await notice.getByRole("button", { name: "Continue" }).click();
+    await page.getByTestId("message-user").filter({ hasText: CONTINUE_TEXT }).waitFor();
+    await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: CONTINUED_ANSWER }).waitFor();
+    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor();
+    // The continued reply ended normally; the cut one keeps its note, without the button.
+    assert.equal(await page.getByTestId("cut-off").count(), 1);
+    assert.equal(await notice.getByRole("button", { name: "Continue" }).count(), 0);
+    await page.reload();
+    await page.getByTestId("message-assistant").first().getByTestId("cut-off").waitFor();
+  });
+
+  test("an agent that needs tools on a model without them says so", async () => {
+    await newVisitor();
+    const thread = await (await page.request.post(`${edgeUrl}/api/v1/threads`, { data: { title: "Tool-less model" } })).json();
+    const response = await page.request.post(`${edgeUrl}/api/v1/threads/${thread.id}/messages`, {
+      data: { content: "Which store sold the most?", model: "scripted-plain", stream: false },
+    });
+    assert.equal(response.status(), 200, await response.text());
+    const reply = await response.json();
+    const notice = reply.message.parts.find((part) => part.type === "data-notice");
+    assert.equal(notice.data.kind, "tools-unavailable");
+    await page.reload();
+    await page.getByRole("button", { name: "Tool-less model", exact: true }).click();
+    const shown = page.getByTestId("notice-tools-unavailable");
+    await shown.waitFor();
+    assert.match(await shown.textContent(), /^The model `scripted-plain` cannot call tools/);
+    await shot("tools-unavailable");
   });
 });

@@ -1,83 +1,46 @@
 import { useChat } from "@ai-sdk/react";
 import { DefaultChatTransport, type DynamicToolUIPart, type UIMessage } from "ai";
 import { useEffect, useMemo, useState, type FormEvent } from "react";
-import type { JsonValue, Message } from "@edgebrain/types";
+import type { GroundingReport, Message, Notice, Provenance as ProvenanceData, RunMessageMetadata } from "@edgebrain/types";
 import { api, authHeaders, errorText } from "../api";
-import { Chart } from "./Chart";
-import { DataTable } from "./DataTable";
+import { AnswerNotice, CutOff, Grounding } from "./AnswerNotes";
+import { Provenance, type Evidence } from "./Provenance";
+import { ToolResult } from "./ToolResult";
 
-type Row = { [key in string]?: JsonValue };
+/** The brain's `data-*` parts (shared_types::chat::UiMessageChunk) by name. */
+type DataParts = { provenance: ProvenanceData; grounding: GroundingReport; notice: Notice };
+/** A message of this app: the finish chunk's metadata, edgebrain's data parts. */
+type ChatMessage = UIMessage<RunMessageMetadata, DataParts>;
+
+/** What a reply says when the reader asks a cut-off reply to go on. */
+const CONTINUE_TEXT = "Continue.";
 
 /** Stored messages are already shaped like the AI SDK's UIMessage (shared_types::chat::Message). */
-function toUiMessage(message: Message): UIMessage {
-  return { id: message.id, role: message.role, parts: message.parts as UIMessage["parts"] };
+function toUiMessage(message: Message): ChatMessage {
+  const parts = message.parts as ChatMessage["parts"];
+  return message.metadata ? { id: message.id, role: message.role, parts, metadata: message.metadata } : { id: message.id, role: message.role, parts };
 }
 
-function isObject(value: unknown): value is { [key: string]: unknown } {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function rowsOf(output: unknown): { rows: Array<Row>; columns?: Array<string> } | null {
-  if (!isObject(output)) return null;
-  const rows = output["rows"];
-  if (!Array.isArray(rows) || !rows.every(isObject)) return null;
-  const columns = output["columns"];
-  const names = Array.isArray(columns)
-    ? columns.map((column: unknown) => (isObject(column) && typeof column["name"] === "string" ? column["name"] : String(column)))
-    : undefined;
-  return names ? { rows: rows as Array<Row>, columns: names } : { rows: rows as Array<Row> };
-}
-
-function ToolPart(props: { part: DynamicToolUIPart }) {
-  const { part } = props;
-  const label = <div className="tool-label">tool: {part.toolName}</div>;
-  if (part.state === "output-error") {
-    return (
-      <div className="tool tool-error" data-testid={`tool-${part.toolName}`}>
-        {label}
-        <p className="error">{part.errorText}</p>
-      </div>
-    );
-  }
-  if (part.state !== "output-available") {
-    return (
-      <div className="tool" data-testid={`tool-${part.toolName}`}>
-        {label}
-        <p className="muted">running…</p>
-      </div>
-    );
-  }
-  const output: unknown = part.output;
-  if (part.toolName === "chart" && isObject(output) && isObject(output["spec"])) {
-    return (
-      <div className="tool" data-testid="tool-chart">
-        {label}
-        <Chart spec={output["spec"] as JsonValue} />
-        {output["truncated"] === true ? <p className="muted">the chart shows the first {String(output["rows"])} rows</p> : null}
-      </div>
-    );
-  }
-  const table = rowsOf(output);
-  if (table) {
-    return (
-      <div className="tool" data-testid={`tool-${part.toolName}`}>
-        {label}
-        <DataTable rows={table.rows} {...(table.columns ? { columns: table.columns } : {})} testId="tool-table" />
-      </div>
-    );
-  }
-  return (
-    <div className="tool" data-testid={`tool-${part.toolName}`}>
-      {label}
-      <pre>{JSON.stringify(output, null, 2)}</pre>
-    </div>
-  );
-}
-
-function MessageView(props: { message: UIMessage }) {
+function MessageView(props: { message: ChatMessage; onContinue: (() => void) | null }) {
   const { message } = props;
+  const tools = message.parts.filter((part): part is DynamicToolUIPart => part.type === "dynamic-tool");
+  const evidence: Array<Evidence> = [];
+  let grounding: GroundingReport | null = null;
+  const notices: Array<Notice> = [];
+  for (const part of message.parts) {
+    if (part.type === "data-provenance") {
+      const provenance = part.data;
+      evidence.push({ provenance, tool: tools.find((tool) => tool.toolCallId === provenance.toolCallId) });
+    } else if (part.type === "data-grounding") grounding = part.data;
+    else if (part.type === "data-notice") notices.push(part.data);
+  }
+  // Tool calls with provenance are shown with it, under the answer.
+  const explained = new Set(evidence.map((item) => item.provenance.toolCallId));
   return (
     <li className={`message ${message.role}`} data-testid={`message-${message.role}`}>
+      {notices.map((notice, index) => (
+        <AnswerNotice key={index} notice={notice} />
+      ))}
       {message.parts.map((part, index) => {
         switch (part.type) {
           case "text":
@@ -87,11 +50,14 @@ function MessageView(props: { message: UIMessage }) {
               </p>
             );
           case "dynamic-tool":
-            return <ToolPart key={index} part={part} />;
+            return explained.has(part.toolCallId) ? null : <ToolResult key={index} part={part} />;
           default:
             return null;
         }
       })}
+      {message.metadata?.finishReason === "length" ? <CutOff onContinue={props.onContinue} /> : null}
+      {evidence.length > 0 ? <Provenance evidence={evidence} /> : null}
+      {grounding ? <Grounding report={grounding} /> : null}
     </li>
   );
 }
@@ -99,10 +65,10 @@ function MessageView(props: { message: UIMessage }) {
 /** The brain's title of a thread nobody named yet (shared by `POST /api/v1/threads`). */
 const DEFAULT_TITLE = "New conversation";
 
-function Conversation(props: { threadId: string; title: string | null; initial: Array<UIMessage>; onActivity: () => void }) {
+function Conversation(props: { threadId: string; title: string | null; initial: Array<ChatMessage>; onActivity: () => void }) {
   const transport = useMemo(
     () =>
-      new DefaultChatTransport<UIMessage>({
+      new DefaultChatTransport<ChatMessage>({
         api: `/api/v1/threads/${encodeURIComponent(props.threadId)}/messages`,
         credentials: "same-origin",
         headers: () => authHeaders(),
@@ -113,7 +79,7 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
       }),
     [props.threadId],
   );
-  const { messages, sendMessage, status, error, stop } = useChat({
+  const { messages, sendMessage, status, error, stop } = useChat<ChatMessage>({
     id: props.threadId,
     messages: props.initial,
     transport,
@@ -138,8 +104,12 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
   return (
     <div className="conversation">
       <ol className="messages" aria-live="polite">
-        {messages.map((message) => (
-          <MessageView key={message.id} message={message} />
+        {messages.map((message, index) => (
+          <MessageView
+            key={message.id}
+            message={message}
+            onContinue={index === messages.length - 1 && !busy ? () => void sendMessage({ text: CONTINUE_TEXT }) : null}
+          />
         ))}
         {messages.length === 0 ? <li className="muted">Ask about the sample data (stores, products, transactions) or your own datasets.</li> : null}
       </ol>
@@ -174,7 +144,7 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
 
 /** One thread: its stored history, then live turns through useChat. */
 export function ChatView(props: { threadId: string; title: string | null; onActivity: () => void }) {
-  const [initial, setInitial] = useState<Array<UIMessage> | null>(null);
+  const [initial, setInitial] = useState<Array<ChatMessage> | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
