@@ -228,7 +228,7 @@ pub async fn run_turn(
                 machine.advance(Event::ToolsDone)
             }
             Action::Finish(finish) => {
-                conclude(turn, &finish, transcript, &mut step);
+                conclude(turn, &finish, transcript, &mut step).await;
                 transcript.finish_reason = Some(turn_finish_reason(
                     &finish,
                     transcript.model_finish.as_ref(),
@@ -266,8 +266,18 @@ fn announce_tools_unavailable(turn: &Turn<'_>, transcript: &mut Transcript) {
 
 /// Compares the numbers of the turn's answer with what its tools produced and reports the
 /// verdict as a `data-grounding` part.
-fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
-    let report = grounding::check(&transcript.answer_text, &mut transcript.evidence);
+async fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
+    // Bounded, but CPU work over the whole answer and every tool output: off the executor.
+    let answer = transcript.answer_text.clone();
+    let mut evidence = std::mem::take(&mut transcript.evidence);
+    let report =
+        match tokio::task::spawn_blocking(move || grounding::check(&answer, &mut evidence)).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(run_id = %run.id, %error, "the grounding check failed");
+                return;
+            }
+        };
     transcript.grounding = Some(report.status);
     if report.status == GroundingStatus::Unverified {
         let unmatched: Vec<&str> = report
@@ -289,7 +299,12 @@ fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
 
 /// Emits what the end of a turn needs: refusal text, notes for unexecuted tool calls, the
 /// last `finish-step`.
-fn conclude(turn: &Turn<'_>, finish: &Finish, transcript: &mut Transcript, step: &mut StepState) {
+async fn conclude(
+    turn: &Turn<'_>,
+    finish: &Finish,
+    transcript: &mut Transcript,
+    step: &mut StepState,
+) {
     let run = turn.run;
     transcript.close_text(run);
     let abandoned = match finish {
@@ -343,7 +358,7 @@ fn conclude(turn: &Turn<'_>, finish: &Finish, transcript: &mut Transcript, step:
     if !turn.agent.tools.is_empty()
         && matches!(finish, Finish::Answered | Finish::StepCapReached { .. })
     {
-        check_grounding(run, transcript);
+        check_grounding(run, transcript).await;
     }
     if step.open {
         run.emit(&UiMessageChunk::FinishStep);

@@ -34,6 +34,13 @@
 //!
 //! The verdict: no claims → `no-claims`; every claim grounded → `verified`; otherwise
 //! `unverified` ("not verified against your data").
+//!
+//! The work is bounded whatever the answer and the outputs: at most 50,000 numbers of evidence
+//! are kept, 2,000 of them combine pairwise (each pairwise test is a binary search per number),
+//! and pairwise forms are tried for the first 200 claims only (later claims of a very long
+//! answer must match directly).
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use shared_types::agent::{GroundingBasis, GroundingReport, GroundingStatus, NumericClaim};
@@ -46,7 +53,10 @@ const MAX_EVIDENCE: usize = 50_000;
 /// Rows whose running totals count as totals of "the first k".
 const MAX_PREFIX_ROWS: usize = 50;
 /// Numbers of a turn combined pairwise (differences, shares, changes, ratios).
-const MAX_PAIRABLE: usize = 10_000;
+const MAX_PAIRABLE: usize = 2_000;
+/// Claims also tried against pairwise forms (each costs a search per pairable number); later
+/// claims of a very long answer are matched directly only. Bounds a check's work.
+const MAX_PAIRWISE_CLAIMS: usize = 200;
 
 /// How a claim is meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,13 +81,6 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// Whether `candidate`'s magnitude lies within this claim's rounding or truncation.
-    fn admits(&self, candidate: f64) -> bool {
-        let (low, high) = self.interval();
-        let magnitude = candidate.abs();
-        magnitude >= low && magnitude < high
-    }
-
     /// `[low, high)` of magnitudes that round or truncate to the claim.
     fn interval(&self) -> (f64, f64) {
         let magnitude = self.value.abs();
@@ -119,8 +122,12 @@ pub fn numbers(text: &str) -> Vec<f64> {
 /// What a turn produced, to compare answers with.
 #[derive(Debug, Default)]
 pub struct Evidence {
-    /// Numbers with where they came from, in priority order of [`GroundingBasis`] lookups.
+    /// Numbers with where they came from (sorted by magnitude once sealed).
     values: Vec<(f64, GroundingBasis)>,
+    /// The magnitudes of `values`, in the same order once sealed.
+    value_magnitudes: Vec<f64>,
+    /// Output numbers × 100 (fractions read as percentages), sorted.
+    percents: Vec<f64>,
     /// Output numbers and column totals, sorted, for pairwise forms.
     pairable: Vec<f64>,
     /// Their magnitudes, sorted.
@@ -215,28 +222,24 @@ impl Evidence {
         if items.is_empty() {
             return;
         }
-        let mut columns: Vec<(Option<&str>, Vec<f64>)> = Vec::new();
+        let mut columns: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         if items.iter().all(Value::is_object) {
             self.push(items.len() as f64, GroundingBasis::RowCount);
             for item in items {
                 let Value::Object(row) = item else { continue };
                 for (name, cell) in row {
-                    let Some(number) = cell_number(cell) else {
-                        continue;
-                    };
-                    match columns.iter_mut().find(|(key, _)| *key == Some(name)) {
-                        Some((_, values)) => values.push(number),
-                        None => columns.push((Some(name), vec![number])),
+                    if let Some(number) = cell_number(cell) {
+                        columns.entry(name).or_default().push(number);
                     }
                 }
             }
         } else {
             let values: Vec<f64> = items.iter().filter_map(cell_number).collect();
             if values.len() == items.len() {
-                columns.push((None, values));
+                columns.insert("", values);
             }
         }
-        for (_, values) in columns {
+        for values in columns.into_values() {
             if values.len() < 2 {
                 continue;
             }
@@ -259,39 +262,59 @@ impl Evidence {
         if self.sealed {
             return;
         }
+        self.values
+            .sort_by(|(a, _), (b, _)| a.abs().total_cmp(&b.abs()));
+        self.value_magnitudes = self.values.iter().map(|(value, _)| value.abs()).collect();
+        self.percents = self
+            .values
+            .iter()
+            .filter(|(_, basis)| *basis == GroundingBasis::ToolOutput)
+            .map(|(value, _)| (value * 100.0).abs())
+            .collect();
+        self.percents.sort_by(f64::total_cmp);
         self.pairable.sort_by(f64::total_cmp);
         self.magnitudes = self.pairable.iter().map(|value| value.abs()).collect();
         self.magnitudes.sort_by(f64::total_cmp);
         self.sealed = true;
     }
 
-    /// What grounds `claim`, if anything.
-    pub fn ground(&mut self, claim: &Claim) -> Option<GroundingBasis> {
+    /// The preferred basis among the numbers within the claim's rounding (binary search).
+    fn direct(&self, claim: &Claim) -> Option<GroundingBasis> {
+        let (low, high) = claim.interval();
+        let start = self.value_magnitudes.partition_point(|value| *value < low);
+        let end = self.value_magnitudes.partition_point(|value| *value < high);
+        self.values[start..end.max(start)]
+            .iter()
+            .map(|(_, basis)| *basis)
+            .min_by_key(|basis| priority(*basis))
+    }
+
+    /// What grounds `claim`, if anything: a direct match, or (with `pairwise`) a difference,
+    /// share, change or ratio of two numbers.
+    fn ground_with(&mut self, claim: &Claim, pairwise: bool) -> Option<GroundingBasis> {
         self.seal();
         if claim.kind != ClaimKind::Ratio {
-            let direct = self
-                .values
-                .iter()
-                .filter(|(value, _)| claim.admits(*value))
-                .map(|(_, basis)| *basis)
-                .min_by_key(|basis| priority(*basis));
+            let direct = self.direct(claim);
             if direct.is_some() {
                 return direct;
             }
         }
-        if claim.value == 0.0 {
+        let (low, high) = claim.interval();
+        if claim.kind == ClaimKind::Percent {
+            let start = self.percents.partition_point(|value| *value < low);
+            if self.percents.get(start).is_some_and(|value| *value < high) {
+                return Some(GroundingBasis::Percentage);
+            }
+        }
+        if claim.value == 0.0 || !pairwise {
             return None;
         }
-        let (low, high) = claim.interval();
         match claim.kind {
             ClaimKind::Plain => self
                 .differences(low, high)
                 .then_some(GroundingBasis::Difference),
             ClaimKind::Percent => {
-                let fraction = self.values.iter().any(|(value, basis)| {
-                    *basis == GroundingBasis::ToolOutput && claim.admits(value * 100.0)
-                });
-                if fraction || self.quotients(low / 100.0, high / 100.0) {
+                if self.quotients(low / 100.0, high / 100.0) {
                     Some(GroundingBasis::Percentage)
                 } else if self.changes(low / 100.0, high / 100.0) {
                     Some(GroundingBasis::PercentChange)
@@ -301,6 +324,11 @@ impl Evidence {
             }
             ClaimKind::Ratio => self.quotients(low, high).then_some(GroundingBasis::Ratio),
         }
+    }
+
+    /// What grounds `claim`, if anything (every form).
+    pub fn ground(&mut self, claim: &Claim) -> Option<GroundingBasis> {
+        self.ground_with(claim, true)
     }
 
     /// Some `|a| / |b|` in `[low, high)`, `a` and `b` two different output numbers.
@@ -407,8 +435,8 @@ pub fn check(answer: &str, evidence: &mut Evidence) -> GroundingReport {
     let mut grounded_all = true;
     let mut reported = Vec::new();
     let found = claims(answer);
-    for claim in &found {
-        let basis = evidence.ground(claim);
+    for (index, claim) in found.iter().enumerate() {
+        let basis = evidence.ground_with(claim, index < MAX_PAIRWISE_CLAIMS);
         grounded_all &= basis.is_some();
         if reported.len() < MAX_REPORTED_CLAIMS {
             reported.push(NumericClaim {
@@ -1254,5 +1282,24 @@ mod tests {
         );
         // Past the cap nothing more is kept: the claim is not grounded rather than slow.
         assert_eq!(basis(&mut found, "59,998"), None);
+    }
+
+    #[test]
+    fn long_answers_try_pairwise_forms_for_their_first_claims_only() {
+        let values: Vec<Value> = (0..5_000).map(|n| json!(1_000_000 + n * 7)).collect();
+        let outputs = [json!({"values": values, "a": 1500, "b": 1200})];
+        // 300 (1500 − 1200) first: a difference.
+        let report = check("300 and more.", &mut evidence(&outputs));
+        assert_eq!(report.claims[0].basis, Some(GroundingBasis::Difference));
+        // The same number after 200 direct matches: matched directly only, so not verified.
+        let mut answer: String = (0..MAX_PAIRWISE_CLAIMS)
+            .map(|n| format!("{}, ", 1_000_000 + n * 7))
+            .collect();
+        let report = check(&answer, &mut evidence(&outputs));
+        assert_eq!(report.status, GroundingStatus::Verified);
+        answer.push_str("and 300.");
+        let report = check(&answer, &mut evidence(&outputs));
+        assert_eq!(report.status, GroundingStatus::Unverified);
+        assert_eq!(report.claims.len(), MAX_REPORTED_CLAIMS);
     }
 }
