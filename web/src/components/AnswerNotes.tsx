@@ -16,7 +16,10 @@ export function Grounding(props: { report: GroundingReport }) {
     );
   }
   const unmatched = report.claims.filter((claim) => claim.basis === undefined || claim.basis === null).map((claim) => claim.text);
-  const why = report.toolCalls === 0 ? "no data was looked up for this answer" : "no result of this answer's queries contains them";
+  const why =
+    report.toolCalls === 0
+      ? "no data was looked up for this answer"
+      : `no result of this answer's queries contains ${unmatched.length === 1 ? "it" : "them"}`;
   return (
     <p className="grounding unverified" role="note" data-testid="grounding" data-status="unverified">
       <strong>Not verified against your data</strong>
