@@ -256,7 +256,17 @@ pub(crate) async fn turn(
     thread: &str,
     content: &str,
 ) -> (String, Vec<(Option<u64>, Value)>) {
-    let response = send(app, caller, thread, json!({"content": content})).await;
+    turn_with(app, caller, thread, json!({"content": content})).await
+}
+
+/// Sends `body` (a `SendMessage`) and returns the run id and the parsed stream.
+pub(crate) async fn turn_with(
+    app: &TestApp,
+    caller: &Caller,
+    thread: &str,
+    body: Value,
+) -> (String, Vec<(Option<u64>, Value)>) {
+    let response = send(app, caller, thread, body).await;
     assert_eq!(response.status(), StatusCode::OK);
     let run_id = run_id_of(&response);
     (run_id, chunks(&EventReader::new(response).collect().await))

@@ -8,7 +8,9 @@ use shared_types::agent::GroundingStatus;
 use shared_types::chat::{ChatReply, FinishReason, RunState, UsageReport};
 use shared_types::data::DatasetInfo;
 
-use crate::agent::{DATA_TOOLS, Reply, SALES_CSV, Scripted, agent_app, new_thread, of_type, turn};
+use crate::agent::{
+    DATA_TOOLS, Reply, SALES_CSV, Scripted, agent_app, new_thread, of_type, turn, turn_with,
+};
 use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
 use crate::datasets::upload_csv;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
@@ -358,17 +360,13 @@ async fn an_agent_that_needs_tools_says_so_on_a_model_without_them() {
         let alice = Caller::user("alice");
         let thread = new_thread(&app, &alice, None).await;
 
-        let response = send(
+        let (run_id, stream) = turn_with(
             &app,
             &alice,
             &thread.id,
             json!({"content": "Which store sold the most?", "model": "no-tools"}),
         )
         .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let run_id = crate::chat::run_id_of(&response);
-        let stream =
-            crate::chat::chunks(&crate::helpers::EventReader::new(response).collect().await);
         assert_well_formed_success(&stream);
         let notice = &stream[2].1;
         assert_eq!(notice["type"], "data-notice", "{:?}", types(&stream));
@@ -397,15 +395,13 @@ async fn an_agent_that_needs_tools_says_so_on_a_model_without_them() {
         let (_, stream) = turn(&app, &alice, &thread.id, "Hello").await;
         assert!(of_type(&stream, "data-notice").is_empty());
         let plain = new_thread(&app, &alice, Some("plain")).await;
-        let response = send(
+        let (_, stream) = turn_with(
             &app,
             &alice,
             &plain.id,
             json!({"content": "Hello", "model": "no-tools"}),
         )
         .await;
-        let stream =
-            crate::chat::chunks(&crate::helpers::EventReader::new(response).collect().await);
         assert!(of_type(&stream, "data-notice").is_empty());
         assert!(of_type(&stream, "data-grounding").is_empty());
         app.stop().await;
