@@ -360,12 +360,15 @@ fn decide_inner(
         .get(HOST)
         .and_then(|value| value.to_str().ok())
         .or(target.authority);
-    let rules = config.rules.evaluate(&RequestFacts {
+    let rules = match config.rules.evaluate(&RequestFacts {
         path: target.path,
         query,
         host,
         headers: head.headers,
-    });
+    }) {
+        Ok(rules) => rules,
+        Err(too_costly) => return reject(ErrorCode::UriTooLong, too_costly.to_string()),
+    };
     for (name, value) in rules.headers {
         extra.insert(name, value);
     }

@@ -1,12 +1,18 @@
 //! `has` / `missing` conditions on a request's headers, cookies, query and host.
+//!
+//! A condition's `value` is a JavaScript regex matched against the whole value, or an operator
+//! object (`eq`, `neq`, `inc`, `ninc`, `pre`, `suf`, `re`, `gt`, `gte`, `lt`, `lte`; every
+//! operator given must hold). Parameters it defines for destinations, as routing-utils collects
+//! them: the named groups of a regex (`value` or `re`), the key itself when there is no value,
+//! and `host` for a host condition with a regex.
 
 use std::borrow::Cow;
 
 use http::HeaderName;
 use http::header::COOKIE;
-use regex_lite::Regex;
 
 use super::RequestFacts;
+use super::regex::{Exhausted, JsRegex, StepBudget};
 
 /// What a condition looks at.
 #[derive(Debug, Clone)]
@@ -17,52 +23,115 @@ pub(crate) enum Subject {
     Host,
 }
 
+/// How the value is tested.
+#[derive(Debug, Clone)]
+pub(crate) enum ValueTest {
+    /// No value: presence suffices.
+    Present,
+    /// A regex that must match the whole value.
+    Regex(JsRegex),
+    Operators(Box<Operators>),
+}
+
+/// An operator object; every field that is set must hold.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Operators {
+    pub(crate) eq: Option<Scalar>,
+    pub(crate) neq: Option<String>,
+    pub(crate) inc: Option<Vec<String>>,
+    pub(crate) ninc: Option<Vec<String>>,
+    pub(crate) pre: Option<String>,
+    pub(crate) suf: Option<String>,
+    pub(crate) re: Option<JsRegex>,
+    pub(crate) gt: Option<f64>,
+    pub(crate) gte: Option<f64>,
+    pub(crate) lt: Option<f64>,
+    pub(crate) lte: Option<f64>,
+}
+
+/// `eq` takes a string or a number.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar {
+    Text(String),
+    Number(f64),
+}
+
 /// One compiled `has`/`missing` item.
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
     pub(crate) subject: Subject,
-    /// Anchored (`^(?:value)$`) regex the value must match fully; `None`: presence suffices.
-    pub(crate) value: Option<Regex>,
-    /// The parameter this condition defines for the destination when it matches: the key itself
-    /// (with characters other than `[A-Za-z0-9_]` removed) when there is no `value`.
+    pub(crate) test: ValueTest,
+    /// The parameter a valueless condition defines: its key as written.
     pub(crate) presence_param: Option<String>,
-    /// For a `host` value without named groups, the whole host becomes the parameter `host`.
-    pub(crate) host_param: bool,
 }
 
 /// A parameter a matched condition contributes to destination substitution.
 pub(crate) type Param<'r> = (&'r str, String);
 
 impl Condition {
-    /// Checks the condition against the request; when it holds, returns the parameters it
-    /// captured (named groups of `value`, or the presence parameter).
-    pub(crate) fn check<'r>(&'r self, facts: &RequestFacts<'_>) -> Option<Vec<Param<'r>>> {
-        let actual = self.actual(facts)?;
-        let mut params = Vec::new();
-        match &self.value {
-            None => {
-                if let Some(name) = &self.presence_param {
-                    params.push((name.as_str(), actual.into_owned()));
-                }
-            }
-            Some(regex) => {
-                let found = regex.captures(&actual)?;
-                let mut named = false;
-                for name in regex.capture_names().flatten() {
-                    named = true;
-                    if let Some(value) = found.name(name) {
-                        params.push((name, value.as_str().to_owned()));
-                    }
-                }
-                if !named
-                    && self.host_param
-                    && let Some(whole) = found.get(0)
-                {
-                    params.push(("host", whole.as_str().to_owned()));
-                }
+    /// The names this condition defines for destinations (routing-utils' `collectHasSegments`).
+    pub(crate) fn param_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.presence_param.iter().map(String::as_str).collect();
+        let regex = match &self.test {
+            ValueTest::Regex(regex) => Some(regex),
+            ValueTest::Operators(ops) => ops.re.as_ref(),
+            ValueTest::Present => None,
+        };
+        if let Some(regex) = regex {
+            names.extend(
+                regex
+                    .names()
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .filter(|name| is_collected_group_name(name)),
+            );
+            if matches!(self.subject, Subject::Host) {
+                names.push("host");
             }
         }
-        Some(params)
+        names
+    }
+
+    /// Checks the condition against the request; when it holds, returns the parameters it
+    /// captured.
+    pub(crate) fn check<'r>(
+        &'r self,
+        facts: &RequestFacts<'_>,
+        budget: &mut StepBudget,
+    ) -> Result<Option<Vec<Param<'r>>>, Exhausted> {
+        let Some(actual) = self.actual(facts) else {
+            return Ok(None);
+        };
+        let mut params = Vec::new();
+        if let Some(name) = &self.presence_param {
+            params.push((name.as_str(), actual.clone().into_owned()));
+        }
+        let regex = match &self.test {
+            ValueTest::Present => return Ok(Some(params)),
+            ValueTest::Regex(regex) => Some(regex),
+            ValueTest::Operators(ops) => {
+                if !ops.hold(&actual) {
+                    return Ok(None);
+                }
+                ops.re.as_ref()
+            }
+        };
+        if let Some(regex) = regex {
+            let Some(found) = regex.captures(&actual, budget)? else {
+                return Ok(None);
+            };
+            for (name, group) in regex.names() {
+                if let Some(value) = found.get(&actual, *group)
+                    && is_collected_group_name(name)
+                {
+                    params.push((name.as_str(), value.to_owned()));
+                }
+            }
+            if matches!(self.subject, Subject::Host) {
+                params.push(("host", actual.into_owned()));
+            }
+        }
+        Ok(Some(params))
     }
 
     /// The request's value for this condition's subject, if present.
@@ -85,6 +154,56 @@ impl Condition {
             Subject::Host => facts.host.map(|host| Cow::Owned(hostname(host))),
         }
     }
+}
+
+/// routing-utils collects named groups with `/\(\?<([a-zA-Z][a-zA-Z0-9_]*)>/`.
+fn is_collected_group_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Operators {
+    fn hold(&self, actual: &str) -> bool {
+        let number = || parse_number(actual);
+        let compare = |bound: Option<f64>, ok: fn(f64, f64) -> bool| {
+            bound.is_none_or(|bound| number().is_some_and(|n| ok(n, bound)))
+        };
+        self.eq.as_ref().is_none_or(|eq| match eq {
+            Scalar::Text(text) => actual == text,
+            Scalar::Number(n) => number() == Some(*n),
+        }) && self.neq.as_deref().is_none_or(|neq| actual != neq)
+            && self
+                .inc
+                .as_ref()
+                .is_none_or(|values| values.iter().any(|v| v == actual))
+            && self
+                .ninc
+                .as_ref()
+                .is_none_or(|values| !values.iter().any(|v| v == actual))
+            && self
+                .pre
+                .as_deref()
+                .is_none_or(|pre| actual.starts_with(pre))
+            && self.suf.as_deref().is_none_or(|suf| actual.ends_with(suf))
+            && compare(self.gt, |n, b| n > b)
+            && compare(self.gte, |n, b| n >= b)
+            && compare(self.lt, |n, b| n < b)
+            && compare(self.lte, |n, b| n <= b)
+    }
+}
+
+/// A decimal number (surrounding whitespace allowed); anything else is not a number, so a
+/// numeric comparison with it fails.
+fn parse_number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 /// The first cookie called `name` in the request's `cookie` headers, percent-decoded.
@@ -184,5 +303,27 @@ mod tests {
         assert_eq!(percent_decode("a%20b%2", false), "a b%2");
         assert_eq!(percent_decode("%zz+", true), "%zz ");
         assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
+    }
+
+    #[test]
+    fn operators_all_hold_or_the_condition_fails() {
+        let ops = Operators {
+            pre: Some("v".to_owned()),
+            ninc: Some(vec!["v0".to_owned()]),
+            ..Operators::default()
+        };
+        assert!(ops.hold("v2") && !ops.hold("v0") && !ops.hold("x2"));
+        let range = Operators {
+            gte: Some(2.0),
+            lt: Some(10.0),
+            ..Operators::default()
+        };
+        assert!(range.hold("2") && range.hold(" 9.5 ") && !range.hold("10"));
+        assert!(!range.hold("") && !range.hold("0x5") && !range.hold("five"));
+        let eq = Operators {
+            eq: Some(Scalar::Number(3.0)),
+            ..Operators::default()
+        };
+        assert!(eq.hold("3") && eq.hold("3.0") && !eq.hold("3a"));
     }
 }

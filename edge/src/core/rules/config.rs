@@ -7,14 +7,16 @@ use core::fmt;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
-use super::condition::{Condition, Subject};
-use super::destination::{Destination, TextTemplate};
-use super::pattern::{SourcePattern, compile_regex};
-use super::{HeaderRule, HeaderTemplate, Matcher, RedirectRule, RewriteRule, Rules};
+use super::condition::{Condition, Operators, Scalar, Subject, ValueTest};
+use super::destination::{self, Params};
+use super::pattern::SourcePattern;
+use super::regex::JsRegex;
+use super::{HeaderRule, Matcher, RedirectRule, RewriteRule, Rules};
 
 /// Bounds on a rules file, so that a hostile or runaway file cannot exhaust the isolate's
-/// memory or CPU at load. The defaults admit every realistic file (Vercel's own schema allows
-/// 2048 rules per list; a project with more should not ship them to the edge).
+/// memory or CPU, at load or per request. The defaults admit every file Vercel accepts within
+/// [`RulesLimits::DEFAULT_MAX_RULES`] rules (Vercel's schema allows 2048 per list; a project
+/// with more should not ship them to the edge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RulesLimits {
     /// Largest accepted file.
@@ -22,22 +24,27 @@ pub struct RulesLimits {
     /// Most rules across `redirects`, `rewrites` and `headers` together.
     pub max_rules: usize,
     /// Most regular expressions compiled in total (every `source` and every `has`/`missing`
-    /// `value`).
+    /// regex).
     pub max_patterns: usize,
     /// Longest `source`, `destination`, condition `key` or `value` (Vercel's limit: 4096).
     pub max_pattern_bytes: usize,
-    /// Most `has` plus `missing` items per rule (Vercel's limit: 16 each).
-    pub max_conditions_per_rule: usize,
+    /// Most items in one `has` or `missing` list (Vercel's limit: 16).
+    pub max_conditions: usize,
     /// Most headers one `headers` rule sets.
     pub max_headers_per_rule: usize,
     /// Longest response header name (Vercel's limit: 256).
     pub max_header_name_bytes: usize,
     /// Longest response header value.
     pub max_header_value_bytes: usize,
-    /// `regex-lite` size limit of one compiled expression.
-    pub max_regex_bytes: usize,
-    /// `regex-lite` nesting limit of one expression.
+    /// Most instructions one compiled regular expression may have (counted repetitions such as
+    /// `(?:ab){1000}` are expanded).
+    pub max_regex_insts: usize,
+    /// Deepest group nesting of one regular expression.
     pub max_regex_nesting: u32,
+    /// Work one request's evaluation may do, in regex engine steps (an instruction, or a
+    /// character scanned). Past it the request is refused with 414 instead of burning the
+    /// Worker's CPU; realistic files on paths of a few KB stay far below it (BENCHMARKS.md).
+    pub max_evaluation_steps: u64,
 }
 
 impl RulesLimits {
@@ -45,12 +52,13 @@ impl RulesLimits {
     pub const DEFAULT_MAX_RULES: usize = 1024;
     pub const DEFAULT_MAX_PATTERNS: usize = 2048;
     pub const DEFAULT_MAX_PATTERN_BYTES: usize = 4096;
-    pub const DEFAULT_MAX_CONDITIONS_PER_RULE: usize = 32;
+    pub const DEFAULT_MAX_CONDITIONS: usize = 16;
     pub const DEFAULT_MAX_HEADERS_PER_RULE: usize = 64;
     pub const DEFAULT_MAX_HEADER_NAME_BYTES: usize = 256;
     pub const DEFAULT_MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
-    pub const DEFAULT_MAX_REGEX_BYTES: usize = 64 * 1024;
+    pub const DEFAULT_MAX_REGEX_INSTS: usize = 20_000;
     pub const DEFAULT_MAX_REGEX_NESTING: u32 = 64;
+    pub const DEFAULT_MAX_EVALUATION_STEPS: u64 = 2_000_000;
 }
 
 impl Default for RulesLimits {
@@ -60,12 +68,13 @@ impl Default for RulesLimits {
             max_rules: Self::DEFAULT_MAX_RULES,
             max_patterns: Self::DEFAULT_MAX_PATTERNS,
             max_pattern_bytes: Self::DEFAULT_MAX_PATTERN_BYTES,
-            max_conditions_per_rule: Self::DEFAULT_MAX_CONDITIONS_PER_RULE,
+            max_conditions: Self::DEFAULT_MAX_CONDITIONS,
             max_headers_per_rule: Self::DEFAULT_MAX_HEADERS_PER_RULE,
             max_header_name_bytes: Self::DEFAULT_MAX_HEADER_NAME_BYTES,
             max_header_value_bytes: Self::DEFAULT_MAX_HEADER_VALUE_BYTES,
-            max_regex_bytes: Self::DEFAULT_MAX_REGEX_BYTES,
+            max_regex_insts: Self::DEFAULT_MAX_REGEX_INSTS,
             max_regex_nesting: Self::DEFAULT_MAX_REGEX_NESTING,
+            max_evaluation_steps: Self::DEFAULT_MAX_EVALUATION_STEPS,
         }
     }
 }
@@ -102,34 +111,31 @@ fn error(field: impl Into<String>, reason: impl Into<String>) -> RulesError {
 
 /// Top-level keys about routing that the edge does not implement: refusing them is better
 /// than behaving differently from Vercel.
-const UNSUPPORTED_TOP_LEVEL: [(&str, &str); 4] = [
+const UNSUPPORTED_TOP_LEVEL: [(&str, &str); 2] = [
     (
         "routes",
         "(the legacy routing format) is not supported; use rewrites, redirects and headers",
     ),
     (
-        "trailingSlash",
-        "is not supported by the edge; write the redirect as a rule",
-    ),
-    (
         "bulkRedirectsPath",
         "is not supported by the edge; list the redirects in vercel.json",
-    ),
-    (
-        "cleanUrls",
-        "is not supported by the edge (it serves no files); remove it or set it to false",
     ),
 ];
 
 /// Misspelt routing keys: ignoring them as "not about routing" would silently drop rules.
-const LIKELY_TYPOS: [(&str, &str); 6] = [
+const LIKELY_TYPOS: [(&str, &str); 8] = [
     ("rewrite", "rewrites"),
     ("redirect", "redirects"),
     ("header", "headers"),
     ("Rewrites", "rewrites"),
     ("Redirects", "redirects"),
     ("Headers", "headers"),
+    ("cleanUrl", "cleanUrls"),
+    ("trailingSlashes", "trailingSlash"),
 ];
+
+/// Most rules of one list Vercel accepts.
+const VERCEL_MAX_RULES_PER_LIST: usize = 2048;
 
 struct Budget<'l> {
     limits: &'l RulesLimits,
@@ -165,6 +171,27 @@ impl Budget<'_> {
         }
         Ok(())
     }
+
+    fn regex(&mut self, field: &str, pattern: &str) -> Result<JsRegex, RulesError> {
+        self.pattern(field)?;
+        JsRegex::is_valid_syntax(pattern).map_err(|reason| {
+            error(
+                field,
+                format!("is not a valid JavaScript regular expression: {reason}"),
+            )
+        })?;
+        JsRegex::new(
+            &format!("^(?:{pattern})$"),
+            self.limits.max_regex_nesting,
+            self.limits.max_regex_insts,
+        )
+        .map_err(|reason| {
+            error(
+                field,
+                format!("is not a supported regular expression: {reason}"),
+            )
+        })
+    }
 }
 
 pub(super) fn parse(text: &str, limits: &RulesLimits) -> Result<Rules, RulesError> {
@@ -184,10 +211,8 @@ pub(super) fn parse(text: &str, limits: &RulesLimits) -> Result<Rules, RulesErro
         return Err(error(FILE, "must be a JSON object"));
     };
     for (key, reason) in UNSUPPORTED_TOP_LEVEL {
-        match root.get(key) {
-            None => {}
-            Some(Value::Bool(false)) if key == "cleanUrls" => {}
-            Some(_) => return Err(error(key, reason)),
+        if root.contains_key(key) {
+            return Err(error(key, reason));
         }
     }
     for (typo, meant) in LIKELY_TYPOS {
@@ -203,7 +228,21 @@ pub(super) fn parse(text: &str, limits: &RulesLimits) -> Result<Rules, RulesErro
         rules: 0,
         patterns: 0,
     };
-    let mut rules = Rules::default();
+    let mut rules = Rules {
+        max_steps: limits.max_evaluation_steps,
+        ..Rules::default()
+    };
+    let flag = |key: &str| -> Result<Option<bool>, RulesError> {
+        match root.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(_) => Err(error(key, "must be true or false")),
+        }
+    };
+    rules.clean_urls = flag("cleanUrls")?.unwrap_or(false);
+    rules.trailing_slash = flag("trailingSlash")?;
+    rules.builtin = super::builtin::redirects(rules.clean_urls, rules.trailing_slash, limits)
+        .map_err(|reason| error(FILE, reason))?;
     for (index, rule) in list(&root, "redirects")? {
         let field = format!("redirects[{index}]");
         budget.rule(&field)?;
@@ -240,6 +279,15 @@ fn list<'v>(
         Some(Value::Array(items)) => items.as_slice(),
         Some(_) => return Err(error(key, "must be an array")),
     };
+    if items.len() > VERCEL_MAX_RULES_PER_LIST {
+        return Err(error(
+            key,
+            format!(
+                "has {} rules; Vercel accepts at most {VERCEL_MAX_RULES_PER_LIST}",
+                items.len()
+            ),
+        ));
+    }
     Ok(items.iter().enumerate())
 }
 
@@ -312,42 +360,28 @@ fn matcher(
         .map_err(|reason| error(format!("{field}.source"), reason))?;
     let has = conditions(field, map, "has", budget)?;
     let missing = conditions(field, map, "missing", budget)?;
-    if has.len() + missing.len() > limits.max_conditions_per_rule {
-        return Err(error(
-            field,
-            format!(
-                "has {} conditions; the limit is {}",
-                has.len() + missing.len(),
-                limits.max_conditions_per_rule
-            ),
-        ));
-    }
-    let source_names = source
-        .names()
-        .filter_map(|name| Some((name.to_owned(), source.position(name)?)))
-        .collect();
     Ok(Matcher {
         source,
-        source_names,
         has,
         missing,
     })
 }
 
 impl Matcher {
-    /// Every parameter name a destination of this rule may use.
-    fn known_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.source.names().collect();
+    /// The parameters a destination or header value of this rule may use.
+    pub(super) fn params(&self) -> Params {
+        let mut has: Vec<String> = Vec::new();
         for condition in &self.has {
-            names.extend(condition.presence_param.as_deref());
-            if let Some(regex) = &condition.value {
-                names.extend(regex.capture_names().flatten());
-            }
-            if condition.host_param {
-                names.push("host");
+            for name in condition.param_names() {
+                if !has.iter().any(|n| n == name) {
+                    has.push(name.to_owned());
+                }
             }
         }
-        names
+        Params {
+            source: self.source.keys().to_vec(),
+            has,
+        }
     }
 }
 
@@ -363,30 +397,30 @@ fn conditions(
         Some(Value::Array(items)) => items,
         Some(_) => return Err(error(format!("{field}.{key}"), "must be an array")),
     };
+    if items.len() > limits.max_conditions {
+        return Err(error(
+            format!("{field}.{key}"),
+            format!(
+                "has {} items; the limit is {} (as on Vercel)",
+                items.len(),
+                limits.max_conditions
+            ),
+        ));
+    }
     let mut conditions = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let field = format!("{field}.{key}[{index}]");
-        if conditions.len() >= limits.max_conditions_per_rule {
-            return Err(error(
-                &field,
-                format!(
-                    "exceeds the limit of {} conditions per rule",
-                    limits.max_conditions_per_rule
-                ),
-            ));
-        }
         let map = object(&field, item, &["type", "key", "value"], &[])?;
-        if matches!(map.get("value"), Some(Value::Object(_))) {
-            return Err(error(
-                format!("{field}.value"),
-                "as an operator object (eq, pre, …) is not supported by the edge; use a regex string",
-            ));
-        }
         let kind = required_string(&field, map, "type", limits.max_pattern_bytes)?;
-        let key_name = string(&field, map, "key", limits.max_pattern_bytes)?;
-        // As on Vercel, an empty `value` means "any value".
-        let value =
-            string(&field, map, "value", limits.max_pattern_bytes)?.filter(|v| !v.is_empty());
+        let key_name = match map.get("key") {
+            Some(Value::Object(_)) => {
+                return Err(error(
+                    format!("{field}.key"),
+                    "as an operator object is not supported by the edge; name the key",
+                ));
+            }
+            _ => string(&field, map, "key", limits.max_pattern_bytes)?,
+        };
         let subject = match (kind, key_name) {
             ("host", None) => Subject::Host,
             ("host", Some(_)) => {
@@ -411,36 +445,113 @@ fn conditions(
                 ));
             }
         };
-        if matches!(subject, Subject::Host) && value.is_none() {
-            return Err(error(format!("{field}.value"), "is required for type host"));
-        }
-        let regex = match value {
-            None => None,
-            Some(value) => {
-                budget.pattern(&format!("{field}.value"))?;
-                Some(
-                    compile_regex(&format!("^(?:{value})$"), limits)
-                        .map_err(|reason| error(format!("{field}.value"), reason))?,
-                )
+        let value_field = format!("{field}.value");
+        let test = match map.get("value") {
+            None => ValueTest::Present,
+            // As on Vercel, an empty `value` means "any value".
+            Some(Value::String(value)) if value.is_empty() => ValueTest::Present,
+            Some(Value::String(value)) => {
+                if value.len() > limits.max_pattern_bytes {
+                    return Err(error(
+                        &value_field,
+                        format!(
+                            "is {} bytes long; the limit is {}",
+                            value.len(),
+                            limits.max_pattern_bytes
+                        ),
+                    ));
+                }
+                ValueTest::Regex(budget.regex(&value_field, value)?)
+            }
+            Some(Value::Object(ops)) => {
+                ValueTest::Operators(Box::new(operators(&value_field, ops, budget)?))
+            }
+            Some(_) => {
+                return Err(error(
+                    &value_field,
+                    "must be a string (a regex) or an operator object",
+                ));
             }
         };
-        let presence_param = match (&regex, key_name) {
-            (None, Some(name)) => Some(
-                name.chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect::<String>(),
-            )
-            .filter(|name| !name.is_empty()),
+        if matches!(subject, Subject::Host) && matches!(test, ValueTest::Present) {
+            return Err(error(&value_field, "is required for type host"));
+        }
+        // routing-utils: a `has` item without a value defines its key as a parameter.
+        let presence_param = match (&test, key_name) {
+            (ValueTest::Present, Some(name)) if key == "has" => Some(name.to_owned()),
             _ => None,
         };
         conditions.push(Condition {
-            host_param: matches!(subject, Subject::Host),
             subject,
-            value: regex,
+            test,
             presence_param,
         });
     }
     Ok(conditions)
+}
+
+/// A `has`/`missing` operator object (`{"pre": "v", "ninc": ["v0"]}`).
+fn operators(
+    field: &str,
+    map: &Map<String, Value>,
+    budget: &mut Budget<'_>,
+) -> Result<Operators, RulesError> {
+    let limits = budget.limits;
+    if map.is_empty() {
+        return Err(error(field, "must hold at least one operator"));
+    }
+    let mut ops = Operators::default();
+    for (name, value) in map {
+        let at = format!("{field}.{name}");
+        let text = |value: &Value| -> Result<String, RulesError> {
+            match value {
+                Value::String(s) if s.len() > limits.max_pattern_bytes => Err(error(
+                    &at,
+                    format!(
+                        "is {} bytes long; the limit is {}",
+                        s.len(),
+                        limits.max_pattern_bytes
+                    ),
+                )),
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(error(&at, "must be a string")),
+            }
+        };
+        let texts = |value: &Value| -> Result<Vec<String>, RulesError> {
+            match value {
+                Value::Array(items) => items.iter().map(text).collect(),
+                _ => Err(error(&at, "must be an array of strings")),
+            }
+        };
+        let number = |value: &Value| -> Result<f64, RulesError> {
+            value.as_f64().ok_or_else(|| error(&at, "must be a number"))
+        };
+        match name.as_str() {
+            "eq" => {
+                ops.eq = Some(match value {
+                    Value::Number(n) => Scalar::Number(n.as_f64().unwrap_or(f64::NAN)),
+                    other => Scalar::Text(text(other)?),
+                });
+            }
+            "neq" => ops.neq = Some(text(value)?),
+            "inc" => ops.inc = Some(texts(value)?),
+            "ninc" => ops.ninc = Some(texts(value)?),
+            "pre" => ops.pre = Some(text(value)?),
+            "suf" => ops.suf = Some(text(value)?),
+            "re" => ops.re = Some(budget.regex(&at, &text(value)?)?),
+            "gt" => ops.gt = Some(number(value)?),
+            "gte" => ops.gte = Some(number(value)?),
+            "lt" => ops.lt = Some(number(value)?),
+            "lte" => ops.lte = Some(number(value)?),
+            _ => {
+                return Err(error(
+                    &at,
+                    "is not an operator (expected one of: eq, neq, inc, ninc, pre, suf, re, gt, gte, lt, lte)",
+                ));
+            }
+        }
+    }
+    Ok(ops)
 }
 
 fn destination(
@@ -448,9 +559,10 @@ fn destination(
     map: &Map<String, Value>,
     matcher: &Matcher,
     limits: &RulesLimits,
-) -> Result<Destination, RulesError> {
+    is_redirect: bool,
+) -> Result<destination::Template, RulesError> {
     let text = required_string(field, map, "destination", limits.max_pattern_bytes)?;
-    Destination::parse(text, &matcher.known_names(), matcher.source.key_count())
+    destination::compile_destination(text, &matcher.params(), is_redirect)
         .map_err(|reason| error(format!("{field}.destination"), reason))
 }
 
@@ -473,7 +585,7 @@ fn redirect_rule(
         &["env"],
     )?;
     let matcher = matcher(field, map, budget)?;
-    let destination = destination(field, map, &matcher, budget.limits)?;
+    let destination = destination(field, map, &matcher, budget.limits, true)?;
     let status = match (map.get("permanent"), map.get("statusCode")) {
         (Some(_), Some(_)) => {
             return Err(error(
@@ -486,15 +598,19 @@ fn redirect_rule(
         (Some(_), None) => {
             return Err(error(format!("{field}.permanent"), "must be true or false"));
         }
+        // Vercel's schema takes any integer from 100 to 999; a Worker can answer 200–599.
         (None, Some(code)) => code
             .as_u64()
-            .filter(|code| matches!(code, 301 | 302 | 303 | 307 | 308))
+            .filter(|code| (200..=599).contains(code))
             .and_then(|code| u16::try_from(code).ok())
             .and_then(|code| StatusCode::from_u16(code).ok())
             .ok_or_else(|| {
                 error(
                     format!("{field}.statusCode"),
-                    format!("must be one of 301, 302, 303, 307, 308 (got {code})"),
+                    format!(
+                        "must be an integer from 200 to 599, the codes a response can carry \
+                         (got {code})"
+                    ),
                 )
             })?,
     };
@@ -514,10 +630,15 @@ fn rewrite_rule(
         field,
         value,
         &["source", "destination", "has", "missing"],
-        &["statusCode", "env", "respectOriginCacheControl"],
+        &[
+            "statusCode",
+            "env",
+            "respectOriginCacheControl",
+            "transforms",
+        ],
     )?;
     let matcher = matcher(field, map, budget)?;
-    let destination = destination(field, map, &matcher, budget.limits)?;
+    let destination = destination(field, map, &matcher, budget.limits, false)?;
     Ok(RewriteRule {
         matcher,
         destination,
@@ -547,7 +668,7 @@ fn header_rule(
             ),
         ));
     }
-    let known = matcher.known_names();
+    let params = matcher.params();
     let mut headers = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let field = format!("{field}.headers[{index}]");
@@ -556,17 +677,24 @@ fn header_rule(
         let value = required_string(&field, map, "value", limits.max_header_value_bytes)?;
         let name = HeaderName::from_bytes(key.as_bytes())
             .map_err(|_| error(format!("{field}.key"), "is not a valid header name"))?;
-        let fixed = HeaderValue::from_str(value).map_err(|_| {
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(error(
+                format!("{field}.value"),
+                "is not a valid header value (control characters or non-ASCII)",
+            ));
+        }
+        let template = destination::compile_header_value(value, &params)
+            .map_err(|reason| error(format!("{field}.value"), reason))?;
+        let fixed = HeaderValue::from_str(&template.text).map_err(|_| {
             error(
                 format!("{field}.value"),
                 "is not a valid header value (control characters or non-ASCII)",
             )
         })?;
-        let template = match TextTemplate::parse(value, &known) {
-            Some(template) => HeaderTemplate::Substituted(template),
-            None => HeaderTemplate::Fixed(fixed),
-        };
-        headers.push((name, template));
+        headers.push((name, template, fixed));
     }
     Ok(HeaderRule { matcher, headers })
 }

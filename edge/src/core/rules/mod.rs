@@ -1,24 +1,40 @@
 //! Rewrites, redirects and response headers from `vercel.json`, in Vercel's own format and
 //! semantics, so one rules file drives both Vercel and the Cloudflare edge.
 //!
-//! [`Rules::from_vercel_json`] parses and compiles everything once (every malformed rule is
-//! reported at load, naming it by list, index and field); [`Rules::evaluate`] then answers, for
-//! one request, which headers to add, whether to redirect, and where to rewrite to. Evaluation
-//! never fails and never panics.
+//! [`Rules::from_vercel_json`] parses and compiles everything once, refusing what Vercel
+//! refuses at deploy (every malformed rule is reported, naming it by list, index and field);
+//! [`Rules::evaluate`] then answers, for one request, which headers to add, whether to
+//! redirect, and where to rewrite to. Evaluation never panics, and its work is bounded by a
+//! step budget ([`RulesLimits::max_evaluation_steps`]).
+//!
+//! Order, as Vercel's routing-utils lays the routes out: the redirects of `cleanUrls` and
+//! `trailingSlash`, then `redirects` (the first match answers, without header rules), then
+//! every matching `headers` rule, then the first matching `rewrites` rule. `/.well-known` is
+//! reserved: never redirected or rewritten.
 //!
 //! # Layout
 //! - [`config`]: reading `vercel.json` and the [`RulesLimits`] that bound it.
-//! - `pattern`: path-to-regexp `source` patterns compiled to `regex-lite`.
+//! - `pattern`: path-to-regexp 6.1.0 `source` patterns, with literal prefilters.
+//! - `regex`: the JavaScript regex engine the patterns run on, with its step budget.
 //! - `condition`: `has`/`missing` on headers, cookies, query and host.
-//! - `destination`: destination templates, substitution and the host-escape checks.
+//! - `destination` (with `node_url`): destinations and header values, compiled as
+//!   routing-utils does, filled in with the host-escape checks.
+//! - `builtin`: the redirects of `cleanUrls` and `trailingSlash`.
 
+mod builtin;
 mod condition;
 pub mod config;
 mod destination;
+mod node_url;
 mod pattern;
+mod regex;
 
 #[cfg(test)]
+mod oracle;
+#[cfg(test)]
 mod properties;
+
+use core::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
@@ -26,8 +42,9 @@ pub use config::{RulesError, RulesLimits};
 pub use pattern::escape_source_literal;
 
 use condition::{Condition, Param};
-use destination::{Destination, Filled, Target, TextTemplate, Values};
+use destination::{Filled, Template, Values};
 use pattern::SourcePattern;
+use regex::{Exhausted, StepBudget};
 
 /// Path of the edge's own Vercel Edge Function (`api/edge.js`). A `vercel.json` rewrite to
 /// exactly this destination is Vercel's routing *into* the edge (`/api/(.*)` → the function):
@@ -39,11 +56,17 @@ pub const VERCEL_EDGE_FUNCTION: &str = "/api/edge";
 /// The parsed rules file.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
+    /// The redirects of `cleanUrls` and `trailingSlash`, before the file's own.
+    builtin: Vec<RedirectRule>,
     redirects: Vec<RedirectRule>,
     rewrites: Vec<RewriteRule>,
     headers: Vec<HeaderRule>,
+    clean_urls: bool,
+    trailing_slash: Option<bool>,
     /// Rewrites to [`VERCEL_EDGE_FUNCTION`]: validated, counted, not applied by the edge.
     platform_rewrites: usize,
+    /// [`RulesLimits::max_evaluation_steps`].
+    max_steps: u64,
 }
 
 /// What the rules look at in a request.
@@ -62,13 +85,12 @@ pub struct RequestFacts<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RulesOutcome {
     /// Answer with this redirect instead of serving the request. Never set together with
-    /// `rewrite`.
+    /// `rewrite`, nor with `headers` (Vercel answers a redirect before its header rules).
     pub redirect: Option<Redirect>,
     /// Serve the request from here instead of its own path.
     pub rewrite: Option<Rewrite>,
     /// Response headers from every matching `headers` rule, in file order; each name appears
-    /// once (a later rule overrides an earlier one). Set them on the response, whatever it is
-    /// (redirect, rewritten or not).
+    /// once (a later rule overrides an earlier one). Set them on the response, whatever it is.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -92,11 +114,30 @@ pub enum Rewrite {
     External { url: String },
 }
 
+/// Evaluating the rules for this request would take more work than
+/// [`RulesLimits::max_evaluation_steps`] allows: the path is too long for the file's patterns.
+/// Answer 414.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesTooCostly {
+    pub max_steps: u64,
+}
+
+impl fmt::Display for RulesTooCostly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the URL is too long for this deployment's vercel.json rules (matching it would take \
+             more than {} steps)",
+            self.max_steps
+        )
+    }
+}
+
+impl std::error::Error for RulesTooCostly {}
+
 #[derive(Debug, Clone)]
 struct Matcher {
     source: SourcePattern,
-    /// `(name, position)` of the source's named parameters.
-    source_names: Vec<(String, usize)>,
     has: Vec<Condition>,
     missing: Vec<Condition>,
 }
@@ -104,58 +145,67 @@ struct Matcher {
 #[derive(Debug, Clone)]
 struct RedirectRule {
     matcher: Matcher,
-    destination: Destination,
+    destination: Template,
     status: StatusCode,
 }
 
 #[derive(Debug, Clone)]
 struct RewriteRule {
     matcher: Matcher,
-    destination: Destination,
+    destination: Template,
 }
 
 #[derive(Debug, Clone)]
 struct HeaderRule {
     matcher: Matcher,
-    headers: Vec<(HeaderName, HeaderTemplate)>,
-}
-
-/// A header value, fixed or with `:name` parameters to fill in.
-#[derive(Debug, Clone)]
-enum HeaderTemplate {
-    Fixed(HeaderValue),
-    Substituted(TextTemplate),
+    /// Name, value template, and the value as written (used when the template is fixed).
+    headers: Vec<(HeaderName, Template, HeaderValue)>,
 }
 
 /// A matched rule's parameters.
 struct Matched<'p, 'r> {
     captures: pattern::Captures<'p>,
-    conditions: Vec<Param<'r>>,
+    has: Vec<Param<'r>>,
+}
+
+impl<'p, 'r> Matched<'p, 'r> {
+    fn values(&self) -> Values<'_> {
+        Values {
+            source: &self.captures,
+            has: &self.has,
+        }
+    }
 }
 
 impl Matcher {
-    fn matches<'p, 'r>(&'r self, facts: &RequestFacts<'p>) -> Option<Matched<'p, 'r>> {
-        let captures = self.source.captures(facts.path)?;
-        let mut conditions = Vec::new();
+    fn matches<'p, 'r>(
+        &'r self,
+        facts: &RequestFacts<'p>,
+        budget: &mut StepBudget,
+    ) -> Result<Option<Matched<'p, 'r>>, Exhausted> {
+        let Some(captures) = self.source.captures(facts.path, budget)? else {
+            return Ok(None);
+        };
+        let mut has = Vec::new();
         for condition in &self.has {
-            conditions.extend(condition.check(facts)?);
+            match condition.check(facts, budget)? {
+                Some(params) => has.extend(params),
+                None => return Ok(None),
+            }
         }
-        if self.missing.iter().any(|c| c.check(facts).is_some()) {
-            return None;
+        for condition in &self.missing {
+            if condition.check(facts, budget)?.is_some() {
+                return Ok(None);
+            }
         }
-        Some(Matched {
-            captures,
-            conditions,
-        })
+        Ok(Some(Matched { captures, has }))
     }
+}
 
-    fn values<'a, 'p, 'r>(&'a self, matched: &'a Matched<'p, 'r>) -> Values<'a, 'p, 'r> {
-        Values {
-            source: &matched.captures,
-            source_names: &self.source_names,
-            conditions: &matched.conditions,
-        }
-    }
+/// Vercel reserves `/.well-known`: it is never redirected or rewritten.
+fn is_well_known(path: &str) -> bool {
+    path.strip_prefix("/.well-known")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Rules {
@@ -189,65 +239,97 @@ impl Rules {
 
     /// Whether the file defines no rule the edge applies.
     pub fn is_empty(&self) -> bool {
-        self.redirects.is_empty() && self.rewrites.is_empty() && self.headers.is_empty()
+        self.builtin.is_empty()
+            && self.redirects.is_empty()
+            && self.rewrites.is_empty()
+            && self.headers.is_empty()
     }
 
-    /// Applies the rules to one request: all matching header rules, then the first matching
-    /// redirect, else the first matching rewrite. A rule whose filled-in destination would be
-    /// unsafe (an internal path leaving the host or holding dot segments) is skipped.
-    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> RulesOutcome {
+    /// Applies the rules to one request (see the module docs for the order). A rule whose
+    /// filled-in destination would be unsafe (an internal path leaving the host or holding dot
+    /// segments) is skipped.
+    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Result<RulesOutcome, RulesTooCostly> {
+        let mut budget = StepBudget {
+            left: self.max_steps,
+        };
+        self.evaluate_within(facts, &mut budget)
+            .map_err(|Exhausted| RulesTooCostly {
+                max_steps: self.max_steps,
+            })
+    }
+
+    fn evaluate_within(
+        &self,
+        facts: &RequestFacts<'_>,
+        budget: &mut StepBudget,
+    ) -> Result<RulesOutcome, Exhausted> {
         let query = facts.query.strip_prefix('?').unwrap_or(facts.query);
         let facts = &RequestFacts { query, ..*facts };
+        let reserved = is_well_known(facts.path);
+        if reserved && self.trailing_slash == Some(true) {
+            // routing-utils' first trailingSlash route: it matches `/.well-known` and ends the
+            // routing there, header rules included.
+            return Ok(RulesOutcome::default());
+        }
+        if !reserved {
+            for rule in self.builtin.iter().chain(&self.redirects) {
+                let Some(matched) = rule.matcher.matches(facts, budget)? else {
+                    continue;
+                };
+                if let Some(filled) = rule.destination.fill(&matched.values(), facts.query) {
+                    return Ok(RulesOutcome {
+                        redirect: Some(Redirect {
+                            location: with_fragment(filled),
+                            status: rule.status,
+                        }),
+                        ..RulesOutcome::default()
+                    });
+                }
+            }
+        }
         let mut outcome = RulesOutcome {
-            headers: self.response_headers(facts),
+            headers: self.response_headers(facts, budget)?,
             ..RulesOutcome::default()
         };
-        for rule in &self.redirects {
-            let Some(matched) = rule.matcher.matches(facts) else {
-                continue;
-            };
-            let values = rule.matcher.values(&matched);
-            if let Some(filled) = rule.destination.fill(&values, facts.query, false) {
-                outcome.redirect = Some(Redirect {
-                    location: with_fragment(filled),
-                    status: rule.status,
-                });
-                return outcome;
-            }
+        if reserved {
+            return Ok(outcome);
         }
         for rule in &self.rewrites {
-            let Some(matched) = rule.matcher.matches(facts) else {
+            let Some(matched) = rule.matcher.matches(facts, budget)? else {
                 continue;
             };
-            let values = rule.matcher.values(&matched);
-            if let Some(filled) = rule.destination.fill(&values, facts.query, true) {
+            if let Some(filled) = rule.destination.fill(&matched.values(), facts.query) {
                 // A fragment never reaches a server: a rewrite drops it.
-                outcome.rewrite = Some(match rule.destination.target {
-                    Target::Internal => Rewrite::Internal {
-                        path_and_query: filled.without_fragment,
-                    },
-                    Target::External { .. } => Rewrite::External {
+                outcome.rewrite = Some(if filled.external {
+                    Rewrite::External {
                         url: filled.without_fragment,
-                    },
+                    }
+                } else {
+                    Rewrite::Internal {
+                        path_and_query: filled.without_fragment,
+                    }
                 });
-                return outcome;
+                return Ok(outcome);
             }
         }
-        outcome
+        Ok(outcome)
     }
 
-    fn response_headers(&self, facts: &RequestFacts<'_>) -> Vec<(HeaderName, HeaderValue)> {
+    fn response_headers(
+        &self,
+        facts: &RequestFacts<'_>,
+        budget: &mut StepBudget,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, Exhausted> {
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for rule in &self.headers {
-            let Some(matched) = rule.matcher.matches(facts) else {
+            let Some(matched) = rule.matcher.matches(facts, budget)? else {
                 continue;
             };
-            for (name, template) in &rule.headers {
-                let value = match template {
-                    HeaderTemplate::Fixed(value) => Some(value.clone()),
-                    HeaderTemplate::Substituted(template) => {
-                        HeaderValue::try_from(template.render(&rule.matcher.values(&matched))).ok()
-                    }
+            for (name, template, fixed) in &rule.headers {
+                let value = if template.is_fixed() {
+                    Some(fixed.clone())
+                } else {
+                    HeaderValue::try_from(template.render_header(&matched.values())).ok()
                 };
                 let Some(value) = value else { continue };
                 match headers.iter_mut().find(|(n, _)| n == name) {
@@ -256,7 +338,7 @@ impl Rules {
                 }
             }
         }
-        headers
+        Ok(headers)
     }
 }
 
@@ -297,12 +379,14 @@ mod tests {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         let headers = header_map(headers);
         let host = headers.get("host").and_then(|h| h.to_str().ok());
-        rules.evaluate(&RequestFacts {
-            path,
-            query,
-            host,
-            headers: &headers,
-        })
+        rules
+            .evaluate(&RequestFacts {
+                path,
+                query,
+                host,
+                headers: &headers,
+            })
+            .unwrap()
     }
 
     fn internal(path_and_query: &str) -> Option<Rewrite> {
@@ -337,7 +421,7 @@ mod tests {
         assert_eq!((other.counts(), other.platform_rewrites()), ((0, 1, 0), 0));
         // Still validated like every rule.
         assert!(
-            load_error(r#"{"rewrites": [{"source": "/api/(?!x)", "destination": "/api/edge"}]}"#)
+            load_error(r#"{"rewrites": [{"source": "/api/(x", "destination": "/api/edge"}]}"#)
                 .starts_with("vercel.json: rewrites[0].source")
         );
     }
@@ -474,8 +558,15 @@ mod tests {
               { "source": "/a", "has": [{ "type": "query", "key": "ref", "value": "" }],
                 "destination": "/b/:ref" },
               { "source": "/a", "has": [{ "type": "header", "key": "x-user-id" }],
-                "destination": "/u/:xuserid" }
-            ] }"#,
+                "destination": "/u/$x-user-id" }
+            ],
+              "rewrites": [{ "source": "/r", "has": [{ "type": "header", "key": "x-user-id" }],
+                "destination": "/api/u" }] }"#,
+        );
+        assert_eq!(
+            evaluate(&rules, "/r", &[("x-user-id", "42")]).rewrite,
+            internal("/api/u?x-user-id=42"),
+            "the key keeps its name, as on Vercel"
         );
         assert_eq!(
             evaluate(&rules, "/a?ref=mail", &[]).redirect,
@@ -564,15 +655,15 @@ mod tests {
             ),
             (
                 r#"{"redirects": [{"source": "/a", "destination": "/b"}, {"source": "/c/*", "destination": "/d"}]}"#,
-                "redirects[1].source has '*' that follows no parameter",
+                "redirects[1].source has '*' at character 3 that follows no parameter",
             ),
             (
                 r#"{"redirects": [{"source": "/a", "destination": "b"}]}"#,
                 "redirects[0].destination must be a path",
             ),
             (
-                r#"{"redirects": [{"source": "/a", "destination": "/b", "statusCode": 200}]}"#,
-                "redirects[0].statusCode must be one of 301",
+                r#"{"redirects": [{"source": "/a", "destination": "/b", "statusCode": 600}]}"#,
+                "redirects[0].statusCode must be an integer from 200 to 599",
             ),
             (
                 r#"{"redirects": [{"source": "/a", "destination": "/b", "statusCode": 301, "permanent": true}]}"#,
@@ -595,12 +686,20 @@ mod tests {
                 "headers[0].has[0].value is required for type host",
             ),
             (
-                r#"{"headers": [{"source": "/a", "has": [{"type": "query", "key": "q", "value": {"eq": "1"}}], "headers": []}]}"#,
-                "headers[0].has[0].value as an operator object",
+                r#"{"headers": [{"source": "/a", "has": [{"type": "query", "key": "q", "value": {"eq": "1", "like": "x"}}], "headers": []}]}"#,
+                "headers[0].has[0].value.like is not an operator",
             ),
             (
-                r#"{"headers": [{"source": "/a", "has": [{"type": "query", "key": "q", "value": "(?=x)"}], "headers": []}]}"#,
-                "headers[0].has[0].value is not a supported regular expression",
+                r#"{"headers": [{"source": "/a", "has": [{"type": "query", "key": "q", "value": "(x"}], "headers": []}]}"#,
+                "headers[0].has[0].value is not a valid JavaScript regular expression",
+            ),
+            (
+                r#"{"redirects": [{"source": "/a/(x", "destination": "/b"}]}"#,
+                "redirects[0].source is not a valid JavaScript regular expression",
+            ),
+            (
+                r#"{"redirects": [{"source": "/a/:x", "destination": "/b/:y"}]}"#,
+                "redirects[0].destination uses the parameter :y",
             ),
             (
                 r#"{"headers": [{"source": "/a", "headers": [{"key": "bad name", "value": "v"}]}]}"#,
@@ -615,10 +714,9 @@ mod tests {
                 "routes (the legacy routing format) is not supported",
             ),
             (
-                r#"{"trailingSlash": false}"#,
-                "trailingSlash is not supported",
+                r#"{"trailingSlash": "no"}"#,
+                "trailingSlash must be true or false",
             ),
-            (r#"{"cleanUrls": true}"#, "cleanUrls is not supported"),
             (
                 r#"{"redirect": []}"#,
                 "redirect is not a vercel.json key; did you mean redirects?",
@@ -636,6 +734,16 @@ mod tests {
 
     #[test]
     fn limits_bound_the_file() {
+        let has = format!(
+            r#"{{"headers": [{{"source": "/a", "has": [{}], "headers": []}}]}}"#,
+            [r#"{"type": "query", "key": "q"}"#; 17].join(",")
+        );
+        assert!(
+            load_error(&has)
+                .starts_with("vercel.json: headers[0].has has 17 items; the limit is 16"),
+            "{}",
+            load_error(&has)
+        );
         let many = format!(
             r#"{{"rewrites": [{}]}}"#,
             [r#"{"source": "/a", "destination": "/b"}"#; 5].join(",")
@@ -673,5 +781,238 @@ mod tests {
             Some("vercel.json: rewrites[0].source is 5 bytes long; the limit is 3")
         );
         assert!(Rules::from_vercel_json_with_limits(&many, &RulesLimits::default()).is_ok());
+    }
+
+    fn pairs(outcome: &RulesOutcome) -> Vec<(String, String)> {
+        outcome
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn non_ascii_values_reach_header_values_percent_encoded_once() {
+        let rules = rules(
+            r#"{ "headers": [{ "source": "/a", "has": [{ "type": "query", "key": "v", "value": "(?<v>.*)" }],
+                 "headers": [{ "key": "x-v", "value": "v=:v" }] }] }"#,
+        );
+        let outcome = evaluate(&rules, "/a?v=caf%C3%A9", &[]);
+        assert_eq!(
+            pairs(&outcome),
+            [("x-v".to_owned(), "v=caf%C3%A9".to_owned())]
+        );
+    }
+
+    #[test]
+    fn well_known_paths_are_never_redirected_or_rewritten() {
+        let rules = rules(
+            r#"{ "redirects": [{ "source": "/:path*", "destination": "/moved/:path*" }],
+                 "rewrites": [{ "source": "/(.*)", "destination": "/api/$1" }],
+                 "headers": [{ "source": "/(.*)", "headers": [{ "key": "x-h", "value": "1" }] }] }"#,
+        );
+        for path in ["/.well-known", "/.well-known/acme-challenge/t"] {
+            let outcome = evaluate(&rules, path, &[]);
+            assert_eq!((outcome.redirect, outcome.rewrite), (None, None), "{path}");
+            assert_eq!(outcome.headers.len(), 1, "header rules still apply");
+        }
+        assert!(evaluate(&rules, "/.well-knownx", &[]).redirect.is_some());
+    }
+
+    #[test]
+    fn redirects_answer_without_the_header_rules() {
+        let rules = rules(
+            r#"{ "redirects": [{ "source": "/old", "destination": "/new" }],
+                 "headers": [{ "source": "/(.*)", "headers": [{ "key": "x-h", "value": "1" }] }] }"#,
+        );
+        let outcome = evaluate(&rules, "/old", &[]);
+        assert_eq!(outcome.redirect, redirect("/new", 308));
+        assert!(outcome.headers.is_empty());
+    }
+
+    #[test]
+    fn an_unmatched_optional_parameter_is_an_empty_query_value_of_a_rewrite() {
+        let rules =
+            rules(r#"{ "rewrites": [{ "source": "/docs/:page?", "destination": "/api/docs" }] }"#);
+        assert_eq!(
+            evaluate(&rules, "/docs", &[]).rewrite,
+            internal("/api/docs?page=")
+        );
+        assert_eq!(
+            evaluate(&rules, "/docs/x?a=1", &[]).rewrite,
+            internal("/api/docs?page=x&a=1")
+        );
+    }
+
+    #[test]
+    fn parameters_follow_path_to_regexp_6_1_0_and_routing_utils() {
+        let rules = rules(
+            r#"{ "redirects": [
+                 { "source": "/a-:x+", "destination": "/b/:x" },
+                 { "source": "/c/:id", "destination": "/d/{:id}/e" },
+                 { "source": "/f/:id", "destination": "https://:id.example.com/" }
+               ],
+               "headers": [{ "source": "/u/(\\d+)", "headers": [{ "key": "x-id", "value": "id=$1" }] }] }"#,
+        );
+        assert_eq!(
+            evaluate(&rules, "/a-bcd", &[]).redirect,
+            redirect("/b/d", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/c/7", &[]).redirect,
+            redirect("/d/7/e", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/f/tenant-1", &[]).redirect,
+            redirect("https://tenant-1.example.com/", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/f/a_b", &[]).redirect,
+            None,
+            "not a host name"
+        );
+        assert_eq!(
+            pairs(&evaluate(&rules, "/u/42", &[])),
+            [("x-id".to_owned(), "id=42".to_owned())]
+        );
+    }
+
+    #[test]
+    fn host_conditions_define_their_named_groups_and_host() {
+        let rules = rules(
+            r#"{ "redirects": [{ "source": "/(.*)",
+                 "has": [{ "type": "host", "value": "(?<sub>[a-z]+)\\.example\\.com" }],
+                 "destination": "https://:sub.example.org/$1?from=:host" }] }"#,
+        );
+        assert_eq!(
+            evaluate(&rules, "/p", &[("host", "EU.example.com:443")]).redirect,
+            redirect("https://eu.example.org/p?from=eu.example.com", 308)
+        );
+    }
+
+    #[test]
+    fn look_ahead_sources_work_as_in_vercels_documentation() {
+        let rules = rules(
+            r#"{ "redirects": [{ "source": "/:path((?!uk/).*)",
+                 "has": [{ "type": "header", "key": "x-vercel-ip-country", "value": "GB" }],
+                 "destination": "/uk/:path*", "permanent": false }] }"#,
+        );
+        let gb = [("x-vercel-ip-country", "GB")];
+        assert_eq!(
+            evaluate(&rules, "/shop/x", &gb).redirect,
+            redirect("/uk/shop/x", 307)
+        );
+        assert_eq!(evaluate(&rules, "/uk/shop", &gb).redirect, None);
+        assert_eq!(evaluate(&rules, "/shop/x", &[]).redirect, None);
+    }
+
+    #[test]
+    fn operator_objects_select_rules() {
+        let rules = rules(
+            r#"{ "redirects": [
+                 { "source": "/a", "has": [{ "type": "query", "key": "v", "value": { "pre": "v", "ninc": ["v0"] } }],
+                   "destination": "/pre" },
+                 { "source": "/a", "has": [{ "type": "header", "key": "x-n", "value": { "gte": 2, "lt": 10 } }],
+                   "destination": "/range" },
+                 { "source": "/a", "has": [{ "type": "cookie", "key": "c", "value": { "re": "(?<plan>pro|team)", "neq": "team" } }],
+                   "destination": "/plan/:plan" },
+                 { "source": "/a", "missing": [{ "type": "query", "key": "z", "value": { "eq": 1 } }],
+                   "destination": "/no-z1" }
+               ] }"#,
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?v=v2", &[]).redirect,
+            redirect("/pre?v=v2", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?v=v0&z=1", &[("x-n", "3")]).redirect,
+            redirect("/range?v=v0&z=1", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?z=1", &[("cookie", "c=pro")]).redirect,
+            redirect("/plan/pro?z=1", 308)
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?z=1", &[("cookie", "c=team")]).redirect,
+            None
+        );
+        assert_eq!(
+            evaluate(&rules, "/a?z=2", &[]).redirect,
+            redirect("/no-z1?z=2", 308)
+        );
+    }
+
+    #[test]
+    fn clean_urls_and_trailing_slash_redirect_as_on_vercel() {
+        let clean = rules(r#"{ "cleanUrls": true }"#);
+        assert_eq!(
+            evaluate(&clean, "/about.html?x=1", &[]).redirect,
+            redirect("/about?x=1", 308)
+        );
+        assert_eq!(
+            evaluate(&clean, "/docs/index.html", &[]).redirect,
+            redirect("/docs", 308)
+        );
+        assert_eq!(evaluate(&clean, "/index", &[]).redirect, redirect("/", 308));
+        assert_eq!(evaluate(&clean, "/about", &[]).redirect, None);
+        let no_slash = rules(r#"{ "trailingSlash": false }"#);
+        assert_eq!(
+            evaluate(&no_slash, "/a/b/", &[]).redirect,
+            redirect("/a/b", 308)
+        );
+        assert_eq!(evaluate(&no_slash, "/", &[]).redirect, None);
+        let slash = rules(
+            r#"{ "trailingSlash": true, "cleanUrls": true,
+                 "headers": [{ "source": "/(.*)", "headers": [{ "key": "x-h", "value": "1" }] }] }"#,
+        );
+        assert_eq!(
+            evaluate(&slash, "/a/b", &[]).redirect,
+            redirect("/a/b/", 308)
+        );
+        assert_eq!(
+            evaluate(&slash, "/a/b.txt/", &[]).redirect,
+            redirect("/a/b.txt", 308)
+        );
+        assert_eq!(
+            evaluate(&slash, "/a.html", &[]).redirect,
+            redirect("/a/", 308)
+        );
+        assert_eq!(evaluate(&slash, "/a/", &[]).redirect, None);
+        assert_eq!(
+            evaluate(&slash, "/.well-known/x", &[]),
+            RulesOutcome::default(),
+            "routing-utils' /.well-known route ends the routing"
+        );
+    }
+
+    #[test]
+    fn any_status_a_response_can_carry_is_a_redirect_status() {
+        for code in [301, 302, 303, 307, 308, 300, 200, 404] {
+            let rules = rules(&format!(
+                r#"{{ "redirects": [{{ "source": "/a", "destination": "/b", "statusCode": {code} }}] }}"#
+            ));
+            assert_eq!(evaluate(&rules, "/a", &[]).redirect, redirect("/b", code));
+        }
+    }
+
+    #[test]
+    fn a_costly_path_is_refused_within_the_step_budget() {
+        let rules = rules(
+            r#"{ "headers": [{ "source": "/:x((?:a|a)+)-:y(z)", "headers": [{ "key": "x", "value": "1" }] }] }"#,
+        );
+        let path = format!("/{}-b", "a".repeat(5_000));
+        let headers = HeaderMap::new();
+        let outcome = rules.evaluate(&RequestFacts {
+            path: &path,
+            query: "",
+            host: None,
+            headers: &headers,
+        });
+        assert_eq!(
+            outcome,
+            Err(RulesTooCostly {
+                max_steps: RulesLimits::DEFAULT_MAX_EVALUATION_STEPS
+            })
+        );
     }
 }
