@@ -323,13 +323,9 @@ fn p2r_compile(value: &str, indexes: &[(String, String)]) -> Option<String> {
                         out.push_str(v);
                         out.push_str(&key.suffix);
                     }
-                    // An optional parameter without a value is left out; a required one throws.
+                    // An optional parameter without a value is left out (a `{…}?` group with
+                    // it); a required one throws.
                     None if matches!(key.modifier, Some('?' | '*')) => {}
-                    None if key.pattern.is_empty() => {
-                        // A `{…}` group without a parameter: its text.
-                        out.push_str(&key.prefix);
-                        out.push_str(&key.suffix);
-                    }
                     None => return None,
                 }
             }

@@ -93,9 +93,6 @@ fn spend(budget: &mut StepBudget, steps: u64) -> Result<(), Exhausted> {
 impl SourcePattern {
     /// Compiles a `source`. The error is a sentence fit to follow the field name.
     pub(crate) fn parse(source: &str, limits: &RulesLimits) -> Result<Self, String> {
-        if !source.starts_with('/') {
-            return Err(format!("must start with '/' (got {source:?})"));
-        }
         // Vercel refuses at deploy a source that is not itself a valid JavaScript regex.
         JsRegex::is_valid_syntax(source)
             .map_err(|reason| format!("is not a valid JavaScript regular expression: {reason}"))?;
@@ -617,7 +614,6 @@ mod tests {
     fn malformed_sources_are_rejected_with_a_reason() {
         let limits = RulesLimits::default();
         for (source, needle) in [
-            ("about", "must start with '/'"),
             ("/conf/*", "follows no parameter"),
             ("/a/:", "without a parameter name"),
             ("/a/(", "not a valid JavaScript regular expression"),
