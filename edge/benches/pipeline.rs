@@ -1,6 +1,8 @@
 //! CPU cost of the edge core per request: the whole pipeline `decide` runs (limits, URL checks,
 //! CORS, vercel.json rules, route table, JWT verification, session, identity headers, proxy
-//! plan) plus the edge→brain signature. Native code; the wasm build runs the same logic.
+//! plan) plus the edge→brain signature; and the vercel.json rules engine alone on long paths
+//! (200 realistic redirect rules × a 10 KB path, and the worst case the step budget allows).
+//! Native code; the wasm build runs the same logic.
 //!
 //! `cargo bench -p edge --bench pipeline`; results in BENCHMARKS.md.
 
@@ -12,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use edge::core::auth::KeyStore;
+use edge::core::rules::{RequestFacts, Rules, RulesOutcome};
 use edge::core::{BodySigning, Decision, EdgeConfig, Inputs, RequestHead, decide};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue, Method};
@@ -189,5 +192,167 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// 200 redirects of the kinds a site migration accumulates (sections moved, old blog URLs,
+/// numeric ids, language prefixes, legacy extensions), some with conditions, plus the
+/// repository's catch-all security-headers rule.
+fn migration_rules() -> String {
+    let mut redirects = Vec::new();
+    for i in 0..200 {
+        let (source, destination, has) = match i % 10 {
+            0 => (
+                format!("/old-section-{i}/:path*"),
+                format!("/section-{i}/:path*"),
+                "",
+            ),
+            1 => (
+                format!("/blog-{i}/:year(\\\\d{{4}})/:month(\\\\d{{2}})/:slug"),
+                format!("/posts/{i}/:slug"),
+                "",
+            ),
+            2 => (
+                format!("/docs-{i}/v1/:path*"),
+                format!("/docs-{i}/v2/:path*"),
+                "",
+            ),
+            3 => (
+                format!("/p{i}/:id(\\\\d+)"),
+                format!("/products/{i}/:id"),
+                "",
+            ),
+            4 => (format!("/(.*)/legacy-{i}"), format!("/$1/current-{i}"), ""),
+            5 => (
+                format!("/:lang(en|fr|de)/promo-{i}"),
+                format!("/:lang/offers/{i}"),
+                "",
+            ),
+            6 => (
+                format!("/archive-{i}/:rest*"),
+                format!("https://archive.example.com/{i}/:rest*"),
+                "",
+            ),
+            7 => (
+                format!("/shop-{i}/:cat/:item"),
+                format!("/store/:cat/:item?from={i}"),
+                r#", "has": [{"type": "cookie", "key": "legacy"}]"#,
+            ),
+            8 => (
+                format!("/team-{i}/(.*)\\\\.php"),
+                format!("/team/{i}/$1"),
+                "",
+            ),
+            _ => (
+                format!("/u{i}/:name/settings"),
+                format!("/account/:name?tab={i}"),
+                r#", "missing": [{"type": "header", "key": "x-preview"}]"#,
+            ),
+        };
+        redirects.push(format!(
+            r#"{{"source": "{source}", "destination": "{destination}"{has}}}"#
+        ));
+    }
+    format!(
+        r#"{{"redirects": [{}], "headers": [{{"source": "/(.*)", "headers": [
+            {{"key": "X-Content-Type-Options", "value": "nosniff"}},
+            {{"key": "Referrer-Policy", "value": "strict-origin-when-cross-origin"}}]}}]}}"#,
+        redirects.join(",\n")
+    )
+}
+
+fn evaluate(rules: &Rules, path: &str, headers: &HeaderMap) -> RulesOutcome {
+    rules
+        .evaluate(&RequestFacts {
+            path,
+            query: "utm_source=mail",
+            host: Some("edge.example"),
+            headers,
+        })
+        .expect("within the step budget")
+}
+
+/// A path of about `bytes` bytes under `prefix`: 10-character segments.
+fn long_path(prefix: &str, bytes: usize) -> String {
+    let mut path = prefix.to_owned();
+    while path.len() < bytes {
+        path.push_str("/abcdefghij");
+    }
+    path
+}
+
+fn rules_engine(c: &mut Criterion) {
+    let rules = Rules::from_vercel_json(&migration_rules()).expect("the bench rules load");
+    let headers = browser_headers(&[]);
+    let matching = long_path("/archive-196", 10 * 1024);
+    let unmatched = long_path("/zzz", 10 * 1024);
+    let short = "/docs-192/v1/getting-started/install";
+    // The outcomes are what a user of these rules expects.
+    let outcome = evaluate(&rules, &matching, &headers);
+    assert!(outcome.redirect.is_some_and(|r| {
+        r.location
+            .starts_with("https://archive.example.com/196/abcdefghij/")
+    }));
+    let outcome = evaluate(&rules, &unmatched, &headers);
+    assert!(outcome.redirect.is_none() && outcome.headers.len() == 2);
+    let outcome = evaluate(&rules, short, &headers);
+    assert_eq!(
+        outcome.redirect.map(|r| r.location).as_deref(),
+        Some("/docs-192/v2/getting-started/install?utm_source=mail")
+    );
+
+    let mut group = c.benchmark_group("rules");
+    group.bench_function("200_redirects/10KB_path_matching_rule_196", |b| {
+        b.iter(|| black_box(evaluate(&rules, black_box(&matching), &headers)))
+    });
+    group.bench_function("200_redirects/10KB_path_no_rule", |b| {
+        b.iter(|| black_box(evaluate(&rules, black_box(&unmatched), &headers)))
+    });
+    group.bench_function("200_redirects/short_path", |b| {
+        b.iter(|| black_box(evaluate(&rules, black_box(short), &headers)))
+    });
+    group.finish();
+}
+
+/// Rule files within the default limits that would cost too much on a long path stop at the
+/// step budget (the request gets 414): this measures how long reaching the budget takes.
+fn rules_worst_case(c: &mut Criterion) {
+    let headers = browser_headers(&[]);
+    let backtracking = Rules::from_vercel_json(
+        r#"{"headers": [{"source": "/:x((?:a|a)+)-:y(z)", "headers": [{"key": "x", "value": "1"}]}]}"#,
+    )
+    .expect("loads");
+    let backtracking_path = format!("/{}-b", "a".repeat(60));
+    let scanning = Rules::from_vercel_json(&format!(
+        r#"{{"headers": [{}]}}"#,
+        (0..1024)
+            .map(|i| format!(
+                r#"{{"source": "/:p{i}(.*)", "headers": [{{"key": "x-{i}", "value": "1"}}]}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
+    .expect("loads");
+    let scanning_path = long_path("", 8 * 1024);
+    let mut group = c.benchmark_group("rules_budget");
+    for (name, rules, path) in [
+        (
+            "exponential_backtracking",
+            &backtracking,
+            &backtracking_path,
+        ),
+        ("1024_catch_all_rules_8KB_path", &scanning, &scanning_path),
+    ] {
+        let facts = RequestFacts {
+            path,
+            query: "",
+            host: None,
+            headers: &headers,
+        };
+        assert!(rules.evaluate(&facts).is_err(), "{name} reaches the budget");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(rules.evaluate(black_box(&facts))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, rules_engine, rules_worst_case);
 criterion_main!(benches);

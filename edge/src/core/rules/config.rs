@@ -58,7 +58,7 @@ impl RulesLimits {
     pub const DEFAULT_MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
     pub const DEFAULT_MAX_REGEX_INSTS: usize = 20_000;
     pub const DEFAULT_MAX_REGEX_NESTING: u32 = 64;
-    pub const DEFAULT_MAX_EVALUATION_STEPS: u64 = 2_000_000;
+    pub const DEFAULT_MAX_EVALUATION_STEPS: u64 = 500_000;
 }
 
 impl Default for RulesLimits {

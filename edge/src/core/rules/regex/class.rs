@@ -127,6 +127,12 @@ impl Class {
         }
     }
 
+    /// [`Class::contains`] for an ASCII byte.
+    #[inline]
+    pub(crate) fn contains_ascii(&self, byte: u8) -> bool {
+        byte < 128 && self.ascii & (1u128 << byte) != 0
+    }
+
     #[inline]
     pub(crate) fn contains(&self, c: char) -> bool {
         let c = u32::from(c);

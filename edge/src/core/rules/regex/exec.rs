@@ -36,7 +36,9 @@ pub(crate) struct Machine<'a> {
     pub(crate) slots: Vec<usize>,
     registers: Vec<usize>,
     stack: Vec<Frame>,
-    steps: &'a mut u64,
+    /// Steps left (copied from the budget, written back when the search ends).
+    steps: u64,
+    budget: &'a mut u64,
 }
 
 /// The character starting at `pos` and its length.
@@ -71,44 +73,52 @@ fn is_word(c: Option<(char, usize)>) -> bool {
 }
 
 impl<'a> Machine<'a> {
-    pub(crate) fn new(program: &'a Program, hay: &'a str, steps: &'a mut u64) -> Self {
+    pub(crate) fn new(program: &'a Program, hay: &'a str, budget: &'a mut u64) -> Self {
         Self {
             program,
             hay: hay.as_bytes(),
             slots: vec![NONE; program.slots],
             registers: vec![NONE; program.registers],
             stack: Vec::new(),
-            steps,
+            steps: *budget,
+            budget,
         }
     }
 
     /// Searches like `RegExp.prototype.exec`: the leftmost match, trying each start position.
     /// Returns the capture slots (`usize::MAX` for none) of the match.
     pub(crate) fn search(mut self) -> Result<Option<Vec<usize>>, Exhausted> {
+        let found = self.search_inner();
+        *self.budget = self.steps;
+        found.map(|found| found.then_some(self.slots))
+    }
+
+    fn search_inner(&mut self) -> Result<bool, Exhausted> {
         let mut start = 0;
         loop {
             self.slots.iter_mut().for_each(|slot| *slot = NONE);
             if self.run(0, start)?.is_some() {
-                return Ok(Some(self.slots));
+                return Ok(true);
             }
             if self.program.anchored {
-                return Ok(None);
+                return Ok(false);
             }
             match char_at(self.hay, start) {
                 Some((_, len)) => start += len,
-                None => return Ok(None),
+                None => return Ok(false),
             }
         }
     }
 
+    #[inline]
     fn spend(&mut self, steps: u64) -> Result<(), Exhausted> {
         match self.steps.checked_sub(steps) {
             Some(left) => {
-                *self.steps = left;
+                self.steps = left;
                 Ok(())
             }
             None => {
-                *self.steps = 0;
+                self.steps = 0;
                 Err(Exhausted)
             }
         }
@@ -132,6 +142,14 @@ impl<'a> Machine<'a> {
                     // Keep the slot values; drop the ways back (a match is final).
                     self.stack.truncate(base);
                     return Ok(Some(pos));
+                }
+                Some(Inst::Char(c)) if c.is_ascii() => {
+                    let ok = self.hay.get(pos) == Some(&(*c as u8));
+                    if ok {
+                        pos += 1;
+                        pc += 1;
+                    }
+                    ok
                 }
                 Some(Inst::Char(c)) => match char_at(self.hay, pos) {
                     Some((found, len)) if found == *c => {
@@ -297,15 +315,22 @@ impl<'a> Machine<'a> {
                     let mut end = pos;
                     let mut min_pos = pos;
                     while count < limit {
-                        match char_at(self.hay, end) {
-                            Some((c, len)) if class.contains(c) => {
-                                end += len;
-                                count += 1;
-                                if count == min {
-                                    min_pos = end;
+                        let len = match self.hay.get(end) {
+                            Some(&byte) if byte < 0x80 => {
+                                if !class.contains_ascii(byte) {
+                                    break;
                                 }
+                                1
                             }
-                            _ => break,
+                            _ => match char_at(self.hay, end) {
+                                Some((c, len)) if class.contains(c) => len,
+                                _ => break,
+                            },
+                        };
+                        end += len;
+                        count += 1;
+                        if count == min {
+                            min_pos = end;
                         }
                     }
                     self.spend(u64::from(count))?;
