@@ -174,7 +174,7 @@ impl Budget<'_> {
 
     fn regex(&mut self, field: &str, pattern: &str) -> Result<JsRegex, RulesError> {
         self.pattern(field)?;
-        JsRegex::is_valid_syntax(pattern).map_err(|reason| {
+        JsRegex::is_valid_syntax(pattern, self.limits.max_regex_nesting).map_err(|reason| {
             error(
                 field,
                 format!("is not a valid JavaScript regular expression: {reason}"),

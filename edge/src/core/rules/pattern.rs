@@ -94,7 +94,7 @@ impl SourcePattern {
     /// Compiles a `source`. The error is a sentence fit to follow the field name.
     pub(crate) fn parse(source: &str, limits: &RulesLimits) -> Result<Self, String> {
         // Vercel refuses at deploy a source that is not itself a valid JavaScript regex.
-        JsRegex::is_valid_syntax(source)
+        JsRegex::is_valid_syntax(source, limits.max_regex_nesting)
             .map_err(|reason| format!("is not a valid JavaScript regular expression: {reason}"))?;
         let tokens = parse(source)?;
         let (regex_source, keys) = tokens_to_regex(&tokens);

@@ -298,6 +298,25 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
+    fn any_javascript_regex_runs_within_its_budget(
+        pattern in "[ab()|*+?{}\\[\\]^$.\\\\0-9<>=!:kdwsbBcux,-]{0,20}",
+        input in "[ab\n.é{}-]{0,24}",
+    ) {
+        if let Ok(regex) = super::regex::JsRegex::new(&pattern, 64, 20_000) {
+            let mut budget = super::regex::StepBudget { left: 100_000 };
+            let before = budget.left;
+            let _ = regex.captures(&input, &mut budget);
+            prop_assert!(budget.left <= before);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_sources_are_refused_not_overflowing(depth in 65usize..3000) {
+        let source = format!("/{}x{}", "(?:".repeat(depth), ")".repeat(depth));
+        prop_assert!(SourcePattern::parse(&source, &RulesLimits::default()).is_err());
+    }
+
+    #[test]
     fn loading_never_panics_on_generated_rules(file in rules_file()) {
         let _ = Rules::from_vercel_json(&file);
     }

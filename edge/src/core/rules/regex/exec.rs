@@ -12,6 +12,10 @@ pub(crate) struct Exhausted;
 /// "No position" in a capture slot.
 const NONE: usize = usize::MAX;
 
+/// Most ways back the machine keeps at once (about 5 MB): a search that needs more ends as if
+/// the step budget ran out, so memory stays bounded as well as time.
+const MAX_FRAMES: usize = 1 << 17;
+
 enum Frame {
     /// Resume at `pc`, `pos`.
     Alt { pc: usize, pos: usize },
@@ -359,6 +363,10 @@ impl<'a> Machine<'a> {
                 }
             };
             if matched {
+                if self.stack.len() > MAX_FRAMES {
+                    self.steps = 0;
+                    return Err(Exhausted);
+                }
                 continue;
             }
             // Backtrack to the most recent choice.

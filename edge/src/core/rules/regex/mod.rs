@@ -70,9 +70,10 @@ impl JsRegex {
         })
     }
 
-    /// Whether `pattern` is valid JavaScript regex syntax (what `new RegExp(pattern)` accepts).
-    pub(crate) fn is_valid_syntax(pattern: &str) -> Result<(), String> {
-        parse::parse(pattern, u32::MAX).map(|_| ())
+    /// Whether `pattern` is valid JavaScript regex syntax (what `new RegExp(pattern)` accepts),
+    /// with groups nested at most `max_nesting` deep (the parser recurses per level).
+    pub(crate) fn is_valid_syntax(pattern: &str, max_nesting: u32) -> Result<(), String> {
+        parse::parse(pattern, max_nesting).map(|_| ())
     }
 
     /// Number of capture groups.
@@ -208,7 +209,7 @@ mod tests {
             "\\k<x>(?<y>.)",
         ] {
             assert!(
-                JsRegex::is_valid_syntax(invalid).is_err(),
+                JsRegex::is_valid_syntax(invalid, 64).is_err(),
                 "{invalid:?} should be refused"
             );
         }
@@ -216,7 +217,7 @@ mod tests {
             "a{1,", "x{,5}", "\\k", "(?=a)*", "\\cx", "[\\b]", "\\u{12}", "(?:)", "a|", "\\/",
         ] {
             assert!(
-                JsRegex::is_valid_syntax(valid).is_ok(),
+                JsRegex::is_valid_syntax(valid, 64).is_ok(),
                 "{valid:?} should be accepted"
             );
         }
