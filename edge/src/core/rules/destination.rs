@@ -154,9 +154,9 @@ pub(crate) fn compile_destination(
     let text = replace_segments(destination, params, is_redirect)?;
     let template = Template::parse(&text, params, true);
     let lower = text.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://"))
-        && !(text.starts_with('/') && !text.starts_with("//"))
-    {
+    let absolute = lower.starts_with("http://") || lower.starts_with("https://");
+    let path_on_this_host = text.starts_with('/') && !text.starts_with("//");
+    if !absolute && !path_on_this_host {
         return Err(format!(
             "must be a path starting with a single '/' or an absolute http(s):// URL \
              (got {destination:?})"

@@ -377,7 +377,7 @@ pub(crate) fn format(url: &Url) -> String {
         protocol.as_str(),
         "http:" | "https:" | "ftp:" | "gopher:" | "file:" | "ws:" | "wss:"
     );
-    if (url.slashes || slashed) && (url.slashes || !host.is_empty()) {
+    if url.slashes || (slashed && !host.is_empty()) {
         if !pathname.is_empty() && !pathname.starts_with('/') {
             pathname.insert(0, '/');
         }
