@@ -19,7 +19,14 @@ def normalise(rows):
         if sorted(row) != names:
             raise SystemExit(f"inconsistent columns: {sorted(row)} vs {names}")
         out.append(tuple(row[name] for name in names))
-    return names, sorted(out, key=lambda r: tuple((v is None, str(type(v)), v) for v in r))
+    # Sort by the exact (non-float) columns first, then by floats rounded, so that float sums
+    # differing in the last bits (another summation order) cannot reorder the rows.
+    def key(row):
+        exact = tuple((v is None, str(type(v)), v) for v in row if not isinstance(v, float))
+        rounded = tuple(float(f"{v:.6g}") for v in row if isinstance(v, float))
+        return exact + rounded
+
+    return names, sorted(out, key=key)
 
 
 def same(a, b):
