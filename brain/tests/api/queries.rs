@@ -589,10 +589,11 @@ async fn past_the_running_queries_and_the_queue_a_query_is_refused_503_with_retr
     .await;
     let alice = Caller::user("alice");
     let numbers: String = std::iter::once("n\n".to_owned())
-        .chain((0..3_000).map(|n| format!("{n}\n")))
+        .chain((0..2_000).map(|n| format!("{n}\n")))
         .collect();
     upload_csv(&app, &alice, "numbers", &numbers).await;
-    // 9e6 joined rows keep the only turn busy while the second query arrives.
+    // 4e6 joined rows keep the only turn busy while the second query arrives (it is sent as
+    // soon as the gauge shows the first one running).
     let slow = {
         let client = app.client.clone();
         let caller = alice.clone();
