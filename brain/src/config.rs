@@ -12,6 +12,13 @@ use clap::{Parser, ValueEnum};
 
 use crate::store::Backend;
 
+/// Which polars engine executes queries (`--query-engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryEngine {
+    InMemory,
+    Streaming,
+}
+
 /// Name of the default SQLite database file inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "brain.db";
 
@@ -142,6 +149,27 @@ pub struct Config {
     #[arg(long, env = "BRAIN_QUERY_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub query_timeout_ms: u64,
+
+    /// Queries that execute at once. polars runs each query on its thread pool, which has one
+    /// thread per core, so more at once only interleave on the same cores. 0: one per core.
+    #[arg(long, env = "BRAIN_QUERY_CONCURRENCY", default_value_t = 0)]
+    pub query_concurrency: u64,
+
+    /// Queries that may wait for a turn (first come, first served). Beyond, a query is answered
+    /// at once with 503 `unavailable` and a `Retry-After` estimate.
+    #[arg(long, env = "BRAIN_QUERY_QUEUE", default_value_t = 64)]
+    pub query_queue: u64,
+
+    /// Planned SQL queries (by text and dataset versions) kept for reuse, least recently used
+    /// dropped first. 0 disables the cache.
+    #[arg(long, env = "BRAIN_PLAN_CACHE_ENTRIES", default_value_t = 256)]
+    pub plan_cache_entries: u64,
+
+    /// polars engine for queries. `in-memory` can be cancelled at the time limit; `streaming`
+    /// (polars' morsel-driven engine) is faster on wide group-bys and joins but runs to the end
+    /// once started (a query past the limit is answered at once and keeps its turn until done).
+    #[arg(long, env = "BRAIN_QUERY_ENGINE", value_enum, default_value_t = QueryEngine::InMemory)]
+    pub query_engine: QueryEngine,
 
     /// Transaction rows of the synthetic retail sample (datasets `stores`, `products`,
     /// `transactions`) generated on first start with an empty data directory. 0: no sample.

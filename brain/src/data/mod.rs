@@ -10,7 +10,11 @@
 //! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
 //!   inference and overrides) and DataFrames to Parquet (atomic writes).
 //! - [`sql`]: the SQL allowlist (parse, then allow only a single read-only `SELECT`).
+//! - [`sql_plan`]: approved SQL to the polars plan the brain runs.
 //! - [`json_query`]: the typed JSON query as a polars plan.
+//! - [`admission`]: how many queries run at once and how many may wait (503 beyond).
+//! - [`plan_cache`]: allowlist verdicts and SQL plans by text and dataset versions (LRU).
+//! - [`stages`]: per-stage timings and the query metrics.
 //! - [`output`]: results as JSON rows/columns, CSV, Arrow IPC; column statistics.
 //! - [`sample`]: the deterministic synthetic retail sample.
 //!
@@ -20,15 +24,25 @@
 //! a crash mid-write leaves nothing half-written behind.
 //!
 //! Every polars call runs in `spawn_blocking`; no lock is held across an `.await`.
+//!
+//! # Queries
+//! A query is first *prepared* (allowlist, the caller's view of dataset names → the exact
+//! datasets and versions it reads: what its `ETag` is made of, so a conditional request is
+//! answered without running anything), then *executed*: it waits for a turn at the
+//! [`admission::QueryGate`], loads its frames, takes its plan from the [`plan_cache`] or plans
+//! it, and runs one page of it on polars' thread pool.
 
+pub mod admission;
 pub mod ingest;
 pub mod json_query;
 pub mod output;
+pub mod plan_cache;
 pub mod registry;
 pub mod sample;
 pub mod sql;
 pub mod sql_dates;
 pub mod sql_plan;
+pub mod stages;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -37,19 +51,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use polars::prelude::{DataFrame, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
+use polars::prelude::{DataFrame, Engine, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
 use shared_types::data::{
     ColumnInfo, DatasetDescription, DatasetInfo, DatasetRef, ImportDataset, JsonQuery, LoadedFrame,
     MemoryStats, Page, PageRequest, Scope, SqlQuery,
 };
 
 use crate::clock::unix_millis;
-use crate::config::Config;
+use crate::config::{Config, QueryEngine};
 use crate::metrics::Metrics;
 use crate::store::datasets::{ContentsUpdate, DatasetRecord, SCOPE_PRIVATE, SCOPE_PUBLIC};
 use crate::store::{Store, StoreError};
+use admission::{QueryGate, QueryPermit};
 use ingest::IngestOptions;
+use plan_cache::PlanCache;
 use registry::FrameRegistry;
+use stages::QueryMetrics;
 
 /// Owner of the built-in sample datasets (public, read-only for everyone else).
 pub const SAMPLE_OWNER: &str = "system:sample";
@@ -85,6 +102,17 @@ pub enum DataError {
     /// The query ran past its time limit and was cancelled (422).
     #[error("the query ran longer than the limit of {limit_ms} ms and was cancelled")]
     Timeout { limit_ms: u128 },
+    /// Every query turn is taken and the queue is full (503 with `Retry-After`).
+    #[error(
+        "the server is busy with other queries ({running} running, {waiting} waiting); retry \
+         in {} s",
+        retry_after.as_secs()
+    )]
+    Busy {
+        running: usize,
+        waiting: usize,
+        retry_after: Duration,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -112,6 +140,13 @@ pub struct DataLimits {
     pub query_max_rows: u64,
     pub query_timeout: Duration,
     pub import_dir: Option<PathBuf>,
+    /// Queries executing at once (the admission gate's turns).
+    pub query_concurrency: usize,
+    /// Queries that may wait for a turn; beyond, 503.
+    pub query_queue: usize,
+    /// Entries of the SQL plan cache (and of the allowlist verdict cache); 0 disables it.
+    pub plan_cache_entries: usize,
+    pub query_engine: QueryEngine,
 }
 
 impl DataLimits {
@@ -123,6 +158,13 @@ impl DataLimits {
             query_max_rows: config.query_max_rows,
             query_timeout: Duration::from_millis(config.query_timeout_ms),
             import_dir: config.import_dir.clone(),
+            query_concurrency: match config.query_concurrency {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                set => usize::try_from(set).unwrap_or(usize::MAX),
+            },
+            query_queue: usize::try_from(config.query_queue).unwrap_or(usize::MAX),
+            plan_cache_entries: usize::try_from(config.plan_cache_entries).unwrap_or(usize::MAX),
+            query_engine: config.query_engine,
         }
     }
 }
@@ -156,8 +198,44 @@ pub struct QueryOutput {
     pub frame: DataFrame,
     pub page: Page,
     pub elapsed: Duration,
-    /// The datasets the query read, at the versions it read.
+    /// The datasets the query read.
     pub datasets: Vec<DatasetRef>,
+    /// The query's turn, held until its answer is serialised (that is CPU work too); the HTTP
+    /// layer drops it then. Shared with the execution itself, so a query that outlives its
+    /// time limit keeps its turn until polars has really stopped.
+    pub permit: Arc<QueryPermit>,
+}
+
+/// A query checked and resolved for its caller, not yet run: [`DataPlane::prepare_sql`] or
+/// [`DataPlane::prepare_json`], then [`DataPlane::execute`].
+#[derive(Debug)]
+pub struct PreparedQuery {
+    kind: PreparedKind,
+    records: Vec<DatasetRecord>,
+    datasets: Vec<DatasetRef>,
+    page: (u64, u64),
+    started: Instant,
+}
+
+#[derive(Debug)]
+enum PreparedKind {
+    Sql(String),
+    Json(Box<JsonQuery>),
+}
+
+impl PreparedQuery {
+    /// The datasets (id, version) the query reads, in name order: with the query itself, what
+    /// its answer depends on.
+    pub fn datasets(&self) -> &[DatasetRef] {
+        &self.datasets
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.kind {
+            PreparedKind::Sql(_) => "sql",
+            PreparedKind::Json(_) => "json",
+        }
+    }
 }
 
 /// The data plane; cheap to clone (one shared instance per application).
@@ -172,6 +250,9 @@ struct Inner {
     registry: FrameRegistry,
     metrics: Arc<Metrics>,
     limits: DataLimits,
+    gate: QueryGate,
+    plans: PlanCache,
+    query_metrics: QueryMetrics,
     datasets_dir: PathBuf,
     uploads_dir: PathBuf,
     /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
@@ -197,11 +278,16 @@ impl DataPlane {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         remove_leftovers(&datasets_dir, &uploads_dir).await?;
+        let query_metrics =
+            QueryMetrics::register(&metrics).context("cannot register the query metrics")?;
         let plane = Self {
             inner: Arc::new(Inner {
                 store,
                 registry: FrameRegistry::new(limits.memory_budget_bytes, Arc::clone(&metrics)),
                 metrics,
+                gate: QueryGate::new(limits.query_concurrency, limits.query_queue),
+                plans: PlanCache::new(limits.plan_cache_entries),
+                query_metrics,
                 limits,
                 datasets_dir,
                 uploads_dir,
@@ -346,6 +432,7 @@ impl DataPlane {
         }
         // Fresh data is likely to be queried next: keep it (subject to the budget).
         self.inner.registry.swap(&id, Arc::new(frame), false);
+        self.inner.plans.sweep();
         info(&record, owner)
     }
 
@@ -385,10 +472,13 @@ impl DataPlane {
         }
         let path = self.parquet_path(&record.id);
         let frame = blocking(move || ingest::read_parquet(&path)).await?;
-        Ok(self
+        let frame = self
             .inner
             .registry
-            .insert_loaded(&record.id, Arc::new(frame), record.pinned))
+            .insert_loaded(&record.id, Arc::new(frame), record.pinned);
+        // Loading may have evicted other frames: plans over them go too.
+        self.inner.plans.sweep();
+        Ok(frame)
     }
 
     pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
@@ -500,6 +590,7 @@ impl DataPlane {
             return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
         }
         self.inner.registry.swap(id, Arc::new(frame), false);
+        self.inner.plans.sweep();
         info(&self.visible(owner, id).await?, owner)
     }
 
@@ -511,6 +602,7 @@ impl DataPlane {
             return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
         }
         self.inner.registry.remove(id);
+        self.inner.plans.sweep();
         if let Err(error) = tokio::fs::remove_file(self.parquet_path(id)).await {
             tracing::warn!(dataset = %id, %error, "dataset deleted but its file was not removed");
         }
@@ -529,6 +621,7 @@ impl DataPlane {
             self.frame(&record).await?;
         }
         self.inner.registry.set_pinned(id, pinned);
+        self.inner.plans.sweep();
         info(&record, owner)
     }
 
@@ -566,76 +659,219 @@ impl DataPlane {
 
     /// Runs an allowlisted SQL query over the datasets the caller may read.
     pub async fn sql(&self, owner: &str, query: &SqlQuery) -> Result<QueryOutput> {
-        let started = Instant::now();
-        let result = self.sql_inner(owner, query, started).await;
-        self.observe("sql", started, &result);
-        result
-    }
-
-    async fn sql_inner(
-        &self,
-        owner: &str,
-        query: &SqlQuery,
-        started: Instant,
-    ) -> Result<QueryOutput> {
-        let page = self.page(query.page)?;
-        let approved = sql::approve(&query.sql)
-            .map_err(|refusal| DataError::BadRequest(refusal.to_string()))?;
-        let by_name = self.by_name(owner).await?;
-        let mut tables = Vec::with_capacity(approved.tables.len());
-        let mut read = Vec::with_capacity(approved.tables.len());
-        for name in &approved.tables {
-            let record = by_name
-                .get(name)
-                .ok_or_else(|| DataError::NotFound(format!("no dataset named `{name}`")))?;
-            tables.push((name.clone(), self.frame(record).await?));
-            read.push(dataset_ref(record));
-        }
-        let temporal = sql_dates::TemporalColumns::of(tables.iter().map(|(_, f)| &**f.schema()));
-        let text = query.sql.clone();
-        self.run(page, started, read, move || {
-            let text = sql_dates::rewrite(&text, &temporal)
-                .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
-            let tables = tables
-                .into_iter()
-                .map(|(name, frame)| (name, frame.as_ref().clone().lazy()));
-            sql_plan::plan(&text, tables)
-                .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
-        })
-        .await
+        let prepared = self.prepare_sql(owner, query).await;
+        self.execute_prepared(prepared).await
     }
 
     /// Runs a typed JSON query over one dataset the caller may read.
     pub async fn json(&self, owner: &str, query: &JsonQuery) -> Result<QueryOutput> {
+        let prepared = self.prepare_json(owner, query).await;
+        self.execute_prepared(prepared).await
+    }
+
+    async fn execute_prepared(&self, prepared: Result<PreparedQuery>) -> Result<QueryOutput> {
+        match prepared {
+            Ok(prepared) => self.execute(prepared).await,
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Checks `query` against the allowlist and resolves its table names for the caller,
+    /// without running it.
+    pub async fn prepare_sql(&self, owner: &str, query: &SqlQuery) -> Result<PreparedQuery> {
         let started = Instant::now();
-        let result = self.json_inner(owner, query, started).await;
-        self.observe("json", started, &result);
+        let result = self.prepare_sql_inner(owner, query, started).await;
+        if let Err(error) = &result {
+            self.observe("sql", started, Err(error));
+        }
         result
     }
 
-    async fn json_inner(
+    async fn prepare_sql_inner(
+        &self,
+        owner: &str,
+        query: &SqlQuery,
+        started: Instant,
+    ) -> Result<PreparedQuery> {
+        let page = self.page(query.page)?;
+        let metrics = &self.inner.query_metrics;
+        let approved = metrics.time("sql", "approve", || {
+            self.inner.plans.approval(&query.sql, || {
+                sql::approve(&query.sql)
+                    .map_err(|refusal| DataError::BadRequest(refusal.to_string()))
+            })
+        })?;
+        let lookup = Instant::now();
+        let by_name = self.by_name(owner).await?;
+        metrics.observe("sql", "lookup", lookup);
+        let mut records = Vec::with_capacity(approved.tables.len());
+        for name in &approved.tables {
+            let record = by_name
+                .get(name)
+                .ok_or_else(|| DataError::NotFound(format!("no dataset named `{name}`")))?;
+            records.push(record.clone());
+        }
+        Ok(PreparedQuery {
+            kind: PreparedKind::Sql(query.sql.clone()),
+            datasets: resolved(&records),
+            records,
+            page,
+            started,
+        })
+    }
+
+    /// Resolves the JSON query's dataset for the caller, without running it.
+    pub async fn prepare_json(&self, owner: &str, query: &JsonQuery) -> Result<PreparedQuery> {
+        let started = Instant::now();
+        let result = self.prepare_json_inner(owner, query, started).await;
+        if let Err(error) = &result {
+            self.observe("json", started, Err(error));
+        }
+        result
+    }
+
+    async fn prepare_json_inner(
         &self,
         owner: &str,
         query: &JsonQuery,
         started: Instant,
-    ) -> Result<QueryOutput> {
+    ) -> Result<PreparedQuery> {
         let page = self.page(query.page)?;
+        let lookup = Instant::now();
         let by_name = self.by_name(owner).await?;
+        self.inner.query_metrics.observe("json", "lookup", lookup);
         let record = by_name
             .get(&query.dataset)
-            .ok_or_else(|| DataError::NotFound(format!("no dataset named `{}`", query.dataset)))?;
-        let frame = self.frame(record).await?;
-        let query = query.clone();
-        self.run(page, started, vec![dataset_ref(record)], move || {
-            json_query::plan(&query, &frame)
+            .ok_or_else(|| DataError::NotFound(format!("no dataset named `{}`", query.dataset)))?
+            .clone();
+        let records = vec![record];
+        Ok(PreparedQuery {
+            kind: PreparedKind::Json(Box::new(query.clone())),
+            datasets: resolved(&records),
+            records,
+            page,
+            started,
         })
-        .await
     }
 
-    fn observe(&self, kind: &str, started: Instant, result: &Result<QueryOutput>) {
+    /// Runs a prepared query: waits for a turn (or is refused when the queue is full), loads
+    /// its frames, plans it (or takes the cached plan) and collects one page.
+    pub async fn execute(&self, prepared: PreparedQuery) -> Result<QueryOutput> {
+        let kind = prepared.kind();
+        let started = prepared.started;
+        let result = self.execute_inner(prepared).await;
+        self.observe(kind, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn execute_inner(&self, prepared: PreparedQuery) -> Result<QueryOutput> {
+        let kind = prepared.kind();
+        let PreparedQuery {
+            kind: what,
+            records,
+            datasets,
+            page,
+            started,
+        } = prepared;
+        let metrics = self.inner.query_metrics.clone();
+        let permit = Arc::new(self.admit(kind).await?);
+        let load = Instant::now();
+        let mut frames = Vec::with_capacity(records.len());
+        for record in &records {
+            frames.push(self.frame(record).await?);
+        }
+        metrics.observe(kind, "load", load);
+        let frame = match what {
+            PreparedKind::Sql(text) => {
+                let plans = self.clone();
+                let tables = datasets.clone();
+                self.run(page, kind, Arc::clone(&permit), move || {
+                    plans
+                        .inner
+                        .query_metrics
+                        .time("sql", "plan", || plans.sql_plan(&text, &tables, &frames))
+                })
+                .await?
+            }
+            PreparedKind::Json(query) => {
+                let frame = frames.into_iter().next().ok_or_else(|| {
+                    DataError::Internal(anyhow::anyhow!("a JSON query without its dataset"))
+                })?;
+                self.run(page, kind, Arc::clone(&permit), move || {
+                    metrics.time("json", "plan", || json_query::plan(&query, &frame))
+                })
+                .await?
+            }
+        };
+        let (offset, limit) = page;
+        let returned = (frame.height() as u64).min(limit);
+        let next_offset = (frame.height() as u64 > limit).then(|| offset + limit);
+        let frame = frame.head(Some(usize::try_from(returned).unwrap_or(usize::MAX)));
+        Ok(QueryOutput {
+            frame,
+            page: Page {
+                offset,
+                limit,
+                returned,
+                next_offset,
+            },
+            elapsed: started.elapsed(),
+            datasets,
+            permit,
+        })
+    }
+
+    /// A turn at the gate; the gauges follow the gate's state.
+    async fn admit(&self, kind: &str) -> Result<QueryPermit> {
+        let gate = &self.inner.gate;
+        let metrics = &self.inner.query_metrics;
+        let waited = Instant::now();
+        metrics.waiting.set(gate.waiting() as i64 + 1);
+        let admitted = gate.admit().await;
+        metrics.waiting.set(gate.waiting() as i64);
+        metrics.running.set(gate.running() as i64);
+        metrics.observe(kind, "admit", waited);
+        admitted.map_err(|overloaded| {
+            metrics.refused.with_label_values(&[kind]).inc();
+            DataError::Busy {
+                running: gate.running(),
+                waiting: gate.waiting(),
+                retry_after: overloaded.retry_after,
+            }
+        })
+    }
+
+    /// The plan of approved SQL over these frames: cached, or planned and cached.
+    fn sql_plan(
+        &self,
+        text: &str,
+        tables: &[DatasetRef],
+        frames: &[Arc<DataFrame>],
+    ) -> Result<LazyFrame> {
+        let counter = &self.inner.query_metrics.plan_cache;
+        if let Some(plan) = self.inner.plans.plan(text, tables, frames) {
+            counter.with_label_values(&["hit"]).inc();
+            return Ok(plan);
+        }
+        counter.with_label_values(&["miss"]).inc();
+        let temporal = sql_dates::TemporalColumns::of(frames.iter().map(|frame| &**frame.schema()));
+        let rewritten = sql_dates::rewrite(text, &temporal)
+            .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
+        let named = tables
+            .iter()
+            .zip(frames)
+            .map(|(table, frame)| (table.name.clone(), frame.as_ref().clone().lazy()));
+        let plan = sql_plan::plan(&rewritten, named)
+            .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
+        self.inner.plans.insert(text, tables, frames, plan.clone());
+        Ok(plan)
+    }
+
+    fn observe(&self, kind: &str, started: Instant, result: Result<(), &DataError>) {
         let outcome = match result {
-            Ok(_) => "ok",
+            Ok(()) => "ok",
             Err(DataError::Timeout { .. }) => "timeout",
+            Err(DataError::Busy { .. }) => "busy",
             Err(_) => "error",
         };
         self.inner
@@ -673,65 +909,71 @@ impl DataPlane {
         Ok((request.offset, limit))
     }
 
-    /// Collects one page of the plan `build` makes, off the async executor, within the time
-    /// limit. Past the limit the query is cancelled (polars stops at its next check) and the
-    /// caller answered at once.
+    /// Collects one page (plus one row, telling whether another page follows) of the plan
+    /// `build` makes, within the time limit. The blocking thread only plans and waits: polars
+    /// executes the plan on its own threads (the in-memory engine as one job on its thread
+    /// pool, `collect_concurrently`; the streaming engine on its executor), which the admission
+    /// gate keeps from being oversubscribed. Past the limit the query is cancelled (the
+    /// in-memory engine stops at its next check; the streaming engine cannot be stopped and
+    /// keeps `turn` until it ends) and the caller answered at once.
     async fn run(
         &self,
         (offset, limit): (u64, u64),
-        started: Instant,
-        datasets: Vec<DatasetRef>,
+        kind: &'static str,
+        turn: Arc<QueryPermit>,
         build: impl FnOnce() -> Result<LazyFrame> + Send + 'static,
-    ) -> Result<QueryOutput> {
+    ) -> Result<DataFrame> {
+        let engine = self.inner.limits.query_engine;
         let slot: Arc<Mutex<Option<InProcessQuery>>> = Arc::default();
         let cancelled = Arc::new(AtomicBool::new(false));
+        let metrics = self.inner.query_metrics.clone();
         let task = {
             let slot = Arc::clone(&slot);
             let cancelled = Arc::clone(&cancelled);
             tokio::task::spawn_blocking(move || -> Result<DataFrame> {
-                // One row more than the page tells whether another page follows.
                 let length = IdxSize::try_from(limit.saturating_add(1)).unwrap_or(IdxSize::MAX);
                 let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-                let running = build()?
-                    .slice(offset, length)
-                    .collect_concurrently()
-                    .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
-                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(running.clone());
-                if cancelled.load(Ordering::SeqCst) {
-                    running.cancel();
-                }
-                running
-                    .fetch_blocking()
-                    .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
+                let _turn = turn;
+                let plan = build()?.slice(offset, length);
+                let failed = |error| DataError::BadRequest(sql::query_error_message(&error));
+                metrics.time(kind, "execute", || {
+                    if engine == QueryEngine::Streaming {
+                        return plan
+                            .collect_with_engine(Engine::Streaming)
+                            .map(|result| result.unwrap_single())
+                            .map_err(failed);
+                    }
+                    let running = plan
+                        .collect_concurrently()
+                        .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(running.clone());
+                    if cancelled.load(Ordering::SeqCst) {
+                        running.cancel();
+                    }
+                    running
+                        .fetch_blocking()
+                        .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
+                })
             })
         };
         let timeout = self.inner.limits.query_timeout;
-        let frame = match tokio::time::timeout(timeout, task).await {
-            Ok(joined) => joined.map_err(|error| DataError::Internal(error.into()))??,
+        match tokio::time::timeout(timeout, task).await {
+            Ok(joined) => joined.map_err(|error| DataError::Internal(error.into()))?,
             Err(_) => {
                 cancelled.store(true, Ordering::SeqCst);
                 if let Some(running) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
                     running.cancel();
                 }
-                return Err(DataError::Timeout {
+                Err(DataError::Timeout {
                     limit_ms: timeout.as_millis(),
-                });
+                })
             }
-        };
-        let returned = (frame.height() as u64).min(limit);
-        let next_offset = (frame.height() as u64 > limit).then(|| offset + limit);
-        let frame = frame.head(Some(usize::try_from(returned).unwrap_or(usize::MAX)));
-        Ok(QueryOutput {
-            frame,
-            page: Page {
-                offset,
-                limit,
-                returned,
-                next_offset,
-            },
-            elapsed: started.elapsed(),
-            datasets,
-        })
+        }
+    }
+
+    /// Per-stage timings and gauges of the query path.
+    pub fn query_metrics(&self) -> &QueryMetrics {
+        &self.inner.query_metrics
     }
 
     // ----- sample ---------------------------------------------------------------------------
@@ -768,6 +1010,11 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| DataError::Internal(error.into()))?
+}
+
+/// The datasets behind `records`, as a query's answer depends on them.
+fn resolved(records: &[DatasetRecord]) -> Vec<DatasetRef> {
+    records.iter().map(dataset_ref).collect()
 }
 
 fn now_ms() -> i64 {

@@ -109,6 +109,7 @@ impl From<DataError> for Error {
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),
             },
             timeout @ DataError::Timeout { .. } => Error::Unprocessable(timeout.to_string()),
+            busy @ DataError::Busy { .. } => Error::Unavailable(busy.to_string()),
             DataError::Store(error) => Error::Store(error),
             DataError::Internal(error) => Error::Internal(error),
         }

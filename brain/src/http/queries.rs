@@ -2,22 +2,40 @@
 //! caller's datasets (and public ones). The answer's format follows `Accept`: JSON
 //! ([`QueryResult`], rows or columns), CSV or Arrow IPC (file format); CSV and Arrow carry the page in
 //! the [`page_headers`].
+//!
+//! Caching: an answer depends only on the query (as parsed), the format and the exact datasets
+//! (id and version) it reads, so its strong `ETag` is a digest of those, known *before* the
+//! query runs. A request whose `If-None-Match` holds it is answered 304 without touching
+//! polars. `Cache-Control` lets the edge keep an answer for a few seconds under the caller's
+//! identity (its cache key holds the identity and the request body; `Vary: Accept` because the
+//! format is negotiated), and makes browsers revalidate. A write to a dataset changes its
+//! version, hence every `ETag` over it.
+//!
+//! Overload: a query that finds every turn taken and the queue full is answered 503
+//! `unavailable` with `Retry-After` (seconds) at once.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json as JsonResponse, Router};
+use serde::Serialize;
 use shared_types::data::{
-    JsonQuery, Page, QueryResult, ResultShape, SqlQuery, media, page_headers,
+    DatasetRef, JsonQuery, Page, QueryResult, ResultShape, SqlQuery, media, page_headers,
 };
+use shared_types::signature::body_digest;
 
 use super::error::essence;
 use super::extract::Json;
 use super::identity::Identity;
 use super::{AppState, Error, Result};
-use crate::data::{DataError, QueryOutput, ingest, output};
+use crate::data::{DataError, PreparedQuery, QueryOutput, ingest, output};
+
+/// `Cache-Control` of query answers: browsers revalidate every time (`max-age=0`, cheap with
+/// the `ETag`); a shared cache — the edge, whose key holds the caller's identity — may serve the
+/// answer for this long. A dataset write is therefore visible through the edge within this time.
+const QUERY_CACHE_CONTROL: &str = "max-age=0, s-maxage=10, must-revalidate";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,10 +48,22 @@ async fn sql(
     identity: Identity,
     headers: HeaderMap,
     Json(query): Json<SqlQuery>,
-) -> Result<Response> {
-    let media = negotiate(&headers)?;
-    let result = state.data.sql(&identity.owner(), &query).await?;
-    render(result, media, query.shape).await
+) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(error) => return error.into_response(),
+    };
+    let prepared = state.data.prepare_sql(&identity.owner(), &query).await;
+    answer(
+        &state,
+        prepared,
+        "sql",
+        &query,
+        &headers,
+        media,
+        query.shape,
+    )
+    .await
 }
 
 async fn json(
@@ -41,10 +71,125 @@ async fn json(
     identity: Identity,
     headers: HeaderMap,
     Json(query): Json<JsonQuery>,
-) -> Result<Response> {
-    let media = negotiate(&headers)?;
-    let result = state.data.json(&identity.owner(), &query).await?;
-    render(result, media, query.shape).await
+) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(error) => return error.into_response(),
+    };
+    let prepared = state.data.prepare_json(&identity.owner(), &query).await;
+    answer(
+        &state,
+        prepared,
+        "json",
+        &query,
+        &headers,
+        media,
+        query.shape,
+    )
+    .await
+}
+
+/// 304 when the caller already holds this answer; otherwise runs the query and renders it.
+async fn answer(
+    state: &AppState,
+    prepared: Result<PreparedQuery, DataError>,
+    kind: &'static str,
+    query: &impl Serialize,
+    headers: &HeaderMap,
+    media: Media,
+    shape: ResultShape,
+) -> Response {
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return data_error(error),
+    };
+    let etag = entity_tag(kind, query, media, prepared.datasets());
+    if if_none_match(headers, &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        cache_headers(response.headers_mut(), &etag);
+        return response;
+    }
+    let result = match state.data.execute(prepared).await {
+        Ok(result) => result,
+        Err(error) => return data_error(error),
+    };
+    let metrics = state.data.query_metrics().clone();
+    let started = std::time::Instant::now();
+    let rendered = render(result, media, shape).await;
+    metrics.observe(kind, "serialise", started);
+    match rendered {
+        Ok(mut response) => {
+            cache_headers(response.headers_mut(), &etag);
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The error answer; a refusal at the admission gate carries `Retry-After`.
+fn data_error(error: DataError) -> Response {
+    let retry_after = match &error {
+        DataError::Busy { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+        _ => None,
+    };
+    let mut response = Error::from(error).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A strong entity tag: SHA-256 over the kind, the query as parsed (so insignificant JSON
+/// whitespace and key order do not matter), the format and the datasets read.
+fn entity_tag(
+    kind: &str,
+    query: &impl Serialize,
+    media: Media,
+    datasets: &[DatasetRef],
+) -> HeaderValue {
+    let mut material = Vec::with_capacity(256);
+    material.extend_from_slice(b"edgebrain-query-etag-v1\0");
+    material.extend_from_slice(kind.as_bytes());
+    material.push(0);
+    // Serialising a parsed wire type cannot fail; an empty query part would still be correct
+    // (the versions and the kind remain), only less specific.
+    material.extend_from_slice(&serde_json::to_vec(query).unwrap_or_default());
+    material.push(0);
+    material.extend_from_slice(media.content_type().as_bytes());
+    for dataset in datasets {
+        material.push(0);
+        material.extend_from_slice(dataset.id.as_bytes());
+        material.push(0);
+        material.extend_from_slice(dataset.version.to_string().as_bytes());
+        material.push(0);
+        material.extend_from_slice(dataset.name.as_bytes());
+    }
+    let digest = body_digest(&material);
+    // Hex digits only: always a valid header value.
+    HeaderValue::from_str(&format!("\"{}\"", &digest[..32]))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"invalid\""))
+}
+
+/// RFC 9110 §13.1.2: `*` or any listed tag equal to ours by weak comparison.
+fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == ours)
+}
+
+fn cache_headers(headers: &mut HeaderMap, etag: &HeaderValue) {
+    headers.insert(header::ETAG, etag.clone());
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(QUERY_CACHE_CONTROL),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
 }
 
 /// Result formats the brain can produce.
@@ -53,6 +198,16 @@ enum Media {
     Json,
     Csv,
     Arrow,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Json => media::JSON,
+            Media::Csv => media::CSV,
+            Media::Arrow => media::ARROW_FILE,
+        }
+    }
 }
 
 /// The first type in `Accept` the brain can produce (in the client's order; `q` values are not
@@ -85,6 +240,7 @@ async fn render(result: QueryOutput, media: Media, shape: ResultShape) -> Result
         page,
         elapsed,
         datasets,
+        permit,
     } = result;
     let rendered = tokio::task::spawn_blocking(move || -> Result<Response, DataError> {
         Ok(match media {
@@ -110,6 +266,8 @@ async fn render(result: QueryOutput, media: Media, shape: ResultShape) -> Result
     })
     .await
     .map_err(|error| Error::Internal(error.into()))??;
+    // The query's turn ends once its answer is serialised.
+    drop(permit);
     Ok(rendered)
 }
 

@@ -10,7 +10,9 @@ use shared_types::data::{QueryResult, page_headers};
 use shared_types::error::ErrorCode;
 
 use crate::datasets::{sales, sales_csv, sql_rows, upload_csv};
-use crate::helpers::{BACKENDS, Backend, Caller, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    BACKENDS, Backend, Caller, TestApp, assert_error, send_as_with, spawn_app, spawn_app_with,
+};
 
 const REGIONS: &str = "store,region\nnorth,cold\nsouth,warm\neast,cold\n";
 
@@ -406,4 +408,226 @@ async fn metrics_expose_request_latencies_query_durations_and_memory() {
         .unwrap();
     assert!(bytes > 0);
     assert!(!text.contains(&info.id));
+}
+
+/// The (ETag, status, body) of a SQL query sent with these extra headers.
+async fn conditional_sql(
+    app: &TestApp,
+    caller: &Caller,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (Option<String>, u16, String) {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/queries/sql"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app.send_as(caller, request).await;
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let status = response.status().as_u16();
+    (etag, status, response.text().await.unwrap())
+}
+
+fn metric_value(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn answers_carry_a_strong_etag_and_if_none_match_is_answered_304_until_the_data_changes() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let alice = Caller::user("alice");
+        let info = upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
+        let query = r#"{"sql":"SELECT SUM(qty) AS units FROM sales"}"#;
+
+        let response = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/queries/sql"))
+                    .header("content-type", "application/json")
+                    .body(query),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{backend}");
+        let headers = response.headers().clone();
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        assert!(
+            etag.len() == 34 && etag.starts_with('"') && !etag.starts_with("W/"),
+            "{etag}"
+        );
+        let cache_control = headers["cache-control"].to_str().unwrap();
+        assert!(cache_control.contains("s-maxage=") && !cache_control.contains("private"));
+        assert_eq!(headers["vary"], "accept");
+        let units = result(response).await.rows.unwrap()[0]["units"].clone();
+
+        // The same query (other JSON spacing), conditionally: 304 without running it.
+        let spaced = r#"{ "sql" : "SELECT SUM(qty) AS units FROM sales" }"#;
+        for validator in [
+            etag.as_str(),
+            &format!("W/{etag}"),
+            &format!("\"x\", {etag}"),
+            "*",
+        ] {
+            let (again, status, body) =
+                conditional_sql(&app, &alice, spaced, &[("if-none-match", validator)]).await;
+            assert_eq!(
+                (status, again.as_deref()),
+                (304, Some(etag.as_str())),
+                "{validator}"
+            );
+            assert!(body.is_empty());
+        }
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert_eq!(
+            metric_value(
+                &metrics,
+                r#"brain_query_duration_seconds_count{kind="sql",outcome="ok"}"#
+            ),
+            1,
+            "a 304 must not run the query"
+        );
+        // Other validators, another format or another query: answered in full.
+        for (headers, same_tag) in [
+            (vec![("if-none-match", "\"nope\"")], true),
+            (vec![("if-none-match", "\u{1F600}")], true),
+            (
+                vec![("if-none-match", etag.as_str()), ("accept", "text/csv")],
+                false,
+            ),
+        ] {
+            let (tag, status, _) = conditional_sql(&app, &alice, query, &headers).await;
+            assert_eq!(status, 200, "{headers:?}");
+            assert_eq!(
+                tag.as_deref() == Some(etag.as_str()),
+                same_tag,
+                "{headers:?}"
+            );
+        }
+
+        // A write changes the dataset's version: the old tag no longer matches, the answer is
+        // the new data's (not a cached plan over the old frame).
+        let replaced = app
+            .send_as(
+                &alice,
+                app.client
+                    .put(app.url(&format!("/api/v1/datasets/{}", info.id)))
+                    .header("content-type", "text/csv")
+                    .body("store,qty,price\nnorth,1000,1.0\n"),
+            )
+            .await;
+        assert_eq!(replaced.status(), 200, "{backend}");
+        let (new_tag, status, body) =
+            conditional_sql(&app, &alice, query, &[("if-none-match", etag.as_str())]).await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_ne!(new_tag.as_deref(), Some(etag.as_str()));
+        let answer: QueryResult = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer.rows.unwrap()[0]["units"], json!(1000));
+        assert_ne!(units, json!(1000));
+    }
+}
+
+#[tokio::test]
+async fn repeated_sql_reuses_its_plan_until_a_write_and_never_answers_from_old_data() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let alice = Caller::user("alice");
+    let info = upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
+    let text = "SELECT store, SUM(qty) AS units FROM sales GROUP BY store ORDER BY store";
+    let first = sql_rows(&app, &alice, text).await;
+    assert_eq!(sql_rows(&app, &alice, text).await, first);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric_value(&metrics, r#"brain_query_plan_cache_total{result="hit"}"#),
+        1
+    );
+    // Append changes the data (and the version): a fresh plan, the new rows counted.
+    let appended = app
+        .send_as(
+            &alice,
+            app.client
+                .post(app.url(&format!("/api/v1/datasets/{}/rows", info.id)))
+                .header("content-type", "text/csv")
+                .body("store,qty,price\nnorth,500,1.0\n"),
+        )
+        .await;
+    assert_eq!(appended.status(), 200, "{}", appended.text().await.unwrap());
+    let after = sql_rows(&app, &alice, text).await;
+    let north = |rows: &[serde_json::Map<String, Value>]| {
+        rows.iter().find(|row| row["store"] == "north").unwrap()["units"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(north(&after), north(&first) + 500);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric_value(&metrics, r#"brain_query_plan_cache_total{result="miss"}"#),
+        2
+    );
+    // Another caller with a dataset of the same name gets its own plan and data.
+    let bob = Caller::user("bob");
+    upload_csv(&app, &bob, "sales", "store,qty,price\nwest,7,1.0\n").await;
+    let theirs = sql_rows(&app, &bob, text).await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0]["units"], json!(7));
+}
+
+#[tokio::test]
+async fn past_the_running_queries_and_the_queue_a_query_is_refused_503_with_retry_after() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.query_concurrency = 1;
+        config.query_queue = 0;
+    })
+    .await;
+    let alice = Caller::user("alice");
+    let numbers: String = std::iter::once("n\n".to_owned())
+        .chain((0..2_000).map(|n| format!("{n}\n")))
+        .collect();
+    upload_csv(&app, &alice, "numbers", &numbers).await;
+    // 4e6 joined rows keep the only turn busy while the second query arrives (it is sent as
+    // soon as the gauge shows the first one running).
+    let slow = {
+        let client = app.client.clone();
+        let caller = alice.clone();
+        let request = app.client.post(app.url("/api/v1/queries/sql")).json(&json!({
+            "sql": "SELECT COUNT(*) AS c, SUM(a.n * b.n) AS s FROM numbers a CROSS JOIN numbers b"
+        }));
+        tokio::spawn(async move { send_as_with(&client, &caller, request).await.status() })
+    };
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metric_value(&metrics, "brain_queries_running") == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let refused = post_query(&app, &alice, "json", json!({"dataset": "numbers"})).await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body = assert_error(refused, ErrorCode::Unavailable).await;
+    assert!(
+        body.error.message.contains("busy"),
+        "{}",
+        body.error.message
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    // The turn is free again.
+    result(post_query(&app, &alice, "json", json!({"dataset": "numbers"})).await).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric_value(&metrics, r#"brain_queries_refused_total{kind="json"}"#),
+        1
+    );
 }
