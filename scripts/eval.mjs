@@ -45,7 +45,7 @@ export function llmServerArgs(key, { port, ctx, seed, temperature }) {
  * Starts what is evaluated: the local model (unless `llmConfig` names a provider file), the brain
  * (sample of `sampleTransactions` rows) and the edge in workerd in front of it.
  */
-export async function startEvalStack({ brainBin, model, llmConfig, sampleTransactions, seed = 42, ctx = 4096, name = "eval" }) {
+export async function startEvalStack({ brainBin, model, llmConfig, sampleTransactions, seed = 42, ctx = 8192, name = "eval" }) {
   const stack = { llm: undefined, brain: undefined, edge: undefined, model, llmConfig };
   stack.stop = async () => {
     await stopProcess(stack.edge);
