@@ -2,7 +2,8 @@
 // the default local model of scripts/llm-models.json (llama.cpp with its chat template, greedy,
 // fixed seed — as scripts/run starts it), the brain with the agent's tools on and its built-in
 // agent, the edge in wrangler dev serving the web app. No scripted model: the numbers the page
-// shows must be the ones SQL computes from the same sample. Screenshots go to e2e/artifacts/.
+// shows must be the ones SQL computes from the same sample, with the SQL shown ("How this was
+// computed"), the chart drawn and the grounding check agreeing. Screenshots go to e2e/artifacts/.
 // Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -103,6 +104,14 @@ describe("the default configuration in Chromium: a real local model answers from
     const chart = reply.getByTestId("tool-chart").getByTestId("chart");
     await chart.locator("svg").first().waitFor({ timeout: 30_000 });
     assert.ok((await chart.locator("svg .mark-rect path, svg .mark-arc path, svg .mark-line path, svg .mark-symbol path").count()) >= 1, "vega drew marks");
+    // "How this was computed": the SQL exactly as it ran, over the sample's transactions.
+    const provenance = reply.getByTestId("provenance");
+    await provenance.locator("summary").click();
+    const sql = await provenance.getByTestId("provenance-sql").allTextContents();
+    assert.ok(sql.length >= 1 && sql.every((text) => /\bSELECT\b/i.test(text)), `the SQL is shown: ${JSON.stringify(sql)}`);
+    assert.ok(sql.some((text) => /\btransactions\b/.test(text)), `the SQL reads transactions: ${JSON.stringify(sql)}`);
+    // The grounding check agrees: every number of this answer comes from the data.
+    assert.equal(await reply.getByTestId("grounding").getAttribute("data-status"), "verified");
     await shot("top-stores");
   });
 
