@@ -59,7 +59,8 @@ describe("the default configuration in Chromium: a real local model answers from
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 120_000),
-      waitHealthy(`${edgeUrl}/health`, edge, 120_000),
+      // wrangler dev runs scripts/build-edge first, which waits for any other build-edge.
+      waitHealthy(`${edgeUrl}/health`, edge, 600_000),
     ]);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
