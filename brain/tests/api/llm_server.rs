@@ -35,14 +35,13 @@ pub(crate) fn chat_llm() -> &'static LocalLlm {
     SERVER.get_or_init(|| start("SmolLM2-135M-Instruct.Q4_1.gguf", &[]))
 }
 
-/// Qwen2.5-Coder-0.5B with a template that renders tool calls as bare JSON, so llama.cpp
-/// returns real `tool_calls`. Greedy sampling (temperature 0): whether a tiny model calls the
+/// Qwen2.5-Coder-0.5B with a template that renders tool calls as the fenced JSON the model
+/// writes, so llama.cpp returns real `tool_calls`. Greedy sampling (temperature 0): whether a tiny model calls the
 /// tool must not be a coin toss.
 pub(crate) fn tool_llm() -> &'static LocalLlm {
     static SERVER: OnceLock<LocalLlm> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let template =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("llm/qwen-bare-json-tools.jinja");
+        let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("llm/qwen-json-tools.jinja");
         start(
             "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             &[
@@ -63,7 +62,7 @@ fn start(model: &str, extra_args: &[&str]) -> LocalLlm {
     let model_path = dir.join("models").join(model);
     assert!(
         python.is_file() && model_path.is_file(),
-        "the local LLM is not installed ({} / {}): run `EDGEBRAIN_LLM_TOOLS=1 scripts/setup-llm`",
+        "the local LLM is not installed ({} / {}): run `scripts/setup-llm`",
         python.display(),
         model_path.display()
     );
