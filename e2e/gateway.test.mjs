@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { createServer } from "node:http";
 import {
-  EDGE_SIGNING_SECRET, freePort, readSse, requireEnv, startBrain, startEdge, stopProcess, tempDir,
-  waitHealthy,
+  EDGE_SIGNING_SECRET, freePort, json, readSse, requireEnv, startBrain, startEdge, stopProcess,
+  tempDir, waitHealthy,
 } from "./support.mjs";
 
 const TIMEOUT = () => AbortSignal.timeout(20_000);
@@ -40,15 +40,6 @@ function mintToken(claims, { secret = HS_SECRET, kid = "e2e" } = {}) {
     iss: ISSUER, aud: AUDIENCE, sub: "alice", iat: now, nbf: now - 5, exp: now + 600, ...claims,
   })}`;
   return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
-async function json(response) {
-  const text = await response.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`not JSON (status ${response.status}): ${text.slice(0, 500)}`);
-  }
 }
 
 function assertError(body, code) {

@@ -11,8 +11,8 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
-  EDGE_SECRETS, eventually, freePort, readSse, requireEnv, startBrain, startWorkerd, stopProcess,
-  tempDir, waitHealthy,
+  EDGE_SECRETS, eventually, freePort, json, readSse, requireEnv, startBrain, startWorkerd,
+  stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { startEdgeFunction } from "./edge-runtime.mjs";
 import { scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
@@ -52,15 +52,6 @@ function mintToken(claims) {
   return `${input}.${createHmac("sha256", HS_SECRET).update(input).digest("base64url")}`;
 }
 
-async function json(response) {
-  const text = await response.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`not JSON (status ${response.status}): ${text.slice(0, 500)}`);
-  }
-}
-
 async function assertError(response, status, code) {
   assert.equal(response.status, status, `${response.url}`);
   const body = await json(response);
@@ -92,7 +83,10 @@ function chunkedCsv(bytes) {
   });
 }
 
-/** One raw HTTP/1.1 exchange: writes `head` (and `body` chunks), resolves with the status. */
+/**
+ * One raw HTTP/1.1 exchange: writes `head` (and `body` chunks), resolves with the status and
+ * the response text (head, and the body when it has a content-length).
+ */
 function rawRequest(url, head, bodyChunks = []) {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -103,7 +97,10 @@ function rawRequest(url, head, bodyChunks = []) {
       answer = Buffer.concat([answer, data]);
       const text = answer.toString("latin1");
       const match = text.match(/^HTTP\/1\.1 (\d{3})/);
-      if (match && text.includes("\r\n\r\n")) {
+      const headEnd = text.indexOf("\r\n\r\n");
+      if (!match || headEnd < 0) return;
+      const length = Number(text.slice(0, headEnd).match(/\r\ncontent-length: *(\d+)/i)?.[1] ?? 0);
+      if (answer.length - (headEnd + 4) >= length) {
         clearTimeout(timer);
         socket.destroy();
         resolve({ status: Number(match[1]), text });
@@ -283,8 +280,15 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
         const body = await assertError(response, 413, "payload_too_large");
         assert.match(body.error.message, new RegExp(`${MAX_BODY_BYTES} bytes`));
       }
-      // A declared length over the limit is refused before anything is read.
-      await assertError(await upload("declared_11mib", Buffer.alloc(11 * MiB, 0x41)), 413, "payload_too_large");
+      // A declared length over the limit is refused on the headers alone: no byte of the body
+      // is sent (a client still writing would race the edge closing the connection).
+      const declared = await rawRequest(edges[name].url, [
+        "POST /api/v1/datasets?name=declared_11mib HTTP/1.1", "Host: 127.0.0.1",
+        `${edges[name].ipHeader}: 198.51.100.1`, `x-session-id: ${session["x-session-id"]}`,
+        "content-type: text/csv", `content-length: ${11 * MiB}`, "", "",
+      ].join("\r\n"));
+      assert.equal(declared.status, 413);
+      assert.match(declared.text, /"code":"payload_too_large"/);
 
       const names = (await json(await call(name, "/api/v1/datasets", { headers: session }))).datasets.map((d) => d.name);
       assert.ok(names.includes("chunked_2mib"), names.join());

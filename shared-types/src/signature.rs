@@ -334,6 +334,7 @@ mod tests {
     use super::*;
 
     const NONCE: &str = "0123456789abcdef0123456789abcdef";
+    const IDENTITY: [&str; IDENTITY_VALUES] = ["alice", "sess-1", "read write", "203.0.113.0"];
 
     fn parts(digest: &str) -> SignedParts<'_> {
         SignedParts {
@@ -342,7 +343,7 @@ mod tests {
             method: "POST",
             path_and_query: "/api/v1/x?a=1",
             body_digest: digest,
-            identity: ["alice", "sess-1", "read write", "203.0.113.0"],
+            identity: IDENTITY,
         }
     }
 
@@ -387,11 +388,7 @@ mod tests {
                 .is_ok()
         );
         // A network the v1 signature never covered: refused.
-        let with_network = header.parts(
-            "POST",
-            "/api/v1/x?a=1",
-            ["alice", "sess-1", "read write", "203.0.113.0"],
-        );
+        let with_network = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert_eq!(
             header.verify(&with_network, [&b"secret"[..]], 1_700_000_000, 300),
             Err(SignatureError::Mismatch)
@@ -404,11 +401,7 @@ mod tests {
         let value = header_value(&parts(&digest), [&b"new"[..], &b"old"[..]]);
         let header = SignatureHeader::parse(&value).unwrap();
         assert_eq!(header.signatures.len(), 2);
-        let p = header.parts(
-            "POST",
-            "/api/v1/x?a=1",
-            ["alice", "sess-1", "read write", "203.0.113.0"],
-        );
+        let p = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         for secrets in [
             &[&b"new"[..]][..],
             &[&b"old"[..]],
@@ -429,50 +422,25 @@ mod tests {
         let digest = body_digest(b"{}");
         let value = header_value(&parts(&digest), [&b"k"[..]]);
         let header = SignatureHeader::parse(&value).unwrap();
-        let ok = header.parts(
-            "POST",
-            "/api/v1/x?a=1",
-            ["alice", "sess-1", "read write", "203.0.113.0"],
-        );
+        let ok = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert!(header.verify(&ok, [&b"k"[..]], 1_700_000_000, 300).is_ok());
+        // Each identity value replaced in turn, then the method and the path.
+        let changed = |index: usize, value: &'static str| {
+            let mut identity = IDENTITY;
+            identity[index] = value;
+            ("POST", "/api/v1/x?a=1", identity)
+        };
         let tampered = [
-            header.parts(
-                "GET",
-                "/api/v1/x?a=1",
-                ["alice", "sess-1", "read write", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=2",
-                ["alice", "sess-1", "read write", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["mallory", "sess-1", "read write", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["alice", "sess-2", "read write", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["alice", "sess-1", "read write admin", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["", "sess-1", "read write", "203.0.113.0"],
-            ),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["alice", "sess-1", "read write", "198.51.100.7"],
-            ),
+            ("GET", "/api/v1/x?a=1", IDENTITY),
+            ("POST", "/api/v1/x?a=2", IDENTITY),
+            changed(0, "mallory"),
+            changed(0, ""),
+            changed(1, "sess-2"),
+            changed(2, "read write admin"),
+            changed(3, "198.51.100.7"),
         ];
-        for parts in tampered {
+        for (method, path, identity) in tampered {
+            let parts = header.parts(method, path, identity);
             assert_eq!(
                 header.verify(&parts, [&b"k"[..]], 1_700_000_000, 300),
                 Err(SignatureError::Mismatch),
@@ -481,11 +449,7 @@ mod tests {
         }
         let mut other_body = header.clone();
         other_body.body_digest = body_digest(b"{\"x\":1}");
-        let p = other_body.parts(
-            "POST",
-            "/api/v1/x?a=1",
-            ["alice", "sess-1", "read write", "203.0.113.0"],
-        );
+        let p = other_body.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert_eq!(
             other_body.verify(&p, [&b"k"[..]], 1_700_000_000, 300),
             Err(SignatureError::Mismatch)
@@ -496,11 +460,7 @@ mod tests {
     fn stale_and_future_timestamps_are_refused() {
         let digest = body_digest(b"");
         let header = SignatureHeader::parse(&header_value(&parts(&digest), [&b"k"[..]])).unwrap();
-        let p = header.parts(
-            "POST",
-            "/api/v1/x?a=1",
-            ["alice", "sess-1", "read write", "203.0.113.0"],
-        );
+        let p = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert!(header.verify(&p, [&b"k"[..]], 1_700_000_300, 300).is_ok());
         assert_eq!(
             header.verify(&p, [&b"k"[..]], 1_700_000_301, 300),

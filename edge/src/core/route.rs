@@ -15,6 +15,7 @@ use shared_types::headers::{
 };
 use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
+use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
 use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
@@ -623,7 +624,12 @@ fn identity_headers(
         .scopes
         .iter()
         .cloned()
-        .chain(principal.roles.iter().map(|role| format!("role:{role}")))
+        .chain(
+            principal
+                .roles
+                .iter()
+                .map(|role| format!("{ROLE_PREFIX}{role}")),
+        )
         .collect();
     if !scopes.is_empty() {
         let scopes = scopes.join(" ");
