@@ -13,6 +13,11 @@
 // - Rate limits: there is no Durable Object to hold exact global buckets. While `RATE_LIMITS`
 //   is set every request answers 500 `internal` naming it, as for any invalid variable: the
 //   edge never pretends to limit. Use Vercel's Firewall rate limiting, or deploy on Cloudflare.
+// - Client address: Vercel states it in `x-real-ip` (overwriting whatever a client sent), so
+//   CLIENT_IP_HEADER is fixed to that here; a client's own `cf-connecting-ip` means nothing on
+//   Vercel. The address is the network the brain's token budget counts anonymous callers by.
+// - Body limit: the same adapter counts request bodies as they stream (edge/js/body_limit.mjs),
+//   so MAX_BODY_BYTES holds for chunked uploads here too.
 import wasmModule from "../edge/build/index_bg.wasm?module";
 import { initSync, fetch as edgeFetch, __wbg_reset_state } from "../edge/build/glue.mjs";
 import { fetchOrReset, internalError } from "../edge/js/trap.mjs";
@@ -23,10 +28,13 @@ initSync({ module: wasmModule });
 
 /** The edge's variables (wrangler `[vars]` and secrets on Cloudflare). */
 const VARS = [
-  "BRAIN_URL", "UPSTREAM_TIMEOUT_MS", "MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_URL_BYTES",
+  "BRAIN_URL", "UPSTREAM_TIMEOUT_MS", "MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_HEADER_COUNT", "MAX_URL_BYTES",
   "EDGE_SIGNING_SECRETS", "SIGN_BODY_MAX_BYTES", "SESSION_KEYS", "SESSION_TTL_SECS", "ROUTES",
   "RATE_LIMITS", "CORS", "CACHE_VERSION", "AUTH_CONFIG", "AUTH_HS256_SECRETS",
 ];
+
+/** The header in which Vercel's proxy states the client's address. */
+const VERCEL_CLIENT_IP_HEADER = "x-real-ip";
 
 /** Below Vercel's 25 s limit for an Edge Function's first byte. */
 const VERCEL_UPSTREAM_TIMEOUT_MS = 20_000;
@@ -41,6 +49,7 @@ function edgeEnv() {
     if (value !== undefined && value !== "") values[name] = value;
   }
   values.UPSTREAM_TIMEOUT_MS ??= String(VERCEL_UPSTREAM_TIMEOUT_MS);
+  values.CLIENT_IP_HEADER = VERCEL_CLIENT_IP_HEADER;
   if (values.RATE_LIMITS !== undefined) {
     envError =
       "RATE_LIMITS is set, but Vercel Edge Functions have no Durable Objects to keep exact global " +

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { createServer } from "node:http";
 import {
-  EDGE_SIGNING_SECRET, freePort, readSse, requireEnv, startBrain, startEdge, stopProcess, tempDir,
-  waitHealthy,
+  EDGE_SIGNING_SECRET, freePort, json, readSse, requireEnv, startBrain, startEdge, stopProcess,
+  tempDir, waitHealthy,
 } from "./support.mjs";
 
 const TIMEOUT = () => AbortSignal.timeout(20_000);
@@ -40,15 +40,6 @@ function mintToken(claims, { secret = HS_SECRET, kid = "e2e" } = {}) {
     iss: ISSUER, aud: AUDIENCE, sub: "alice", iat: now, nbf: now - 5, exp: now + 600, ...claims,
   })}`;
   return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
-async function json(response) {
-  const text = await response.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(`not JSON (status ${response.status}): ${text.slice(0, 500)}`);
-  }
 }
 
 function assertError(body, code) {
@@ -323,30 +314,38 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
   });
 
   test("rate limit: 429 with RateLimit headers after the configured burst", async () => {
-    const first = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, { signal: TIMEOUT() });
+    // The platform's client address (wrangler dev keeps one a test sets): a visitor without an
+    // established session counts against its network.
+    const network = { "cf-connecting-ip": "198.51.100.50" };
+    const first = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, { headers: network, signal: TIMEOUT() });
     const cookie = sessionCookie(first);
     assert.equal(first.status, 200);
     assert.match(first.headers.get("ratelimit-policy"), /^"burst";q=3;w=600$/);
     assert.match(first.headers.get("ratelimit"), /^"burst";r=2;t=\d+$/);
     await first.arrayBuffer();
-    for (let i = 0; i < 2; i++) {
+    // The session it was given, presented back, has a bucket of its own.
+    for (const remaining of [2, 1, 0]) {
       const ok = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, {
-        headers: { cookie }, signal: TIMEOUT(),
+        headers: { ...network, cookie }, signal: TIMEOUT(),
       });
       assert.equal(ok.status, 200);
+      assert.match(ok.headers.get("ratelimit"), new RegExp(`^"burst";r=${remaining};t=\\d+$`));
       await ok.arrayBuffer();
     }
     const limited = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, {
-      headers: { cookie }, signal: TIMEOUT(),
+      headers: { ...network, cookie }, signal: TIMEOUT(),
     });
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers.get("retry-after")) > 0);
     assert.match(limited.headers.get("ratelimit"), /^"burst";r=0;t=\d+$/);
     assertError(await json(limited), "rate_limited");
 
-    // Another caller has its own bucket.
-    const other = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, { signal: TIMEOUT() });
+    // Another network has a bucket of its own.
+    const other = await fetch(`${edgeUrl}/api/v1/diag/stream?events=1&interval_ms=0`, {
+      headers: { "cf-connecting-ip": "198.51.100.51" }, signal: TIMEOUT(),
+    });
     assert.equal(other.status, 200);
+    assert.match(other.headers.get("ratelimit"), /^"burst";r=2;t=\d+$/);
     await other.arrayBuffer();
   });
 
@@ -360,7 +359,7 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
     const t = Math.floor(Date.now() / 1000);
     const n = randomBytes(16).toString("hex");
     const d = createHmac("sha256", "").digest("hex").replace(/./g, "0");
-    const canonical = ["edgebrain-signature-v1", t, n, "GET", "/api/v1/diag/whoami", d, "alice", "", ""].join("\n");
+    const canonical = ["edgebrain-signature-v2", t, n, "GET", "/api/v1/diag/whoami", d, "alice", "", "", ""].join("\n");
     const forgedSig = createHmac("sha256", "not-the-edge-secret-0123456789abcdef").update(canonical).digest("hex");
     const forged = await fetch(`${brainUrl}/api/v1/diag/whoami`, {
       headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": `t=${t},n=${n},d=${d},v1=${forgedSig}` },
@@ -370,7 +369,8 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
 
     // The same request signed with the real secret passes — the refusal above is the signature's.
     const emptyDigest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    const good = ["edgebrain-signature-v1", t, n, "GET", "/api/v1/diag/whoami", emptyDigest, "alice", "", ""].join("\n");
+    // v2 canonical form: user, session, scopes, network (shared_types::signature).
+    const good = ["edgebrain-signature-v2", t, n, "GET", "/api/v1/diag/whoami", emptyDigest, "alice", "", "", ""].join("\n");
     const sig = createHmac("sha256", EDGE_SIGNING_SECRET).update(good).digest("hex");
     const signed = await fetch(`${brainUrl}/api/v1/diag/whoami`, {
       headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": `t=${t},n=${n},d=${emptyDigest},v1=${sig}` },
@@ -405,7 +405,7 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
 
   test("a brain stream that breaks off mid-way ends in an explicit error event", async () => {
     const response = await fetch(`${edgeUrl}/api/v1/diag/stream?events=5&interval_ms=50&break_after=2`, {
-      headers: { "x-request-id": "broken-stream-1" }, signal: TIMEOUT(),
+      headers: { "x-request-id": "broken-stream-1", "cf-connecting-ip": "198.51.100.52" }, signal: TIMEOUT(),
     });
     assert.equal(response.status, 200);
     const events = [];
@@ -417,7 +417,9 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
     assert.equal(error.request_id, "broken-stream-1");
 
     // A stream that ends normally gets no error event.
-    const whole = await fetch(`${edgeUrl}/api/v1/diag/stream?events=2&interval_ms=10`, { signal: TIMEOUT() });
+    const whole = await fetch(`${edgeUrl}/api/v1/diag/stream?events=2&interval_ms=10`, {
+      headers: { "cf-connecting-ip": "198.51.100.53" }, signal: TIMEOUT(),
+    });
     const complete = [];
     await readSse(whole, (event) => complete.push(event));
     assert.deepEqual(complete.map((e) => e.event), ["tick", "tick"]);

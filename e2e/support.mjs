@@ -104,6 +104,16 @@ export async function waitHealthy(url, proc, deadlineMs) {
   throw new Error(`${proc.name} not healthy at ${url} (${lastError}); output:\n${proc.output.slice(-4000)}`);
 }
 
+/** A response's JSON body; fails with the status and the start of the text when it is not JSON. */
+export async function json(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`not JSON (status ${response.status}): ${text.slice(0, 500)}`);
+  }
+}
+
 /** Polls a condition with a deadline. */
 export async function eventually(what, check, deadlineMs = 5_000) {
   const deadline = Date.now() + deadlineMs;

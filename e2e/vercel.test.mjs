@@ -7,55 +7,11 @@ import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
-import { EdgeRuntime, runServer } from "edge-runtime";
 import {
   EDGE_SECRETS, ROOT, freePort, readSse, requireEnv, startBrain, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
+import { startEdgeFunction as startFunction } from "./edge-runtime.mjs";
 import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
-
-const WASM = join(ROOT, "edge/build/index_bg.wasm");
-const WASM_GLOBAL = "__EDGEBRAIN_WASM_MODULE__";
-
-/** api/edge.js bundled into one script for the sandbox, its wasm import bound to a global. */
-async function bundleFunction() {
-  const wasmAsGlobal = {
-    name: "wasm-module-global",
-    setup(builder) {
-      builder.onResolve({ filter: /\.wasm\?module$/ }, (args) => ({ path: args.path, namespace: "wasm-global" }));
-      builder.onLoad({ filter: /.*/, namespace: "wasm-global" }, () => ({ contents: `export default globalThis.${WASM_GLOBAL};` }));
-    },
-  };
-  const result = await build({
-    entryPoints: [join(ROOT, "api/edge.js")],
-    bundle: true,
-    format: "iife",
-    globalName: "__edgeFunction",
-    platform: "neutral",
-    target: "es2022",
-    write: false,
-    plugins: [wasmAsGlobal],
-    logLevel: "silent",
-  });
-  // Vercel calls the default export per request, with a context whose waitUntil keeps
-  // background work alive; edge-runtime dispatches FetchEvents.
-  return `${result.outputFiles[0].text}
-addEventListener("fetch", (event) => {
-  event.respondWith(__edgeFunction.default(event.request, { waitUntil: (promise) => event.waitUntil(promise) }));
-});`;
-}
-
-async function startFunction(env) {
-  const module = new WebAssembly.Module(readFileSync(WASM));
-  const runtime = new EdgeRuntime({
-    initialCode: await bundleFunction(),
-    // The module is compiled here, outside the sandbox (edge-runtime, like Vercel, refuses to
-    // compile wasm from bytes inside it); the sandbox gets this realm's WebAssembly with it, as
-    // on Vercel the platform-compiled module and the function share one realm.
-    extend: (context) => Object.assign(context, { [WASM_GLOBAL]: module, WebAssembly, process: { env } }),
-  });
-  return runServer({ runtime, host: "127.0.0.1", port: await freePort() });
-}
 
 describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");

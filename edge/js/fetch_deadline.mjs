@@ -2,9 +2,12 @@
 // its deadline: the deadline covers the wait for the response headers only, so a stream the
 // brain has started (SSE, minutes long) is never cut by it. Resolves to null when the deadline
 // won (the fetch is aborted), to the Response otherwise; rejects if the fetch fails.
-export function fetchWithDeadline(url, init, timeoutMs) {
+// `bodyLimit` (a BodyLimit of edge/js/body_limit.mjs, or undefined) gets the means to abort
+// this fetch once the body it counts passes its limit.
+export function fetchWithDeadline(url, init, timeoutMs, bodyLimit) {
   const controller = new AbortController();
   init.signal = controller.signal;
+  if (bodyLimit) bodyLimit.abortUpload = (reason) => controller.abort(reason);
   let response;
   try {
     response = fetch(url, init);

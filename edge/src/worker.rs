@@ -87,9 +87,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
     };
     let headers = header_map(&request.headers());
     let url = request.url();
-    let client_ip = headers
-        .get("cf-connecting-ip")
-        .and_then(|v| v.to_str().ok());
+    let client_ip = config.client_ip(&headers);
     let head = RequestHead {
         method: &method,
         url: &url,
@@ -171,8 +169,9 @@ async fn proxy_request(
     }
 
     let body = if proxy.body_signing == BodySigning::Hash {
-        match read_body(request).await {
-            Ok(bytes) => Some(bytes),
+        match read_body(request, proxy.max_body_bytes).await {
+            Ok(Some(bytes)) => Some(bytes),
+            Ok(None) => return respond(proxy.body_too_large(&config)),
             Err(()) => {
                 let response = EdgeResponse::error(
                     ErrorCode::BadRequest,
@@ -261,11 +260,43 @@ async fn proxy_request(
     }
 }
 
-/// Reads the whole request body (bounded by `SIGN_BODY_MAX_BYTES` through the core's plan).
-async fn read_body(request: &web_sys::Request) -> Result<Vec<u8>, ()> {
-    let promise = request.array_buffer().map_err(|_| ())?;
-    let buffer = JsFuture::from(promise).await.map_err(|_| ())?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+/// Reads the whole request body, counting as it arrives: `Ok(None)` once it passes
+/// `max_bytes` (whatever its `content-length` said), `Err` if the client's stream failed.
+async fn read_body(request: &web_sys::Request, max_bytes: u64) -> Result<Option<Vec<u8>>, ()> {
+    read_stream_at_most(request.body().as_ref(), max_bytes).await
+}
+
+/// [`read_at_most`] for Rust: the bytes, `Ok(None)` past `max_bytes`, `Err` on a failed stream.
+async fn read_stream_at_most(
+    body: Option<&web_sys::ReadableStream>,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, ()> {
+    // Limits are far below 2^53, so the f64 is exact.
+    let read = JsFuture::from(read_at_most(body, max_bytes as f64))
+        .await
+        .map_err(|_| ())?;
+    if read.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(Uint8Array::new(&read).to_vec()))
+}
+
+#[wasm_bindgen(module = "/js/body_limit.mjs")]
+extern "C" {
+    /// A request body passed through chunk by chunk, cut once more than `max_bytes` went by:
+    /// the fetch carrying it is aborted (see `fetch_with_deadline`), then the stream errors.
+    type BodyLimit;
+    #[wasm_bindgen(constructor)]
+    fn new(body: &web_sys::ReadableStream, max_bytes: f64) -> BodyLimit;
+    #[wasm_bindgen(method, getter)]
+    fn stream(this: &BodyLimit) -> web_sys::ReadableStream;
+    /// True once the body passed the limit (the fetch carrying it then fails).
+    #[wasm_bindgen(method, getter)]
+    fn exceeded(this: &BodyLimit) -> bool;
+
+    /// All of `body` (`null` body: empty) if at most `max_bytes`, else `null`.
+    #[wasm_bindgen(js_name = readAtMost)]
+    fn read_at_most(body: Option<&web_sys::ReadableStream>, max_bytes: f64) -> js_sys::Promise;
 }
 
 /// Signs and sends the proxied request, racing the brain's response headers against the
@@ -280,6 +311,7 @@ async fn forward(
     let init = web_sys::RequestInit::new();
     init.set_method(proxy.method.as_str());
     init.set_redirect(web_sys::RequestRedirect::Manual);
+    let mut limit = None;
     match (proxy.body_signing, body) {
         (BodySigning::Hash, Some(bytes)) => {
             proxy.sign(Some(&body_digest(&bytes)), config);
@@ -288,7 +320,10 @@ async fn forward(
         (BodySigning::Stream, _) => {
             proxy.sign(None, config);
             if let Some(stream) = original.and_then(web_sys::Request::body) {
-                init.set_body(&stream.into());
+                // Limits are far below 2^53, so the f64 is exact.
+                let counted = BodyLimit::new(&stream, proxy.max_body_bytes as f64);
+                init.set_body(&counted.stream().into());
+                limit = Some(counted);
                 // Streaming request bodies must be half-duplex (Fetch standard; undici).
                 let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
             }
@@ -300,11 +335,21 @@ async fn forward(
     let timeout_ms = u32::try_from(proxy.remaining(now_ms()).as_millis()).unwrap_or(u32::MAX);
     // One promise for the fetch and its deadline (edge/js/fetch_deadline.mjs): cheaper per
     // request than a Rust timer future raced against the fetch, each with its own closures.
-    match JsFuture::from(fetch_with_deadline(&proxy.url, &init, timeout_ms)).await {
+    match JsFuture::from(fetch_with_deadline(
+        &proxy.url,
+        &init,
+        timeout_ms,
+        limit.as_ref(),
+    ))
+    .await
+    {
         Ok(value) if value.is_null() => Err(UpstreamFailure::TimedOut),
         Ok(value) => value
             .dyn_into::<web_sys::Response>()
             .map_err(|_| UpstreamFailure::Unreachable),
+        Err(_) if limit.as_ref().is_some_and(BodyLimit::exceeded) => {
+            Err(UpstreamFailure::BodyTooLarge)
+        }
         Err(_) => Err(UpstreamFailure::Unreachable),
     }
 }
@@ -313,11 +358,13 @@ async fn forward(
 extern "C" {
     /// `fetch(url, init)`, aborted after `timeout_ms` unless the response headers arrived;
     /// resolves to `null` when the deadline won. The deadline does not cover the body.
+    /// `body_limit` (the counter of a streamed body) aborts the fetch once passed.
     #[wasm_bindgen(js_name = fetchWithDeadline)]
     fn fetch_with_deadline(
         url: &str,
         init: &web_sys::RequestInit,
         timeout_ms: u32,
+        body_limit: Option<&BodyLimit>,
     ) -> js_sys::Promise;
 }
 
@@ -608,19 +655,11 @@ async fn fetch_bytes(url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
     if !response.ok() {
         return Err(format!("status {}", response.status()));
     }
-    let declared = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|length| length.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > max_bytes) {
-        return Err(format!("larger than {max_bytes} bytes"));
-    }
-    let buffer = JsFuture::from(response.array_buffer().map_err(|e| format!("{e:?}"))?)
+    // Counted as it arrives: a chunked answer has no length to check up front.
+    read_stream_at_most(response.body().as_ref(), max_bytes as u64)
         .await
-        .map_err(|error| format!("{error:?}"))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+        .map_err(|()| "the body could not be read".to_owned())?
+        .ok_or_else(|| format!("larger than {max_bytes} bytes"))
 }
 
 /// A variable as text: strings as they are, JSON values (wrangler `[vars]` tables and arrays)

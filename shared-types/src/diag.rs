@@ -80,6 +80,12 @@ pub struct WhoAmI {
     pub scopes: Vec<String>,
     /// The tenancy key everything this caller owns is stored under (`user:…` or `session:…`).
     pub owner: String,
+    /// The key the caller's token budget counts under: `user:…` when signed in, else the
+    /// network the edge saw (`network:…`), so a new session brings no new budget. Absent from
+    /// brains older than this field.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub budget_key: Option<String>,
 }
 
 /// The request as the brain saw it.

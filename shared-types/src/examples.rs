@@ -110,7 +110,8 @@ fn every_public_type_round_trips_its_example() {
     round_trip::<WhoAmI>(
         "WhoAmI",
         json!({"user_id": null, "session_id": "0123456789abcdef0123456789abcdef", "scopes": [],
-               "owner": "session:0123456789abcdef0123456789abcdef"}),
+               "owner": "session:0123456789abcdef0123456789abcdef",
+               "budget_key": "network:2001:db8:1:2::/64"}),
     );
     round_trip::<EchoReport>(
         "EchoReport",

@@ -19,8 +19,9 @@
 //!   independently: the brain accepts the request when any `v1` verifies under any of its secrets.
 //!
 //! The canonical string is [`canonical_string`]: a version tag, then `t`, `n`, the method, the
-//! path with query exactly as sent, `d`, and the three identity headers (empty when absent),
-//! joined by `\n`. None of these can contain a newline (header values and request targets
+//! path with query exactly as sent, `d`, and the identity headers
+//! ([`IDENTITY_HEADERS`](crate::headers::IDENTITY_HEADERS), in order, empty when absent), joined
+//! by `\n`. None of these can contain a newline (header values and request targets
 //! cannot), so the encoding is unambiguous.
 //!
 //! Pure computation (RustCrypto `hmac` + `sha2`), no I/O: the same code runs in the wasm edge
@@ -31,13 +32,19 @@ use core::fmt::{self, Write as _};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::headers::IDENTITY_HEADERS;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The `d=` value of a request whose body was streamed through unhashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
-/// First line of the canonical string; bumped if the canonical form ever changes.
-const VERSION_TAG: &str = "edgebrain-signature-v1";
+/// First line of the canonical string; bumped if the canonical form ever changes (v2: the
+/// network identity header joined the signed identity).
+const VERSION_TAG: &str = "edgebrain-signature-v2";
+
+/// How many identity header values a signature covers.
+pub const IDENTITY_VALUES: usize = IDENTITY_HEADERS.len();
 
 /// Most `v1=` entries accepted in one header (bounds the brain's work per request).
 pub const MAX_SIGNATURES: usize = 4;
@@ -58,21 +65,23 @@ pub struct SignedParts<'a> {
     /// [`body_digest`] of the body, or [`UNSIGNED_PAYLOAD`].
     pub body_digest: &'a str,
     /// Values of [`IDENTITY_HEADERS`](crate::headers::IDENTITY_HEADERS) in order; `""` when absent.
-    pub identity: [&'a str; 3],
+    pub identity: [&'a str; IDENTITY_VALUES],
 }
 
 /// The string that is signed (see the module docs).
 pub fn canonical_string(parts: &SignedParts<'_>) -> String {
-    let [user, session, scopes] = parts.identity;
-    let mut out = String::with_capacity(
-        96 + parts.path_and_query.len() + user.len() + session.len() + scopes.len(),
-    );
+    let identity_len: usize = parts.identity.iter().map(|value| value.len() + 1).sum();
+    let mut out = String::with_capacity(96 + parts.path_and_query.len() + identity_len);
     // Writing to a String cannot fail.
     let _ = write!(
         out,
-        "{VERSION_TAG}\n{}\n{}\n{}\n{}\n{}\n{user}\n{session}\n{scopes}",
+        "{VERSION_TAG}\n{}\n{}\n{}\n{}\n{}",
         parts.timestamp_secs, parts.nonce, parts.method, parts.path_and_query, parts.body_digest
     );
+    for value in parts.identity {
+        out.push('\n');
+        out.push_str(value);
+    }
     out
 }
 
@@ -88,9 +97,31 @@ pub fn sign(secret: &[u8], parts: &SignedParts<'_>) -> [u8; 32] {
 /// HMAC accepts keys of any length, so this is `None` only in theory; callers then produce
 /// a signature that never verifies rather than panicking.
 fn mac(secret: &[u8], parts: &SignedParts<'_>) -> Option<HmacSha256> {
+    mac_of(secret, &canonical_string(parts))
+}
+
+fn mac_of(secret: &[u8], canonical: &str) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(canonical_string(parts).as_bytes());
+    mac.update(canonical.as_bytes());
     Some(mac)
+}
+
+/// The canonical string of edges older than the network identity header (v1: user, session
+/// and scopes only). The brain still accepts it while a request carries no network header —
+/// then v1 covers everything v2 would — so a brain upgraded first keeps serving the old edge
+/// until the edge is deployed. Remove once no v1 edge is left.
+fn legacy_v1_string(parts: &SignedParts<'_>) -> Option<String> {
+    let [user, session, scopes, network] = parts.identity;
+    network.is_empty().then(|| {
+        format!(
+            "edgebrain-signature-v1\n{}\n{}\n{}\n{}\n{}\n{user}\n{session}\n{scopes}",
+            parts.timestamp_secs,
+            parts.nonce,
+            parts.method,
+            parts.path_and_query,
+            parts.body_digest
+        )
+    })
 }
 
 /// Lowercase hex SHA-256 of a request body: the `d=` value for a buffered body.
@@ -218,7 +249,7 @@ impl SignatureHeader {
         &'a self,
         method: &'a str,
         path_and_query: &'a str,
-        identity: [&'a str; 3],
+        identity: [&'a str; IDENTITY_VALUES],
     ) -> SignedParts<'a> {
         SignedParts {
             timestamp_secs: self.timestamp_secs,
@@ -231,7 +262,9 @@ impl SignatureHeader {
     }
 
     /// Checks freshness against `now_secs` with `tolerance_secs` either way, then that some
-    /// `v1` verifies (in constant time) under some secret.
+    /// `v1` verifies (in constant time) under some secret — over the current canonical form,
+    /// or the legacy one of older edges when that covers the same parts
+    /// ([`legacy_v1_string`]).
     pub fn verify<'s>(
         &self,
         parts: &SignedParts<'_>,
@@ -243,13 +276,18 @@ impl SignatureHeader {
         if skew_secs > tolerance_secs {
             return Err(SignatureError::Stale { skew_secs });
         }
+        let forms: Vec<String> = core::iter::once(canonical_string(parts))
+            .chain(legacy_v1_string(parts))
+            .collect();
         for secret in secrets {
-            let Some(expected) = mac(secret, parts) else {
-                continue;
-            };
-            for signature in &self.signatures {
-                if expected.clone().verify_slice(signature).is_ok() {
-                    return Ok(());
+            for form in &forms {
+                let Some(expected) = mac_of(secret, form) else {
+                    continue;
+                };
+                for signature in &self.signatures {
+                    if expected.clone().verify_slice(signature).is_ok() {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -296,6 +334,7 @@ mod tests {
     use super::*;
 
     const NONCE: &str = "0123456789abcdef0123456789abcdef";
+    const IDENTITY: [&str; IDENTITY_VALUES] = ["alice", "sess-1", "read write", "203.0.113.0"];
 
     fn parts(digest: &str) -> SignedParts<'_> {
         SignedParts {
@@ -304,13 +343,13 @@ mod tests {
             method: "POST",
             path_and_query: "/api/v1/x?a=1",
             body_digest: digest,
-            identity: ["alice", "sess-1", "read write"],
+            identity: IDENTITY,
         }
     }
 
     #[test]
     fn known_answer_pins_the_canonical_form() {
-        // Recomputed independently: printf 'edgebrain-signature-v1\n1700000000\n…' |
+        // Recomputed independently: printf 'edgebrain-signature-v2\n1700000000\n…' |
         // Python's hmac module. Changing the canonical form breaks every deployed
         // edge/brain pair, so it is pinned.
         let digest = body_digest(b"");
@@ -321,12 +360,38 @@ mod tests {
         assert_eq!(
             canonical_string(&parts(&digest)),
             format!(
-                "edgebrain-signature-v1\n1700000000\n{NONCE}\nPOST\n/api/v1/x?a=1\n{digest}\nalice\nsess-1\nread write"
+                "edgebrain-signature-v2\n1700000000\n{NONCE}\nPOST\n/api/v1/x?a=1\n{digest}\nalice\nsess-1\nread write\n203.0.113.0"
             )
         );
         assert_eq!(
             hex(&sign(b"secret", &parts(&digest))),
-            "d7c573656472d19aa426954877d83d3754e0bb534dadd914940efdc5ac8ff191"
+            "45f4aad2fd0bb118e271a07c28443a6fc15d6e1688c04f226b71a867b8df2a6f"
+        );
+    }
+
+    #[test]
+    fn an_older_edges_v1_signature_verifies_only_without_a_network() {
+        // What an edge before the network header sent (recomputed with Python's hmac over the
+        // v1 form: tag v1, then t, n, method, path, d, user, session, scopes).
+        let digest = body_digest(b"");
+        let v1 = "d7c573656472d19aa426954877d83d3754e0bb534dadd914940efdc5ac8ff191";
+        let header =
+            SignatureHeader::parse(&format!("t=1700000000,n={NONCE},d={digest},v1={v1}")).unwrap();
+        let without_network = header.parts(
+            "POST",
+            "/api/v1/x?a=1",
+            ["alice", "sess-1", "read write", ""],
+        );
+        assert!(
+            header
+                .verify(&without_network, [&b"secret"[..]], 1_700_000_000, 300)
+                .is_ok()
+        );
+        // A network the v1 signature never covered: refused.
+        let with_network = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
+        assert_eq!(
+            header.verify(&with_network, [&b"secret"[..]], 1_700_000_000, 300),
+            Err(SignatureError::Mismatch)
         );
     }
 
@@ -336,7 +401,7 @@ mod tests {
         let value = header_value(&parts(&digest), [&b"new"[..], &b"old"[..]]);
         let header = SignatureHeader::parse(&value).unwrap();
         assert_eq!(header.signatures.len(), 2);
-        let p = header.parts("POST", "/api/v1/x?a=1", ["alice", "sess-1", "read write"]);
+        let p = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         for secrets in [
             &[&b"new"[..]][..],
             &[&b"old"[..]],
@@ -357,21 +422,25 @@ mod tests {
         let digest = body_digest(b"{}");
         let value = header_value(&parts(&digest), [&b"k"[..]]);
         let header = SignatureHeader::parse(&value).unwrap();
-        let ok = header.parts("POST", "/api/v1/x?a=1", ["alice", "sess-1", "read write"]);
+        let ok = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert!(header.verify(&ok, [&b"k"[..]], 1_700_000_000, 300).is_ok());
+        // Each identity value replaced in turn, then the method and the path.
+        let changed = |index: usize, value: &'static str| {
+            let mut identity = IDENTITY;
+            identity[index] = value;
+            ("POST", "/api/v1/x?a=1", identity)
+        };
         let tampered = [
-            header.parts("GET", "/api/v1/x?a=1", ["alice", "sess-1", "read write"]),
-            header.parts("POST", "/api/v1/x?a=2", ["alice", "sess-1", "read write"]),
-            header.parts("POST", "/api/v1/x?a=1", ["mallory", "sess-1", "read write"]),
-            header.parts("POST", "/api/v1/x?a=1", ["alice", "sess-2", "read write"]),
-            header.parts(
-                "POST",
-                "/api/v1/x?a=1",
-                ["alice", "sess-1", "read write admin"],
-            ),
-            header.parts("POST", "/api/v1/x?a=1", ["", "sess-1", "read write"]),
+            ("GET", "/api/v1/x?a=1", IDENTITY),
+            ("POST", "/api/v1/x?a=2", IDENTITY),
+            changed(0, "mallory"),
+            changed(0, ""),
+            changed(1, "sess-2"),
+            changed(2, "read write admin"),
+            changed(3, "198.51.100.7"),
         ];
-        for parts in tampered {
+        for (method, path, identity) in tampered {
+            let parts = header.parts(method, path, identity);
             assert_eq!(
                 header.verify(&parts, [&b"k"[..]], 1_700_000_000, 300),
                 Err(SignatureError::Mismatch),
@@ -380,7 +449,7 @@ mod tests {
         }
         let mut other_body = header.clone();
         other_body.body_digest = body_digest(b"{\"x\":1}");
-        let p = other_body.parts("POST", "/api/v1/x?a=1", ["alice", "sess-1", "read write"]);
+        let p = other_body.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert_eq!(
             other_body.verify(&p, [&b"k"[..]], 1_700_000_000, 300),
             Err(SignatureError::Mismatch)
@@ -391,7 +460,7 @@ mod tests {
     fn stale_and_future_timestamps_are_refused() {
         let digest = body_digest(b"");
         let header = SignatureHeader::parse(&header_value(&parts(&digest), [&b"k"[..]])).unwrap();
-        let p = header.parts("POST", "/api/v1/x?a=1", ["alice", "sess-1", "read write"]);
+        let p = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
         assert!(header.verify(&p, [&b"k"[..]], 1_700_000_300, 300).is_ok());
         assert_eq!(
             header.verify(&p, [&b"k"[..]], 1_700_000_301, 300),

@@ -62,6 +62,9 @@ pub struct ChatSettings {
 /// What a caller asks for in one turn.
 #[derive(Debug, Clone, Default)]
 pub struct TurnRequest {
+    /// Whose token budget the turn draws on (`Identity::budget_key`: the user, or an anonymous
+    /// caller's network), which need not be the thread's owner.
+    pub budget_key: String,
     pub text: String,
     pub model: Option<String>,
     pub json_mode: bool,
@@ -236,8 +239,7 @@ impl ChatService {
         // PII never reaches the model or the database.
         turn.text = agent.guardrails.redact(&turn.text);
         if let Some(budget) = self.settings.budget_tokens_per_owner {
-            let (_, usage) = self.store.owner_usage(owner).await?;
-            let used = usage.input_tokens + usage.output_tokens;
+            let used = self.store.budget_usage(&turn.budget_key).await?;
             if used >= budget {
                 return Err(ChatError::BudgetExhausted { used, budget });
             }
@@ -306,6 +308,7 @@ impl ChatService {
                 &NewRun {
                     id: &run_id,
                     owner,
+                    budget_key: &turn.budget_key,
                     model: &model.name,
                     instance_id: &self.instance_id,
                     state,

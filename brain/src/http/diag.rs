@@ -103,6 +103,7 @@ fn ticks(
 async fn whoami(identity: Identity) -> Json<WhoAmI> {
     Json(WhoAmI {
         owner: identity.owner(),
+        budget_key: Some(identity.budget_key()),
         user_id: identity.user_id,
         session_id: identity.session_id,
         scopes: identity.scopes,

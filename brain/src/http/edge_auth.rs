@@ -25,7 +25,9 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_HEADERS};
-use shared_types::signature::{SignatureError, SignatureHeader, UNSIGNED_PAYLOAD, body_digest};
+use shared_types::signature::{
+    IDENTITY_VALUES, SignatureError, SignatureHeader, UNSIGNED_PAYLOAD, body_digest,
+};
 
 use super::Error;
 use super::identity::Identity;
@@ -83,8 +85,12 @@ pub(crate) async fn verify_edge(
     let secrets = match &trust.mode {
         EdgeTrustMode::InsecureLocal => {
             let mut request = request;
-            if let Some(identity) = Identity::from_headers(request.headers()) {
-                request.extensions_mut().insert(identity);
+            match Identity::from_headers(request.headers()) {
+                Ok(Some(identity)) => {
+                    request.extensions_mut().insert(identity);
+                }
+                Ok(None) => {}
+                Err(error) => return error.into_response(),
             }
             return next.run(request).await;
         }
@@ -169,7 +175,7 @@ async fn verified(
     }
 
     let mut request = request;
-    if let Some(identity) = Identity::from_headers(request.headers()) {
+    if let Some(identity) = Identity::from_headers(request.headers())? {
         request.extensions_mut().insert(identity);
     }
     Ok(request)
@@ -177,7 +183,7 @@ async fn verified(
 
 /// The identity header values in signing order, `""` when absent (or not text, which then
 /// cannot match what the edge signed).
-fn identity_values(headers: &HeaderMap) -> [&str; 3] {
+fn identity_values(headers: &HeaderMap) -> [&str; IDENTITY_VALUES] {
     IDENTITY_HEADERS.map(|name| {
         headers
             .get(name)

@@ -260,6 +260,7 @@ async fn send_message(
     let text = user_text(&body)?;
     let owner = identity.owner();
     let turn = TurnRequest {
+        budget_key: identity.budget_key(),
         text,
         model: body.model.clone(),
         json_mode: body.json.unwrap_or(false),

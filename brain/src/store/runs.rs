@@ -33,6 +33,8 @@ pub struct RunOutcome<'a> {
 pub struct NewRun<'a> {
     pub id: &'a str,
     pub owner: &'a str,
+    /// Whose token budget the run draws on (`Identity::budget_key`).
+    pub budget_key: &'a str,
     pub model: &'a str,
     /// The brain start running it.
     pub instance_id: &'a str,
@@ -108,7 +110,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO chat_runs (id, thread_id, owner, state, model, instance_id, created_at_ms, \
-             agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             agent, budget_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(run.id.to_owned())
         .bind(user_message.thread_id.to_owned())
@@ -118,6 +120,7 @@ impl Store {
         .bind(run.instance_id.to_owned())
         .bind(user_message.created_at_ms)
         .bind(run.agent.map(str::to_owned))
+        .bind(run.budget_key.to_owned())
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -239,6 +242,19 @@ impl Store {
     }
 
     /// Number of runs and summed usage of one owner.
+    /// Tokens (in + out) of every run drawing on the budget `key` (`Identity::budget_key`).
+    pub async fn budget_usage(&self, key: &str) -> Result<u64, StoreError> {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(input_tokens), 0) + COALESCE(SUM(output_tokens), 0) \
+             AS BIGINT) FROM chat_runs WHERE budget_key = $1",
+        )
+        .bind(key.to_owned())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
     pub async fn owner_usage(&self, owner: &str) -> Result<(u64, Usage), StoreError> {
         let row = sqlx::query(
             "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \

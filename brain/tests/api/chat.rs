@@ -21,7 +21,7 @@ use crate::llm_server::chat_llm;
 /// Small replies keep the suite fast on two cores.
 const REPLY_TOKENS: u32 = 16;
 
-fn use_chat_llm(config: &mut Config) {
+pub(crate) fn use_chat_llm(config: &mut Config) {
     config.local_llm_url = chat_llm().base_url.clone();
     config.local_llm_max_output_tokens = REPLY_TOKENS;
 }

@@ -79,7 +79,7 @@ async fn unsigned_and_forged_requests_are_refused() {
         "GET",
         "/api/v1/diag/whoami",
         &body_digest(b""),
-        ["alice", "", ""],
+        ["alice", "", "", ""],
     );
     let forged = app
         .client
@@ -123,7 +123,7 @@ async fn identity_headers_the_edge_did_not_sign_are_refused() {
             "GET",
             "/api/v1/diag/whoami",
             &body_digest(b""),
-            ["", "s-1", ""],
+            ["", "s-1", "", ""],
         );
         let mut request = app
             .client
@@ -146,7 +146,7 @@ async fn tampered_path_or_body_is_refused() {
         "GET",
         "/api/v1/diag/stream",
         &body_digest(b""),
-        ["", "", ""],
+        ["", "", "", ""],
     );
     let response = app
         .client
@@ -162,7 +162,7 @@ async fn tampered_path_or_body_is_refused() {
         "POST",
         "/api/v1/diag/echo",
         &body_digest(signed_body),
-        ["", "", ""],
+        ["", "", "", ""],
     );
     let response = app
         .client
@@ -190,7 +190,7 @@ async fn replayed_and_stale_signatures_are_refused() {
         "GET",
         "/api/v1/diag/whoami",
         &body_digest(b""),
-        ["", "s-1", ""],
+        ["", "s-1", "", ""],
     );
     let send = || {
         app.client
@@ -214,7 +214,7 @@ async fn replayed_and_stale_signatures_are_refused() {
         "GET",
         "/api/v1/diag/whoami",
         &body_digest(b""),
-        ["", "s-1", ""],
+        ["", "s-1", "", ""],
     );
     let response = app
         .client
@@ -249,7 +249,7 @@ async fn rotation_accepts_any_configured_secret() {
         "GET",
         "/api/v1/diag/echo",
         &body_digest(b""),
-        ["", "", ""],
+        ["", "", "", ""],
     );
     let response = app
         .client

@@ -188,7 +188,7 @@ async fn an_early_413_on_a_chunked_upload_still_reaches_the_client_and_keeps_the
         "POST",
         "/api/v1/diag/echo",
         shared_types::signature::UNSIGNED_PAYLOAD,
-        ["", "", ""],
+        ["", "", "", ""],
     );
     let head = format!(
         "POST /api/v1/diag/echo HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\

@@ -55,7 +55,7 @@ pub(crate) fn sign_as_edge(request: &mut reqwest::Request) {
         request.method().as_str(),
         &path_and_query,
         &digest,
-        [&identity[0], &identity[1], &identity[2]],
+        identity.each_ref().map(String::as_str),
     );
     request
         .headers_mut()
@@ -68,7 +68,7 @@ pub(crate) fn edge_signature(
     method: &str,
     path_and_query: &str,
     body_digest: &str,
-    identity: [&str; 3],
+    identity: [&str; shared_types::signature::IDENTITY_VALUES],
 ) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,7 +91,7 @@ pub(crate) fn edge_signature_with(
     method: &str,
     path_and_query: &str,
     body_digest: &str,
-    identity: [&str; 3],
+    identity: [&str; shared_types::signature::IDENTITY_VALUES],
 ) -> String {
     let nonce = Uuid::new_v4().simple().to_string();
     let parts = shared_types::signature::SignedParts {
@@ -328,12 +328,27 @@ pub(crate) async fn send_as_with(
         .expect("request sent")
 }
 
+/// The session id a test user signs in from: `sess-of-<id>`, or of a hash of an id that is not
+/// itself a plain token (edge session ids are always plain).
+fn session_of(id: &str) -> String {
+    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        format!("sess-of-{id}")
+    } else {
+        format!(
+            "sess-of-{}",
+            &shared_types::signature::body_digest(id.as_bytes())[..32]
+        )
+    }
+}
+
 /// Who a test request claims to be (see [`TestApp::send_as`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Caller {
     pub(crate) user_id: Option<String>,
     pub(crate) session_id: Option<String>,
     pub(crate) scopes: Vec<String>,
+    /// The network the edge saw (it sends one for anonymous callers).
+    pub(crate) network: Option<String>,
 }
 
 impl Caller {
@@ -341,8 +356,9 @@ impl Caller {
     pub(crate) fn user(id: &str) -> Self {
         Self {
             user_id: Some(id.to_owned()),
-            session_id: Some(format!("sess-of-{id}")),
+            session_id: Some(session_of(id)),
             scopes: Vec::new(),
+            network: None,
         }
     }
 
@@ -352,7 +368,13 @@ impl Caller {
             user_id: None,
             session_id: Some(session_id.to_owned()),
             scopes: Vec::new(),
+            network: None,
         }
+    }
+
+    pub(crate) fn with_network(mut self, network: &str) -> Self {
+        self.network = Some(network.to_owned());
+        self
     }
 
     pub(crate) fn with_scopes(mut self, scopes: &[&str]) -> Self {
@@ -361,18 +383,23 @@ impl Caller {
     }
 
     fn apply(&self, headers: &mut reqwest::header::HeaderMap) {
-        use shared_types::headers::{IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER};
+        use shared_types::headers::{
+            IDENTITY_NETWORK, IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER,
+        };
         let mut set = |name: &'static str, value: &str| {
             headers.insert(name, value.parse().expect("a valid header value"));
         };
         if let Some(user) = &self.user_id {
-            set(IDENTITY_USER, user);
+            set(IDENTITY_USER, &shared_types::headers::encode_user_id(user));
         }
         if let Some(session) = &self.session_id {
             set(IDENTITY_SESSION, session);
         }
         if !self.scopes.is_empty() {
             set(IDENTITY_SCOPES, &self.scopes.join(" "));
+        }
+        if let Some(network) = &self.network {
+            set(IDENTITY_NETWORK, network);
         }
     }
 }

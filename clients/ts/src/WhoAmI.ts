@@ -15,4 +15,10 @@ session_id: string | null, scopes: Array<string>,
 /**
  * The tenancy key everything this caller owns is stored under (`user:…` or `session:…`).
  */
-owner: string, };
+owner: string, 
+/**
+ * The key the caller's token budget counts under: `user:…` when signed in, else the
+ * network the edge saw (`network:…`), so a new session brings no new budget. Absent from
+ * brains older than this field.
+ */
+budget_key?: string | null, };

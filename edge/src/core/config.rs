@@ -2,6 +2,9 @@
 
 use core::fmt;
 use core::time::Duration;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName};
 
 use super::auth::AuthConfig;
 use super::auth::config::vars as auth_vars;
@@ -20,11 +23,15 @@ pub struct EdgeConfig {
     /// How long the edge waits for the brain's response headers before answering 504.
     /// Streaming bodies are not bounded by this: a reply may stream for minutes.
     pub upstream_timeout: Duration,
-    /// Largest request body, by `content-length`, the edge forwards (413 above it). Bodies sent
-    /// without a length are streamed and bounded by the brain's own limit.
+    /// Largest request body the edge forwards (413 above it): a declared `content-length` is
+    /// checked before anything else, a body without one is counted as it streams and cut.
     pub max_body_bytes: u64,
     /// Largest total size of request header names and values (431 above it).
     pub max_header_bytes: usize,
+    /// Most request header fields (431 above it): byte totals alone let thousands of tiny
+    /// fields through, which the brain's HTTP server (100 fields) would refuse outside the
+    /// error shape. The edge adds at most 10 of its own.
+    pub max_header_count: usize,
     /// Longest request URL (414 above it).
     pub max_url_bytes: usize,
     /// Secrets the edge signs brain requests with (HMAC-SHA256; each request carries one
@@ -46,6 +53,20 @@ pub struct EdgeConfig {
     pub auth: Option<AuthConfig>,
     /// Rewrites, redirects and headers from `vercel.json`, embedded at build time.
     pub rules: Rules,
+    /// The request header in which the platform itself states the client's address
+    /// (`CLIENT_IP_HEADER`): `cf-connecting-ip` on Cloudflare (the default), `x-real-ip` on
+    /// Vercel (set by `api/edge.js`). Both platforms overwrite any value a client sends.
+    pub client_ip_header: HeaderName,
+}
+
+impl EdgeConfig {
+    /// The client's address as the platform stated it; `None` when the header is missing or
+    /// not one IP address (rate limits then share the `none` bucket, failing closed).
+    pub fn client_ip<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        let mut values = headers.get_all(&self.client_ip_header).iter();
+        let value = values.next()?.to_str().ok()?.trim();
+        (values.next().is_none() && value.parse::<IpAddr>().is_ok()).then_some(value)
+    }
 }
 
 /// The rules file both platforms use, compiled into the edge.
@@ -61,6 +82,8 @@ pub mod vars {
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
     /// Bytes; default 32 KiB.
     pub const MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
+    /// Header fields; default 64.
+    pub const MAX_HEADER_COUNT: &str = "MAX_HEADER_COUNT";
     /// Bytes; default 8 KiB.
     pub const MAX_URL_BYTES: &str = "MAX_URL_BYTES";
     /// Required secret. Comma-separated HMAC secrets (≥ 32 bytes each) shared with the brain's
@@ -78,16 +101,20 @@ pub mod vars {
     pub const RATE_LIMITS: &str = "RATE_LIMITS";
     /// JSON object: the CORS allowlist (see `edge::core::cors`).
     pub const CORS: &str = "CORS";
+    /// Header name; default `cf-connecting-ip`. Must be one the platform sets itself.
+    pub const CLIENT_IP_HEADER: &str = "CLIENT_IP_HEADER";
 }
 
 impl EdgeConfig {
     pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
     pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
     pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+    pub const DEFAULT_MAX_HEADER_COUNT: usize = 64;
     pub const DEFAULT_MAX_URL_BYTES: usize = 8 * 1024;
     pub const DEFAULT_SIGN_BODY_MAX_BYTES: u64 = 1024 * 1024;
     /// Shortest accepted signing secret.
     pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+    pub const DEFAULT_CLIENT_IP_HEADER: &str = "cf-connecting-ip";
 
     /// Parses the configuration from named string variables (`lookup(name)` returns the value of
     /// a wrangler `[vars]` entry or secret, if set). Every problem names the variable at fault.
@@ -144,6 +171,7 @@ impl EdgeConfig {
             reason: error.to_string(),
         })?;
         let brain_url = lookup(vars::BRAIN_URL).ok_or(ConfigError::Missing(vars::BRAIN_URL))?;
+        let client_ip_header = parse_client_ip_header(lookup(vars::CLIENT_IP_HEADER).as_deref())?;
         Ok(Self {
             brain_origin: parse_origin(&brain_url)?,
             upstream_timeout: Duration::from_millis(parse_number(
@@ -160,6 +188,11 @@ impl EdgeConfig {
                 &lookup,
                 vars::MAX_HEADER_BYTES,
                 Self::DEFAULT_MAX_HEADER_BYTES,
+            )?,
+            max_header_count: parse_number(
+                &lookup,
+                vars::MAX_HEADER_COUNT,
+                Self::DEFAULT_MAX_HEADER_COUNT,
             )?,
             max_url_bytes: parse_number(&lookup, vars::MAX_URL_BYTES, Self::DEFAULT_MAX_URL_BYTES)?,
             signing_secrets: parse_signing_secrets(&lookup)?,
@@ -187,6 +220,7 @@ impl EdgeConfig {
             cache_version,
             auth,
             rules,
+            client_ip_header,
         })
     }
 }
@@ -273,6 +307,20 @@ fn parse_number<T: core::str::FromStr + PartialOrd + Default>(
 
 /// Accepts `http(s)://host[:port][/]` and returns it without the trailing slash. Paths, queries,
 /// fragments and credentials are refused: the edge appends the request's own path and query.
+fn parse_client_ip_header(raw: Option<&str>) -> Result<HeaderName, ConfigError> {
+    let name = raw.unwrap_or(EdgeConfig::DEFAULT_CLIENT_IP_HEADER).trim();
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: vars::CLIENT_IP_HEADER,
+        reason: reason.to_owned(),
+    };
+    let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| invalid("not a header name"))?;
+    if header.as_str().starts_with("x-edgebrain-") {
+        return Err(invalid("x-edgebrain-* headers are the edge's own"));
+    }
+    Ok(header)
+}
+
 fn parse_origin(raw: &str) -> Result<String, ConfigError> {
     let invalid = |reason: &str| ConfigError::Invalid {
         var: vars::BRAIN_URL,
@@ -335,6 +383,7 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(30));
         assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(c.max_header_bytes, 32 * 1024);
+        assert_eq!(c.max_header_count, 64);
         assert_eq!(c.max_url_bytes, 8 * 1024);
         assert_eq!(c.signing_secrets, [SIGNING.as_bytes()]);
         assert_eq!(c.sign_body_max_bytes, 1024 * 1024);
@@ -382,9 +431,11 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "250"),
             ("MAX_BODY_BYTES", "1000"),
             ("MAX_HEADER_BYTES", "2000"),
+            ("MAX_HEADER_COUNT", "20"),
             ("MAX_URL_BYTES", "300"),
         ])
         .unwrap();
+        assert_eq!(c.max_header_count, 20);
         assert_eq!(c.brain_origin, "https://brain.example:8443");
         assert_eq!(c.upstream_timeout, Duration::from_millis(250));
         assert_eq!(
@@ -412,6 +463,8 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "soon"),
             ("UPSTREAM_TIMEOUT_MS", "0"),
             ("MAX_BODY_BYTES", "-1"),
+            ("CLIENT_IP_HEADER", "not a header"),
+            ("CLIENT_IP_HEADER", "x-edgebrain-user"),
         ] {
             let mut pairs = vec![("BRAIN_URL", "http://brain:8080")];
             pairs.retain(|(k, _)| *k != var);
@@ -429,5 +482,45 @@ mod tests {
         assert_eq!(c.brain_origin, "http://[::1]:8080");
         let c = config(&[("BRAIN_URL", "http://[::1]")]).unwrap();
         assert_eq!(c.brain_origin, "http://[::1]");
+    }
+
+    #[test]
+    fn the_client_address_comes_from_the_platforms_header_only() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            map
+        };
+        let cloudflare = config(&[("BRAIN_URL", "http://b")]).unwrap();
+        assert_eq!(cloudflare.client_ip_header, "cf-connecting-ip");
+        let sent = headers(&[
+            ("cf-connecting-ip", "198.51.100.7"),
+            ("x-real-ip", "10.0.0.1"),
+        ]);
+        assert_eq!(cloudflare.client_ip(&sent), Some("198.51.100.7"));
+        let vercel =
+            config(&[("BRAIN_URL", "http://b"), ("CLIENT_IP_HEADER", "X-Real-IP")]).unwrap();
+        assert_eq!(vercel.client_ip(&sent), Some("10.0.0.1"));
+        // Anything but one address is no address (the caller then shares the `none` bucket).
+        for bad in [
+            headers(&[]),
+            headers(&[("cf-connecting-ip", "not-an-ip")]),
+            headers(&[("cf-connecting-ip", "198.51.100.7, 10.0.0.1")]),
+            headers(&[
+                ("cf-connecting-ip", "1.1.1.1"),
+                ("cf-connecting-ip", "2.2.2.2"),
+            ]),
+        ] {
+            assert_eq!(cloudflare.client_ip(&bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            cloudflare.client_ip(&headers(&[("cf-connecting-ip", " 2001:db8::1 ")])),
+            Some("2001:db8::1")
+        );
     }
 }

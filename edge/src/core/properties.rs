@@ -167,7 +167,7 @@ mod signature {
         ) {
             let header = SignatureHeader::parse(&format!("t={t},n={n},d={d},v1={v}"));
             if let Ok(header) = header {
-                let parts = header.parts("GET", "/api/x", ["", "", ""]);
+                let parts = header.parts("GET", "/api/x", ["", "", "", ""]);
                 prop_assert!(header.verify(&parts, [SECRET], t, 300).is_err());
             }
         }
@@ -180,9 +180,10 @@ mod signature {
             user in "[a-z0-9-]{0,20}",
             session in "[0-9a-f]{32}",
             scopes in "[a-z: ]{0,30}",
+            network in "[0-9a-f:./]{0,24}",
             timestamp in 1_000_000_000u64..4_000_000_000,
             nonce in "[0-9a-f]{32}",
-            which in 0usize..7,
+            which in 0usize..8,
         ) {
             let digest = body_digest(&body);
             let parts = SignedParts {
@@ -191,24 +192,26 @@ mod signature {
                 method: &method,
                 path_and_query: &path,
                 body_digest: &digest,
-                identity: [&user, &session, &scopes],
+                identity: [&user, &session, &scopes, &network],
             };
             let header = SignatureHeader::parse(&header_value(&parts, [SECRET])).unwrap_or_else(|e| {
                 panic!("a header the edge writes must parse: {e}")
             });
-            let identity = [user.as_str(), session.as_str(), scopes.as_str()];
+            let identity = [user.as_str(), session.as_str(), scopes.as_str(), network.as_str()];
             prop_assert!(header.verify(&header.parts(&method, &path, identity), [SECRET], timestamp, 300).is_ok());
 
             let changed_path = format!("{path}x");
             let changed_user = format!("{user}x");
             let changed_session = format!("{session}0");
             let changed_scopes = format!("{scopes} admin");
+            let changed_network = format!("{network}0");
             let tampered = match which {
                 0 => header.parts(if method == "GET" { "POST" } else { "GET" }, &path, identity),
                 1 => header.parts(&method, &changed_path, identity),
-                2 => header.parts(&method, &path, [&changed_user, &session, &scopes]),
-                3 => header.parts(&method, &path, [&user, &changed_session, &scopes]),
-                4 => header.parts(&method, &path, [&user, &session, &changed_scopes]),
+                2 => header.parts(&method, &path, [&changed_user, &session, &scopes, &network]),
+                3 => header.parts(&method, &path, [&user, &changed_session, &scopes, &network]),
+                4 => header.parts(&method, &path, [&user, &session, &changed_scopes, &network]),
+                7 => header.parts(&method, &path, [&user, &session, &scopes, &changed_network]),
                 _ => header.parts(&method, &path, identity),
             };
             let secret: &[u8] = if which == 5 { b"another-secret-0123456789abcdef-xyz" } else { SECRET };

@@ -172,6 +172,8 @@ pub fn policies_by_name(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caller<'a> {
     pub user_id: Option<&'a str>,
+    /// A valid session the client presented (an *established* one). Never a session the edge
+    /// minted for this very request: those are free, so such callers count by `client_ip`.
     pub session_id: Option<&'a str>,
     pub client_ip: Option<&'a str>,
 }
@@ -181,7 +183,8 @@ pub struct Caller<'a> {
 ///
 /// IPv6 clients are keyed by their /64 (one subscriber usually owns a whole /64, so per-address
 /// buckets would be trivially evaded); IPv4-mapped IPv6 addresses count as IPv4. Over-long or
-/// non-printable ids are replaced by `h-` and 32 hex digits of their SHA-256. Requests with no
+/// non-printable ids (and ids starting with `h-`) are replaced by `h-` and 32 hex digits of
+/// their SHA-256, so distinct callers never share a bucket. Requests with no
 /// id at all (no platform IP, e.g. local development) share one bucket `rl:{policy}:none:-`,
 /// which fails closed rather than open. Routes naming the same policy share its buckets; give
 /// a route its own policy to limit it separately.
@@ -192,15 +195,20 @@ pub fn bucket_key(policy: &RateLimitPolicy, caller: &Caller<'_>) -> String {
     } else if let Some(session) = present(caller.session_id) {
         ("session", safe_id(&session))
     } else if let Some(ip) = present(caller.client_ip) {
-        ("ip", ip_key(&ip))
+        ("ip", network_key(&ip))
     } else {
         ("none", "-".to_owned())
     };
     format!("rl:{}:{kind}:{id}", policy.name)
 }
 
+/// `id` itself when it is short visible ASCII, else `h-` and its hash. Ids that already start
+/// with `h-` are hashed too, so a user cannot pick a subject that names another caller's bucket.
 fn safe_id(id: &str) -> String {
-    if id.len() <= MAX_KEY_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()) {
+    if id.len() <= MAX_KEY_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_graphic())
+        && !id.starts_with("h-")
+    {
         id.to_owned()
     } else {
         let digest = Sha256::digest(id.as_bytes());
@@ -212,7 +220,11 @@ fn safe_id(id: &str) -> String {
     }
 }
 
-fn ip_key(raw: &str) -> String {
+/// The network a client address counts as: an IPv4 address as is, an IPv6 address by its /64
+/// (`2001:db8:1:2::/64`; IPv4-mapped ones as IPv4). Used for rate-limit buckets and as the
+/// `x-edgebrain-network` identity of callers who are not signed in. An address that does not
+/// parse (the platform always gives a valid one) is kept as a [`safe_id`].
+pub fn network_key(raw: &str) -> String {
     match raw.trim().parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => v4.to_string(),
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -787,6 +799,25 @@ mod tests {
             )
         };
         assert_ne!(key("a b"), key("a  b"));
+    }
+
+    #[test]
+    fn no_chosen_id_can_name_another_callers_hashed_bucket() {
+        let p = policy(1, 1);
+        let user_key = |id| {
+            bucket_key(
+                &p,
+                &Caller {
+                    user_id: Some(id),
+                    ..Caller::default()
+                },
+            )
+        };
+        // A subject spelled like the hashed key of another one gets a bucket of its own.
+        let victim = user_key("José");
+        let spoof = victim.strip_prefix("rl:default:user:").unwrap();
+        assert!(spoof.starts_with("h-"));
+        assert_ne!(user_key(spoof), victim);
     }
 
     #[test]

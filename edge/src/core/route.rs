@@ -9,11 +9,13 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use shared_types::error::ErrorCode;
 use shared_types::headers::{
-    CLIENT_SESSION_ID, EDGE_SIGNATURE, IDENTITY_HEADERS, IDENTITY_SCOPES, IDENTITY_SESSION,
-    IDENTITY_USER, REQUEST_ID,
+    CLIENT_SESSION_ID, EDGE_SIGNATURE, IDENTITY_HEADERS, IDENTITY_NETWORK, IDENTITY_SCOPES,
+    IDENTITY_SESSION, IDENTITY_USER, MAX_SCOPES_BYTES, MAX_USER_ID_BYTES, REQUEST_ID,
+    encode_user_id,
 };
 use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
+use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
 use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
@@ -94,6 +96,11 @@ pub struct ProxyRequest {
     pub headers: HeaderMap,
     /// Whether to stream the client's body through (never for `GET`/`HEAD`, which have none).
     pub forward_body: bool,
+    /// The most body bytes the adapter may read or forward, whatever the framing (a declared
+    /// `content-length` was checked already; a chunked body is counted as it streams). Past it
+    /// the adapter cuts the upload — the brain sees an aborted body, never a short complete
+    /// one — and answers [`ProxyRequest::body_too_large`].
+    pub max_body_bytes: u64,
     /// How the body enters the signature: the adapter reads a [`BodySigning::Hash`] body into
     /// memory and passes its SHA-256 to [`ProxyRequest::sign`]; others are not read.
     pub body_signing: BodySigning,
@@ -143,13 +150,13 @@ impl ProxyRequest {
         let CacheStep::LookupWithBody { policy } = &self.cache else {
             return None;
         };
-        let identity = self.user_id.as_deref().or(Some(self.session.id.as_str()));
+        let identity = cache_identity(self.user_id.as_deref(), &self.session);
         cache::cache_key(
             &CacheRequest {
                 method: &self.method,
                 url: incoming_url,
                 headers: &self.headers,
-                identity,
+                identity: Some(&identity),
                 body: Some(body),
             },
             policy,
@@ -200,6 +207,13 @@ impl ProxyRequest {
         }
     }
 
+    /// The answer when the body turned out longer than [`ProxyRequest::max_body_bytes`] while
+    /// it was read: 413 in the error shape, with the plan's response headers.
+    pub fn body_too_large(&self, config: &EdgeConfig) -> EdgeResponse {
+        let response = upstream_failure(UpstreamFailure::BodyTooLarge, &self.request_id, config);
+        finish_edge_response(response, self, config)
+    }
+
     /// Time left before [`ProxyRequest::deadline_ms`] as seen at `now_ms` (zero once passed).
     pub fn remaining(&self, now_ms: u64) -> Duration {
         Duration::from_millis(self.deadline_ms.saturating_sub(now_ms))
@@ -213,6 +227,9 @@ pub enum UpstreamFailure {
     Unreachable,
     /// No response headers before the deadline.
     TimedOut,
+    /// The client's body passed [`ProxyRequest::max_body_bytes`] while it streamed to the brain,
+    /// so the adapter cut the upload (413; the brain saw an aborted body and kept nothing).
+    BodyTooLarge,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and their legacy relatives: meaningful for one
@@ -230,7 +247,7 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Client-supplied headers the edge replaces with its own trustworthy values. The identity
 /// and signature headers are the edge's alone: a client sending them is ignored.
-const EDGE_ASSERTED: [&str; 9] = [
+const EDGE_ASSERTED: [&str; 10] = [
     REQUEST_ID,
     "forwarded",
     "x-forwarded-for",
@@ -239,6 +256,7 @@ const EDGE_ASSERTED: [&str; 9] = [
     IDENTITY_USER,
     IDENTITY_SESSION,
     IDENTITY_SCOPES,
+    IDENTITY_NETWORK,
     EDGE_SIGNATURE,
 ];
 
@@ -304,6 +322,16 @@ fn decide_inner(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
+    if head.headers.len() > config.max_header_count {
+        return reject(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {} header fields; the limit is {}",
+                head.headers.len(),
+                config.max_header_count
+            ),
+        );
+    }
     if header_bytes > config.max_header_bytes {
         return reject(
             ErrorCode::HeadersTooLarge,
@@ -409,30 +437,25 @@ fn decide_inner(
             Err(decision) => return *decision,
         };
 
-    let mut declared_length = None;
-    if let Some(length) = head.headers.get(CONTENT_LENGTH) {
-        declared_length = length
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        match declared_length {
-            None => {
-                return reject(
-                    ErrorCode::BadRequest,
-                    "the content-length header is not a number".to_owned(),
-                );
-            }
-            Some(n) if n > config.max_body_bytes => {
-                return reject(
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "the body is {n} bytes; the limit is {}",
-                        config.max_body_bytes
-                    ),
-                );
-            }
-            Some(_) => {}
+    let declared_length = match declared_content_length(head.headers) {
+        Ok(length) => length,
+        Err(()) => {
+            return reject(
+                ErrorCode::BadRequest,
+                "the content-length header is not one number".to_owned(),
+            );
         }
+    };
+    if let Some(n) = declared_length
+        && n > config.max_body_bytes
+    {
+        return reject(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the body is {n} bytes; the limit is {}",
+                config.max_body_bytes
+            ),
+        );
     }
 
     let session = Session::resolve(
@@ -444,25 +467,16 @@ fn decide_inner(
     let mut headers = forwarded_request_headers(head, target.scheme, request_id);
     // The session token is the edge's business; the brain gets the bare id.
     strip_session_token(&mut headers);
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+    match identity_headers(principal.as_ref(), &session, head.client_ip) {
+        Ok(identity) => {
+            for (name, value) in identity {
+                headers.insert(name, value);
+            }
         }
-    };
-    set(IDENTITY_SESSION, &session.id);
-    let user_id = principal.as_ref().map(|p| p.subject.clone());
-    if let Some(principal) = &principal {
-        set(IDENTITY_USER, &principal.subject);
-        let scopes: Vec<String> = principal
-            .scopes
-            .iter()
-            .cloned()
-            .chain(principal.roles.iter().map(|role| format!("role:{role}")))
-            .collect();
-        if !scopes.is_empty() {
-            set(IDENTITY_SCOPES, &scopes.join(" "));
-        }
+        // Unreachable for tokens `verify_token` accepted; never proceed without the identity.
+        Err(message) => return reject(ErrorCode::Unauthorized, message),
     }
+    let user_id = principal.as_ref().map(|p| p.subject.clone());
 
     let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
     let body_signing = match declared_length {
@@ -479,7 +493,9 @@ fn decide_inner(
             policy,
             &Caller {
                 user_id: user_id.as_deref(),
-                session_id: Some(&session.id),
+                // Only a session the client presented: a new one is free to mint on every
+                // request, so such callers are counted by network instead.
+                session_id: (!session.is_new).then_some(session.id.as_str()),
                 client_ip: head.client_ip,
             },
         ),
@@ -497,13 +513,13 @@ fn decide_inner(
             }
         }
         Some(policy) => {
-            let identity = user_id.as_deref().or(Some(session.id.as_str()));
+            let identity = cache_identity(user_id.as_deref(), &session);
             match cache::cache_key(
                 &CacheRequest {
                     method: head.method,
                     url: head.url,
                     headers: head.headers,
-                    identity,
+                    identity: Some(&identity),
                     body: None,
                 },
                 policy,
@@ -523,6 +539,7 @@ fn decide_inner(
         url: format!("{}{}", config.brain_origin, path_and_query),
         headers,
         forward_body,
+        max_body_bytes: config.max_body_bytes,
         body_signing,
         signature_timestamp_secs: now_secs,
         signature_nonce: signature::hex(&inputs.nonce),
@@ -538,6 +555,98 @@ fn decide_inner(
             .saturating_add(duration_ms(config.upstream_timeout)),
         request_id: request_id.clone(),
     }))
+}
+
+/// Whose entry a `scope: identity` cache key names: `user:<sub>` or `session:<id>`, kinds kept
+/// apart so a subject can never equal somebody's session id.
+fn cache_identity(user_id: Option<&str>, session: &Session) -> String {
+    match user_id {
+        Some(user) => format!("user:{user}"),
+        None => format!("session:{}", session.id),
+    }
+}
+
+/// The request's declared body length: `Ok(None)` without `content-length`, `Err` unless every
+/// `content-length` field (and every comma-separated item in one) is the same plain decimal
+/// number (RFC 9110 §8.6) — a sign, spaces or two different lengths are request smuggling
+/// material, never a length.
+fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut declared = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| ())?;
+        for item in text.split(',') {
+            let item = item.trim_matches([' ', '\t']);
+            if item.is_empty() || item.len() > 19 || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            let length = item.parse::<u64>().map_err(|_| ())?;
+            if declared.is_some_and(|seen| seen != length) {
+                return Err(());
+            }
+            declared = Some(length);
+        }
+    }
+    Ok(declared)
+}
+
+/// The identity headers the edge asserts (and signs) for the brain: the session id, and either
+/// the verified user (its `sub` encoded losslessly by [`encode_user_id`], so every subject is
+/// exactly that user) with its scopes and roles, or — for callers who are not signed in — their
+/// network. `Err` when a value cannot be carried, which the caller answers with 401 rather than
+/// letting the request continue as someone else.
+fn identity_headers(
+    principal: Option<&Principal>,
+    session: &Session,
+    client_ip: Option<&str>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let value = |text: &str, what: &str| {
+        HeaderValue::from_str(text).map_err(|_| format!("the {what} cannot be passed on"))
+    };
+    let mut out = vec![(
+        HeaderName::from_static(IDENTITY_SESSION),
+        value(&session.id, "session id")?,
+    )];
+    let Some(principal) = principal else {
+        let network = client_ip.map_or_else(|| "unknown".to_owned(), ratelimit::network_key);
+        out.push((
+            HeaderName::from_static(IDENTITY_NETWORK),
+            value(&network, "client network")?,
+        ));
+        return Ok(out);
+    };
+    if principal.subject.len() > MAX_USER_ID_BYTES {
+        return Err(format!(
+            "the token's subject is longer than {MAX_USER_ID_BYTES} bytes"
+        ));
+    }
+    out.push((
+        HeaderName::from_static(IDENTITY_USER),
+        value(&encode_user_id(&principal.subject), "token's subject")?,
+    ));
+    let scopes: Vec<String> = principal
+        .scopes
+        .iter()
+        .cloned()
+        .chain(
+            principal
+                .roles
+                .iter()
+                .map(|role| format!("{ROLE_PREFIX}{role}")),
+        )
+        .collect();
+    if !scopes.is_empty() {
+        let scopes = scopes.join(" ");
+        if scopes.len() > MAX_SCOPES_BYTES {
+            return Err(format!(
+                "the token's scopes and roles are longer than {MAX_SCOPES_BYTES} bytes"
+            ));
+        }
+        out.push((
+            HeaderName::from_static(IDENTITY_SCOPES),
+            value(&scopes, "token's scopes")?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Runs the route's authentication policy: the verified principal (or `None` for anonymous
@@ -605,6 +714,7 @@ fn external_proxy(
         url: url.to_owned(),
         headers,
         forward_body: !matches!(*head.method, Method::GET | Method::HEAD),
+        max_body_bytes: config.max_body_bytes,
         body_signing: BodySigning::Stream,
         signature_timestamp_secs: 0,
         signature_nonce: String::new(),
@@ -701,6 +811,14 @@ pub fn upstream_failure(
             format!(
                 "the brain did not answer within {} ms",
                 duration_ms(config.upstream_timeout)
+            ),
+            request_id,
+        ),
+        UpstreamFailure::BodyTooLarge => EdgeResponse::error(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the body is longer than the limit of {} bytes",
+                config.max_body_bytes
             ),
             request_id,
         ),
@@ -1144,6 +1262,20 @@ mod tests {
         ));
         assert_eq!(response.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
 
+        // Many tiny fields, far under the byte limit, are refused by count.
+        let names: Vec<String> = (0..65).map(|i| format!("x-{i}")).collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "1")).collect();
+        let response = responded(decide_with(Method::GET, "/api/x", &headers(&many)));
+        assert_eq!(response.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert!(
+            error_of(&response)
+                .error
+                .message
+                .contains("65 header fields")
+        );
+        let response = decide_with(Method::GET, "/api/x", &headers(&many[..64]));
+        assert!(matches!(response, Decision::Proxy(_)));
+
         let response = responded(decide_with(
             Method::POST,
             "/api/x",
@@ -1417,7 +1549,7 @@ mod tests {
         let parts = header.parts(
             "GET",
             "/api/v1/private/x?y=2",
-            ["user-42", &session, "profile reports:read role:analyst"],
+            ["user-42", &session, "profile reports:read role:analyst", ""],
         );
         header
             .verify(
@@ -1427,7 +1559,11 @@ mod tests {
                 300,
             )
             .unwrap();
-        let forged = header.parts("GET", "/api/v1/private/x?y=2", ["mallory", &session, ""]);
+        let forged = header.parts(
+            "GET",
+            "/api/v1/private/x?y=2",
+            ["mallory", &session, "", ""],
+        );
         assert!(
             header
                 .verify(
@@ -1499,13 +1635,24 @@ mod tests {
         let step = private.rate_limit.unwrap();
         assert_eq!(step.policy.name(), "chat");
         assert_eq!(step.key, "rl:chat:user:user-42");
+        // A caller without a session is counted by network; with the session it was given, by
+        // that session.
         let anonymous = proxied(decide_pipeline(
             Method::GET,
             "/api/v1/other",
             &HeaderMap::new(),
         ));
         assert_eq!(
-            anonymous.rate_limit.unwrap().key,
+            anonymous.rate_limit.as_ref().unwrap().key,
+            "rl:default:ip:203.0.113.9"
+        );
+        let established = proxied(decide_pipeline(
+            Method::GET,
+            "/api/v1/other",
+            &session_cookie_of(&anonymous),
+        ));
+        assert_eq!(
+            established.rate_limit.unwrap().key,
             format!("rl:default:session:{}", "03".repeat(16))
         );
 
@@ -1552,6 +1699,289 @@ mod tests {
             )
             .unwrap();
         assert_eq!(a, b, "normalised JSON bodies share a key");
+    }
+
+    /// The `Cookie` header that presents `proxy`'s new session back to the edge.
+    fn session_cookie_of(proxy: &ProxyRequest) -> HeaderMap {
+        let set_cookie = proxy.response_headers[http::header::SET_COOKIE]
+            .to_str()
+            .unwrap();
+        let pair = set_cookie.split(';').next().unwrap();
+        headers(&[("cookie", pair)])
+    }
+
+    fn decide_from(ip: Option<&str>, incoming: &HeaderMap) -> ProxyRequest {
+        let config = pipeline_config();
+        let keys = jwt::store(config.auth.as_ref().unwrap());
+        let method = Method::GET;
+        let head = RequestHead {
+            method: &method,
+            url: "/api/v1/other",
+            headers: incoming,
+            client_ip: ip,
+        };
+        proxied(decide(
+            &head,
+            &config,
+            Some(&keys),
+            inputs_at(jwt::NOW * 1000),
+        ))
+    }
+
+    #[test]
+    fn callers_without_an_established_session_are_counted_by_network() {
+        let key = |ip: Option<&str>, incoming: &HeaderMap| {
+            decide_from(ip, incoming).rate_limit.unwrap().key
+        };
+        let v4 = Some("198.51.100.7");
+        // No cookie, a new-session request, a forged or foreign token: all the network's bucket.
+        for incoming in [
+            HeaderMap::new(),
+            headers(&[("x-session-id", "new")]),
+            headers(&[(
+                "x-session-id",
+                "v1.k1.0123456789abcdef0123456789abcdef.9999999999.00",
+            )]),
+            headers(&[("cookie", "__Host-eb_session=v1.k9.x.1.y")]),
+        ] {
+            assert_eq!(
+                key(v4, &incoming),
+                "rl:default:ip:198.51.100.7",
+                "{incoming:?}"
+            );
+        }
+        // IPv6: one bucket per /64, whatever the interface id.
+        let a = key(Some("2001:db8:1:2::1"), &HeaderMap::new());
+        let b = key(Some("2001:db8:1:2:ffff:ffff:ffff:fffe"), &HeaderMap::new());
+        let other = key(Some("2001:db8:1:3::1"), &HeaderMap::new());
+        assert_eq!(a, "rl:default:ip:2001:db8:1:2::/64");
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(
+            key(Some("::ffff:198.51.100.7"), &HeaderMap::new()),
+            "rl:default:ip:198.51.100.7"
+        );
+        // A session the client was given and presents back is its own bucket.
+        let first = decide_from(v4, &HeaderMap::new());
+        let established = decide_from(v4, &session_cookie_of(&first));
+        assert!(!established.session.is_new);
+        assert_eq!(
+            established.rate_limit.unwrap().key,
+            format!("rl:default:session:{}", first.session.id)
+        );
+    }
+
+    #[test]
+    fn anonymous_callers_carry_their_network_to_the_brain_signed_users_do_not() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert(IDENTITY_NETWORK, HeaderValue::from_static("10.0.0.1"));
+        let network = |ip: Option<&str>| {
+            decide_from(ip, &incoming).headers[IDENTITY_NETWORK]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(network(Some("198.51.100.7")), "198.51.100.7");
+        assert_eq!(network(Some("2001:db8:1:2::99")), "2001:db8:1:2::/64");
+        assert_eq!(network(None), "unknown");
+
+        let user = decide_from(
+            Some("198.51.100.7"),
+            &bearer(&hs_token(&jwt::good_claims())),
+        );
+        assert!(user.headers.get(IDENTITY_NETWORK).is_none());
+    }
+
+    #[test]
+    fn any_subject_reaches_the_brain_as_exactly_that_user() {
+        let longest = "é".repeat(512);
+        for sub in [
+            "a b",
+            "José",
+            "東京",
+            "a:b",
+            "50%",
+            "x".repeat(300).as_str(),
+            &longest,
+        ] {
+            let mut claims = jwt::good_claims();
+            claims["sub"] = serde_json::json!(sub);
+            let mut proxy = proxied(decide_pipeline(
+                Method::GET,
+                "/api/v1/private/x",
+                &bearer(&hs_token(&claims)),
+            ));
+            let header = proxy.headers[IDENTITY_USER].to_str().unwrap().to_owned();
+            assert_eq!(
+                shared_types::headers::decode_user_id(&header).as_deref(),
+                Some(sub)
+            );
+            assert!(proxy.headers.get(IDENTITY_NETWORK).is_none());
+            // The encoded value is what the signature covers, and what the brain verifies.
+            proxy.sign(None, &pipeline_config());
+            let signature =
+                SignatureHeader::parse(proxy.headers[EDGE_SIGNATURE].to_str().unwrap()).unwrap();
+            let session = "03".repeat(16);
+            let scopes = "profile reports:read role:analyst";
+            let parts =
+                signature.parts("GET", "/api/v1/private/x", [&header, &session, scopes, ""]);
+            signature
+                .verify(
+                    &parts,
+                    [&b"edge-signing-secret-0123456789abcdef"[..]],
+                    jwt::NOW,
+                    300,
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn subjects_that_cannot_be_carried_are_refused_never_downgraded_to_the_session() {
+        for sub in ["nul\0".to_owned(), "bell\u{7}".to_owned(), "x".repeat(1025)] {
+            let mut claims = jwt::good_claims();
+            claims["sub"] = serde_json::json!(sub);
+            // Even on a route where anonymous callers are welcome.
+            let response = responded(decide_pipeline(
+                Method::GET,
+                "/api/v1/anything",
+                &bearer(&hs_token(&claims)),
+            ));
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{sub:?}");
+            assert_eq!(error_of(&response).error.code, ErrorCode::Unauthorized);
+            assert!(
+                response.headers[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .contains("invalid_token")
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever `sub` a valid token carries, the brain gets exactly that user or the client
+        /// gets a 401: never the anonymous session.
+        #[test]
+        fn a_token_yields_exactly_its_user_or_a_refusal(
+            sub in proptest::prelude::any::<String>(),
+        ) {
+            let mut claims = jwt::good_claims();
+            claims["sub"] = serde_json::json!(sub);
+            match decide_pipeline(Method::GET, "/api/v1/anything", &bearer(&hs_token(&claims))) {
+                Decision::Proxy(proxy) => {
+                    let header = proxy.headers.get(IDENTITY_USER).and_then(|v| v.to_str().ok());
+                    proptest::prop_assert_eq!(
+                        header.and_then(shared_types::headers::decode_user_id),
+                        Some(sub)
+                    );
+                }
+                Decision::Respond(response) => {
+                    proptest::prop_assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+                }
+                Decision::RefreshKeys => proptest::prop_assert!(false, "no key refresh expected"),
+            }
+        }
+    }
+
+    #[test]
+    fn identity_cache_keys_keep_users_and_sessions_apart() {
+        // A user whose `sub` equals somebody's session id must not share that session's entries.
+        let session_id = "03".repeat(16);
+        let mut claims = jwt::good_claims();
+        claims["sub"] = serde_json::json!(session_id);
+        let incoming = headers(&[
+            ("content-length", "2"),
+            ("content-type", "application/json"),
+        ]);
+        let mut as_user = incoming.clone();
+        as_user.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", hs_token(&claims))).unwrap(),
+        );
+        let url = "https://edge.example/api/v1/answers";
+        let anonymous = proxied(decide_pipeline(Method::POST, url, &incoming));
+        let user = proxied(decide_pipeline(Method::POST, url, &as_user));
+        assert_eq!(anonymous.session.id, session_id);
+        assert_ne!(
+            anonymous.cache_key_for_body(url, b"{}", &pipeline_config()),
+            user.cache_key_for_body(url, b"{}", &pipeline_config())
+        );
+    }
+
+    #[test]
+    fn content_length_must_be_one_plain_number() {
+        for bad in [
+            &["+5"][..],
+            &["-1"],
+            &["5, 6"],
+            &["5", "6"],
+            &["0x10"],
+            &[""],
+            &["1e3"],
+        ] {
+            let pairs: Vec<(&str, &str)> = bad.iter().map(|v| ("content-length", *v)).collect();
+            let response = responded(decide_with(Method::POST, "/api/v1/x", &headers(&pairs)));
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        for (good, length) in [
+            (&["5"][..], 5),
+            (&["5, 5"], 5),
+            (&["7", "7"], 7),
+            (&[" 9 "], 9),
+        ] {
+            let pairs: Vec<(&str, &str)> = good.iter().map(|v| ("content-length", *v)).collect();
+            let proxy = proxied(decide_with(Method::POST, "/api/v1/x", &headers(&pairs)));
+            assert_eq!(proxy.body_signing, BodySigning::Hash, "{good:?} = {length}");
+        }
+        // Two lengths that disagree, one within and one past the limit, are refused (400),
+        // whichever comes first.
+        let response = responded(decide_with(
+            Method::POST,
+            "/api/v1/x",
+            &headers(&[("content-length", "5"), ("content-length", "99999999")]),
+        ));
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn every_forwarded_body_is_bounded_whatever_its_framing() {
+        // Chunked (no length), declared and external-rewrite bodies all carry the limit the
+        // adapter counts against as the body streams.
+        for incoming in [HeaderMap::new(), headers(&[("content-length", "500")])] {
+            let proxy = proxied(decide_with(Method::POST, "/api/v1/upload", &incoming));
+            assert_eq!(proxy.max_body_bytes, 1000);
+        }
+        let response = responded(decide_with(
+            Method::POST,
+            "/api/v1/upload",
+            &headers(&[("content-length", "1001")]),
+        ));
+        assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        // Cut mid-stream: 413 in the error shape, with the plan's headers (the session cookie).
+        let proxy = proxied(decide_pipeline(
+            Method::POST,
+            "https://edge.example/api/v1/x",
+            &headers(&[("origin", "https://app.example")]),
+        ));
+        let response = proxy.body_too_large(&pipeline_config());
+        assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let body = error_of(&response);
+        assert_eq!(body.error.code, ErrorCode::PayloadTooLarge);
+        assert!(
+            body.error.message.contains("1000 bytes"),
+            "{}",
+            body.error.message
+        );
+        assert_eq!(body.error.request_id, proxy.request_id.as_str());
+        assert!(response.headers.get(http::header::SET_COOKIE).is_some());
+        assert_eq!(
+            response.headers["access-control-allow-origin"],
+            "https://app.example"
+        );
+        assert_eq!(response.headers["x-edge-cache"], "BYPASS");
     }
 
     #[test]

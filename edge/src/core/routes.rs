@@ -19,7 +19,9 @@
 //! itself and everything below it), or `*` (everything). `methods` restricts the entry to those
 //! methods (default: any). Named rate-limit policies come from `RATE_LIMITS`
 //! (`[{"name": "chat", "limit": 20, "window_secs": 60}]`); a route naming an undefined policy
-//! fails at load.
+//! fails at load. An entry without `rate_limit` gets the `default` policy too, like the
+//! fallback (an entry added for auth or caching never lifts the limit by accident);
+//! `"rate_limit": null` lifts it.
 
 use std::collections::BTreeMap;
 
@@ -96,8 +98,17 @@ struct RawRoute {
     auth: Option<AuthPolicy>,
     #[serde(default)]
     cache: Option<CachePolicy>,
-    #[serde(default)]
-    rate_limit: Option<String>,
+    /// Absent: the `default` policy, like the fallback route (a route entry added for auth or
+    /// caching must not silently lift the limit); `null`: no limit; a name: that policy.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<String>>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// The parsed `ROUTES` and `RATE_LIMITS`.
@@ -157,8 +168,9 @@ impl RouteTable {
                 ),
             };
             let rate_limit = match entry.rate_limit {
-                None => None,
-                Some(name) => Some(policies.get(&name).cloned().ok_or_else(|| {
+                None => policies.get(DEFAULT_RATE_LIMIT).cloned(),
+                Some(None) => None,
+                Some(Some(name)) => Some(policies.get(&name).cloned().ok_or_else(|| {
                     PolicyError::new(
                         field("rate_limit"),
                         format!("no policy named {name:?} in RATE_LIMITS"),
@@ -266,6 +278,31 @@ mod tests {
             fallback.rate_limit.as_ref().map(|p| p.name()),
             Some("default")
         );
+    }
+
+    #[test]
+    fn an_entry_without_rate_limit_keeps_the_default_one_and_null_lifts_it() {
+        let table = RouteTable::parse(
+            Some(
+                r#"[{"path":"/api/v1/admin/*","auth":{"mode":"optional"}},
+                    {"path":"/api/v1/open/*","rate_limit":null}]"#,
+            ),
+            Some(LIMITS),
+        )
+        .unwrap();
+        let get = Method::GET;
+        assert_eq!(
+            table
+                .select(&get, "/api/v1/admin/x")
+                .rate_limit
+                .as_ref()
+                .map(|p| p.name()),
+            Some("default")
+        );
+        assert!(table.select(&get, "/api/v1/open/x").rate_limit.is_none());
+        // Without a `default` policy an entry has no limit unless it names one.
+        let table = RouteTable::parse(Some(r#"[{"path":"/a"}]"#), None).unwrap();
+        assert!(table.select(&get, "/a").rate_limit.is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use shared_types::headers::{MAX_SCOPES_BYTES, MAX_USER_ID_BYTES};
 
 use super::config::AuthConfig;
 use super::keys::{Algorithm, KeyStore};
@@ -18,9 +19,11 @@ use super::keys::{Algorithm, KeyStore};
 /// The caller a valid token identifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `sub`: non-empty, free of control characters (safe for a header value).
+    /// `sub` exactly as issued: non-empty, at most [`MAX_USER_ID_BYTES`] bytes, free of control
+    /// characters; spaces, `:` and non-ASCII are kept (the edge encodes it for the header).
     pub subject: String,
-    /// From the configured scope claims; each free of whitespace and control characters.
+    /// From the configured scope claims; each visible ASCII (no `"` or `\\`), none starting
+    /// with [`ROLE_PREFIX`].
     pub scopes: BTreeSet<String>,
     /// From the configured role claims; same rules.
     pub roles: BTreeSet<String>,
@@ -99,6 +102,12 @@ impl TokenError {
             TokenError::WrongIssuer => "the token issuer is not accepted",
             TokenError::WrongAudience => "the token audience is not accepted",
             TokenError::MissingSubject => "the token has no subject",
+            TokenError::InvalidClaim("sub") => {
+                "the token's subject is longer than 1024 bytes or contains control characters"
+            }
+            TokenError::InvalidClaim("scope") => {
+                "the token's scopes or roles are malformed or longer than 8192 bytes in all"
+            }
             TokenError::InvalidClaim(_) => "the token has an invalid claim",
         }
     }
@@ -242,9 +251,18 @@ fn numeric_date(
     }
 }
 
-fn is_header_safe(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(char::is_control)
+/// Any non-empty `sub` up to [`MAX_USER_ID_BYTES`] without control characters: the edge
+/// passes it on losslessly (`shared_types::headers::encode_user_id`), spaces, `:` and non-ASCII
+/// included. Control characters (NUL among them) and longer ones are refused, never trimmed.
+fn is_valid_subject(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_USER_ID_BYTES && !s.chars().any(char::is_control)
 }
+
+// The refusal messages above name these limits.
+const _: () = assert!(MAX_USER_ID_BYTES == 1024 && MAX_SCOPES_BYTES == 8192);
+
+/// How roles are told apart from scopes in `x-edgebrain-scopes`.
+pub const ROLE_PREFIX: &str = "role:";
 
 fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
@@ -319,16 +337,31 @@ fn validate_claims(
         return Err(TokenError::WrongAudience);
     }
     let subject = match claims.get("sub") {
-        Some(Value::String(sub)) if is_header_safe(sub) => sub.clone(),
+        Some(Value::String(sub)) if is_valid_subject(sub) => sub.clone(),
         Some(Value::String(sub)) if !sub.is_empty() => {
             return Err(TokenError::InvalidClaim("sub"));
         }
         _ => return Err(TokenError::MissingSubject),
     };
+    let scopes = collect_tokens(claims, &config.scope_claims)?;
+    // Roles reach the brain as `role:<name>` among the scopes: a scope spelled like that would
+    // pass for a role.
+    if scopes.iter().any(|scope| scope.starts_with(ROLE_PREFIX)) {
+        return Err(TokenError::InvalidClaim("scope"));
+    }
+    let roles = collect_tokens(claims, &config.role_claims)?;
+    let asserted_bytes: usize = scopes.iter().map(|s| s.len() + 1).sum::<usize>()
+        + roles
+            .iter()
+            .map(|r| ROLE_PREFIX.len() + r.len() + 1)
+            .sum::<usize>();
+    if asserted_bytes > MAX_SCOPES_BYTES + 1 {
+        return Err(TokenError::InvalidClaim("scope"));
+    }
     Ok(Principal {
         subject,
-        scopes: collect_tokens(claims, &config.scope_claims)?,
-        roles: collect_tokens(claims, &config.role_claims)?,
+        scopes,
+        roles,
         expires_at,
     })
 }

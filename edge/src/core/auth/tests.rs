@@ -496,11 +496,90 @@ fn missing_or_unsafe_subjects_are_rejected() {
 }
 
 #[test]
+fn subjects_are_kept_exactly_spaces_unicode_colons_and_length_included() {
+    let longest = "é".repeat(512);
+    for sub in [
+        "a b",
+        " padded ",
+        "José",
+        "東京",
+        "a:b",
+        "user:x",
+        "50%",
+        "x".repeat(300).as_str(),
+        longest.as_str(),
+    ] {
+        let token = mint(
+            &header("HS256", HS_KID),
+            &claims_with("sub", json!(sub)),
+            hs(),
+        );
+        assert_eq!(verify(&token).map(|p| p.subject), Ok(sub.to_owned()));
+    }
+}
+
+#[test]
+fn subjects_with_control_characters_or_over_1024_bytes_are_refused() {
+    for sub in [
+        "a\0b".to_owned(),
+        "\u{1}".to_owned(),
+        "tab\there".to_owned(),
+        "del\u{7f}".to_owned(),
+        "c1\u{85}".to_owned(),
+        "x".repeat(1025),
+        "é".repeat(513),
+    ] {
+        let token = mint(
+            &header("HS256", HS_KID),
+            &claims_with("sub", json!(sub)),
+            hs(),
+        );
+        assert_eq!(
+            verify(&token),
+            Err(TokenError::InvalidClaim("sub")),
+            "{sub:?}"
+        );
+    }
+}
+
+#[test]
 fn scopes_of_the_wrong_shape_are_rejected() {
     for scope in [json!(42), json!([1, 2]), json!(["a b"]), json!("a \"b\"")] {
         let token = mint(&header("HS256", HS_KID), &claims_with("scope", scope), hs());
         assert_eq!(verify(&token), Err(TokenError::InvalidClaim("scope")));
     }
+}
+
+#[test]
+fn a_scope_spelled_like_a_role_is_refused() {
+    // Roles reach the brain as `role:<name>` scopes: this token must not pass for an admin.
+    for scope in [json!("read role:admin"), json!(["role:admin"])] {
+        let token = mint(&header("HS256", HS_KID), &claims_with("scope", scope), hs());
+        assert_eq!(verify(&token), Err(TokenError::InvalidClaim("scope")));
+    }
+}
+
+#[test]
+fn scopes_and_roles_past_the_header_budget_are_refused() {
+    let mut config = config_json();
+    config["max_token_bytes"] = json!(65536);
+    // 11 bytes per scope with its separator; the roles add `role:analyst`.
+    let scopes = |n: usize| -> Vec<String> { (0..n).map(|i| format!("scope-{i:04}")).collect() };
+    let token = mint(
+        &header("HS256", HS_KID),
+        &claims_with("scope", json!(scopes(743))),
+        hs(),
+    );
+    assert!(verify_with(&config, &token).is_ok());
+    let token = mint(
+        &header("HS256", HS_KID),
+        &claims_with("scope", json!(scopes(744))),
+        hs(),
+    );
+    assert_eq!(
+        verify_with(&config, &token),
+        Err(TokenError::InvalidClaim("scope"))
+    );
 }
 
 // ---- malformed tokens ------------------------------------------------------------------------
