@@ -193,11 +193,33 @@ fn agrees(case: &Value, answer: &Value) -> bool {
     }
 }
 
+/// A case's name in [`DIFFERENCES`]. Object keys are sorted here, not by serde_json: whether
+/// its maps keep insertion order depends on whether any crate in the build enables its
+/// `preserve_order` feature (`cargo test -p edge` and `cargo test --workspace` differ).
 fn key(case: &Value) -> String {
     match case["kind"].as_str() {
         Some("match") => format!("match {} {}", case["source"], case["path"]),
         Some("regex") => format!("regex {} {}", case["pattern"], case["input"]),
-        _ => format!("rule {} {}", case["list"], case["rule"]),
+        _ => format!("rule {} {}", case["list"], sorted_json(&case["rule"])),
+    }
+}
+
+fn sorted_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let fields: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), sorted_json(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(sorted_json).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
     }
 }
 
