@@ -129,6 +129,30 @@ pub struct Config {
     #[arg(long, env = "BRAIN_UPLOAD_MAX_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub upload_max_bytes: u64,
 
+    /// Most columns one dataset may have (CSV header fields, distinct JSON record keys); wider
+    /// uploads are answered 422 before they are parsed.
+    #[arg(long, env = "BRAIN_INGEST_MAX_COLUMNS", default_value_t = 4_096,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_max_columns: u64,
+
+    /// Deepest nesting of arrays and objects in a JSON or NDJSON upload (counting the enclosing
+    /// array and the record); deeper uploads are answered 422 before they are parsed.
+    #[arg(long, env = "BRAIN_INGEST_MAX_NESTING", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(2..=64))]
+    pub ingest_max_nesting: u64,
+
+    /// Largest single value of an upload (a CSV field, a JSON record's field) in bytes.
+    #[arg(long, env = "BRAIN_INGEST_MAX_CELL_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_max_cell_bytes: u64,
+
+    /// Memory one ingestion may need, estimated from the file's shape before parsing (text
+    /// size, rows × columns, a fixed cost per column); beyond, 413. Sized so the largest
+    /// accepted upload (`--upload-max-bytes`) of ordinary CSV fits.
+    #[arg(long, env = "BRAIN_INGEST_MEMORY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_memory_limit_bytes: u64,
+
     /// Directory whose files `POST /api/v1/datasets/import` may read. Unset: server-side
     /// imports are refused (403).
     #[arg(long, env = "BRAIN_IMPORT_DIR")]

@@ -632,7 +632,8 @@ impl ChatService {
             .get_run(owner, run_id)
             .await?
             .ok_or(ChatError::RunNotFound)?;
-        Ok(Box::pin(runs::replay(stored_events(&stored, after), after)))
+        let (first_seq, events) = stored_events(&stored, after);
+        Ok(Box::pin(runs::replay(events, first_seq, after)))
     }
 
     /// Requests cancellation; `Ok(false)` when the run already finished.
@@ -695,25 +696,29 @@ impl ChatService {
     }
 }
 
-/// The stored log of a finished run; for a run without one (interrupted by a restart) an
-/// `error` and `finish` chunk numbered after what the reader has.
-fn stored_events(stored: &StoredRun, after: u64) -> Vec<Arc<str>> {
+/// A stored run's events and the number of the first. A run interrupted before its log was
+/// written gets an error and a finish numbered right after the caller's cursor, so a client
+/// resuming from any event still sees how the run ended (no allocation depends on the cursor).
+fn stored_events(stored: &StoredRun, after: u64) -> (u64, Vec<Arc<str>>) {
     if let Some(events) = stored
         .events_json
         .as_deref()
         .and_then(|json| serde_json::from_str::<Vec<Value>>(json).ok())
     {
-        return events
-            .iter()
-            .map(|event| Arc::from(event.to_string()))
-            .collect();
+        return (
+            1,
+            events
+                .iter()
+                .map(|event| Arc::from(event.to_string()))
+                .collect(),
+        );
     }
     let message = stored
         .run
         .error
         .clone()
         .unwrap_or_else(|| INTERRUPTED.to_owned());
-    let mut events: Vec<Arc<str>> = vec![Arc::from(""); usize::try_from(after).unwrap_or(0)];
+    let mut events: Vec<Arc<str>> = Vec::with_capacity(2);
     for chunk in [
         UiMessageChunk::Error {
             error_text: message,
@@ -727,7 +732,7 @@ fn stored_events(stored: &StoredRun, after: u64) -> Vec<Arc<str>> {
     ] {
         events.push(Arc::from(serde_json::to_string(&chunk).unwrap_or_default()));
     }
-    events
+    (after.saturating_add(1), events)
 }
 
 #[derive(Debug)]

@@ -186,17 +186,18 @@ impl LiveRun {
     }
 }
 
-/// Replays a stored log: events after number `after`, then [`LogItem::Done`].
-pub fn replay(events: Vec<Arc<str>>, after: u64) -> impl Stream<Item = LogItem> + Send + 'static {
-    let skip = usize::try_from(after).unwrap_or(usize::MAX);
+/// Replays a stored log whose first event has number `first_seq`: the events numbered after
+/// `after`, then [`LogItem::Done`].
+pub fn replay(
+    events: Vec<Arc<str>>,
+    first_seq: u64,
+    after: u64,
+) -> impl Stream<Item = LogItem> + Send + 'static {
     let items: Vec<LogItem> = events
         .into_iter()
-        .enumerate()
-        .skip(skip)
-        .map(|(index, data)| LogItem::Event {
-            seq: index as u64 + 1,
-            data,
-        })
+        .zip(first_seq..)
+        .filter(|(_, seq)| *seq > after)
+        .map(|(data, seq)| LogItem::Event { seq, data })
         .chain(std::iter::once(LogItem::Done))
         .collect();
     stream::iter(items)
@@ -302,9 +303,15 @@ mod tests {
     #[tokio::test]
     async fn replay_skips_what_the_reader_has() {
         let events: Vec<Arc<str>> = vec!["1".into(), "2".into(), "3".into()];
-        let items = collect(replay(events, 2)).await;
+        let items = collect(replay(events.clone(), 1, 2)).await;
         assert_eq!(seqs(&items), vec![3]);
         assert_eq!(items.last(), Some(&LogItem::Done));
+        // A log numbered from far along (an interrupted run's ending after a large cursor).
+        let items = collect(replay(events, 9_007_199_254_740_990, 9_007_199_254_740_990)).await;
+        assert_eq!(
+            seqs(&items),
+            vec![9_007_199_254_740_991, 9_007_199_254_740_992]
+        );
     }
 
     #[test]

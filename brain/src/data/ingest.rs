@@ -4,7 +4,8 @@
 //! `spawn_blocking`. Text formats are checked in one streaming pass before polars parses them,
 //! so a malformed file is refused with the line (and column) of its first problem: invalid
 //! UTF-8, a CSV row whose field count differs from the header's, or an NDJSON line that is not
-//! JSON.
+//! JSON; and a file polars could not hold safely (too deep, too wide, too big a cell, too much
+//! memory: [`super::precheck`]) is refused before polars sees it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,6 +17,7 @@ use polars::prelude::*;
 use shared_types::data::{ColumnInfo, ColumnType, DataFormat};
 
 use super::DataError;
+use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape};
 
 /// Type overrides by column name, applied instead of the inferred types.
 pub type SchemaOverrides = BTreeMap<String, ColumnType>;
@@ -27,6 +29,7 @@ pub struct IngestOptions {
     pub overrides: SchemaOverrides,
     /// Rows CSV/JSON schema inference looks at.
     pub infer_schema_rows: usize,
+    pub limits: IngestLimits,
 }
 
 /// Parses `column:type,column:type` (the `schema` upload parameter).
@@ -106,7 +109,7 @@ pub fn read_file(path: &Path, options: &IngestOptions) -> Result<DataFrame, Data
     let infer = NonZeroUsize::new(options.infer_schema_rows.max(1)).unwrap_or(NonZeroUsize::MIN);
     let frame = match options.format {
         DataFormat::Csv => {
-            check_csv(path)?;
+            check_csv(path, &options.limits)?.check_memory(false, &options.limits)?;
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(infer.get()))
@@ -118,7 +121,7 @@ pub fn read_file(path: &Path, options: &IngestOptions) -> Result<DataFrame, Data
         }
         DataFormat::Ndjson | DataFormat::Json => {
             let lines = options.format == DataFormat::Ndjson;
-            check_json_text(path, lines)?;
+            check_json_text(path, lines, &options.limits)?.check_memory(true, &options.limits)?;
             let file = File::open(path).map_err(DataError::io)?;
             let schema = overrides_schema(&options.overrides);
             let mut reader = JsonReader::new(file)
@@ -288,66 +291,24 @@ fn check_utf8(number: u64, line: &[u8]) -> Result<(), DataError> {
     })
 }
 
-/// UTF-8 everywhere, and every CSV record with as many fields as the header. Quoted fields may
-/// contain separators, doubled quotes and line breaks.
-fn check_csv(path: &Path) -> Result<(), DataError> {
-    let mut in_quotes = false;
-    let mut fields = 1usize;
-    let mut record = 0u64;
-    let mut record_start_line = 1u64;
-    let mut header_fields = None;
+/// UTF-8 everywhere, every CSV record with as many fields as the header, and the limits.
+/// Quoted fields may contain separators, doubled quotes and line breaks.
+fn check_csv(path: &Path, limits: &IngestLimits) -> Result<Shape, DataError> {
+    let mut scan = CsvScan::new(*limits);
     for_each_line(path, |number, line| {
         check_utf8(number, line)?;
-        if !in_quotes {
-            record_start_line = number;
-            fields = 1;
-        }
-        let content = line.strip_suffix(b"\n").unwrap_or(line);
-        let content = content.strip_suffix(b"\r").unwrap_or(content);
-        if !in_quotes && content.is_empty() {
-            // Blank lines (typically at the end) are skipped by the parser too.
-            return Ok(());
-        }
-        for byte in content {
-            match byte {
-                b'"' => in_quotes = !in_quotes,
-                b',' if !in_quotes => fields += 1,
-                _ => {}
-            }
-        }
-        if in_quotes {
-            // The record continues on the next line.
-            return Ok(());
-        }
-        record += 1;
-        match header_fields {
-            None => header_fields = Some(fields),
-            Some(expected) if expected != fields => {
-                return Err(DataError::Invalid(format!(
-                    "ragged CSV: row {} (line {record_start_line}) has {fields} fields, the \
-                     header has {expected}",
-                    record - 1
-                )));
-            }
-            Some(_) => {}
-        }
-        Ok(())
+        scan.line(number, line)
     })?;
-    if in_quotes {
-        return Err(DataError::Invalid(format!(
-            "the CSV ends inside a quoted field opened on line {record_start_line}"
-        )));
-    }
-    if header_fields.is_none() {
-        return Err(DataError::Invalid("the CSV is empty".to_owned()));
-    }
-    Ok(())
+    scan.finish()
 }
 
-/// UTF-8 everywhere; for NDJSON also every non-blank line one JSON value.
-fn check_json_text(path: &Path, lines: bool) -> Result<(), DataError> {
+/// UTF-8 everywhere, the limits, and for NDJSON every non-blank line one JSON value.
+fn check_json_text(path: &Path, lines: bool, limits: &IngestLimits) -> Result<Shape, DataError> {
+    let mut scan = JsonScan::new(*limits, lines);
     for_each_line(path, |number, line| {
         check_utf8(number, line)?;
+        // The scan first: serde_json below never sees a line nested beyond the limit.
+        scan.feed(line)?;
         if lines && !line.trim_ascii().is_empty() {
             serde_json::from_slice::<serde::de::IgnoredAny>(line).map_err(|error| {
                 DataError::Invalid(format!(
@@ -356,7 +317,8 @@ fn check_json_text(path: &Path, lines: bool) -> Result<(), DataError> {
             })?;
         }
         Ok(())
-    })
+    })?;
+    Ok(scan.finish())
 }
 
 #[cfg(test)]
@@ -393,6 +355,7 @@ mod tests {
             format,
             overrides: SchemaOverrides::new(),
             infer_schema_rows: 100,
+            limits: IngestLimits::default(),
         }
     }
 

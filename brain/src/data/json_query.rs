@@ -23,6 +23,7 @@ pub fn plan(query: &JsonQuery, frame: &DataFrame) -> Result<LazyFrame, DataError
     };
     let mut lazy = frame.clone().lazy();
     if let Some(filter) = &query.filter {
+        check_filter_size(filter)?;
         lazy = lazy.filter(filter_expr(filter, &column)?);
     }
     if !query.group_by.is_empty() || !query.aggregates.is_empty() {
@@ -97,6 +98,37 @@ fn aggregate_expr(aggregate: &Aggregate) -> Expr {
         .clone()
         .unwrap_or_else(|| format!("{function}_{}", aggregate.column));
     expr.alias(alias.as_str())
+}
+
+/// Most conditions in one filter, and deepest nesting of `and`/`or`/`not`. Each condition
+/// becomes a node of polars' expression tree (an `and` of n conditions a chain n deep), which
+/// polars' optimizer walks recursively: a filter of 100,000 conditions would overflow the
+/// stack of the thread running the query.
+const MAX_FILTER_CONDITIONS: usize = 256;
+const MAX_FILTER_DEPTH: usize = 16;
+
+/// Refuses (400) a filter beyond [`MAX_FILTER_CONDITIONS`] or [`MAX_FILTER_DEPTH`], walking it
+/// without recursion.
+fn check_filter_size(filter: &Filter) -> Result<(), DataError> {
+    let mut pending = vec![(filter, 1usize)];
+    let mut conditions = 0usize;
+    while let Some((filter, depth)) = pending.pop() {
+        conditions += 1;
+        if conditions > MAX_FILTER_CONDITIONS || depth > MAX_FILTER_DEPTH {
+            return Err(DataError::BadRequest(format!(
+                "the filter is too large: at most {MAX_FILTER_CONDITIONS} conditions nested at \
+                 most {MAX_FILTER_DEPTH} deep"
+            )));
+        }
+        match filter {
+            Filter::And { args } | Filter::Or { args } => {
+                pending.extend(args.iter().map(|arg| (arg, depth + 1)));
+            }
+            Filter::Not { arg } => pending.push((arg, depth + 1)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn filter_expr(

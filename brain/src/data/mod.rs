@@ -37,6 +37,7 @@ pub mod ingest;
 pub mod json_query;
 pub mod output;
 pub mod plan_cache;
+pub mod precheck;
 pub mod registry;
 pub mod sample;
 pub mod sql;
@@ -67,6 +68,20 @@ use ingest::IngestOptions;
 use plan_cache::PlanCache;
 use registry::FrameRegistry;
 use stages::QueryMetrics;
+
+/// 409 for a name the caller cannot take: its own dataset has it, or (for a public dataset)
+/// another public one does — public names are unique so that none shadows another, and the
+/// sample's are taken by the sample.
+fn name_taken(name: &str, public: bool) -> DataError {
+    DataError::Conflict(if public {
+        format!(
+            "the name `{name}` is taken: you have a dataset by that name, or a public dataset \
+             is published under it (public names are unique); choose another name"
+        )
+    } else {
+        format!("you already have a dataset named `{name}`")
+    })
+}
 
 /// Owner of the built-in sample datasets (public, read-only for everyone else).
 pub const SAMPLE_OWNER: &str = "system:sample";
@@ -99,6 +114,12 @@ pub enum DataError {
     UnsupportedFormat(String),
     #[error("the upload exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// Parsing the upload would need more memory than one ingestion may use (413).
+    #[error(
+        "parsing this file would need about {estimate} bytes of memory, more than the ingest \
+         limit of {limit} bytes; split it, or upload it as Parquet"
+    )]
+    OverMemory { estimate: u64, limit: u64 },
     /// The query ran past its time limit and was cancelled (422).
     #[error("the query ran longer than the limit of {limit_ms} ms and was cancelled")]
     Timeout { limit_ms: u128 },
@@ -137,6 +158,8 @@ pub struct DataLimits {
     pub memory_budget_bytes: u64,
     pub upload_max_bytes: u64,
     pub infer_schema_rows: usize,
+    /// Shape and memory limits of one ingestion, checked before polars parses a file.
+    pub ingest: precheck::IngestLimits,
     pub query_max_rows: u64,
     pub query_timeout: Duration,
     pub import_dir: Option<PathBuf>,
@@ -155,6 +178,12 @@ impl DataLimits {
             memory_budget_bytes: config.datasets_memory_budget_bytes,
             upload_max_bytes: config.upload_max_bytes,
             infer_schema_rows: usize::try_from(config.infer_schema_rows).unwrap_or(usize::MAX),
+            ingest: precheck::IngestLimits {
+                max_columns: usize::try_from(config.ingest_max_columns).unwrap_or(usize::MAX),
+                max_nesting: usize::try_from(config.ingest_max_nesting).unwrap_or(usize::MAX),
+                max_cell_bytes: config.ingest_max_cell_bytes,
+                memory_bytes: config.ingest_memory_limit_bytes,
+            },
             query_max_rows: config.query_max_rows,
             query_timeout: Duration::from_millis(config.query_timeout_ms),
             import_dir: config.import_dir.clone(),
@@ -377,6 +406,7 @@ impl DataPlane {
             format,
             overrides: request.schema.clone(),
             infer_schema_rows: self.inner.limits.infer_schema_rows,
+            limits: self.inner.limits.ingest,
         };
         let relative = request.path.clone();
         let frame = blocking(move || {
@@ -424,9 +454,7 @@ impl DataPlane {
         if let Err(error) = self.inner.store.insert_dataset(&record).await {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(match error {
-                StoreError::Conflict(_) => {
-                    DataError::Conflict(format!("you already have a dataset named `{name}`"))
-                }
+                StoreError::Conflict(_) => name_taken(name, scope == SCOPE_PUBLIC),
                 other => other.into(),
             });
         }
@@ -499,7 +527,7 @@ impl DataPlane {
 
     pub async fn rename(&self, owner: &str, id: &str, name: &str) -> Result<DatasetInfo> {
         check_name(name)?;
-        self.owned(owner, id).await?;
+        let public = self.owned(owner, id).await?.scope == SCOPE_PUBLIC;
         match self
             .inner
             .store
@@ -508,11 +536,7 @@ impl DataPlane {
         {
             Ok(true) => {}
             Ok(false) => return Err(DataError::NotFound(format!("no dataset with id `{id}`"))),
-            Err(StoreError::Conflict(_)) => {
-                return Err(DataError::Conflict(format!(
-                    "you already have a dataset named `{name}`"
-                )));
-            }
+            Err(StoreError::Conflict(_)) => return Err(name_taken(name, public)),
             Err(other) => return Err(other.into()),
         }
         info(&self.visible(owner, id).await?, owner)
@@ -934,25 +958,31 @@ impl DataPlane {
                 let length = IdxSize::try_from(limit.saturating_add(1)).unwrap_or(IdxSize::MAX);
                 let offset = i64::try_from(offset).unwrap_or(i64::MAX);
                 let _turn = turn;
-                let plan = build()?.slice(offset, length);
-                let failed = |error| DataError::BadRequest(sql::query_error_message(&error));
-                metrics.time(kind, "execute", || {
-                    if engine == QueryEngine::Streaming {
-                        return plan
-                            .collect_with_engine(Engine::Streaming)
-                            .map(|result| result.unwrap_single())
-                            .map_err(failed);
-                    }
-                    let running = plan
-                        .collect_concurrently()
-                        .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(running.clone());
-                    if cancelled.load(Ordering::SeqCst) {
-                        running.cancel();
-                    }
-                    running
-                        .fetch_blocking()
-                        .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))
+                // On a stack of its own: polars-sql and the planner walk the query's expression
+                // tree recursively, and a blocking-pool thread's 2 MiB end a few hundred
+                // operators deep in a debug build (the allowlist bounds the count).
+                stacker::grow(QUERY_STACK_BYTES, || {
+                    let plan = build()?.slice(offset, length);
+                    let failed = |error| DataError::BadRequest(sql::query_error_message(&error));
+                    metrics.time(kind, "execute", || {
+                        if engine == QueryEngine::Streaming {
+                            return plan
+                                .collect_with_engine(Engine::Streaming)
+                                .map(|result| result.unwrap_single())
+                                .map_err(failed);
+                        }
+                        let running = plan.collect_concurrently().map_err(|error| {
+                            DataError::BadRequest(sql::query_error_message(&error))
+                        })?;
+                        *slot.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(running.clone());
+                        if cancelled.load(Ordering::SeqCst) {
+                            running.cancel();
+                        }
+                        running.fetch_blocking().map_err(|error| {
+                            DataError::BadRequest(sql::query_error_message(&error))
+                        })
+                    })
                 })
             })
         };
@@ -1004,6 +1034,10 @@ impl DataPlane {
 }
 
 /// Runs blocking work (polars, file I/O) on the blocking pool.
+/// Stack of one query's planning and execution wait (reserved address space; only the pages
+/// a deep plan touches are ever backed by memory).
+const QUERY_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

@@ -16,6 +16,7 @@ use polars::prelude::PolarsError;
 use sqlparser::ast::{Query, SetExpr, Statement, TableFactor, Visit, Visitor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// A statement that passed the allowlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +41,74 @@ pub enum SqlRefusal {
     TableFunction(String),
     #[error("`{0}` is not a plain dataset name (use the dataset's name, without a schema)")]
     QualifiedName(String),
+    #[error(
+        "the query is too complex: at most {MAX_SQL_OPERATORS} operators and parentheses \
+         nested at most {MAX_SQL_NESTING} deep"
+    )]
+    TooComplex,
+}
+
+/// Most operators (`AND`, `OR`, `+`, `=`, …) in one query, and deepest parenthesis nesting.
+/// sqlparser turns `a OR b OR …` into a tree as deep as the chain is long, and it, the
+/// allowlist's visitor and polars' planner all walk that tree recursively: a chain of 100,000
+/// would overflow the stack of the thread running it. Counted on tokens, without recursion.
+const MAX_SQL_OPERATORS: usize = 512;
+const MAX_SQL_NESTING: usize = 32;
+
+fn check_complexity(sql: &str) -> Result<(), SqlRefusal> {
+    let tokens = Tokenizer::new(&GenericDialect, sql)
+        .tokenize()
+        .map_err(|error| SqlRefusal::Syntax(error.to_string()))?;
+    let (mut operators, mut depth) = (0usize, 0usize);
+    for token in &tokens {
+        match token {
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                depth += 1;
+                if depth > MAX_SQL_NESTING {
+                    return Err(SqlRefusal::TooComplex);
+                }
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+            Token::Word(word)
+                if matches!(
+                    word.keyword,
+                    sqlparser::keywords::Keyword::AND
+                        | sqlparser::keywords::Keyword::OR
+                        | sqlparser::keywords::Keyword::NOT
+                        | sqlparser::keywords::Keyword::WHEN
+                ) =>
+            {
+                operators += 1;
+            }
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::StringConcat
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret => operators += 1,
+            _ => {}
+        }
+        if operators > MAX_SQL_OPERATORS {
+            return Err(SqlRefusal::TooComplex);
+        }
+    }
+    Ok(())
 }
 
 /// Parses `sql` with the dialect and options of `polars_sql::SQLContext::execute`, so what is
 /// approved (and rewritten, `super::sql_dates`) here is exactly what polars will run.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlRefusal> {
+    check_complexity(sql)?;
     Parser::new(&GenericDialect)
         .with_options(ParserOptions {
             trailing_commas: true,
@@ -236,6 +300,16 @@ mod tests {
             .tables
             .into_iter()
             .collect()
+    }
+
+    #[test]
+    fn operator_chains_and_nesting_are_bounded_before_parsing() {
+        let chain = |n: usize| format!("SELECT * FROM t WHERE {}", vec!["a = 1"; n].join(" OR "));
+        // 100,000 ORs would make a tree 100,000 deep; refused from the tokens.
+        assert_eq!(approve(&chain(100_000)), Err(SqlRefusal::TooComplex));
+        assert_eq!(tables(&chain(200)), ["t"]);
+        let nested = format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40));
+        assert_eq!(approve(&nested), Err(SqlRefusal::TooComplex));
     }
 
     #[test]

@@ -274,6 +274,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
             format,
             overrides,
             infer_schema_rows: state.data.limits().infer_schema_rows,
+            limits: state.data.limits().ingest,
         },
     })
 }

@@ -47,6 +47,8 @@ pub struct EdgeTrust {
     /// Most bytes read to check a body digest.
     signed_body_max_bytes: usize,
     nonces: Mutex<NonceCache>,
+    /// Unix second this process started trusting signatures; see step 3 of the module docs.
+    started_secs: u64,
 }
 
 impl EdgeTrust {
@@ -61,6 +63,7 @@ impl EdgeTrust {
             tolerance,
             signed_body_max_bytes,
             nonces: Mutex::new(NonceCache::new(replay_cache_entries)),
+            started_secs: unix_millis() / 1000,
         }
     }
 
@@ -138,6 +141,13 @@ async fn verified(
                 trust.tolerance.as_secs(),
             )
             .map_err(refuse)?;
+    }
+    if header.timestamp_secs < trust.started_secs {
+        return Err(Error::Unauthorized(format!(
+            "edge signature is dated {} s before this brain started: a request signed for an \
+             earlier process (replayed across a restart); the edge signs each request afresh",
+            trust.started_secs - header.timestamp_secs
+        )));
     }
 
     let request = if header.body_digest == UNSIGNED_PAYLOAD {

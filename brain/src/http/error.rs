@@ -16,6 +16,7 @@ use shared_types::error::{ErrorBody, ErrorCode};
 use crate::chat::ChatError;
 use crate::data::DataError;
 use crate::knowledge::KnowledgeError;
+use crate::knowledge::extract::ExtractError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -108,6 +109,7 @@ impl From<DataError> for Error {
             DataError::TooLarge { limit } => Error::PayloadTooLarge {
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),
             },
+            over @ DataError::OverMemory { .. } => Error::BodyTooLarge(over.to_string()),
             timeout @ DataError::Timeout { .. } => Error::Unprocessable(timeout.to_string()),
             busy @ DataError::Busy { .. } => Error::Unavailable(busy.to_string()),
             DataError::Store(error) => Error::Store(error),
@@ -155,6 +157,9 @@ impl From<KnowledgeError> for Error {
     fn from(error: KnowledgeError) -> Self {
         match error {
             KnowledgeError::BadRequest(message) => Error::BadRequest(message),
+            KnowledgeError::Unreadable(nul @ ExtractError::Nul { .. }) => {
+                Error::BadRequest(nul.to_string())
+            }
             KnowledgeError::UnsupportedFormat(_) => Error::UnsupportedMediaType(error.to_string()),
             KnowledgeError::TooLarge { limit } => Error::PayloadTooLarge {
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),

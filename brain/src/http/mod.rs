@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -140,6 +140,7 @@ pub fn with_middleware(routes: Router, limits: &Limits, edge_trust: Arc<EdgeTrus
                 ))
                 .layer(middleware::from_fn(log_request))
                 .layer(middleware::from_fn(error_body))
+                .layer(middleware::from_fn(refuse_encoded_nul))
                 .layer(middleware::from_fn_with_state(
                     edge_trust,
                     edge_auth::verify_edge,
@@ -170,6 +171,25 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request completed"
     );
     response
+}
+
+/// 400 for a path or query holding a percent-encoded NUL: ids, names, cursors and search
+/// text are stored or compared as text, which on PostgreSQL cannot hold NUL (a 500 there, and
+/// silently accepted on SQLite). Refused here, identically on both databases.
+async fn refuse_encoded_nul(request: Request, next: Next) -> Response {
+    let encoded_nul = request
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| extract::has_encoded_nul(pq.as_str()));
+    if encoded_nul {
+        return Error::BadRequest(
+            "the path or query holds a NUL character (%00), which no id, name or text may \
+             contain"
+                .to_owned(),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn error_body(request: Request, next: Next) -> Response {

@@ -20,6 +20,10 @@ use super::identity::Identity;
 use super::threads::ui_message_stream;
 use super::{AppState, Error, Result};
 
+/// The largest event number a client may resume after: 2^53 - 1, the largest integer a
+/// JavaScript number holds exactly.
+const MAX_EVENT_CURSOR: u64 = (1 << 53) - 1;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/{id}", get(get_run))
@@ -58,6 +62,13 @@ async fn run_events(
             })?,
         None => params.after.unwrap_or(0),
     };
+    // Event numbers are counts of events a run wrote; a browser's EventSource keeps them as
+    // JavaScript numbers. Anything beyond that range is no event a client was ever sent.
+    if after > MAX_EVENT_CURSOR {
+        return Err(Error::BadRequest(format!(
+            "event cursor {after} is beyond any event number (at most {MAX_EVENT_CURSOR})"
+        )));
+    }
     let events = state.chat.follow(&identity.owner(), &id, after).await?;
     Ok(ui_message_stream(events, &id))
 }

@@ -59,7 +59,13 @@ impl UploadForm {
 impl FieldReader {
     /// The whole field as text (form values such as `name`).
     pub(crate) async fn text(self, field: Field<'_>) -> Result<String> {
-        field.text().await.map_err(|error| self.error(error))
+        let text = field.text().await.map_err(|error| self.error(error))?;
+        if text.contains('\0') {
+            return Err(Error::BadRequest(
+                "a form field holds a NUL character, which no name or text may contain".to_owned(),
+            ));
+        }
+        Ok(text)
     }
 
     /// The field's content as it arrives (the `file` field), never held whole in memory.

@@ -75,19 +75,40 @@ pub enum ExtractError {
     Pdf(String),
     #[error("the document has no text")]
     Empty,
+    /// Text documents hold no NUL characters (PostgreSQL's text cannot store them; refused
+    /// alike on SQLite so the two never differ).
+    #[error(
+        "the {format} document contains a NUL character at byte {offset}; text documents \
+         cannot hold NUL"
+    )]
+    Nul {
+        format: DocumentFormat,
+        offset: usize,
+    },
 }
 
 /// Extracts the text of `bytes` in `format`.
 pub fn extract_text(format: DocumentFormat, bytes: &[u8]) -> Result<String, ExtractError> {
     let text = match format {
-        DocumentFormat::Plain | DocumentFormat::Markdown => normalise(utf8(format, bytes)?),
-        DocumentFormat::Html => html_to_text(&normalise(utf8(format, bytes)?)),
-        DocumentFormat::Pdf => pdf_to_text(bytes)?,
+        DocumentFormat::Plain | DocumentFormat::Markdown => {
+            normalise(no_nul(format, utf8(format, bytes)?)?)
+        }
+        DocumentFormat::Html => html_to_text(&normalise(no_nul(format, utf8(format, bytes)?)?)),
+        // NULs in a PDF's text are extraction artefacts (padding of fixed-width strings), not
+        // content: dropped.
+        DocumentFormat::Pdf => pdf_to_text(bytes)?.replace('\0', ""),
     };
     if text.trim().is_empty() {
         return Err(ExtractError::Empty);
     }
     Ok(text)
+}
+
+fn no_nul(format: DocumentFormat, text: &str) -> Result<&str, ExtractError> {
+    match text.find('\0') {
+        Some(offset) => Err(ExtractError::Nul { format, offset }),
+        None => Ok(text),
+    }
 }
 
 fn utf8(format: DocumentFormat, bytes: &[u8]) -> Result<&str, ExtractError> {

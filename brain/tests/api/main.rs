@@ -17,6 +17,7 @@ mod errors;
 mod grounded;
 mod health;
 mod helpers;
+mod hostile;
 mod identity;
 mod knowledge;
 mod llm_server;

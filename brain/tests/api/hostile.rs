@@ -1,0 +1,413 @@
+//! Attacks a hostile client made on a running brain (issue 15), each refused with the error
+//! shape and the right status, after which the process still answers `/health`.
+
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use shared_types::chat::STREAM_DONE;
+use shared_types::error::ErrorCode;
+
+use crate::chat::{create_thread, send, use_chat_llm};
+use crate::datasets::{list, upload_csv, upload_raw};
+use crate::helpers::{
+    BACKENDS, Backend, Caller, EventReader, TestApp, assert_error, spawn_app, spawn_app_with,
+};
+
+async fn assert_alive(app: &TestApp) {
+    let response = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the brain must survive");
+}
+
+/// A JSON document `depth` arrays deep around one record.
+fn nested_json(depth: usize) -> String {
+    format!("{}{{\"a\":1}}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[tokio::test]
+async fn deeply_nested_json_and_ndjson_uploads_are_refused_before_parsing() {
+    let alice = Caller::user("alice");
+    for backend in BACKENDS {
+        let mut app = spawn_app(backend).await;
+        // 100,000 levels aborted the process (stack overflow); 500 levels in 1 KB took 3.2 GB.
+        for depth in [100_000, 500, 17] {
+            for (content_type, body) in [
+                ("application/json", nested_json(depth)),
+                (
+                    "application/x-ndjson",
+                    format!("{{\"a\":{}1{}}}\n", "[".repeat(depth), "]".repeat(depth)),
+                ),
+            ] {
+                let response =
+                    upload_raw(&app, &alice, "name=deep", content_type, body.clone()).await;
+                let error = assert_error(response, ErrorCode::Unprocessable).await;
+                assert!(
+                    error.error.message.contains("nests deeper than 16"),
+                    "{backend} {content_type} {depth}: {}",
+                    error.error.message
+                );
+            }
+            assert_alive(&app).await;
+        }
+        // Nesting within the limit is data.
+        let response = upload_raw(
+            &app,
+            &alice,
+            "name=nested",
+            "application/x-ndjson",
+            "{\"a\":{\"b\":[1,2]}}\n{\"a\":{\"b\":[3]}}\n",
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{backend}");
+        assert_eq!(
+            list(&app, &alice).await.len(),
+            1,
+            "{backend}: nothing else stored"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wide_files_and_huge_cells_are_refused_before_parsing() {
+    let alice = Caller::user("alice");
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.edge_signed_body_max_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    // A million columns drove the brain to 6 GB and a 504.
+    let wide = format!("{}c\n", "c,".repeat(1_000_000));
+    let response = upload_raw(&app, &alice, "name=wide", "text/csv", wide).await;
+    let error = assert_error(response, ErrorCode::Unprocessable).await;
+    assert!(
+        error.error.message.contains("more than 4096 columns"),
+        "{}",
+        error.error.message
+    );
+
+    let keys: Vec<String> = (0..5_000).map(|i| format!("\"k{i}\":1")).collect();
+    let wide_json = format!("[{{{}}}]", keys.join(","));
+    let response = upload_raw(&app, &alice, "name=wide", "application/json", wide_json).await;
+    let error = assert_error(response, ErrorCode::Unprocessable).await;
+    assert!(
+        error.error.message.contains("distinct keys"),
+        "{}",
+        error.error.message
+    );
+
+    let cell = format!("a,b\n1,{}\n", "x".repeat(1024 * 1024 + 1));
+    let response = upload_raw(&app, &alice, "name=cell", "text/csv", cell).await;
+    let error = assert_error(response, ErrorCode::Unprocessable).await;
+    assert!(
+        error.error.message.contains("longer than"),
+        "{}",
+        error.error.message
+    );
+    assert_alive(&app).await;
+    assert!(list(&app, &alice).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_needing_more_than_the_ingest_memory_limit_is_413() {
+    let alice = Caller::user("alice");
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.ingest_memory_limit_bytes = 256 * 1024;
+        config.edge_signed_body_max_bytes = 16 * 1024 * 1024;
+    })
+    .await;
+    // 2,000 rows × 1,000 columns: 2 MB of values, far past 256 KiB in polars.
+    let header: Vec<String> = (0..1_000).map(|i| format!("c{i}")).collect();
+    let row = vec!["1"; 1_000].join(",");
+    let mut csv = header.join(",");
+    for _ in 0..2_000 {
+        csv.push('\n');
+        csv.push_str(&row);
+    }
+    let response = upload_raw(&app, &alice, "name=big", "text/csv", csv).await;
+    let error = assert_error(response, ErrorCode::PayloadTooLarge).await;
+    assert!(
+        error.error.message.contains("ingest limit"),
+        "{}",
+        error.error.message
+    );
+    // A small file still fits.
+    upload_csv(&app, &alice, "small", "a,b\n1,2\n").await;
+    assert_alive(&app).await;
+    app.stop().await;
+}
+
+async fn query_app() -> (TestApp, Caller) {
+    let alice = Caller::user("alice");
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.max_body_bytes = 4 * 1024 * 1024;
+        config.edge_signed_body_max_bytes = 4 * 1024 * 1024;
+    })
+    .await;
+    upload_csv(&app, &alice, "t", "a,b\n1,2\n3,4\n").await;
+    (app, alice)
+}
+
+#[tokio::test]
+async fn a_deeply_nested_request_body_is_400() {
+    let (mut app, alice) = query_app().await;
+    let deep = app
+        .send_as(
+            &alice,
+            app.client
+                .post(app.url("/api/v1/queries/json"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(nested_json(100_000)),
+        )
+        .await;
+    assert_error(deep, ErrorCode::InvalidJson).await;
+    assert_alive(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_filter_of_ten_thousand_conditions_is_400() {
+    let (mut app, alice) = query_app().await;
+    // An AND of 10,000 conditions: a 10,000-deep expression tree for polars' optimizer.
+    let conditions: Vec<Value> = (0..10_000)
+        .map(|i| json!({"op": "ne", "column": "a", "value": i}))
+        .collect();
+    let wide_filter = app
+        .send_as(
+            &alice,
+            app.client
+                .post(app.url("/api/v1/queries/json"))
+                .json(&json!({
+                    "dataset": "t",
+                    "filter": {"op": "and", "args": conditions},
+                })),
+        )
+        .await;
+    let error = assert_error(wide_filter, ErrorCode::BadRequest).await;
+    assert!(
+        error.error.message.contains("filter is too large"),
+        "{}",
+        error.error.message
+    );
+    assert_alive(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_sql_operator_chain_beyond_the_limit_is_refused_and_one_within_answers() {
+    let (mut app, alice) = query_app().await;
+    let sql = |n: usize| {
+        let chain = vec!["a = 1"; n].join(" OR ");
+        app.client
+            .post(app.url("/api/v1/queries/sql"))
+            .json(&json!({ "sql": format!("SELECT * FROM t WHERE {chain}") }))
+    };
+    let refused = app.send_as(&alice, sql(100_000)).await;
+    let status = refused.status();
+    let text = refused.text().await.unwrap();
+    assert!(
+        status.is_client_error() && text.contains("too complex"),
+        "{status}: {text}"
+    );
+    // 250 conditions: 499 operators, just under the limit.
+    let answered = app.send_as(&alice, sql(250)).await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert_alive(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nul_in_titles_messages_documents_names_ids_and_cursors_is_400_on_both_databases() {
+    let alice = Caller::user("alice");
+    for backend in BACKENDS {
+        let mut app = spawn_app(backend).await;
+        let thread = create_thread(&app, &alice, "fine").await;
+        let title = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/threads"))
+                    .json(&json!({"title": "a\u{0}b"})),
+            )
+            .await;
+        assert_error(title, ErrorCode::InvalidJson).await;
+        let message = send(&app, &alice, &thread.id, json!({"content": "hi\u{0}"})).await;
+        assert_error(message, ErrorCode::InvalidJson).await;
+        for path in [
+            "/api/v1/threads/x%00y".to_owned(),
+            format!("/api/v1/threads/{}/messages?before=%00", thread.id),
+            "/api/v1/runs/r%00/events?after=1".to_owned(),
+            "/api/v1/datasets/d%00".to_owned(),
+        ] {
+            let response = app.send_as(&alice, app.client.get(app.url(&path))).await;
+            assert_error(response, ErrorCode::BadRequest).await;
+        }
+        let upload = upload_raw(&app, &alice, "name=a%00b", "text/csv", "a\n1\n").await;
+        assert_error(upload, ErrorCode::BadRequest).await;
+        let document = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/documents?name=doc"))
+                    .header(CONTENT_TYPE, "text/plain")
+                    .body("text with a \0 in it"),
+            )
+            .await;
+        let error = assert_error(document, ErrorCode::BadRequest).await;
+        assert!(
+            error.error.message.contains("NUL"),
+            "{}",
+            error.error.message
+        );
+        // An escaped backslash before "u0000" is text, not NUL.
+        let fine = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/threads"))
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(r#"{"title":"C:\\u0000"}"#),
+            )
+            .await;
+        assert_eq!(fine.status(), StatusCode::CREATED, "{backend}");
+        assert_alive(&app).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn event_cursors_beyond_any_event_are_refused_and_huge_ones_allocate_nothing() {
+    let alice = Caller::user("alice");
+    for retention_secs in [300, 0] {
+        let mut app = spawn_app_with(Backend::Sqlite, |config| {
+            use_chat_llm(config);
+            config.run_retention_secs = retention_secs;
+        })
+        .await;
+        let thread = create_thread(&app, &alice, "cursors").await;
+        let response = send(&app, &alice, &thread.id, json!({"content": "Hi"})).await;
+        let run_id = response.headers()[shared_types::chat::RUN_ID_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        EventReader::new(response).collect().await;
+        let events = |query: &str| {
+            app.client
+                .get(app.url(&format!("/api/v1/runs/{run_id}/events{query}")))
+        };
+
+        // 10^13 aborted the brain (an allocation sized by the cursor): now an empty replay.
+        let far = app.send_as(&alice, events("?after=10000000000000")).await;
+        assert_eq!(far.status(), StatusCode::OK);
+        let data: Vec<String> = EventReader::new(far)
+            .collect()
+            .await
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(data, [STREAM_DONE], "retention {retention_secs}");
+        let far = app
+            .send_as(
+                &alice,
+                events("").header("last-event-id", "9007199254740991"),
+            )
+            .await;
+        assert_eq!(far.status(), StatusCode::OK);
+
+        for cursor in [
+            "1000000000000000000",
+            "9007199254740992",
+            "18446744073709551616",
+            "-1",
+        ] {
+            let response = app
+                .send_as(&alice, events(&format!("?after={cursor}")))
+                .await;
+            assert!(
+                response.status() == StatusCode::BAD_REQUEST,
+                "{cursor}: {}",
+                response.status()
+            );
+            let response = app
+                .send_as(&alice, events("").header("last-event-id", cursor))
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{cursor}");
+        }
+        assert_alive(&app).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn public_names_are_unique_and_the_samples_are_taken() {
+    for backend in BACKENDS {
+        let mut app = spawn_app_with(backend, |config| config.sample_transactions = 100).await;
+        let mallory = Caller::anonymous("mallory-session");
+        let alice = Caller::user("alice");
+        // Squatting the sample's name: refused, whatever the case of the scope.
+        let squat = upload_raw(
+            &app,
+            &mallory,
+            "name=transactions&scope=public",
+            "text/csv",
+            "store_id,amount\n1,999999\n",
+        )
+        .await;
+        let error = assert_error(squat, ErrorCode::Conflict).await;
+        assert!(
+            error.error.message.contains("public names are unique"),
+            "{}",
+            error.error.message
+        );
+
+        // First come keeps a free public name; a second publisher gets 409.
+        let first = upload_raw(
+            &app,
+            &alice,
+            "name=shared&scope=public",
+            "text/csv",
+            "a\n1\n",
+        )
+        .await;
+        assert_eq!(first.status(), StatusCode::CREATED, "{backend}");
+        let second = upload_raw(
+            &app,
+            &mallory,
+            "name=shared&scope=public",
+            "text/csv",
+            "a\n2\n",
+        )
+        .await;
+        assert_error(second, ErrorCode::Conflict).await;
+        // Renaming a public dataset onto a taken public name: 409 too.
+        let other: shared_types::data::DatasetInfo = upload_raw(
+            &app,
+            &mallory,
+            "name=other&scope=public",
+            "text/csv",
+            "a\n3\n",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let rename = app
+            .send_as(
+                &mallory,
+                app.client
+                    .patch(app.url(&format!("/api/v1/datasets/{}", other.id)))
+                    .json(&json!({"name": "products"})),
+            )
+            .await;
+        assert_error(rename, ErrorCode::Conflict).await;
+        // A private dataset may share a public name: it only shadows it for its owner.
+        let private = upload_raw(&app, &mallory, "name=transactions", "text/csv", "a\n1\n").await;
+        assert_eq!(private.status(), StatusCode::CREATED, "{backend}");
+        let rows =
+            crate::datasets::sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM transactions").await;
+        assert_eq!(
+            rows[0]["n"], 100,
+            "{backend}: alice reads the sample, not mallory's rows"
+        );
+        app.stop().await;
+    }
+}
