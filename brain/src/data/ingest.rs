@@ -17,7 +17,7 @@ use polars::prelude::*;
 use shared_types::data::{ColumnInfo, ColumnType, DataFormat};
 
 use super::DataError;
-use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape};
+use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape, sniff_separator};
 
 /// Type overrides by column name, applied instead of the inferred types.
 pub type SchemaOverrides = BTreeMap<String, ColumnType>;
@@ -109,12 +109,15 @@ pub fn read_file(path: &Path, options: &IngestOptions) -> Result<DataFrame, Data
     let infer = NonZeroUsize::new(options.infer_schema_rows.max(1)).unwrap_or(NonZeroUsize::MIN);
     let frame = match options.format {
         DataFormat::Csv => {
-            check_csv(path, &options.limits)?.check_memory(false, &options.limits)?;
+            let separator = sniff_separator(&first_line(path)?);
+            check_csv(path, separator, &options.limits)?.check_memory(false, &options.limits)?;
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(infer.get()))
                 .with_schema_overwrite(Some(Arc::new(overrides_schema(&options.overrides))))
-                .map_parse_options(|parse| parse.with_try_parse_dates(true))
+                .map_parse_options(|parse| {
+                    parse.with_try_parse_dates(true).with_separator(separator)
+                })
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|reader| reader.finish())
                 .map_err(|error| DataError::Invalid(format!("cannot parse the CSV: {error}")))?
@@ -293,13 +296,23 @@ fn check_utf8(number: u64, line: &[u8]) -> Result<(), DataError> {
 
 /// UTF-8 everywhere, every CSV record with as many fields as the header, and the limits.
 /// Quoted fields may contain separators, doubled quotes and line breaks.
-fn check_csv(path: &Path, limits: &IngestLimits) -> Result<Shape, DataError> {
-    let mut scan = CsvScan::new(*limits);
+fn check_csv(path: &Path, separator: u8, limits: &IngestLimits) -> Result<Shape, DataError> {
+    let mut scan = CsvScan::new(*limits, separator);
     for_each_line(path, |number, line| {
         check_utf8(number, line)?;
         scan.line(number, line)
     })?;
     scan.finish()
+}
+
+/// The file's first line (at most [`MAX_LINE_BYTES`]), to tell its CSV separator.
+fn first_line(path: &Path) -> Result<Vec<u8>, DataError> {
+    let mut reader = BufReader::new(File::open(path).map_err(DataError::io)?);
+    let mut line = Vec::new();
+    std::io::Read::take(&mut reader, MAX_LINE_BYTES as u64)
+        .read_until(b'\n', &mut line)
+        .map_err(DataError::io)?;
+    Ok(line)
 }
 
 /// UTF-8 everywhere, the limits, and for NDJSON every non-blank line one JSON value.
@@ -371,6 +384,17 @@ mod tests {
         let csv = file(b"a,b\n1,2\n\"x,y\",3\n4,5,6\n");
         let text = message(read_file(&csv.0, &options(DataFormat::Csv)));
         assert!(text.contains("row 3") && text.contains("line 4"), "{text}");
+    }
+
+    #[test]
+    fn semicolon_tab_and_pipe_separated_files_are_read_as_such() {
+        for separator in [";", "\t", "|"] {
+            let text = format!("store{separator}qty\n1{separator}2,5\n3{separator}4\n");
+            let csv = file(text.as_bytes());
+            let frame = read_file(&csv.0, &options(DataFormat::Csv)).unwrap();
+            assert_eq!(frame.width(), 2, "{separator:?}");
+            assert_eq!(frame.height(), 2, "{separator:?}");
+        }
     }
 
     #[test]

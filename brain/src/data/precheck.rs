@@ -88,6 +88,7 @@ impl Shape {
 #[derive(Debug)]
 pub struct CsvScan {
     limits: IngestLimits,
+    separator: u8,
     in_quotes: bool,
     fields: usize,
     field_bytes: u64,
@@ -98,9 +99,11 @@ pub struct CsvScan {
 }
 
 impl CsvScan {
-    pub fn new(limits: IngestLimits) -> Self {
+    /// `separator`: see [`sniff_separator`].
+    pub fn new(limits: IngestLimits, separator: u8) -> Self {
         Self {
             limits,
+            separator,
             in_quotes: false,
             fields: 1,
             field_bytes: 0,
@@ -132,7 +135,7 @@ impl CsvScan {
         for &byte in content {
             match byte {
                 b'"' => self.in_quotes = !self.in_quotes,
-                b',' if !self.in_quotes => {
+                byte if byte == self.separator && !self.in_quotes => {
                     self.fields += 1;
                     self.field_bytes = 0;
                     if self.fields > self.limits.max_columns {
@@ -194,6 +197,32 @@ impl CsvScan {
             bytes: self.bytes,
         })
     }
+}
+
+/// The field separator of a CSV file, told from its header line: `,` when the header has one
+/// outside quotes, else whichever of `;`, tab and `|` it has most (European spreadsheets
+/// export `;`, databases `|` and tab). A header with none of them is one column.
+pub fn sniff_separator(header: &[u8]) -> u8 {
+    let mut counts = [0usize; 4];
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut in_quotes = false;
+    for &byte in header {
+        if byte == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes && let Some(index) = candidates.iter().position(|c| *c == byte) {
+            counts[index] += 1;
+        }
+    }
+    if counts[0] > 0 {
+        return b',';
+    }
+    let (best, count) = counts
+        .iter()
+        .enumerate()
+        .skip(1)
+        .max_by_key(|(index, count)| (**count, usize::MAX - index))
+        .unwrap_or((0, &0));
+    if *count == 0 { b',' } else { candidates[best] }
 }
 
 /// JSON (an array of records, or one record) and NDJSON (one record per line): nesting,
@@ -369,7 +398,8 @@ mod tests {
     }
 
     fn csv(text: &[u8]) -> Result<Shape, DataError> {
-        let mut scan = CsvScan::new(limits());
+        let first = text.split(|byte| *byte == b'\n').next().unwrap_or_default();
+        let mut scan = CsvScan::new(limits(), sniff_separator(first));
         for (index, line) in text.split_inclusive(|byte| *byte == b'\n').enumerate() {
             scan.line(index as u64 + 1, line)?;
         }
@@ -398,6 +428,18 @@ mod tests {
         // A quoted field running over lines counts its line breaks.
         assert!(refused(csv(b"a\n\"1234\n5678\n\"\n")).contains("longer than 8"));
         assert!(refused(csv(b"a,b\n1\n")).contains("ragged"));
+    }
+
+    #[test]
+    fn separators_are_told_from_the_header() {
+        assert_eq!(sniff_separator(b"a,b;c\n"), b',');
+        assert_eq!(sniff_separator(b"a;b;c\n"), b';');
+        assert_eq!(sniff_separator(b"a\tb\n"), b'\t');
+        assert_eq!(sniff_separator(b"a|b|c\n"), b'|');
+        assert_eq!(sniff_separator(b"\"a;b\"\n"), b',');
+        assert_eq!(sniff_separator(b"only\n"), b',');
+        let shape = csv(b"a;b;c\n1;\"x;y\";3\n").unwrap();
+        assert_eq!((shape.rows, shape.columns), (1, 3));
     }
 
     #[test]
