@@ -51,8 +51,11 @@ pub struct Shape {
 /// column and thread), in bytes. Measured order of magnitude: a 1,000,000-column CSV of 9.9 MB
 /// took about 6 GB.
 const PER_COLUMN_BYTES: u64 = 16 * 1024;
-/// Bytes per value polars keeps besides the text itself: an 8-byte value or offset, validity.
-const PER_CELL_BYTES: u64 = 9;
+/// Bytes per value polars needs besides the text itself, at the peak of a CSV read: a string
+/// column's 16-byte view (or a number's 8 bytes) and validity, and again while the chunks its
+/// threads parsed are concatenated. Measured (scripts/bench-ingest, BENCHMARKS.md): 86 million
+/// empty cells (1,000 columns) peaked at 2.6 GB over the brain's baseline, about 30 bytes each.
+const PER_CELL_BYTES: u64 = 32;
 
 impl Shape {
     /// An upper estimate of the memory polars needs to parse a file of this shape: CSV keeps
