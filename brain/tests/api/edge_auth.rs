@@ -234,6 +234,38 @@ async fn replayed_and_stale_signatures_are_refused() {
 }
 
 #[tokio::test]
+async fn a_signature_dated_before_the_brain_started_is_refused_as_a_replay_across_restarts() {
+    // The nonce cache is in memory: a request captured before a restart must not verify in the
+    // new process, however fresh its nonce looks there.
+    let captured_at = now_secs() - 1;
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let captured = edge_signature_with(
+        TEST_EDGE_SECRET,
+        captured_at,
+        "GET",
+        "/api/v1/diag/echo",
+        &body_digest(b""),
+        ["", "", "", ""],
+    );
+    let response = app
+        .client
+        .get(app.url("/api/v1/diag/echo"))
+        .header(EDGE_SIGNATURE, captured)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, ErrorCode::Unauthorized).await;
+    assert!(
+        body.error.message.contains("before this brain started"),
+        "{}",
+        body.error.message
+    );
+    // Signed now, the same request passes.
+    assert_eq!(app.get("/api/v1/diag/echo").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn rotation_accepts_any_configured_secret() {
     let new_secret = "rotated-edge-secret-abcdefghijklmnopqrstuvwxyz";
     let mut app = spawn_app_with(Backend::Sqlite, |config| {

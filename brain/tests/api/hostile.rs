@@ -277,8 +277,13 @@ async fn nul_in_titles_messages_documents_names_ids_and_cursors_is_400_on_both_d
 #[tokio::test]
 async fn event_cursors_beyond_any_event_are_refused_and_huge_ones_allocate_nothing() {
     let alice = Caller::user("alice");
-    for retention_secs in [300, 0] {
-        let mut app = spawn_app_with(Backend::Sqlite, |config| {
+    // Live (in memory) and replayed from each database.
+    for (backend, retention_secs) in [
+        (Backend::Sqlite, 300),
+        (Backend::Sqlite, 0),
+        (Backend::Postgres, 0),
+    ] {
+        let mut app = spawn_app_with(backend, |config| {
             use_chat_llm(config);
             config.run_retention_secs = retention_secs;
         })
@@ -304,7 +309,7 @@ async fn event_cursors_beyond_any_event_are_refused_and_huge_ones_allocate_nothi
             .into_iter()
             .map(|e| e.data)
             .collect();
-        assert_eq!(data, [STREAM_DONE], "retention {retention_secs}");
+        assert_eq!(data, [STREAM_DONE], "{backend} retention {retention_secs}");
         let far = app
             .send_as(
                 &alice,
