@@ -119,10 +119,10 @@ def many_keys_json(keys):
     yield "[{" + ",".join(f'"k{i}":1' for i in range(keys)) + "}]\n"
 
 
-def over_memory_csv(columns, rows):
+def shaped_csv(columns, rows, cell=""):
     # Empty cells: the cheapest file for the most cells (rows × columns), by the brain's estimate.
     yield ",".join(f"c{i}" for i in range(columns)) + "\n"
-    row = "," * (columns - 1) + "\n"
+    row = ",".join(cell for _ in range(columns)) + "\n"
     batch = row * 1000
     for _ in range(rows // 1000):
         yield batch
@@ -154,14 +154,16 @@ def legit_csv(target_bytes):
         yield chunk
 
 
-def over_memory_rows(columns):
-    # rows such that the estimate is ~1.25 × the limit
-    per_row = columns * 2 + columns * 9  # row bytes (columns - 1 commas + \n) × 2, cells × 9
-    return int((LIMIT * 1.25 - columns * 16 * 1024) / per_row) + 1
+def shaped_rows(columns, cell, fraction):
+    # Rows of `cell` values such that the brain's estimate is `fraction` × the limit.
+    per_row = columns * (len(cell) + 1) * 2 + columns * 9  # row bytes × 2, cells × 9
+    return int((LIMIT * fraction - columns * 16 * 1024) / per_row) + 1
 
 
 OVER_COLUMNS = 1000
-OVER_ROWS = over_memory_rows(OVER_COLUMNS)
+OVER_ROWS = shaped_rows(OVER_COLUMNS, "", 1.25)
+NEAR_ROWS = shaped_rows(OVER_COLUMNS, "", 0.9)
+NEAR_NUMERIC_ROWS = shaped_rows(OVER_COLUMNS, "1", 0.9)
 
 CASES = [
     # name, what, content type, file name, generator
@@ -175,9 +177,14 @@ CASES = [
      lambda: big_quoted_cell_csv(50 * 1000 * 1000)),
     ("many_keys", "JSON, 100,000 distinct keys", "application/json", "keys.json", lambda: many_keys_json(100_000)),
     ("over_memory", f"CSV, {OVER_COLUMNS:,} columns × {OVER_ROWS:,} rows of empty cells "
-     f"(estimate 1.25 × limit)", "text/csv", "overmem.csv", lambda: over_memory_csv(OVER_COLUMNS, OVER_ROWS)),
+     f"(estimate 1.25 × limit)", "text/csv", "overmem.csv", lambda: shaped_csv(OVER_COLUMNS, OVER_ROWS)),
     ("legit_csv", f"legitimate CSV, {LARGE_MB} MB, 10 columns", "text/csv", "legit.csv",
      lambda: legit_csv(LARGE_MB * 1000 * 1000)),
+    ("near_limit", f"CSV, {OVER_COLUMNS:,} columns × {NEAR_ROWS:,} rows of empty cells "
+     f"(estimate 0.9 × limit: accepted)", "text/csv", "nearlimit.csv", lambda: shaped_csv(OVER_COLUMNS, NEAR_ROWS)),
+    ("near_limit_numeric", f"CSV, {OVER_COLUMNS:,} columns × {NEAR_NUMERIC_ROWS:,} rows of `1` "
+     f"(estimate 0.9 × limit: accepted)", "text/csv", "nearnumeric.csv",
+     lambda: shaped_csv(OVER_COLUMNS, NEAR_NUMERIC_ROWS, "1")),
 ]
 
 
@@ -202,6 +209,7 @@ def upload(name, content_type, path):
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=3600)
     size = os.path.getsize(path)
     headers = dict(HEADERS, **{"content-type": content_type, "content-length": str(size)})
+    created = None
     try:
         connection.putrequest("POST", f"/api/v1/datasets?name={quote(name)}")
         for key, value in headers.items():
@@ -222,14 +230,38 @@ def upload(name, content_type, path):
                 code, message = parsed["error"]["code"], parsed["error"]["message"]
             else:
                 code = "created"
-                message = f"{parsed.get('row_count', parsed.get('rows', '?'))} rows"
+                message = f"{parsed['row_count']:,} rows × {len(parsed['columns']):,} columns"
+                created = parsed["id"]
         except (ValueError, KeyError, TypeError):
             message = text[:200].decode("utf-8", "replace")
-        return response.status, code, message
+        return response.status, code, message, created
     except Exception as error:  # the brain died mid-request, a timeout…
-        return 0, "no answer", f"{type(error).__name__}: {error}"
+        return 0, "no answer", f"{type(error).__name__}: {error}", created
     finally:
         connection.close()
+
+
+def delete(dataset_id):
+    """Deletes an accepted upload, so its loaded frame does not weigh on the next one."""
+    request = urllib.request.Request(f"{BASE}/api/v1/datasets/{quote(dataset_id)}", method="DELETE", headers=HEADERS)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def settle(seconds=30):
+    """Waits (at most `seconds`) until RSS stops falling: jemalloc gives freed pages back to the
+    OS over its decay time (10 s by default), so the next upload starts from a fair baseline."""
+    start, last = time.monotonic(), status_kib("VmRSS")
+    while time.monotonic() < start + seconds and last is not None:
+        time.sleep(2)
+        now = status_kib("VmRSS")
+        if now is None or (last - now < MIB and time.monotonic() > start + 12):
+            return now
+        last = now
+    return last
 
 
 def mib(value):
@@ -251,7 +283,7 @@ def main():
         sampler = Sampler()
         sampler.start()
         started = time.monotonic()
-        status, code, message = upload(name, content_type, path)
+        status, code, message, created = upload(name, content_type, path)
         seconds = time.monotonic() - started
         sampler.done.set()
         sampler.join()
@@ -273,11 +305,16 @@ def main():
         os.remove(path)
         if not lives:
             break
+        if created is not None:
+            deleted = delete(created)
+            settled = settle()
+            print(f"    deleted {created}: {deleted}; RSS {mib(settled)} MiB once settled",
+                  file=sys.stderr, flush=True)
 
     print(f"Ingest memory limit {mib(LIMIT)} MiB; target peak RSS ≤ {mib(TARGET)} MiB. RSS in MiB: before the "
           f"upload, highest VmRSS sampled every {SAMPLE_SECONDS * 1000:.0f} ms during it, VmHWM at its end "
           + ("(reset before each upload)" if hwm_resettable else "(NOT resettable here: the process's lifetime peak)")
-          + ", after.\n")
+          + ", after (before an accepted upload is deleted again).\n")
     print("| upload | size | status | code | time (s) | RSS before | sampled peak | VmHWM | after | /health |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
     for name, what, size, status, code, seconds, before, peak, hwm, after, healthy, _ in rows:
