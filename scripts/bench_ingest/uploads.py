@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -25,6 +26,27 @@ SAMPLE_SECONDS = 0.02
 HEADERS = {"x-edgebrain-session": "bench-ingest"}
 CHUNK = 1 << 20
 MIB = 1024 * 1024
+
+
+def estimator_constant(name):
+    """PER_CELL_BYTES / PER_COLUMN_BYTES of the brain's estimate (brain/src/data/precheck.rs),
+    so the near- and over-limit files keep their meaning when the estimate changes; overridable
+    (BENCH_INGEST_PER_CELL_BYTES, …) for a binary built from other sources."""
+    override = os.environ.get(f"BENCH_INGEST_{name}")
+    if override:
+        return int(override)
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "brain", "src", "data", "precheck.rs")
+    match = re.search(rf"const {name}: u64 = ([0-9_ *]+);", open(source).read())
+    if not match:
+        sys.exit(f"error: {name} not found in {source}; set BENCH_INGEST_{name}")
+    value = 1
+    for factor in match.group(1).replace("_", "").split("*"):
+        value *= int(factor)
+    return value
+
+
+PER_CELL_BYTES = estimator_constant("PER_CELL_BYTES")
+PER_COLUMN_BYTES = estimator_constant("PER_COLUMN_BYTES")
 
 
 def status_kib(field):
@@ -131,7 +153,7 @@ def shaped_csv(columns, rows, cell=""):
 
 def estimated_memory(rows, columns, size, json_text=False):
     # brain/src/data/precheck.rs, Shape::estimated_memory.
-    return size * (4 if json_text else 2) + rows * columns * 9 + columns * 16 * 1024
+    return size * (4 if json_text else 2) + rows * columns * PER_CELL_BYTES + columns * PER_COLUMN_BYTES
 
 
 def legit_csv(target_bytes):
@@ -156,8 +178,8 @@ def legit_csv(target_bytes):
 
 def shaped_rows(columns, cell, fraction):
     # Rows of `cell` values such that the brain's estimate is `fraction` × the limit.
-    per_row = columns * (len(cell) + 1) * 2 + columns * 9  # row bytes × 2, cells × 9
-    return int((LIMIT * fraction - columns * 16 * 1024) / per_row) + 1
+    per_row = columns * (len(cell) + 1) * 2 + columns * PER_CELL_BYTES  # row bytes × 2, cells
+    return int((LIMIT * fraction - columns * PER_COLUMN_BYTES) / per_row) + 1
 
 
 OVER_COLUMNS = 1000
@@ -271,7 +293,7 @@ def mib(value):
 def main():
     only = set(filter(None, os.environ.get("BENCH_INGEST_CASES", "").split()))
     hwm_resettable = True
-    rows, failures, overall = [], [], 0
+    rows, failures, warnings, overall = [], [], [], 0
     for name, what, content_type, file_name, generate in CASES:
         if only and name not in only:
             continue
@@ -296,6 +318,13 @@ def main():
         print(f"    {status} {code} {seconds:.1f} s, peak {mib(peak)} MiB ({sampler.samples} samples): "
               f"{message[:160]}", file=sys.stderr, flush=True)
         rows.append((name, what, size, status, code, seconds, before, sampler.peak, hwm, after, healthy, message))
+        if name == "over_memory" and (said := re.search(r"about (\d+) bytes", message)):
+            # The file's own shape by the formula above, against the brain's figure.
+            expected = estimated_memory(OVER_ROWS, OVER_COLUMNS, size)
+            if int(said.group(1)) != expected:
+                warnings.append(f"the brain estimated {int(said.group(1)):,} bytes for `over_memory`, the "
+                                f"script {expected:,} (PER_CELL_BYTES {PER_CELL_BYTES}): the binary was "
+                                f"built from other sources; set BENCH_INGEST_PER_CELL_BYTES")
         if not lives:
             failures.append(f"{name}: the brain died")
         elif not healthy:
@@ -311,7 +340,8 @@ def main():
             print(f"    deleted {created}: {deleted}; RSS {mib(settled)} MiB once settled",
                   file=sys.stderr, flush=True)
 
-    print(f"Ingest memory limit {mib(LIMIT)} MiB; target peak RSS ≤ {mib(TARGET)} MiB. RSS in MiB: before the "
+    print(f"Ingest memory limit {mib(LIMIT)} MiB; target peak RSS ≤ {mib(TARGET)} MiB; files shaped by the "
+          f"estimate's PER_CELL_BYTES {PER_CELL_BYTES}, PER_COLUMN_BYTES {PER_COLUMN_BYTES}. RSS in MiB: before the "
           f"upload, highest VmRSS sampled every {SAMPLE_SECONDS * 1000:.0f} ms during it, VmHWM at its end "
           + ("(reset before each upload)" if hwm_resettable else "(NOT resettable here: the process's lifetime peak)")
           + ", after (before an accepted upload is deleted again).\n")
@@ -326,6 +356,9 @@ def main():
     print("Messages:\n")
     for name, *_, message in rows:
         print(f"- `{name}`: {message[:300]}")
+    for warning in warnings:
+        print(f"\n**Warning:** {warning}.")
+        print(f"WARNING {warning}", file=sys.stderr)
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)
     sys.exit(1 if failures else 0)
