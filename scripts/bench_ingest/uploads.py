@@ -318,6 +318,8 @@ def main():
         print(f"    {status} {code} {seconds:.1f} s, peak {mib(peak)} MiB ({sampler.samples} samples): "
               f"{message[:160]}", file=sys.stderr, flush=True)
         rows.append((name, what, size, status, code, seconds, before, sampler.peak, hwm, after, healthy, message))
+        if name.startswith(("legit", "near_limit")) and status != 201:
+            warnings.append(f"`{name}`, an upload the limit should admit, was answered {status} {code}")
         if name == "over_memory" and (said := re.search(r"about (\d+) bytes", message)):
             # The file's own shape by the formula above, against the brain's figure.
             expected = estimated_memory(OVER_ROWS, OVER_COLUMNS, size)
