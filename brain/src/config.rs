@@ -147,8 +147,9 @@ pub struct Config {
     pub ingest_max_cell_bytes: u64,
 
     /// Memory one ingestion may need, estimated from the file's shape before parsing (text
-    /// size, rows × columns, a fixed cost per column); beyond, 413. Sized so the largest
-    /// accepted upload (`--upload-max-bytes`) of ordinary CSV fits.
+    /// size, rows × columns, a fixed cost per column; see `data::precheck`); beyond, 413. The
+    /// estimate is an upper bound: at 4 GiB a 10-column CSV is refused from about 500 MB, a
+    /// 1,000-column one from about 100 MB. Raise it with the machine's memory.
     #[arg(long, env = "BRAIN_INGEST_MEMORY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ingest_memory_limit_bytes: u64,

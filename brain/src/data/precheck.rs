@@ -53,9 +53,12 @@ pub struct Shape {
 const PER_COLUMN_BYTES: u64 = 16 * 1024;
 /// Bytes per value polars needs besides the text itself, at the peak of a CSV read: a string
 /// column's 16-byte view (or a number's 8 bytes) and validity, and again while the chunks its
-/// threads parsed are concatenated. Measured (scripts/bench-ingest, BENCHMARKS.md): 86 million
-/// empty cells (1,000 columns) peaked at 2.6 GB over the brain's baseline, about 30 bytes each.
-const PER_CELL_BYTES: u64 = 32;
+/// threads parsed are concatenated. Measured with scripts/bench-ingest (BENCHMARKS.md, debug
+/// build): 1,000-column files took 38 bytes per empty cell, 40 per one-letter text cell and 22
+/// per `1`; a 10-column file about 8 beside its text. The bound takes the worst, so narrow
+/// files are over-estimated about twofold (refused early rather than run the brain out of
+/// memory; Parquet uploads are not estimated).
+const PER_CELL_BYTES: u64 = 40;
 
 impl Shape {
     /// An upper estimate of the memory polars needs to parse a file of this shape: CSV keeps
