@@ -176,6 +176,8 @@ pub async fn run_turn(
     let mut filter = OutputFilter::new(&agent.guardrails);
     let mut step = StepState::default();
     transcript.evidence.add_question(turn.user_text);
+    // Tools the model called this turn (see `chart_owed`).
+    let mut called: Vec<String> = Vec::new();
     let mut action = machine.start();
     loop {
         action = match action {
@@ -198,6 +200,13 @@ pub async fn run_turn(
                     Vec::new()
                 };
                 request.require_tool = require_tool;
+                if offer_tools && chart_owed(turn.user_text, &called) {
+                    // Asked for a chart, given the data, yet no chart drawn: small models then
+                    // write "a chart is available" instead of calling the tool. Offer only the
+                    // chart tool for this one call, and require it.
+                    request.tools.retain(|spec| spec.name == CHART_TOOL);
+                    request.require_tool = !request.tools.is_empty();
+                }
                 step = StepState {
                     open: true,
                     ..StepState::default()
@@ -211,6 +220,7 @@ pub async fn run_turn(
                 machine.advance(event)
             }
             Action::ExecuteTools { calls, .. } => {
+                called.extend(calls.iter().map(|call| call.name.clone()));
                 request.messages.push(ChatMessage::Assistant {
                     text: std::mem::take(&mut step.text),
                     tool_calls: calls.clone(),
@@ -237,6 +247,34 @@ pub async fn run_turn(
             }
         };
     }
+}
+
+const CHART_TOOL: &str = "chart";
+const SQL_TOOL: &str = "sql";
+
+/// True when the user asked for a chart (or plot, graph, visualisation), the turn has queried
+/// the data, and no chart was drawn yet: the next model call must draw it. Once a chart call
+/// was made (whatever its outcome) the model is free again, so this applies at most once.
+fn chart_owed(question: &str, called: &[String]) -> bool {
+    let question = question.to_lowercase();
+    let asked = question.split(|c: char| !c.is_alphanumeric()).any(|word| {
+        matches!(
+            word,
+            "chart"
+                | "charts"
+                | "plot"
+                | "plots"
+                | "graph"
+                | "graphs"
+                | "visualise"
+                | "visualize"
+                | "visualisation"
+                | "visualization"
+        )
+    });
+    asked
+        && called.iter().any(|name| name == SQL_TOOL)
+        && !called.iter().any(|name| name == CHART_TOOL)
 }
 
 /// Says (in the stream and the stored reply) that the agent's tools are out of reach: its
@@ -656,4 +694,30 @@ async fn prefetch(turn: &Turn<'_>, request: &mut ChatRequest, transcript: &mut T
         .messages
         .insert(position, ChatMessage::System(passages));
     transcript.cite(turn.run, &hits);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chart_owed;
+
+    #[test]
+    fn a_requested_chart_is_owed_once_after_the_data_was_queried() {
+        let called = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let question = "Which 5 stores had the highest revenue in 2025? Show a chart.";
+        assert!(!chart_owed(question, &called(&[])));
+        assert!(chart_owed(question, &called(&["sql"])));
+        assert!(!chart_owed(question, &called(&["sql", "chart"])));
+        assert!(!chart_owed(
+            "Which 5 stores had the highest revenue?",
+            &called(&["sql"])
+        ));
+        assert!(chart_owed(
+            "plot revenue by month",
+            &called(&["list_datasets", "sql"])
+        ));
+        assert!(!chart_owed(
+            "What is a chartered accountant?",
+            &called(&["sql"])
+        ));
+    }
 }
