@@ -4,7 +4,8 @@
 // agent, the edge in wrangler dev serving the web app. No scripted model: the numbers the page
 // shows must be the ones SQL computes from the same sample, with the SQL shown ("How this was
 // computed"), the chart drawn and the grounding check agreeing. Screenshots go to e2e/artifacts/.
-// Run by scripts/test (BRAIN_BIN set).
+// Not part of scripts/test yet: the default model has not passed it (BENCHMARKS.md, "The
+// default model in Chromium"). Run it with scripts/acceptance (builds the brain, sets BRAIN_BIN).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -12,8 +13,8 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import {
   ROOT, freePort, requireEnv, startBrain, startEdge, startProcess, stopProcess, tempDir, waitHealthy,
-} from "./support.mjs";
-import { MODELS, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../scripts/eval.mjs";
+} from "../support.mjs";
+import { MODELS, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../../scripts/eval.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
