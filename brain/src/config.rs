@@ -154,6 +154,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ingest_memory_limit_bytes: u64,
 
+    /// Accept Parquet files as dataset uploads. Off by default: polars' Parquet decoder
+    /// (polars-parquet 0.55) trusts a file's page headers, and the fuzzer found a malformed file
+    /// that makes it allocate 2^61 bytes, which aborts the process (BENCHMARKS.md, fuzzing).
+    /// Turn on only where every uploader is trusted. Server-side imports read Parquet always.
+    #[arg(long, env = "BRAIN_PARQUET_UPLOADS", default_value_t = false)]
+    pub parquet_uploads: bool,
+
     /// Directory whose files `POST /api/v1/datasets/import` may read. Unset: server-side
     /// imports are refused (403).
     #[arg(long, env = "BRAIN_IMPORT_DIR")]

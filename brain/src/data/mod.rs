@@ -117,7 +117,7 @@ pub enum DataError {
     /// Parsing the upload would need more memory than one ingestion may use (413).
     #[error(
         "parsing this file would need about {estimate} bytes of memory, more than the ingest \
-         limit of {limit} bytes; split it, or upload it as Parquet"
+         limit of {limit} bytes; split it"
     )]
     OverMemory { estimate: u64, limit: u64 },
     /// The query ran past its time limit and was cancelled (422).
@@ -157,6 +157,8 @@ type Result<T, E = DataError> = std::result::Result<T, E>;
 pub struct DataLimits {
     pub memory_budget_bytes: u64,
     pub upload_max_bytes: u64,
+    /// Parquet files are accepted as uploads (see `Config::parquet_uploads`).
+    pub parquet_uploads: bool,
     pub infer_schema_rows: usize,
     /// Shape and memory limits of one ingestion, checked before polars parses a file.
     pub ingest: precheck::IngestLimits,
@@ -177,6 +179,7 @@ impl DataLimits {
         Self {
             memory_budget_bytes: config.datasets_memory_budget_bytes,
             upload_max_bytes: config.upload_max_bytes,
+            parquet_uploads: config.parquet_uploads,
             infer_schema_rows: usize::try_from(config.infer_schema_rows).unwrap_or(usize::MAX),
             ingest: precheck::IngestLimits {
                 max_columns: usize::try_from(config.ingest_max_columns).unwrap_or(usize::MAX),

@@ -262,6 +262,14 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
         write_limited(&file, chunks, limit).await?;
     }
     let format = format.ok_or_else(|| missing_format(&content_type))?;
+    if format == DataFormat::Parquet && !state.data.limits().parquet_uploads {
+        return Err(Error::UnsupportedMediaType(
+            "Parquet uploads are off on this brain (a malformed Parquet file can abort polars' \
+             decoder); upload CSV, NDJSON or JSON, or ask the operator (--parquet-uploads, for \
+             trusted uploaders only)"
+                .to_owned(),
+        ));
+    }
     let overrides = match schema.as_deref() {
         Some(text) => ingest::parse_overrides(text)?,
         None => Default::default(),

@@ -189,7 +189,7 @@ async fn every_format_uploads_and_describes_with_correct_statistics_on_both_back
     let mean_price = rows.iter().map(|s| s.price).sum::<f64>() / rows.len() as f64;
     let alice = Caller::user("alice");
     for backend in BACKENDS {
-        let app = spawn_app(backend).await;
+        let app = spawn_app_with(backend, |config| config.parquet_uploads = true).await;
         let csv = upload_raw(&app, &alice, "name=from_csv", "text/csv", sales_csv(&rows)).await;
         assert_eq!(csv.status(), 201, "{backend}");
         let ndjson = upload_raw(
@@ -529,7 +529,7 @@ async fn every_change_makes_a_new_version_and_answers_name_the_versions_they_rea
 
 #[tokio::test]
 async fn malformed_files_are_refused_naming_the_problem() {
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.parquet_uploads = true).await;
     let alice = Caller::user("alice");
     let ragged = upload_raw(
         &app,

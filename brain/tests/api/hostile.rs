@@ -416,3 +416,28 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn parquet_uploads_are_refused_unless_the_operator_turned_them_on() {
+    // polars' Parquet decoder can be made to abort the process by a malformed file (the
+    // fuzzer's finding), so untrusted uploaders cannot send it one by default.
+    let alice = Caller::user("alice");
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let response = upload_raw(
+        &app,
+        &alice,
+        "name=p",
+        "application/vnd.apache.parquet",
+        b"PAR1 not really PAR1".to_vec(),
+    )
+    .await;
+    let error = assert_error(response, ErrorCode::UnsupportedMediaType).await;
+    assert!(
+        error.error.message.contains("--parquet-uploads"),
+        "{}",
+        error.error.message
+    );
+    assert!(list(&app, &alice).await.is_empty());
+    assert_alive(&app).await;
+    app.stop().await;
+}
