@@ -17,7 +17,7 @@ use polars::prelude::*;
 use shared_types::data::{ColumnInfo, ColumnType, DataFormat};
 
 use super::DataError;
-use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape, sniff_separator};
+use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape};
 
 /// Type overrides by column name, applied instead of the inferred types.
 pub type SchemaOverrides = BTreeMap<String, ColumnType>;
@@ -109,8 +109,8 @@ pub fn read_file(path: &Path, options: &IngestOptions) -> Result<DataFrame, Data
     let infer = NonZeroUsize::new(options.infer_schema_rows.max(1)).unwrap_or(NonZeroUsize::MIN);
     let frame = match options.format {
         DataFormat::Csv => {
-            let separator = sniff_separator(&first_line(path)?);
-            check_csv(path, separator, &options.limits)?.check_memory(false, &options.limits)?;
+            let (shape, separator) = check_csv(path, &options.limits)?;
+            shape.check_memory(false, &options.limits)?;
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(infer.get()))
@@ -296,23 +296,15 @@ fn check_utf8(number: u64, line: &[u8]) -> Result<(), DataError> {
 
 /// UTF-8 everywhere, every CSV record with as many fields as the header, and the limits.
 /// Quoted fields may contain separators, doubled quotes and line breaks.
-fn check_csv(path: &Path, separator: u8, limits: &IngestLimits) -> Result<Shape, DataError> {
-    let mut scan = CsvScan::new(*limits, separator);
+/// Returns the shape and the separator told from the header.
+fn check_csv(path: &Path, limits: &IngestLimits) -> Result<(Shape, u8), DataError> {
+    let mut scan = CsvScan::new(*limits);
     for_each_line(path, |number, line| {
         check_utf8(number, line)?;
         scan.line(number, line)
     })?;
-    scan.finish()
-}
-
-/// The file's first line (at most [`MAX_LINE_BYTES`]), to tell its CSV separator.
-fn first_line(path: &Path) -> Result<Vec<u8>, DataError> {
-    let mut reader = BufReader::new(File::open(path).map_err(DataError::io)?);
-    let mut line = Vec::new();
-    std::io::Read::take(&mut reader, MAX_LINE_BYTES as u64)
-        .read_until(b'\n', &mut line)
-        .map_err(DataError::io)?;
-    Ok(line)
+    let separator = scan.separator();
+    Ok((scan.finish()?, separator))
 }
 
 /// UTF-8 everywhere, the limits, and for NDJSON every non-blank line one JSON value.

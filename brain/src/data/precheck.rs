@@ -94,7 +94,8 @@ impl Shape {
 #[derive(Debug)]
 pub struct CsvScan {
     limits: IngestLimits,
-    separator: u8,
+    /// Told from the first line ([`sniff_separator`]).
+    separator: Option<u8>,
     in_quotes: bool,
     fields: usize,
     field_bytes: u64,
@@ -105,11 +106,10 @@ pub struct CsvScan {
 }
 
 impl CsvScan {
-    /// `separator`: see [`sniff_separator`].
-    pub fn new(limits: IngestLimits, separator: u8) -> Self {
+    pub fn new(limits: IngestLimits) -> Self {
         Self {
             limits,
-            separator,
+            separator: None,
             in_quotes: false,
             fields: 1,
             field_bytes: 0,
@@ -122,6 +122,7 @@ impl CsvScan {
 
     /// One line, with its `\n` (and `\r`) if it has them; `number` counts from 1.
     pub fn line(&mut self, number: u64, line: &[u8]) -> Result<(), DataError> {
+        let separator = *self.separator.get_or_insert_with(|| sniff_separator(line));
         self.bytes += line.len() as u64;
         if !self.in_quotes {
             self.record_start_line = number;
@@ -141,7 +142,7 @@ impl CsvScan {
         for &byte in content {
             match byte {
                 b'"' => self.in_quotes = !self.in_quotes,
-                byte if byte == self.separator && !self.in_quotes => {
+                byte if byte == separator && !self.in_quotes => {
                     self.fields += 1;
                     self.field_bytes = 0;
                     if self.fields > self.limits.max_columns {
@@ -178,6 +179,11 @@ impl CsvScan {
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// The field separator, as told from the first line (`,` before any line).
+    pub fn separator(&self) -> u8 {
+        self.separator.unwrap_or(b',')
     }
 
     fn too_many_columns(&self) -> DataError {
@@ -404,8 +410,7 @@ mod tests {
     }
 
     fn csv(text: &[u8]) -> Result<Shape, DataError> {
-        let first = text.split(|byte| *byte == b'\n').next().unwrap_or_default();
-        let mut scan = CsvScan::new(limits(), sniff_separator(first));
+        let mut scan = CsvScan::new(limits());
         for (index, line) in text.split_inclusive(|byte| *byte == b'\n').enumerate() {
             scan.line(index as u64 + 1, line)?;
         }
