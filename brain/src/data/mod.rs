@@ -54,8 +54,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use polars::prelude::{DataFrame, Engine, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
 use shared_types::data::{
-    ColumnInfo, DatasetDescription, DatasetInfo, DatasetRef, ImportDataset, JsonQuery, LoadedFrame,
-    MemoryStats, Page, PageRequest, Scope, SqlQuery,
+    ColumnInfo, DataFormat, DatasetDescription, DatasetInfo, DatasetRef, ImportDataset, JsonQuery,
+    LoadedFrame, MemoryStats, Page, PageRequest, Scope, SqlQuery,
 };
 
 use crate::clock::unix_millis;
@@ -64,7 +64,7 @@ use crate::metrics::Metrics;
 use crate::store::datasets::{ContentsUpdate, DatasetRecord, SCOPE_PRIVATE, SCOPE_PUBLIC};
 use crate::store::{Store, StoreError};
 use admission::{QueryGate, QueryPermit};
-use ingest::IngestOptions;
+use ingest::{IngestOptions, SchemaOverrides};
 use plan_cache::PlanCache;
 use registry::FrameRegistry;
 use stages::QueryMetrics;
@@ -175,6 +175,16 @@ pub struct DataLimits {
 }
 
 impl DataLimits {
+    /// The options of one ingestion of `format` under these limits.
+    pub fn ingest_options(&self, format: DataFormat, overrides: SchemaOverrides) -> IngestOptions {
+        IngestOptions {
+            format,
+            overrides,
+            infer_schema_rows: self.infer_schema_rows,
+            limits: self.ingest,
+        }
+    }
+
     pub fn from_config(config: &Config) -> Self {
         Self {
             memory_budget_bytes: config.datasets_memory_budget_bytes,
@@ -405,12 +415,10 @@ impl DataPlane {
                 ))
             })?,
         };
-        let options = IngestOptions {
-            format,
-            overrides: request.schema.clone(),
-            infer_schema_rows: self.inner.limits.infer_schema_rows,
-            limits: self.inner.limits.ingest,
-        };
+        let options = self
+            .inner
+            .limits
+            .ingest_options(format, request.schema.clone());
         let relative = request.path.clone();
         let frame = blocking(move || {
             let path = resolve_import(&import_dir, &relative)?;
@@ -1036,11 +1044,11 @@ impl DataPlane {
     }
 }
 
-/// Runs blocking work (polars, file I/O) on the blocking pool.
 /// Stack of one query's planning and execution wait (reserved address space; only the pages
 /// a deep plan touches are ever backed by memory).
 const QUERY_STACK_BYTES: usize = 64 * 1024 * 1024;
 
+/// Runs blocking work (polars, file I/O) on the blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {

@@ -233,6 +233,9 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
                             .and_then(ingest::format_from_content_type)
                             .or_else(|| field.file_name().and_then(ingest::format_from_file_name));
                     }
+                    if let Some(format) = format {
+                        check_upload_format(state, format)?;
+                    }
                     write_limited(&file, fields.chunks(field), limit).await?;
                     received = true;
                 }
@@ -253,8 +256,9 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
             format = ingest::format_from_content_type(essence(&content_type));
         }
         // Without a known format, refuse before reading the body.
-        if format.is_none() {
-            return Err(missing_format(&content_type));
+        match format {
+            None => return Err(missing_format(&content_type)),
+            Some(format) => check_upload_format(state, format)?,
         }
         let chunks = request.into_body().into_data_stream().map(|chunk| {
             chunk.map_err(|error| Error::BadRequest(format!("reading the body: {error}")))
@@ -262,14 +266,8 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
         write_limited(&file, chunks, limit).await?;
     }
     let format = format.ok_or_else(|| missing_format(&content_type))?;
-    if format == DataFormat::Parquet && !state.data.limits().parquet_uploads {
-        return Err(Error::UnsupportedMediaType(
-            "Parquet uploads are off on this brain (a malformed Parquet file can abort polars' \
-             decoder); upload CSV, NDJSON or JSON, or ask the operator (--parquet-uploads, for \
-             trusted uploaders only)"
-                .to_owned(),
-        ));
-    }
+    // Again: a `format` field may follow the file.
+    check_upload_format(state, format)?;
     let overrides = match schema.as_deref() {
         Some(text) => ingest::parse_overrides(text)?,
         None => Default::default(),
@@ -278,13 +276,22 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
         file,
         name,
         scope,
-        options: IngestOptions {
-            format,
-            overrides,
-            infer_schema_rows: state.data.limits().infer_schema_rows,
-            limits: state.data.limits().ingest,
-        },
+        options: state.data.limits().ingest_options(format, overrides),
     })
+}
+
+/// Refuses, before the body is read, a format this brain does not take as an upload: Parquet
+/// unless `--parquet-uploads` (a malformed file can abort polars-parquet's decoder).
+fn check_upload_format(state: &AppState, format: DataFormat) -> Result<()> {
+    if format == DataFormat::Parquet && !state.data.limits().parquet_uploads {
+        return Err(Error::UnsupportedMediaType(
+            "Parquet uploads are off on this brain (a malformed Parquet file can abort polars' \
+             decoder); upload CSV, NDJSON or JSON, or ask the operator (--parquet-uploads, for \
+             trusted uploaders only)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn content_type(headers: &HeaderMap) -> String {
