@@ -6,6 +6,9 @@
 //! memory) and counted against `--upload-max-bytes`; past it the answer is 413 and the partial
 //! file is removed. Raw bodies name their format by `?format=` or `Content-Type`; multipart
 //! bodies send `name`/`format`/`schema` text fields and a `file` field.
+//!
+//! Publishing (`scope=public`, on upload or import) and pinning a frame in memory affect every
+//! tenant, so they need a signed-in operator (`Identity::require_operator`; 403 otherwise).
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::handler::Handler;
@@ -60,7 +63,10 @@ async fn create(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<(StatusCode, JsonResponse<DatasetInfo>)> {
+    // Refused before the body is read when the query says so; a form field is checked below.
+    check_publisher(&identity, params.scope)?;
     let upload = receive(&state, params, request).await?;
+    check_publisher(&identity, upload.scope)?;
     let name = upload.name.ok_or_else(|| {
         Error::BadRequest("a new dataset needs a `name` (query parameter or form field)".to_owned())
     })?;
@@ -82,6 +88,7 @@ async fn import(
     identity: Identity,
     Json(request): Json<ImportDataset>,
 ) -> Result<(StatusCode, JsonResponse<DatasetInfo>)> {
+    check_publisher(&identity, request.scope)?;
     let info = state.data.import(&identity.owner(), request).await?;
     Ok((StatusCode::CREATED, JsonResponse(info)))
 }
@@ -158,6 +165,8 @@ async fn pin(
     identity: Identity,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<DatasetInfo>> {
+    // A pinned frame is never evicted: it takes memory from every tenant's budget.
+    identity.require_operator("pinning a dataset in memory")?;
     Ok(JsonResponse(
         state.data.set_pinned(&identity.owner(), &id, true).await?,
     ))
@@ -178,6 +187,15 @@ async fn memory(
     identity: Identity,
 ) -> Result<JsonResponse<MemoryStats>> {
     Ok(JsonResponse(state.data.memory(&identity.owner()).await?))
+}
+
+/// A public dataset is read by every tenant (and its name resolves for all of them), so only
+/// signed-in operators publish; everyone else's datasets stay private to them.
+fn check_publisher(identity: &Identity, scope: Option<Scope>) -> Result<()> {
+    match scope {
+        Some(Scope::Public) => identity.require_operator("publishing a dataset (`scope=public`)"),
+        Some(Scope::Private) | None => Ok(()),
+    }
 }
 
 /// A received upload: the staged file and what the request said about it.

@@ -6,7 +6,7 @@
 //!   for an unknown id, 409 when it is already resolved.
 //!
 //! Authorization: the caller's identity must carry the scope `edgebrain:operator`
-//! ([`OPERATOR_SCOPE`]), which only the edge can assert (it forwards JWT scopes and roles in
+//! ([`shared_types::agent::OPERATOR_SCOPE`]) and a user id ([`Identity::require_operator`]), which only the edge can assert (it forwards JWT scopes and roles in
 //! the signed `x-edgebrain-scopes` header). Without it: 403 `forbidden`; without an identity:
 //! 401.
 
@@ -14,8 +14,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use shared_types::agent::{
-    Escalation, EscalationFilter, EscalationList, EscalationStatus, OPERATOR_SCOPE,
-    ResolveEscalation,
+    Escalation, EscalationFilter, EscalationList, EscalationStatus, ResolveEscalation,
 };
 
 use super::extract::{Json, Query};
@@ -32,22 +31,12 @@ pub fn router() -> Router<AppState> {
         .route("/{id}/resolve", post(resolve_escalation))
 }
 
-fn require_operator(identity: &Identity) -> Result<()> {
-    if identity.has_scope(OPERATOR_SCOPE) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "escalations are for operators (scope `{OPERATOR_SCOPE}`)"
-        )))
-    }
-}
-
 async fn list_escalations(
     State(state): State<AppState>,
     identity: Identity,
     Query(filter): Query<EscalationFilter>,
 ) -> Result<axum::Json<EscalationList>> {
-    require_operator(&identity)?;
+    identity.require_operator("the escalation queue")?;
     let limit = match filter.limit {
         None => DEFAULT_LIMIT,
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
@@ -67,7 +56,7 @@ async fn resolve_escalation(
     Path(id): Path<String>,
     Json(body): Json<ResolveEscalation>,
 ) -> Result<axum::Json<Escalation>> {
-    require_operator(&identity)?;
+    identity.require_operator("the escalation queue")?;
     let resolution = body.resolution.as_deref().map(str::trim);
     if resolution.is_some_and(|text| text.chars().count() > MAX_RESOLUTION_CHARS) {
         return Err(Error::Unprocessable(format!(

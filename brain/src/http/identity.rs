@@ -13,6 +13,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use shared_types::agent::OPERATOR_SCOPE;
 use shared_types::headers::{
     IDENTITY_NETWORK, IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER, MAX_SCOPES_BYTES,
     decode_user_id,
@@ -128,6 +129,20 @@ impl Identity {
 
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Ok for a signed-in user whose identity provider granted [`OPERATOR_SCOPE`]; otherwise
+    /// 403 `forbidden` naming `what` (an anonymous caller never has scopes: the edge forwards
+    /// them only from a verified token, but a user id is required too so that no header
+    /// combination makes an anonymous session an operator).
+    pub fn require_operator(&self, what: &str) -> Result<(), Error> {
+        if self.user_id.is_some() && self.has_scope(OPERATOR_SCOPE) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{what} is for signed-in operators (scope `{OPERATOR_SCOPE}`)"
+            )))
+        }
     }
 }
 

@@ -207,7 +207,7 @@ macro_rules! upload {
                 ("name" = Option<String>, Query, description = "Dataset name (required when creating; or a form field)"),
                 ("format" = Option<shared_types::data::DataFormat>, Query, description = "Default: from Content-Type"),
                 ("schema" = Option<String>, Query, description = "Type overrides `col:type,…` (types of ColumnType)"),
-                ("scope" = Option<shared_types::data::Scope>, Query, description = "Sharing of a new dataset (default private)"),
+                ("scope" = Option<shared_types::data::Scope>, Query, description = "Sharing of a new dataset (default private; `public` only for signed-in operators, scope `edgebrain:operator`, else 403)"),
             ),
             request_body(description = "The file, streamed: a raw body in one of these types, or a multipart form \
                 with text fields `name`, `format`, `schema`, `scope` before a `file` field. Bounded by `--upload-max-bytes` \
@@ -249,7 +249,8 @@ upload!(
 #[utoipa::path(post, path = "/api/v1/datasets/import", tag = "datasets", operation_id = "importDataset",
     summary = "Create a dataset from a file in the brain's import directory",
     request_body = ImportDataset,
-    responses((status = 201, description = "The dataset", body = DatasetInfo)))]
+    responses((status = 201, description = "The dataset", body = DatasetInfo),
+        (status = 403, description = "`scope: public` from a caller who is not a signed-in operator", body = ErrorBody)))]
 fn import_dataset() {}
 
 #[utoipa::path(get, path = "/api/v1/datasets/memory", tag = "datasets", operation_id = "datasetMemory",
@@ -275,8 +276,9 @@ fn rename_dataset() {}
 fn delete_dataset() {}
 
 #[utoipa::path(put, path = "/api/v1/datasets/{id}/pin", tag = "datasets", operation_id = "pinDataset",
-    summary = "Keep in memory (never evicted)", params(("id" = String, Path, description = ID)),
-    responses((status = 200, description = "The dataset", body = DatasetInfo)))]
+    summary = "Keep in memory (never evicted; signed-in operators only)", params(("id" = String, Path, description = ID)),
+    responses((status = 200, description = "The dataset", body = DatasetInfo),
+        (status = 403, description = "The caller is not a signed-in operator", body = ErrorBody)))]
 fn pin_dataset() {}
 
 #[utoipa::path(delete, path = "/api/v1/datasets/{id}/pin", tag = "datasets", operation_id = "unpinDataset",

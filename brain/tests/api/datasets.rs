@@ -8,6 +8,7 @@ use brain::Application;
 use polars::prelude::*;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
+use shared_types::agent::OPERATOR_SCOPE;
 use shared_types::data::{DatasetDescription, DatasetInfo, DatasetList, MemoryStats, Scope};
 use shared_types::error::ErrorCode;
 
@@ -325,7 +326,7 @@ async fn schema_overrides_and_null_counts_are_honoured() {
 #[tokio::test]
 async fn rename_replace_append_pin_and_delete() {
     let app = spawn_app(Backend::Sqlite).await;
-    let alice = Caller::user("alice");
+    let alice = Caller::user("alice").with_scopes(&[OPERATOR_SCOPE]);
     let rows = sales();
     let info = upload_csv(&app, &alice, "sales", &sales_csv(&rows[..5])).await;
     let item = |path: &str| app.url(&format!("/api/v1/datasets/{}{path}", info.id));
@@ -439,7 +440,7 @@ async fn rename_replace_append_pin_and_delete() {
 #[tokio::test]
 async fn every_change_makes_a_new_version_and_answers_name_the_versions_they_read_on_both_backends()
 {
-    let alice = Caller::user("alice");
+    let alice = Caller::user("alice").with_scopes(&[OPERATOR_SCOPE]);
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
         let info = upload_csv(&app, &alice, "sales", "k\n1\n2\n").await;
@@ -698,8 +699,9 @@ async fn tenants_cannot_list_read_query_change_or_infer_each_others_datasets() {
             ErrorCode::NotFound,
         )
         .await;
+        // Unpinning (open to everyone, unlike pinning) another tenant's dataset.
         assert_error(
-            app.send_as(intruder, app.client.put(format!("{item}/pin")))
+            app.send_as(intruder, app.client.delete(format!("{item}/pin")))
                 .await,
             ErrorCode::NotFound,
         )
@@ -823,7 +825,7 @@ async fn datasets_survive_a_restart_and_reload_lazily_on_both_backends() {
 
 #[tokio::test]
 async fn a_small_budget_evicts_least_recently_used_frames_and_reloads_them_transparently() {
-    let alice = Caller::user("alice");
+    let alice = Caller::user("alice").with_scopes(&[OPERATOR_SCOPE]);
     let rows = sales();
     // First measure the two frames, then restart with a budget that holds either, not both.
     let mut app = spawn_app(Backend::Sqlite).await;
@@ -1019,7 +1021,7 @@ async fn server_side_imports_read_only_inside_the_import_directory() {
 #[tokio::test]
 async fn a_public_dataset_is_readable_by_everyone_and_changeable_only_by_its_owner() {
     let app = spawn_app(Backend::Postgres).await;
-    let alice = Caller::user("alice");
+    let alice = Caller::user("alice").with_scopes(&[OPERATOR_SCOPE]);
     let bob = Caller::user("bob");
     let response = upload_raw(
         &app,

@@ -4,11 +4,12 @@
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
+use shared_types::agent::OPERATOR_SCOPE;
 use shared_types::chat::STREAM_DONE;
 use shared_types::error::ErrorCode;
 
 use crate::chat::{create_thread, send, use_chat_llm};
-use crate::datasets::{list, upload_csv, upload_raw};
+use crate::datasets::{list, multipart, upload_csv, upload_raw};
 use crate::helpers::{
     BACKENDS, Backend, Caller, EventReader, TestApp, assert_error, spawn_app, spawn_app_with,
 };
@@ -343,15 +344,93 @@ async fn event_cursors_beyond_any_event_are_refused_and_huge_ones_allocate_nothi
 }
 
 #[tokio::test]
+async fn only_signed_in_operators_publish_or_pin_in_every_encoding() {
+    for backend in BACKENDS {
+        let mut app = spawn_app(backend).await;
+        let mallory = Caller::anonymous("mallory-session");
+        // Scopes on an anonymous caller do not make it an operator (the edge never sends
+        // them, but the brain does not rely on that); nor does a user without the scope.
+        let anonymous_with_scope =
+            Caller::anonymous("scoped-session").with_scopes(&[OPERATOR_SCOPE]);
+        let user = Caller::user("alice").with_scopes(&["datasets:write"]);
+        for caller in [&mallory, &anonymous_with_scope, &user] {
+            // The scope as a query parameter, in any case: refused before the body is read.
+            for query in ["name=squat&scope=public", "name=squat&scope=PUBLIC"] {
+                let response = upload_raw(&app, caller, query, "text/csv", "a\n1\n").await;
+                let error = assert_error(response, ErrorCode::Forbidden).await;
+                assert!(error.error.message.contains("operators"), "{error:?}");
+            }
+            // The scope as a multipart field, before and after the file.
+            for fields in [
+                vec![
+                    ("name", None, &b"squat"[..]),
+                    ("scope", None, b" public "),
+                    ("file", Some("a.csv"), b"a\n1\n"),
+                ],
+                vec![
+                    ("name", None, &b"squat"[..]),
+                    ("file", Some("a.csv"), b"a\n1\n"),
+                    ("scope", None, b"public"),
+                ],
+            ] {
+                let (content_type, body) = multipart(&fields);
+                let response = app
+                    .send_as(
+                        caller,
+                        app.client
+                            .post(app.url("/api/v1/datasets"))
+                            .header(CONTENT_TYPE, content_type)
+                            .body(body),
+                    )
+                    .await;
+                assert_error(response, ErrorCode::Forbidden).await;
+            }
+            // A server-side import published: refused before the file is looked for.
+            let response = app
+                .send_as(
+                    caller,
+                    app.client
+                        .post(app.url("/api/v1/datasets/import"))
+                        .json(&json!({"name": "squat", "path": "nowhere.csv", "scope": "public"})),
+                )
+                .await;
+            assert_error(response, ErrorCode::Forbidden).await;
+            // Pinning its own dataset: refused (a pinned frame takes every tenant's memory);
+            // unpinning stays allowed.
+            let own = upload_csv(&app, caller, "own", "a\n1\n").await;
+            let pin = app.url(&format!("/api/v1/datasets/{}/pin", own.id));
+            assert_error(
+                app.send_as(caller, app.client.put(&pin)).await,
+                ErrorCode::Forbidden,
+            )
+            .await;
+            assert_eq!(
+                app.send_as(caller, app.client.delete(&pin)).await.status(),
+                StatusCode::OK
+            );
+        }
+        // Nothing was published: another caller sees only the sample's public datasets.
+        let seen = list(&app, &Caller::anonymous("bystander")).await;
+        assert!(
+            seen.iter().all(|d| d.name != "squat"),
+            "{backend}: {seen:?}"
+        );
+        assert_alive(&app).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn public_names_are_unique_and_the_samples_are_taken() {
     for backend in BACKENDS {
         let mut app = spawn_app_with(backend, |config| config.sample_transactions = 100).await;
+        let oscar = Caller::user("oscar").with_scopes(&[OPERATOR_SCOPE]);
+        let olga = Caller::user("olga").with_scopes(&[OPERATOR_SCOPE]);
         let mallory = Caller::anonymous("mallory-session");
-        let alice = Caller::user("alice");
-        // Squatting the sample's name: refused, whatever the case of the scope.
+        // Even an operator cannot take the sample's name.
         let squat = upload_raw(
             &app,
-            &mallory,
+            &oscar,
             "name=transactions&scope=public",
             "text/csv",
             "store_id,amount\n1,999999\n",
@@ -367,7 +446,7 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         // First come keeps a free public name; a second publisher gets 409.
         let first = upload_raw(
             &app,
-            &alice,
+            &olga,
             "name=shared&scope=public",
             "text/csv",
             "a\n1\n",
@@ -376,7 +455,7 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         assert_eq!(first.status(), StatusCode::CREATED, "{backend}");
         let second = upload_raw(
             &app,
-            &mallory,
+            &oscar,
             "name=shared&scope=public",
             "text/csv",
             "a\n2\n",
@@ -386,7 +465,7 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         // Renaming a public dataset onto a taken public name: 409 too.
         let other: shared_types::data::DatasetInfo = upload_raw(
             &app,
-            &mallory,
+            &oscar,
             "name=other&scope=public",
             "text/csv",
             "a\n3\n",
@@ -397,7 +476,7 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         .unwrap();
         let rename = app
             .send_as(
-                &mallory,
+                &oscar,
                 app.client
                     .patch(app.url(&format!("/api/v1/datasets/{}", other.id)))
                     .json(&json!({"name": "products"})),
@@ -408,10 +487,10 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
         let private = upload_raw(&app, &mallory, "name=transactions", "text/csv", "a\n1\n").await;
         assert_eq!(private.status(), StatusCode::CREATED, "{backend}");
         let rows =
-            crate::datasets::sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM transactions").await;
+            crate::datasets::sql_rows(&app, &olga, "SELECT COUNT(*) AS n FROM transactions").await;
         assert_eq!(
             rows[0]["n"], 100,
-            "{backend}: alice reads the sample, not mallory's rows"
+            "{backend}: olga reads the sample, not mallory's rows"
         );
         app.stop().await;
     }
@@ -440,4 +519,65 @@ async fn parquet_uploads_are_refused_unless_the_operator_turned_them_on() {
     assert!(list(&app, &alice).await.is_empty());
     assert_alive(&app).await;
     app.stop().await;
+}
+
+/// The document chunk quota counts anonymous callers by network, as the token budget does:
+/// sessions are free to mint, so a per-session quota would let one client store without end.
+#[tokio::test]
+async fn fresh_sessions_bring_no_fresh_knowledge_quota_even_across_a_restart() {
+    const LIMIT: u64 = 2;
+    let text = b"Plain words about returns and refunds.".to_vec();
+    let harvested =
+        |i: usize| Caller::anonymous(&format!("harvest-{i}")).with_network("198.51.100.7");
+    for backend in BACKENDS {
+        let mut app = spawn_app_with(backend, |config| {
+            config.knowledge_max_chunks_per_owner = LIMIT;
+        })
+        .await;
+        let first =
+            crate::knowledge::upload_ok(&app, &harvested(0), "a.txt", "text/plain", text.clone())
+                .await;
+        crate::knowledge::upload_ok(&app, &harvested(1), "b.txt", "text/plain", text.clone()).await;
+        for i in 2..5 {
+            let response =
+                crate::knowledge::upload(&app, &harvested(i), "c.txt", "text/plain", text.clone())
+                    .await;
+            let error = assert_error(response, ErrorCode::Unprocessable).await;
+            assert!(
+                error.error.message.contains("limit per caller is 2"),
+                "{backend}: {error:?}"
+            );
+        }
+        // Another network, and a signed-in user on the same network, count on their own.
+        let elsewhere = Caller::anonymous("elsewhere").with_network("2001:db8:1:2::/64");
+        crate::knowledge::upload_ok(&app, &elsewhere, "d.txt", "text/plain", text.clone()).await;
+        let user = Caller::user("ursula");
+        crate::knowledge::upload_ok(&app, &user, "e.txt", "text/plain", text.clone()).await;
+
+        // The counter is in the database: a restart gives the network nothing back.
+        app.stop().await;
+        let TestApp { database, .. } = app;
+        let mut config = database.config();
+        config.knowledge_max_chunks_per_owner = LIMIT;
+        let application = brain::Application::build(config).await.unwrap();
+        let app = TestApp::run(application, database);
+        let response =
+            crate::knowledge::upload(&app, &harvested(9), "f.txt", "text/plain", text.clone())
+                .await;
+        assert_error(response, ErrorCode::Unprocessable).await;
+
+        // Deleting a document gives its chunk back to the network's counter, whichever
+        // session uploads next.
+        let deleted = app
+            .send_as(
+                &harvested(0),
+                app.client
+                    .delete(app.url(&format!("/api/v1/documents/{}", first.id))),
+            )
+            .await;
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT, "{backend}");
+        crate::knowledge::upload_ok(&app, &harvested(10), "g.txt", "text/plain", text.clone())
+            .await;
+        assert_alive(&app).await;
+    }
 }
