@@ -366,7 +366,9 @@ pub struct Config {
     pub knowledge_max_document_bytes: u64,
 
     /// Most chunks one caller may store over all documents; an upload past it is refused
-    /// (422) and nothing is stored.
+    /// (422) and nothing is stored. A signed-in user counts alone; anonymous callers count
+    /// together per network (IPv4 address or IPv6 /64), like the token budget, so fresh
+    /// sessions bring no fresh quota.
     #[arg(
         long,
         env = "BRAIN_KNOWLEDGE_MAX_CHUNKS_PER_OWNER",

@@ -130,7 +130,13 @@ async fn upload(
     let name = name.unwrap_or_default();
     let document = state
         .knowledge
-        .upload(&identity.owner(), &name, format.media_type(), bytes)
+        .upload(
+            &identity.owner(),
+            &identity.budget_key(),
+            &name,
+            format.media_type(),
+            bytes,
+        )
         .await?;
     Ok((StatusCode::CREATED, JsonResponse(document)))
 }

@@ -48,7 +48,8 @@ pub struct KnowledgeLimits {
     pub chunk: ChunkConfig,
     /// Largest upload in bytes.
     pub max_document_bytes: u64,
-    /// Most chunks one tenant may store (all documents together).
+    /// Most chunks stored under one budget key (a user, or an anonymous caller's network),
+    /// all documents together.
     pub max_chunks_per_owner: u64,
     /// Most hits one search returns (larger `limit`s are capped, not refused).
     pub max_search_limit: u32,
@@ -193,10 +194,13 @@ impl KnowledgeBase {
         &self.embedder
     }
 
-    /// Reads, chunks, embeds and stores a document of `owner`'s.
+    /// Reads, chunks, embeds and stores a document of `owner`'s, its chunks counted against
+    /// the quota of `budget_key` (`Identity::budget_key`: the user, or an anonymous caller's
+    /// network, so that fresh sessions bring no fresh quota).
     pub async fn upload(
         &self,
         owner: &str,
+        budget_key: &str,
         name: &str,
         media_type: &str,
         bytes: Vec<u8>,
@@ -221,7 +225,7 @@ impl KnowledgeBase {
         if chunks.is_empty() {
             return Err(ExtractError::Empty.into());
         }
-        let existing = self.store.count_knowledge_chunks(owner).await?;
+        let existing = self.store.count_knowledge_chunks(budget_key).await?;
         let new = chunks.len() as u64;
         if existing + new > self.limits.max_chunks_per_owner {
             return Err(KnowledgeError::QuotaExceeded {
@@ -275,11 +279,11 @@ impl KnowledgeBase {
         let max_chunks = self.limits.max_chunks_per_owner;
         match self
             .store
-            .insert_knowledge_document(&record, &text, &new_chunks, max_chunks)
+            .insert_knowledge_document(&record, budget_key, &text, &new_chunks, max_chunks)
             .await?
         {
             KnowledgeInsert::Stored => {}
-            // Another upload of this owner's was stored while this one was being embedded.
+            // Another upload under this budget key was stored while this one was embedded.
             KnowledgeInsert::OverQuota { existing } => {
                 return Err(KnowledgeError::QuotaExceeded {
                     new,

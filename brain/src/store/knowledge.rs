@@ -108,11 +108,11 @@ pub enum KnowledgeInsert {
     },
 }
 
-/// The owner's chunk count from the quota counter (0 for an owner with none).
-async fn usage(connection: &mut sqlx::AnyConnection, owner: &str) -> Result<u64, StoreError> {
+/// The chunk count under `budget_key` from the quota counter (0 for a key with none).
+async fn usage(connection: &mut sqlx::AnyConnection, budget_key: &str) -> Result<u64, StoreError> {
     let chunks: Option<i64> =
-        sqlx::query_scalar("SELECT chunks FROM knowledge_usage WHERE owner = $1")
-            .bind(owner.to_owned())
+        sqlx::query_scalar("SELECT chunks FROM knowledge_usage WHERE budget_key = $1")
+            .bind(budget_key.to_owned())
             .fetch_optional(&mut *connection)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -120,12 +120,15 @@ async fn usage(connection: &mut sqlx::AnyConnection, owner: &str) -> Result<u64,
 }
 
 impl Store {
-    /// Stores a document, its extracted text and its chunks, all or nothing, unless the owner's
-    /// chunks would then exceed `max_chunks`: the chunks are reserved against the owner's
-    /// counter first, atomically, so concurrent uploads cannot together pass the quota.
+    /// Stores a document, its extracted text and its chunks, all or nothing, unless the chunks
+    /// counted under `budget_key` (`Identity::budget_key`: the user, or an anonymous caller's
+    /// network) would then exceed `max_chunks`: the chunks are reserved against that counter
+    /// first, atomically, so concurrent uploads cannot together pass the quota. The document
+    /// remembers the key, so deleting it gives the chunks back to the same counter.
     pub async fn insert_knowledge_document(
         &self,
         document: &DocumentRecord,
+        budget_key: &str,
         text: &str,
         chunks: &[NewChunk],
         max_chunks: u64,
@@ -136,25 +139,26 @@ impl Store {
         // On PostgreSQL a concurrent upload of the same owner waits on the row here and then
         // re-checks the condition against the committed count; SQLite serialises writers.
         let reserved = sqlx::query(
-            "INSERT INTO knowledge_usage (owner, chunks) SELECT $1, $2 WHERE $2 <= $3 \
-             ON CONFLICT (owner) DO UPDATE SET chunks = knowledge_usage.chunks + excluded.chunks \
+            "INSERT INTO knowledge_usage (budget_key, chunks) SELECT $1, $2 WHERE $2 <= $3 \
+             ON CONFLICT (budget_key) DO UPDATE \
+             SET chunks = knowledge_usage.chunks + excluded.chunks \
              WHERE knowledge_usage.chunks + excluded.chunks <= $3",
         )
-        .bind(document.owner.clone())
+        .bind(budget_key.to_owned())
         .bind(new)
         .bind(limit)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_write)?;
         if reserved.rows_affected() != 1 {
-            let existing = usage(&mut tx, &document.owner).await?;
+            let existing = usage(&mut tx, budget_key).await?;
             tx.rollback().await.map_err(StoreError::from_sqlx)?;
             return Ok(KnowledgeInsert::OverQuota { existing });
         }
         sqlx::query(
             "INSERT INTO knowledge_documents (id, owner, name, media_type, bytes, chars, \
-             chunk_count, embedder, created_at_ms, text) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             chunk_count, embedder, created_at_ms, text, budget_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(document.id.clone())
         .bind(document.owner.clone())
@@ -166,6 +170,7 @@ impl Store {
         .bind(document.embedder.clone())
         .bind(document.created_at_ms)
         .bind(text.to_owned())
+        .bind(budget_key.to_owned())
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_write)?;
@@ -289,10 +294,10 @@ impl Store {
             .map_err(StoreError::Query)
     }
 
-    /// How many chunks `owner` has stored (the quota's counter).
-    pub async fn count_knowledge_chunks(&self, owner: &str) -> Result<u64, StoreError> {
+    /// How many chunks are counted under `budget_key` (the quota's counter).
+    pub async fn count_knowledge_chunks(&self, budget_key: &str) -> Result<u64, StoreError> {
         let mut connection = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
-        usage(&mut connection, owner).await
+        usage(&mut connection, budget_key).await
     }
 
     /// Deletes a document `owner` owns and its chunks, together; `false` if there is none.
@@ -302,6 +307,19 @@ impl Store {
         id: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let budget_key: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT budget_key FROM knowledge_documents WHERE id = $1 AND owner = $2",
+        )
+        .bind(id.to_owned())
+        .bind(owner.to_owned())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let Some(budget_key) = budget_key else {
+            return Ok(false);
+        };
+        // Migration 0012 gave every older document its owner as the key.
+        let budget_key = budget_key.unwrap_or_else(|| owner.to_owned());
         let deleted =
             sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
                 .bind(id.to_owned())
@@ -309,8 +327,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;
-        sqlx::query("UPDATE knowledge_usage SET chunks = chunks - $2 WHERE owner = $1")
-            .bind(owner.to_owned())
+        sqlx::query("UPDATE knowledge_usage SET chunks = chunks - $2 WHERE budget_key = $1")
+            .bind(budget_key)
             .bind(i64::try_from(deleted.rows_affected()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await

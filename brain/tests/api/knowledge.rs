@@ -60,7 +60,7 @@ async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     caller: &Caller,
     name: &str,
@@ -80,7 +80,7 @@ async fn upload(
     .await
 }
 
-async fn upload_ok(
+pub(crate) async fn upload_ok(
     app: &TestApp,
     caller: &Caller,
     name: &str,

@@ -144,7 +144,7 @@ async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
             tokio::spawn(async move {
                 let (record, chunks) = document(n);
                 store
-                    .insert_knowledge_document(&record, "abcd", &chunks, LIMIT)
+                    .insert_knowledge_document(&record, "user:quota", "abcd", &chunks, LIMIT)
                     .await
             })
         });
@@ -188,7 +188,7 @@ async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
         let (record, chunks) = document(100);
         assert_eq!(
             store
-                .insert_knowledge_document(&record, "abcd", &chunks, LIMIT)
+                .insert_knowledge_document(&record, "user:quota", "abcd", &chunks, LIMIT)
                 .await
                 .unwrap(),
             KnowledgeInsert::Stored,
