@@ -110,6 +110,11 @@ impl EdgeConfig {
     pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
     pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const DEFAULT_MAX_HEADER_COUNT: usize = 64;
+    /// Largest accepted `MAX_HEADER_COUNT`: the brain's HTTP server (hyper) refuses a request
+    /// with more than 100 header fields with a bare 431 (outside the error shape), and the
+    /// edge adds at most 10 of its own, so a higher setting would let the edge forward requests
+    /// the brain cannot read.
+    pub const MAX_MAX_HEADER_COUNT: usize = 90;
     pub const DEFAULT_MAX_URL_BYTES: usize = 8 * 1024;
     pub const DEFAULT_SIGN_BODY_MAX_BYTES: u64 = 1024 * 1024;
     /// Shortest accepted signing secret.
@@ -189,11 +194,7 @@ impl EdgeConfig {
                 vars::MAX_HEADER_BYTES,
                 Self::DEFAULT_MAX_HEADER_BYTES,
             )?,
-            max_header_count: parse_number(
-                &lookup,
-                vars::MAX_HEADER_COUNT,
-                Self::DEFAULT_MAX_HEADER_COUNT,
-            )?,
+            max_header_count: parse_header_count(&lookup)?,
             max_url_bytes: parse_number(&lookup, vars::MAX_URL_BYTES, Self::DEFAULT_MAX_URL_BYTES)?,
             signing_secrets: parse_signing_secrets(&lookup)?,
             sign_body_max_bytes: parse_number(
@@ -305,6 +306,25 @@ fn parse_number<T: core::str::FromStr + PartialOrd + Default>(
     }
 }
 
+fn parse_header_count(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    let count = parse_number(
+        lookup,
+        vars::MAX_HEADER_COUNT,
+        EdgeConfig::DEFAULT_MAX_HEADER_COUNT,
+    )?;
+    if count > EdgeConfig::MAX_MAX_HEADER_COUNT {
+        return Err(ConfigError::Invalid {
+            var: vars::MAX_HEADER_COUNT,
+            reason: format!(
+                "{count} is above {}: the brain reads at most 100 header fields and the edge adds \
+                 up to 10",
+                EdgeConfig::MAX_MAX_HEADER_COUNT
+            ),
+        });
+    }
+    Ok(count)
+}
+
 /// Accepts `http(s)://host[:port][/]` and returns it without the trailing slash. Paths, queries,
 /// fragments and credentials are refused: the edge appends the request's own path and query.
 fn parse_client_ip_header(raw: Option<&str>) -> Result<HeaderName, ConfigError> {
@@ -413,6 +433,8 @@ mod tests {
             ("SESSION_KEYS", "k1:short"),
             ("SESSION_KEYS", "no-colon"),
             ("SESSION_TTL_SECS", "0"),
+            // More than the brain reads once the edge's own headers are added.
+            ("MAX_HEADER_COUNT", "91"),
         ] {
             match with((var, value)) {
                 Err(ConfigError::Invalid { var: named, .. }) => assert_eq!(named, var),

@@ -1104,6 +1104,36 @@ mod tests {
         assert_eq!(proxy.headers[REQUEST_ID], MINTED_ID);
     }
 
+    /// The brain's HTTP server reads at most 100 header fields; a request at the largest
+    /// `MAX_HEADER_COUNT` the edge accepts, with every header the edge adds (identity of a
+    /// minted session, request id, forwarded-*, signature), must still fit.
+    #[test]
+    fn a_request_at_the_largest_header_count_reaches_the_brain_within_100_fields() {
+        let max = EdgeConfig::MAX_MAX_HEADER_COUNT.to_string();
+        let config = config_with(
+            &[("MAX_HEADER_COUNT", &max), ("MAX_HEADER_BYTES", "8192")],
+            "{}",
+        );
+        let mut incoming = headers(&[("host", "edge.example"), ("x-session-id", "new")]);
+        while incoming.len() < EdgeConfig::MAX_MAX_HEADER_COUNT {
+            let name = format!("x-filler-{}", incoming.len());
+            incoming.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        let head = RequestHead {
+            method: &Method::GET,
+            url: "https://edge.example/api/v1/datasets",
+            headers: &incoming,
+            client_ip: Some("2001:db8::1"),
+        };
+        let mut proxy = proxied(decide(&head, &config, None, inputs_at(1_000_000)));
+        proxy.sign(None, &config);
+        assert!(proxy.headers.get(EDGE_SIGNATURE).is_some());
+        assert!(proxy.headers.len() <= 100, "{} fields", proxy.headers.len());
+    }
+
     #[test]
     fn bodies_are_forwarded_except_for_get_and_head() {
         for (method, forward) in [
