@@ -1,12 +1,14 @@
 """Do the brain, py-polars and pandas give the same numbers? Reads one JSON answer file per
-system and query (ANSWERS_DIR/{brain,polars,pandas}-NAME.json, each with "rows") and compares
-them as sets of rows (order-insensitive; integers exactly, floats to 1e-9 relative).
+system and query (ANSWERS_DIR/{brain,polars,pandas}-NAME.json, each with "rows", and
+brain-b-NAME.json when a second brain ran) and compares them as sets of rows
+(order-insensitive; integers exactly, floats to 1e-9 relative).
 
   python crosscheck.py ANSWERS_DIR NAME...        exits 1 on the first difference
 """
 
 import json
 import math
+import os
 import sys
 
 
@@ -41,11 +43,14 @@ def main():
     folder, names = sys.argv[1], sys.argv[2:]
     for name in names:
         answers = {}
-        for system in ("brain", "polars", "pandas"):
+        systems = ["brain", "polars", "pandas"]
+        if os.path.exists(f"{folder}/brain-b-{name}.json"):
+            systems.append("brain-b")
+        for system in systems:
             with open(f"{folder}/{system}-{name}.json") as f:
                 answers[system] = normalise(json.load(f)["rows"])
         (cols, ref) = answers["polars"]
-        for system in ("brain", "pandas"):
+        for system in (s for s in systems if s != "polars"):
             (their_cols, rows) = answers[system]
             if their_cols != cols:
                 raise SystemExit(f"{name}: {system} columns {their_cols} != polars {cols}")
@@ -54,7 +59,7 @@ def main():
             for mine, theirs in zip(ref, rows):
                 if not all(same(a, b) for a, b in zip(mine, theirs)):
                     raise SystemExit(f"{name}: {system} row {theirs} != polars {mine}")
-        print(f"{name}: brain, py-polars and pandas agree ({len(ref)} rows)")
+        print(f"{name}: {', '.join(systems)} agree ({len(ref)} rows)")
 
 
 main()

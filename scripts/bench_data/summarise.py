@@ -46,3 +46,14 @@ for q in queries:
     scale = median(16, q, "brain", 2) / median(1, q, "brain", 2)
     print(f"| {q} | {b1:.2f} vs {bound:.2f} ms: {verdict(b1 <= bound)} | {speedup:.1f}×: {verdict(speedup >= 5)} "
           f"| {tput:.1f}×: {verdict(tput >= 10)} | {scale:.2f}×: {verdict(scale >= 1.5)} |")
+
+if any(system == "brain-b" for (_, _, system) in rows):
+    print()
+    print("Second brain (brain-b: BENCH_BRAIN_B_ARGS / BENCH_BRAIN_B_BIN) against the first, same rounds:\n")
+    print("| query | c | brain p50 ms | brain-b p50 ms | b ÷ a p50 | brain req/s | brain-b req/s | b ÷ a req/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for conc in (1, 16):
+        for q in queries:
+            a, b = median(conc, q, "brain", 0), median(conc, q, "brain-b", 0)
+            ar, br = median(conc, q, "brain", 2), median(conc, q, "brain-b", 2)
+            print(f"| {q} | {conc} | {a:.2f} | {b:.2f} | {b / a:.2f} | {ar:.1f} | {br:.1f} | {br / ar:.2f} |")
