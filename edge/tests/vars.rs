@@ -33,8 +33,10 @@ fn valid_value(name: &str) -> Option<String> {
         "RATE_LIMITS" => r#"[{"name":"default","limit":10,"window_secs":60}]"#.to_owned(),
         "ROUTES" => r#"[{"path":"/api/v1/threads/*","auth":{"mode":"required"},"rate_limit":"default","cache":{"ttl_secs":60}}]"#.to_owned(),
         "CORS" => r#"{"allowed_origins":["https://app.example"]}"#.to_owned(),
-        "UPSTREAM_TIMEOUT_MS" | "MAX_BODY_BYTES" | "MAX_HEADER_BYTES" | "MAX_HEADER_COUNT" | "MAX_URL_BYTES"
+        "UPSTREAM_TIMEOUT_MS" | "MAX_BODY_BYTES" | "MAX_HEADER_BYTES" | "MAX_URL_BYTES"
         | "SIGN_BODY_MAX_BYTES" | "SESSION_TTL_SECS" => "4096".to_owned(),
+        // At most 90: the brain's own limit is 100 fields (EdgeConfig::MAX_MAX_HEADER_COUNT).
+        "MAX_HEADER_COUNT" => "64".to_owned(),
         "CACHE_VERSION" => "2".to_owned(),
         _ => return None,
     };
