@@ -29,6 +29,12 @@ const RATE_LIMITS = [
   { name: "default", limit: 120, window_secs: 60 },
   { name: "chat", limit: 20, window_secs: 60 },
 ];
+/**
+ * A small policy for the session-harvest attack (on DELETE /api/v1/diag/echo only), so the test
+ * stays a few requests long: 2 per session, 4 per network, one token back every 150 s.
+ */
+const HARVEST_LIMIT = { name: "harvest", limit: 2, window_secs: 600, network_limit: 4 };
+const HARVEST_ROUTE = { path: "/api/v1/diag/echo", methods: ["DELETE"], rate_limit: "harvest" };
 
 const AUTH_VARS = {
   AUTH_CONFIG: JSON.stringify({ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ["HS256"] }),
@@ -150,8 +156,8 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
     workerd = startWorkerd("hostile-edge", edgePort, {
       BRAIN_URL: brainUrl,
       ...AUTH_VARS,
-      RATE_LIMITS: JSON.stringify(RATE_LIMITS),
-      ROUTES: JSON.stringify([REQUIRED_WHOAMI, { path: "/api/v1/threads/*", rate_limit: "chat" }]),
+      RATE_LIMITS: JSON.stringify([...RATE_LIMITS, HARVEST_LIMIT]),
+      ROUTES: JSON.stringify([REQUIRED_WHOAMI, HARVEST_ROUTE, { path: "/api/v1/threads/*", rate_limit: "chat" }]),
     });
     await Promise.all([
       waitHealthy(`${brainUrl}/ready`, brain, 60_000),
@@ -399,6 +405,47 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
       await bytes.arrayBuffer().catch(() => {});
     });
   }
+
+  test("workerd: harvested sessions share their network's bucket; other networks and signed-in users keep theirs", async () => {
+    const ip = "198.51.100.60";
+    const harvested = [];
+    for (let i = 0; i < 2 * HARVEST_LIMIT.network_limit; i += 1) {
+      const minted = await call("workerd", "/api/v1/diag/echo", { ip, headers: { "x-session-id": "new" } });
+      assert.equal(minted.status, 200);
+      harvested.push(minted.headers.get("x-session-id"));
+      await minted.arrayBuffer();
+    }
+    const attack = (token, from = ip, headers = {}) =>
+      call("workerd", "/api/v1/diag/echo", { method: "DELETE", ip: from, headers: { "x-session-id": token, ...headers } });
+    // Each session is established and has a full bucket of its own, yet the network's caps them.
+    for (const [i, token] of harvested.entries()) {
+      const response = await attack(token);
+      if (i < HARVEST_LIMIT.network_limit) {
+        assert.equal(response.status, 200, `session ${i}`);
+        await response.arrayBuffer();
+        continue;
+      }
+      await assertError(response, 429, "rate_limited");
+      assert.equal(response.headers.get("ratelimit-policy"), `"harvest/network";q=${HARVEST_LIMIT.network_limit};w=${HARVEST_LIMIT.window_secs}`);
+      assert.match(response.headers.get("ratelimit"), /^"harvest\/network";r=0;t=\d+$/);
+      const retryAfter = Number(response.headers.get("retry-after"));
+      assert.ok(retryAfter > 0 && retryAfter <= HARVEST_LIMIT.window_secs / HARVEST_LIMIT.network_limit, `retry-after ${retryAfter}`);
+    }
+    // The same session from another network, and a signed-in user on this one, still pass.
+    const elsewhere = await attack(harvested.at(-1), "198.51.100.61");
+    assert.equal(elsewhere.status, 200, "another network has its own bucket");
+    // Both buckets are asked at once, so the refused request above took this session's first
+    // token: refusals cost the attacker too.
+    assert.match(elsewhere.headers.get("ratelimit"), /^"harvest";r=0;t=\d+$/);
+    await elsewhere.arrayBuffer();
+    const user = await attack(harvested.at(-1), ip, { authorization: `Bearer ${mintToken({ sub: "harvest-user" })}` });
+    assert.equal(user.status, 200, "a signed-in user is counted by its own bucket only");
+    assert.match(user.headers.get("ratelimit"), /^"harvest";r=1;t=\d+$/);
+    await user.arrayBuffer();
+    const health = await fetch(`${brainUrl}/health`, { signal: TIMEOUT() });
+    assert.equal(health.status, 200);
+    await health.arrayBuffer();
+  });
 
   test("workerd: callers without an established session are counted by network (IPv6 per /64)", async () => {
     const echo = (ip, headers = {}) => call("workerd", "/api/v1/diag/echo", { ip, headers });

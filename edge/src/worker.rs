@@ -12,7 +12,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, join, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
@@ -27,7 +27,7 @@ use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
     prepare_for_store, storable,
 };
-use crate::core::ratelimit::{self, BucketState, RateLimitOutcome, TakeRequest, Verdict};
+use crate::core::ratelimit::{BucketState, RateLimitOutcome, TakeRequest, Verdict};
 use crate::core::response::{is_event_stream, stream_broken_event};
 use crate::core::route::{CacheStep, finish_edge_response};
 use crate::core::{
@@ -144,14 +144,28 @@ async fn proxy_request(
     config: Rc<EdgeConfig>,
     mut proxy: ProxyRequest,
 ) -> web_sys::Response {
-    if let Some(step) = &proxy.rate_limit {
-        match take_token(env, &step.key, TakeRequest::for_policy(&step.policy)).await {
-            Ok(verdict) => match ratelimit::outcome(&step.policy, &verdict, &proxy.request_id) {
-                RateLimitOutcome::Respond(response) => {
-                    return respond(finish_edge_response(response, &proxy, &config));
+    if let Some(plan) = &proxy.rate_limit {
+        // Both buckets at once: a request should not wait two Durable Object round trips.
+        let (key, take) = plan.caller_take();
+        let network = async {
+            match plan.network_take() {
+                Some((key, take)) => take_token(env, key, take).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let verdicts = match join(take_token(env, key, take), network).await {
+            (Ok(caller), Ok(network)) => Ok((caller, network)),
+            (Err(error), _) | (_, Err(error)) => Err(error),
+        };
+        match verdicts {
+            Ok((caller, network)) => {
+                match plan.outcome(&caller, network.as_ref(), &proxy.request_id) {
+                    RateLimitOutcome::Respond(response) => {
+                        return respond(finish_edge_response(response, &proxy, &config));
+                    }
+                    RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
                 }
-                RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
-            },
+            }
             Err(error) => {
                 // Fail closed: an unchecked request could exceed a global limit.
                 console_error!(
