@@ -24,7 +24,7 @@ use super::request_id::RequestId;
 use super::response::{EdgeResponse, set_request_id};
 use super::routes::Route;
 use super::rules::{RequestFacts, Rewrite};
-use super::session::{COOKIE_NAME, Session};
+use super::session::{COOKIE_NAME, Session, without_cookie};
 
 /// The parts of an incoming request the core looks at.
 #[derive(Debug, Clone, Copy)]
@@ -758,7 +758,7 @@ pub fn finish_edge_response(
 }
 
 /// Removes the session cookie from the `Cookie` header(s) and the `x-session-id` header, so
-/// the token never reaches the brain (other cookies pass).
+/// the token never reaches the brain (other cookies pass, byte for byte).
 fn strip_session_token(headers: &mut HeaderMap) {
     headers.remove(CLIENT_SESSION_ID);
     let cookies: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
@@ -767,21 +767,8 @@ fn strip_session_token(headers: &mut HeaderMap) {
     }
     headers.remove(COOKIE);
     for cookie in cookies {
-        let Ok(text) = cookie.to_str() else {
-            headers.append(COOKIE, cookie);
-            continue;
-        };
-        let kept: Vec<&str> = text
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| {
-                !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != COOKIE_NAME
-            })
-            .collect();
-        if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
-        {
-            headers.append(COOKIE, value);
+        if let Some(kept) = without_cookie(&cookie, COOKIE_NAME) {
+            headers.append(COOKIE, kept);
         }
     }
 }
@@ -1614,6 +1601,33 @@ mod tests {
             set_cookie.starts_with("__Host-eb_session=v1.k1."),
             "{set_cookie}"
         );
+    }
+
+    #[test]
+    fn non_ascii_cookies_neither_hide_the_session_nor_carry_its_token_to_the_brain() {
+        let first = proxied(decide_pipeline(Method::GET, "/api/v1/x", &HeaderMap::new()));
+        let session = session_cookie_of(&first)[COOKIE].clone();
+        let session = session.as_bytes();
+        for other in [
+            &b"x=caf\xc3\xa9"[..],
+            b"x=caf\xe9",
+            b"x=\xff\xfe\xc3(",
+            b"\xe9t\xe9=\x80",
+        ] {
+            let mut value = b"theme=dark; ".to_vec();
+            value.extend_from_slice(session);
+            value.extend_from_slice(b"; ");
+            value.extend_from_slice(other);
+            let mut incoming = HeaderMap::new();
+            incoming.insert(COOKIE, HeaderValue::from_bytes(&value).unwrap());
+            let proxy = proxied(decide_pipeline(Method::GET, "/api/v1/x", &incoming));
+            assert!(!proxy.session.is_new, "{value:?}");
+            assert_eq!(proxy.session.id, first.session.id);
+            let mut forwarded = b"theme=dark; ".to_vec();
+            forwarded.extend_from_slice(other);
+            assert_eq!(proxy.headers[COOKIE].as_bytes(), forwarded.as_slice());
+            assert_eq!(proxy.headers.get_all(COOKIE).iter().count(), 1);
+        }
     }
 
     #[test]
