@@ -8,7 +8,7 @@ import { describe, before, after, afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import { readdirSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import {
   EDGE_SECRETS, eventually, freePort, json, readSse, requireEnv, startBrain, startWorkerd,
@@ -493,4 +493,73 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
     assert.match(established.headers.get("ratelimit"), /^"default";r=\d+;t=\d+$/);
     await established.arrayBuffer();
   });
+});
+
+// Header values are bytes; workerd maps them to JS strings as UTF-8, Node (edge-runtime) as
+// latin-1. The edge converts by the runtime's own rule (edge/src/header_text.rs), so UTF-8
+// bytes — characters above U+00FF included — cross it unchanged in both directions.
+describe("header bytes cross the edge unchanged (workerd and Vercel edge-runtime)", { timeout: 120_000 }, () => {
+  /** UTF-8 bytes with 2-, 3- and 4-byte sequences. */
+  const UTF8 = Buffer.from("v=caf\u00e9; \u6771\u4eac \u2603 \u{1F600}", "utf8");
+  let upstream, workerd, vercel;
+  const edges = {};
+  /** The `x-bytes` request header the stand-in brain last received, as bytes. */
+  let received;
+
+  before(async () => {
+    // A stand-in for the brain that answers with UTF-8 header bytes (the brain sends none of
+    // its own) and records the bytes it was sent. Raw sockets: Node's HTTP server would write
+    // header strings as UTF-8, whatever bytes they stand for.
+    upstream = createServer((socket) => {
+      let request = Buffer.alloc(0);
+      socket.on("data", (data) => {
+        request = Buffer.concat([request, data]);
+        const end = request.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const line = request.subarray(0, end).toString("latin1").split("\r\n").find((l) => /^x-bytes:/i.test(l));
+        received = Buffer.from((line ?? "").replace(/^x-bytes:[ \t]*/i, ""), "latin1");
+        socket.end(Buffer.concat([
+          Buffer.from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\nx-bytes: "),
+          UTF8,
+          Buffer.from("\r\n\r\n{}"),
+        ]));
+      });
+      socket.on("error", () => {});
+    });
+    const upstreamPort = await freePort();
+    await new Promise((resolve) => upstream.listen(upstreamPort, "127.0.0.1", resolve));
+    const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+    const edgePort = await freePort();
+    workerd = startWorkerd("header-bytes", edgePort, { BRAIN_URL: upstreamUrl });
+    await waitHealthy(`http://127.0.0.1:${edgePort}/health`, workerd, 60_000);
+    vercel = await startEdgeFunction({ ...EDGE_SECRETS, BRAIN_URL: upstreamUrl });
+    edges.workerd = `http://127.0.0.1:${edgePort}`;
+    edges.vercel = vercel.url.replace(/\/$/, "");
+  });
+
+  after(async () => {
+    await vercel?.close();
+    await stopProcess(workerd);
+    await new Promise((resolve) => (upstream ? upstream.close(resolve) : resolve()));
+  });
+
+  for (const name of ["workerd", "vercel"]) {
+    test(`${name}: UTF-8 header bytes reach the brain and the client byte for byte`, async () => {
+      received = undefined;
+      const { host, port } = new URL(edges[name]);
+      // Raw bytes on the socket: no client library's idea of header text in between.
+      const head = Buffer.concat([
+        Buffer.from(`GET /api/v1/diag/echo HTTP/1.1\r\nhost: ${host}\r\nx-real-ip: 198.51.100.9\r\nx-bytes: `),
+        UTF8,
+        Buffer.from("\r\nconnection: close\r\n\r\n"),
+      ]);
+      const { status, text } = await rawRequest(`http://127.0.0.1:${port}`, head);
+      assert.equal(status, 200, text);
+      assert.deepEqual(received, UTF8, `the brain got ${received?.toString("hex")}`);
+      const line = text.split("\r\n").find((l) => /^x-bytes:/i.test(l));
+      assert.ok(line, text);
+      const value = Buffer.from(line.replace(/^x-bytes:[ \t]*/i, ""), "latin1");
+      assert.deepEqual(value, UTF8, `the client got ${value.toString("hex")}`);
+    });
+  }
 });
