@@ -8,7 +8,7 @@ import { describe, before, after, afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import { readdirSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import {
   EDGE_SECRETS, eventually, freePort, json, readSse, requireEnv, startBrain, startWorkerd,
@@ -29,6 +29,12 @@ const RATE_LIMITS = [
   { name: "default", limit: 120, window_secs: 60 },
   { name: "chat", limit: 20, window_secs: 60 },
 ];
+/**
+ * A small policy for the session-harvest attack (on DELETE /api/v1/diag/echo only), so the test
+ * stays a few requests long: 2 per session, 4 per network, one token back every 150 s.
+ */
+const HARVEST_LIMIT = { name: "harvest", limit: 2, window_secs: 600, network_limit: 4 };
+const HARVEST_ROUTE = { path: "/api/v1/diag/echo", methods: ["DELETE"], rate_limit: "harvest" };
 
 const AUTH_VARS = {
   AUTH_CONFIG: JSON.stringify({ issuer: ISSUER, audiences: [AUDIENCE], algorithms: ["HS256"] }),
@@ -150,8 +156,8 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
     workerd = startWorkerd("hostile-edge", edgePort, {
       BRAIN_URL: brainUrl,
       ...AUTH_VARS,
-      RATE_LIMITS: JSON.stringify(RATE_LIMITS),
-      ROUTES: JSON.stringify([REQUIRED_WHOAMI, { path: "/api/v1/threads/*", rate_limit: "chat" }]),
+      RATE_LIMITS: JSON.stringify([...RATE_LIMITS, HARVEST_LIMIT]),
+      ROUTES: JSON.stringify([REQUIRED_WHOAMI, HARVEST_ROUTE, { path: "/api/v1/threads/*", rate_limit: "chat" }]),
     });
     await Promise.all([
       waitHealthy(`${brainUrl}/ready`, brain, 60_000),
@@ -400,6 +406,47 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
     });
   }
 
+  test("workerd: harvested sessions share their network's bucket; other networks and signed-in users keep theirs", async () => {
+    const ip = "198.51.100.60";
+    const harvested = [];
+    for (let i = 0; i < 2 * HARVEST_LIMIT.network_limit; i += 1) {
+      const minted = await call("workerd", "/api/v1/diag/echo", { ip, headers: { "x-session-id": "new" } });
+      assert.equal(minted.status, 200);
+      harvested.push(minted.headers.get("x-session-id"));
+      await minted.arrayBuffer();
+    }
+    const attack = (token, from = ip, headers = {}) =>
+      call("workerd", "/api/v1/diag/echo", { method: "DELETE", ip: from, headers: { "x-session-id": token, ...headers } });
+    // Each session is established and has a full bucket of its own, yet the network's caps them.
+    for (const [i, token] of harvested.entries()) {
+      const response = await attack(token);
+      if (i < HARVEST_LIMIT.network_limit) {
+        assert.equal(response.status, 200, `session ${i}`);
+        await response.arrayBuffer();
+        continue;
+      }
+      await assertError(response, 429, "rate_limited");
+      assert.equal(response.headers.get("ratelimit-policy"), `"harvest/network";q=${HARVEST_LIMIT.network_limit};w=${HARVEST_LIMIT.window_secs}`);
+      assert.match(response.headers.get("ratelimit"), /^"harvest\/network";r=0;t=\d+$/);
+      const retryAfter = Number(response.headers.get("retry-after"));
+      assert.ok(retryAfter > 0 && retryAfter <= HARVEST_LIMIT.window_secs / HARVEST_LIMIT.network_limit, `retry-after ${retryAfter}`);
+    }
+    // The same session from another network, and a signed-in user on this one, still pass.
+    const elsewhere = await attack(harvested.at(-1), "198.51.100.61");
+    assert.equal(elsewhere.status, 200, "another network has its own bucket");
+    // Both buckets are asked at once, so the refused request above took this session's first
+    // token: refusals cost the attacker too.
+    assert.match(elsewhere.headers.get("ratelimit"), /^"harvest";r=0;t=\d+$/);
+    await elsewhere.arrayBuffer();
+    const user = await attack(harvested.at(-1), ip, { authorization: `Bearer ${mintToken({ sub: "harvest-user" })}` });
+    assert.equal(user.status, 200, "a signed-in user is counted by its own bucket only");
+    assert.match(user.headers.get("ratelimit"), /^"harvest";r=1;t=\d+$/);
+    await user.arrayBuffer();
+    const health = await fetch(`${brainUrl}/health`, { signal: TIMEOUT() });
+    assert.equal(health.status, 200);
+    await health.arrayBuffer();
+  });
+
   test("workerd: callers without an established session are counted by network (IPv6 per /64)", async () => {
     const echo = (ip, headers = {}) => call("workerd", "/api/v1/diag/echo", { ip, headers });
     // Sends `count` requests (10 at a time), answers the statuses seen.
@@ -446,4 +493,73 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
     assert.match(established.headers.get("ratelimit"), /^"default";r=\d+;t=\d+$/);
     await established.arrayBuffer();
   });
+});
+
+// Header values are bytes; workerd maps them to JS strings as UTF-8, Node (edge-runtime) as
+// latin-1. The edge converts by the runtime's own rule (edge/src/header_text.rs), so UTF-8
+// bytes — characters above U+00FF included — cross it unchanged in both directions.
+describe("header bytes cross the edge unchanged (workerd and Vercel edge-runtime)", { timeout: 120_000 }, () => {
+  /** UTF-8 bytes with 2-, 3- and 4-byte sequences. */
+  const UTF8 = Buffer.from("v=caf\u00e9; \u6771\u4eac \u2603 \u{1F600}", "utf8");
+  let upstream, workerd, vercel;
+  const edges = {};
+  /** The `x-bytes` request header the stand-in brain last received, as bytes. */
+  let received;
+
+  before(async () => {
+    // A stand-in for the brain that answers with UTF-8 header bytes (the brain sends none of
+    // its own) and records the bytes it was sent. Raw sockets: Node's HTTP server would write
+    // header strings as UTF-8, whatever bytes they stand for.
+    upstream = createServer((socket) => {
+      let request = Buffer.alloc(0);
+      socket.on("data", (data) => {
+        request = Buffer.concat([request, data]);
+        const end = request.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const line = request.subarray(0, end).toString("latin1").split("\r\n").find((l) => /^x-bytes:/i.test(l));
+        received = Buffer.from((line ?? "").replace(/^x-bytes:[ \t]*/i, ""), "latin1");
+        socket.end(Buffer.concat([
+          Buffer.from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\nx-bytes: "),
+          UTF8,
+          Buffer.from("\r\n\r\n{}"),
+        ]));
+      });
+      socket.on("error", () => {});
+    });
+    const upstreamPort = await freePort();
+    await new Promise((resolve) => upstream.listen(upstreamPort, "127.0.0.1", resolve));
+    const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+    const edgePort = await freePort();
+    workerd = startWorkerd("header-bytes", edgePort, { BRAIN_URL: upstreamUrl });
+    await waitHealthy(`http://127.0.0.1:${edgePort}/health`, workerd, 60_000);
+    vercel = await startEdgeFunction({ ...EDGE_SECRETS, BRAIN_URL: upstreamUrl });
+    edges.workerd = `http://127.0.0.1:${edgePort}`;
+    edges.vercel = vercel.url.replace(/\/$/, "");
+  });
+
+  after(async () => {
+    await vercel?.close();
+    await stopProcess(workerd);
+    await new Promise((resolve) => (upstream ? upstream.close(resolve) : resolve()));
+  });
+
+  for (const name of ["workerd", "vercel"]) {
+    test(`${name}: UTF-8 header bytes reach the brain and the client byte for byte`, async () => {
+      received = undefined;
+      const { host, port } = new URL(edges[name]);
+      // Raw bytes on the socket: no client library's idea of header text in between.
+      const head = Buffer.concat([
+        Buffer.from(`GET /api/v1/diag/echo HTTP/1.1\r\nhost: ${host}\r\nx-real-ip: 198.51.100.9\r\nx-bytes: `),
+        UTF8,
+        Buffer.from("\r\nconnection: close\r\n\r\n"),
+      ]);
+      const { status, text } = await rawRequest(`http://127.0.0.1:${port}`, head);
+      assert.equal(status, 200, text);
+      assert.deepEqual(received, UTF8, `the brain got ${received?.toString("hex")}`);
+      const line = text.split("\r\n").find((l) => /^x-bytes:/i.test(l));
+      assert.ok(line, text);
+      const value = Buffer.from(line.replace(/^x-bytes:[ \t]*/i, ""), "latin1");
+      assert.deepEqual(value, UTF8, `the client got ${value.toString("hex")}`);
+    });
+  }
 });

@@ -11,9 +11,14 @@
 //!   gathers time and randomness, and carries decisions out with `fetch`, `AbortController` and
 //!   timers. Tested end to end in workerd (`e2e/`).
 //!
+//! - [`header_text`]: header values between bytes and JS strings, by the runtime's own rule
+//!   (UTF-8 on workerd, latin-1 on Node), so non-ASCII values cross the boundary unchanged.
+//!   Pure; the adapter detects the runtime and calls it.
+//!
 //! The adapter is the only module that imports `worker`, `web_sys` or `js_sys`.
 
 pub mod core;
+pub mod header_text;
 
 #[cfg(target_arch = "wasm32")]
 mod worker;

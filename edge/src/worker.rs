@@ -12,7 +12,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, join, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
@@ -27,13 +27,14 @@ use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
     prepare_for_store, storable,
 };
-use crate::core::ratelimit::{self, BucketState, RateLimitOutcome, TakeRequest, Verdict};
+use crate::core::ratelimit::{BucketState, RateLimitOutcome, TakeRequest, Verdict};
 use crate::core::response::{is_event_stream, stream_broken_event};
 use crate::core::route::{CacheStep, finish_edge_response};
 use crate::core::{
     BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest,
     RequestHead, RequestId, UpstreamFailure, decide, upstream_failure, upstream_response_headers,
 };
+use crate::header_text::{self, Runtime};
 
 /// Name of the Durable Object namespace binding holding the rate-limit buckets.
 const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
@@ -144,14 +145,28 @@ async fn proxy_request(
     config: Rc<EdgeConfig>,
     mut proxy: ProxyRequest,
 ) -> web_sys::Response {
-    if let Some(step) = &proxy.rate_limit {
-        match take_token(env, &step.key, TakeRequest::for_policy(&step.policy)).await {
-            Ok(verdict) => match ratelimit::outcome(&step.policy, &verdict, &proxy.request_id) {
-                RateLimitOutcome::Respond(response) => {
-                    return respond(finish_edge_response(response, &proxy, &config));
+    if let Some(plan) = &proxy.rate_limit {
+        // Both buckets at once: a request should not wait two Durable Object round trips.
+        let (key, take) = plan.caller_take();
+        let network = async {
+            match plan.network_take() {
+                Some((key, take)) => take_token(env, key, take).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let verdicts = match join(take_token(env, key, take), network).await {
+            (Ok(caller), Ok(network)) => Ok((caller, network)),
+            (Err(error), _) | (_, Err(error)) => Err(error),
+        };
+        match verdicts {
+            Ok((caller, network)) => {
+                match plan.outcome(&caller, network.as_ref(), &proxy.request_id) {
+                    RateLimitOutcome::Respond(response) => {
+                        return respond(finish_edge_response(response, &proxy, &config));
+                    }
+                    RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
                 }
-                RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
-            },
+            }
             Err(error) => {
                 // Fail closed: an unchecked request could exceed a global limit.
                 console_error!(
@@ -575,6 +590,8 @@ thread_local! {
     static KEYS: RefCell<Option<KeyStore>> = const { RefCell::new(None) };
     /// When a request of this isolate started the JWKS fetch still running (ms since the epoch).
     static JWKS_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The JS runtime (workerd or Node's edge-runtime): fixed for the life of the isolate.
+    static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
 }
 
 fn isolate_config(env: &Env) -> Result<Rc<EdgeConfig>, ConfigError> {
@@ -702,44 +719,54 @@ extern "C" {
 }
 
 /// Copies JS headers into a `HeaderMap` without panicking on anything the runtime hands over.
+/// Values are turned back into their wire bytes by the runtime's own rule ([`header_text`]).
 fn header_map(headers: &web_sys::Headers) -> HeaderMap {
     let lines = header_lines(headers);
+    let runtime = runtime();
     let mut map = HeaderMap::new();
     let mut fields = lines.split('\n');
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name.as_bytes()), latin1_value(value))
-        {
+        let Some(bytes) = header_text::decode(value, runtime) else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&bytes),
+        ) {
             map.append(name, value);
         }
     }
     map
 }
 
-/// JS header values are byte strings (each char 0–255): map chars back to the bytes they were.
-fn latin1_value(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    if value.is_ascii() {
-        return HeaderValue::from_str(value);
-    }
-    let bytes: Vec<u8> = value
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect();
-    HeaderValue::from_bytes(&bytes)
-}
-
-/// `map` as the `[name, value]` pairs a Request or Response init takes (the runtime validates
-/// them there; the core only produces valid ones).
+/// `map` as the `[name, value]` pairs a Request or Response init takes, each value the string
+/// the runtime sends as exactly its bytes ([`header_text::encode`]; the runtime validates them
+/// there, and the core only produces valid ones).
 fn js_headers(map: &HeaderMap) -> JsValue {
+    let runtime = runtime();
     let mut lines = String::with_capacity(map.len() * 48);
     for (name, value) in map {
         lines.push_str(name.as_str());
         lines.push('\n');
-        // Inverse of `latin1_value`: each byte becomes the char with that code point.
-        lines.extend(value.as_bytes().iter().map(|&b| char::from(b)));
+        lines.push_str(&header_text::encode(value.as_bytes(), runtime));
         lines.push('\n');
     }
     header_pairs(&lines).into()
+}
+
+/// The runtime this isolate runs in, by `navigator.userAgent`, looked up on first use: it
+/// decides how header bytes map to JS strings ([`header_text::Runtime`]).
+fn runtime() -> Runtime {
+    RUNTIME.with(|cell| {
+        *cell.get_or_init(|| {
+            let user_agent = Reflect::get(&js_sys::global(), &"navigator".into())
+                .ok()
+                .filter(JsValue::is_object)
+                .and_then(|navigator| Reflect::get(&navigator, &"userAgent".into()).ok())
+                .and_then(|agent| agent.as_string());
+            Runtime::from_user_agent(user_agent.as_deref())
+        })
+    })
 }
 
 fn now_ms() -> u64 {

@@ -507,6 +507,30 @@ mod tests {
     }
 
     #[test]
+    fn network_limits_are_validated_with_the_other_rate_limit_fields() {
+        let with = |policies: &str| config(&[("BRAIN_URL", "http://b"), ("RATE_LIMITS", policies)]);
+        let c = with(r#"[{"name":"default","limit":10,"window_secs":60}]"#).unwrap();
+        let default = c
+            .routes
+            .select(&http::Method::GET, "/api/x")
+            .rate_limit
+            .as_ref();
+        assert_eq!(default.map(|p| p.network_limit()), Some(40));
+        for bad in ["0", "9", "1000001"] {
+            let json = format!(
+                r#"[{{"name":"default","limit":10,"window_secs":60,"network_limit":{bad}}}]"#
+            );
+            match with(&json) {
+                Err(ConfigError::Invalid { var, reason }) => {
+                    assert_eq!(var, "RATE_LIMITS");
+                    assert!(reason.contains("network_limit"), "{reason}");
+                }
+                other => panic!("network_limit {bad} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn the_client_address_comes_from_the_platforms_header_only() {
         let headers = |pairs: &[(&str, &str)]| {
             let mut map = HeaderMap::new();

@@ -1,9 +1,11 @@
 //! Rate limits: exact token buckets, one per (policy, caller), kept by a Durable Object.
 //!
-//! The edge decides *which* bucket a request draws from ([`bucket_key`]); the Durable Object
-//! that owns that key holds a [`BucketState`] and answers a [`TakeRequest`] with a [`Verdict`]
-//! ([`TakeRequest::apply`]). The edge then turns the verdict into headers on the proxied
-//! response, or into a 429 in the error shape ([`outcome`]).
+//! The edge decides *which* buckets a request draws from ([`RateLimitPlan`]: the caller's own,
+//! [`bucket_key`], and for callers who are not signed in also their network's,
+//! [`network_bucket_key`]); the Durable Object that owns a key holds a [`BucketState`] and
+//! answers a [`TakeRequest`] with a [`Verdict`] ([`TakeRequest::apply`]). The edge then turns
+//! the verdicts into headers on the proxied response, or into a 429 in the error shape
+//! ([`RateLimitPlan::outcome`]).
 //!
 //! The bucket is exact and integral: a level is counted in units of `1 / window_ms` token, so
 //! the refill is exactly `limit` units per millisecond and never drifts. A policy of `limit`
@@ -36,13 +38,20 @@ pub const MAX_NAME_LEN: usize = 64;
 /// Caller ids longer than this (or with bytes outside visible ASCII) are hashed in the key.
 pub const MAX_KEY_ID_LEN: usize = 128;
 
+/// How many times a policy's `limit` its network bucket holds when `network_limit` is not set:
+/// room for a household or an office behind one address, still a ceiling for one attacker.
+pub const DEFAULT_NETWORK_LIMIT_FACTOR: u32 = 4;
+
 /// A named rate-limit policy, defined once and referenced by name from the route table.
 ///
 /// ```json
-/// {"name": "default", "limit": 100, "window_secs": 60, "cost": 1}
+/// {"name": "default", "limit": 100, "window_secs": 60, "cost": 1, "network_limit": 400}
 /// ```
 /// `limit` tokens fit in the bucket (the burst) and the whole capacity refills over
-/// `window_secs`; each request takes `cost` tokens (default 1). Validated while deserialized.
+/// `window_secs`; each request takes `cost` tokens (default 1). `network_limit` (default
+/// 4 × `limit`, at most [`MAX_LIMIT`]) is the capacity of the bucket that all callers of one
+/// network who are not signed in share on top of their own, so harvested or dropped sessions
+/// cannot multiply an attacker's quota. Validated while deserialized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawRateLimitPolicy")]
 pub struct RateLimitPolicy {
@@ -50,6 +59,7 @@ pub struct RateLimitPolicy {
     limit: u32,
     window_secs: u32,
     cost: u32,
+    network_limit: u32,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +70,8 @@ struct RawRateLimitPolicy {
     window_secs: u32,
     #[serde(default = "default_cost")]
     cost: u32,
+    #[serde(default)]
+    network_limit: Option<u32>,
 }
 
 fn default_cost() -> u32 {
@@ -70,12 +82,17 @@ impl TryFrom<RawRateLimitPolicy> for RateLimitPolicy {
     type Error = PolicyError;
 
     fn try_from(raw: RawRateLimitPolicy) -> Result<Self, PolicyError> {
-        Self::new(raw.name, raw.limit, raw.window_secs, raw.cost)
+        let policy = Self::new(raw.name, raw.limit, raw.window_secs, raw.cost)?;
+        match raw.network_limit {
+            Some(network_limit) => policy.with_network_limit(network_limit),
+            None => Ok(policy),
+        }
     }
 }
 
 impl RateLimitPolicy {
-    /// Validates and builds a policy; every problem names its field.
+    /// Validates and builds a policy (with the default `network_limit`, see
+    /// [`RateLimitPolicy::with_network_limit`]); every problem names its field.
     pub fn new(
         name: impl Into<String>,
         limit: u32,
@@ -117,11 +134,48 @@ impl RateLimitPolicy {
             limit,
             window_secs,
             cost,
+            network_limit: limit
+                .saturating_mul(DEFAULT_NETWORK_LIMIT_FACTOR)
+                .min(MAX_LIMIT),
+        })
+    }
+
+    /// The policy with its network bucket holding `network_limit` tokens: at least `limit`
+    /// (a network is never stricter than one of its callers alone would be, which would make
+    /// the per-caller bucket meaningless) and at most [`MAX_LIMIT`].
+    pub fn with_network_limit(self, network_limit: u32) -> Result<Self, PolicyError> {
+        if !(self.limit..=MAX_LIMIT).contains(&network_limit) {
+            return Err(PolicyError::new(
+                "network_limit",
+                format!(
+                    "must be between limit ({}) and {MAX_LIMIT}, got {network_limit}",
+                    self.limit
+                ),
+            ));
+        }
+        Ok(Self {
+            network_limit,
+            ..self
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Capacity of the bucket shared by a network's callers who are not signed in.
+    pub fn network_limit(&self) -> u32 {
+        self.network_limit
+    }
+
+    /// The policy the network bucket's Durable Object runs: the same window and cost with
+    /// `network_limit` as its capacity. Still a valid policy (`cost ≤ limit ≤ network_limit`),
+    /// so the object's own validation accepts it.
+    fn network_bucket(&self) -> Self {
+        Self {
+            limit: self.network_limit,
+            ..self.clone()
+        }
     }
 
     /// Bucket capacity in tokens (the burst).
@@ -235,6 +289,107 @@ pub fn network_key(raw: &str) -> String {
             }
         },
         Err(_) => safe_id(raw),
+    }
+}
+
+/// The Durable Object name of the bucket a policy's callers who are not signed in share per
+/// network: `rl:{policy}:network:{network}` ([`network_key`]: IPv4 address, IPv6 /64), or
+/// `rl:{policy}:network:-` for requests without a platform address (one shared bucket, failing
+/// closed like the `none` caller bucket).
+///
+/// The kind `network` never occurs in a [`bucket_key`], so this bucket is never also some
+/// caller's own (a session-less caller's `ip` bucket holds `limit`, this one `network_limit`).
+pub fn network_bucket_key(policy: &RateLimitPolicy, client_ip: Option<&str>) -> String {
+    let network = client_ip
+        .filter(|ip| !ip.is_empty())
+        .map_or_else(|| "-".to_owned(), network_key);
+    format!("rl:{}:network:{network}", policy.name)
+}
+
+/// Which of a policy's buckets a verdict came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketScope {
+    /// The caller's own: user, established session, else address ([`bucket_key`]).
+    Caller,
+    /// The caller's network's, shared by all of its callers who are not signed in
+    /// ([`network_bucket_key`]). Named `"<policy>/network"` in the rate-limit headers.
+    Network,
+}
+
+/// The buckets one request draws from under a policy: always the caller's own, and for every
+/// caller without a verified user also the network's. An established session has a bucket of
+/// its own, but sessions are free to collect (one request each) and cookies free to drop, so
+/// without the network bucket an attacker holding many sessions would get `limit` per session.
+/// Signed-in users are identified by the identity provider, not by the edge: they keep their
+/// own bucket only, so users behind one office address never starve each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitPlan {
+    pub policy: RateLimitPolicy,
+    /// The Durable Object name of the caller's own bucket.
+    pub caller_key: String,
+    /// The Durable Object name of the network bucket; `None` for a signed-in user.
+    pub network_key: Option<String>,
+}
+
+impl RateLimitPlan {
+    pub fn new(policy: &RateLimitPolicy, caller: &Caller<'_>) -> Self {
+        let signed_in = caller.user_id.is_some_and(|user| !user.is_empty());
+        Self {
+            policy: policy.clone(),
+            caller_key: bucket_key(policy, caller),
+            network_key: (!signed_in).then(|| network_bucket_key(policy, caller.client_ip)),
+        }
+    }
+
+    /// The caller's bucket: its Durable Object name and what to ask it.
+    pub fn caller_take(&self) -> (&str, TakeRequest) {
+        (&self.caller_key, TakeRequest::for_policy(&self.policy))
+    }
+
+    /// The network's bucket, when the plan has one: its name and what to ask it.
+    pub fn network_take(&self) -> Option<(&str, TakeRequest)> {
+        let key = self.network_key.as_deref()?;
+        Some((key, TakeRequest::for_policy(&self.policy.network_bucket())))
+    }
+
+    /// The stricter of the two verdicts decides: a refusal from either bucket is the 429 (both
+    /// refused: the longer `Retry-After`, so a client that waits it out passes both); both
+    /// allowing, the headers report the bucket with fewer whole tokens left, the one the
+    /// client runs into first. Ties go to the caller's bucket.
+    pub fn outcome(
+        &self,
+        caller: &Verdict,
+        network: Option<&Verdict>,
+        request_id: &RequestId,
+    ) -> RateLimitOutcome {
+        let network_decides = network.is_some_and(|network| stricter(network, caller));
+        match network {
+            Some(verdict) if network_decides => {
+                let label = format!("{}/network", self.policy.name);
+                let limit = self.policy.network_limit;
+                outcome_named(&label, limit, self.policy.window_secs, verdict, request_id)
+            }
+            _ => outcome(&self.policy, caller, request_id),
+        }
+    }
+}
+
+/// Whether verdict `a` binds the client strictly harder than `b`.
+fn stricter(a: &Verdict, b: &Verdict) -> bool {
+    match (a, b) {
+        (Verdict::Limited { .. }, Verdict::Allowed { .. }) => true,
+        (Verdict::Allowed { .. }, Verdict::Limited { .. }) => false,
+        (
+            Verdict::Limited {
+                retry_after_secs: a,
+                ..
+            },
+            Verdict::Limited {
+                retry_after_secs: b,
+                ..
+            },
+        ) => a > b,
+        (Verdict::Allowed { remaining: a, .. }, Verdict::Allowed { remaining: b, .. }) => a < b,
     }
 }
 
@@ -398,13 +553,31 @@ pub enum RateLimitOutcome {
     Respond(EdgeResponse),
 }
 
-/// Turns the Durable Object's verdict into what the adapter does next.
+/// Turns the verdict of a policy's caller bucket into what the adapter does next (see
+/// [`RateLimitPlan::outcome`] for a request that also drew from its network's).
 pub fn outcome(
     policy: &RateLimitPolicy,
     verdict: &Verdict,
     request_id: &RequestId,
 ) -> RateLimitOutcome {
-    let headers = rate_limit_headers(policy, verdict);
+    outcome_named(
+        &policy.name,
+        policy.limit,
+        policy.window_secs,
+        verdict,
+        request_id,
+    )
+}
+
+/// [`outcome`] for the bucket named `label` (a policy name, or `"<policy>/network"`).
+fn outcome_named(
+    label: &str,
+    limit: u32,
+    window_secs: u32,
+    verdict: &Verdict,
+    request_id: &RequestId,
+) -> RateLimitOutcome {
+    let headers = headers_named(label, limit, window_secs, verdict);
     match verdict {
         Verdict::Allowed { .. } => RateLimitOutcome::Proceed { headers },
         Verdict::Limited {
@@ -412,10 +585,7 @@ pub fn outcome(
         } => {
             let mut response = EdgeResponse::error(
                 ErrorCode::RateLimited,
-                format!(
-                    "rate limit {:?} exceeded; retry in {retry_after_secs} s",
-                    policy.name
-                ),
+                format!("rate limit {label:?} exceeded; retry in {retry_after_secs} s"),
                 request_id,
             );
             response.headers.extend(headers);
@@ -434,6 +604,11 @@ pub fn outcome(
 /// `q` is the limit and `r` the whole tokens left, in tokens (with a `cost` above 1 a request
 /// takes that many); `t` is the seconds until the bucket is full again.
 pub fn rate_limit_headers(policy: &RateLimitPolicy, verdict: &Verdict) -> HeaderMap {
+    headers_named(&policy.name, policy.limit, policy.window_secs, verdict)
+}
+
+/// [`rate_limit_headers`] for the bucket named `label` holding `limit` tokens.
+fn headers_named(label: &str, limit: u32, window_secs: u32, verdict: &Verdict) -> HeaderMap {
     let (remaining, reset_secs) = match *verdict {
         Verdict::Allowed {
             remaining,
@@ -442,18 +617,16 @@ pub fn rate_limit_headers(policy: &RateLimitPolicy, verdict: &Verdict) -> Header
         Verdict::Limited { reset_secs, .. } => (0, reset_secs),
     };
     let mut headers = HeaderMap::new();
-    // Policy names are validated to [A-Za-z0-9_.-], so these values are always valid.
+    // Policy names are validated to [A-Za-z0-9_.-] (labels add `/network`), so these values
+    // are always valid header values and structured-field strings.
     let values = [
         (
             RATELIMIT_POLICY,
-            format!(
-                "\"{}\";q={};w={}",
-                policy.name, policy.limit, policy.window_secs
-            ),
+            format!("\"{label}\";q={limit};w={window_secs}"),
         ),
         (
             RATELIMIT,
-            format!("\"{}\";r={remaining};t={reset_secs}", policy.name),
+            format!("\"{label}\";r={remaining};t={reset_secs}"),
         ),
     ];
     for (name, value) in values {
@@ -497,6 +670,24 @@ mod tests {
     }
 
     #[test]
+    fn the_network_limit_defaults_to_four_times_the_limit_capped() {
+        let parse = |json: &str| serde_json::from_str::<RateLimitPolicy>(json).unwrap();
+        let p = parse(r#"{"name":"a","limit":100,"window_secs":60}"#);
+        assert_eq!(p.network_limit(), 400);
+        let p = parse(r#"{"name":"a","limit":300000,"window_secs":60}"#);
+        assert_eq!(p.network_limit(), MAX_LIMIT);
+        let p = parse(r#"{"name":"a","limit":5,"window_secs":60,"network_limit":5}"#);
+        assert_eq!(p.network_limit(), 5);
+        let p = parse(r#"{"name":"a","limit":5,"window_secs":60,"network_limit":1000000}"#);
+        assert_eq!(p.network_limit(), MAX_LIMIT);
+        // The network bucket's own policy is a valid one (the Durable Object re-validates it).
+        let network = TakeRequest::for_policy(&p.network_bucket());
+        let json = serde_json::to_string(&network).unwrap();
+        assert_eq!(serde_json::from_str::<TakeRequest>(&json).unwrap(), network);
+        assert_eq!(network.policy.limit(), MAX_LIMIT);
+    }
+
+    #[test]
     fn invalid_policies_fail_at_load_naming_the_field() {
         for (json, field) in [
             (r#"{"name":"","limit":1,"window_secs":1}"#, "`name`"),
@@ -520,6 +711,22 @@ mod tests {
             (
                 r#"{"name":"a","limit":5,"window_secs":1,"burst":6}"#,
                 "unknown field `burst`",
+            ),
+            (
+                r#"{"name":"a","limit":5,"window_secs":1,"network_limit":0}"#,
+                "`network_limit`",
+            ),
+            (
+                r#"{"name":"a","limit":5,"window_secs":1,"network_limit":4}"#,
+                "`network_limit`",
+            ),
+            (
+                r#"{"name":"a","limit":5,"window_secs":1,"network_limit":1000001}"#,
+                "`network_limit`",
+            ),
+            (
+                r#"{"name":"a","limit":5,"window_secs":1,"network_limit":-1}"#,
+                "invalid value",
             ),
             (
                 r#"{"name":"a","limit":-1,"window_secs":1}"#,
@@ -697,7 +904,7 @@ mod tests {
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
             json,
-            r#"{"policy":{"name":"default","limit":100,"window_secs":60,"cost":1},"cost":1}"#
+            r#"{"policy":{"name":"default","limit":100,"window_secs":60,"cost":1,"network_limit":400},"cost":1}"#
         );
         let back: TakeRequest = serde_json::from_str(&json).unwrap();
         let (state, verdict) = back.apply(None, 5);
@@ -818,6 +1025,180 @@ mod tests {
         let spoof = victim.strip_prefix("rl:default:user:").unwrap();
         assert!(spoof.starts_with("h-"));
         assert_ne!(user_key(spoof), victim);
+    }
+
+    /// Durable Objects in a map: asks a plan's buckets at `now_ms` as the adapter does.
+    fn draw(
+        buckets: &mut BTreeMap<String, BucketState>,
+        plan: &RateLimitPlan,
+        now_ms: u64,
+    ) -> RateLimitOutcome {
+        let mut ask = |(key, take): (&str, TakeRequest)| {
+            let (state, verdict) = take.apply(buckets.get(key).copied(), now_ms);
+            buckets.insert(key.to_owned(), state);
+            verdict
+        };
+        let caller = ask(plan.caller_take());
+        let network = plan.network_take().map(&mut ask);
+        let id = RequestId::parse(b"req-n").unwrap();
+        plan.outcome(&caller, network.as_ref(), &id)
+    }
+
+    fn session_from(session: &str, ip: &str) -> RateLimitPlan {
+        let p = RateLimitPolicy::new("default", 3, 60, 1)
+            .unwrap()
+            .with_network_limit(5)
+            .unwrap();
+        RateLimitPlan::new(
+            &p,
+            &Caller {
+                user_id: None,
+                session_id: Some(session),
+                client_ip: Some(ip),
+            },
+        )
+    }
+
+    fn status(outcome: &RateLimitOutcome) -> u16 {
+        match outcome {
+            RateLimitOutcome::Proceed { .. } => 200,
+            RateLimitOutcome::Respond(response) => response.status.as_u16(),
+        }
+    }
+
+    #[test]
+    fn many_sessions_of_one_network_are_cut_at_the_network_limit() {
+        let mut buckets = BTreeMap::new();
+        // Ten harvested sessions, each with a full bucket of 3: only 5 requests pass in all.
+        let statuses: Vec<u16> = (0..10)
+            .map(|i| {
+                status(&draw(
+                    &mut buckets,
+                    &session_from(&format!("s{i}"), "198.51.100.7"),
+                    0,
+                ))
+            })
+            .collect();
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429, 429]);
+        let RateLimitOutcome::Respond(refused) =
+            draw(&mut buckets, &session_from("s99", "198.51.100.7"), 0)
+        else {
+            panic!("the network bucket is empty")
+        };
+        // The refusal names the network bucket and when one more request fits (5 per 60 s).
+        assert_eq!(
+            refused.headers["ratelimit-policy"],
+            "\"default/network\";q=5;w=60"
+        );
+        assert_eq!(refused.headers["ratelimit"], "\"default/network\";r=0;t=60");
+        assert_eq!(refused.headers[RETRY_AFTER], "12");
+        let body: shared_types::error::ErrorBody = serde_json::from_slice(&refused.body).unwrap();
+        assert_eq!(body.error.code, ErrorCode::RateLimited);
+        assert!(
+            body.error.message.contains("default/network"),
+            "{}",
+            body.error.message
+        );
+        // Another network is not affected, nor is a signed-in user of the same network.
+        assert_eq!(
+            status(&draw(&mut buckets, &session_from("s0", "198.51.100.8"), 0)),
+            200
+        );
+        let user = RateLimitPlan::new(
+            &session_from("x", "198.51.100.7").policy,
+            &Caller {
+                user_id: Some("ana"),
+                session_id: Some("s0"),
+                client_ip: Some("198.51.100.7"),
+            },
+        );
+        for _ in 0..3 {
+            assert_eq!(status(&draw(&mut buckets, &user, 0)), 200);
+        }
+        // The user's own bucket still holds: 3 and no more.
+        assert_eq!(status(&draw(&mut buckets, &user, 0)), 429);
+    }
+
+    #[test]
+    fn ipv6_sessions_share_their_slash_64s_network_bucket_and_mapped_ipv4_its_address() {
+        let mut buckets = BTreeMap::new();
+        let v6 = |i: u32| format!("2001:db8:1:2:{i:x}:{:x}::1", i * 7);
+        let allowed = (0..8)
+            .filter(|&i| {
+                status(&draw(
+                    &mut buckets,
+                    &session_from(&format!("s{i}"), &v6(i)),
+                    0,
+                )) == 200
+            })
+            .count();
+        assert_eq!(allowed, 5, "addresses differing below /64 share one bucket");
+        assert_eq!(
+            status(&draw(
+                &mut buckets,
+                &session_from("s0", "2001:db8:1:3::1"),
+                0
+            )),
+            200,
+            "the next /64 is another network"
+        );
+        let mapped = (0..8)
+            .filter(|&i| {
+                let ip = if i % 2 == 0 {
+                    "::ffff:203.0.113.4"
+                } else {
+                    "203.0.113.4"
+                };
+                status(&draw(&mut buckets, &session_from(&format!("m{i}"), ip), 0)) == 200
+            })
+            .count();
+        assert_eq!(
+            mapped, 5,
+            "an IPv4-mapped IPv6 address is that IPv4 address"
+        );
+    }
+
+    #[test]
+    fn the_stricter_verdict_decides() {
+        let plan = session_from("s", "198.51.100.7");
+        let id = RequestId::parse(b"req-s").unwrap();
+        let allowed = |remaining| Verdict::Allowed {
+            remaining,
+            reset_secs: 1,
+        };
+        let limited = |retry_after_secs| Verdict::Limited {
+            retry_after_secs,
+            reset_secs: 60,
+        };
+        let header = |outcome: RateLimitOutcome, name: &str| match outcome {
+            RateLimitOutcome::Proceed { headers } => headers[name].clone(),
+            RateLimitOutcome::Respond(response) => response.headers[name].clone(),
+        };
+        // Both allow: the bucket with fewer tokens left is reported (ties: the caller's).
+        let o = plan.outcome(&allowed(2), Some(&allowed(1)), &id);
+        assert_eq!(header(o, RATELIMIT), "\"default/network\";r=1;t=1");
+        let o = plan.outcome(&allowed(1), Some(&allowed(1)), &id);
+        assert_eq!(header(o, RATELIMIT), "\"default\";r=1;t=1");
+        let o = plan.outcome(&allowed(1), None, &id);
+        assert_eq!(header(o, RATELIMIT), "\"default\";r=1;t=1");
+        // Either refusing is a 429; both refusing, the longer wait.
+        for (caller, network, retry, label) in [
+            (limited(3), allowed(9), "3", "default"),
+            (allowed(9), limited(4), "4", "default/network"),
+            (limited(3), limited(40), "40", "default/network"),
+            (limited(50), limited(40), "50", "default"),
+        ] {
+            let RateLimitOutcome::Respond(response) = plan.outcome(&caller, Some(&network), &id)
+            else {
+                panic!("{caller:?} {network:?} must refuse")
+            };
+            assert_eq!(response.status, 429);
+            assert_eq!(response.headers[RETRY_AFTER], retry);
+            assert_eq!(
+                response.headers[RATELIMIT],
+                format!("\"{label}\";r=0;t=60").as_str()
+            );
+        }
     }
 
     #[test]

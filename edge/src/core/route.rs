@@ -19,12 +19,12 @@ use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
 use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
-use super::ratelimit::{self, Caller, RateLimitPolicy};
+use super::ratelimit::{self, Caller, RateLimitPlan};
 use super::request_id::RequestId;
 use super::response::{EdgeResponse, set_request_id};
 use super::routes::Route;
 use super::rules::{RequestFacts, Rewrite};
-use super::session::{COOKIE_NAME, Session};
+use super::session::{COOKIE_NAME, Session, without_cookie};
 
 /// The parts of an incoming request the core looks at.
 #[derive(Debug, Clone, Copy)]
@@ -67,14 +67,6 @@ pub enum Decision {
     RefreshKeys,
 }
 
-/// A rate-limit check the adapter asks the Durable Object for before proxying.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimitStep {
-    /// The Durable Object name (`rl:{policy}:{kind}:{id}`).
-    pub key: String,
-    pub policy: RateLimitPolicy,
-}
-
 /// The cache treatment of a proxied request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheStep {
@@ -113,8 +105,9 @@ pub struct ProxyRequest {
     pub session: Session,
     /// The verified user (JWT `sub`), if any.
     pub user_id: Option<String>,
-    /// Ask the rate limiter first, when the route has a policy.
-    pub rate_limit: Option<RateLimitStep>,
+    /// Ask the rate limiter first (the caller's bucket and, for callers who are not signed in,
+    /// their network's, together), when the route has a policy.
+    pub rate_limit: Option<RateLimitPlan>,
     pub cache: CacheStep,
     /// The request's `Origin`, for the CORS headers of the answer.
     pub origin: Option<HeaderValue>,
@@ -488,8 +481,8 @@ fn decide_inner(
     if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
         response_headers.append(name, value);
     }
-    let rate_limit = route.rate_limit.as_ref().map(|policy| RateLimitStep {
-        key: ratelimit::bucket_key(
+    let rate_limit = route.rate_limit.as_ref().map(|policy| {
+        RateLimitPlan::new(
             policy,
             &Caller {
                 user_id: user_id.as_deref(),
@@ -498,8 +491,7 @@ fn decide_inner(
                 session_id: (!session.is_new).then_some(session.id.as_str()),
                 client_ip: head.client_ip,
             },
-        ),
-        policy: policy.clone(),
+        )
     });
     let cache = match &route.cache {
         None => CacheStep::Bypass,
@@ -766,7 +758,7 @@ pub fn finish_edge_response(
 }
 
 /// Removes the session cookie from the `Cookie` header(s) and the `x-session-id` header, so
-/// the token never reaches the brain (other cookies pass).
+/// the token never reaches the brain (other cookies pass, byte for byte).
 fn strip_session_token(headers: &mut HeaderMap) {
     headers.remove(CLIENT_SESSION_ID);
     let cookies: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
@@ -775,21 +767,8 @@ fn strip_session_token(headers: &mut HeaderMap) {
     }
     headers.remove(COOKIE);
     for cookie in cookies {
-        let Ok(text) = cookie.to_str() else {
-            headers.append(COOKIE, cookie);
-            continue;
-        };
-        let kept: Vec<&str> = text
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| {
-                !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != COOKIE_NAME
-            })
-            .collect();
-        if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
-        {
-            headers.append(COOKIE, value);
+        if let Some(kept) = without_cookie(&cookie, COOKIE_NAME) {
+            headers.append(COOKIE, kept);
         }
     }
 }
@@ -1655,6 +1634,33 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_cookies_neither_hide_the_session_nor_carry_its_token_to_the_brain() {
+        let first = proxied(decide_pipeline(Method::GET, "/api/v1/x", &HeaderMap::new()));
+        let session = session_cookie_of(&first)[COOKIE].clone();
+        let session = session.as_bytes();
+        for other in [
+            &b"x=caf\xc3\xa9"[..],
+            b"x=caf\xe9",
+            b"x=\xff\xfe\xc3(",
+            b"\xe9t\xe9=\x80",
+        ] {
+            let mut value = b"theme=dark; ".to_vec();
+            value.extend_from_slice(session);
+            value.extend_from_slice(b"; ");
+            value.extend_from_slice(other);
+            let mut incoming = HeaderMap::new();
+            incoming.insert(COOKIE, HeaderValue::from_bytes(&value).unwrap());
+            let proxy = proxied(decide_pipeline(Method::GET, "/api/v1/x", &incoming));
+            assert!(!proxy.session.is_new, "{value:?}");
+            assert_eq!(proxy.session.id, first.session.id);
+            let mut forwarded = b"theme=dark; ".to_vec();
+            forwarded.extend_from_slice(other);
+            assert_eq!(proxy.headers[COOKIE].as_bytes(), forwarded.as_slice());
+            assert_eq!(proxy.headers.get_all(COOKIE).iter().count(), 1);
+        }
+    }
+
+    #[test]
     fn routes_plan_rate_limits_and_cache_lookups() {
         let token = hs_token(&jwt::good_claims());
         let private = proxied(decide_pipeline(
@@ -1662,9 +1668,11 @@ mod tests {
             "/api/v1/private/x",
             &bearer(&token),
         ));
-        let step = private.rate_limit.unwrap();
-        assert_eq!(step.policy.name(), "chat");
-        assert_eq!(step.key, "rl:chat:user:user-42");
+        let plan = private.rate_limit.unwrap();
+        assert_eq!(plan.policy.name(), "chat");
+        assert_eq!(plan.caller_key, "rl:chat:user:user-42");
+        // A signed-in user has no network bucket.
+        assert_eq!(plan.network_key, None);
         // A caller without a session is counted by network; with the session it was given, by
         // that session.
         let anonymous = proxied(decide_pipeline(
@@ -1673,17 +1681,31 @@ mod tests {
             &HeaderMap::new(),
         ));
         assert_eq!(
-            anonymous.rate_limit.as_ref().unwrap().key,
+            anonymous.rate_limit.as_ref().unwrap().caller_key,
             "rl:default:ip:203.0.113.9"
+        );
+        assert_eq!(
+            anonymous
+                .rate_limit
+                .as_ref()
+                .unwrap()
+                .network_key
+                .as_deref(),
+            Some("rl:default:network:203.0.113.9")
         );
         let established = proxied(decide_pipeline(
             Method::GET,
             "/api/v1/other",
             &session_cookie_of(&anonymous),
         ));
+        let plan = established.rate_limit.unwrap();
         assert_eq!(
-            established.rate_limit.unwrap().key,
+            plan.caller_key,
             format!("rl:default:session:{}", "03".repeat(16))
+        );
+        assert_eq!(
+            plan.network_key.as_deref(),
+            Some("rl:default:network:203.0.113.9")
         );
 
         let report = proxied(decide_pipeline(
@@ -1761,7 +1783,7 @@ mod tests {
     #[test]
     fn callers_without_an_established_session_are_counted_by_network() {
         let key = |ip: Option<&str>, incoming: &HeaderMap| {
-            decide_from(ip, incoming).rate_limit.unwrap().key
+            decide_from(ip, incoming).rate_limit.unwrap().caller_key
         };
         let v4 = Some("198.51.100.7");
         // No cookie, a new-session request, a forged or foreign token: all the network's bucket.
@@ -1796,9 +1818,50 @@ mod tests {
         let established = decide_from(v4, &session_cookie_of(&first));
         assert!(!established.session.is_new);
         assert_eq!(
-            established.rate_limit.unwrap().key,
+            established.rate_limit.unwrap().caller_key,
             format!("rl:default:session:{}", first.session.id)
         );
+    }
+
+    #[test]
+    fn every_caller_but_a_signed_in_user_also_draws_from_its_networks_bucket() {
+        let network = |ip: Option<&str>, incoming: &HeaderMap| {
+            decide_from(ip, incoming).rate_limit.unwrap().network_key
+        };
+        let v4 = Some("198.51.100.7");
+        let first = decide_from(v4, &HeaderMap::new());
+        let harvested = session_cookie_of(&first);
+        // Session-less and established callers of one network share one network bucket.
+        for incoming in [HeaderMap::new(), harvested.clone()] {
+            assert_eq!(
+                network(v4, &incoming).as_deref(),
+                Some("rl:default:network:198.51.100.7")
+            );
+        }
+        // The same established session from another network draws from that one's.
+        assert_eq!(
+            network(Some("198.51.100.8"), &harvested).as_deref(),
+            Some("rl:default:network:198.51.100.8")
+        );
+        // IPv6 by /64; IPv4-mapped IPv6 as IPv4; no address: one shared bucket.
+        assert_eq!(
+            network(Some("2001:db8:1:2:aaaa::1"), &harvested),
+            network(Some("2001:db8:1:2:bbbb::2"), &HeaderMap::new())
+        );
+        assert_eq!(
+            network(Some("::ffff:198.51.100.7"), &HeaderMap::new()),
+            network(v4, &HeaderMap::new())
+        );
+        assert_eq!(
+            network(None, &harvested).as_deref(),
+            Some("rl:default:network:-")
+        );
+        // A verified user keeps its own bucket only, whatever session it carries.
+        let mut user = bearer(&hs_token(&jwt::good_claims()));
+        user.extend(harvested);
+        let plan = decide_from(v4, &user).rate_limit.unwrap();
+        assert_eq!(plan.caller_key, "rl:default:user:user-42");
+        assert_eq!(plan.network_key, None);
     }
 
     #[test]

@@ -271,21 +271,87 @@ fn constant_time_eq_hex(expected: &[u8; TAG_BYTES], given_hex: &str) -> bool {
 
 /// The value of cookie `name` in the request's `Cookie` header(s), if present exactly once.
 /// Two cookies with the same name (a subdomain planting one) mean neither is trusted.
+///
+/// Read as bytes: other cookies may carry any bytes a header value allows (`x=café` in UTF-8,
+/// latin-1, or no encoding at all), and a header that is not visible ASCII must not hide the
+/// session cookie beside them (its holder would get a new session on every request).
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut found = None;
     for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let (key, value) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-            if key == name {
+        for (key, value) in cookie_pairs(header.as_bytes()) {
+            if key == name.as_bytes() {
                 if found.is_some() {
                     return None;
                 }
-                found = Some(value.trim().trim_matches('"').to_owned());
+                // A token is visible ASCII; anything else fails verification, as it should.
+                found = Some(String::from_utf8_lossy(trim_quotes(value)).into_owned());
             }
         }
     }
     found
+}
+
+/// One `Cookie` header value without the cookie `name` (every occurrence); `None` when nothing
+/// else is left. Other pairs pass byte for byte, whatever their encoding, joined by `; `.
+pub fn without_cookie(value: &HeaderValue, name: &str) -> Option<HeaderValue> {
+    let mut kept: Vec<u8> = Vec::with_capacity(value.len());
+    for pair in raw_cookie_pairs(value.as_bytes()) {
+        if split_cookie_pair(pair).0 == name.as_bytes() {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair);
+    }
+    // The bytes all came from a valid header value (no CR, LF or NUL), so this cannot fail;
+    // if it did, dropping the header is the safe way: the token must never pass.
+    (!kept.is_empty())
+        .then(|| HeaderValue::from_bytes(&kept).ok())
+        .flatten()
+}
+
+/// The `name=value` pairs of one `Cookie` header value (RFC 6265 §5.2, on bytes).
+fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    raw_cookie_pairs(value).map(split_cookie_pair)
+}
+
+/// The pairs of a `Cookie` header value as sent: split at `;`, trimmed of spaces and tabs,
+/// empty ones skipped.
+fn raw_cookie_pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b';')
+        .map(trim_ows)
+        .filter(|pair| !pair.is_empty())
+}
+
+/// Name and value of one pair, each trimmed; a pair without `=` is a name with no value.
+fn split_cookie_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(at) => (trim_ows(&pair[..at]), trim_ows(&pair[at + 1..])),
+        None => (pair, &[]),
+    }
+}
+
+/// `bytes` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// A cookie value without the double quotes RFC 6265 allows around it.
+fn trim_quotes(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|&b| b != b'"').unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b'"')
+        .map_or(start, |i| i + 1);
+    &value[start..end]
 }
 
 #[cfg(test)]
@@ -445,6 +511,72 @@ mod tests {
         assert!(Session::resolve(&headers, &config(), NOW, [7; 16]).is_new);
     }
 
+    /// A `Cookie` header of these byte strings joined by `; `.
+    fn cookie_header(pairs: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_bytes(&pairs.join(&b"; "[..])).unwrap(),
+        );
+        headers
+    }
+
+    /// Cookies in any encoding, or none: UTF-8, latin-1, invalid UTF-8 (all NUL-free, as header
+    /// values are), in names and values.
+    const FOREIGN_COOKIES: [&[u8]; 5] = [
+        b"x=caf\xc3\xa9",
+        b"x=caf\xe9",
+        b"x=\xff\xfe\xc3(\x80",
+        b"\xe9t\xe9=\xe9t\xe9",
+        b"\xc3\xa9\t=\t\"\xa0\"",
+    ];
+
+    #[test]
+    fn the_session_cookie_is_found_beside_cookies_in_any_encoding() {
+        let token = Session::resolve(&HeaderMap::new(), &config(), NOW, [1; 16])
+            .issue
+            .unwrap();
+        let session = format!("{COOKIE_NAME}={token}");
+        for other in FOREIGN_COOKIES {
+            for pairs in [[session.as_bytes(), other], [other, session.as_bytes()]] {
+                let headers = cookie_header(&pairs);
+                let found = Session::resolve(&headers, &config(), NOW + 1, [9; 16]);
+                assert!(!found.is_new, "{pairs:?}");
+                assert_eq!(found.id, "01".repeat(16));
+            }
+        }
+        // Whitespace around name and value, and quotes around the value, as RFC 6265 allows.
+        let spaced = format!(" {COOKIE_NAME} =\t\"{token}\" ");
+        let headers = cookie_header(&[b"x=caf\xe9", spaced.as_bytes()]);
+        assert!(!Session::resolve(&headers, &config(), NOW, [9; 16]).is_new);
+        // Planted twice, even in a header beside foreign bytes: neither is trusted.
+        let headers = cookie_header(&[session.as_bytes(), b"x=caf\xe9", session.as_bytes()]);
+        assert!(Session::resolve(&headers, &config(), NOW, [9; 16]).is_new);
+    }
+
+    #[test]
+    fn stripping_the_session_cookie_keeps_every_other_byte() {
+        let session = format!("{COOKIE_NAME}=v1.k1.token");
+        for other in FOREIGN_COOKIES {
+            let value =
+                HeaderValue::from_bytes(&[&b"a=1"[..], session.as_bytes(), other].join(&b"; "[..]))
+                    .unwrap();
+            let kept = without_cookie(&value, COOKIE_NAME).unwrap();
+            assert_eq!(
+                kept.as_bytes(),
+                [&b"a=1"[..], other].join(&b"; "[..]).as_slice()
+            );
+        }
+        let only = HeaderValue::from_bytes(format!(" {COOKIE_NAME} = x ;; ").as_bytes()).unwrap();
+        assert_eq!(without_cookie(&only, COOKIE_NAME), None);
+        let untouched = HeaderValue::from_bytes(b"x=caf\xe9;y").unwrap();
+        // Without the session cookie the pairs pass as they were, separators normalised.
+        assert_eq!(
+            without_cookie(&untouched, COOKIE_NAME).unwrap().as_bytes(),
+            b"x=caf\xe9; y"
+        );
+    }
+
     #[test]
     fn non_browser_clients_use_the_header_both_ways() {
         let mut headers = HeaderMap::new();
@@ -477,8 +609,35 @@ mod tests {
         }
     }
 
+    /// Any byte a header value may hold except `;` (which would split the pair).
+    fn cookie_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![Just(b'\t'), 0x20u8..=0x3a, 0x3cu8..=0x7e, 0x80u8..=0xff]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_bytes_beside_the_session_cookie_neither_hide_nor_leak_it(
+            before in prop::collection::vec(prop::collection::vec(cookie_byte(), 0..12), 0..4),
+            after in prop::collection::vec(prop::collection::vec(cookie_byte(), 0..12), 0..4),
+        ) {
+            let token = Session::resolve(&HeaderMap::new(), &config(), NOW, [1; 16]).issue.unwrap();
+            // Only other cookies: none of them may be named like the session cookie.
+            let others = |pairs: &[Vec<u8>]| -> Vec<Vec<u8>> {
+                pairs.iter().map(|p| [&b"o"[..], p].concat()).collect()
+            };
+            let (before, after) = (others(&before), others(&after));
+            let session = format!("{COOKIE_NAME}={token}").into_bytes();
+            let mut pairs: Vec<&[u8]> = before.iter().map(Vec::as_slice).collect();
+            pairs.push(&session);
+            pairs.extend(after.iter().map(Vec::as_slice));
+            let headers = cookie_header(&pairs);
+            prop_assert!(!Session::resolve(&headers, &config(), NOW, [9; 16]).is_new);
+            let kept = without_cookie(&headers[COOKIE], COOKIE_NAME);
+            let kept = kept.as_ref().map_or(&[][..], HeaderValue::as_bytes);
+            prop_assert!(!kept.windows(token.len()).any(|w| w == token.as_bytes()));
+        }
         #[test]
         fn arbitrary_cookies_never_panic_and_never_verify(value in "\\PC{0,200}") {
             let mut headers = HeaderMap::new();
