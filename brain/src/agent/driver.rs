@@ -178,6 +178,8 @@ pub async fn run_turn(
     transcript.evidence.add_question(turn.user_text);
     // Tools the model called this turn (see `chart_owed`).
     let mut called: Vec<String> = Vec::new();
+    // How the model's text answer ended, kept while an owed chart is drawn after it.
+    let mut answer_finish = None;
     let mut action = machine.start();
     loop {
         action = match action {
@@ -193,6 +195,7 @@ pub async fn run_turn(
                 step: number,
                 offer_tools,
                 require_tool,
+                owed_tool,
             } => {
                 request.tools = if offer_tools {
                     specs.clone()
@@ -200,12 +203,20 @@ pub async fn run_turn(
                     Vec::new()
                 };
                 request.require_tool = require_tool;
-                if offer_tools && chart_owed(turn.user_text, &called) {
-                    // Asked for a chart, given the data, yet no chart drawn: small models then
-                    // write "a chart is available" instead of calling the tool. Offer only the
-                    // chart tool for this one call, and require it.
+                if owed_tool {
+                    // The answer stands (in the context, as the model wrote it); this call
+                    // only draws the chart the user asked for. The answer's step ends here.
+                    if step.open {
+                        turn.run.emit(&UiMessageChunk::FinishStep);
+                    }
+                    request.messages.push(ChatMessage::Assistant {
+                        text: std::mem::take(&mut step.text),
+                        tool_calls: Vec::new(),
+                    });
                     request.tools.retain(|spec| spec.name == CHART_TOOL);
-                    request.require_tool = !request.tools.is_empty();
+                    request.require_tool = true;
+                    // The turn's finish reason is the answer's, not the chart call's.
+                    answer_finish = transcript.model_finish.take();
                 }
                 step = StepState {
                     open: true,
@@ -216,7 +227,22 @@ pub async fn run_turn(
                 if number == 1 && !agent.tools.is_empty() && !turn.model.tools {
                     announce_tools_unavailable(turn, transcript);
                 }
-                let event = call_model(turn, &request, transcript, &mut filter, &mut step).await;
+                let mut event =
+                    call_model(turn, &request, transcript, &mut filter, &mut step).await;
+                if let Event::ModelDone {
+                    tool_calls,
+                    refused: None,
+                    tool_owed,
+                } = &mut event
+                {
+                    // Asked for a chart, given the data, answered in text, yet no chart drawn
+                    // (small models write "a chart is available"). An answer cut at the
+                    // output limit owes nothing more: it ends as `length`.
+                    *tool_owed = tool_calls.is_empty()
+                        && transcript.model_finish != Some(crate::llm::FinishReason::Length)
+                        && request.tools.iter().any(|spec| spec.name == CHART_TOOL)
+                        && chart_owed(turn.user_text, &called);
+                }
                 machine.advance(event)
             }
             Action::ExecuteTools { calls, .. } => {
@@ -238,6 +264,9 @@ pub async fn run_turn(
                 machine.advance(Event::ToolsDone)
             }
             Action::Finish(finish) => {
+                if answer_finish.is_some() {
+                    transcript.model_finish = answer_finish.take();
+                }
                 conclude(turn, &finish, transcript, &mut step).await;
                 transcript.finish_reason = Some(turn_finish_reason(
                     &finish,
@@ -253,8 +282,10 @@ const CHART_TOOL: &str = "chart";
 const SQL_TOOL: &str = "sql";
 
 /// True when the user asked for a chart (or plot, graph, visualisation), the turn has queried
-/// the data, and no chart was drawn yet: the next model call must draw it. Once a chart call
-/// was made (whatever its outcome) the model is free again, so this applies at most once.
+/// the data, and no chart was drawn yet. Asked once the model has answered in text: one more
+/// call then draws it (the machine's owed tool), and the answer — written with the query's
+/// rows in view, so with their numbers — stays as it is. Forcing the chart before the answer
+/// made small models answer about the chart instead ("here is the chart") and drop the numbers.
 fn chart_owed(question: &str, called: &[String]) -> bool {
     let question = question.to_lowercase();
     let asked = question.split(|c: char| !c.is_alphanumeric()).any(|word| {
@@ -519,6 +550,7 @@ async fn call_model(
     Event::ModelDone {
         tool_calls,
         refused,
+        tool_owed: false,
     }
 }
 

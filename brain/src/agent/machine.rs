@@ -4,7 +4,14 @@
 //! LoadThread ─▶ Retrieve ─▶ CallModel(1) ─▶ ExecuteTools(1) ─▶ CallModel(2) ─▶ … ─▶ Finished
 //!      │                          │                                   │
 //!      └─ input refused ─▶ Finished(Refused)   no tool calls ─▶ Finished(Answered)
+//!                                                                     │ a tool owed
+//!                               CallModel(owed) ─▶ ExecuteTools ─▶ Finished(Answered)
 //! ```
+//!
+//! A tool is *owed* when the model answered in text but left out a tool the user asked for
+//! (the driver decides which: a chart after the data was queried). The answer stands; one
+//! more call offers only that tool, requires it, and the turn ends once it has run — the model
+//! is not asked to write the answer again, so the numbers it wrote after seeing the data stay.
 //!
 //! [`Machine::advance`] takes what the last action produced ([`Event`]) and returns the next
 //! [`Action`] for the driver (`driver.rs`) to carry out. Every rule (step cap, when tools are
@@ -58,6 +65,8 @@ pub enum Event {
     ModelDone {
         tool_calls: Vec<ToolCall>,
         refused: Option<String>,
+        /// The model answered (no tool calls) but a tool the user asked for was not called.
+        tool_owed: bool,
     },
     ModelFailed {
         message: String,
@@ -71,10 +80,12 @@ pub enum Action {
     CheckInput,
     Retrieve,
     /// Call the model; `offer_tools` is false on the last allowed call, so the model answers.
+    /// `owed_tool`: offer only the owed tool (and require it); the turn ends after it runs.
     CallModel {
         step: u32,
         offer_tools: bool,
         require_tool: bool,
+        owed_tool: bool,
     },
     ExecuteTools {
         step: u32,
@@ -100,6 +111,8 @@ pub struct LoopRules {
 pub struct Machine {
     state: State,
     rules: LoopRules,
+    /// The call for an owed tool was made: the turn ends after its tools run (at most once).
+    owed_called: bool,
 }
 
 impl Machine {
@@ -110,6 +123,7 @@ impl Machine {
                 max_steps: rules.max_steps.max(1),
                 ..rules
             },
+            owed_called: false,
         }
     }
 
@@ -129,6 +143,19 @@ impl Machine {
             step,
             offer_tools,
             require_tool: offer_tools && step == 1 && self.rules.require_tool_first,
+            owed_tool: false,
+        }
+    }
+
+    /// The call for an owed tool. It may be the last allowed call: no model call follows it.
+    fn call_for_owed_tool(&mut self, step: u32) -> Action {
+        self.owed_called = true;
+        self.state = State::CallModel { step };
+        Action::CallModel {
+            step,
+            offer_tools: true,
+            require_tool: true,
+            owed_tool: true,
         }
     }
 
@@ -173,11 +200,19 @@ impl Machine {
                 Event::ModelDone {
                     tool_calls,
                     refused: None,
+                    tool_owed,
                 },
             ) => {
-                if tool_calls.is_empty() || !self.rules.tools {
+                if tool_calls.is_empty()
+                    && tool_owed
+                    && self.rules.tools
+                    && !self.owed_called
+                    && step < self.rules.max_steps
+                {
+                    self.call_for_owed_tool(step + 1)
+                } else if tool_calls.is_empty() || !self.rules.tools {
                     self.finish(Finish::Answered)
-                } else if step >= self.rules.max_steps {
+                } else if step >= self.rules.max_steps && !self.owed_called {
                     self.finish(Finish::StepCapReached { steps: step })
                 } else {
                     self.state = State::ExecuteTools { step };
@@ -186,6 +221,9 @@ impl Machine {
                         calls: tool_calls,
                     }
                 }
+            }
+            (State::ExecuteTools { .. }, Event::ToolsDone) if self.owed_called => {
+                self.finish(Finish::Answered)
             }
             (State::ExecuteTools { step }, Event::ToolsDone) => self.call_model(step + 1),
             (State::Finished(finish), _) => self.finish(finish),
@@ -246,6 +284,15 @@ mod tests {
         Event::ModelDone {
             tool_calls: calls,
             refused: None,
+            tool_owed: false,
+        }
+    }
+
+    fn answered_owing_a_tool() -> Event {
+        Event::ModelDone {
+            tool_calls: vec![],
+            refused: None,
+            tool_owed: true,
         }
     }
 
@@ -258,7 +305,8 @@ mod tests {
             Action::CallModel {
                 step: 1,
                 offer_tools: true,
-                require_tool: false
+                require_tool: false,
+                owed_tool: false
             }
         );
         assert_eq!(
@@ -290,7 +338,8 @@ mod tests {
             Action::CallModel {
                 step: 2,
                 offer_tools: false,
-                require_tool: false
+                require_tool: false,
+                owed_tool: false
             }
         );
         assert_eq!(
@@ -307,12 +356,84 @@ mod tests {
             Action::CallModel {
                 step: 1,
                 offer_tools: false,
-                require_tool: false
+                require_tool: false,
+                owed_tool: false
             }
         );
         assert_eq!(
             machine.advance(model_done(vec![call("x")])),
             Action::Finish(Finish::StepCapReached { steps: 1 })
+        );
+    }
+
+    #[test]
+    fn an_answer_owing_a_tool_gets_one_call_for_it_then_the_turn_ends() {
+        let mut machine = Machine::new(rules(4));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        machine.advance(model_done(vec![call("sql")]));
+        machine.advance(Event::ToolsDone);
+        assert_eq!(
+            machine.advance(answered_owing_a_tool()),
+            Action::CallModel {
+                step: 3,
+                offer_tools: true,
+                require_tool: true,
+                owed_tool: true
+            }
+        );
+        assert_eq!(
+            machine.advance(model_done(vec![call("chart")])),
+            Action::ExecuteTools {
+                step: 3,
+                calls: vec![call("chart")]
+            }
+        );
+        // No model call after the owed tool: the answer was written before it.
+        assert_eq!(
+            machine.advance(Event::ToolsDone),
+            Action::Finish(Finish::Answered)
+        );
+    }
+
+    #[test]
+    fn a_tool_is_owed_at_most_once_and_only_within_the_step_cap() {
+        // The owed call may be the last allowed one, and still offers the tool.
+        let mut machine = Machine::new(rules(3));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        machine.advance(model_done(vec![call("sql")]));
+        machine.advance(Event::ToolsDone);
+        assert!(matches!(
+            machine.advance(answered_owing_a_tool()),
+            Action::CallModel {
+                step: 3,
+                offer_tools: true,
+                owed_tool: true,
+                ..
+            }
+        ));
+        // The model ignored the requirement and wrote text again: nothing more is owed.
+        assert_eq!(
+            machine.advance(answered_owing_a_tool()),
+            Action::Finish(Finish::Answered)
+        );
+        // At the cap there is no call left to make.
+        let mut machine = Machine::new(rules(2));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        machine.advance(model_done(vec![call("sql")]));
+        machine.advance(Event::ToolsDone);
+        assert_eq!(
+            machine.advance(answered_owing_a_tool()),
+            Action::Finish(Finish::Answered)
+        );
+        // Without tools nothing is owed.
+        let mut machine = Machine::new(LoopRules {
+            tools: false,
+            ..rules(3)
+        });
+        machine.advance(Event::ThreadLoaded { refused: None });
+        assert_eq!(
+            machine.advance(answered_owing_a_tool()),
+            Action::Finish(Finish::Answered)
         );
     }
 
@@ -332,7 +453,8 @@ mod tests {
         assert_eq!(
             machine.advance(Event::ModelDone {
                 tool_calls: vec![call("sql")],
-                refused: Some("pii".into())
+                refused: Some("pii".into()),
+                tool_owed: false,
             }),
             Action::Finish(Finish::Refused {
                 reason: "pii".into()
@@ -366,7 +488,8 @@ mod tests {
             Action::CallModel {
                 step: 1,
                 offer_tools: true,
-                require_tool: true
+                require_tool: true,
+                owed_tool: false
             }
         );
         machine.advance(model_done(vec![call("sql")]));
@@ -375,7 +498,8 @@ mod tests {
             Action::CallModel {
                 step: 2,
                 offer_tools: true,
-                require_tool: false
+                require_tool: false,
+                owed_tool: false
             }
         );
     }

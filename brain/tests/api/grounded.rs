@@ -407,3 +407,86 @@ async fn an_agent_that_needs_tools_says_so_on_a_model_without_them() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_numbers() {
+    for backend in BACKENDS {
+        let chart = json!({"sql": GROUP, "mark": "bar", "x": "store", "y": "units"});
+        let scripted = Scripted::start(vec![
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["Store A sold 7 units, ", "B 5 and C 1."]),
+            Reply::Tools(vec![("chart", chart.clone())]),
+            // A model call after the owed chart would take this text: none may happen.
+            Reply::Text(vec!["Here is the chart."]),
+        ])
+        .await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(
+            &app,
+            &alice,
+            &thread.id,
+            "Units by store? Show a chart.",
+        )
+        .await;
+
+        assert_well_formed_success(&stream);
+        let requests = scripted.requests();
+        assert_eq!(requests.len(), 3, "{backend}: no model call after the chart");
+        let offered = |request: &Value| -> Vec<String> {
+            request["tools"]
+                .as_array()
+                .map(|tools| {
+                    tools
+                        .iter()
+                        .map(|tool| tool["function"]["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert!(offered(&requests[1]).len() > 1, "the answer's call offers every tool");
+        assert_eq!(offered(&requests[2]), ["chart"]);
+        assert_eq!(requests[2]["tool_choice"], "required");
+        // The model sees its own answer before drawing.
+        let context = requests[2]["messages"].to_string();
+        assert!(context.contains("Store A sold 7 units, B 5 and C 1."), "{context}");
+
+        assert_eq!(text_of(&stream), "Store A sold 7 units, B 5 and C 1.");
+        let kinds = types(&stream);
+        for kind in ["start-step", "finish-step"] {
+            assert_eq!(
+                kinds.iter().filter(|t| *t == kind).count(),
+                3,
+                "{backend}: three steps (sql, answer, chart): {kinds:?}"
+            );
+        }
+        let names: Vec<&str> = of_type(&stream, "tool-input-available")
+            .iter()
+            .map(|c| c["toolName"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["sql", "chart"]);
+        let grounding = of_type(&stream, "data-grounding");
+        assert_eq!(grounding[0]["data"]["status"], "verified");
+        let finish = of_type(&stream, "finish")[0];
+        assert_eq!(finish["finishReason"], "stop", "the answer's reason, not the chart call's");
+        let run = get_run(&app, &alice, &run_id).await;
+        assert_eq!(
+            (run.state, run.finish_reason),
+            (RunState::Succeeded, Some(FinishReason::Stop))
+        );
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        let kinds: Vec<&str> = stored["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|part| part["type"].as_str().unwrap())
+            .collect();
+        let text = kinds.iter().position(|k| *k == "text").unwrap();
+        let drawn = kinds.iter().rposition(|k| *k == "dynamic-tool").unwrap();
+        assert!(text < drawn, "{backend}: the answer, then its chart: {kinds:?}");
+        app.stop().await;
+    }
+}
