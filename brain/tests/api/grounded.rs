@@ -425,17 +425,16 @@ async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_nu
         upload_csv(&app, &alice, "sales", SALES_CSV).await;
         let thread = new_thread(&app, &alice, None).await;
 
-        let (run_id, stream) = turn(
-            &app,
-            &alice,
-            &thread.id,
-            "Units by store? Show a chart.",
-        )
-        .await;
+        let (run_id, stream) =
+            turn(&app, &alice, &thread.id, "Units by store? Show a chart.").await;
 
         assert_well_formed_success(&stream);
         let requests = scripted.requests();
-        assert_eq!(requests.len(), 3, "{backend}: no model call after the chart");
+        assert_eq!(
+            requests.len(),
+            3,
+            "{backend}: no model call after the chart"
+        );
         let offered = |request: &Value| -> Vec<String> {
             request["tools"]
                 .as_array()
@@ -447,12 +446,18 @@ async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_nu
                 })
                 .unwrap_or_default()
         };
-        assert!(offered(&requests[1]).len() > 1, "the answer's call offers every tool");
+        assert!(
+            offered(&requests[1]).len() > 1,
+            "the answer's call offers every tool"
+        );
         assert_eq!(offered(&requests[2]), ["chart"]);
         assert_eq!(requests[2]["tool_choice"], "required");
         // The model sees its own answer before drawing.
         let context = requests[2]["messages"].to_string();
-        assert!(context.contains("Store A sold 7 units, B 5 and C 1."), "{context}");
+        assert!(
+            context.contains("Store A sold 7 units, B 5 and C 1."),
+            "{context}"
+        );
 
         assert_eq!(text_of(&stream), "Store A sold 7 units, B 5 and C 1.");
         let kinds = types(&stream);
@@ -471,7 +476,10 @@ async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_nu
         let grounding = of_type(&stream, "data-grounding");
         assert_eq!(grounding[0]["data"]["status"], "verified");
         let finish = of_type(&stream, "finish")[0];
-        assert_eq!(finish["finishReason"], "stop", "the answer's reason, not the chart call's");
+        assert_eq!(
+            finish["finishReason"], "stop",
+            "the answer's reason, not the chart call's"
+        );
         let run = get_run(&app, &alice, &run_id).await;
         assert_eq!(
             (run.state, run.finish_reason),
@@ -486,7 +494,10 @@ async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_nu
             .collect();
         let text = kinds.iter().position(|k| *k == "text").unwrap();
         let drawn = kinds.iter().rposition(|k| *k == "dynamic-tool").unwrap();
-        assert!(text < drawn, "{backend}: the answer, then its chart: {kinds:?}");
+        assert!(
+            text < drawn,
+            "{backend}: the answer, then its chart: {kinds:?}"
+        );
         app.stop().await;
     }
 }
