@@ -259,9 +259,14 @@ pub async fn run_turn(
                         output,
                     });
                 }
-                turn.run.emit(&UiMessageChunk::FinishStep);
-                step.open = false;
-                machine.advance(Event::ToolsDone)
+                let next = machine.advance(Event::ToolsDone);
+                // A turn that ends after its tools (an owed chart) keeps the step open for the
+                // grounding verdict, which `conclude` reports within the last step.
+                if !matches!(next, Action::Finish(_)) {
+                    turn.run.emit(&UiMessageChunk::FinishStep);
+                    step.open = false;
+                }
+                next
             }
             Action::Finish(finish) => {
                 if answer_finish.is_some() {
