@@ -15,6 +15,9 @@ use crate::store::Backend;
 /// Which polars engine executes queries (`--query-engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QueryEngine {
+    /// Streaming for plans whose work is bounded by their input (no join, no explode), the
+    /// cancellable in-memory engine for the rest.
+    Auto,
     InMemory,
     Streaming,
 }
@@ -200,7 +203,9 @@ pub struct Config {
     /// polars engine for queries. `in-memory` can be cancelled at the time limit; `streaming`
     /// (polars' morsel-driven engine) is faster on wide group-bys and joins but runs to the end
     /// once started (a query past the limit is answered at once and keeps its turn until done).
-    #[arg(long, env = "BRAIN_QUERY_ENGINE", value_enum, default_value_t = QueryEngine::InMemory)]
+    /// `auto` streams the plans whose work is bounded by their input (no join, no explode) and
+    /// runs the rest in memory, so no query that can run away is beyond cancellation.
+    #[arg(long, env = "BRAIN_QUERY_ENGINE", value_enum, default_value_t = QueryEngine::Auto)]
     pub query_engine: QueryEngine,
 
     /// Transaction rows of the synthetic retail sample (datasets `stores`, `products`,

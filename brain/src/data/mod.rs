@@ -950,7 +950,8 @@ impl DataPlane {
     /// pool, `collect_concurrently`; the streaming engine on its executor), which the admission
     /// gate keeps from being oversubscribed. Past the limit the query is cancelled (the
     /// in-memory engine stops at its next check; the streaming engine cannot be stopped and
-    /// keeps `turn` until it ends) and the caller answered at once.
+    /// keeps `turn` until it ends — with `auto` only plans bounded by their input stream) and
+    /// the caller answered at once.
     async fn run(
         &self,
         (offset, limit): (u64, u64),
@@ -975,8 +976,13 @@ impl DataPlane {
                 stacker::grow(QUERY_STACK_BYTES, || {
                     let plan = build()?.slice(offset, length);
                     let failed = |error| DataError::BadRequest(sql::query_error_message(&error));
+                    let streaming = match engine {
+                        QueryEngine::Streaming => true,
+                        QueryEngine::InMemory => false,
+                        QueryEngine::Auto => sql_plan::bounded_by_input(&plan.logical_plan),
+                    };
                     metrics.time(kind, "execute", || {
-                        if engine == QueryEngine::Streaming {
+                        if streaming {
                             return plan
                                 .collect_with_engine(Engine::Streaming)
                                 .map(|result| result.unwrap_single())

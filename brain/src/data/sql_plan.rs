@@ -81,6 +81,40 @@ fn fast_sql_sums(plan: &mut DslPlan) {
     }
 }
 
+/// True when every node of `plan` does work bounded by the size of its inputs — scans, filters,
+/// projections, group-bys, sorts, distinct, slices, unions, renames — and no node can multiply
+/// rows (joins, explode, unpivot, or a node this walk does not know). Such a plan may run on
+/// polars' streaming engine, which cannot be cancelled: past the time limit it still ends
+/// within the work of one pass over frames the memory budget already bounds. A join (a cross
+/// join of two large frames, say) has no such bound, so it stays on the cancellable engine.
+pub fn bounded_by_input(plan: &DslPlan) -> bool {
+    match plan {
+        DslPlan::DataFrameScan { .. } | DslPlan::Scan { .. } => true,
+        DslPlan::Filter { input, .. }
+        | DslPlan::Cache { input, .. }
+        | DslPlan::Select { input, .. }
+        | DslPlan::HStack { input, .. }
+        | DslPlan::GroupBy { input, .. }
+        | DslPlan::Distinct { input, .. }
+        | DslPlan::Sort { input, .. }
+        | DslPlan::Slice { input, .. } => bounded_by_input(input),
+        DslPlan::MapFunction { input, function } => {
+            matches!(
+                function,
+                DslFunction::Rename { .. }
+                    | DslFunction::RowIndex { .. }
+                    | DslFunction::Stats(_)
+                    | DslFunction::FillNan(_)
+            ) && bounded_by_input(input)
+        }
+        DslPlan::Union { inputs, .. } | DslPlan::HConcat { inputs, .. } => {
+            inputs.iter().all(bounded_by_input)
+        }
+        DslPlan::IR { dsl, .. } => bounded_by_input(dsl),
+        _ => false,
+    }
+}
+
 /// Rewrites a shared sub-plan in place (copied first if another plan also holds it).
 fn rewrite_input(input: &mut Arc<DslPlan>) {
     fast_sql_sums(Arc::make_mut(input));
@@ -252,6 +286,33 @@ mod tests {
                 frame.equals_missing(&expected),
                 "{text}\nrewritten:\n{frame}\npolars-sql:\n{expected}"
             );
+        }
+    }
+
+    #[test]
+    fn only_plans_bounded_by_their_input_may_stream() {
+        for bounded in [
+            "SELECT store, SUM(quantity) AS units FROM sales GROUP BY store ORDER BY units DESC \
+             LIMIT 2",
+            "SELECT DISTINCT store FROM sales WHERE price > 1",
+            "WITH per_store AS (SELECT store, SUM(quantity) AS units FROM sales GROUP BY store) \
+             SELECT SUM(units) AS total FROM per_store",
+            "SELECT store, product, ROW_NUMBER() OVER (PARTITION BY store ORDER BY product) AS rn \
+             FROM sales",
+            "SELECT store FROM sales UNION ALL SELECT category FROM products",
+            "SELECT * FROM (SELECT store, price FROM sales) AS t WHERE price IS NOT NULL",
+        ] {
+            let planned = plan(bounded, tables()).unwrap();
+            assert!(bounded_by_input(&planned.logical_plan), "{bounded}");
+        }
+        for unbounded in [
+            "SELECT p.category, COUNT(*) AS n FROM sales s JOIN products p \
+             ON p.product = s.product GROUP BY p.category",
+            "SELECT * FROM sales CROSS JOIN products",
+            "SELECT store FROM sales WHERE product IN (SELECT product FROM products)",
+        ] {
+            let planned = plan(unbounded, tables()).unwrap();
+            assert!(!bounded_by_input(&planned.logical_plan), "{unbounded}");
         }
     }
 }
