@@ -218,6 +218,15 @@ export function saysCannotAnswer(text) {
   return CANNOT.test(text);
 }
 
+/**
+ * Whether an answer to an unanswerable question also states an answer anyway ("The data cannot
+ * answer it" after "it was sunny" is an invention, not an honest reply): the question's own
+ * `invented` pattern of scripts/eval-questions.json.
+ */
+export function inventsAnswer(question, text) {
+  return question.invented !== undefined && new RegExp(question.invented, "i").test(text);
+}
+
 /** Scores one turn against the expected rows. */
 export function scoreTurn(question, expectedRows, turn) {
   const kind = question.kind ?? "data";
@@ -233,7 +242,8 @@ export function scoreTurn(question, expectedRows, turn) {
     failed: turn.errors.length > 0 || (turn.finish?.state && turn.finish.state !== "succeeded"),
   };
   if (kind === "unanswerable") {
-    score.correct = saysCannot;
+    score.invents = inventsAnswer(question, turn.text);
+    score.correct = saysCannot && !score.invents;
     return score;
   }
   for (const row of expectedRows ?? []) {

@@ -8,20 +8,22 @@
 // default model in Chromium"). Run it with scripts/acceptance (builds the brain, sets BRAIN_BIN).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import {
   ROOT, freePort, requireEnv, startBrain, startEdge, startProcess, stopProcess, tempDir, waitHealthy,
 } from "../support.mjs";
-import { MODELS, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../../scripts/eval.mjs";
+import { MODELS, inventsAnswer, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../../scripts/eval.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const TOP_STORES = "Which 5 stores had the highest revenue in 2025? Show a chart.";
 const TOP_STORES_SQL = "SELECT store_id, SUM(quantity * unit_price) AS revenue FROM transactions " +
   "WHERE ts >= '2025-01-01' AND ts < '2026-01-01' GROUP BY store_id ORDER BY revenue DESC LIMIT 5";
-const UNANSWERABLE = "What was the weather in Berlin on 1 March 2025?";
+// The evaluation's weather question, with its pattern of invented answers.
+const UNANSWERABLE = JSON.parse(readFileSync(join(ROOT, "scripts/eval-questions.json"), "utf8"))
+  .questions.find((question) => question.id === "none-weather");
 // A turn of the real model on two shared cores: up to four model calls.
 const TURN_MS = 600_000;
 
@@ -118,9 +120,11 @@ describe("the default configuration in Chromium: a real local model answers from
   });
 
   test("a question the data cannot answer is answered as such", async () => {
-    const reply = await ask(UNANSWERABLE);
+    const reply = await ask(UNANSWERABLE.question);
     const text = (await reply.getByTestId("message-text").allTextContents()).join("\n");
     assert.ok(saysCannotAnswer(text), `the answer says the data cannot answer: ${JSON.stringify(text)}`);
+    // …and does not answer anyway ("it was sunny", then "the data cannot answer it").
+    assert.ok(!inventsAnswer(UNANSWERABLE, text), `the answer invents no weather: ${JSON.stringify(text)}`);
     await shot("unanswerable");
   });
 });

@@ -308,7 +308,6 @@ tools = true
             [
                 "chart",
                 "describe_dataset",
-                "escalate_to_human",
                 "list_datasets",
                 "search_knowledge",
                 "sql"
