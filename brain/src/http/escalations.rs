@@ -5,10 +5,11 @@
 //! - `POST /{id}/resolve` with `{"resolution": "…"}` — 200 with the resolved escalation, 404
 //!   for an unknown id, 409 when it is already resolved.
 //!
-//! Authorization: the caller's identity must carry the scope `edgebrain:operator`
-//! ([`shared_types::agent::OPERATOR_SCOPE`]) and a user id ([`Identity::require_operator`]), which only the edge can assert (it forwards JWT scopes and roles in
-//! the signed `x-edgebrain-scopes` header). Without it: 403 `forbidden`; without an identity:
-//! 401.
+//! Authorization: the caller's identity must carry a user id and the scope
+//! `edgebrain:operator` ([`shared_types::agent::OPERATOR_SCOPE`];
+//! [`Identity::require_operator`]), which only the edge can assert (it forwards JWT scopes and
+//! roles in the signed `x-edgebrain-scopes` header). Without it: 403 `forbidden`; without an
+//! identity: 401.
 
 use axum::Router;
 use axum::extract::{Path, State};

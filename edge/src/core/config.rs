@@ -110,11 +110,15 @@ impl EdgeConfig {
     pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
     pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
     pub const DEFAULT_MAX_HEADER_COUNT: usize = 64;
-    /// Largest accepted `MAX_HEADER_COUNT`: the brain's HTTP server (hyper) refuses a request
-    /// with more than 100 header fields with a bare 431 (outside the error shape), and the
-    /// edge adds at most 10 of its own, so a higher setting would let the edge forward requests
-    /// the brain cannot read.
-    pub const MAX_MAX_HEADER_COUNT: usize = 90;
+    /// Most header fields the brain's HTTP server (hyper) reads: past it, a bare 431 outside
+    /// the error shape.
+    pub const BRAIN_MAX_HEADER_FIELDS: usize = 100;
+    /// Most header fields the edge adds to a proxied request (identity, signature, ids).
+    pub const EDGE_ADDED_HEADER_FIELDS: usize = 10;
+    /// Largest accepted `MAX_HEADER_COUNT`: a higher setting would let the edge forward
+    /// requests the brain cannot read.
+    pub const MAX_MAX_HEADER_COUNT: usize =
+        Self::BRAIN_MAX_HEADER_FIELDS - Self::EDGE_ADDED_HEADER_FIELDS;
     pub const DEFAULT_MAX_URL_BYTES: usize = 8 * 1024;
     pub const DEFAULT_SIGN_BODY_MAX_BYTES: u64 = 1024 * 1024;
     /// Shortest accepted signing secret.
@@ -316,9 +320,11 @@ fn parse_header_count(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize,
         return Err(ConfigError::Invalid {
             var: vars::MAX_HEADER_COUNT,
             reason: format!(
-                "{count} is above {}: the brain reads at most 100 header fields and the edge adds \
-                 up to 10",
-                EdgeConfig::MAX_MAX_HEADER_COUNT
+                "{count} is above {}: the brain reads at most {} header fields and the edge adds \
+                 up to {}",
+                EdgeConfig::MAX_MAX_HEADER_COUNT,
+                EdgeConfig::BRAIN_MAX_HEADER_FIELDS,
+                EdgeConfig::EDGE_ADDED_HEADER_FIELDS
             ),
         });
     }

@@ -316,32 +316,21 @@ fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     raw_cookie_pairs(value).map(split_cookie_pair)
 }
 
-/// The pairs of a `Cookie` header value as sent: split at `;`, trimmed of spaces and tabs,
-/// empty ones skipped.
+/// The pairs of a `Cookie` header value as sent: split at `;`, trimmed of spaces and tabs
+/// (`trim_ascii`: a header value holds no other ASCII whitespace), empty ones skipped.
 fn raw_cookie_pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b';')
-        .map(trim_ows)
+        .map(<[u8]>::trim_ascii)
         .filter(|pair| !pair.is_empty())
 }
 
 /// Name and value of one pair, each trimmed; a pair without `=` is a name with no value.
 fn split_cookie_pair(pair: &[u8]) -> (&[u8], &[u8]) {
     match pair.iter().position(|&b| b == b'=') {
-        Some(at) => (trim_ows(&pair[..at]), trim_ows(&pair[at + 1..])),
+        Some(at) => (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()),
         None => (pair, &[]),
     }
-}
-
-/// `bytes` without leading and trailing spaces and tabs (HTTP's optional whitespace).
-fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 /// A cookie value without the double quotes RFC 6265 allows around it.
