@@ -254,6 +254,9 @@ pub struct GroundingReport {
 pub enum NoticeKind {
     /// The agent has tools but its model cannot call them: the answer did not look at the data.
     ToolsUnavailable,
+    /// No tool of the turn returned data and the model's answer stated numbers nothing
+    /// produced: it was replaced by a reply saying the data cannot answer.
+    AnswerWithheld,
 }
 
 /// The `data` of a `data-notice` part.

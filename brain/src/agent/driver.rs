@@ -64,6 +64,11 @@ pub struct Transcript {
     pub evidence: Evidence,
     /// The grounding check's verdict, when the turn was checked.
     pub grounding: Option<GroundingStatus>,
+    /// The model's answer was withheld (see [`WITHHELD_ANSWER`]).
+    pub withheld: bool,
+    /// The model's text of the current call, held back instead of streamed (see
+    /// [`answer_held`]); released when it turns out to precede tool calls or to be grounded.
+    held: Option<String>,
 }
 
 impl Transcript {
@@ -95,7 +100,17 @@ impl Transcript {
     /// Text the model wrote (after the output filter).
     fn model_text(&mut self, run: &LiveRun, delta: &str) {
         self.answer_text.push_str(delta);
-        self.text_delta(run, delta);
+        match &mut self.held {
+            Some(held) => held.push_str(delta),
+            None => self.text_delta(run, delta),
+        }
+    }
+
+    /// Streams the held text, if any, and stops holding.
+    fn release_held(&mut self, run: &LiveRun) {
+        if let Some(held) = self.held.take() {
+            self.text_delta(run, &held);
+        }
     }
 
     /// A `data-*` part: emitted, and stored as the same JSON (`{"type","id","data"}`).
@@ -180,6 +195,8 @@ pub async fn run_turn(
     let mut called: Vec<String> = Vec::new();
     // How the model's text answer ended, kept while an owed chart is drawn after it.
     let mut answer_finish = None;
+    // A tool call of this turn returned data an answer can rest on (see `answer_held`).
+    let mut found_data = false;
     let mut action = machine.start();
     loop {
         action = match action {
@@ -227,6 +244,7 @@ pub async fn run_turn(
                 if number == 1 && !agent.tools.is_empty() && !turn.model.tools {
                     announce_tools_unavailable(turn, transcript);
                 }
+                transcript.held = (tools_usable && !found_data).then(String::new);
                 let mut event =
                     call_model(turn, &request, transcript, &mut filter, &mut step).await;
                 if let Event::ModelDone {
@@ -239,6 +257,7 @@ pub async fn run_turn(
                     // (small models write "a chart is available"). An answer cut at the
                     // output limit owes nothing more: it ends as `length`.
                     *tool_owed = tool_calls.is_empty()
+                        && found_data
                         && transcript.model_finish != Some(crate::llm::FinishReason::Length)
                         && request.tools.iter().any(|spec| spec.name == CHART_TOOL)
                         && chart_owed(turn.user_text, &called);
@@ -253,7 +272,8 @@ pub async fn run_turn(
                 });
                 step.started.clear();
                 for call in &calls {
-                    let output = execute_tool(turn, call, transcript).await;
+                    let (output, succeeded) = execute_tool(turn, call, transcript).await;
+                    found_data |= succeeded && call.name != LIST_DATASETS_TOOL;
                     request.messages.push(ChatMessage::ToolResult {
                         call_id: call.id.clone(),
                         output,
@@ -285,6 +305,24 @@ pub async fn run_turn(
 
 const CHART_TOOL: &str = "chart";
 const SQL_TOOL: &str = "sql";
+/// Dataset names and sizes: nothing an answer to a question could rest on.
+const LIST_DATASETS_TOOL: &str = "list_datasets";
+
+// Why an answer is held back. Small local models, once every query of a turn failed (the
+// weather, customers: nothing in the data), often answer anyway with invented numbers
+// ("sunny, 15°C") — measured in BENCHMARKS.md "Local models". So while no tool of the turn has
+// returned data, the model's text is not streamed but held: if it calls a tool after all, the
+// text is released before the call; if it is the answer, the grounding check reads it first,
+// and an answer stating numbers that nothing produced is replaced by a plain "the data cannot
+// answer this" with a `data-notice` (`answer-withheld`) saying why. Answers resting on data
+// stream as always and are only marked by the check.
+
+/// The text shown instead of a withheld answer. It states no numbers.
+pub const WITHHELD_ANSWER: &str = "I could not answer this from your data: no query of this \
+    turn returned data for it, and the answer I wrote stated numbers that did not come from \
+    your data, so it is not shown.";
+/// `id` of the `data-notice` part saying an answer was withheld.
+pub const ANSWER_WITHHELD_PART_ID: &str = "answer-withheld";
 
 /// True when the user asked for a chart (or plot, graph, visualisation), the turn has queried
 /// the data, and no chart was drawn yet. Asked once the model has answered in text: one more
@@ -338,6 +376,51 @@ fn announce_tools_unavailable(turn: &Turn<'_>, transcript: &mut Transcript) {
     );
 }
 
+/// A held answer (no tool of the turn returned data) that states numbers nothing produced is
+/// replaced by [`WITHHELD_ANSWER`] and a notice; any other held answer is left to be released.
+/// The `data-grounding` part then reports the withheld answer's claims (that is what was
+/// checked), so the run counts as `unverified`.
+async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
+    let answer = transcript.answer_text.clone();
+    let mut evidence = transcript.evidence.clone();
+    let report =
+        match tokio::task::spawn_blocking(move || grounding::check(&answer, &mut evidence)).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(run_id = %run.id, %error, "the grounding check failed");
+                return;
+            }
+        };
+    if report.status != GroundingStatus::Unverified {
+        return;
+    }
+    let withheld = transcript.held.take().unwrap_or_default();
+    tracing::info!(run_id = %run.id, answer = %withheld,
+        "answer withheld: no tool returned data and it states numbers nothing produced");
+    transcript.withheld = true;
+    transcript.grounding = Some(report.status);
+    transcript.text_part(run, WITHHELD_ANSWER);
+    transcript.data_part(
+        run,
+        &UiMessageChunk::DataNotice {
+            id: ANSWER_WITHHELD_PART_ID.to_owned(),
+            data: Notice {
+                kind: NoticeKind::AnswerWithheld,
+                message: "The model's answer stated numbers that no query of this turn \
+                    produced, and no query returned data, so it was withheld."
+                    .to_owned(),
+            },
+        },
+    );
+    transcript.data_part(
+        run,
+        &UiMessageChunk::DataGrounding {
+            id: GROUNDING_PART_ID.to_owned(),
+            data: report,
+        },
+    );
+}
+
 /// Compares the numbers of the turn's answer with what its tools produced and reports the
 /// verdict as a `data-grounding` part.
 async fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
@@ -380,6 +463,13 @@ async fn conclude(
     step: &mut StepState,
 ) {
     let run = turn.run;
+    let checked = !turn.agent.tools.is_empty()
+        && matches!(finish, Finish::Answered | Finish::StepCapReached { .. });
+    if checked && transcript.held.is_some() {
+        withhold_if_ungrounded(run, transcript).await;
+    }
+    let checked = checked && !transcript.withheld;
+    transcript.release_held(run);
     transcript.close_text(run);
     let abandoned = match finish {
         Finish::Answered | Finish::Failed { .. } => None,
@@ -429,9 +519,7 @@ async fn conclude(
         Finish::Answered | Finish::Failed { .. } => {}
     }
     // Checked within the last step, so the stream keeps the step's shape.
-    if !turn.agent.tools.is_empty()
-        && matches!(finish, Finish::Answered | Finish::StepCapReached { .. })
-    {
+    if checked {
         check_grounding(run, transcript).await;
     }
     if step.open {
@@ -496,6 +584,7 @@ async fn call_model(
                     refused = Some(reason);
                     break;
                 }
+                transcript.release_held(run);
                 transcript.close_text(run);
                 let id = if id.is_empty() {
                     format!("call-{}", Uuid::new_v4().simple())
@@ -534,6 +623,7 @@ async fn call_model(
                 tracing::error!(run_id = %run.id, error = %error, "the provider failed mid-reply");
                 // What was held back passed no check yet: release it only if it passes.
                 if release(turn, transcript, filter).await.is_none() {
+                    transcript.release_held(run);
                     transcript.close_text(run);
                 }
                 step.started = calls.into_values().collect();
@@ -599,7 +689,11 @@ fn parse_input(arguments: &str) -> Result<Value, String> {
 
 /// Runs one tool call: emits its input and output (or error) chunks and any citations,
 /// records the part, and returns the text the model gets back.
-async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcript) -> String {
+async fn execute_tool(
+    turn: &Turn<'_>,
+    call: &ToolCall,
+    transcript: &mut Transcript,
+) -> (String, bool) {
     let run = turn.run;
     let input = parse_input(&call.arguments);
     let input_value = input
@@ -668,7 +762,7 @@ async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcr
                     },
                 );
             }
-            output.to_string()
+            (output.to_string(), true)
         }
         Err(error) => {
             let error_text = error.to_string();
@@ -682,7 +776,7 @@ async fn execute_tool(turn: &Turn<'_>, call: &ToolCall, transcript: &mut Transcr
                 "type": "dynamic-tool", "toolName": call.name, "toolCallId": call.id,
                 "state": "output-error", "input": input_value, "errorText": error_text,
             }));
-            json!({"error": error_text}).to_string()
+            (json!({"error": error_text}).to_string(), false)
         }
     }
 }

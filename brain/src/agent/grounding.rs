@@ -120,7 +120,7 @@ pub fn numbers(text: &str) -> Vec<f64> {
 }
 
 /// What a turn produced, to compare answers with.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Evidence {
     /// Numbers with where they came from (sorted by magnitude once sealed).
     values: Vec<(f64, GroundingBasis)>,

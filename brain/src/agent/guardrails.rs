@@ -26,18 +26,87 @@ pub const DEFAULT_REFUSAL: &str =
     "Sorry, I can't help with that request. It was blocked by this assistant's content policy.";
 
 /// Default PII patterns: e-mail addresses, card numbers (13–19 digits, optional separators),
-/// phone numbers (international or 3-3-4 groups).
+/// phone numbers (international or 3-3-4 groups). Matches of the last two count only as a
+/// whole number (not the digits of a decimal such as `24.686030869999996` or `1234567890.5`,
+/// which data answers are full of), and card numbers only when their Luhn checksum holds, as
+/// every issued card number's does.
 pub const DEFAULT_PII_PATTERNS: [&str; 3] = [
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    r"\b(?:\d[ -]?){12,18}\d\b",
+    CARD_NUMBER_PATTERN,
     r"(?:\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b",
 ];
+const CARD_NUMBER_PATTERN: &str = r"\b(?:\d[ -]?){12,18}\d\b";
 
 /// Least text an [`OutputFilter`] holds back while streaming.
 const MIN_HOLDBACK_CHARS: usize = 32;
 
 /// A moderation verdict: `Some(categories)` when flagged.
 pub type ModerationVerdict = Option<Vec<String>>;
+
+/// One PII pattern and what a match must also satisfy to count.
+#[derive(Debug)]
+struct PiiPattern {
+    regex: Regex,
+    check: NumberCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumberCheck {
+    None,
+    /// Not digits of a longer number (a decimal's fraction or integer part).
+    WholeNumber,
+    /// [`NumberCheck::WholeNumber`] and a valid Luhn checksum.
+    WholeNumberLuhn,
+}
+
+impl PiiPattern {
+    fn redact(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for found in self.regex.find_iter(text) {
+            let counts = match self.check {
+                NumberCheck::None => true,
+                NumberCheck::WholeNumber => whole_number(text, found.start(), found.end()),
+                NumberCheck::WholeNumberLuhn => {
+                    whole_number(text, found.start(), found.end()) && luhn_valid(found.as_str())
+                }
+            };
+            if counts {
+                out.push_str(&text[copied..found.start()]);
+                out.push_str(REDACTED);
+                copied = found.end();
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
+/// False when `text[start..end]` continues a number: a digit followed by `.` or `,` before it,
+/// or `.`/`,` and a digit after it.
+fn whole_number(text: &str, start: usize, end: usize) -> bool {
+    let before = &text.as_bytes()[..start];
+    let after = &text.as_bytes()[end..];
+    let continues_before = matches!(before, [.., digit, b'.' | b','] if digit.is_ascii_digit());
+    let continues_after = matches!(after, [b'.' | b',', digit, ..] if digit.is_ascii_digit());
+    !continues_before && !continues_after
+}
+
+/// The Luhn checksum of the digits in `candidate` (separators ignored).
+fn luhn_valid(candidate: &str) -> bool {
+    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(position, &digit)| match position % 2 {
+            0 => digit,
+            _ if digit * 2 > 9 => digit * 2 - 9,
+            _ => digit * 2,
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
 
 /// A content moderation service.
 pub trait Moderation: Send + Sync + Debug {
@@ -49,7 +118,7 @@ pub trait Moderation: Send + Sync + Debug {
 pub struct Guardrails {
     blocked: Option<Regex>,
     longest_phrase_chars: usize,
-    pii: Vec<Regex>,
+    pii: Vec<PiiPattern>,
     pub max_input_chars: usize,
     pub max_output_chars: usize,
     pub refusal_message: String,
@@ -92,10 +161,17 @@ impl Guardrails {
         };
         let mut pii = Vec::with_capacity(patterns.len());
         for pattern in &patterns {
-            pii.push(
-                Regex::new(pattern)
-                    .with_context(|| format!("PII pattern `{pattern}` is not a valid regex"))?,
-            );
+            let regex = Regex::new(pattern)
+                .with_context(|| format!("PII pattern `{pattern}` is not a valid regex"))?;
+            // The built-in number patterns keep their checks when listed in `pii_patterns`.
+            let check = if pattern == CARD_NUMBER_PATTERN {
+                NumberCheck::WholeNumberLuhn
+            } else if pattern == DEFAULT_PII_PATTERNS[2] {
+                NumberCheck::WholeNumber
+            } else {
+                NumberCheck::None
+            };
+            pii.push(PiiPattern { regex, check });
         }
         if entry.max_input_chars == 0 || entry.max_output_chars == 0 {
             bail!("max_input_chars and max_output_chars must be at least 1");
@@ -133,9 +209,7 @@ impl Guardrails {
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for pattern in &self.pii {
-            if pattern.is_match(&text) {
-                text = pattern.replace_all(&text, REDACTED).into_owned();
-            }
+            text = pattern.redact(&text);
         }
         text
     }
@@ -344,7 +418,7 @@ impl<'a> OutputFilter<'a> {
             .rfind(char::is_whitespace)
             .map_or(0, |space| space + 1);
         for pattern in &self.guardrails.pii {
-            for found in pattern.find_iter(&self.pending) {
+            for found in pattern.regex.find_iter(&self.pending) {
                 if found.start() < cut && found.end() > cut {
                     cut = found.start();
                 }
@@ -462,6 +536,8 @@ mod tests {
             max_input_chars: 50,
             ..GuardrailsEntry::default()
         };
+        // Run alone (a filtered `cargo test`), nothing else has installed it yet.
+        crate::llm::install_tls_crypto();
         Guardrails::from_entry(&entry, &|_| None, &reqwest::Client::new()).unwrap()
     }
 
@@ -541,6 +617,26 @@ mod tests {
         );
         assert!(!out.contains("alice") && !out.contains("1111"), "{out}");
         assert_eq!(out.matches(REDACTED).count(), 2, "{out}");
+    }
+
+    #[test]
+    fn numbers_of_a_data_answer_are_not_mistaken_for_cards_or_phones() {
+        let g = guardrails(&[]);
+        for kept in [
+            "The mean is 24.686030869999996.",
+            "Revenue: 1234567890.50 in all, 6,038,732.80 in March.",
+            "Totals 4111111111111111.5 and 0.4111111111111111",
+            // 16 digits failing the Luhn check: an id, not a card.
+            "order 4111111111111112",
+        ] {
+            assert_eq!(g.redact(kept), kept);
+        }
+        // Whole numbers still are: a card (Luhn-valid) and a phone at a sentence's end.
+        assert_eq!(
+            g.redact("Card 5500 0000 0000 0004. Call 555-123-4567."),
+            "Card [redacted]. Call [redacted]."
+        );
+        assert_eq!(g.redact("(555) 123-4567, ok"), "[redacted], ok");
     }
 
     #[test]

@@ -1225,6 +1225,11 @@ async fn the_agent_cannot_read_another_tenants_data_or_files() {
             .collect();
         assert!(texts[0].contains("no dataset named `secrets`"), "{texts:?}");
         assert!(texts[1].contains("no dataset named `secrets`"), "{texts:?}");
+        // The model learns what it can query (only alice's names) and what to say otherwise.
+        for text in [texts[0], texts[8]] {
+            assert!(text.contains("the datasets are: sales."), "{text}");
+            assert!(text.contains("the data cannot answer it"), "{text}");
+        }
         assert!(texts[2].contains("table functions"), "{texts:?}");
         assert!(texts[3].contains("table functions"), "{texts:?}");
         assert!(texts[6].contains("not a plain dataset name"), "{texts:?}");

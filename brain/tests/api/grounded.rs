@@ -14,6 +14,7 @@ use crate::agent::{
 use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
 use crate::datasets::upload_csv;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
+use brain::agent::driver::WITHHELD_ANSWER;
 
 const GROUP: &str = "SELECT store, SUM(units) AS units FROM sales GROUP BY store ORDER BY store";
 
@@ -209,9 +210,10 @@ async fn numbers_no_tool_produced_are_flagged_and_counted() {
             *grounding
         );
 
-        // No tool called at all: nothing can back the number.
+        // No tool called at all: nothing can back the number (and the answer is withheld).
         scripted.set_script(vec![Reply::Text(vec!["There are 25 stores."])]);
         let (_, stream) = turn(&app, &alice, &thread.id, "How many stores are there?").await;
+        assert_eq!(text_of(&stream), WITHHELD_ANSWER);
         let grounding = &of_type(&stream, "data-grounding")[0]["data"];
         assert_eq!(
             (&grounding["status"], &grounding["toolCalls"]),
@@ -249,6 +251,84 @@ async fn numbers_no_tool_produced_are_flagged_and_counted() {
         assert!(
             metrics.contains(r#"brain_chat_grounding_total{status="no-claims"} 1"#),
             "{metrics}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn invented_numbers_after_queries_that_found_nothing_are_withheld() {
+    for backend in BACKENDS {
+        let weather = json!({"sql": "SELECT * FROM weather WHERE city = 'Berlin'"});
+        let scripted = Scripted::start(vec![
+            Reply::Tools(vec![("sql", weather.clone())]),
+            Reply::Text(vec![
+                "It was sunny in Berlin, ",
+                "15 degrees and 60% humidity.",
+            ]),
+        ])
+        .await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        let thread = new_thread(&app, &alice, None).await;
+
+        let question = "What was the weather in Berlin on 1 March?";
+        let (run_id, stream) = turn(&app, &alice, &thread.id, question).await;
+        assert_well_formed_success(&stream);
+        // Not one character of the invented answer reached the client.
+        let all = serde_json::to_string(&stream).unwrap();
+        assert!(
+            !all.contains("sunny") && !all.contains("15 degrees"),
+            "{all}"
+        );
+        assert_eq!(text_of(&stream), WITHHELD_ANSWER);
+        let notice = &of_type(&stream, "data-notice")[0];
+        assert_eq!(notice["data"]["kind"], "answer-withheld");
+        // The verdict is the withheld answer's: which numbers nothing produced.
+        let grounding = &of_type(&stream, "data-grounding")[0]["data"];
+        assert_eq!(grounding["status"], "unverified");
+        assert_eq!(grounding["claims"].as_array().unwrap().len(), 2);
+        let run = get_run(&app, &alice, &run_id).await;
+        assert_eq!(run.grounding, Some(GroundingStatus::Unverified));
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        let texts: Vec<&Value> = parts_of_type(&stored, "text")
+            .into_iter()
+            .map(|part| &part["text"])
+            .collect();
+        assert_eq!(texts, [WITHHELD_ANSWER]);
+        assert_eq!(
+            parts_of_type(&stored, "data-notice")[0]["data"],
+            notice["data"]
+        );
+
+        // An honest answer after the same failed query is released as the model wrote it.
+        scripted.set_script(vec![
+            Reply::Tools(vec![("sql", weather.clone())]),
+            Reply::Text(vec![
+                "The data cannot answer it: ",
+                "there is no weather dataset.",
+            ]),
+        ]);
+        let (_, stream) = turn(&app, &alice, &thread.id, question).await;
+        assert_eq!(
+            text_of(&stream),
+            "The data cannot answer it: there is no weather dataset."
+        );
+        assert!(of_type(&stream, "data-notice").is_empty());
+        // Numbers backed by a query that returned data stream as written, even when an
+        // earlier query of the turn failed.
+        scripted.set_script(vec![
+            Reply::Tools(vec![("sql", weather)]),
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["Store A sold ", "470.71 units."]),
+        ]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Units of store A?").await;
+        assert_eq!(text_of(&stream), "Store A sold 470.71 units.");
+        assert!(of_type(&stream, "data-notice").is_empty());
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "unverified"
         );
         app.stop().await;
     }

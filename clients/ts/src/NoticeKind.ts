@@ -3,4 +3,4 @@
 /**
  * What a `data-notice` part is about.
  */
-export type NoticeKind = "tools-unavailable";
+export type NoticeKind = "tools-unavailable" | "answer-withheld";

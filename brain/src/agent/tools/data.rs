@@ -96,10 +96,13 @@ impl Tool for DescribeDataset {
                 .max_by_key(|d| d.owned)
                 .map(|d| d.id.clone())
                 .ok_or_else(|| {
-                    ToolError::Failed(format!(
-                        "no dataset named `{}`; call list_datasets to see the names",
-                        input.dataset
-                    ))
+                    let names = datasets
+                        .iter()
+                        .map(|dataset| dataset.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let message = format!("no dataset named `{}`", input.dataset);
+                    ToolError::Failed(missing_dataset_message(&message, &names))
                 })?;
             let description = data
                 .describe(context.owner, &id)
@@ -167,7 +170,13 @@ async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetch
         },
         shape: ResultShape::Rows,
     };
-    let result = data.sql(context.owner, &query).await.map_err(data_error)?;
+    let result = match data.sql(context.owner, &query).await {
+        Ok(result) => result,
+        Err(DataError::NotFound(message)) => {
+            return Err(missing_dataset(context, &message).await);
+        }
+        Err(error) => return Err(data_error(error)),
+    };
     let more = result.page.next_offset.is_some();
     let datasets = result.datasets;
     let frame = result.frame;
@@ -397,6 +406,33 @@ fn dataset_ref(info: &DatasetInfo) -> DatasetRef {
         name: info.name.clone(),
         version: info.version,
     }
+}
+
+/// A query named a dataset the caller cannot read. The model gets the names it can query and
+/// what to do when none fits: small models otherwise answer a question the data cannot answer
+/// (the weather, customers) from memory once their query failed (BENCHMARKS.md, "Local models").
+async fn missing_dataset(context: &ToolContext<'_>, message: &str) -> ToolError {
+    let names = match context.services.data.list(context.owner).await {
+        Ok(datasets) => datasets
+            .iter()
+            .map(|dataset| dataset.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(error) => return data_error(error),
+    };
+    ToolError::Failed(missing_dataset_message(message, &names))
+}
+
+fn missing_dataset_message(message: &str, names: &str) -> String {
+    if names.is_empty() {
+        return format!(
+            "{message}; there are no datasets to query, so the data cannot answer this question"
+        );
+    }
+    format!(
+        "{message}; the datasets are: {names}. If none of them holds what the question asks, \
+         answer that the data cannot answer it, without numbers"
+    )
 }
 
 /// A data-plane error as the model sees it: client errors verbatim (they say what to fix),
