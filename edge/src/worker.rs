@@ -346,8 +346,9 @@ extern "C" {
 }
 
 /// Signs (for the brain being tried) and sends the proxied request, racing the brain's
-/// response headers against the deadline. `body` is the already-read body of a [`BodySigning::Hash`] request; any other
-/// body streams through from `original`.
+/// response headers against the deadline. `body` is the already-read body of a
+/// [`BodySigning::Hash`] request (sent again as is on a retry); any other body streams
+/// through from `original`, once.
 async fn forward(
     original: Option<&web_sys::Request>,
     proxy: &mut ProxyRequest,
