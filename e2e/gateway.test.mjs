@@ -242,7 +242,9 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
     const header = (name) => report.headers.find(([key]) => key === name)?.[1];
     assert.equal(header("x-edgebrain-user"), "alice");
     assert.equal(header("x-edgebrain-scopes"), "diag:write");
-    assert.match(header("x-edgebrain-signature"), /^t=\d+,n=[0-9a-f]{32},d=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
+    // Bound to the brain it was sent to (its BRAIN_URL's authority).
+    const authority = new URL(brainUrl).host;
+    assert.match(header("x-edgebrain-signature"), new RegExp(`^t=\\d+,n=[0-9a-f]{32},a=${authority.replace(/\./g, "\\.")},d=[0-9a-f]{64},v1=[0-9a-f]{64}$`));
     assert.equal(header("authorization"), "[redacted]");
 
     // Optional routes: a valid token identifies the user, an invalid one is refused.
@@ -359,21 +361,33 @@ describe("edge gateway through workerd", { timeout: 300_000 }, () => {
     const t = Math.floor(Date.now() / 1000);
     const n = randomBytes(16).toString("hex");
     const d = createHmac("sha256", "").digest("hex").replace(/./g, "0");
-    const canonical = ["edgebrain-signature-v2", t, n, "GET", "/api/v1/diag/whoami", d, "alice", "", "", ""].join("\n");
+    const authority = new URL(brainUrl).host;
+    const canonical = ["edgebrain-signature-v3", t, n, "GET", authority, "/api/v1/diag/whoami", d, "alice", "", "", ""].join("\n");
     const forgedSig = createHmac("sha256", "not-the-edge-secret-0123456789abcdef").update(canonical).digest("hex");
     const forged = await fetch(`${brainUrl}/api/v1/diag/whoami`, {
-      headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": `t=${t},n=${n},d=${d},v1=${forgedSig}` },
+      headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": `t=${t},n=${n},a=${authority},d=${d},v1=${forgedSig}` },
       signal: TIMEOUT(),
     });
     assert.equal(forged.status, 401);
 
     // The same request signed with the real secret passes — the refusal above is the signature's.
     const emptyDigest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    // v2 canonical form: user, session, scopes, network (shared_types::signature).
-    const good = ["edgebrain-signature-v2", t, n, "GET", "/api/v1/diag/whoami", emptyDigest, "alice", "", "", ""].join("\n");
-    const sig = createHmac("sha256", EDGE_SIGNING_SECRET).update(good).digest("hex");
+    // v3 canonical form: t, n, method, the brain's authority, path, d, then user, session,
+    // scopes, network (shared_types::signature).
+    const signFor = (brain) => {
+      const good = ["edgebrain-signature-v3", t, n, "GET", brain, "/api/v1/diag/whoami", emptyDigest, "alice", "", "", ""].join("\n");
+      const sig = createHmac("sha256", EDGE_SIGNING_SECRET).update(good).digest("hex");
+      return `t=${t},n=${n},a=${brain},d=${emptyDigest},v1=${sig}`;
+    };
+    // Signed with the real secret but for another brain: refused (BRAIN_EDGE_AUTHORITY).
+    const otherBrain = await fetch(`${brainUrl}/api/v1/diag/whoami`, {
+      headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": signFor("brain-b.internal:8080") },
+      signal: TIMEOUT(),
+    });
+    assert.equal(otherBrain.status, 401);
+    assertError(await json(otherBrain), "unauthorized");
     const signed = await fetch(`${brainUrl}/api/v1/diag/whoami`, {
-      headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": `t=${t},n=${n},d=${emptyDigest},v1=${sig}` },
+      headers: { "x-edgebrain-user": "alice", "x-edgebrain-signature": signFor(authority) },
       signal: TIMEOUT(),
     });
     assert.equal(signed.status, 200);

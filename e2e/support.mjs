@@ -133,6 +133,9 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
     BRAIN_BIND: `127.0.0.1:${port}`,
     BRAIN_DATA_DIR: dataDir,
     BRAIN_EDGE_SECRETS: EDGE_SIGNING_SECRET,
+    // The authority the edge signs for when its BRAIN_URL is http://127.0.0.1:<port>: a
+    // signature bound to any other brain is refused (tests of another binding override it).
+    BRAIN_EDGE_AUTHORITY: `127.0.0.1:${port}`,
     // A fresh data directory generates the sample datasets; keep them small for the suite.
     BRAIN_SAMPLE_TRANSACTIONS: "1000",
     RUST_LOG: "info",

@@ -64,6 +64,17 @@ pub struct Config {
     #[arg(long, env = "BRAIN_EDGE_SECRETS", hide_env_values = true)]
     pub edge_secrets: Option<EdgeSecrets>,
 
+    /// This brain's authority as the edge addresses it: `host[:port]` of its URL in the edge's
+    /// `BRAIN_URLS` (or `BRAIN_URL`), or that URL itself; several, comma- or space-separated,
+    /// when the brain has several names. Edge signatures are bound to the brain they were made
+    /// for, and one bound to any other authority is refused: a request captured on its way to
+    /// another brain of the fleet cannot be replayed here (each brain only remembers its own
+    /// nonces). Unset: signatures bound to any authority are accepted, and so are those of
+    /// edges older than the binding — a fleet of one keeps working unchanged; the brain warns
+    /// at start. Set it whenever more than one brain shares the signing secrets.
+    #[arg(long, env = "BRAIN_EDGE_AUTHORITY")]
+    pub edge_authority: Option<EdgeAuthorities>,
+
     /// How far (seconds, either way) an edge signature's timestamp may be from the brain's clock.
     /// Nonces are remembered this long to refuse replays.
     #[arg(
@@ -456,6 +467,65 @@ impl fmt::Debug for EdgeSecrets {
     }
 }
 
+/// The authorities edge signatures may be bound to (`--edge-authority`), each normalised as
+/// the edge normalises its brain URLs (`shared_types::signature::brain_authority`: lowercase,
+/// default port of a URL's scheme dropped). A bare `host:80` or `host:443` also accepts `host`,
+/// since without a scheme there is no telling which default it meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeAuthorities(Vec<String>);
+
+impl EdgeAuthorities {
+    pub fn contains(&self, authority: &str) -> bool {
+        self.0.iter().any(|accepted| accepted == authority)
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for EdgeAuthorities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+impl std::str::FromStr for EdgeAuthorities {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut authorities: Vec<String> = Vec::new();
+        for item in text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|item| !item.is_empty())
+        {
+            let authority = shared_types::signature::brain_authority(item).ok_or_else(|| {
+                format!(
+                    "{item:?} is not a brain authority: expected host[:port] or \
+                     http(s)://host[:port] as in the edge's BRAIN_URLS"
+                )
+            })?;
+            let bare_default = (!item.contains("://"))
+                .then(|| {
+                    authority
+                        .strip_suffix(":80")
+                        .or_else(|| authority.strip_suffix(":443"))
+                })
+                .flatten()
+                .map(str::to_owned);
+            for accepted in std::iter::once(authority).chain(bare_default) {
+                if !authorities.contains(&accepted) {
+                    authorities.push(accepted);
+                }
+            }
+        }
+        if authorities.is_empty() {
+            return Err("no authority given".to_owned());
+        }
+        Ok(Self(authorities))
+    }
+}
+
 /// Format of the log lines written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -747,6 +817,37 @@ mod tests {
             config.edge_trust(),
             Err(ConfigError::EdgeTrustConflict)
         ));
+    }
+
+    #[test]
+    fn edge_authorities_are_normalised_like_the_edges_brain_urls() {
+        let parse = |text: &str| text.parse::<EdgeAuthorities>();
+        let list = parse("http://Brain-1.internal:80/, 10.0.0.2:8080 https://[::1]:443").unwrap();
+        assert_eq!(
+            list.as_slice(),
+            ["brain-1.internal", "10.0.0.2:8080", "[::1]"]
+        );
+        // Bare default ports: either form may be what the edge's URL normalised to.
+        let list = parse("brain:443").unwrap();
+        assert_eq!(list.as_slice(), ["brain:443", "brain"]);
+        assert!(list.contains("brain") && list.contains("brain:443"));
+        assert!(!list.contains("brain:8080"));
+        for bad in [
+            "",
+            " , ",
+            "http://brain/path",
+            "brain:99999",
+            "ftp://x",
+            "bü.example",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let config =
+            Config::try_parse_from(["brain", "--edge-authority", "b1:8080,b2:8080"]).unwrap();
+        assert_eq!(
+            config.edge_authority.map(|a| a.to_string()).as_deref(),
+            Some("b1:8080,b2:8080")
+        );
     }
 
     #[test]

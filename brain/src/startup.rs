@@ -110,6 +110,19 @@ impl Application {
                 "--insecure-local: edge signatures are NOT verified and identity headers are \
                  trusted as sent; never expose this brain beyond the local machine"
             );
+        } else {
+            match &config.edge_authority {
+                Some(authorities) => tracing::info!(
+                    edge_authority = %authorities,
+                    "edge signatures must be bound to this brain"
+                ),
+                None => tracing::warn!(
+                    "BRAIN_EDGE_AUTHORITY (--edge-authority) is not set: edge signatures bound to \
+                     any brain are accepted, so a request signed for another brain sharing the \
+                     edge secrets could be replayed here; set it to this brain's host[:port] as \
+                     in the edge's BRAIN_URLS (required for a fleet, harmless for one brain)"
+                ),
+            }
         }
         let metrics = Arc::new(Metrics::new().context("cannot create the metrics registry")?);
         let data = DataPlane::open(
@@ -178,12 +191,15 @@ impl Application {
         let state = AppState {
             store: store.clone(),
             limits,
-            edge_trust: Arc::new(EdgeTrust::new(
-                edge_trust,
-                Duration::from_secs(config.edge_signature_tolerance_secs),
-                usize::try_from(config.edge_replay_cache_entries).unwrap_or(usize::MAX),
-                config.edge_signed_body_max_bytes,
-            )),
+            edge_trust: Arc::new(
+                EdgeTrust::new(
+                    edge_trust,
+                    Duration::from_secs(config.edge_signature_tolerance_secs),
+                    usize::try_from(config.edge_replay_cache_entries).unwrap_or(usize::MAX),
+                    config.edge_signed_body_max_bytes,
+                )
+                .bound_to(config.edge_authority.clone()),
+            ),
             data,
             metrics,
             chat: Arc::clone(&chat),

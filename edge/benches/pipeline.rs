@@ -1,7 +1,8 @@
 //! CPU cost of the edge core per request: the whole pipeline `decide` runs (limits, URL checks,
 //! CORS, vercel.json rules, route table, JWT verification, session, identity headers, proxy
 //! plan) plus the edge→brain signature; and the vercel.json rules engine alone on long paths
-//! (200 realistic redirect rules × a 10 KB path, and the worst case the step budget allows).
+//! (200 realistic redirect rules × a 10 KB path, and the worst case the step budget allows);
+//! and the same request against a fleet of 1 and of 3 brains (`BRAIN_URLS`: tenant affinity).
 //! Native code; the wasm build runs the same logic.
 //!
 //! `cargo bench -p edge --bench pipeline`; results in BENCHMARKS.md.
@@ -24,8 +25,13 @@ const NOW_SECS: u64 = 1_800_000_000;
 const HS_SECRET: &str = "bench-idp-hs256-secret-0123456789abcdef";
 
 fn config() -> EdgeConfig {
+    config_for(("BRAIN_URL", "http://brain.internal:8080"))
+}
+
+/// The bench configuration with the brains given as `(BRAIN_URL or BRAIN_URLS, value)`.
+fn config_for(brains: (&str, &str)) -> EdgeConfig {
     let vars = [
-        ("BRAIN_URL", "http://brain.internal:8080".to_owned()),
+        (brains.0, brains.1.to_owned()),
         ("EDGE_SIGNING_SECRETS", "bench-edge-signing-secret-0123456789abcdef".to_owned()),
         ("SESSION_KEYS", "k1:bench-session-key-0123456789abcdef0123456789".to_owned()),
         (
@@ -181,6 +187,41 @@ fn pipeline(c: &mut Criterion) {
                 match decide(black_box(&head), &config, Some(&keys), inputs()) {
                     Decision::Proxy(mut proxy) => {
                         assert_eq!(proxy.body_signing, BodySigning::Empty);
+                        proxy.sign(None, &config);
+                        black_box(proxy)
+                    }
+                    other => panic!("{name}: expected a proxy decision, got {other:?}"),
+                }
+            });
+        });
+    }
+    group.finish();
+
+    // The cost of tenant affinity: one request with an established session, to a fleet of one
+    // and to three brains (a rendezvous weight per brain, then the order).
+    let headers = browser_headers(&[("cookie", cookie.clone())]);
+    let mut group = c.benchmark_group("edge_core_fleet");
+    for (name, brains) in [
+        ("1_brain", ("BRAIN_URL", "http://brain.internal:8080")),
+        (
+            "3_brains",
+            (
+                "BRAIN_URLS",
+                "http://brain-1.internal:8080,http://brain-2.internal:8080,http://brain-3.internal:8080",
+            ),
+        ),
+    ] {
+        let config = config_for(brains);
+        group.bench_function(format!("decide+sign/anonymous_with_session/{name}"), |b| {
+            b.iter(|| {
+                let head = RequestHead {
+                    method: &Method::GET,
+                    url: "https://edge.example/api/v1/diag/echo?a=1",
+                    headers: &headers,
+                    client_ip: Some("203.0.113.9"),
+                };
+                match decide(black_box(&head), &config, Some(&keys), inputs()) {
+                    Decision::Proxy(mut proxy) => {
                         proxy.sign(None, &config);
                         black_box(proxy)
                     }

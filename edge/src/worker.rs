@@ -23,6 +23,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
 use crate::core::auth::{JwksFetch, KeyStore};
+use crate::core::brains::is_draining;
 use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
     prepare_for_store, storable,
@@ -31,8 +32,9 @@ use crate::core::ratelimit::{BucketState, RateLimitOutcome, TakeRequest, Verdict
 use crate::core::response::{is_event_stream, stream_broken_event};
 use crate::core::route::{CacheStep, finish_edge_response};
 use crate::core::{
-    BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, ProxyRequest,
-    RequestHead, RequestId, UpstreamFailure, decide, upstream_failure, upstream_response_headers,
+    BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, NextAttempt,
+    ProxyRequest, RequestHead, RequestId, UpstreamFailure, decide, upstream_failure,
+    upstream_response_headers,
 };
 use crate::header_text::{self, Runtime};
 
@@ -232,7 +234,7 @@ async fn proxy_request(
                 let refresh_body = body.clone();
                 ctx.wait_until(async move {
                     if let Ok(upstream) =
-                        forward(None, &mut refresh, &refresh_config, refresh_body).await
+                        send(None, &mut refresh, &refresh_config, refresh_body.as_deref()).await
                         && let Some((key, policy)) = entry
                     {
                         let _ = store_and_stream(upstream, &key, &policy, None);
@@ -244,7 +246,7 @@ async fn proxy_request(
         }
     }
 
-    match forward(Some(request), &mut proxy, &config, body).await {
+    match send(Some(request), &mut proxy, &config, body.as_deref()).await {
         Ok(upstream) => {
             let (upstream, status) = match &cache_entry {
                 Some((key, policy)) => match store_and_stream(upstream, key, policy, Some(ctx)) {
@@ -261,16 +263,45 @@ async fn proxy_request(
                 ))
             })
         }
-        Err(failure) => {
-            console_error!(
-                "request_id={} upstream {:?}: {} {}",
-                proxy.request_id,
-                failure,
-                proxy.method,
-                proxy.url
-            );
-            let response = upstream_failure(failure, &proxy.request_id, &config);
-            respond(finish_edge_response(response, &proxy, &config))
+        Err(response) => respond(response),
+    }
+}
+
+/// Sends the request to the tenant's brains in the order the core planned, as long as the
+/// core says a failed attempt may go on to the next one ([`ProxyRequest::next_attempt`]):
+/// the brain's response, or the answer to give instead.
+async fn send(
+    original: Option<&web_sys::Request>,
+    proxy: &mut ProxyRequest,
+    config: &EdgeConfig,
+    body: Option<&[u8]>,
+) -> Result<web_sys::Response, EdgeResponse> {
+    loop {
+        let failure = match forward(original, proxy, config, body).await {
+            Ok(upstream) if upstream.status() == 503 => {
+                let status = http::StatusCode::SERVICE_UNAVAILABLE;
+                if !is_draining(status, &header_map(&upstream.headers())) {
+                    return Ok(upstream);
+                }
+                // Nothing to read in a draining answer: let its connection go.
+                if let Some(body) = upstream.body() {
+                    let _ = body.cancel();
+                }
+                UpstreamFailure::Draining
+            }
+            Ok(upstream) => return Ok(upstream),
+            Err(failure) => failure,
+        };
+        console_error!(
+            "request_id={} upstream {:?}: {} {}",
+            proxy.request_id,
+            failure,
+            proxy.method,
+            proxy.url
+        );
+        match proxy.next_attempt(failure, config) {
+            NextAttempt::Retry(_) => {}
+            NextAttempt::GiveUp(response) => return Err(response),
         }
     }
 }
@@ -314,14 +345,15 @@ extern "C" {
     fn read_at_most(body: Option<&web_sys::ReadableStream>, max_bytes: f64) -> js_sys::Promise;
 }
 
-/// Signs and sends the proxied request, racing the brain's response headers against the
-/// deadline. `body` is the already-read body of a [`BodySigning::Hash`] request; any other
-/// body streams through from `original`.
+/// Signs (for the brain being tried) and sends the proxied request, racing the brain's
+/// response headers against the deadline. `body` is the already-read body of a
+/// [`BodySigning::Hash`] request (sent again as is on a retry); any other body streams
+/// through from `original`, once.
 async fn forward(
     original: Option<&web_sys::Request>,
     proxy: &mut ProxyRequest,
     config: &EdgeConfig,
-    body: Option<Vec<u8>>,
+    body: Option<&[u8]>,
 ) -> Result<web_sys::Response, UpstreamFailure> {
     let init = web_sys::RequestInit::new();
     init.set_method(proxy.method.as_str());
@@ -329,8 +361,8 @@ async fn forward(
     let mut limit = None;
     match (proxy.body_signing, body) {
         (BodySigning::Hash, Some(bytes)) => {
-            proxy.sign(Some(&body_digest(&bytes)), config);
-            init.set_body(&Uint8Array::from(bytes.as_slice()).into());
+            proxy.sign(Some(&body_digest(bytes)), config);
+            init.set_body(&Uint8Array::from(bytes).into());
         }
         (BodySigning::Stream, _) => {
             proxy.sign(None, config);

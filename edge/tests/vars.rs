@@ -25,6 +25,8 @@ const SECRET: &str = "a-signing-secret-of-at-least-32-bytes!!";
 /// A new variable the parser requires needs its value here.
 fn valid_value(name: &str) -> Option<String> {
     let value = match name {
+        // BRAIN_URLS stays unset: it excludes BRAIN_URL (both set is an error), and the parser
+        // asks for both either way.
         "BRAIN_URL" => "http://127.0.0.1:8080".to_owned(),
         "EDGE_SIGNING_SECRETS" => SECRET.to_owned(),
         "SESSION_KEYS" => format!("k1:{SECRET}"),

@@ -42,6 +42,11 @@ pub const IDENTITY_HEADERS: [&str; 4] = [
 /// `shared_types::signature`.
 pub const EDGE_SIGNATURE: &str = "x-edgebrain-signature";
 
+/// Brain → edge: `1` on a `503` the brain answers because it is draining (shutting down or
+/// leaving the fleet) and did not process the request. The edge may then send the request to
+/// the next brain in the tenant's order, for any method, as long as it can replay the body.
+pub const DRAINING: &str = "x-edgebrain-draining";
+
 /// Edge → client: how the edge cache produced this response: `HIT` (fresh from the cache),
 /// `MISS` (fetched from the brain, possibly stored), `STALE` (served from the cache while it is
 /// refreshed in the background) or `BYPASS` (not cacheable; the brain answered).

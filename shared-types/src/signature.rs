@@ -5,24 +5,32 @@
 //! that matter, and sends the result in [`EDGE_SIGNATURE`](crate::headers::EDGE_SIGNATURE):
 //!
 //! ```text
-//! x-edgebrain-signature: t=1700000000,n=3f0c…(32 hex),d=<sha256 hex | UNSIGNED-PAYLOAD>,v1=<hex>[,v1=<hex>…]
+//! x-edgebrain-signature: t=1700000000,n=3f0c…(32 hex),a=brain-2.internal:8080,d=<sha256 hex | UNSIGNED-PAYLOAD>,v1=<hex>[,v1=<hex>…]
 //! ```
 //!
 //! - `t`: Unix seconds when the edge signed; the brain refuses signatures older (or further in
 //!   the future) than its tolerance, 300 s by default.
 //! - `n`: a fresh 128-bit nonce; the brain remembers nonces for the tolerance window and refuses a
 //!   second request with the same one (replay).
+//! - `a`: the authority of the brain the request is sent to ([`brain_authority`]: `host[:port]`
+//!   of its URL, lowercased, without the scheme's default port). Each brain remembers only its
+//!   own nonces, so this binding is what stops a request captured on its way to one brain of a
+//!   fleet from being replayed to another: the brain refuses a signature bound to an authority
+//!   it was not told is its own (`--edge-authority`). Absent only in signatures of edges older
+//!   than the binding (the legacy v2 form), which only a brain without `--edge-authority`
+//!   accepts.
 //! - `d`: the SHA-256 of the request body (hex; the empty body has a digest too), or
 //!   [`UNSIGNED_PAYLOAD`] for bodies streamed through without buffering (large uploads). Method,
 //!   path, identity, time and nonce are signed either way.
 //! - `v1`: one signature per active secret of the edge, so secrets can be rotated on either side
 //!   independently: the brain accepts the request when any `v1` verifies under any of its secrets.
 //!
-//! The canonical string is [`canonical_string`]: a version tag, then `t`, `n`, the method, the
-//! path with query exactly as sent, `d`, and the identity headers
+//! The canonical string is [`canonical_string`]: a version tag, then `t`, `n`, the method, `a`,
+//! the path with query exactly as sent, `d`, and the identity headers
 //! ([`IDENTITY_HEADERS`](crate::headers::IDENTITY_HEADERS), in order, empty when absent), joined
 //! by `\n`. None of these can contain a newline (header values and request targets
-//! cannot), so the encoding is unambiguous.
+//! cannot, and an authority is letters, digits and `.-_[]:` only), so the encoding is
+//! unambiguous.
 //!
 //! Pure computation (RustCrypto `hmac` + `sha2`), no I/O: the same code runs in the wasm edge
 //! and the native brain.
@@ -40,8 +48,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// First line of the canonical string; bumped if the canonical form ever changes (v2: the
-/// network identity header joined the signed identity).
-const VERSION_TAG: &str = "edgebrain-signature-v2";
+/// network identity header joined the signed identity; v3: the target brain's authority).
+const VERSION_TAG: &str = "edgebrain-signature-v3";
 
 /// How many identity header values a signature covers.
 pub const IDENTITY_VALUES: usize = IDENTITY_HEADERS.len();
@@ -49,8 +57,13 @@ pub const IDENTITY_VALUES: usize = IDENTITY_HEADERS.len();
 /// Most `v1=` entries accepted in one header (bounds the brain's work per request).
 pub const MAX_SIGNATURES: usize = 4;
 
-/// Longest accepted signature header value.
-pub const MAX_HEADER_BYTES: usize = 512;
+/// Longest accepted signature header value: room for `t`, `n`, `d`, an authority of
+/// [`MAX_AUTHORITY_BYTES`] and [`MAX_SIGNATURES`] signatures.
+pub const MAX_HEADER_BYTES: usize = 1024;
+
+/// Longest brain authority a signature binds to (a DNS name is at most 253 bytes; a port,
+/// brackets and `:` come on top).
+pub const MAX_AUTHORITY_BYTES: usize = 300;
 
 /// Everything a signature covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +73,10 @@ pub struct SignedParts<'a> {
     pub nonce: &'a str,
     /// Upper-case HTTP method.
     pub method: &'a str,
+    /// The target brain's authority as [`brain_authority`] writes it. `""` only for a
+    /// signature of an edge older than the binding (the legacy v2 form, see
+    /// [`SignatureHeader::verify`]).
+    pub authority: &'a str,
     /// Path and query exactly as on the request line, e.g. `/api/v1/x?a=1`.
     pub path_and_query: &'a str,
     /// [`body_digest`] of the body, or [`UNSIGNED_PAYLOAD`].
@@ -68,15 +85,27 @@ pub struct SignedParts<'a> {
     pub identity: [&'a str; IDENTITY_VALUES],
 }
 
-/// The string that is signed (see the module docs).
+/// The string that is signed (see the module docs). Parts without an authority give the
+/// legacy v2 form of edges older than the binding ([`legacy_v2_string`]), so that signing and
+/// verifying always agree on the form.
 pub fn canonical_string(parts: &SignedParts<'_>) -> String {
+    if parts.authority.is_empty() {
+        return legacy_v2_string(parts);
+    }
     let identity_len: usize = parts.identity.iter().map(|value| value.len() + 1).sum();
-    let mut out = String::with_capacity(96 + parts.path_and_query.len() + identity_len);
+    let mut out = String::with_capacity(
+        96 + parts.authority.len() + parts.path_and_query.len() + identity_len,
+    );
     // Writing to a String cannot fail.
     let _ = write!(
         out,
-        "{VERSION_TAG}\n{}\n{}\n{}\n{}\n{}",
-        parts.timestamp_secs, parts.nonce, parts.method, parts.path_and_query, parts.body_digest
+        "{VERSION_TAG}\n{}\n{}\n{}\n{}\n{}\n{}",
+        parts.timestamp_secs,
+        parts.nonce,
+        parts.method,
+        parts.authority,
+        parts.path_and_query,
+        parts.body_digest
     );
     for value in parts.identity {
         out.push('\n');
@@ -104,6 +133,22 @@ fn mac_of(secret: &[u8], canonical: &str) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(secret).ok()?;
     mac.update(canonical.as_bytes());
     Some(mac)
+}
+
+/// The canonical string of edges older than the brain binding (v2: no authority). The brain
+/// accepts it only without `--edge-authority` (a fleet of one that has not opted in to the
+/// binding), so a brain upgraded first keeps serving the old edge. Remove once no v2 edge is
+/// left.
+fn legacy_v2_string(parts: &SignedParts<'_>) -> String {
+    let mut out = format!(
+        "edgebrain-signature-v2\n{}\n{}\n{}\n{}\n{}",
+        parts.timestamp_secs, parts.nonce, parts.method, parts.path_and_query, parts.body_digest
+    );
+    for value in parts.identity {
+        out.push('\n');
+        out.push_str(value);
+    }
+    out
 }
 
 /// The canonical string of edges older than the network identity header (v1: user, session
@@ -134,10 +179,13 @@ pub fn header_value<'s>(
     parts: &SignedParts<'_>,
     secrets: impl IntoIterator<Item = &'s [u8]>,
 ) -> String {
-    let mut out = format!(
-        "t={},n={},d={}",
-        parts.timestamp_secs, parts.nonce, parts.body_digest
-    );
+    let mut out = format!("t={},n={}", parts.timestamp_secs, parts.nonce);
+    if !parts.authority.is_empty() {
+        out.push_str(",a=");
+        out.push_str(parts.authority);
+    }
+    out.push_str(",d=");
+    out.push_str(parts.body_digest);
     for secret in secrets {
         out.push_str(",v1=");
         out.push_str(&hex(&sign(secret, parts)));
@@ -150,6 +198,9 @@ pub fn header_value<'s>(
 pub struct SignatureHeader {
     pub timestamp_secs: u64,
     pub nonce: String,
+    /// The brain authority the signature is bound to; `None` from an edge older than the
+    /// binding.
+    pub authority: Option<String>,
     pub body_digest: String,
     pub signatures: Vec<[u8; 32]>,
 }
@@ -187,14 +238,15 @@ impl fmt::Display for SignatureError {
 }
 
 impl SignatureHeader {
-    /// Parses `t=…,n=…,d=…,v1=…[,v1=…]`. Strict: every key once (except `v1`, 1 to
-    /// [`MAX_SIGNATURES`] times), no unknown keys, canonical lowercase hex.
+    /// Parses `t=…,n=…[,a=…],d=…,v1=…[,v1=…]`. Strict: every key once (except `v1`, 1 to
+    /// [`MAX_SIGNATURES`] times), no unknown keys, canonical lowercase hex, an authority in
+    /// [`brain_authority`]'s form.
     pub fn parse(value: &str) -> Result<Self, SignatureError> {
         use SignatureError::Malformed;
         if value.len() > MAX_HEADER_BYTES {
             return Err(Malformed("too long"));
         }
-        let (mut t, mut n, mut d) = (None, None, None);
+        let (mut t, mut n, mut a, mut d) = (None, None, None, None);
         let mut signatures = Vec::new();
         for item in value.split(',') {
             let (key, val) = item
@@ -218,6 +270,12 @@ impl SignatureHeader {
                     }
                     n = Some(val.to_owned());
                 }
+                "a" if a.is_none() => {
+                    if !is_canonical_authority(val) {
+                        return Err(Malformed("a is not a brain authority"));
+                    }
+                    a = Some(val.to_owned());
+                }
                 "d" if d.is_none() => {
                     if val != UNSIGNED_PAYLOAD && (val.len() != 64 || !is_lower_hex(val)) {
                         return Err(Malformed("d is not a SHA-256 hex digest"));
@@ -239,6 +297,7 @@ impl SignatureHeader {
         Ok(Self {
             timestamp_secs: t.ok_or(Malformed("missing t"))?,
             nonce: n.ok_or(Malformed("missing n"))?,
+            authority: a,
             body_digest: d.ok_or(Malformed("missing d"))?,
             signatures,
         })
@@ -255,6 +314,7 @@ impl SignatureHeader {
             timestamp_secs: self.timestamp_secs,
             nonce: &self.nonce,
             method,
+            authority: self.authority.as_deref().unwrap_or(""),
             path_and_query,
             body_digest: &self.body_digest,
             identity,
@@ -262,9 +322,11 @@ impl SignatureHeader {
     }
 
     /// Checks freshness against `now_secs` with `tolerance_secs` either way, then that some
-    /// `v1` verifies (in constant time) under some secret — over the current canonical form,
-    /// or the legacy one of older edges when that covers the same parts
-    /// ([`legacy_v1_string`]).
+    /// `v1` verifies (in constant time) under some secret — over [`canonical_string`] (v3 when
+    /// the parts name a brain authority, else the legacy v2 form of edges older than the
+    /// binding, and then also [`legacy_v1_string`] when that covers the same parts). Which
+    /// authorities a brain accepts, and whether it accepts none (the legacy forms), is the
+    /// caller's decision.
     pub fn verify<'s>(
         &self,
         parts: &SignedParts<'_>,
@@ -277,7 +339,13 @@ impl SignatureHeader {
             return Err(SignatureError::Stale { skew_secs });
         }
         let forms: Vec<String> = core::iter::once(canonical_string(parts))
-            .chain(legacy_v1_string(parts))
+            .chain(
+                parts
+                    .authority
+                    .is_empty()
+                    .then(|| legacy_v1_string(parts))
+                    .flatten(),
+            )
             .collect();
         for secret in secrets {
             for form in &forms {
@@ -293,6 +361,85 @@ impl SignatureHeader {
         }
         Err(SignatureError::Mismatch)
     }
+}
+
+/// The authority a signature binds to, from a brain origin `http(s)://host[:port]` (a trailing
+/// `/` allowed, scheme in any case) or a bare `host[:port]`: ASCII-lowercased, and without the
+/// scheme's default port (80 for `http`, 443 for `https`; a bare authority has no scheme, so it
+/// keeps whatever port it names). The port is written as a plain number (`:080` → `:80`).
+///
+/// `None` unless the host is ASCII letters, digits, `.`, `-` and `_` (an internationalised
+/// name in its `xn--` form) or a bracketed IPv6 literal, the port (if any) is a number up to
+/// 65535, and the result is at most [`MAX_AUTHORITY_BYTES`]: the edge and the brain both
+/// normalise through here, so they agree byte for byte.
+pub fn brain_authority(origin_or_authority: &str) -> Option<String> {
+    let text = origin_or_authority.trim();
+    let scheme_rest = |scheme: &str| {
+        text.get(..scheme.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
+            .and_then(|_| text.get(scheme.len()..))
+    };
+    let (default_port, rest) = if let Some(rest) = scheme_rest("http://") {
+        (Some(80), rest)
+    } else if let Some(rest) = scheme_rest("https://") {
+        (Some(443), rest)
+    } else {
+        (None, text)
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inner, after) = bracketed.split_once(']')?;
+            let valid_inner = !inner.is_empty()
+                && inner.contains(':')
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+            if !valid_inner {
+                return None;
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':')?),
+            };
+            (&authority[..inner.len() + 2], port)
+        }
+        None => {
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let valid_host = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+            if !valid_host {
+                return None;
+            }
+            (host, port)
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(digits) => {
+            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            Some(digits.parse::<u16>().ok()?)
+        }
+    };
+    let mut out = host.to_ascii_lowercase();
+    if let Some(port) = port.filter(|port| Some(*port) != default_port) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, ":{port}");
+    }
+    (out.len() <= MAX_AUTHORITY_BYTES).then_some(out)
+}
+
+/// True when `value` is already in [`brain_authority`]'s form (as a bare authority).
+fn is_canonical_authority(value: &str) -> bool {
+    brain_authority(value).as_deref() == Some(value)
 }
 
 /// Lowercase hex of `bytes`.
@@ -335,12 +482,14 @@ mod tests {
 
     const NONCE: &str = "0123456789abcdef0123456789abcdef";
     const IDENTITY: [&str; IDENTITY_VALUES] = ["alice", "sess-1", "read write", "203.0.113.0"];
+    const BRAIN: &str = "brain-1.internal:8080";
 
     fn parts(digest: &str) -> SignedParts<'_> {
         SignedParts {
             timestamp_secs: 1_700_000_000,
             nonce: NONCE,
             method: "POST",
+            authority: BRAIN,
             path_and_query: "/api/v1/x?a=1",
             body_digest: digest,
             identity: IDENTITY,
@@ -349,7 +498,7 @@ mod tests {
 
     #[test]
     fn known_answer_pins_the_canonical_form() {
-        // Recomputed independently: printf 'edgebrain-signature-v2\n1700000000\n…' |
+        // Recomputed independently: printf 'edgebrain-signature-v3\n1700000000\n…' |
         // Python's hmac module. Changing the canonical form breaks every deployed
         // edge/brain pair, so it is pinned.
         let digest = body_digest(b"");
@@ -360,13 +509,107 @@ mod tests {
         assert_eq!(
             canonical_string(&parts(&digest)),
             format!(
-                "edgebrain-signature-v2\n1700000000\n{NONCE}\nPOST\n/api/v1/x?a=1\n{digest}\nalice\nsess-1\nread write\n203.0.113.0"
+                "edgebrain-signature-v3\n1700000000\n{NONCE}\nPOST\nbrain-1.internal:8080\n/api/v1/x?a=1\n{digest}\nalice\nsess-1\nread write\n203.0.113.0"
             )
         );
         assert_eq!(
             hex(&sign(b"secret", &parts(&digest))),
-            "45f4aad2fd0bb118e271a07c28443a6fc15d6e1688c04f226b71a867b8df2a6f"
+            "86930ba461f78ef72dde3fb5e204c05fb368d754e3a3aacb0dc62843bc7176ec"
         );
+        assert_eq!(
+            header_value(&parts(&digest), [&b"secret"[..]]),
+            format!(
+                "t=1700000000,n={NONCE},a=brain-1.internal:8080,d={digest},\
+                 v1=86930ba461f78ef72dde3fb5e204c05fb368d754e3a3aacb0dc62843bc7176ec"
+            )
+        );
+    }
+
+    #[test]
+    fn an_older_edges_v2_signature_verifies_only_without_an_authority() {
+        // What an edge before the brain binding sent (the v2 form, recomputed with Python's
+        // hmac: tag v2, then t, n, method, path, d and the four identity values).
+        let digest = body_digest(b"");
+        let v2 = "45f4aad2fd0bb118e271a07c28443a6fc15d6e1688c04f226b71a867b8df2a6f";
+        let header =
+            SignatureHeader::parse(&format!("t=1700000000,n={NONCE},d={digest},v1={v2}")).unwrap();
+        assert_eq!(header.authority, None);
+        let unbound = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
+        assert_eq!(unbound.authority, "");
+        // Signing parts without an authority gives exactly that legacy signature.
+        assert_eq!(hex(&sign(b"secret", &unbound)), v2);
+        assert!(
+            header
+                .verify(&unbound, [&b"secret"[..]], 1_700_000_000, 300)
+                .is_ok()
+        );
+        // The same MAC claimed for a brain: the v3 form never matches a v2 signature.
+        let mut claimed = header.clone();
+        claimed.authority = Some(BRAIN.to_owned());
+        let bound = claimed.parts("POST", "/api/v1/x?a=1", IDENTITY);
+        assert_eq!(
+            claimed.verify(&bound, [&b"secret"[..]], 1_700_000_000, 300),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn a_signature_bound_to_one_brain_fails_for_any_other_and_without_the_binding() {
+        let digest = body_digest(b"{}");
+        let header = SignatureHeader::parse(&header_value(&parts(&digest), [&b"k"[..]])).unwrap();
+        assert_eq!(header.authority.as_deref(), Some(BRAIN));
+        let ok = header.parts("POST", "/api/v1/x?a=1", IDENTITY);
+        assert!(header.verify(&ok, [&b"k"[..]], 1_700_000_000, 300).is_ok());
+        for other in [
+            Some("brain-2.internal:8080"),
+            Some("brain-1.internal:8081"),
+            None,
+        ] {
+            let mut moved = header.clone();
+            moved.authority = other.map(str::to_owned);
+            let parts = moved.parts("POST", "/api/v1/x?a=1", IDENTITY);
+            assert_eq!(
+                moved.verify(&parts, [&b"k"[..]], 1_700_000_000, 300),
+                Err(SignatureError::Mismatch),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn brain_authorities_are_normalised_alike_from_urls_and_bare_forms() {
+        for (input, expected) in [
+            ("http://127.0.0.1:8080", Some("127.0.0.1:8080")),
+            ("http://127.0.0.1:8080/", Some("127.0.0.1:8080")),
+            ("HTTP://Brain.Example:80", Some("brain.example")),
+            ("https://brain.example:443/", Some("brain.example")),
+            ("https://brain.example:80", Some("brain.example:80")),
+            ("http://brain.example:443", Some("brain.example:443")),
+            ("http://brain:080", Some("brain")),
+            ("http://[::1]:8080", Some("[::1]:8080")),
+            ("https://[2001:DB8::1]", Some("[2001:db8::1]")),
+            ("brain_2.internal:9000", Some("brain_2.internal:9000")),
+            (" brain:443 ", Some("brain:443")),
+            ("xn--bcher-kva.example", Some("xn--bcher-kva.example")),
+            ("http://", None),
+            ("http://brain:", None),
+            ("http://brain:99999", None),
+            ("http://brain:+80", None),
+            ("http://brain/api", None),
+            ("http://user@brain", None),
+            ("http://bücher.example", None),
+            ("http://brain,evil", None),
+            ("http://a:b:c", None),
+            ("http://[::1", None),
+            ("http://[]:80", None),
+            ("http://[::1]x", None),
+            ("ftp://brain", None),
+        ] {
+            assert_eq!(brain_authority(input).as_deref(), expected, "{input:?}");
+        }
+        let longest = format!("{}:65535", "a".repeat(MAX_AUTHORITY_BYTES - 6));
+        assert_eq!(brain_authority(&longest).as_deref(), Some(longest.as_str()));
+        assert_eq!(brain_authority(&format!("a{longest}")), None);
     }
 
     #[test]
@@ -493,6 +736,10 @@ mod tests {
             &format!("t=1,n={NONCE},d={UNSIGNED_PAYLOAD},v1={}", "A".repeat(64)),
             &format!("t=1,n={NONCE},d={UNSIGNED_PAYLOAD},v1=abc"),
             &format!("t=1,n={NONCE},d={UNSIGNED_PAYLOAD},v2={sig}"),
+            &format!("t=1,n={NONCE},a=,d={UNSIGNED_PAYLOAD},v1={sig}"),
+            &format!("t=1,n={NONCE},a=Brain:80,d={UNSIGNED_PAYLOAD},v1={sig}"),
+            &format!("t=1,n={NONCE},a=b:1,a=b:2,d={UNSIGNED_PAYLOAD},v1={sig}"),
+            &format!("t=1,n={NONCE},a=b c,d={UNSIGNED_PAYLOAD},v1={sig}"),
             &format!(
                 "t=1,n={NONCE},d={UNSIGNED_PAYLOAD}{}",
                 format!(",v1={sig}").repeat(5)
@@ -505,6 +752,21 @@ mod tests {
                 ),
                 "{value}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever normalises is a fixed point, fits a header item and never carries the
+        /// header's or the canonical string's separators.
+        #[test]
+        fn normalised_authorities_are_canonical_and_separator_free(
+            input in "(https?://|HTTPS?://)?(\\[[0-9a-fA-F:.]{0,8}\\]|[a-zA-Z0-9._,=\n -]{0,12})(:[0-9+]{0,6})?/?"
+        ) {
+            if let Some(authority) = brain_authority(&input) {
+                proptest::prop_assert!(is_canonical_authority(&authority));
+                proptest::prop_assert!(!authority.contains([',', '=', '\n', ' ']));
+                proptest::prop_assert!(authority.len() <= MAX_AUTHORITY_BYTES);
+            }
         }
     }
 }

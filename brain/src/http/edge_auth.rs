@@ -7,8 +7,18 @@
 //!    tolerance (401 `unauthorized` otherwise);
 //! 2. for a hashed body, reads it (bounded by the body limit) and checks its SHA-256 against
 //!    the signed digest, then hands the same bytes on; `UNSIGNED-PAYLOAD` bodies stream through;
-//! 3. records the nonce, refusing one already seen within the window (replay);
-//! 4. puts the signed identity into the request as an [`Identity`] extension.
+//! 3. with `--edge-authority`, refuses a signature bound to any other brain, or to none (an
+//!    edge older than the binding);
+//! 4. records the nonce, refusing one already seen within the window (replay);
+//! 5. puts the signed identity into the request as an [`Identity`] extension.
+//!
+//! Why the binding (step 3): each brain of a fleet remembers only the nonces it saw, so a
+//! request captured on its way to brain A would pass brain B's replay check. Rather than share
+//! one replay cache among all brains (a database write on every request's path, and a store
+//! every brain depends on to serve anything), the edge signs the target brain's authority and
+//! each brain accepts only its own: a nonce then only ever needs to be unique per brain, which
+//! the local cache already guarantees. Without `--edge-authority` any binding is accepted
+//! (a fleet of one, where it makes no difference; the brain warns at start).
 //!
 //! The identity headers are part of the signed string (empty when absent), so a header the
 //! edge did not sign never verifies. Health probes (`/health`, `/ready`) need no signature, and
@@ -32,7 +42,7 @@ use shared_types::signature::{
 use super::Error;
 use super::identity::Identity;
 use crate::clock::unix_millis;
-use crate::config::{EdgeSecrets, EdgeTrustMode};
+use crate::config::{EdgeAuthorities, EdgeSecrets, EdgeTrustMode};
 
 /// Paths answered without a signature: liveness and readiness probes of load balancers and
 /// supervisors, and the Prometheus scrape endpoint, none of which carry an identity (and none of
@@ -47,8 +57,11 @@ pub struct EdgeTrust {
     /// Most bytes read to check a body digest.
     signed_body_max_bytes: usize,
     nonces: Mutex<NonceCache>,
-    /// Unix second this process started trusting signatures; see step 3 of the module docs.
+    /// Unix second this process started trusting signatures (a signature dated earlier was
+    /// made for an earlier process: refused as a replay across a restart).
     started_secs: u64,
+    /// The authorities signatures must be bound to (step 3); `None` accepts any.
+    authorities: Option<EdgeAuthorities>,
 }
 
 impl EdgeTrust {
@@ -64,7 +77,15 @@ impl EdgeTrust {
             signed_body_max_bytes,
             nonces: Mutex::new(NonceCache::new(replay_cache_entries)),
             started_secs: unix_millis() / 1000,
+            authorities: None,
         }
+    }
+
+    /// Accept only signatures bound to one of `authorities` (`--edge-authority`); `None`
+    /// accepts any binding, and none.
+    pub fn bound_to(mut self, authorities: Option<EdgeAuthorities>) -> Self {
+        self.authorities = authorities;
+        self
     }
 
     pub fn is_insecure(&self) -> bool {
@@ -141,6 +162,25 @@ async fn verified(
                 trust.tolerance.as_secs(),
             )
             .map_err(refuse)?;
+    }
+    // Checked once the signature is known to be the edge's: then a mismatch is a request sent
+    // to the wrong brain (or replayed to it), and saying which brain it was for helps.
+    if let Some(accepted) = &trust.authorities {
+        match header.authority.as_deref() {
+            Some(authority) if accepted.contains(authority) => {}
+            Some(authority) => {
+                return Err(Error::Unauthorized(format!(
+                    "edge signature is bound to the brain {authority}, not this one ({accepted}): \
+                     a request signed for another brain"
+                )));
+            }
+            None => {
+                return Err(Error::Unauthorized(format!(
+                    "edge signature is bound to no brain (an edge older than the binding); this \
+                     brain ({accepted}) accepts only signatures bound to it"
+                )));
+            }
+        }
     }
     if header.timestamp_secs < trust.started_secs {
         return Err(Error::Unauthorized(format!(

@@ -7,8 +7,8 @@ use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_SCOPES, IDENTITY_SESSION, I
 use shared_types::signature::body_digest;
 
 use crate::helpers::{
-    Backend, Caller, TEST_EDGE_SECRET, TestDatabase, assert_error, edge_signature,
-    edge_signature_with, spawn_app, spawn_app_with,
+    Backend, Caller, TEST_BRAIN_AUTHORITY, TEST_EDGE_SECRET, TestDatabase, assert_error,
+    edge_signature, edge_signature_for, edge_signature_with, spawn_app, spawn_app_with,
 };
 
 fn now_secs() -> u64 {
@@ -262,6 +262,120 @@ async fn a_signature_dated_before_the_brain_started_is_refused_as_a_replay_acros
     );
     // Signed now, the same request passes.
     assert_eq!(app.get("/api/v1/diag/echo").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// `GET /api/v1/diag/echo` signed now for the brain `authority` (`""`: for none).
+async fn echo_signed_for(app: &crate::helpers::TestApp, authority: &str) -> reqwest::Response {
+    let signature = edge_signature_for(
+        authority,
+        TEST_EDGE_SECRET,
+        now_secs(),
+        "GET",
+        "/api/v1/diag/echo",
+        &body_digest(b""),
+        ["", "", "", ""],
+    );
+    app.client
+        .get(app.url("/api/v1/diag/echo"))
+        .header(EDGE_SIGNATURE, signature)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_signed_for_another_brain_is_refused() {
+    // Brains of one fleet share the edge secrets, and each remembers only its own nonces: the
+    // binding is what keeps a request captured on its way to brain A from passing brain B.
+    let mut app = spawn_app(Backend::Sqlite).await;
+    // The normal path: signed for this brain.
+    let response = echo_signed_for(&app, TEST_BRAIN_AUTHORITY).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = echo_signed_for(&app, "brain-a.internal:8080").await;
+    let body = assert_error(response, ErrorCode::Unauthorized).await;
+    assert!(
+        body.error
+            .message
+            .contains("bound to the brain brain-a.internal:8080"),
+        "{}",
+        body.error.message
+    );
+    // The same brain on another port is another brain.
+    let other_port = TEST_BRAIN_AUTHORITY.replace(":8080", ":8081");
+    let response = echo_signed_for(&app, &other_port).await;
+    assert_error(response, ErrorCode::Unauthorized).await;
+    // A signature of an edge older than the binding names no brain: refused here too.
+    let response = echo_signed_for(&app, "").await;
+    let body = assert_error(response, ErrorCode::Unauthorized).await;
+    assert!(
+        body.error.message.contains("bound to no brain"),
+        "{}",
+        body.error.message
+    );
+    // A signature claimed for this brain but made for another does not verify at all.
+    let for_a = edge_signature_for(
+        "brain-a.internal:8080",
+        TEST_EDGE_SECRET,
+        now_secs(),
+        "GET",
+        "/api/v1/diag/echo",
+        &body_digest(b""),
+        ["", "", "", ""],
+    );
+    let relabelled = for_a.replace(
+        "a=brain-a.internal:8080",
+        &format!("a={TEST_BRAIN_AUTHORITY}"),
+    );
+    assert_ne!(relabelled, for_a);
+    let response = app
+        .client
+        .get(app.url("/api/v1/diag/echo"))
+        .header(EDGE_SIGNATURE, relabelled)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, ErrorCode::Unauthorized).await;
+    assert!(
+        body.error.message.contains("does not verify"),
+        "{}",
+        body.error.message
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_brain_with_several_names_accepts_each() {
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.edge_authority = Some(
+            format!("http://10.0.0.7:8080 https://{TEST_BRAIN_AUTHORITY}")
+                .parse()
+                .unwrap(),
+        );
+    })
+    .await;
+    for authority in ["10.0.0.7:8080", TEST_BRAIN_AUTHORITY] {
+        let response = echo_signed_for(&app, authority).await;
+        assert_eq!(response.status(), StatusCode::OK, "{authority}");
+    }
+    let response = echo_signed_for(&app, "10.0.0.8:8080").await;
+    assert_error(response, ErrorCode::Unauthorized).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_authority_a_brain_accepts_any_binding_and_older_edges() {
+    // The fleet-of-one default: nothing to configure, and an edge deployed before or after the
+    // brain keeps working.
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.edge_authority = None;
+    })
+    .await;
+    for authority in [TEST_BRAIN_AUTHORITY, "127.0.0.1:8080", ""] {
+        let response = echo_signed_for(&app, authority).await;
+        assert_eq!(response.status(), StatusCode::OK, "{authority:?}");
+    }
     app.stop().await;
 }
 

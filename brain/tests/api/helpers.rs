@@ -26,8 +26,13 @@ pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// [`TestApp::send`] and [`TestApp::send_as`] are signed with it, as the edge signs.
 pub(crate) const TEST_EDGE_SECRET: &str = "test-edge-secret-0123456789abcdef0123456789";
 
-/// Signs `request` the way the edge does: HMAC over method, path and query, time, a fresh
-/// nonce, the body digest (or `UNSIGNED-PAYLOAD` for a streamed body) and the identity headers
+/// The authority test brains are told is theirs (`--edge-authority`), as the edge would write
+/// it for `http://brain-under-test.internal:8080` in its `BRAIN_URLS`; the simulated edge binds
+/// its signatures to it. (The brain never compares it with the `Host` it is reached on.)
+pub(crate) const TEST_BRAIN_AUTHORITY: &str = "brain-under-test.internal:8080";
+
+/// Signs `request` the way the edge does: HMAC over method, the brain's authority, path and
+/// query, time, a fresh nonce, the body digest (or `UNSIGNED-PAYLOAD` for a streamed body) and the identity headers
 /// already on it.
 pub(crate) fn sign_as_edge(request: &mut reqwest::Request) {
     use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_HEADERS};
@@ -93,11 +98,34 @@ pub(crate) fn edge_signature_with(
     body_digest: &str,
     identity: [&str; shared_types::signature::IDENTITY_VALUES],
 ) -> String {
+    edge_signature_for(
+        TEST_BRAIN_AUTHORITY,
+        secret,
+        timestamp_secs,
+        method,
+        path_and_query,
+        body_digest,
+        identity,
+    )
+}
+
+/// Like [`edge_signature_with`], bound to the brain `authority` (`""`: bound to none, as an
+/// edge older than the binding signed).
+pub(crate) fn edge_signature_for(
+    authority: &str,
+    secret: &str,
+    timestamp_secs: u64,
+    method: &str,
+    path_and_query: &str,
+    body_digest: &str,
+    identity: [&str; shared_types::signature::IDENTITY_VALUES],
+) -> String {
     let nonce = Uuid::new_v4().simple().to_string();
     let parts = shared_types::signature::SignedParts {
         timestamp_secs,
         nonce: &nonce,
         method,
+        authority,
         path_and_query,
         body_digest,
         identity,
@@ -168,6 +196,11 @@ impl TestDatabase {
         config.diag_max_interval_ms = 1_000;
         config.shutdown_grace_secs = 5;
         config.edge_secrets = Some(TEST_EDGE_SECRET.parse().expect("a valid test secret"));
+        config.edge_authority = Some(
+            TEST_BRAIN_AUTHORITY
+                .parse()
+                .expect("a valid test authority"),
+        );
         config.insecure_local = false;
         // Debug-built polars is slow: no 1e6-row sample unless a test asks for one.
         config.sample_transactions = 0;

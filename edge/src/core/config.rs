@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderName};
 
 use super::auth::AuthConfig;
 use super::auth::config::vars as auth_vars;
+use super::brains::Brains;
 use super::cache::{CACHE_VERSION_VAR, parse_cache_version};
 use super::cors::CorsConfig;
 use super::policy_error::PolicyError;
@@ -18,8 +19,9 @@ use super::session::SessionConfig;
 /// Everything the edge core needs to decide. Built by [`EdgeConfig::from_vars`].
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
-    /// Origin of the brain, e.g. `https://brain.internal:8443`, without a trailing slash.
-    pub brain_origin: String,
+    /// The brains (`BRAIN_URLS`, or `BRAIN_URL` as a list of one): where requests go, by
+    /// tenant affinity (see `edge::core::brains`).
+    pub brains: Brains,
     /// How long the edge waits for the brain's response headers before answering 504.
     /// Streaming bodies are not bounded by this: a reply may stream for minutes.
     pub upstream_timeout: Duration,
@@ -74,8 +76,12 @@ pub const EMBEDDED_RULES: &str = include_str!("../../../vercel.json");
 
 /// Names of the variables [`EdgeConfig::from_vars`] reads, with their defaults.
 pub mod vars {
-    /// Required. Absolute `http://` or `https://` origin of the brain.
+    /// Absolute `http://` or `https://` origin of the brain: a fleet of one. Either this or
+    /// [`BRAIN_URLS`] is required, never both.
     pub const BRAIN_URL: &str = "BRAIN_URL";
+    /// The brains of a fleet: origins separated by commas and/or whitespace, or a JSON array
+    /// (at most `edge::core::brains::MAX_BRAINS`).
+    pub const BRAIN_URLS: &str = "BRAIN_URLS";
     /// Milliseconds; default 30000.
     pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
     /// Bytes; default 10 MiB.
@@ -179,10 +185,13 @@ impl EdgeConfig {
             var: "vercel.json",
             reason: error.to_string(),
         })?;
-        let brain_url = lookup(vars::BRAIN_URL).ok_or(ConfigError::Missing(vars::BRAIN_URL))?;
+        let brains = Brains::from_vars(
+            lookup(vars::BRAIN_URL).as_deref(),
+            lookup(vars::BRAIN_URLS).as_deref(),
+        )?;
         let client_ip_header = parse_client_ip_header(lookup(vars::CLIENT_IP_HEADER).as_deref())?;
         Ok(Self {
-            brain_origin: parse_origin(&brain_url)?,
+            brains,
             upstream_timeout: Duration::from_millis(parse_number(
                 &lookup,
                 vars::UPSTREAM_TIMEOUT_MS,
@@ -235,16 +244,36 @@ impl EdgeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     Missing(&'static str),
-    Invalid { var: &'static str, reason: String },
+    /// Neither of two alternative variables is set.
+    MissingEither([&'static str; 2]),
+    Invalid {
+        var: &'static str,
+        reason: String,
+    },
+    /// Two variables that exclude each other are both set.
+    Conflict {
+        vars: [&'static str; 2],
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Missing(var) => write!(f, "edge variable {var} is not set"),
+            ConfigError::MissingEither([first, second]) => {
+                write!(f, "edge variable {first} (or {second}) is not set")
+            }
             ConfigError::Invalid { var, reason } => {
                 write!(f, "edge variable {var} is invalid: {reason}")
             }
+            ConfigError::Conflict {
+                vars: [first, second],
+                reason,
+            } => write!(
+                f,
+                "edge variables {first} and {second} are both set: {reason}"
+            ),
         }
     }
 }
@@ -331,8 +360,6 @@ fn parse_header_count(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize,
     Ok(count)
 }
 
-/// Accepts `http(s)://host[:port][/]` and returns it without the trailing slash. Paths, queries,
-/// fragments and credentials are refused: the edge appends the request's own path and query.
 fn parse_client_ip_header(raw: Option<&str>) -> Result<HeaderName, ConfigError> {
     let name = raw.unwrap_or(EdgeConfig::DEFAULT_CLIENT_IP_HEADER).trim();
     let invalid = |reason: &str| ConfigError::Invalid {
@@ -345,38 +372,6 @@ fn parse_client_ip_header(raw: Option<&str>) -> Result<HeaderName, ConfigError> 
         return Err(invalid("x-edgebrain-* headers are the edge's own"));
     }
     Ok(header)
-}
-
-fn parse_origin(raw: &str) -> Result<String, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        var: vars::BRAIN_URL,
-        reason: format!("{reason} (got {raw:?})"),
-    };
-    let trimmed = raw.trim();
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .ok_or_else(|| invalid("must start with http:// or https://"))?;
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty() {
-        return Err(invalid("has no host"));
-    }
-    if authority.contains(['/', '?', '#', '@'])
-        || authority
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid(
-            "must be an origin only: no path, query, fragment or credentials",
-        ));
-    }
-    if let Some((_, port)) = authority.rsplit_once(':')
-        && !authority.ends_with(']')
-        && port.parse::<u16>().is_err()
-    {
-        return Err(invalid("has an invalid port"));
-    }
-    Ok(trimmed[..trimmed.len() - (rest.len() - authority.len())].to_owned())
 }
 
 #[cfg(test)]
@@ -405,7 +400,8 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_brain_url_is_set() {
         let c = config(&[("BRAIN_URL", "http://127.0.0.1:8080/")]).unwrap();
-        assert_eq!(c.brain_origin, "http://127.0.0.1:8080");
+        assert_eq!(c.brains.len(), 1);
+        assert_eq!(origin(&c), "http://127.0.0.1:8080");
         assert_eq!(c.upstream_timeout, Duration::from_secs(30));
         assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(c.max_header_bytes, 32 * 1024);
@@ -464,7 +460,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.max_header_count, 20);
-        assert_eq!(c.brain_origin, "https://brain.example:8443");
+        assert_eq!(origin(&c), "https://brain.example:8443");
         assert_eq!(c.upstream_timeout, Duration::from_millis(250));
         assert_eq!(
             (c.max_body_bytes, c.max_header_bytes, c.max_url_bytes),
@@ -472,11 +468,41 @@ mod tests {
         );
     }
 
+    fn origin(c: &EdgeConfig) -> &str {
+        c.brains.get(0).map_or("", |brain| brain.origin.as_str())
+    }
+
     #[test]
     fn missing_brain_url_is_named() {
         let err = config(&[]).unwrap_err();
-        assert_eq!(err, ConfigError::Missing("BRAIN_URL"));
-        assert_eq!(err.to_string(), "edge variable BRAIN_URL is not set");
+        assert_eq!(err, ConfigError::MissingEither(["BRAIN_URLS", "BRAIN_URL"]));
+        assert_eq!(
+            err.to_string(),
+            "edge variable BRAIN_URLS (or BRAIN_URL) is not set"
+        );
+    }
+
+    #[test]
+    fn a_fleet_comes_from_brain_urls_and_never_from_both_variables() {
+        let c = config(&[("BRAIN_URLS", "http://b1:8080, http://b2:8080")]).unwrap();
+        let authorities: Vec<&str> = c.brains.iter().map(|b| b.authority.as_str()).collect();
+        assert_eq!(authorities, ["b1:8080", "b2:8080"]);
+        let err = config(&[("BRAIN_URL", "http://b0"), ("BRAIN_URLS", "http://b1")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "edge variables BRAIN_URL and BRAIN_URLS are both set: set one: BRAIN_URL names one \
+             brain, BRAIN_URLS lists one or more"
+        );
+        match config(&[("BRAIN_URLS", "http://b1 not-a-url")]) {
+            Err(ConfigError::Invalid { var, reason }) => {
+                assert_eq!(var, "BRAIN_URLS");
+                assert!(
+                    reason.starts_with("BRAIN_URLS[1] \"not-a-url\": "),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -507,9 +533,9 @@ mod tests {
     #[test]
     fn ipv6_origins_are_accepted() {
         let c = config(&[("BRAIN_URL", "http://[::1]:8080")]).unwrap();
-        assert_eq!(c.brain_origin, "http://[::1]:8080");
+        assert_eq!(origin(&c), "http://[::1]:8080");
         let c = config(&[("BRAIN_URL", "http://[::1]")]).unwrap();
-        assert_eq!(c.brain_origin, "http://[::1]");
+        assert_eq!(origin(&c), "http://[::1]");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`auth`]: JWT bearer authentication, per-route [`auth::AuthPolicy`] and the sans-IO JWKS
 //!   cache ([`auth::KeyStore`]).
 //! - [`config`]: [`EdgeConfig`], parsed once from string variables (wrangler `[vars]`).
+//! - [`brains`]: the brains (`BRAIN_URLS`), tenant affinity by rendezvous hashing, and when a
+//!   request goes on to the next brain.
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
@@ -20,6 +22,7 @@
 //! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
 
 pub mod auth;
+pub mod brains;
 pub mod cache;
 pub mod config;
 pub mod cors;
@@ -39,6 +42,6 @@ pub use config::{ConfigError, EdgeConfig};
 pub use request_id::RequestId;
 pub use response::EdgeResponse;
 pub use route::{
-    BodySigning, Decision, Inputs, ProxyRequest, RequestHead, UpstreamFailure, decide,
+    BodySigning, Decision, Inputs, NextAttempt, ProxyRequest, RequestHead, UpstreamFailure, decide,
     upstream_failure, upstream_response_headers,
 };

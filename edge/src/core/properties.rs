@@ -146,7 +146,9 @@ proptest! {
 // verifies: parsing never panics on any header, and no change to a signed part verifies.
 mod signature {
     use proptest::prelude::*;
-    use shared_types::signature::{SignatureHeader, SignedParts, body_digest, header_value};
+    use shared_types::signature::{
+        SignatureHeader, SignedParts, body_digest, brain_authority, header_value,
+    };
 
     const SECRET: &[u8] = b"property-signing-secret-0123456789abcdef";
 
@@ -183,13 +185,16 @@ mod signature {
             network in "[0-9a-f:./]{0,24}",
             timestamp in 1_000_000_000u64..4_000_000_000,
             nonce in "[0-9a-f]{32}",
-            which in 0usize..8,
+            brain in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            which in 0usize..9,
         ) {
             let digest = body_digest(&body);
+            let authority = brain_authority(&brain).unwrap_or_else(|| "brain".to_owned());
             let parts = SignedParts {
                 timestamp_secs: timestamp,
                 nonce: &nonce,
                 method: &method,
+                authority: &authority,
                 path_and_query: &path,
                 body_digest: &digest,
                 identity: [&user, &session, &scopes, &network],
@@ -205,7 +210,11 @@ mod signature {
             let changed_session = format!("{session}0");
             let changed_scopes = format!("{scopes} admin");
             let changed_network = format!("{network}0");
+            // The same request, claimed for another brain.
+            let mut moved = header.clone();
+            moved.authority = Some(format!("x{authority}"));
             let tampered = match which {
+                8 => moved.parts(&method, &path, identity),
                 0 => header.parts(if method == "GET" { "POST" } else { "GET" }, &path, identity),
                 1 => header.parts(&method, &changed_path, identity),
                 2 => header.parts(&method, &path, [&changed_user, &session, &scopes, &network]),

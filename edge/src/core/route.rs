@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use http::header::{
-    ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, LOCATION, ORIGIN,
+    ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, LOCATION, ORIGIN, RETRY_AFTER,
     WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -17,6 +17,7 @@ use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
 use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
+use super::brains::{AttemptFailure, Brain, RetryRule, TenantKey, Upstream};
 use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
 use super::ratelimit::{self, Caller, RateLimitPlan};
@@ -83,8 +84,14 @@ pub enum CacheStep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyRequest {
     pub method: Method,
-    /// Absolute URL at the brain: its origin plus the request's own path and query.
+    /// Absolute URL at the brain being tried: its origin plus the request's own path and
+    /// query ([`ProxyRequest::next_attempt`] moves it to the next brain).
     pub url: String,
+    /// The request's path and query as the brain sees them (after rewrites).
+    pub path_and_query: String,
+    /// The tenant's order of the brains and the attempt being made; `None` for an external
+    /// rewrite, which goes to its one URL.
+    pub upstream: Option<Upstream>,
     pub headers: HeaderMap,
     /// Whether to stream the client's body through (never for `GET`/`HEAD`, which have none).
     pub forward_body: bool,
@@ -179,16 +186,16 @@ impl ProxyRequest {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("")
         });
-        let path_and_query = self
-            .url
-            .get(config.brain_origin.len()..)
-            .filter(|rest| rest.starts_with('/'))
-            .unwrap_or("/");
+        // Bound to the brain it is sent to: recomputed for every attempt.
+        let authority = self
+            .brain(config)
+            .map_or("", |brain| brain.authority.as_str());
         let parts = signature::SignedParts {
             timestamp_secs: self.signature_timestamp_secs,
             nonce: &self.signature_nonce,
             method: self.method.as_str(),
-            path_and_query,
+            authority,
+            path_and_query: &self.path_and_query,
             body_digest: digest,
             identity,
         };
@@ -207,17 +214,57 @@ impl ProxyRequest {
         finish_edge_response(response, self, config)
     }
 
+    /// The brain being tried (`None` for an external rewrite).
+    pub fn brain<'c>(&self, config: &'c EdgeConfig) -> Option<&'c Brain> {
+        config.brains.get(self.upstream.as_ref()?.current()?)
+    }
+
+    /// After an attempt failed: whether to send the request to the next brain of the tenant's
+    /// order (the plan then targets it: [`ProxyRequest::url`], and the signature the adapter
+    /// makes next), or the answer to give the client. The rules are `edge::core::brains`': a
+    /// connect failure is retried for `GET`, `HEAD` and `retryable` routes, a draining answer for
+    /// any method, and neither once the body was streamed; timeouts and oversized bodies never.
+    pub fn next_attempt(&mut self, failure: UpstreamFailure, config: &EdgeConfig) -> NextAttempt {
+        let attempt_failure = match failure {
+            UpstreamFailure::Unreachable => AttemptFailure::ConnectFailed,
+            UpstreamFailure::Draining => AttemptFailure::Draining,
+            UpstreamFailure::TimedOut | UpstreamFailure::BodyTooLarge => AttemptFailure::Final,
+        };
+        if let Some(upstream) = self.upstream.as_mut()
+            && let Some(index) = upstream.advance(attempt_failure)
+            && let Some(brain) = config.brains.get(index)
+        {
+            self.url = format!("{}{}", brain.origin, self.path_and_query);
+            return NextAttempt::Retry(index);
+        }
+        let response = upstream_failure(failure, &self.request_id, config);
+        NextAttempt::GiveUp(finish_edge_response(response, self, config))
+    }
+
     /// Time left before [`ProxyRequest::deadline_ms`] as seen at `now_ms` (zero once passed).
     pub fn remaining(&self, now_ms: u64) -> Duration {
         Duration::from_millis(self.deadline_ms.saturating_sub(now_ms))
     }
 }
 
-/// Why the brain's answer never arrived.
+/// What the adapter does after a failed attempt ([`ProxyRequest::next_attempt`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextAttempt {
+    /// Send the request again, to this brain (an index into `EdgeConfig::brains`; the plan's
+    /// URL already points there), signed afresh for it.
+    Retry(usize),
+    /// Answer the client with this (the error shape, with the plan's response headers).
+    GiveUp(EdgeResponse),
+}
+
+/// Why the brain's answer never arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamFailure {
     /// Connection refused, DNS failure, TLS failure, reset before headers…
     Unreachable,
+    /// The brain answered `503` with `x-edgebrain-draining: 1`
+    /// (`edge::core::brains::is_draining`): it is shutting down and did not process the request.
+    Draining,
     /// No response headers before the deadline.
     TimedOut,
     /// The client's body passed [`ProxyRequest::max_body_bytes`] while it streamed to the brain,
@@ -477,6 +524,24 @@ fn decide_inner(
         Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
         _ => BodySigning::Stream,
     };
+    // The tenant's brains, in order. A session minted for this request counts: the client
+    // presents it next time, and its first request should land where the later ones will.
+    let tenant = TenantKey::of(user_id.as_deref(), Some(&session.id), head.client_ip);
+    let upstream = Upstream::new(
+        config.brains.order(&tenant),
+        RetryRule::new(
+            head.method,
+            route.retryable,
+            body_signing != BodySigning::Stream,
+        ),
+    );
+    let Some(brain) = upstream
+        .current()
+        .and_then(|index| config.brains.get(index))
+    else {
+        // A parsed configuration has at least one brain.
+        return reject(ErrorCode::Internal, "no brain is configured".to_owned());
+    };
     let mut response_headers = extra.clone();
     if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
         response_headers.append(name, value);
@@ -528,7 +593,9 @@ fn decide_inner(
 
     Decision::Proxy(Box::new(ProxyRequest {
         method: head.method.clone(),
-        url: format!("{}{}", config.brain_origin, path_and_query),
+        url: format!("{}{}", brain.origin, path_and_query),
+        path_and_query: path_and_query.to_owned(),
+        upstream: Some(upstream),
         headers,
         forward_body,
         max_body_bytes: config.max_body_bytes,
@@ -704,6 +771,8 @@ fn external_proxy(
     Decision::Proxy(Box::new(ProxyRequest {
         method: head.method.clone(),
         url: url.to_owned(),
+        path_and_query: String::new(),
+        upstream: None,
         headers,
         forward_body: !matches!(*head.method, Method::GET | Method::HEAD),
         max_body_bytes: config.max_body_bytes,
@@ -785,6 +854,18 @@ pub fn upstream_failure(
             "the brain could not be reached",
             request_id,
         ),
+        UpstreamFailure::Draining => {
+            let mut response = EdgeResponse::error(
+                ErrorCode::Unavailable,
+                "the brain is draining (restarting or leaving the fleet) and no other brain could \
+                 take this request; retry shortly",
+                request_id,
+            );
+            response
+                .headers
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         UpstreamFailure::TimedOut => EdgeResponse::error(
             ErrorCode::GatewayTimeout,
             format!(
@@ -957,10 +1038,12 @@ mod tests {
         );
         EdgeConfig::from_vars_and_rules(
             |name| {
+                // The last value given wins; an empty one unsets the variable.
                 vars.iter()
                     .rev()
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
             },
             rules,
         )
@@ -2123,5 +2206,281 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("AUTH_CONFIG"), "{error}");
+    }
+
+    /// Many brains: where a request goes first, and where it goes when that brain fails.
+    mod fleet {
+        use super::*;
+        use crate::core::brains::{Brains, MAX_ATTEMPTS, TenantKey};
+        use shared_types::signature::SignatureHeader;
+
+        const FLEET: &str = "http://b1.internal:8080, http://b2.internal:8080 \
+                             http://b3.internal:8080 http://b4.internal:8080";
+        const SECRET: &[u8] = b"edge-signing-secret-0123456789abcdef";
+
+        fn fleet_config() -> EdgeConfig {
+            config_with(
+                &[
+                    ("BRAIN_URL", ""),
+                    ("BRAIN_URLS", FLEET),
+                    (
+                        "ROUTES",
+                        r#"[{"path": "/api/v1/queries/*", "methods": ["POST"], "retryable": true}]"#,
+                    ),
+                ],
+                "{}",
+            )
+        }
+
+        fn plan(
+            config: &EdgeConfig,
+            method: Method,
+            url: &str,
+            extra: &[(&str, &str)],
+        ) -> ProxyRequest {
+            plan_with(config, method, url, extra, [3; 16])
+        }
+
+        fn plan_with(
+            config: &EdgeConfig,
+            method: Method,
+            url: &str,
+            extra: &[(&str, &str)],
+            session_random: [u8; 16],
+        ) -> ProxyRequest {
+            let incoming = headers(extra);
+            let head = RequestHead {
+                method: &method,
+                url,
+                headers: &incoming,
+                client_ip: Some("203.0.113.9"),
+            };
+            let inputs = Inputs {
+                session_random,
+                ..inputs_at(1_000_000)
+            };
+            proxied(decide(&head, config, None, inputs))
+        }
+
+        /// The authority the plan's signature is bound to (signing it first).
+        fn signed_for(proxy: &mut ProxyRequest, config: &EdgeConfig) -> String {
+            proxy.sign(Some(&signature::body_digest(b"0123456789")), config);
+            let header =
+                SignatureHeader::parse(proxy.headers[EDGE_SIGNATURE].to_str().unwrap()).unwrap();
+            header.authority.unwrap_or_default()
+        }
+
+        fn authorities(config: &EdgeConfig, order: &[usize]) -> Vec<String> {
+            order
+                .iter()
+                .map(|&i| config.brains.get(i).unwrap().authority.clone())
+                .collect()
+        }
+
+        #[test]
+        fn each_tenant_goes_to_its_own_brain_and_tenants_spread() {
+            let config = fleet_config();
+            let mut firsts = std::collections::BTreeSet::new();
+            for i in 0..64u8 {
+                let proxy = plan_with(&config, Method::GET, "/api/v1/x?a=1", &[], [i; 16]);
+                // A session minted for this request is the tenant.
+                let tenant = TenantKey::of(None, Some(&proxy.session.id), None);
+                let order = config.brains.order(&tenant);
+                let upstream = proxy.upstream.as_ref().unwrap();
+                assert_eq!(upstream.order(), &order);
+                let first = config.brains.get(order.first().unwrap()).unwrap();
+                assert_eq!(proxy.url, format!("{}/api/v1/x?a=1", first.origin));
+                assert_eq!(proxy.path_and_query, "/api/v1/x?a=1");
+                // The same tenant, the same brain, every time.
+                let again = plan_with(&config, Method::GET, "/api/v1/y", &[], [i; 16]);
+                assert_eq!(again.upstream.as_ref().unwrap().current(), order.first());
+                firsts.insert(first.authority.clone());
+            }
+            assert_eq!(firsts.len(), 4, "64 tenants reach every one of 4 brains");
+        }
+
+        #[test]
+        fn the_order_does_not_depend_on_how_brain_urls_lists_them() {
+            let config = fleet_config();
+            let reversed = Brains::from_origins([
+                "http://b4.internal:8080",
+                "http://b3.internal:8080",
+                "http://b2.internal:8080",
+                "http://b1.internal:8080",
+            ])
+            .unwrap();
+            for i in 0..32 {
+                let tenant = TenantKey::of(None, Some(&format!("s{i}")), None);
+                let here = authorities(&config, config.brains.order(&tenant).as_slice());
+                let there: Vec<String> = reversed
+                    .order(&tenant)
+                    .as_slice()
+                    .iter()
+                    .map(|&b| reversed.get(b).unwrap().authority.clone())
+                    .collect();
+                assert_eq!(here, there);
+            }
+        }
+
+        #[test]
+        fn a_retry_goes_to_the_next_brain_signed_for_it() {
+            let config = fleet_config();
+            let mut proxy = plan(&config, Method::GET, "/api/v1/x", &[]);
+            let order = proxy.upstream.as_ref().unwrap().order().as_slice().to_vec();
+            let expected = authorities(&config, &order);
+            assert_eq!(signed_for(&mut proxy, &config), expected[0]);
+            for (attempt, failure) in [UpstreamFailure::Unreachable, UpstreamFailure::Draining]
+                .into_iter()
+                .enumerate()
+            {
+                let next = order[attempt + 1];
+                assert_eq!(
+                    proxy.next_attempt(failure, &config),
+                    NextAttempt::Retry(next)
+                );
+                let brain = config.brains.get(next).unwrap();
+                assert_eq!(proxy.url, format!("{}/api/v1/x", brain.origin));
+                // The signature is made again, bound to the new brain, and verifies there only.
+                assert_eq!(signed_for(&mut proxy, &config), expected[attempt + 1]);
+                let header =
+                    SignatureHeader::parse(proxy.headers[EDGE_SIGNATURE].to_str().unwrap())
+                        .unwrap();
+                let identity = IDENTITY_HEADERS.map(|name| {
+                    proxy
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                });
+                let parts = header.parts("GET", "/api/v1/x", identity);
+                assert!(header.verify(&parts, [SECRET], 1_000, 300).is_ok());
+            }
+            // At most MAX_ATTEMPTS brains, then the failure is the answer.
+            assert_eq!(MAX_ATTEMPTS, 3);
+            match proxy.next_attempt(UpstreamFailure::Unreachable, &config) {
+                NextAttempt::GiveUp(response) => {
+                    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+                    assert_eq!(error_of(&response).error.code, ErrorCode::BadGateway);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn outcome(
+            config: &EdgeConfig,
+            method: Method,
+            path: &str,
+            extra: &[(&str, &str)],
+            failure: UpstreamFailure,
+        ) -> Result<usize, Box<EdgeResponse>> {
+            let mut proxy = plan(config, method, path, extra);
+            match proxy.next_attempt(failure, config) {
+                NextAttempt::Retry(brain) => Ok(brain),
+                NextAttempt::GiveUp(response) => Err(Box::new(response)),
+            }
+        }
+
+        #[test]
+        fn only_safe_requests_are_retried_after_a_connect_failure() {
+            let config = fleet_config();
+            let hashed = [("content-length", "10")];
+            let streamed = [("content-length", "500")];
+            let unreachable = UpstreamFailure::Unreachable;
+            for (method, path, extra, retried) in [
+                (Method::GET, "/api/v1/datasets", &[][..], true),
+                (Method::HEAD, "/api/v1/datasets", &[][..], true),
+                // A read-only POST its route marks retryable, with a buffered body.
+                (Method::POST, "/api/v1/queries/sql", &hashed[..], true),
+                // The same with a streamed body: gone once sent.
+                (Method::POST, "/api/v1/queries/sql", &streamed[..], false),
+                (Method::POST, "/api/v1/queries/sql", &[][..], false),
+                // Chat messages, uploads, deletes: the brain may have acted on them.
+                (
+                    Method::POST,
+                    "/api/v1/threads/t/messages",
+                    &hashed[..],
+                    false,
+                ),
+                (Method::POST, "/api/v1/datasets", &streamed[..], false),
+                (Method::DELETE, "/api/v1/datasets/d", &[][..], false),
+                (Method::PUT, "/api/v1/queries/sql", &hashed[..], false),
+            ] {
+                let result = outcome(&config, method.clone(), path, extra, unreachable);
+                assert_eq!(result.is_ok(), retried, "{method} {path} {extra:?}");
+                if let Err(response) = result {
+                    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+                    // The plan's own headers come with it (the new session's cookie, the id).
+                    assert!(response.headers.contains_key("set-cookie"));
+                    assert_eq!(response.headers[REQUEST_ID], MINTED_ID);
+                }
+            }
+        }
+
+        #[test]
+        fn a_draining_brain_passes_any_replayable_request_on() {
+            let config = fleet_config();
+            let hashed = [("content-length", "10")];
+            let streamed = [("content-length", "500")];
+            let draining = UpstreamFailure::Draining;
+            for (method, path, extra, retried) in [
+                (Method::GET, "/api/v1/datasets", &[][..], true),
+                (
+                    Method::POST,
+                    "/api/v1/threads/t/messages",
+                    &hashed[..],
+                    true,
+                ),
+                (
+                    Method::DELETE,
+                    "/api/v1/datasets/d",
+                    &[("content-length", "0")][..],
+                    true,
+                ),
+                // Without a length the body streams through (it may be chunked): not replayable.
+                (Method::DELETE, "/api/v1/datasets/d", &[][..], false),
+                (Method::POST, "/api/v1/datasets", &streamed[..], false),
+                (Method::POST, "/api/v1/queries/sql", &[][..], false),
+            ] {
+                let result = outcome(&config, method.clone(), path, extra, draining);
+                assert_eq!(result.is_ok(), retried, "{method} {path} {extra:?}");
+                if let Err(response) = result {
+                    // The client gets the draining answer in the error shape.
+                    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+                    assert_eq!(error_of(&response).error.code, ErrorCode::Unavailable);
+                    assert_eq!(response.headers[RETRY_AFTER], "1");
+                }
+            }
+        }
+
+        #[test]
+        fn timeouts_and_oversized_bodies_are_never_retried() {
+            let config = fleet_config();
+            let slow = outcome(
+                &config,
+                Method::GET,
+                "/api/v1/x",
+                &[],
+                UpstreamFailure::TimedOut,
+            );
+            assert_eq!(slow.unwrap_err().status, StatusCode::GATEWAY_TIMEOUT);
+            let large = outcome(
+                &config,
+                Method::POST,
+                "/api/v1/queries/sql",
+                &[("content-length", "10")],
+                UpstreamFailure::BodyTooLarge,
+            );
+            assert_eq!(large.unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+
+        #[test]
+        fn a_fleet_of_one_has_nowhere_else_to_go() {
+            let mut proxy = plan(&config(), Method::GET, "/api/v1/x", &[]);
+            assert_eq!(signed_for(&mut proxy, &config()), "brain.internal:8080");
+            assert!(matches!(
+                proxy.next_attempt(UpstreamFailure::Draining, &config()),
+                NextAttempt::GiveUp(_)
+            ));
+        }
     }
 }

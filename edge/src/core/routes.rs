@@ -22,6 +22,12 @@
 //! fails at load. An entry without `rate_limit` gets the `default` policy too, like the
 //! fallback (an entry added for auth or caching never lifts the limit by accident);
 //! `"rate_limit": null` lifts it.
+//!
+//! `"retryable": true` declares the route's requests safe to send twice (read-only `POST`s such
+//! as the SQL and JSON query endpoints): after a connect failure the edge may then send one to
+//! the next brain of the tenant's order, as it does for every `GET` and `HEAD` (see
+//! `edge::core::brains`). Never mark a route that changes state — chat messages, uploads —
+//! retryable: the first brain may have acted on the request before the connection broke.
 
 use std::collections::BTreeMap;
 
@@ -86,6 +92,9 @@ pub struct Route {
     pub auth: AuthPolicy,
     pub cache: Option<CachePolicy>,
     pub rate_limit: Option<RateLimitPolicy>,
+    /// Safe to send twice: retried at the next brain after a connect failure (`GET` and
+    /// `HEAD` always are).
+    pub retryable: bool,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +111,8 @@ struct RawRoute {
     /// caching must not silently lift the limit); `null`: no limit; a name: that policy.
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<String>>,
+    #[serde(default)]
+    retryable: bool,
 }
 
 /// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via `default`).
@@ -183,6 +194,7 @@ impl RouteTable {
                 auth: entry.auth.unwrap_or(AuthPolicy::Optional),
                 cache: entry.cache,
                 rate_limit,
+                retryable: entry.retryable,
             });
         }
         Ok(Self {
@@ -193,6 +205,7 @@ impl RouteTable {
                 auth: AuthPolicy::Optional,
                 cache: None,
                 rate_limit: policies.get(DEFAULT_RATE_LIMIT).cloned(),
+                retryable: false,
             },
         })
     }
@@ -230,6 +243,7 @@ impl Default for RouteTable {
                 auth: AuthPolicy::Optional,
                 cache: None,
                 rate_limit: None,
+                retryable: false,
             },
         }
     }
@@ -303,6 +317,33 @@ mod tests {
         // Without a `default` policy an entry has no limit unless it names one.
         let table = RouteTable::parse(Some(r#"[{"path":"/a"}]"#), None).unwrap();
         assert!(table.select(&get, "/a").rate_limit.is_none());
+    }
+
+    #[test]
+    fn only_routes_that_say_so_are_retryable() {
+        let table = RouteTable::parse(
+            Some(
+                r#"[{"path":"/api/v1/queries/*","methods":["POST"],"retryable":true},
+                    {"path":"/api/v1/threads/*"}]"#,
+            ),
+            None,
+        )
+        .unwrap();
+        assert!(table.select(&Method::POST, "/api/v1/queries/sql").retryable);
+        assert!(
+            !table
+                .select(&Method::DELETE, "/api/v1/queries/sql")
+                .retryable
+        );
+        assert!(
+            !table
+                .select(&Method::POST, "/api/v1/threads/t/messages")
+                .retryable
+        );
+        assert!(!table.select(&Method::POST, "/api/v1/other").retryable);
+        let error =
+            RouteTable::parse(Some(r#"[{"path":"/a","retryable":"yes"}]"#), None).unwrap_err();
+        assert_eq!(error.field, "ROUTES");
     }
 
     #[test]
