@@ -10,7 +10,12 @@
 // - PROMOTION_QUESTION / INVENTED_QUESTION: a `sql` call counting promoted transactions, then
 //   an answer stating the count the tool returned (grounded) or a made-up one (not grounded);
 // - LONG_QUESTION: text that stops at the output limit (`finish_reason: "length"`);
-// - CONTINUE_TEXT: the rest of that text.
+// - CONTINUE_TEXT: the rest of that text;
+// - SLOW_QUESTION: a long text, paced, so a client can stop it, reload or open a second tab
+//   while it is being written (SLOW_CHUNKS: every piece distinct, duplicates would show);
+// - MARKDOWN_QUESTION: markdown (a table, SQL in a code fence, numbers) with HTML that must not
+//   run (MARKDOWN_ANSWER);
+// - questions starting "Turn ": a short answer of a few lines at once (quickAnswer).
 import { createServer } from "node:http";
 
 export const SAMPLE_SQL =
@@ -30,6 +35,22 @@ export const CUT_OFF_CHUNKS = ["Store 1 is in Berlin, ", "has a floor area of 1,
 /** What the web app sends when the reader asks a cut-off reply to go on. */
 export const CONTINUE_TEXT = "Continue.";
 export const CONTINUED_ANSWER = "That is all about the stores.";
+export const SLOW_QUESTION = "Tell me the long story of the stores.";
+export const SLOW_CHUNKS = Array.from({ length: 30 }, (_, i) => `Part ${i + 1} of the story. `);
+export const SLOW_ANSWER = SLOW_CHUNKS.join("");
+export const MARKDOWN_QUESTION = "Show the units per store as a markdown table.";
+export const MARKDOWN_ANSWER = [
+  "Units per store:\n\n",
+  "| Store | Units |\n|---|---:|\n| Berlin | 1234567 |\n| Paris | 24.68603087 |\n\n",
+  "The query:\n\n```sql\nSELECT store_id, SUM(quantity) AS units FROM transactions GROUP BY store_id\n```\n\n",
+  "Average basket: 24.68603087 units over 1234567 transactions in 2025.\n\n",
+  '<script>window.__xss = "script"</script><img src="x" onerror="window.__xss = \'img\'">',
+  '[link](javascript:window.__xss=1)',
+].join("");
+/** The scripted model's answer to a "Turn …" question: a few short lines, unpaced. */
+export function quickAnswer(question) {
+  return `Answer to "${question}":\n\n- one\n- two\n- three`;
+}
 
 function chunk(delta, finishReason = null) {
   return { id: "chatcmpl-scripted", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta, finish_reason: finishReason }] };
@@ -43,11 +64,11 @@ function toolCall(id, name, input) {
   ];
 }
 
-function text(chunks, finishReason = "stop") {
+function text(chunks, finishReason = "stop", paced = true) {
   const events = [chunk({ role: "assistant", content: "" })];
   for (const piece of chunks) events.push(chunk({ content: piece }));
   events.push(chunk({}, finishReason));
-  return { events, paced: true };
+  return { events, paced };
 }
 
 function contentOf(message) {
@@ -64,6 +85,9 @@ function script(body) {
   const question = contentOf(messages.filter((message) => message.role === "user").at(-1));
   if (question === LONG_QUESTION) return text(CUT_OFF_CHUNKS, "length");
   if (question === CONTINUE_TEXT) return text([CONTINUED_ANSWER]);
+  if (question === SLOW_QUESTION) return text(SLOW_CHUNKS);
+  if (question === MARKDOWN_QUESTION) return text([MARKDOWN_ANSWER.slice(0, 40), MARKDOWN_ANSWER.slice(40)]);
+  if (question.startsWith("Turn ")) return text([quickAnswer(question)], "stop", false);
   if (body.model === "scripted-agent" && tools.length > 0) {
     if (question === PROMOTION_QUESTION || question === INVENTED_QUESTION) {
       if (toolMessages.length === 0) return { events: toolCall("call_promotions", "sql", { sql: PROMOTION_SQL }), paced: false };

@@ -3,8 +3,11 @@
 // wrangler.toml: web/dist, built by scripts/build-web), talking through the edge to the real
 // brain binary. The brain's model is a scripted OpenAI-compatible server (e2e/scripted-llm.mjs):
 // it calls `sql`, then `chart`, then streams a text answer; other questions have it state numbers
-// (grounded or invented) or stop at its output limit. Screenshots go to e2e/artifacts/.
-// Run by scripts/test (BRAIN_BIN set).
+// (grounded or invented) or stop at its output limit; a long paced answer is stopped, reloaded
+// and raced from a second tab; markdown is rendered and its HTML never runs; the layout holds
+// over ten turns and on a 390×844 phone. Tests wait on the chat's machine-readable state
+// (`data-state` of `chat-status`: the AI SDK's status), never on its words. Screenshots go to
+// e2e/artifacts/. Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -19,9 +22,15 @@ import {
   INVENTED_COUNT,
   INVENTED_QUESTION,
   LONG_QUESTION,
+  MARKDOWN_ANSWER,
+  MARKDOWN_QUESTION,
   PROMOTION_QUESTION,
   PROMOTION_SQL,
   SAMPLE_SQL,
+  SLOW_ANSWER,
+  SLOW_CHUNKS,
+  SLOW_QUESTION,
+  quickAnswer,
   scriptedLlmConfig,
   startScriptedLlm,
 } from "./scripted-llm.mjs";
@@ -29,11 +38,52 @@ import {
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const QUESTION = "How many units did each store sell?";
+// The edge's `chat` rate limit (wrangler.toml: 20 a minute) is the gateway tests' subject; here
+// one visitor takes more turns than that in a minute.
+const RATE_LIMITS = JSON.stringify([
+  { name: "default", limit: 600, window_secs: 60 },
+  { name: "chat", limit: 300, window_secs: 60 },
+]);
+const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync"];
+
+/** Waits until the chat is idle: the AI SDK's status `ready` (`data-state`, not the words shown). */
+function ready(page, timeout = 30_000) {
+  return page.locator('[data-testid="chat-status"][data-state="ready"]').waitFor({ state: "attached", timeout });
+}
+
+/** The raw text (as the model wrote it) of the last assistant message's text parts. */
+function lastReplyRaw(page) {
+  return page.evaluate(() => {
+    const replies = document.querySelectorAll('[data-testid="message-assistant"]');
+    const last = replies[replies.length - 1];
+    if (!last) return null;
+    return [...last.querySelectorAll('[data-testid="message-text"]')].map((element) => element.dataset.raw).join("");
+  });
+}
+
+/** The thread id in the page's address (`#thread=…`). */
+async function threadOf(page) {
+  return new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get("thread");
+}
 
 describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
   let llm, brain, edge, edgeUrl, browser, context, page;
   let threadId;
+  // Console errors and uncaught exceptions of every page (the app must have none).
+  const consoleErrors = [];
+
+  /** Records a page's console errors and uncaught exceptions, and sets its default timeout. */
+  function watch(target) {
+    target.setDefaultTimeout(30_000);
+    target.on("console", (message) => {
+      // The browser's own log line for a 409 the app handles (the busy-thread offer).
+      if (message.type() === "error" && !/status of 409/.test(message.text())) consoleErrors.push(message.text());
+    });
+    target.on("pageerror", (error) => consoleErrors.push(String(error)));
+    return target;
+  }
 
   const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `web-${name}.png`), fullPage: true });
 
@@ -45,7 +95,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     writeFileSync(configFile, scriptedLlmConfig(llm.url, "scripted-agent"));
     const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
     brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500" });
-    edge = await startEdge("web-edge", edgePort, { BRAIN_URL: `http://127.0.0.1:${brainPort}` });
+    edge = await startEdge("web-edge", edgePort, { BRAIN_URL: `http://127.0.0.1:${brainPort}`, RATE_LIMITS });
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
@@ -55,22 +105,34 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
       executablePath: CHROMIUM,
       headless: true,
       // A closed network: no background connections, no sandbox as root.
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"],
+      args: BROWSER_ARGS,
     });
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    // Records every text the assistant's message showed, to prove the answer streamed in.
-    await page.addInitScript(() => {
-      window.__assistantTexts = [];
-      new MutationObserver(() => {
-        const texts = document.querySelectorAll('[data-testid="message-assistant"] [data-testid="message-text"]');
-        const last = texts[texts.length - 1]?.textContent ?? "";
-        if (last && window.__assistantTexts.at(-1) !== last) window.__assistantTexts.push(last);
-      }).observe(document, { subtree: true, childList: true, characterData: true });
-    });
+    context = await newContext();
+    page = watch(await context.newPage());
   });
+
+  /**
+   * A browser context (a visitor) whose pages record every text the last assistant message
+   * showed (`__assistantTexts`: as displayed; `__rawTexts`: the raw text of all its text parts),
+   * to prove answers streamed in and were never shown twice.
+   */
+  async function newContext(options = {}) {
+    const created = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US", ...options });
+    await created.addInitScript(() => {
+      window.__assistantTexts = [];
+      window.__rawTexts = [];
+      new MutationObserver(() => {
+        const replies = document.querySelectorAll('[data-testid="message-assistant"]');
+        const reply = replies[replies.length - 1];
+        const texts = reply ? [...reply.querySelectorAll('[data-testid="message-text"]')] : [];
+        const last = texts.at(-1)?.textContent ?? "";
+        if (last && window.__assistantTexts.at(-1) !== last) window.__assistantTexts.push(last);
+        const raw = texts.map((element) => element.dataset.raw).join("");
+        if (raw && window.__rawTexts.at(-1) !== raw) window.__rawTexts.push(raw);
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["data-raw"] });
+    });
+    return created;
+  }
 
   after(async () => {
     if (page && !page.isClosed()) await shot("last").catch(() => {});
@@ -94,12 +156,12 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     threadId = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get("thread");
     assert.match(threadId, /^[0-9a-f-]{36}$/);
 
-    await page.getByLabel("Message").fill(QUESTION);
-    await page.getByLabel("Message").press("Enter");
+    await page.getByLabel("Message", { exact: true }).fill(QUESTION);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
     await page.getByTestId("message-user").filter({ hasText: QUESTION }).waitFor();
     const answer = page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: ANSWER });
     await answer.waitFor({ timeout: 60_000 });
-    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor();
+    await ready(page);
     const seen = await page.evaluate(() => window.__assistantTexts);
     const partial = seen.filter((text) => text.length > 0 && text.length < ANSWER.length && ANSWER.startsWith(text));
     assert.ok(partial.length >= 2, `the answer grew piece by piece: ${JSON.stringify(seen)}`);
@@ -214,11 +276,10 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
    * A new visitor (a new edge session, so a fresh budget of the edge's `chat` rate limit, which
    * the tests above have used up) on the app.
    */
-  async function newVisitor() {
+  async function newVisitor(options = {}) {
     await context.close();
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
+    context = await newContext(options);
+    page = watch(await context.newPage());
     await page.goto(edgeUrl);
     await page.getByTestId("identity").filter({ hasText: "anonymous (edge session)" }).waitFor();
   }
@@ -232,12 +293,28 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
   }
 
   async function send(text) {
-    const posted = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
-    await page.getByLabel("Message").fill(text);
-    await page.getByLabel("Message").press("Enter");
-    const response = await posted;
-    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor({ timeout: 60_000 });
+    const response = await submit(page, text);
+    await ready(page, 60_000);
     return response;
+  }
+
+  /** Types `text` in `target`'s composer and presses Enter; resolves with the POST's response. */
+  async function submit(target, text) {
+    const posted = target.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await target.getByLabel("Message", { exact: true }).fill(text);
+    await target.getByLabel("Message", { exact: true }).press("Enter");
+    return posted;
+  }
+
+  /** The run behind `response` once it ended (`GET /api/v1/runs/{id}`, polled with a deadline). */
+  async function endedRun(runId, deadlineMs = 30_000) {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      const run = await (await page.request.get(`${edgeUrl}/api/v1/runs/${runId}`)).json();
+      if (["succeeded", "failed", "cancelled"].includes(run.state)) return run;
+      if (Date.now() > deadline) throw new Error(`run ${runId} still ${run.state}`);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // poll interval, not a readiness guess
+    }
   }
 
   /** The UI message stream chunks of a finished streamed response. */
@@ -298,7 +375,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await notice.getByRole("button", { name: "Continue" }).click();
     await page.getByTestId("message-user").filter({ hasText: CONTINUE_TEXT }).waitFor();
     await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: CONTINUED_ANSWER }).waitFor();
-    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor();
+    await ready(page);
     // The continued reply ended normally; the cut one keeps its note, without the button.
     assert.equal(await page.getByTestId("cut-off").count(), 1);
     assert.equal(await notice.getByRole("button", { name: "Continue" }).count(), 0);
@@ -322,5 +399,230 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await shown.waitFor();
     assert.match(await shown.textContent(), /^The model `scripted-plain` cannot call tools/);
     await shot("tools-unavailable");
+  });
+  test("Stop cancels the run on the brain; the shown text is the stored one; the next message is accepted", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    const response = await submit(page, SLOW_QUESTION);
+    assert.equal(response.status(), 200);
+    const runId = response.headers()["x-edgebrain-run-id"];
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: SLOW_CHUNKS[1].trim() }).waitFor();
+    await page.locator('[data-testid="chat-status"][data-state="streaming"]').waitFor({ state: "attached" });
+    assert.equal(await page.getByTestId("chat-status").textContent(), "Writing…");
+    await page.getByRole("button", { name: "Stop", exact: true }).click();
+    await ready(page);
+    // Cancelled on the brain (not only the browser's fetch aborted): it stopped generating.
+    const run = await endedRun(runId);
+    assert.equal(run.state, "cancelled");
+    const shown = await lastReplyRaw(page);
+    assert.ok(shown.length > 0 && shown.length < SLOW_ANSWER.length && SLOW_ANSWER.startsWith(shown), shown);
+    await page.getByTestId("message-assistant").last().getByTestId("stopped").waitFor();
+    const thread = await threadOf(page);
+    const stored = await (await page.request.get(`${edgeUrl}/api/v1/threads/${thread}/messages`)).json();
+    const reply = stored.messages.at(-1);
+    assert.equal(reply.role, "assistant");
+    assert.equal(reply.parts.filter((part) => part.type === "text").map((part) => part.text).join(""), shown, "what the tab showed is what the brain stored");
+    await shot("stopped");
+    // The thread takes the next message at once; Escape stops a reply too.
+    const next = await send("Turn 1 after the stop");
+    assert.equal(next.status(), 200);
+    assert.equal(await lastReplyRaw(page), quickAnswer("Turn 1 after the stop"));
+    const again = await submit(page, SLOW_QUESTION);
+    await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: SLOW_CHUNKS[0].trim() }).waitFor();
+    await page.keyboard.press("Escape");
+    await ready(page);
+    assert.equal((await endedRun(again.headers()["x-edgebrain-run-id"])).state, "cancelled");
+  });
+
+  test("a reload mid-reply reattaches to the run: the reply completes once, nothing twice", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    const response = await submit(page, SLOW_QUESTION);
+    const runId = response.headers()["x-edgebrain-run-id"];
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: SLOW_CHUNKS[2].trim() }).waitFor();
+    await page.reload();
+    // The stored question, then the live reply: replayed from its start and followed to its end.
+    await page.getByTestId("message-user").filter({ hasText: SLOW_QUESTION }).waitFor();
+    await page.waitForFunction(
+      (answer) => [...document.querySelectorAll('[data-testid="message-assistant"] [data-testid="message-text"]')].some((element) => element.dataset.raw === answer),
+      SLOW_ANSWER,
+      { timeout: 60_000 },
+    );
+    await ready(page);
+    assert.equal(await page.getByTestId("message-assistant").count(), 1);
+    assert.equal(await page.getByTestId("message-user").count(), 1);
+    assert.equal(await lastReplyRaw(page), SLOW_ANSWER);
+    // Every text the reloaded page showed was a beginning of the answer (no piece twice), and
+    // it grew in this page: the live tail, not only the stored reply.
+    const seen = await page.evaluate(() => window.__rawTexts);
+    assert.ok(seen.every((text) => SLOW_ANSWER.startsWith(text)), JSON.stringify(seen));
+    assert.ok(seen.filter((text) => text.length < SLOW_ANSWER.length).length >= 2, `the reply grew after the reload: ${JSON.stringify(seen)}`);
+    assert.equal((await endedRun(runId)).state, "succeeded");
+    // Stored exactly once too.
+    await page.reload();
+    await page.getByTestId("message-assistant").waitFor();
+    assert.equal(await page.getByTestId("message-assistant").count(), 1);
+    assert.equal(await lastReplyRaw(page), SLOW_ANSWER);
+  });
+
+  test("a second tab sending while a reply is written gets the wait/stop offer, never the raw 409", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    const other = watch(await context.newPage());
+    await other.goto(page.url());
+    await ready(other);
+    const first = await submit(page, SLOW_QUESTION);
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: SLOW_CHUNKS[0].trim() }).waitFor();
+
+    const refused = await submit(other, "Turn 1 from the second tab");
+    assert.equal(refused.status(), 409);
+    const offer = other.getByTestId("busy-offer");
+    await offer.waitFor();
+    const words = await other.locator(".conversation").textContent();
+    assert.ok(!/"error"|conflict|409/.test(words), `no raw error: ${words}`);
+    assert.equal(await other.getByTestId("chat-error").count(), 0);
+    // The draft is kept; the other tab's question is shown from the stored history.
+    assert.equal(await other.getByLabel("Message", { exact: true }).inputValue(), "Turn 1 from the second tab");
+    await other.getByTestId("message-user").filter({ hasText: SLOW_QUESTION }).waitFor();
+    await other.screenshot({ path: join(ARTIFACTS, "web-busy-offer.png") });
+
+    // Wait: the second tab follows the live reply to its end, then sends.
+    await offer.getByRole("button", { name: "Wait for the reply" }).click();
+    await other.waitForFunction(
+      (answer) => [...document.querySelectorAll('[data-testid="message-assistant"] [data-testid="message-text"]')].some((element) => element.dataset.raw === answer),
+      SLOW_ANSWER,
+      { timeout: 60_000 },
+    );
+    await ready(other);
+    await ready(page);
+    assert.equal((await endedRun(first.headers()["x-edgebrain-run-id"])).state, "succeeded");
+    const accepted = await submit(other, "Turn 1 from the second tab");
+    assert.equal(accepted.status(), 200);
+    await ready(other);
+    assert.equal(await lastReplyRaw(other), quickAnswer("Turn 1 from the second tab"));
+
+    // Stop it: the other run is cancelled on the brain, and the draft goes through.
+    const second = await submit(page, SLOW_QUESTION);
+    await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: SLOW_CHUNKS[0].trim() }).waitFor();
+    assert.equal((await submit(other, "Turn 2 from the second tab")).status(), 409);
+    await offer.getByRole("button", { name: "Stop it" }).click();
+    // The second tab follows the stopped run to its end (as stored).
+    await other.getByTestId("message-assistant").last().getByTestId("stopped").waitFor();
+    await ready(other);
+    assert.equal((await endedRun(second.headers()["x-edgebrain-run-id"])).state, "cancelled");
+    await ready(page);
+    assert.equal((await submit(other, "Turn 2 from the second tab")).status(), 200);
+    await ready(other);
+    await other.close();
+  });
+
+  test("after ten turns the composer is in view, the newest message too, and the page itself does not scroll", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    for (let turn = 1; turn <= 10; turn += 1) assert.equal((await send(`Turn ${turn} of ten`)).status(), 200);
+    assert.equal(await page.getByTestId("message-assistant").count(), 10);
+    const viewport = page.viewportSize();
+    const composer = await page.getByLabel("Message", { exact: true }).boundingBox();
+    assert.ok(composer.y >= 0 && composer.y + composer.height <= viewport.height, `composer in view: ${JSON.stringify(composer)}`);
+    const pane = await page.getByTestId("message-pane").boundingBox();
+    const newest = await page.getByTestId("message-assistant").last().boundingBox();
+    assert.ok(newest.y + newest.height <= pane.y + pane.height + 1 && newest.y >= pane.y - 1, `newest in view: ${JSON.stringify({ pane, newest })}`);
+    const overflow = await page.evaluate(() => [document.documentElement.scrollHeight, window.innerHeight]);
+    assert.ok(overflow[0] <= overflow[1], `the page does not grow: ${overflow}`);
+    assert.ok(await page.getByTestId("message-pane").evaluate((element) => element.scrollHeight > element.clientHeight), "the pane scrolls");
+    await shot("ten-turns");
+
+    // Message actions: retry asks the last question again; edit sends an edited copy.
+    await page.getByTestId("message-assistant").last().getByRole("button", { name: "Retry" }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="message-user"]')].filter((element) => element.textContent.includes("Turn 10 of ten")).length === 2);
+    await ready(page);
+    await page.getByTestId("message-user").last().getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Edit message").fill("Turn 11, edited");
+    await page.getByTestId("message-user").last().getByRole("button", { name: "Send" }).click();
+    await page.getByTestId("message-user").filter({ hasText: "Turn 11, edited" }).waitFor();
+    await ready(page);
+    assert.equal(await lastReplyRaw(page), quickAnswer("Turn 11, edited"));
+
+    // Scrolled up, the pane stays where the reader is while the reply grows; "Latest" goes back
+    // to the end and follows it again.
+    const pinned = () => page.getByTestId("message-pane").evaluate((element) => element.scrollHeight - element.scrollTop - element.clientHeight < 2);
+    await submit(page, SLOW_QUESTION);
+    const growing = page.getByTestId("message-assistant").last().getByTestId("message-text");
+    await growing.filter({ hasText: SLOW_CHUNKS[0].trim() }).waitFor();
+    await page.getByTestId("message-pane").evaluate((element) => { element.scrollTop = 0; });
+    await page.getByRole("button", { name: "↓ Latest" }).waitFor();
+    await growing.filter({ hasText: SLOW_CHUNKS[4].trim() }).waitFor();
+    assert.equal(await page.getByTestId("message-pane").evaluate((element) => element.scrollTop), 0, "not dragged down while reading");
+    await page.getByRole("button", { name: "↓ Latest" }).click();
+    assert.ok(await pinned());
+    await ready(page);
+    assert.ok(await pinned(), "followed the reply to its end");
+    await shot("ten-turns-end");
+  });
+
+  test("markdown renders (table, highlighted code, locale numbers) and the model's HTML never runs", async () => {
+    await newVisitor();
+    await ask(MARKDOWN_QUESTION);
+    const reply = page.getByTestId("message-assistant").last();
+    const table = reply.getByTestId("message-text").locator("table");
+    await table.waitFor();
+    assert.deepEqual(await table.locator("thead th").allTextContents(), ["Store", "Units"]);
+    assert.deepEqual(await table.locator("tbody td").allTextContents(), ["Berlin", "1,234,567", "Paris", "24.69"]);
+    await reply.locator("pre code.hljs .hljs-keyword").first().waitFor();
+    // Prose numbers in the reader's locale; the raw numbers stay in the page.
+    const noisy = reply.locator('p .num[data-raw="24.68603087"]');
+    assert.equal(await noisy.textContent(), "24.69");
+    assert.equal(await lastReplyRaw(page), MARKDOWN_ANSWER);
+    // Sanitised: no element of the model's HTML, nothing of it ran, no javascript: link.
+    assert.equal(await reply.locator("script, img, iframe, [onerror]").count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await reply.locator('a[href^="javascript"]').count(), 0);
+    // Copy gives the raw markdown (the clipboard API recorded: headless Chromium cannot read it back).
+    await page.evaluate(() => {
+      navigator.clipboard.writeText = async (text) => {
+        window.__copied = text;
+      };
+    });
+    await reply.getByRole("button", { name: "Copy" }).click();
+    await reply.getByRole("button", { name: "Copied" }).waitFor();
+    assert.equal(await page.evaluate(() => window.__copied), MARKDOWN_ANSWER);
+    await shot("markdown");
+  });
+
+  test("at 390×844: no horizontal scroll, a composer at least 300 px wide, conversations in a drawer", async () => {
+    await newVisitor({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("starter").first().waitFor();
+    await send(QUESTION);
+    await page.getByTestId("tool-chart").getByTestId("chart").locator("svg").first().waitFor();
+    // A wide table in a reply scrolls inside its own box.
+    await send(MARKDOWN_QUESTION);
+    await page.getByTestId("message-assistant").last().getByTestId("message-text").locator("table").waitFor();
+    const layout = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+      composer: document.querySelector('textarea[aria-label="Message"]').getBoundingClientRect().width,
+    }));
+    assert.ok(layout.scrollWidth <= layout.clientWidth, `no horizontal scroll: ${JSON.stringify(layout)}`);
+    assert.ok(layout.composer >= 300, `composer width: ${JSON.stringify(layout)}`);
+    const composer = await page.getByLabel("Message", { exact: true }).boundingBox();
+    assert.ok(composer.y + composer.height <= 844, `composer in view: ${JSON.stringify(composer)}`);
+    // The conversation list is a drawer: hidden, opened by its button, closed by choosing.
+    const threads = page.getByRole("navigation", { name: "Conversations" });
+    assert.equal(await threads.isVisible(), false);
+    await page.screenshot({ path: join(ARTIFACTS, "web-phone.png") });
+    await page.getByRole("button", { name: "Show conversations" }).click();
+    await threads.getByTestId("thread").first().waitFor({ state: "visible" });
+    await page.screenshot({ path: join(ARTIFACTS, "web-phone-drawer.png") });
+    await threads.locator(".thread-title").first().click();
+    await threads.waitFor({ state: "hidden" });
+  });
+
+  test("no page logged a console error or threw", () => {
+    assert.deepEqual(consoleErrors, []);
   });
 });

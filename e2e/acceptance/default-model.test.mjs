@@ -33,15 +33,21 @@ describe("the default configuration in Chromium: a real local model answers from
 
   const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `default-model-${name}.png`), fullPage: true });
 
+  /** A reply's text parts as the model wrote them (`data-raw` of each `message-text`). */
+  async function rawText(reply) {
+    return (await reply.getByTestId("message-text").evaluateAll((elements) => elements.map((element) => element.dataset.raw))).join("\n");
+  }
+
   /** Asks in the page and waits until the reply is complete; returns the last assistant message. */
   async function ask(question) {
     const replies = page.getByTestId("message-assistant");
     const before = await replies.count();
-    await page.getByLabel("Message").fill(question);
-    await page.getByLabel("Message").press("Enter");
+    await page.getByLabel("Message", { exact: true }).fill(question);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
     await page.getByTestId("message-user").filter({ hasText: question }).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="message-assistant"]').length > n, before, { timeout: TURN_MS });
-    await page.getByTestId("chat-status").filter({ hasText: "ready" }).waitFor({ timeout: TURN_MS });
+    // The AI SDK's status (`data-state`), not the words the page shows.
+    await page.locator('[data-testid="chat-status"][data-state="ready"]').waitFor({ state: "attached", timeout: TURN_MS });
     return replies.last();
   }
 
@@ -98,7 +104,9 @@ describe("the default configuration in Chromium: a real local model answers from
     assert.equal(expected.length, 5);
 
     const reply = await ask(TOP_STORES);
-    const text = (await reply.getByTestId("message-text").allTextContents()).join("\n");
+    // The text as the model wrote it (`data-raw`): the page shows prose numbers in the reader's
+    // locale, rounded.
+    const text = await rawText(reply);
     const numbers = numbersIn(text);
     const missing = expected.flatMap((row) => [
       statesNumber(numbers, row.store_id) ? [] : [`store ${row.store_id}`],
@@ -121,7 +129,7 @@ describe("the default configuration in Chromium: a real local model answers from
 
   test("a question the data cannot answer is answered as such", async () => {
     const reply = await ask(UNANSWERABLE.question);
-    const text = (await reply.getByTestId("message-text").allTextContents()).join("\n");
+    const text = await rawText(reply);
     assert.ok(saysCannotAnswer(text), `the answer says the data cannot answer: ${JSON.stringify(text)}`);
     // …and does not answer anyway ("it was sunny", then "the data cannot answer it").
     assert.ok(!inventsAnswer(UNANSWERABLE, text), `the answer invents no weather: ${JSON.stringify(text)}`);

@@ -61,9 +61,12 @@ export function App() {
   const [current, setCurrent] = useState<string | null>(threadFromLocation);
   const [error, setError] = useState<string | null>(null);
   const [identityVersion, setIdentityVersion] = useState(0);
+  /** The conversation list as a drawer (narrow screens). */
+  const [drawer, setDrawer] = useState(false);
 
   const select = useCallback((id: string | null) => {
     setCurrent(id);
+    setDrawer(false);
     history.replaceState(null, "", id ? `#thread=${encodeURIComponent(id)}` : window.location.pathname);
   }, []);
 
@@ -123,10 +126,13 @@ export function App() {
           {error}
         </p>
       ) : null}
-      <main>
+      <main className={tab === "chat" ? "chat-main" : ""}>
         {tab === "chat" ? (
           <div className="chat-layout">
+            {drawer ? <div className="drawer-backdrop" onClick={() => setDrawer(false)} aria-hidden="true" /> : null}
             <ThreadList
+              open={drawer}
+              onClose={() => setDrawer(false)}
               threads={threads}
               current={current}
               onSelect={select}
@@ -153,9 +159,13 @@ export function App() {
                 threadId={current}
                 title={threads.find((thread) => thread.id === current)?.title ?? null}
                 onActivity={() => void refresh()}
+                onOpenThreads={() => setDrawer(true)}
               />
             ) : (
               <div className="conversation empty">
+                <button type="button" className="threads-toggle" onClick={() => setDrawer(true)} aria-label="Show conversations">
+                  ☰ Conversations
+                </button>
                 <p>Start a conversation to ask questions about your data.</p>
                 <button type="button" onClick={() => void create()}>
                   New conversation

@@ -10,6 +10,7 @@ import type {
   MessagePage,
   QueryResult,
   RenameThread,
+  Run,
   SqlQuery,
   Thread,
   ThreadPage,
@@ -62,7 +63,8 @@ function isErrorBody(value: unknown): value is ErrorBody {
   return typeof value === "object" && value !== null && "error" in value;
 }
 
-async function failure(response: Response): Promise<ApiError> {
+/** A non-2xx answer as an ApiError: the shared error body, else the status text. */
+export async function failure(response: Response): Promise<ApiError> {
   const text = await response.text();
   try {
     const body: unknown = JSON.parse(text);
@@ -84,8 +86,9 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   }
   const response = await fetch(path, init);
   if (!response.ok) throw await failure(response);
-  if (response.status === 204) return undefined as T;
-  return (await response.json()) as T;
+  // 204, and 202 of a cancel: no body.
+  const text = await response.text();
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 export const api = {
@@ -108,6 +111,9 @@ export const api = {
     } while (cursor);
     return messages;
   },
+  getRun: (id: string) => request<Run>("GET", `/api/v1/runs/${encodeURIComponent(id)}`),
+  /** Asks the brain to stop a run; 409 (`conflict`) when it already finished. */
+  cancelRun: (id: string) => request<void>("POST", `/api/v1/runs/${encodeURIComponent(id)}/cancel`),
   listDatasets: () => request<DatasetList>("GET", "/api/v1/datasets"),
   describeDataset: (id: string) => request<DatasetDescription>("GET", `/api/v1/datasets/${encodeURIComponent(id)}`),
   deleteDataset: (id: string) => request<void>("DELETE", `/api/v1/datasets/${encodeURIComponent(id)}`),

@@ -19,7 +19,8 @@ export function Chart(props: { spec: JsonValue }) {
         if (cancelled) return;
         // The spec comes from the brain; vega-embed validates it and renders as SVG.
         const spec = props.spec as Parameters<typeof embed>[1];
-        const result = await embed(element, spec, { actions: false, renderer: "svg", mode: "vega-lite" });
+        const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+        const result = await embed(element, spec, { actions: false, renderer: "svg", mode: "vega-lite", ...(dark ? { theme: "dark" as const } : {}) });
         if (cancelled) result.finalize();
         else finalize = () => result.finalize();
       })

@@ -1,4 +1,5 @@
 import type { JsonValue } from "@edgebrain/types";
+import { formatCellNumber } from "../numbers";
 
 type Row = { [key in string]?: JsonValue };
 
@@ -6,6 +7,20 @@ function cell(value: JsonValue | undefined): string {
   if (value === undefined || value === null) return "";
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
+}
+
+/** A cell: numbers in the reader's locale (the raw value in `data-raw` and the tooltip). */
+function Cell(props: { value: JsonValue | undefined; column: string }) {
+  const { value } = props;
+  if (typeof value === "number") {
+    const raw = String(value);
+    return (
+      <td className="num" data-raw={raw} title={raw}>
+        {formatCellNumber(value, props.column)}
+      </td>
+    );
+  }
+  return <td>{cell(value)}</td>;
 }
 
 /** A plain table of result rows; `columns` fixes the order (default: keys of the first row). */
@@ -28,7 +43,7 @@ export function DataTable(props: { rows: ReadonlyArray<Row>; columns?: ReadonlyA
           {props.rows.map((row, index) => (
             <tr key={index}>
               {columns.map((column) => (
-                <td key={column}>{cell(row[column])}</td>
+                <Cell key={column} value={row[column]} column={column} />
               ))}
             </tr>
           ))}

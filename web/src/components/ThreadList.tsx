@@ -2,6 +2,9 @@ import { useState } from "react";
 import type { Thread } from "@edgebrain/types";
 
 export function ThreadList(props: {
+  /** Shown as a drawer (narrow screens only; always shown on wide ones). */
+  open: boolean;
+  onClose: () => void;
   threads: Array<Thread>;
   current: string | null;
   onSelect: (id: string) => void;
@@ -13,10 +16,22 @@ export function ThreadList(props: {
   const [title, setTitle] = useState("");
 
   return (
-    <nav className="threads" aria-label="Conversations">
-      <button type="button" className="new-thread" onClick={props.onCreate}>
-        + New conversation
-      </button>
+    <nav
+      className={`threads${props.open ? " open" : ""}`}
+      aria-label="Conversations"
+      onKeyDown={(event) => {
+        if (event.key === "Escape") props.onClose();
+      }}
+    >
+      <div className="threads-head">
+        <button type="button" className="new-thread" onClick={props.onCreate}>
+          + New conversation
+        </button>
+        <button type="button" className="icon close-drawer" aria-label="Close conversations" onClick={props.onClose}>
+          ✕
+        </button>
+      </div>
+      {props.threads.length === 0 ? <p className="muted">No conversations yet.</p> : null}
       <ul>
         {props.threads.map((thread) => (
           <li key={thread.id} className={thread.id === props.current ? "current" : ""} data-testid="thread">
