@@ -210,6 +210,7 @@ fn benches(c: &mut Criterion) {
         let store = Store::connect(&config.database().unwrap()).await.unwrap();
         let data = DataPlane::open(
             &dir,
+            brain::data::objects::Objects::open(None, &[], &dir).unwrap(),
             store.clone(),
             Arc::new(Metrics::new().unwrap()),
             DataLimits::from_config(&config),

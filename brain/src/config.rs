@@ -133,8 +133,25 @@ pub struct Config {
     #[arg(long, env = "BRAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
+    /// Where datasets' Parquet objects live: `file:///path` (a local or shared folder) or
+    /// `s3://bucket[/prefix]` (AWS S3, Cloudflare R2, MinIO, any S3-compatible service; set up
+    /// by the usual `AWS_*` environment variables: `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`).
+    /// Default: the data directory (`<data-dir>/datasets/…`). Every brain of a fleet needs the
+    /// same store and database. At start the brain writes, reads back and deletes a small object
+    /// and refuses to start if that fails.
+    #[arg(long, env = "BRAIN_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
+    /// Extra settings of the S3 object store (`object_store` crate keys such as
+    /// `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`), applied over the environment.
+    /// Not a flag: for programs that embed the brain as a library (the tests use it).
+    #[arg(skip)]
+    pub object_store_options: ObjectStoreOptions,
+
     /// Memory budget of the loaded datasets (DataFrames) in bytes. Past it, the least recently
-    /// used unpinned frames are dropped from memory (they reload from Parquet on next use).
+    /// used unpinned frames are dropped from memory (they reload from their Parquet object on next
+    /// use).
     #[arg(long, env = "BRAIN_DATASETS_MEMORY_BUDGET_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub datasets_memory_budget_bytes: u64,
 
@@ -405,6 +422,19 @@ pub struct Config {
     /// searches; the least recently used is dropped past it. 0: rebuild on every search.
     #[arg(long, env = "BRAIN_KNOWLEDGE_INDEX_CACHE_OWNERS", default_value_t = 64)]
     pub knowledge_index_cache_owners: usize,
+}
+
+/// Extra object store settings (key, value). `Debug` shows the keys only: values may be
+/// credentials.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ObjectStoreOptions(pub Vec<(String, String)>);
+
+impl fmt::Debug for ObjectStoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(key, _)| format!("{key}=<redacted>")))
+            .finish()
+    }
 }
 
 /// The knowledge base's embedder.

@@ -22,6 +22,7 @@ use crate::chat::templates::PromptTemplates;
 use crate::chat::{ChatService, ChatSettings};
 use crate::clock::unix_millis;
 use crate::config::{Config, EdgeTrustMode};
+use crate::data::objects::Objects;
 use crate::data::{DataLimits, DataPlane};
 use crate::http::edge_auth::EdgeTrust;
 use crate::http::{self, AppState, Limits};
@@ -97,8 +98,17 @@ impl Application {
             .local_addr()
             .context("cannot read the bound address")?;
 
-        // Recorded only once everything else succeeded, so the table counts real starts.
         let instance_id = Uuid::new_v4().to_string();
+        // Misconfigured object storage stops the start here, naming the URL and the cause.
+        let objects = Objects::open(
+            config.object_store_url.as_deref(),
+            &config.object_store_options.0,
+            &config.data_dir,
+        )
+        .context("invalid object store configuration")?;
+        objects.probe(&instance_id).await?;
+
+        // Recorded only once everything else succeeded, so the table counts real starts.
         let started_at_ms = i64::try_from(unix_millis()).unwrap_or(i64::MAX);
         store
             .record_start(&instance_id, VERSION, started_at_ms)
@@ -127,6 +137,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("cannot create the metrics registry")?);
         let data = DataPlane::open(
             &config.data_dir,
+            objects,
             store.clone(),
             Arc::clone(&metrics),
             DataLimits::from_config(&config),

@@ -181,33 +181,46 @@ fn apply_overrides(frame: DataFrame, overrides: &SchemaOverrides) -> Result<Data
     })
 }
 
-/// Reads a Parquet file written by [`write_parquet`] (or uploaded).
+/// Reads an uploaded Parquet file (malformed input is an error, never a panic: see
+/// [`read_parquet_bytes`]).
 pub fn read_parquet(path: &Path) -> Result<DataFrame, DataError> {
     let file = File::open(path).map_err(DataError::io)?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|error| DataError::Internal(anyhow::anyhow!("{error}")))
+    parquet_without_panics(|| ParquetReader::new(file).finish())
 }
 
-/// Writes `frame` to `destination` atomically: into a temporary file beside it, synced, then
-/// renamed over. Returns the file's size. A crash leaves the old file or the new, never half.
-pub fn write_parquet(frame: &mut DataFrame, destination: &Path) -> Result<u64, DataError> {
-    let temporary = destination.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let file = File::create(&temporary).map_err(DataError::io)?;
-        ParquetWriter::new(&file)
-            .finish(frame)
-            .map_err(|error| DataError::Internal(anyhow::anyhow!("writing Parquet: {error}")))?;
-        file.sync_all().map_err(DataError::io)?;
-        std::fs::rename(&temporary, destination).map_err(DataError::io)?;
-        std::fs::metadata(destination)
-            .map(|metadata| metadata.len())
-            .map_err(DataError::io)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+/// Reads a dataset's Parquet object. polars may panic rather than fail on some malformed
+/// files; the panic is caught here and is an error like any other, so a damaged object never
+/// takes a request (or the brain) down.
+pub fn read_parquet_bytes(bytes: bytes::Bytes) -> Result<DataFrame, DataError> {
+    parquet_without_panics(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish())
+}
+
+fn parquet_without_panics(
+    read: impl FnOnce() -> PolarsResult<DataFrame>,
+) -> Result<DataFrame, DataError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+        Ok(Ok(frame)) => Ok(frame),
+        Ok(Err(error)) => Err(DataError::Internal(anyhow::anyhow!("{error}"))),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "polars panicked".to_owned());
+            Err(DataError::Internal(anyhow::anyhow!(
+                "malformed Parquet (the reader panicked: {detail})"
+            )))
+        }
     }
-    written
+}
+
+/// `frame` as a Parquet file in memory (what a dataset's object holds).
+pub fn parquet_bytes(frame: &mut DataFrame) -> Result<Vec<u8>, DataError> {
+    let mut buffer = Vec::new();
+    ParquetWriter::new(&mut buffer)
+        .finish(frame)
+        .map_err(|error| DataError::Internal(anyhow::anyhow!("writing Parquet: {error}")))?;
+    Ok(buffer)
 }
 
 /// Name and dtype of every column.
@@ -425,15 +438,13 @@ mod tests {
     #[test]
     fn truncated_parquet_is_refused_as_invalid() {
         let mut frame = df!("x" => [1i64, 2, 3]).unwrap();
-        let path = std::env::temp_dir().join(format!(
-            "edgebrain-ingest-{}.parquet",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let size = write_parquet(&mut frame, &path).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        let truncated = file(&bytes[..(size as usize) / 2]);
+        let bytes = parquet_bytes(&mut frame).unwrap();
+        let truncated = file(&bytes[..bytes.len() / 2]);
         let text = message(read_file(&truncated.0, &options(DataFormat::Parquet)));
         assert!(text.contains("Parquet"), "{text}");
+        assert!(read_parquet_bytes(bytes::Bytes::from(bytes[..bytes.len() / 2].to_vec())).is_err());
+        assert!(read_parquet_bytes(bytes::Bytes::from_static(b"PAR1 not parquet PAR1")).is_err());
+        let whole = read_parquet_bytes(bytes::Bytes::from(bytes)).unwrap();
+        assert_eq!(whole.height(), 3);
     }
 }

@@ -1,5 +1,5 @@
-//! The data plane: datasets kept as Parquet on disk, described in the database, and held in
-//! memory as polars DataFrames while in use.
+//! The data plane: datasets kept as Parquet objects (a local folder or an S3-compatible
+//! store), described in the database, and held in memory as polars DataFrames while in use.
 //!
 //! # Layout
 //! - [`DataPlane`] (this module): the operations the HTTP layer calls (create, list, describe,
@@ -8,7 +8,8 @@
 //!   [`crate::store::Store`].
 //! - [`registry`]: the memory manager (byte budget, LRU eviction, pinning, `Arc` swaps).
 //! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
-//!   inference and overrides) and DataFrames to Parquet (atomic writes).
+//!   inference and overrides) and DataFrames to and from Parquet bytes.
+//! - [`objects`]: the object store the Parquet objects live in (`--object-store-url`).
 //! - [`sql`]: the SQL allowlist (parse, then allow only a single read-only `SELECT`).
 //! - [`sql_plan`]: approved SQL to the polars plan the brain runs.
 //! - [`json_query`]: the typed JSON query as a polars plan.
@@ -18,10 +19,21 @@
 //! - [`output`]: results as JSON rows/columns, CSV, Arrow IPC; column statistics.
 //! - [`sample`]: the deterministic synthetic retail sample.
 //!
-//! # Files
-//! `<data-dir>/datasets/<id>.parquet` holds each dataset; `<data-dir>/uploads/` holds uploads
-//! while they stream in. Both are cleaned of leftovers (`*.tmp`, partial uploads) at start, so
-//! a crash mid-write leaves nothing half-written behind.
+//! # Objects and versions (a fleet of brains)
+//! A dataset's contents are the object its database row names (`object_key`), written under a
+//! fresh key `datasets/<id>/v<version>-<nonce>.parquet` by every create, replace and append
+//! and published by the row's update, which is a compare-and-set on `version` (of two brains
+//! writing one dataset at once, one wins and the other answers 409 and deletes its object).
+//! The replaced object is deleted after the commit. Frames in the [`registry`] are tagged with
+//! the contents they hold; every lookup resolves names from the database first, so a brain
+//! sees another brain's write at its next use and reloads (see [`registry::Contents`]).
+//! A reader that resolved the old version just before another brain's commit and fetches the
+//! object after that brain deleted it finds it missing: the database then names a newer
+//! version, and the request is answered 503 `unavailable` "changed while being read; retry"
+//! (a window of one object fetch; readers that already hold the frame are unaffected).
+//! `<data-dir>/uploads/` holds uploads while they stream in; it and the local store's staged
+//! files (`*#<n>`, `*.tmp`) are cleaned at start, so a crash mid-write leaves nothing
+//! half-written behind.
 //!
 //! Every polars call runs in `spawn_blocking`; no lock is held across an `.await`.
 //!
@@ -35,6 +47,7 @@
 pub mod admission;
 pub mod ingest;
 pub mod json_query;
+pub mod objects;
 pub mod output;
 pub mod plan_cache;
 pub mod precheck;
@@ -61,12 +74,15 @@ use shared_types::data::{
 use crate::clock::unix_millis;
 use crate::config::{Config, QueryEngine};
 use crate::metrics::Metrics;
-use crate::store::datasets::{ContentsUpdate, DatasetRecord, SCOPE_PRIVATE, SCOPE_PUBLIC};
+use crate::store::datasets::{
+    ContentsUpdate, ContentsUpdated, DatasetRecord, SCOPE_PRIVATE, SCOPE_PUBLIC,
+};
 use crate::store::{Store, StoreError};
 use admission::{QueryGate, QueryPermit};
 use ingest::{IngestOptions, SchemaOverrides};
+use objects::Objects;
 use plan_cache::PlanCache;
-use registry::FrameRegistry;
+use registry::{Contents, FrameRegistry};
 use stages::QueryMetrics;
 
 /// 409 for a name the caller cannot take: its own dataset has it, or (for a public dataset)
@@ -123,6 +139,11 @@ pub enum DataError {
     /// The query ran past its time limit and was cancelled (422).
     #[error("the query ran longer than the limit of {limit_ms} ms and was cancelled")]
     Timeout { limit_ms: u128 },
+    /// The object store cannot be used right now, or a dataset's object cannot be read
+    /// (unreachable, refused, missing, damaged, or replaced while being read): 503. The message
+    /// names the dataset and the kind of failure; the details go to the log.
+    #[error("{0}")]
+    Unavailable(String),
     /// Every query turn is taken and the queue is full (503 with `Retry-After`).
     #[error(
         "the server is busy with other queries ({running} running, {waiting} waiting); retry \
@@ -295,7 +316,7 @@ struct Inner {
     gate: QueryGate,
     plans: PlanCache,
     query_metrics: QueryMetrics,
-    datasets_dir: PathBuf,
+    objects: Objects,
     uploads_dir: PathBuf,
     /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -303,9 +324,11 @@ struct Inner {
 
 impl DataPlane {
     /// Prepares the directories (removing leftovers of interrupted writes) and, on the first
-    /// start with an empty data directory, generates the sample datasets.
+    /// start with an empty data directory, generates the sample datasets (unless another brain
+    /// of the fleet already did) into `objects`.
     pub async fn open(
         data_dir: &Path,
+        objects: Objects,
         store: Store,
         metrics: Arc<Metrics>,
         limits: DataLimits,
@@ -319,6 +342,8 @@ impl DataPlane {
                 .await
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        // Only this brain writes under its own data directory; a shared `file://` folder is
+        // left alone (another brain may be writing there right now).
         remove_leftovers(&datasets_dir, &uploads_dir).await?;
         let query_metrics =
             QueryMetrics::register(&metrics).context("cannot register the query metrics")?;
@@ -331,7 +356,7 @@ impl DataPlane {
                 plans: PlanCache::new(limits.plan_cache_entries),
                 query_metrics,
                 limits,
-                datasets_dir,
+                objects,
                 uploads_dir,
                 writers: Mutex::new(HashMap::new()),
             }),
@@ -356,8 +381,36 @@ impl DataPlane {
         }
     }
 
-    fn parquet_path(&self, id: &str) -> PathBuf {
-        self.inner.datasets_dir.join(format!("{id}.parquet"))
+    /// The object store of the datasets.
+    pub fn objects(&self) -> &Objects {
+        &self.inner.objects
+    }
+
+    /// Writes `frame` as a Parquet object under `key`; returns the frame and the object's size.
+    /// A store that fails is a 503 naming the cause (nothing is recorded then).
+    async fn write_object(&self, key: &str, frame: DataFrame) -> Result<(DataFrame, u64)> {
+        let (frame, parquet) = blocking(move || {
+            let mut frame = frame;
+            let parquet = ingest::parquet_bytes(&mut frame)?;
+            Ok((frame, parquet))
+        })
+        .await?;
+        let objects = &self.inner.objects;
+        let bytes = objects.put(key, parquet).await.map_err(|error| {
+            tracing::error!(key, store = %objects.url(), error = %error, "cannot write a dataset object");
+            DataError::Unavailable(format!(
+                "the dataset could not be stored: {}; nothing was changed, retry later",
+                objects::describe(&error)
+            ))
+        })?;
+        Ok((frame, bytes))
+    }
+
+    /// Deletes an object nothing names (a write that did not commit).
+    async fn discard_object(&self, key: &str) {
+        if let Err(error) = self.inner.objects.delete(key).await {
+            tracing::warn!(key, %error, "cannot delete an uncommitted dataset object (orphaned)");
+        }
     }
 
     fn writer_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -438,16 +491,8 @@ impl DataPlane {
         frame: DataFrame,
     ) -> Result<DatasetInfo> {
         let id = uuid::Uuid::new_v4().to_string();
-        let path = self.parquet_path(&id);
-        let (frame, bytes) = {
-            let path = path.clone();
-            blocking(move || {
-                let mut frame = frame;
-                let bytes = ingest::write_parquet(&mut frame, &path)?;
-                Ok((frame, bytes))
-            })
-            .await?
-        };
+        let key = objects::dataset_key(&id, 1);
+        let (frame, bytes) = self.write_object(&key, frame).await?;
         let now = now_ms();
         let record = DatasetRecord {
             id: id.clone(),
@@ -461,16 +506,25 @@ impl DataPlane {
             created_at_ms: now,
             updated_at_ms: now,
             version: 1,
+            object_key: key.clone(),
         };
         if let Err(error) = self.inner.store.insert_dataset(&record).await {
-            let _ = tokio::fs::remove_file(&path).await;
+            // Remove the object unless the row may have been committed after all (a connection
+            // lost after the commit): an orphan is harmless, a row without its object is not.
+            if matches!(error, StoreError::Conflict(_))
+                || matches!(self.inner.store.dataset_object(&id).await, Ok(None))
+            {
+                self.discard_object(&key).await;
+            }
             return Err(match error {
                 StoreError::Conflict(_) => name_taken(name, scope == SCOPE_PUBLIC),
                 other => other.into(),
             });
         }
         // Fresh data is likely to be queried next: keep it (subject to the budget).
-        self.inner.registry.swap(&id, Arc::new(frame), false);
+        self.inner
+            .registry
+            .swap(&id, &contents(&record), Arc::new(frame), false);
         self.inner.plans.sweep();
         info(&record, owner)
     }
@@ -504,20 +558,78 @@ impl DataPlane {
         Ok(record)
     }
 
-    /// The frame of `record`, from memory or loaded from its Parquet file.
+    /// The frame of `record` (the contents its row names), from memory or loaded from its
+    /// object. A frame of older contents is dropped on the way (another brain changed the
+    /// dataset).
     async fn frame(&self, record: &DatasetRecord) -> Result<Arc<DataFrame>> {
-        if let Some(frame) = self.inner.registry.get(&record.id) {
+        let contents = contents(record);
+        if let Some(frame) = self.inner.registry.get(&record.id, &contents) {
             return Ok(frame);
         }
-        let path = self.parquet_path(&record.id);
-        let frame = blocking(move || ingest::read_parquet(&path)).await?;
-        let frame = self
-            .inner
-            .registry
-            .insert_loaded(&record.id, Arc::new(frame), record.pinned);
+        let frame = self.load(record).await?;
+        let frame = self.inner.registry.insert_loaded(
+            &record.id,
+            &contents,
+            Arc::new(frame),
+            record.pinned,
+        );
         // Loading may have evicted other frames: plans over them go too.
         self.inner.plans.sweep();
         Ok(frame)
+    }
+
+    /// Reads `record`'s object and parses it (polars off the executor). Every failure is a 503
+    /// naming the dataset and the cause, and the brain keeps serving: a missing object whose
+    /// dataset now names another one was replaced while being read (retry); a missing,
+    /// mis-sized or unparsable object that the row still names is damaged.
+    async fn load(&self, record: &DatasetRecord) -> Result<DataFrame> {
+        let objects = &self.inner.objects;
+        let name = &record.name;
+        let expected = u64::try_from(record.bytes).unwrap_or_default();
+        let unreadable = |cause: &dyn std::fmt::Display| {
+            DataError::Unavailable(format!(
+                "dataset `{name}` cannot be read from the object store: {cause}"
+            ))
+        };
+        let bytes = match objects.get(&record.object_key, expected).await {
+            Ok(bytes) => bytes,
+            Err(objects::ReadError::Missing(key)) => {
+                let now = self.inner.store.dataset_object(&record.id).await?;
+                return Err(match now {
+                    Some((_, current)) if current != record.object_key => {
+                        DataError::Unavailable(format!(
+                            "dataset `{name}` changed while it was being read (another server \
+                             replaced it); retry"
+                        ))
+                    }
+                    None => DataError::NotFound(format!("no dataset named `{name}`")),
+                    Some(_) => {
+                        tracing::error!(dataset = %record.id, key = %key, store = %objects.url(), "a dataset's object is missing");
+                        unreadable(&"its stored object is missing")
+                    }
+                });
+            }
+            Err(objects::ReadError::Store(error)) => {
+                tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), %error, "cannot read a dataset object");
+                return Err(unreadable(&objects::describe(&error)));
+            }
+            Err(wrong @ objects::ReadError::WrongSize { .. }) => {
+                tracing::error!(dataset = %record.id, store = %objects.url(), error = %wrong, "a dataset's object is damaged");
+                return Err(unreadable(
+                    &"its stored object is damaged (not the size that was written)",
+                ));
+            }
+        };
+        let key = record.object_key.clone();
+        let id = record.id.clone();
+        blocking(move || {
+            ingest::read_parquet_bytes(bytes).map_err(|error| {
+                tracing::error!(dataset = %id, key = %key, %error, "a dataset's object is not readable Parquet");
+                error
+            })
+        })
+        .await
+        .map_err(|_| unreadable(&"its stored object is damaged (not readable Parquet)"))
     }
 
     pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
@@ -564,13 +676,15 @@ impl DataPlane {
         self.owned(owner, id).await?;
         let writer = self.writer_lock(id);
         let _writing = writer.lock().await;
+        // Read again under the lock: the version this write replaces.
+        let record = self.owned(owner, id).await?;
         let frame = blocking(move || {
             let frame = ingest::read_file(upload.path(), &options);
             drop(upload);
             frame
         })
         .await?;
-        self.store_contents(owner, id, frame).await
+        self.store_contents(owner, &record, frame).await
     }
 
     /// Appends the rows of an upload; they must have the dataset's columns.
@@ -581,9 +695,11 @@ impl DataPlane {
         upload: StagedUpload,
         options: IngestOptions,
     ) -> Result<DatasetInfo> {
-        let record = self.owned(owner, id).await?;
+        self.owned(owner, id).await?;
         let writer = self.writer_lock(id);
         let _writing = writer.lock().await;
+        // Read again under the lock: the version these rows are appended to.
+        let record = self.owned(owner, id).await?;
         let existing = self.frame(&record).await?;
         let frame = blocking(move || {
             let rows = ingest::read_file(upload.path(), &options);
@@ -598,34 +714,72 @@ impl DataPlane {
                 })
         })
         .await?;
-        self.store_contents(owner, id, frame).await
+        self.store_contents(owner, &record, frame).await
     }
 
-    /// Rewrites the Parquet file, records the new metadata, then swaps the frame in.
-    async fn store_contents(&self, owner: &str, id: &str, frame: DataFrame) -> Result<DatasetInfo> {
-        let path = self.parquet_path(id);
-        let (frame, bytes) = blocking(move || {
-            let mut frame = frame;
-            let bytes = ingest::write_parquet(&mut frame, &path)?;
-            Ok((frame, bytes))
-        })
-        .await?;
+    /// Writes the new contents as a new object, commits it as the next version if `previous`
+    /// is still the current one, swaps the frame in, then deletes the replaced object.
+    async fn store_contents(
+        &self,
+        owner: &str,
+        previous: &DatasetRecord,
+        frame: DataFrame,
+    ) -> Result<DatasetInfo> {
+        let id = previous.id.as_str();
+        let key = objects::dataset_key(id, previous.version + 1);
+        let (frame, bytes) = self.write_object(&key, frame).await?;
         let update = ContentsUpdate {
             columns_json: columns_json(&ingest::column_infos(&frame))?,
             row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
             updated_at_ms: now_ms(),
+            object_key: key.clone(),
+            expected_version: previous.version,
         };
-        if !self
+        match self
             .inner
             .store
             .update_dataset_contents(owner, id, &update)
-            .await?
+            .await
         {
-            return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
+            Ok(ContentsUpdated::Done) => {}
+            Ok(ContentsUpdated::Missing) => {
+                self.discard_object(&key).await;
+                return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
+            }
+            Ok(ContentsUpdated::Conflict) => {
+                self.discard_object(&key).await;
+                return Err(DataError::Conflict(format!(
+                    "dataset `{}` was changed by another request while this one was being \
+                     stored; nothing was changed by this one, retry it",
+                    previous.name
+                )));
+            }
+            Err(error) => {
+                // Unknown outcome (e.g. the connection broke after the commit): keep the object
+                // unless the row surely does not name it.
+                match self.inner.store.dataset_object(id).await {
+                    Ok(Some((_, current))) if current == key => {}
+                    Err(_) => {}
+                    Ok(_) => self.discard_object(&key).await,
+                }
+                return Err(error.into());
+            }
         }
-        self.inner.registry.swap(id, Arc::new(frame), false);
+        let current = Contents {
+            version: previous.version + 1,
+            key,
+        };
+        self.inner
+            .registry
+            .swap(id, &current, Arc::new(frame), false);
         self.inner.plans.sweep();
+        if previous.object_key != current.key {
+            self.inner
+                .objects
+                .delete_replaced(&previous.object_key)
+                .await;
+        }
         info(&self.visible(owner, id).await?, owner)
     }
 
@@ -633,14 +787,12 @@ impl DataPlane {
         self.owned(owner, id).await?;
         let writer = self.writer_lock(id);
         let _writing = writer.lock().await;
-        if !self.inner.store.delete_dataset(owner, id).await? {
+        let Some(key) = self.inner.store.delete_dataset(owner, id).await? else {
             return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
-        }
+        };
         self.inner.registry.remove(id);
         self.inner.plans.sweep();
-        if let Err(error) = tokio::fs::remove_file(self.parquet_path(id)).await {
-            tracing::warn!(dataset = %id, %error, "dataset deleted but its file was not removed");
-        }
+        self.inner.objects.delete_replaced(&key).await;
         Ok(())
     }
 
@@ -1037,9 +1189,17 @@ impl DataPlane {
             ("products", tables.products),
             ("transactions", tables.transactions),
         ] {
-            self.insert(SAMPLE_OWNER, name, SCOPE_PUBLIC, frame)
-                .await
-                .with_context(|| format!("cannot store the sample dataset `{name}`"))?;
+            match self.insert(SAMPLE_OWNER, name, SCOPE_PUBLIC, frame).await {
+                Ok(_) => {}
+                // Another brain of the fleet, starting at the same time, stored it first.
+                Err(DataError::Conflict(_)) => {
+                    tracing::info!(dataset = name, "the sample dataset exists already");
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error))
+                        .with_context(|| format!("cannot store the sample dataset `{name}`"));
+                }
+            }
         }
         tracing::info!(
             transactions,
@@ -1123,6 +1283,14 @@ fn info(record: &DatasetRecord, caller: &str) -> Result<DatasetInfo> {
     })
 }
 
+/// The contents `record` names, as the registry tags frames.
+fn contents(record: &DatasetRecord) -> Contents {
+    Contents {
+        version: record.version,
+        key: record.object_key.clone(),
+    }
+}
+
 fn dataset_ref(record: &DatasetRecord) -> DatasetRef {
     DatasetRef {
         id: record.id.clone(),
@@ -1153,18 +1321,31 @@ fn resolve_import(import_dir: &Path, relative: &str) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// Removes partial uploads and temporary Parquet files of interrupted writes.
+/// Removes partial uploads and the staged files of interrupted object writes (the local
+/// store's `<key>#<n>`, and the `*.tmp` files of earlier versions), one folder level down too
+/// (`datasets/<id>/…`).
 async fn remove_leftovers(datasets_dir: &Path, uploads_dir: &Path) -> anyhow::Result<()> {
     remove_matching(uploads_dir, |_| true).await?;
-    remove_matching(datasets_dir, |name| name.ends_with(".tmp")).await
+    let staged = |name: &str| name.ends_with(".tmp") || name.contains('#');
+    remove_matching(datasets_dir, staged).await?;
+    let mut entries = tokio::fs::read_dir(datasets_dir)
+        .await
+        .with_context(|| format!("cannot read {}", datasets_dir.display()))?;
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.file_type().await.is_ok_and(|kind| kind.is_dir()) {
+            remove_matching(&entry.path(), staged).await?;
+        }
+    }
+    Ok(())
 }
 
-async fn remove_matching(dir: &Path, leftover: fn(&str) -> bool) -> anyhow::Result<()> {
+async fn remove_matching(dir: &Path, leftover: impl Fn(&str) -> bool) -> anyhow::Result<()> {
     let mut entries = tokio::fs::read_dir(dir)
         .await
         .with_context(|| format!("cannot read {}", dir.display()))?;
     while let Some(entry) = entries.next_entry().await? {
-        if leftover(&entry.file_name().to_string_lossy()) {
+        let is_file = entry.file_type().await.is_ok_and(|kind| kind.is_file());
+        if is_file && leftover(&entry.file_name().to_string_lossy()) {
             tracing::info!(path = %entry.path().display(), "removing a leftover of an interrupted write");
             tokio::fs::remove_file(entry.path()).await?;
         }

@@ -1,5 +1,11 @@
 //! The memory manager: loaded DataFrames by dataset id, within a byte budget.
 //!
+//! Each frame is tagged with the [`Contents`] it holds: the dataset version it was read or
+//! written at and the object it came from. A lookup names the contents the caller resolved
+//! from the database; a frame of older contents is stale (another brain, or this one, replaced
+//! or appended to the dataset) and is dropped on the spot, so the caller reloads from the
+//! object store. A rename bumps the version but keeps the object: the frame stays.
+//!
 //! Frames are immutable and shared as `Arc<DataFrame>`. A reader takes the lock only to clone
 //! an `Arc` (and bump its recency); a writer builds the new frame with no lock held and takes
 //! the lock only to swap the `Arc` in. Readers holding the old `Arc` finish on the old data. So
@@ -15,6 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use polars::prelude::DataFrame;
 
 use crate::metrics::Metrics;
+
+/// Which stored contents a frame holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    /// The dataset version it was read or written at.
+    pub version: i64,
+    /// The object holding those contents (`store::datasets`, `object_key`).
+    pub key: String,
+}
 
 /// One loaded frame as [`FrameRegistry::snapshot`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +52,7 @@ pub struct RegistrySnapshot {
 #[derive(Debug)]
 struct Slot {
     frame: Arc<DataFrame>,
+    contents: Contents,
     bytes: u64,
     pinned: bool,
     last_used: u64,
@@ -75,15 +91,37 @@ impl FrameRegistry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The loaded frame of `id`, marked as just used.
-    pub fn get(&self, id: &str) -> Option<Arc<DataFrame>> {
+    /// The loaded frame of `id` if it holds `contents`, marked as just used. A frame of older
+    /// contents is dropped (stale); one of newer contents (the caller read the database before
+    /// a write that this brain already applied) stays, and the caller loads what it asked for.
+    pub fn get(&self, id: &str, contents: &Contents) -> Option<Arc<DataFrame>> {
         let mut state = self.lock();
         state.clock += 1;
         let now = state.clock;
-        state.frames.get_mut(id).map(|slot| {
+        let slot = state.frames.get_mut(id)?;
+        if slot.contents.key == contents.key {
             slot.last_used = now;
-            Arc::clone(&slot.frame)
-        })
+            // A rename since it was loaded: same object, newer version.
+            slot.contents.version = slot.contents.version.max(contents.version);
+            return Some(Arc::clone(&slot.frame));
+        }
+        if slot.contents.version >= contents.version {
+            return None;
+        }
+        let stale = state.frames.remove(id);
+        if let Some(slot) = &stale {
+            state.used_bytes -= slot.bytes;
+            tracing::debug!(
+                dataset = %id,
+                loaded = slot.contents.version,
+                current = contents.version,
+                "dropped a stale frame (the dataset changed)"
+            );
+        }
+        self.publish(&state);
+        drop(state);
+        drop(stale);
+        None
     }
 
     /// Whether `id` is loaded (without touching its recency).
@@ -91,10 +129,16 @@ impl FrameRegistry {
         self.lock().frames.contains_key(id)
     }
 
-    /// Puts a frame just read from Parquet into the registry (counted as a load). If another
-    /// request loaded or replaced it meanwhile, that frame wins: it is at least as new as this
-    /// one (a replace renames the new file into place before swapping its frame in).
-    pub fn insert_loaded(&self, id: &str, frame: Arc<DataFrame>, pinned: bool) -> Arc<DataFrame> {
+    /// Puts a frame just read from the object store into the registry (counted as a load). If
+    /// another request loaded the same contents meanwhile, that frame wins; if newer contents
+    /// are loaded, they stay and this frame is only served to its caller.
+    pub fn insert_loaded(
+        &self,
+        id: &str,
+        contents: &Contents,
+        frame: Arc<DataFrame>,
+        pinned: bool,
+    ) -> Arc<DataFrame> {
         self.metrics.frame_loads.inc();
         {
             let mut state = self.lock();
@@ -102,20 +146,39 @@ impl FrameRegistry {
             state.clock += 1;
             let now = state.clock;
             if let Some(slot) = state.frames.get_mut(id) {
-                slot.last_used = now;
-                return Arc::clone(&slot.frame);
+                if slot.contents.key == contents.key {
+                    slot.last_used = now;
+                    return Arc::clone(&slot.frame);
+                }
+                if slot.contents.version > contents.version {
+                    return frame;
+                }
             }
         }
-        self.swap(id, frame, pinned)
+        self.swap(id, contents, frame, pinned)
     }
 
-    /// Installs `frame` as the current contents of `id` (a load, a replace or an append),
-    /// keeping the pin of a frame already loaded, then evicts down to the budget. Returns the
-    /// frame, which stays usable even if it had to be evicted at once (larger than the budget).
-    pub fn swap(&self, id: &str, frame: Arc<DataFrame>, pinned: bool) -> Arc<DataFrame> {
+    /// Installs `frame` as the contents of `id` (a load, a replace or an append), keeping the
+    /// pin of a frame already loaded, then evicts down to the budget — unless newer contents
+    /// are already installed. Returns the frame, which stays usable even if it had to be
+    /// evicted at once (larger than the budget).
+    pub fn swap(
+        &self,
+        id: &str,
+        contents: &Contents,
+        frame: Arc<DataFrame>,
+        pinned: bool,
+    ) -> Arc<DataFrame> {
         // Measured before taking the lock: it walks every buffer.
         let bytes = frame.estimated_size() as u64;
         let mut state = self.lock();
+        if state
+            .frames
+            .get(id)
+            .is_some_and(|slot| slot.contents.version > contents.version)
+        {
+            return frame;
+        }
         state.clock += 1;
         let now = state.clock;
         let pinned = state
@@ -126,6 +189,7 @@ impl FrameRegistry {
             id.to_owned(),
             Slot {
                 frame: Arc::clone(&frame),
+                contents: contents.clone(),
                 bytes,
                 pinned,
                 last_used: now,
@@ -231,6 +295,13 @@ mod tests {
         Arc::new(df!("x" => (0..rows).collect::<Vec<i64>>()).unwrap())
     }
 
+    fn v(version: i64) -> Contents {
+        Contents {
+            version,
+            key: format!("datasets/x/v{version}.parquet"),
+        }
+    }
+
     fn registry(budget: u64) -> FrameRegistry {
         FrameRegistry::new(budget, Arc::new(Metrics::new().unwrap()))
     }
@@ -239,11 +310,11 @@ mod tests {
     fn least_recently_used_unpinned_frames_are_evicted_first() {
         let one = frame(1000).estimated_size() as u64;
         let registry = registry(2 * one);
-        registry.insert_loaded("a", frame(1000), false);
-        registry.insert_loaded("b", frame(1000), false);
+        registry.insert_loaded("a", &v(1), frame(1000), false);
+        registry.insert_loaded("b", &v(1), frame(1000), false);
         // `a` becomes the most recent; loading `c` must evict `b`.
-        assert!(registry.get("a").is_some());
-        registry.insert_loaded("c", frame(1000), false);
+        assert!(registry.get("a", &v(1)).is_some());
+        registry.insert_loaded("c", &v(1), frame(1000), false);
         assert!(registry.is_loaded("a"));
         assert!(!registry.is_loaded("b"));
         assert!(registry.is_loaded("c"));
@@ -257,13 +328,13 @@ mod tests {
     fn pinned_frames_survive_pressure_and_unpinning_releases_them() {
         let one = frame(1000).estimated_size() as u64;
         let registry = registry(one);
-        registry.insert_loaded("pinned", frame(1000), true);
-        registry.insert_loaded("other", frame(1000), false);
+        registry.insert_loaded("pinned", &v(1), frame(1000), true);
+        registry.insert_loaded("other", &v(1), frame(1000), false);
         assert!(registry.is_loaded("pinned"));
         assert!(!registry.is_loaded("other"));
         registry.set_pinned("pinned", false);
         // Unpinned, it is an ordinary frame again: the next load evicts it (least recent).
-        registry.insert_loaded("third", frame(1000), false);
+        registry.insert_loaded("third", &v(1), frame(1000), false);
         assert!(!registry.is_loaded("pinned"));
         assert!(registry.is_loaded("third"));
         assert_eq!(registry.snapshot().used_bytes, one);
@@ -272,7 +343,7 @@ mod tests {
     #[test]
     fn a_frame_larger_than_the_budget_is_still_served_but_not_kept() {
         let registry = registry(10);
-        let served = registry.insert_loaded("big", frame(1000), false);
+        let served = registry.insert_loaded("big", &v(1), frame(1000), false);
         assert_eq!(served.height(), 1000);
         assert!(!registry.is_loaded("big"));
         assert_eq!(registry.snapshot().used_bytes, 0);
@@ -281,12 +352,38 @@ mod tests {
     #[test]
     fn readers_keep_the_frame_they_took_across_a_swap() {
         let registry = registry(u64::MAX);
-        registry.insert_loaded("a", frame(3), false);
-        let before = registry.get("a").unwrap();
-        registry.swap("a", frame(5), false);
+        registry.insert_loaded("a", &v(1), frame(3), false);
+        let before = registry.get("a", &v(1)).unwrap();
+        registry.swap("a", &v(2), frame(5), false);
         assert_eq!(before.height(), 3);
-        assert_eq!(registry.get("a").unwrap().height(), 5);
+        assert_eq!(registry.get("a", &v(2)).unwrap().height(), 5);
         registry.remove("a");
         assert_eq!(registry.snapshot().used_bytes, 0);
+    }
+
+    #[test]
+    fn frames_of_older_contents_are_dropped_and_newer_ones_kept() {
+        let registry = registry(u64::MAX);
+        registry.insert_loaded("a", &v(1), frame(3), false);
+        // Another brain wrote version 2: the lookup misses and the stale frame is gone.
+        assert!(registry.get("a", &v(2)).is_none());
+        assert!(!registry.is_loaded("a"));
+        assert_eq!(registry.snapshot().used_bytes, 0);
+        // A reader that resolved version 1 before this brain installed version 2 misses, and
+        // its late load of version 1 does not replace version 2.
+        registry.swap("a", &v(2), frame(5), false);
+        assert!(registry.get("a", &v(1)).is_none());
+        assert_eq!(
+            registry.insert_loaded("a", &v(1), frame(3), false).height(),
+            3
+        );
+        assert_eq!(registry.get("a", &v(2)).unwrap().height(), 5);
+        // A rename: same object, newer version — still a hit.
+        let renamed = Contents {
+            version: 3,
+            key: v(2).key,
+        };
+        assert_eq!(registry.get("a", &renamed).unwrap().height(), 5);
+        assert!(registry.get("a", &v(2)).is_some());
     }
 }

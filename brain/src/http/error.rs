@@ -112,6 +112,7 @@ impl From<DataError> for Error {
             over @ DataError::OverMemory { .. } => Error::BodyTooLarge(over.to_string()),
             timeout @ DataError::Timeout { .. } => Error::Unprocessable(timeout.to_string()),
             busy @ DataError::Busy { .. } => Error::Unavailable(busy.to_string()),
+            DataError::Unavailable(message) => Error::Unavailable(message),
             DataError::Store(error) => Error::Store(error),
             DataError::Internal(error) => Error::Internal(error),
         }

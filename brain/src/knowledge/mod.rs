@@ -13,10 +13,12 @@
 //! # Flow
 //! Upload: extract and chunk (`spawn_blocking`) → check the tenant's chunk quota → embed
 //! (batched, off the executor, within `KnowledgeLimits::embed_timeout`) → store document, text
-//! and chunks in one transaction → drop the tenant's cached index. Search: embed the query →
-//! the tenant's [`index::TenantIndex`] (from the cache, or built from the store in
-//! `spawn_blocking`) → both legs and the fusion in `spawn_blocking`. The corpus is never
-//! re-embedded to search it.
+//! and chunks in one transaction, which also increments the tenant's stored generation → drop
+//! the tenant's cached index. Search: embed the query → the tenant's [`index::TenantIndex`]
+//! (from the cache if the stored generation still equals the one it was built from — so a
+//! change made through another brain is seen — or built from the store in `spawn_blocking`)
+//! → both legs and the fusion in `spawn_blocking`. The corpus is never re-embedded to search
+//! it.
 
 pub mod chunk;
 pub mod embed;
@@ -114,10 +116,14 @@ pub struct KnowledgeBase {
 }
 
 /// Built indexes by owner, least recently used evicted past `capacity`. `epoch` grows on every
-/// invalidation, so an index built from data read before a change is never cached.
+/// invalidation in this process, so an index built from data read before a change is never
+/// cached; each entry also keeps the owner's stored knowledge generation it was built from
+/// (`Store::knowledge_generation`, bumped by every brain's upload and delete), so a change
+/// made through another brain is seen at the next search.
 #[derive(Debug, Default)]
 struct IndexCache {
-    entries: HashMap<String, (Arc<TenantIndex>, u64)>,
+    /// Owner → (index, generation it was built from, last use).
+    entries: HashMap<String, (Arc<TenantIndex>, i64, u64)>,
     clock: u64,
     epoch: u64,
 }
@@ -391,15 +397,25 @@ impl KnowledgeBase {
         Ok(hits)
     }
 
-    /// `owner`'s index: cached, or built from the store (off the executor) and cached.
+    /// `owner`'s index: cached (if no brain changed the owner's documents since it was built),
+    /// or built from the store (off the executor) and cached. The generation is read before
+    /// the rows, so a cached index is never older than the generation it is filed under.
     pub async fn index(&self, owner: &str) -> Result<Arc<TenantIndex>, KnowledgeError> {
+        let generation = self.store.knowledge_generation(owner).await?;
         let epoch = {
             let mut cache = self.lock_cache();
             cache.clock += 1;
             let now = cache.clock;
-            if let Some((index, used)) = cache.entries.get_mut(owner) {
-                *used = now;
-                return Ok(Arc::clone(index));
+            match cache.entries.get_mut(owner) {
+                Some((index, built_from, used)) if *built_from == generation => {
+                    *used = now;
+                    return Ok(Arc::clone(index));
+                }
+                Some(_) => {
+                    // Another brain (or this one) changed the owner's documents.
+                    cache.entries.remove(owner);
+                }
+                None => {}
             }
             cache.epoch
         };
@@ -429,12 +445,12 @@ impl KnowledgeBase {
             let now = cache.clock;
             cache
                 .entries
-                .insert(owner.to_owned(), (Arc::clone(&index), now));
+                .insert(owner.to_owned(), (Arc::clone(&index), generation, now));
             while cache.entries.len() > self.limits.index_cache_owners {
                 let oldest = cache
                     .entries
                     .iter()
-                    .min_by_key(|(_, (_, used))| *used)
+                    .min_by_key(|(_, (_, _, used))| *used)
                     .map(|(owner, _)| owner.clone());
                 match oldest {
                     Some(oldest) => cache.entries.remove(&oldest),

@@ -1,5 +1,8 @@
-//! Dataset metadata (`datasets` table, migration 0003). The rows themselves are Parquet files
-//! managed by [`crate::data`]; this module only stores what describes them.
+//! Dataset metadata (`datasets` table, migration 0003). The rows themselves are Parquet objects
+//! managed by [`crate::data`] (in the object store, `crate::data::objects`); this module only
+//! stores what describes them, including the key of the object holding the current contents
+//! (migration 0014): the row is what publishes an object, so every brain reads the one its
+//! row names.
 //!
 //! Every read that serves a caller takes the caller's owner key and returns only datasets the
 //! caller owns or that are public, so tenancy is enforced in the query itself.
@@ -30,6 +33,8 @@ pub struct DatasetRecord {
     pub updated_at_ms: i64,
     /// Starts at 1; every replace, append or rename adds one.
     pub version: i64,
+    /// The object holding the contents (`crate::data::objects`); a rename keeps it.
+    pub object_key: String,
 }
 
 /// What replacing or appending changes.
@@ -39,10 +44,26 @@ pub struct ContentsUpdate {
     pub row_count: i64,
     pub bytes: i64,
     pub updated_at_ms: i64,
+    /// The object just written with the new contents.
+    pub object_key: String,
+    /// The version the new contents replace: the update applies only if the row still has it
+    /// (another brain may have written meanwhile).
+    pub expected_version: i64,
+}
+
+/// What [`Store::update_dataset_contents`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentsUpdated {
+    /// Committed as version `expected_version + 1`.
+    Done,
+    /// The dataset is gone (or not the owner's).
+    Missing,
+    /// Another writer committed a newer version first: nothing was changed.
+    Conflict,
 }
 
 const COLUMNS: &str = "id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-                       created_at_ms, updated_at_ms, version";
+                       created_at_ms, updated_at_ms, version, object_key";
 
 fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
     Ok(DatasetRecord {
@@ -57,6 +78,7 @@ fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         version: row.try_get("version")?,
+        object_key: row.try_get("object_key")?,
     })
 }
 
@@ -72,8 +94,8 @@ impl Store {
     pub async fn insert_dataset(&self, dataset: &DatasetRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO datasets (id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-             created_at_ms, updated_at_ms, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             created_at_ms, updated_at_ms, version, object_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(dataset.id.clone())
         .bind(dataset.owner.clone())
@@ -86,6 +108,7 @@ impl Store {
         .bind(dataset.created_at_ms)
         .bind(dataset.updated_at_ms)
         .bind(dataset.version)
+        .bind(dataset.object_key.clone())
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_write)?;
@@ -164,27 +187,50 @@ impl Store {
     }
 
     /// Records new contents (after replace or append) of a dataset `owner` owns, as a new
-    /// version.
+    /// version, if its version is still `update.expected_version` (compare-and-set: of two
+    /// brains writing the same dataset at once, one wins and the other learns it lost).
     pub async fn update_dataset_contents(
         &self,
         owner: &str,
         id: &str,
         update: &ContentsUpdate,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ContentsUpdated, StoreError> {
         let done = sqlx::query(
             "UPDATE datasets SET columns_json = $1, row_count = $2, bytes = $3, updated_at_ms = $4, \
-             version = version + 1 WHERE id = $5 AND owner = $6",
+             object_key = $5, version = version + 1 \
+             WHERE id = $6 AND owner = $7 AND version = $8",
         )
         .bind(update.columns_json.clone())
         .bind(update.row_count)
         .bind(update.bytes)
         .bind(update.updated_at_ms)
+        .bind(update.object_key.clone())
         .bind(id.to_owned())
         .bind(owner.to_owned())
+        .bind(update.expected_version)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(ContentsUpdated::Done);
+        }
+        Ok(match self.visible_dataset(owner, id).await? {
+            Some(record) if record.owner == owner => ContentsUpdated::Conflict,
+            _ => ContentsUpdated::Missing,
+        })
+    }
+
+    /// The object key dataset `id` currently names, whoever owns it (`None`: no such dataset).
+    /// Only for telling a replaced dataset from a damaged one; never answers a caller.
+    pub async fn dataset_object(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT version, object_key FROM datasets WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.map(|row| Ok((row.try_get("version")?, row.try_get("object_key")?)))
+            .transpose()
+            .map_err(StoreError::Query)
     }
 
     /// Pins or unpins a dataset `owner` owns; `false` if there is none.
@@ -204,14 +250,18 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes a dataset `owner` owns; `false` if there is none.
-    pub async fn delete_dataset(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM datasets WHERE id = $1 AND owner = $2")
+    /// Deletes a dataset `owner` owns and returns the object key it named (the caller removes
+    /// the object once the row is gone); `None` if there is none.
+    pub async fn delete_dataset(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("DELETE FROM datasets WHERE id = $1 AND owner = $2 RETURNING object_key")
             .bind(id.to_owned())
             .bind(owner.to_owned())
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
+            .map_err(StoreError::from_sqlx)
     }
 }

@@ -119,7 +119,37 @@ async fn usage(connection: &mut sqlx::AnyConnection, budget_key: &str) -> Result
     Ok(chunks.map_or(0, |chunks| u64::try_from(chunks).unwrap_or_default()))
 }
 
+/// Adds one to `owner`'s knowledge generation (migration 0014), inside the transaction that
+/// changes the owner's documents: brains caching that owner's search index see the new value
+/// at their next search and rebuild it.
+async fn bump_generation(
+    connection: &mut sqlx::AnyConnection,
+    owner: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO knowledge_generations (owner, generation) VALUES ($1, 1) \
+         ON CONFLICT (owner) DO UPDATE SET generation = knowledge_generations.generation + 1",
+    )
+    .bind(owner.to_owned())
+    .execute(&mut *connection)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
 impl Store {
+    /// `owner`'s knowledge generation: changes with every committed upload or delete of the
+    /// owner's documents, by any brain (0 before the first).
+    pub async fn knowledge_generation(&self, owner: &str) -> Result<i64, StoreError> {
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM knowledge_generations WHERE owner = $1")
+                .bind(owner.to_owned())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        Ok(generation.unwrap_or(0))
+    }
+
     /// Stores a document, its extracted text and its chunks, all or nothing, unless the chunks
     /// counted under `budget_key` (`Identity::budget_key`: the user, or an anonymous caller's
     /// network) would then exceed `max_chunks`: the chunks are reserved against that counter
@@ -190,6 +220,7 @@ impl Store {
             .await
             .map_err(StoreError::from_write)?;
         }
+        bump_generation(&mut tx, &document.owner).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(KnowledgeInsert::Stored)
     }
@@ -339,6 +370,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
+        bump_generation(&mut tx, owner).await?;
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
     }

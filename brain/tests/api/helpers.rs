@@ -183,6 +183,21 @@ impl TestDatabase {
         }
     }
 
+    /// Another brain's view of this PostgreSQL database: a data directory of its own, the same
+    /// database (a second brain of a fleet). The database stays owned by `self`, which drops it.
+    pub(crate) fn sharing(&self) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        Self {
+            data_dir: std::env::temp_dir().join(format!("edgebrain-test-{id}")),
+            url: Some(
+                self.url
+                    .clone()
+                    .expect("a fleet shares a PostgreSQL database"),
+            ),
+            postgres_name: None,
+        }
+    }
+
     /// A configuration for this database: 127.0.0.1 port 0, small limits that tests can hit.
     pub(crate) fn config(&self) -> Config {
         let mut config = Config::from_args(["brain"]).expect("default configuration parses");
@@ -267,6 +282,20 @@ pub(crate) async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Co
     let application = Application::build(config)
         .await
         .unwrap_or_else(|error| panic!("the {backend} brain failed to build: {error:#}"));
+    TestApp::run(application, database)
+}
+
+/// A brain on `database` (e.g. [`TestDatabase::sharing`] another app's), letting the test
+/// adjust the configuration first.
+pub(crate) async fn spawn_app_on(
+    database: TestDatabase,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = database.config();
+    adjust(&mut config);
+    let application = Application::build(config)
+        .await
+        .unwrap_or_else(|error| panic!("the brain failed to build: {error:#}"));
     TestApp::run(application, database)
 }
 

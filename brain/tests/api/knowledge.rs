@@ -108,7 +108,12 @@ async fn upload_corpus(app: &TestApp, caller: &Caller) -> HashMap<String, Docume
     documents
 }
 
-async fn search(app: &TestApp, caller: &Caller, query: &str, limit: u32) -> Vec<SearchHit> {
+pub(crate) async fn search(
+    app: &TestApp,
+    caller: &Caller,
+    query: &str,
+    limit: u32,
+) -> Vec<SearchHit> {
     let response = search_response(app, caller, query, limit).await;
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -587,7 +592,7 @@ async fn documents_of(app: &TestApp, caller: &Caller) -> DocumentList {
 }
 
 /// Points the brain at [`fake_embeddings_server`] (its model name, no API key).
-fn use_fake_embeddings(config: &mut brain::Config, url: String) {
+pub(crate) fn use_fake_embeddings(config: &mut brain::Config, url: String) {
     config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
     config.embeddings_url = url;
     config.embeddings_model = "fake-embed".to_owned();
@@ -597,7 +602,8 @@ fn use_fake_embeddings(config: &mut brain::Config, url: String) {
 /// A stand-in OpenAI-compatible embeddings server on 127.0.0.1: vectors count letters (26
 /// dims), so texts sharing words point the same way. Records every input it embedded; answers
 /// 500 when an input contains "FAIL".
-async fn fake_embeddings_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub(crate) async fn fake_embeddings_server()
+-> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::routing::post;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let recorded = std::sync::Arc::clone(&seen);

@@ -2,7 +2,8 @@
 //! on 127.0.0.1 port 0 with a fresh data directory and a fresh database (a SQLite file, or a
 //! PostgreSQL database `edgebrain_test_<uuid>` on the server named by `EDGEBRAIN_TEST_PG_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`). PostgreSQL is required: without it
-//! the PostgreSQL tests fail, they do not skip.
+//! the PostgreSQL tests fail, they do not skip. So is the S3-compatible server of the object
+//! store tests (moto, installed by `scripts/setup-s3`, started once per run: `s3_server`).
 
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,6 +15,7 @@ mod datasets;
 mod diag;
 mod edge_auth;
 mod errors;
+mod fleet;
 mod grounded;
 mod health;
 mod helpers;
@@ -24,6 +26,7 @@ mod llm_server;
 mod logging;
 mod openapi;
 mod queries;
+mod s3_server;
 mod shutdown;
 mod sql_dates;
 mod store;

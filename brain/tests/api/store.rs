@@ -197,3 +197,84 @@ async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
         store.close().await;
     }
 }
+
+/// Of two writers of one dataset version, one commits and the other learns it lost (no lost
+/// update across brains); delete hands back the object key; the knowledge generation counts
+/// every committed change. On both backends.
+#[tokio::test]
+async fn dataset_contents_are_compare_and_set_on_both_backends() {
+    use brain::store::datasets::{ContentsUpdate, ContentsUpdated, DatasetRecord};
+    for backend in BACKENDS {
+        let database = TestDatabase::new(backend).await;
+        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
+        let store = Store::connect(&database.config().database().unwrap())
+            .await
+            .unwrap();
+        let record = DatasetRecord {
+            id: "d1".to_owned(),
+            owner: "user:a".to_owned(),
+            name: "sales".to_owned(),
+            scope: "private".to_owned(),
+            columns_json: "[]".to_owned(),
+            row_count: 1,
+            bytes: 10,
+            pinned: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version: 1,
+            object_key: "datasets/d1/v1-a.parquet".to_owned(),
+        };
+        store.insert_dataset(&record).await.unwrap();
+        let update = |key: &str, expected_version| ContentsUpdate {
+            columns_json: "[]".to_owned(),
+            row_count: 2,
+            bytes: 20,
+            updated_at_ms: 1,
+            object_key: key.to_owned(),
+            expected_version,
+        };
+        let first = update("datasets/d1/v2-b.parquet", 1);
+        let second = update("datasets/d1/v2-c.parquet", 1);
+        assert_eq!(
+            store
+                .update_dataset_contents("user:a", "d1", &first)
+                .await
+                .unwrap(),
+            ContentsUpdated::Done,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .update_dataset_contents("user:a", "d1", &second)
+                .await
+                .unwrap(),
+            ContentsUpdated::Conflict,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .update_dataset_contents("user:b", "d1", &update("x", 2))
+                .await
+                .unwrap(),
+            ContentsUpdated::Missing,
+            "{backend}"
+        );
+        assert_eq!(
+            store.dataset_object("d1").await.unwrap(),
+            Some((2, "datasets/d1/v2-b.parquet".to_owned())),
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .delete_dataset("user:a", "d1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("datasets/d1/v2-b.parquet"),
+            "{backend}"
+        );
+        assert_eq!(store.delete_dataset("user:a", "d1").await.unwrap(), None);
+        assert_eq!(store.knowledge_generation("user:a").await.unwrap(), 0);
+        store.close().await;
+    }
+}
