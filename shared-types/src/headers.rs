@@ -47,6 +47,10 @@ pub const EDGE_SIGNATURE: &str = "x-edgebrain-signature";
 /// refreshed in the background) or `BYPASS` (not cacheable; the brain answered).
 pub const EDGE_CACHE: &str = "x-edge-cache";
 
+/// Brain → edge: `1` on a 503 `unavailable` answered because the brain is draining (shutting
+/// down): it did nothing with the request, so the edge may send it to another brain.
+pub const DRAINING: &str = "x-edgebrain-draining";
+
 /// Longest user id (JWT `sub`, UTF-8 bytes) the edge accepts; a longer one is refused (401).
 /// OpenID Connect caps `sub` at 255 ASCII characters; this leaves room for other providers.
 pub const MAX_USER_ID_BYTES: usize = 1024;
