@@ -155,6 +155,17 @@ impl TestDatabase {
         }
     }
 
+    /// Another brain's view of the same database: a data directory of its own, the same
+    /// database URL. Dropping it drops neither (the first owns the database).
+    pub(crate) fn sharing(other: &TestDatabase) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        Self {
+            data_dir: std::env::temp_dir().join(format!("edgebrain-test-{id}")),
+            url: other.url.clone(),
+            postgres_name: None,
+        }
+    }
+
     /// A configuration for this database: 127.0.0.1 port 0, small limits that tests can hit.
     pub(crate) fn config(&self) -> Config {
         let mut config = Config::from_args(["brain"]).expect("default configuration parses");
@@ -217,6 +228,8 @@ pub(crate) struct TestApp {
     pub(crate) port: u16,
     pub(crate) client: reqwest::Client,
     pub(crate) database: TestDatabase,
+    /// The brain's chat service (runs, leases, the reaper's step).
+    pub(crate) chat: std::sync::Arc<brain::chat::ChatService>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -241,6 +254,7 @@ impl TestApp {
     /// Serves `application` on a task until [`TestApp::stop`].
     pub(crate) fn run(application: Application, database: TestDatabase) -> Self {
         let port = application.port();
+        let chat = std::sync::Arc::clone(application.chat());
         let (shutdown, shutdown_requested) = oneshot::channel::<()>();
         let server = tokio::spawn(application.run_until_stopped(async move {
             // A dropped sender (the test ended) also means "stop".
@@ -254,6 +268,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             database,
+            chat,
             shutdown: Some(shutdown),
             server: Some(server),
         }

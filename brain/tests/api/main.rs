@@ -14,6 +14,7 @@ mod datasets;
 mod diag;
 mod edge_auth;
 mod errors;
+mod fleet;
 mod grounded;
 mod health;
 mod helpers;
