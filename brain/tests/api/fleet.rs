@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use brain::clock::Clock;
+use brain::store::admin::{count_run_event_listeners, terminate_run_event_listeners};
+use brain::store::feed::RunSignal;
 use brain::{Application, Config, Extras};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,6 +19,7 @@ use crate::agent::{Gate, Reply, Scripted, config_files, new_thread};
 use crate::chat::{chunks, get_run, run_id_of, send, types};
 use crate::helpers::{
     Backend, Caller, EventReader, ReceivedEvent, TEST_TIMEOUT, TestApp, TestDatabase, assert_error,
+    postgres_server_url,
 };
 
 /// A brain answering with `scripted`, on `database`.
@@ -200,6 +203,61 @@ async fn a_run_on_one_brain_is_followed_through_another_every_event_once_in_orde
     // After the end, a full replay through B equals what A streamed.
     let replay = chunks(&run_events(&b, &alice, &run_id, 0).await.collect().await);
     assert_eq!(replay, on_a);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Waits (bounded) until `count` run event listeners are connected to `database`.
+async fn listeners_connected(database: &TestDatabase, count: u64) {
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    loop {
+        let connected = count_run_event_listeners(&postgres_server_url(), database.postgres_name())
+            .await
+            .unwrap();
+        if connected == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{connected} of {count} listeners connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, bounded above
+    }
+}
+
+#[tokio::test]
+async fn a_follower_survives_the_loss_of_its_brains_listening_connection() {
+    let (scripted, gate) = held_model().await;
+    let mut a = first_brain(Backend::Postgres, &scripted).await;
+    let mut b = peer(&a, &scripted, Clock::system(), |_| {}).await;
+    listeners_connected(&a.database, 2).await;
+
+    // Both listening connections die; each brain reconnects, then tells its followers to
+    // read again (notifications sent meanwhile are lost).
+    let mut signals = b.store.run_signals();
+    let killed = terminate_run_event_listeners(&postgres_server_url(), a.database.postgres_name())
+        .await
+        .unwrap();
+    assert_eq!(killed, 2);
+    let resync = tokio::time::timeout(TEST_TIMEOUT, async {
+        loop {
+            if signals.next().await == RunSignal::Resync {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(resync.is_ok(), "no resync after the reconnect");
+    listeners_connected(&a.database, 2).await;
+
+    // And the notifications flow again: a run on A followed through B, every event once.
+    let alice = Caller::user("alice");
+    let (run_id, seen, rest) = held_run(&a, &alice).await;
+    let on_b = run_events(&b, &alice, &run_id, 0).await;
+    gate.open();
+    let mut on_a = chunks(&seen);
+    on_a.extend(chunks(&rest.collect().await));
+    assert_eq!(chunks(&on_b.collect().await), on_a);
     b.stop().await;
     a.stop().await;
 }

@@ -185,6 +185,13 @@ impl TestDatabase {
         config
     }
 
+    /// The PostgreSQL database's name (a database this test created).
+    pub(crate) fn postgres_name(&self) -> &str {
+        self.postgres_name
+            .as_deref()
+            .expect("a PostgreSQL test database")
+    }
+
     /// Drops the PostgreSQL database now, killing the connections of any app using it.
     pub(crate) async fn drop_postgres_now(&self) {
         let name = self
@@ -230,6 +237,8 @@ pub(crate) struct TestApp {
     pub(crate) database: TestDatabase,
     /// The brain's chat service (runs, leases, the reaper's step).
     pub(crate) chat: std::sync::Arc<brain::chat::ChatService>,
+    /// The brain's store (its run event signals, say).
+    pub(crate) store: brain::store::Store,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -255,6 +264,7 @@ impl TestApp {
     pub(crate) fn run(application: Application, database: TestDatabase) -> Self {
         let port = application.port();
         let chat = std::sync::Arc::clone(application.chat());
+        let store = application.store().clone();
         let (shutdown, shutdown_requested) = oneshot::channel::<()>();
         let server = tokio::spawn(application.run_until_stopped(async move {
             // A dropped sender (the test ended) also means "stop".
@@ -269,6 +279,7 @@ impl TestApp {
                 .unwrap(),
             database,
             chat,
+            store,
             shutdown: Some(shutdown),
             server: Some(server),
         }
