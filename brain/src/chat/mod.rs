@@ -114,6 +114,11 @@ pub enum ChatError {
     UnknownAgent(String),
     #[error("a reply is still being generated in this thread (run {0}); wait for it or cancel it")]
     ThreadBusy(String),
+    #[error(
+        "the run is executing on another brain, which alone can cancel it; retry through that \
+         brain (cancelling across brains is not supported yet)"
+    )]
+    RunOnAnotherBrain,
     #[error("token budget exhausted: {used} of {budget} tokens used")]
     BudgetExhausted { used: u64, budget: u64 },
     #[error(transparent)]
@@ -861,6 +866,9 @@ impl ChatService {
             return Ok(true);
         }
         match self.store.get_run(owner, run_id).await? {
+            Some(stored) if matches!(stored.run.state, RunState::Queued | RunState::Running) => {
+                Err(ChatError::RunOnAnotherBrain)
+            }
             Some(_) => Ok(false),
             None => Err(ChatError::RunNotFound),
         }

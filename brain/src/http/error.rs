@@ -155,7 +155,9 @@ impl From<ChatError> for Error {
             ChatError::UnknownModel(_) | ChatError::UnknownAgent(_) => {
                 Error::BadRequest(error.to_string())
             }
-            ChatError::ThreadBusy(_) => Error::Conflict(error.to_string()),
+            ChatError::ThreadBusy(_) | ChatError::RunOnAnotherBrain => {
+                Error::Conflict(error.to_string())
+            }
             ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
             ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
             ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),

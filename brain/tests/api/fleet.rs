@@ -173,6 +173,16 @@ async fn a_run_on_one_brain_is_followed_through_another_every_event_once_in_orde
     let mut on_b = run_events(&b, &alice, &run_id, after).await;
     let first = on_b.next().await.expect("the stored events through B");
     assert_eq!(first.id.as_deref(), Some("3"));
+    // Only the brain running it can cancel it (for now); B says so instead of "finished".
+    let cancel = b
+        .send_as(
+            &alice,
+            b.client
+                .post(b.url(&format!("/api/v1/runs/{run_id}/cancel"))),
+        )
+        .await;
+    let body = assert_error(cancel, ErrorCode::Conflict).await;
+    assert!(body.error.message.contains("another brain"), "{body:?}");
     gate.open();
     let mut through_b = vec![first];
     through_b.extend(on_b.collect().await);
