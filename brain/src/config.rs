@@ -290,6 +290,33 @@ pub struct Config {
     #[arg(long, env = "BRAIN_RUN_RETENTION_SECS", default_value_t = 300)]
     pub run_retention_secs: u64,
 
+    /// This brain's id in a fleet of brains on one database: the owner written into the lease
+    /// of every run it executes. Default: a random UUID per process start (logged on the
+    /// `listening` line). Each brain of a fleet needs its own; a brain restarted with the id it
+    /// had before marks its own unfinished runs failed at once instead of after their lease.
+    #[arg(long, env = "BRAIN_ID")]
+    pub brain_id: Option<String>,
+
+    /// How long a run's lease lasts, in milliseconds: a run whose brain has not renewed it for
+    /// this long (the brain died) is marked failed by whichever brain of the fleet notices first.
+    #[arg(long, env = "BRAIN_RUN_LEASE_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_lease_ms: u64,
+
+    /// How often a brain renews the leases of its runs and looks for runs whose lease expired,
+    /// in milliseconds; at most half of `--run-lease-ms`.
+    #[arg(long, env = "BRAIN_RUN_LEASE_RENEW_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_lease_renew_ms: u64,
+
+    /// Longest time a run's new events wait before they are written to the database, where
+    /// clients following the run through another brain read them (in milliseconds). Events are
+    /// written in batches at most this often; clients of the brain running the run get them at
+    /// once.
+    #[arg(long, env = "BRAIN_RUN_EVENT_FLUSH_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub run_event_flush_ms: u64,
+
     /// Model calls per run when the model keeps calling tools.
     #[arg(long, env = "BRAIN_MAX_TOOL_STEPS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -608,6 +635,32 @@ impl Config {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
+    /// The run lease timings, checked: renewals at most half a lease apart, so one late or
+    /// failed renewal never loses a live run its lease.
+    pub fn run_leases(&self) -> Result<RunLeaseTimings, ConfigError> {
+        if self.run_lease_renew_ms.saturating_mul(2) > self.run_lease_ms {
+            return Err(ConfigError::LeaseRenewal {
+                renew_ms: self.run_lease_renew_ms,
+                lease_ms: self.run_lease_ms,
+            });
+        }
+        if let Some(id) = &self.brain_id {
+            let valid = !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            if !valid {
+                return Err(ConfigError::BrainId(id.clone()));
+            }
+        }
+        Ok(RunLeaseTimings {
+            lease: Duration::from_millis(self.run_lease_ms),
+            renew_every: Duration::from_millis(self.run_lease_renew_ms),
+            event_flush: Duration::from_millis(self.run_event_flush_ms),
+        })
+    }
+
     /// The local embedding model's directory: `--knowledge-model-dir`, else
     /// `$EDGEBRAIN_CACHE/llm/models/all-MiniLM-L6-v2`, else
     /// `$HOME/.cache/edgebrain/llm/models/all-MiniLM-L6-v2`.
@@ -626,6 +679,17 @@ impl Config {
             });
         cache.join("llm/models/all-MiniLM-L6-v2")
     }
+}
+
+/// Run lease timings (see [`Config::run_leases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLeaseTimings {
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How often leases are renewed and expired ones looked for.
+    pub renew_every: Duration,
+    /// Longest wait of a run's new events before they are stored.
+    pub event_flush: Duration,
 }
 
 /// How requests from the edge are trusted (see [`Config::edge_trust`]).
@@ -756,6 +820,15 @@ pub enum ConfigError {
     EdgeTrustConflict,
     #[error("path {0:?} is not valid UTF-8 and cannot be used in a SQLite URL")]
     NonUtf8Path(PathBuf),
+    #[error(
+        "--run-lease-renew-ms ({renew_ms}) must be at most half of --run-lease-ms ({lease_ms}), \
+         so that one late renewal does not lose a live run its lease"
+    )]
+    LeaseRenewal { renew_ms: u64, lease_ms: u64 },
+    #[error(
+        "invalid --brain-id `{0}` (expected 1 to 128 characters of letters, digits, `-`, `_`, `.`, `:`)"
+    )]
+    BrainId(String),
 }
 
 #[cfg(test)]
@@ -776,6 +849,25 @@ mod tests {
         if std::env::var_os("BRAIN_SHUTDOWN_GRACE_SECS").is_none() {
             assert_eq!(config.shutdown_grace_secs, 30);
         }
+    }
+
+    #[test]
+    fn run_lease_timings_are_checked() {
+        let mut config = Config::try_parse_from(["brain"]).unwrap();
+        config.brain_id = Some("brain-1.eu:a".to_owned());
+        config.run_lease_ms = 15_000;
+        config.run_lease_renew_ms = 5_000;
+        let timings = config.run_leases().unwrap();
+        assert_eq!(timings.lease, Duration::from_secs(15));
+        assert_eq!(timings.renew_every, Duration::from_secs(5));
+        config.run_lease_renew_ms = 7_501;
+        assert!(matches!(
+            config.run_leases(),
+            Err(ConfigError::LeaseRenewal { .. })
+        ));
+        config.run_lease_renew_ms = 5_000;
+        config.brain_id = Some("a b".to_owned());
+        assert!(matches!(config.run_leases(), Err(ConfigError::BrainId(_))));
     }
 
     #[test]

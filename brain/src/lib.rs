@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod data;
 pub mod http;
@@ -20,8 +21,6 @@ pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
-
-mod clock;
 
 pub use config::Config;
 pub use startup::{Application, Extras};

@@ -1,6 +1,8 @@
 //! Building and running the service: [`Application::build`] does everything that can fail at
 //! startup (configuration, data directory, database, listener), [`Application::run_until_stopped`]
-//! serves until a shutdown future resolves and then drains for a bounded grace period.
+//! serves (with the fleet's background work: the lease reaper, the run events listener) until a
+//! shutdown future resolves, then drains for a bounded grace period: not ready, no new work,
+//! in-flight runs and requests finish; what is left then is stopped.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::VERSION;
@@ -19,12 +21,13 @@ use crate::agent::Agents;
 use crate::agent::knowledge::KnowledgeSearch;
 use crate::agent::tools::ToolServices;
 use crate::chat::templates::PromptTemplates;
-use crate::chat::{ChatService, ChatSettings};
-use crate::clock::unix_millis;
+use crate::chat::{ChatService, ChatSettings, Fleet};
+use crate::clock::{Clock, unix_millis};
 use crate::config::{Config, EdgeTrustMode};
 use crate::data::objects::Objects;
 use crate::data::{DataLimits, DataPlane};
 use crate::http::edge_auth::EdgeTrust;
+use crate::http::lifecycle::Lifecycle;
 use crate::http::{self, AppState, Limits};
 use crate::knowledge::{KnowledgeBase, KnowledgeLimits};
 use crate::metrics::Metrics;
@@ -47,6 +50,7 @@ pub struct Application {
     database: String,
     instance_id: String,
     shutdown_grace: Duration,
+    lifecycle: Lifecycle,
 }
 
 /// Services built outside the brain's configuration and handed to [`Application::build_with`].
@@ -54,6 +58,8 @@ pub struct Application {
 pub struct Extras {
     /// The knowledge base agents search (`search_knowledge`); `None`: not configured.
     pub knowledge: Option<Arc<dyn KnowledgeSearch>>,
+    /// The clock run leases are read on (default: the system clock; tests move theirs).
+    pub clock: Clock,
 }
 
 impl Application {
@@ -72,6 +78,9 @@ impl Application {
         let edge_trust = config
             .edge_trust()
             .context("invalid edge trust configuration")?;
+        let leases = config
+            .run_leases()
+            .context("invalid run lease configuration")?;
         let router = crate::llm::config::load(&config).context("invalid LLM configuration")?;
         let templates = PromptTemplates::load(config.prompts_dir.as_deref())
             .context("invalid prompt templates")?;
@@ -108,6 +117,11 @@ impl Application {
         .context("invalid object store configuration")?;
         objects.probe(&instance_id).await?;
 
+        // Unless configured, this start is a brain of its own.
+        let brain_id = config
+            .brain_id
+            .clone()
+            .unwrap_or_else(|| instance_id.clone());
         // Recorded only once everything else succeeded, so the table counts real starts.
         let started_at_ms = i64::try_from(unix_millis()).unwrap_or(i64::MAX);
         store
@@ -168,7 +182,12 @@ impl Application {
                 context_max_messages: config.context_max_messages,
                 budget_tokens_per_owner: config.budget_tokens_per_owner,
             },
-            instance_id.clone(),
+            Fleet {
+                instance_id: instance_id.clone(),
+                brain_id,
+                clock: extras.clock.clone(),
+                leases,
+            },
             agents,
             ToolServices {
                 data: data.clone(),
@@ -199,6 +218,7 @@ impl Application {
             "LLM models and agents ready"
         );
         let limits = Limits::from_config(&config);
+        let lifecycle = Lifecycle::default();
         let state = AppState {
             store: store.clone(),
             limits,
@@ -215,6 +235,7 @@ impl Application {
             metrics,
             chat: Arc::clone(&chat),
             knowledge,
+            lifecycle: lifecycle.clone(),
         };
         Ok(Self {
             listener,
@@ -225,6 +246,7 @@ impl Application {
             database: database.url.redacted(),
             instance_id,
             shutdown_grace: config.shutdown_grace(),
+            lifecycle,
         })
     }
 
@@ -246,24 +268,37 @@ impl Application {
         &self.store
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections and lets in-flight
-    /// requests finish for at most the configured grace period (long SSE streams must not hold
-    /// the process forever). Requests still running after that are abandoned: they end when the
-    /// runtime shuts down.
+    /// The chat service (runs, leases, the reaper's step [`ChatService::reap_expired_runs`]).
+    pub fn chat(&self) -> &Arc<ChatService> {
+        &self.chat
+    }
+
+    /// Serves until `shutdown` resolves, then drains: `/ready` answers 503 and new work is
+    /// refused (503 `unavailable`, `x-edgebrain-draining: 1`) while runs in progress finish;
+    /// once none is left the listener closes and in-flight requests finish. All of it within
+    /// the configured grace period (long SSE streams and runs must not hold the process
+    /// forever): past it, requests still running are abandoned and runs still going are
+    /// stopped (`failed`, interrupted) and stored.
     pub async fn run_until_stopped<F>(self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = self.shutdown_grace;
         let (draining_tx, draining_rx) = oneshot::channel::<()>();
+        let lifecycle = self.lifecycle.clone();
+        let chat = Arc::clone(&self.chat);
         let signal = async move {
             shutdown.await;
+            lifecycle.start_draining();
             tracing::info!(
                 grace_secs = grace.as_secs(),
-                "shutting down: no longer accepting connections, draining in-flight requests"
+                runs = chat.runs_in_progress(),
+                "draining: not ready, refusing new work, letting runs and requests finish"
             );
             // The receiver is gone only if the server already stopped; nothing to tell then.
             let _ = draining_tx.send(());
+            chat.wait_until_idle().await;
+            tracing::info!("no run in progress; no longer accepting connections");
         };
         let grace_over = async move {
             match draining_rx.await {
@@ -273,21 +308,35 @@ impl Application {
             }
         };
 
+        // The fleet's background work, until the runs are stopped below.
+        let (stop_background, background_stop) = watch::channel(false);
+        let stopped = |mut receiver: watch::Receiver<bool>| async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        };
+        let reaper = tokio::spawn(
+            Arc::clone(&self.chat).reap_periodically(stopped(background_stop.clone())),
+        );
+        let store = self.store.clone();
+        let listener_stop = stopped(background_stop);
+        let listener =
+            tokio::spawn(async move { store.listen_for_run_events(listener_stop).await });
+
         tracing::info!(
             address = %self.local_addr,
             backend = %self.store.backend(),
             database = %self.database,
             version = %VERSION,
             instance_id = %self.instance_id,
+            brain_id = %self.chat.fleet().brain_id,
             "listening"
         );
         // Small SSE frames must leave at once, not wait for Nagle's algorithm.
-        let listener = self.listener.tap_io(|tcp| {
+        let listener_io = self.listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        let server = axum::serve(listener, self.router)
+        let server = axum::serve(listener_io, self.router)
             .with_graceful_shutdown(signal)
             .into_future();
 
@@ -304,6 +353,10 @@ impl Application {
         // Runs outlive requests: stop those still going and store their state honestly
         // (`failed`, interrupted) while the database is still open.
         self.chat.shutdown(RUN_STOP_TIMEOUT).await;
+        let _ = stop_background.send(true);
+        for task in [reaper, listener] {
+            let _ = task.await;
+        }
         if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close())
             .await
             .is_err()

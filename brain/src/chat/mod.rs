@@ -8,10 +8,17 @@
 //!   guardrails), every step appended to the run's event log ([`runs`]) as UI message stream
 //!   chunks; at the end the assistant message, the usage and the event log are stored and the
 //!   run becomes `succeeded`, `failed` or `cancelled`.
-//! - At start, runs left `queued`/`running` by an earlier process are marked `failed` (see
-//!   README "Runs"): they cannot be resumed, because their provider connection died with it.
+//! - Leases: every run is leased to this brain (`--brain-id`) until a time the brain keeps
+//!   moving forward while the run lives ([`ChatService::keep_lease`], which also stores the
+//!   run's new events in small batches for followers on other brains, [`remote`]). A run whose
+//!   lease expired lost its brain (kill -9, crash, a partition): the reaper of any brain marks
+//!   it `failed`, exactly once ([`ChatService::reap_expired_runs`]). At start, runs without a
+//!   live lease (or of this brain id) are marked `failed`; on SQLite, a fleet of one, every
+//!   unfinished run is (see README "Runs"). Runs cannot be resumed: their provider connection
+//!   died with their brain.
 
 pub mod context;
+pub mod remote;
 pub mod runs;
 pub mod templates;
 
@@ -24,22 +31,24 @@ use serde_json::{Value, json};
 use shared_types::chat::{
     FinishReason, MetadataUsage, Role, RunMessageMetadata, RunState, UiMessageChunk, Usage,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
 use crate::agent::driver::{Transcript, Turn};
 use crate::agent::machine::Finish;
 use crate::agent::tools::ToolServices;
 use crate::agent::{Agent, Agents};
-use crate::clock::unix_millis;
+use crate::clock::Clock;
+use crate::config::RunLeaseTimings;
 use crate::llm::ChatMessage;
 use crate::llm::ChatRequest;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
 use crate::metrics::Metrics;
-use crate::store::runs::{NewRun, RunOutcome, StoredRun};
+use crate::store::runs::{DeadRuns, NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
+use remote::{RemoteFollow, stored_events};
 use runs::{LiveRun, LogItem, RunRegistry, StopReason};
 use templates::{PromptTemplates, SystemVars};
 
@@ -47,6 +56,26 @@ use templates::{PromptTemplates, SystemVars};
 pub const INTERRUPTED: &str = "interrupted: the brain stopped while this run was in progress";
 /// Error text of runs stopped by a graceful shutdown.
 pub const SHUT_DOWN: &str = "interrupted: the brain shut down while this run was in progress";
+/// Error text of runs another brain marked failed because their brain stopped renewing the lease.
+pub const LEASE_EXPIRED: &str = "interrupted: the brain running this reply stopped (lease expired)";
+/// Error text (not stored) of a run whose brain lost its lease while it still ran.
+pub const LEASE_LOST: &str =
+    "interrupted: this brain lost the run's lease (another brain ended the run)";
+
+/// Longest wait of a follower on another brain without a signal (a missed `NOTIFY`).
+const REMOTE_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// This brain's place in a fleet of brains on one database.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// This start of the brain (`brain_starts`), recorded with each run.
+    pub instance_id: String,
+    /// Owner of the leases of the runs this brain executes (`--brain-id`).
+    pub brain_id: String,
+    /// The clock leases are read on.
+    pub clock: Clock,
+    pub leases: RunLeaseTimings,
+}
 
 /// Run limits and policies from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +114,11 @@ pub enum ChatError {
     UnknownAgent(String),
     #[error("a reply is still being generated in this thread (run {0}); wait for it or cancel it")]
     ThreadBusy(String),
+    #[error(
+        "the run is executing on another brain, which alone can cancel it; retry through that \
+         brain (cancelling across brains is not supported yet)"
+    )]
+    RunOnAnotherBrain,
     #[error("token budget exhausted: {used} of {budget} tokens used")]
     BudgetExhausted { used: u64, budget: u64 },
     #[error(transparent)]
@@ -103,7 +137,7 @@ pub struct ChatService {
     templates: PromptTemplates,
     registry: RunRegistry,
     settings: ChatSettings,
-    instance_id: String,
+    fleet: Fleet,
     permits: Arc<Semaphore>,
     agents: Agents,
     services: ToolServices,
@@ -158,7 +192,7 @@ impl ChatService {
         router: LlmRouter,
         templates: PromptTemplates,
         settings: ChatSettings,
-        instance_id: String,
+        fleet: Fleet,
         agents: Agents,
         services: ToolServices,
     ) -> Self {
@@ -171,7 +205,7 @@ impl ChatService {
             templates,
             registry: RunRegistry::default(),
             settings,
-            instance_id,
+            fleet,
             permits,
             agents,
             services,
@@ -200,10 +234,77 @@ impl ChatService {
         &self.settings
     }
 
-    /// Marks runs an earlier process left unfinished as failed. Called once at start.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Marks runs an earlier process left unfinished as failed. Called once at start, before
+    /// this brain runs anything: on PostgreSQL the runs without a live lease and those of this
+    /// brain id; on SQLite (a fleet of one) every unfinished run.
     pub async fn recover(&self) -> Result<u64, StoreError> {
-        let now = now_ms();
-        self.store.fail_interrupted_runs(INTERRUPTED, now).await
+        let now_ms = self.fleet.clock.now_ms();
+        let which = match self.store.backend() {
+            Backend::Sqlite => DeadRuns::AllUnfinished,
+            Backend::Postgres => DeadRuns::AtStart {
+                brain: &self.fleet.brain_id,
+                now_ms,
+            },
+        };
+        self.fail_dead_runs(which, INTERRUPTED, now_ms).await
+    }
+
+    /// Marks the runs whose lease expired (their brain stopped renewing it) as failed, with an
+    /// error and a finish at the end of their stored events. Any number of brains may do this
+    /// at once: each run is failed by exactly one of them. Returns how many this call failed.
+    pub async fn reap_expired_runs(&self) -> Result<u64, StoreError> {
+        let now_ms = self.fleet.clock.now_ms();
+        self.fail_dead_runs(DeadRuns::LeaseExpired { now_ms }, LEASE_EXPIRED, now_ms)
+            .await
+    }
+
+    async fn fail_dead_runs(
+        &self,
+        which: DeadRuns<'_>,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut failed = 0;
+        for id in self.store.dead_runs(which).await? {
+            if self.registry.get(&id).is_some_and(|run| !run.is_finished()) {
+                // This brain's own run, late renewing its lease (a slow database): it may yet
+                // renew. Other brains fail it if it does not.
+                continue;
+            }
+            let ending = remote::ending(&id, RunState::Failed, reason);
+            if self
+                .store
+                .fail_dead_run(&id, which, reason, &ending, now_ms)
+                .await?
+            {
+                tracing::warn!(run_id = %id, reason, "marked a run whose brain stopped as failed");
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Every `--run-lease-renew-ms`, fails the runs whose lease expired, until `stop`.
+    pub async fn reap_periodically(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        // The first look one period from now: the start already failed what was dead then.
+        let period = self.fleet.leases.renew_every;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = self.reap_expired_runs().await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error),
+                    "cannot look for runs whose brain stopped; retrying");
+            }
+        }
     }
 
     /// Starts a reply in `thread_id` (see the module docs). Returns the run id.
@@ -284,6 +385,11 @@ impl ChatService {
 
         let run_id = Uuid::new_v4().to_string();
         let now = now_ms();
+        let lease_expires_at_ms = self
+            .fleet
+            .clock
+            .now_ms()
+            .saturating_add(duration_ms(self.fleet.leases.lease));
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok();
         let state = if permit.is_some() {
             RunState::Running
@@ -310,7 +416,9 @@ impl ChatService {
                     owner,
                     budget_key: &turn.budget_key,
                     model: &model.name,
-                    instance_id: &self.instance_id,
+                    instance_id: &self.fleet.instance_id,
+                    lease_owner: &self.fleet.brain_id,
+                    lease_expires_at_ms,
                     state,
                     agent: Some(&agent.name),
                 },
@@ -427,6 +535,8 @@ impl ChatService {
         request: ChatRequest,
         permit: Option<OwnedSemaphorePermit>,
     ) {
+        let (stop_keeper, keeper_stopped) = oneshot::channel();
+        let keeper = tokio::spawn(Arc::clone(&self).keep_lease(Arc::clone(&run), keeper_stopped));
         let assistant_id = Uuid::new_v4().to_string();
         run.emit(&UiMessageChunk::Start {
             message_id: Some(assistant_id.clone()),
@@ -547,6 +657,9 @@ impl ChatService {
                 .with_label_values(&[status.as_str()])
                 .inc();
         }
+        // No lease write after this point: the outcome below replaces them all.
+        let _ = stop_keeper.send(());
+        let _ = keeper.await;
         self.persist(
             &run,
             &assistant_id,
@@ -592,6 +705,7 @@ impl ChatService {
             metadata_json: metadata_json.as_deref(),
         });
         let events = run.events_json();
+        let event_count = run.len();
         let outcome = RunOutcome {
             state: metadata.state.unwrap_or(RunState::Failed),
             provider: generation.provider.as_deref(),
@@ -604,17 +718,91 @@ impl ChatService {
             finish_reason: metadata.finish_reason,
             grounding: generation.grounding,
         };
-        if let Err(error) = self
+        match self
             .store
-            .finish_run(&run.id, reply.as_ref(), &outcome)
+            .finish_run(
+                &run.id,
+                &self.fleet.brain_id,
+                reply.as_ref(),
+                &outcome,
+                event_count,
+            )
             .await
         {
-            tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the run outcome");
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(run_id = %run.id,
+                "the run was ended by another brain (its lease expired) or its thread deleted; \
+                 its outcome here is not stored"),
+            Err(error) => {
+                tracing::error!(run_id = %run.id, error = %crate::telemetry::error_chain(&error), "cannot store the run outcome");
+            }
         }
     }
 
-    /// A reader of run `run_id` from event `after` on: the live log when the run is in memory,
-    /// else the stored log (or, for a run interrupted by a restart, its error).
+    /// While the run lives: renews its lease every `renew_every` and stores its new events at
+    /// most `event_flush` after they happen (one transaction each: lease and events). Stops when
+    /// `stop` fires (checked between writes, never during one) or the lease is lost — then the
+    /// run is asked to stop, since another brain ended it.
+    async fn keep_lease(self: Arc<Self>, run: Arc<LiveRun>, mut stop: oneshot::Receiver<()>) {
+        let leases = self.fleet.leases;
+        let mut changes = run.changes();
+        let mut stored: u64 = 0;
+        let mut renewed_at = tokio::time::Instant::now();
+        loop {
+            if run.len() <= stored {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(renewed_at + leases.renew_every) => {}
+                }
+            }
+            if run.len() > stored {
+                // Let a batch gather: at most one write per `event_flush`.
+                tokio::select! {
+                    _ = &mut stop => return,
+                    () = tokio::time::sleep(leases.event_flush) => {}
+                }
+            }
+            let events = run.events_from(stored);
+            let now_ms = self.fleet.clock.now_ms();
+            let expires = now_ms.saturating_add(duration_ms(leases.lease));
+            let written = self
+                .store
+                .append_run_events(
+                    &run.id,
+                    &self.fleet.brain_id,
+                    stored + 1,
+                    &events,
+                    expires,
+                    now_ms,
+                )
+                .await;
+            match written {
+                Ok(true) => {
+                    stored += events.len() as u64;
+                    renewed_at = tokio::time::Instant::now();
+                }
+                Ok(false) => {
+                    tracing::warn!(run_id = %run.id,
+                        "lost the run's lease (another brain ended it, or its thread was deleted); stopping it");
+                    run.request_stop(StopReason::LeaseLost);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(run_id = %run.id, error = %crate::telemetry::error_chain(&error),
+                        "cannot renew the run's lease or store its events; retrying");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        () = tokio::time::sleep(leases.event_flush.max(Duration::from_millis(100))) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A reader of run `run_id` from event `after` on: the live log when the run is in memory;
+    /// for a run in progress on another brain its stored events and their live tail
+    /// ([`remote`]); else the stored log (or, for a run interrupted by a restart, its error).
     pub async fn follow(
         &self,
         owner: &str,
@@ -632,8 +820,38 @@ impl ChatService {
             .get_run(owner, run_id)
             .await?
             .ok_or(ChatError::RunNotFound)?;
+        if matches!(stored.run.state, RunState::Queued | RunState::Running) {
+            let follow = RemoteFollow {
+                store: self.store.clone(),
+                owner: owner.to_owned(),
+                run_id: run_id.to_owned(),
+                poll: self.fleet.leases.renew_every.min(REMOTE_POLL_MAX),
+            };
+            return Ok(Box::pin(follow.follow(after)));
+        }
         let (first_seq, events) = stored_events(&stored, after);
         Ok(Box::pin(runs::replay(events, first_seq, after)))
+    }
+
+    /// Number of runs of this brain still going (queued or running).
+    pub fn runs_in_progress(&self) -> usize {
+        self.registry.unfinished().len()
+    }
+
+    /// Resolves once this brain has no run in progress (while draining no new run starts).
+    pub async fn wait_until_idle(&self) {
+        loop {
+            let live = self.registry.unfinished();
+            if live.is_empty() {
+                return;
+            }
+            futures_util::future::join_all(live.into_iter().map(|run| async move {
+                // Past the end of the log: yields nothing until the run is over, then Done.
+                let mut events = Box::pin(run.follow(u64::MAX));
+                while events.next().await.is_some() {}
+            }))
+            .await;
+        }
     }
 
     /// Requests cancellation; `Ok(false)` when the run already finished.
@@ -648,6 +866,9 @@ impl ChatService {
             return Ok(true);
         }
         match self.store.get_run(owner, run_id).await? {
+            Some(stored) if matches!(stored.run.state, RunState::Queued | RunState::Running) => {
+                Err(ChatError::RunOnAnotherBrain)
+            }
             Some(_) => Ok(false),
             None => Err(ChatError::RunNotFound),
         }
@@ -676,7 +897,7 @@ impl ChatService {
         }));
         if tokio::time::timeout(within, all_written).await.is_err() {
             tracing::warn!(
-                "runs still writing after the shutdown timeout; the next start marks them failed"
+                "runs still writing after the shutdown timeout; once their lease expires another brain (or the next start) marks them failed"
             );
         }
     }
@@ -696,45 +917,6 @@ impl ChatService {
     }
 }
 
-/// A stored run's events and the number of the first. A run interrupted before its log was
-/// written gets an error and a finish numbered right after the caller's cursor, so a client
-/// resuming from any event still sees how the run ended (no allocation depends on the cursor).
-fn stored_events(stored: &StoredRun, after: u64) -> (u64, Vec<Arc<str>>) {
-    if let Some(events) = stored
-        .events_json
-        .as_deref()
-        .and_then(|json| serde_json::from_str::<Vec<Value>>(json).ok())
-    {
-        return (
-            1,
-            events
-                .iter()
-                .map(|event| Arc::from(event.to_string()))
-                .collect(),
-        );
-    }
-    let message = stored
-        .run
-        .error
-        .clone()
-        .unwrap_or_else(|| INTERRUPTED.to_owned());
-    let mut events: Vec<Arc<str>> = Vec::with_capacity(2);
-    for chunk in [
-        UiMessageChunk::Error {
-            error_text: message,
-        },
-        UiMessageChunk::Finish {
-            finish_reason: Some(FinishReason::Error),
-            message_metadata: Some(
-                json!({"runId": stored.run.id, "state": stored.run.state.as_str(), "finishReason": "error"}),
-            ),
-        },
-    ] {
-        events.push(Arc::from(serde_json::to_string(&chunk).unwrap_or_default()));
-    }
-    (after.saturating_add(1), events)
-}
-
 #[derive(Debug)]
 enum End {
     Succeeded,
@@ -747,10 +929,15 @@ impl End {
         match reason {
             StopReason::Caller => End::Cancelled,
             StopReason::Shutdown => End::Failed(SHUT_DOWN.to_owned()),
+            StopReason::LeaseLost => End::Failed(LEASE_LOST.to_owned()),
         }
     }
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
+    crate::clock::now_ms()
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -3,9 +3,11 @@
 //! never affect the run: a closed browser drops its reader, the run goes on.
 //!
 //! Event ids are 1-based positions in the log (`id:` of each SSE event); a reader that saw event
-//! `n` reconnects with `Last-Event-ID: n` and receives `n+1…`, then the live tail. When the run
-//! finishes the log is written to the database (`chat_runs.events`), and the in-memory copy is
-//! dropped after the retention time; later reconnects replay the stored log.
+//! `n` reconnects with `Last-Event-ID: n` and receives `n+1…`, then the live tail. While the run
+//! goes on, its brain stores the new events in small batches (`chat_run_events`), where readers
+//! on other brains follow them ([`crate::chat::remote`]); when the run finishes the log is
+//! written to the database (`chat_runs.events`), and the in-memory copy is dropped after the
+//! retention time; later reconnects replay the stored log.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +24,9 @@ pub enum StopReason {
     Caller,
     /// The brain is shutting down: the run ends `failed` (interrupted), output kept.
     Shutdown,
+    /// The brain lost the run's lease (another brain failed the run after the lease expired,
+    /// or its thread was deleted through another brain): stop, store nothing more.
+    LeaseLost,
 }
 
 /// One item a reader receives.
@@ -93,6 +98,30 @@ impl LiveRun {
 
     pub fn is_finished(&self) -> bool {
         self.log().finished
+    }
+
+    /// Number of events in the log.
+    pub fn len(&self) -> u64 {
+        self.log().events.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The events from position `from` (0-based) on.
+    pub fn events_from(&self, from: u64) -> Vec<Arc<str>> {
+        let log = self.log();
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        log.events
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Changes with every append and at the end.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The whole log as a JSON array (for the database).
@@ -247,6 +276,14 @@ impl RunRegistry {
     /// Every live run (for shutdown).
     pub fn all(&self) -> Vec<Arc<LiveRun>> {
         self.inner().runs.values().cloned().collect()
+    }
+
+    /// Runs in memory that have not finished.
+    pub fn unfinished(&self) -> Vec<Arc<LiveRun>> {
+        self.all()
+            .into_iter()
+            .filter(|run| !run.is_finished())
+            .collect()
     }
 
     /// Live runs of one thread (for cancelling before a delete).

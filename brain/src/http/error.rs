@@ -38,6 +38,10 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// This brain is shutting down and takes no new work: 503 with `x-edgebrain-draining: 1`,
+    /// so the edge may send the request to another brain (nothing of it was done here).
+    #[error("this brain is shutting down and takes no new work; retry (nothing was done)")]
+    Draining,
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no such route")]
@@ -70,7 +74,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Unavailable(_) | Error::Draining => ErrorCode::Unavailable,
             Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::NotFound | Error::NotFoundResource(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
@@ -127,7 +131,14 @@ impl IntoResponse for Error {
             // line carries the request id.
             tracing::error!(code = %code, error = %error_chain(&self), "request failed");
         }
+        let draining = matches!(self, Error::Draining);
         let mut response = status_of(code).into_response();
+        if draining {
+            response.headers_mut().insert(
+                shared_types::headers::DRAINING,
+                HeaderValue::from_static("1"),
+            );
+        }
         response.extensions_mut().insert(ErrorDetails {
             code,
             message: self.public_message(),
@@ -145,7 +156,9 @@ impl From<ChatError> for Error {
             ChatError::UnknownModel(_) | ChatError::UnknownAgent(_) => {
                 Error::BadRequest(error.to_string())
             }
-            ChatError::ThreadBusy(_) => Error::Conflict(error.to_string()),
+            ChatError::ThreadBusy(_) | ChatError::RunOnAnotherBrain => {
+                Error::Conflict(error.to_string())
+            }
             ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
             ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
             ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),

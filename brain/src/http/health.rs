@@ -1,4 +1,5 @@
-//! `GET /health` (liveness) and `GET /ready` (readiness: the database answers).
+//! `GET /health` (liveness) and `GET /ready` (readiness: the database answers and the brain
+//! is not draining).
 
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,31 @@ async fn health() -> Json<HealthReport> {
     })
 }
 
-/// 200 when the database answers a trivial query within [`DATABASE_CHECK_TIMEOUT`], else 503.
-/// Both answers are a [`ReadinessReport`].
+/// 200 when the database answers a trivial query within [`DATABASE_CHECK_TIMEOUT`], else 503;
+/// 503 at once while draining (shutting down: send new work elsewhere). Every answer is a
+/// [`ReadinessReport`].
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadinessReport>) {
+    if state.lifecycle.is_draining() {
+        let report = ReadinessReport {
+            status: Status::Unavailable,
+            service: Service::Brain,
+            version: VERSION.to_owned(),
+            checks: vec![DependencyCheck {
+                name: "draining".to_owned(),
+                status: Status::Unavailable,
+                latency_ms: 0,
+                detail: Some(format!(
+                    "{} run(s) in progress",
+                    state.chat.runs_in_progress()
+                )),
+                error: Some(
+                    "shutting down: finishing in-flight requests and runs, taking no new work"
+                        .to_owned(),
+                ),
+            }],
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(report));
+    }
     let started = Instant::now();
     let outcome = tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.store.ping()).await;
     let (latency, error) = match outcome {

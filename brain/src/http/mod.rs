@@ -12,7 +12,8 @@
 //! 6. edge trust: outside the health probes, only requests signed by the edge pass, and their
 //!    signed `x-edgebrain-*` headers become an [`identity::Identity`] extension
 //!    ([`edge_auth`]);
-//! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included.
+//! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included;
+//! 8. (matched routes) draining: once shutdown started, new work is refused ([`lifecycle`]).
 
 pub mod agents;
 pub mod datasets;
@@ -25,6 +26,7 @@ pub mod escalations;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod queries;
@@ -51,6 +53,7 @@ use crate::knowledge::KnowledgeBase;
 use crate::store::Store;
 use drain::DrainLimits;
 use edge_auth::EdgeTrust;
+use lifecycle::Lifecycle;
 
 pub use error::{Error, Result};
 
@@ -68,6 +71,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Documents, chunks, embeddings and hybrid search.
     pub knowledge: Arc<KnowledgeBase>,
+    /// Serving or draining (shutting down).
+    pub lifecycle: Lifecycle,
 }
 
 /// Request limits taken from the configuration.
@@ -100,6 +105,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = Arc::clone(&state.metrics);
     let upload_max_bytes = state.data.limits().upload_max_bytes;
     let max_document_bytes = state.knowledge.limits().max_document_bytes;
+    let draining = state.lifecycle.clone();
     let routes = Router::new()
         .merge(health::router())
         .merge(metrics::router())
@@ -114,6 +120,10 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/escalations", escalations::router())
         .nest("/api/v1/documents", documents::router(max_document_bytes))
         .nest("/api/v1/knowledge", documents::search_router())
+        .route_layer(middleware::from_fn_with_state(
+            draining,
+            lifecycle::refuse_new_work,
+        ))
         .route_layer(middleware::from_fn_with_state(
             metrics,
             metrics::record_latency,

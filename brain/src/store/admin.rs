@@ -37,6 +37,48 @@ pub async fn drop_postgres_database(server: &DatabaseUrl, name: &str) -> Result<
     .await
 }
 
+/// How many connections to the database `name` listen for run events (one per brain; see
+/// [`super::feed`]).
+pub async fn count_run_event_listeners(
+    server: &DatabaseUrl,
+    name: &str,
+) -> Result<u64, StoreError> {
+    listeners(server, name, "CAST(COUNT(*) AS BIGINT)").await
+}
+
+/// Terminates the connections to the database `name` that listen for run events, as a network
+/// failure or an idle-connection reaper would (tests of the listener's reconnect). Returns how
+/// many there were.
+pub async fn terminate_run_event_listeners(
+    server: &DatabaseUrl,
+    name: &str,
+) -> Result<u64, StoreError> {
+    listeners(
+        server,
+        name,
+        "CAST(COUNT(pg_terminate_backend(pid)) AS BIGINT)",
+    )
+    .await
+}
+
+async fn listeners(server: &DatabaseUrl, name: &str, select: &str) -> Result<u64, StoreError> {
+    sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(server.expose()).map_err(StoreError::InvalidUrl)?;
+    let mut connection: AnyConnection = options.connect().await.map_err(StoreError::Unavailable)?;
+    let sql = format!(
+        "SELECT {select} FROM pg_stat_activity WHERE datname = $1 AND query LIKE $2 \
+         AND pid <> pg_backend_pid()"
+    );
+    let count: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(checked_name(name)?.to_owned())
+        .bind(format!("LISTEN \"{}\"%", super::feed::RUN_EVENTS_CHANNEL))
+        .fetch_one(&mut connection)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    let _ = connection.close().await;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// DDL cannot bind identifiers as parameters, so names are restricted to a safe alphabet.
 fn checked_name(name: &str) -> Result<&str, StoreError> {
     let mut chars = name.chars();

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod datasets;
 pub mod escalations;
+pub mod feed;
 pub mod knowledge;
 pub mod runs;
 pub mod threads;
@@ -20,7 +21,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, DatabaseUrl};
 
 /// The schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -104,6 +105,10 @@ impl StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// For the PostgreSQL `LISTEN` connection of [`feed`], which cannot be a pooled one.
+    url: DatabaseUrl,
+    /// Signals to followers of runs' stored events ([`feed`]).
+    feed: feed::Feed,
 }
 
 impl Store {
@@ -129,6 +134,8 @@ impl Store {
         Ok(Self {
             pool,
             backend: config.backend,
+            url: config.url.clone(),
+            feed: feed::Feed::new(),
         })
     }
 

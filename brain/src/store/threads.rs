@@ -179,12 +179,22 @@ impl Store {
         if deleted == 0 {
             return Ok(false);
         }
-        for statement in [
-            "DELETE FROM chat_messages WHERE thread_id = $1",
-            "DELETE FROM chat_runs WHERE thread_id = $1",
-        ] {
-            sqlx::query(statement)
-                .bind(id.to_owned())
+        sqlx::query("DELETE FROM chat_messages WHERE thread_id = $1")
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        // The runs first (waiting for a brain storing events of one of them to commit), then
+        // their stored events: a brain writing events later finds its run gone and stops it.
+        let runs = sqlx::query("DELETE FROM chat_runs WHERE thread_id = $1 RETURNING id")
+            .bind(id.to_owned())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        for run in &runs {
+            let run_id: String = run.try_get(0).map_err(StoreError::Query)?;
+            sqlx::query("DELETE FROM chat_run_events WHERE run_id = $1")
+                .bind(run_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;

@@ -36,6 +36,32 @@ pub(crate) enum Reply {
     BrokenOff(Vec<&'static str>),
     /// `(tool name, arguments JSON)` per call, all in one step.
     Tools(Vec<(&'static str, Value)>),
+    /// Text whose `before` deltas stream at once; the `after` deltas and the end wait until
+    /// `gate` opens, so a test holds a run mid-stream without sleeping.
+    Held {
+        before: Vec<&'static str>,
+        after: Vec<&'static str>,
+        gate: Gate,
+    },
+}
+
+/// A gate a [`Reply::Held`] waits at; clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    pub(crate) fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let mut receiver = self.0.subscribe();
+        let _ = receiver.wait_for(|open| *open).await;
+    }
 }
 
 /// A scripted OpenAI-compatible server: each `/chat/completions` call gets the next reply
@@ -63,6 +89,7 @@ impl Scripted {
                 tokio::spawn(async move {
                     let (head, body) = read_request(&mut socket).await;
                     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let mut held = None;
                     let answer = if head.starts_with("POST /v1/moderations") {
                         let flagged = body["input"].as_str().unwrap_or("").contains("evil");
                         let json = json!({"results": [{"flagged": flagged, "categories": {"violence": flagged}}]}).to_string();
@@ -80,10 +107,26 @@ impl Scripted {
                                 script.front().cloned().unwrap_or(Reply::Text(vec!["ok"]))
                             }
                         };
-                        sse(&reply)
+                        if let Reply::Held {
+                            before,
+                            after,
+                            gate,
+                        } = &reply
+                        {
+                            let (first, rest) = held_sse(before, after);
+                            held = Some((gate.clone(), rest));
+                            first
+                        } else {
+                            sse(&reply)
+                        }
                     };
                     let _ = socket.write_all(answer.as_bytes()).await;
                     let _ = socket.flush().await;
+                    if let Some((gate, rest)) = held {
+                        gate.wait().await;
+                        let _ = socket.write_all(rest.as_bytes()).await;
+                        let _ = socket.flush().await;
+                    }
                 });
             }
         });
@@ -130,6 +173,30 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> (String, String) {
     }
 }
 
+/// A [`Reply::Held`]: the head and the `before` deltas; then the `after` deltas and the end.
+fn held_sse(before: &[&str], after: &[&str]) -> (String, String) {
+    let delta = |text: &str| {
+        let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+        format!("data: {chunk}\n\n")
+    };
+    let mut first = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+    );
+    for text in before {
+        first.push_str(&delta(text));
+    }
+    let mut rest = String::new();
+    for text in after {
+        rest.push_str(&delta(text));
+    }
+    let finish = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    let usage = json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 5}});
+    rest.push_str(&format!(
+        "data: {finish}\n\ndata: {usage}\n\ndata: [DONE]\n\n"
+    ));
+    (first, rest)
+}
+
 fn sse(reply: &Reply) -> String {
     let mut chunks = Vec::new();
     match reply {
@@ -153,6 +220,10 @@ fn sse(reply: &Reply) -> String {
                 answer.push_str(&format!("data: {chunk}\n\n"));
             }
             return answer;
+        }
+        Reply::Held { before, after, .. } => {
+            let (first, rest) = held_sse(before, after);
+            return first + &rest;
         }
         Reply::Tools(calls) => {
             for (index, (name, arguments)) in calls.iter().enumerate() {
@@ -186,7 +257,10 @@ fn sse(reply: &Reply) -> String {
 /// `no-tools` on the same server without tools) and an agents
 /// file whose agent `coach` has `agent_toml` appended (TOML lines of the `[[agents]]` table
 /// and its sub-tables).
-fn config_files(scripted: &Scripted, agent_toml: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn config_files(
+    scripted: &Scripted,
+    agent_toml: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("edgebrain-agent-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let llm = dir.join("llm.toml");
@@ -635,6 +709,7 @@ async fn app_with_knowledge(
     });
     let extras = Extras {
         knowledge: Some(knowledge.clone()),
+        ..Extras::default()
     };
     let app = agent_app_with(Backend::Sqlite, scripted, agent_toml, extras).await;
     (app, knowledge)

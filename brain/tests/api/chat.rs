@@ -1158,6 +1158,8 @@ async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
         let mut app = spawn_app_with(backend, |config| {
             use_chat_llm(config);
             config.local_llm_max_output_tokens = 200;
+            // No time to finish: the run is stopped as soon as the shutdown begins.
+            config.shutdown_grace_secs = 0;
         })
         .await;
         let alice = Caller::user("alice");

@@ -183,17 +183,14 @@ impl TestDatabase {
         }
     }
 
-    /// Another brain's view of this PostgreSQL database: a data directory of its own, the same
-    /// database (a second brain of a fleet). The database stays owned by `self`, which drops it.
+    /// Another brain's view of the same database: a data directory of its own, the same
+    /// database URL (a second brain of a fleet). Dropping it drops neither: `self` owns the
+    /// database.
     pub(crate) fn sharing(&self) -> Self {
         let id = Uuid::new_v4().simple().to_string();
         Self {
             data_dir: std::env::temp_dir().join(format!("edgebrain-test-{id}")),
-            url: Some(
-                self.url
-                    .clone()
-                    .expect("a fleet shares a PostgreSQL database"),
-            ),
+            url: self.url.clone(),
             postgres_name: None,
         }
     }
@@ -220,6 +217,13 @@ impl TestDatabase {
         // Debug-built polars is slow: no 1e6-row sample unless a test asks for one.
         config.sample_transactions = 0;
         config
+    }
+
+    /// The PostgreSQL database's name (a database this test created).
+    pub(crate) fn postgres_name(&self) -> &str {
+        self.postgres_name
+            .as_deref()
+            .expect("a PostgreSQL test database")
     }
 
     /// Drops the PostgreSQL database now, killing the connections of any app using it.
@@ -265,6 +269,10 @@ pub(crate) struct TestApp {
     pub(crate) port: u16,
     pub(crate) client: reqwest::Client,
     pub(crate) database: TestDatabase,
+    /// The brain's chat service (runs, leases, the reaper's step).
+    pub(crate) chat: std::sync::Arc<brain::chat::ChatService>,
+    /// The brain's store (its run event signals, say).
+    pub(crate) store: brain::store::Store,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -303,6 +311,8 @@ impl TestApp {
     /// Serves `application` on a task until [`TestApp::stop`].
     pub(crate) fn run(application: Application, database: TestDatabase) -> Self {
         let port = application.port();
+        let chat = std::sync::Arc::clone(application.chat());
+        let store = application.store().clone();
         let (shutdown, shutdown_requested) = oneshot::channel::<()>();
         let server = tokio::spawn(application.run_until_stopped(async move {
             // A dropped sender (the test ended) also means "stop".
@@ -316,6 +326,8 @@ impl TestApp {
                 .build()
                 .unwrap(),
             database,
+            chat,
+            store,
             shutdown: Some(shutdown),
             server: Some(server),
         }
