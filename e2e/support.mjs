@@ -2,7 +2,7 @@
 // wrangler dev), loopback only. Readiness is polled with deadlines; nothing sleeps blindly.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdtempSync } from "node:fs";
+import { createWriteStream, mkdtempSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,7 +57,11 @@ export function startProcess(name, command, args, env) {
     detached: true,
   });
   const proc = { name, child, output: "", exited: null };
+  // EDGEBRAIN_E2E_LOG_DIR keeps every process's whole output on disk, for diagnosing a run.
+  const logDir = process.env.EDGEBRAIN_E2E_LOG_DIR;
+  const log = logDir ? createWriteStream(join(logDir, `${name}-${child.pid}.log`)) : null;
   const append = (chunk) => {
+    log?.write(chunk);
     proc.output += chunk.toString();
     // Keep memory bounded on chatty processes.
     if (proc.output.length > 4_000_000) proc.output = proc.output.slice(-2_000_000);
