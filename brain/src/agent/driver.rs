@@ -16,6 +16,7 @@ use super::grounding::{self, Evidence};
 use super::guardrails::{Filtered, OutputFilter};
 use super::knowledge::KnowledgeHit;
 use super::machine::{Action, Event, Finish, LoopRules, Machine, turn_finish_reason};
+use super::results;
 use super::tools::{ToolContext, ToolError, ToolServices};
 use crate::chat::runs::LiveRun;
 use crate::llm::router::{LlmRouter, ModelSpec};
@@ -66,9 +67,16 @@ pub struct Transcript {
     pub grounding: Option<GroundingStatus>,
     /// The model's answer was withheld (see [`WITHHELD_ANSWER`]).
     pub withheld: bool,
-    /// The model's text of the current call, held back instead of streamed (see
-    /// [`answer_held`]); released when it turns out to precede tool calls or to be grounded.
+    /// The model's text of the current call, held back instead of streamed (see "Why an
+    /// answer is held back" above [`WITHHELD_ANSWER`]): dropped when a tool call follows it,
+    /// released when it is an answer that passed the checks.
     held: Option<String>,
+    /// The rows of the turn's latest `sql` or `chart` result: what the answer rests on (see
+    /// [`state_result_if_left_out`]).
+    last_result: Option<Value>,
+    /// The first query of the turn that named a missing dataset: what it asked for and which
+    /// datasets there are (see [`withhold_if_ungrounded`]).
+    missing_dataset: Option<(String, String)>,
 }
 
 impl Transcript {
@@ -110,6 +118,24 @@ impl Transcript {
     fn release_held(&mut self, run: &LiveRun) {
         if let Some(held) = self.held.take() {
             self.text_delta(run, &held);
+        }
+    }
+
+    /// Drops the held text written before a tool call: before any data, it can only be a
+    /// guess (the default model wrote "The weather in Berlin was sunny." and a made-up table,
+    /// then queried `weather`). It stays in the model's context and the log, not in the
+    /// answer; holding goes on for the rest of the call.
+    fn drop_held(&mut self, run: &LiveRun) {
+        if let Some(held) = &mut self.held
+            && !held.is_empty()
+        {
+            tracing::info!(run_id = %run.id, text = %held,
+                "text before a tool call, written before any data, not shown");
+            // The held text is the end of the answer text (both grew together since the
+            // call began).
+            let kept = self.answer_text.len().saturating_sub(held.len());
+            self.answer_text.truncate(kept);
+            held.clear();
         }
     }
 
@@ -195,7 +221,7 @@ pub async fn run_turn(
     let mut called: Vec<String> = Vec::new();
     // How the model's text answer ended, kept while an owed chart is drawn after it.
     let mut answer_finish = None;
-    // A tool call of this turn returned data an answer can rest on (see `answer_held`).
+    // A tool call of this turn returned data an answer can rest on (see "Why an answer is held back").
     let mut found_data = false;
     let mut action = machine.start();
     loop {
@@ -213,6 +239,7 @@ pub async fn run_turn(
                 offer_tools,
                 require_tool,
                 owed_tool,
+                remind_tool,
             } => {
                 request.tools = if offer_tools {
                     specs.clone()
@@ -234,6 +261,17 @@ pub async fn run_turn(
                     request.require_tool = true;
                     // The turn's finish reason is the answer's, not the chart call's.
                     answer_finish = transcript.model_finish.take();
+                }
+                if remind_tool {
+                    // The text written instead of the required call was held (no data yet):
+                    // it goes, unseen, and so does its step.
+                    transcript.drop_held(turn.run);
+                    if step.open {
+                        turn.run.emit(&UiMessageChunk::FinishStep);
+                    }
+                    request
+                        .messages
+                        .push(ChatMessage::User(TOOL_REMINDER.to_owned()));
                 }
                 step = StepState {
                     open: true,
@@ -292,7 +330,7 @@ pub async fn run_turn(
                 if answer_finish.is_some() {
                     transcript.model_finish = answer_finish.take();
                 }
-                conclude(turn, &finish, transcript, &mut step).await;
+                conclude(turn, &finish, transcript, &mut step, found_data).await;
                 transcript.finish_reason = Some(turn_finish_reason(
                     &finish,
                     transcript.model_finish.as_ref(),
@@ -304,6 +342,10 @@ pub async fn run_turn(
 }
 
 const CHART_TOOL: &str = "chart";
+/// Said to a model that wrote text instead of the tool call its first call required (see
+/// `machine`'s `remind_tool`). Part of this turn's model context only, never stored.
+const TOOL_REMINDER: &str = "Call a tool first: sql for a question about the data (list_datasets \
+    shows what there is). Answer only from what the tools return.";
 const SQL_TOOL: &str = "sql";
 /// Dataset names and sizes: nothing an answer to a question could rest on.
 const LIST_DATASETS_TOOL: &str = "list_datasets";
@@ -312,13 +354,14 @@ const LIST_DATASETS_TOOL: &str = "list_datasets";
 // weather, customers: nothing in the data), often answer anyway with invented numbers
 // ("sunny, 15°C") — measured in BENCHMARKS.md "Local models". So while no tool of the turn has
 // returned data, the model's text is not streamed but held: if it calls a tool after all, the
-// text is released before the call; if it is the answer, the grounding check reads it first,
-// and an answer stating numbers that nothing produced is replaced by a plain "the data cannot
-// answer this" with a `data-notice` (`answer-withheld`) saying why. Answers resting on data
-// stream as always and are only marked by the check.
+// text is dropped (a guess written before any data); if it is the answer, it is checked first
+// and replaced after a query of a missing dataset, or when it states numbers that nothing
+// produced, by a plain "your data cannot answer this" with a `data-notice` (`answer-withheld`)
+// saying why (`withhold_if_ungrounded`). Answers resting on data stream as always and are only
+// marked by the check.
 
 /// The text shown instead of a withheld answer. It states no numbers.
-pub const WITHHELD_ANSWER: &str = "I could not answer this from your data: no query of this \
+pub const WITHHELD_ANSWER: &str = "I cannot answer this from your data: no query of this \
     turn returned data for it, and the answer I wrote stated numbers that did not come from \
     your data, so it is not shown.";
 /// `id` of the `data-notice` part saying an answer was withheld.
@@ -376,10 +419,17 @@ fn announce_tools_unavailable(turn: &Turn<'_>, transcript: &mut Transcript) {
     );
 }
 
-/// A held answer (no tool of the turn returned data) that states numbers nothing produced is
-/// replaced by [`WITHHELD_ANSWER`] and a notice; any other held answer is left to be released.
-/// The `data-grounding` part then reports the withheld answer's claims (that is what was
-/// checked), so the run counts as `unverified`.
+/// A held answer (no tool of the turn returned data) is checked, then:
+/// - after a query that asked for a dataset that does not exist, it is always replaced by a
+///   reply saying what is missing ([`cannot_answer_text`]): whatever the model wrote then cannot
+///   rest on the data, and small models answer "sunny" to a weather question right after
+///   `FROM weather` failed (BENCHMARKS.md, "Local models") — words the numbers check cannot see;
+/// - otherwise, if it states numbers nothing produced, it is replaced by [`WITHHELD_ANSWER`];
+/// - otherwise it is left to be released.
+///
+/// A replaced answer gets a notice (`answer-withheld`) saying why, and the `data-grounding`
+/// part reports the replaced answer's claims (that is what was checked), so a run that invented
+/// numbers counts as `unverified`. The model's own text goes to the log only.
 async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
     let answer = transcript.answer_text.clone();
     let mut evidence = transcript.evidence.clone();
@@ -391,24 +441,31 @@ async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
                 return;
             }
         };
-    if report.status != GroundingStatus::Unverified {
-        return;
-    }
+    let (text, why) = match &transcript.missing_dataset {
+        Some((missing, datasets)) => (
+            cannot_answer_text(missing, datasets),
+            "The model's reply was replaced: this turn's queries asked for data that none of \
+             your datasets holds, so no answer could rest on your data.",
+        ),
+        None if report.status == GroundingStatus::Unverified => (
+            WITHHELD_ANSWER.to_owned(),
+            "The model's answer stated numbers that no query of this turn produced, and no \
+             query returned data, so it was withheld.",
+        ),
+        None => return,
+    };
     let withheld = transcript.held.take().unwrap_or_default();
-    tracing::info!(run_id = %run.id, answer = %withheld,
-        "answer withheld: no tool returned data and it states numbers nothing produced");
+    tracing::info!(run_id = %run.id, answer = %withheld, reason = why, "answer withheld");
     transcript.withheld = true;
     transcript.grounding = Some(report.status);
-    transcript.text_part(run, WITHHELD_ANSWER);
+    transcript.text_part(run, &text);
     transcript.data_part(
         run,
         &UiMessageChunk::DataNotice {
             id: ANSWER_WITHHELD_PART_ID.to_owned(),
             data: Notice {
                 kind: NoticeKind::AnswerWithheld,
-                message: "The model's answer stated numbers that no query of this turn \
-                    produced, and no query returned data, so it was withheld."
-                    .to_owned(),
+                message: why.to_owned(),
             },
         },
     );
@@ -419,6 +476,39 @@ async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
             data: report,
         },
     );
+}
+
+/// The reply to a question about data that does not exist (`missing` as the data plane says
+/// it: "no dataset named `weather`").
+pub fn cannot_answer_text(missing: &str, datasets: &str) -> String {
+    if datasets.is_empty() {
+        format!(
+            "Your data cannot answer this question: there is {missing}, and there are no \
+             datasets to query yet."
+        )
+    } else {
+        format!(
+            "Your data cannot answer this question: there is {missing} (your datasets are \
+             {datasets})."
+        )
+    }
+}
+
+/// An answer resting on a small result (the turn's latest `sql` or `chart` rows) that leaves
+/// some of its numbers out gets the result as a table after it (see [`results`]): the reply
+/// always states what it rests on.
+fn state_result_if_left_out(run: &LiveRun, transcript: &mut Transcript) {
+    let Some(result) = &transcript.last_result else {
+        return;
+    };
+    if let Some(table) = results::answer_table(result, &transcript.answer_text) {
+        tracing::info!(run_id = %run.id, "the answer left out numbers of its result: stating the result");
+        let text_before = transcript.all_text.len();
+        transcript.text_part(run, &format!("The query's result:\n\n{table}"));
+        // A part of the reply, not of its `text`, which is what later turns show the model:
+        // the default model copied the table's pattern into an invented answer.
+        transcript.all_text.truncate(text_before);
+    }
 }
 
 /// Compares the numbers of the turn's answer with what its tools produced and reports the
@@ -461,16 +551,20 @@ async fn conclude(
     finish: &Finish,
     transcript: &mut Transcript,
     step: &mut StepState,
+    found_data: bool,
 ) {
     let run = turn.run;
     let checked = !turn.agent.tools.is_empty()
         && matches!(finish, Finish::Answered | Finish::StepCapReached { .. });
-    if checked && transcript.held.is_some() {
+    if checked && transcript.held.is_some() && !found_data {
         withhold_if_ungrounded(run, transcript).await;
     }
     let checked = checked && !transcript.withheld;
     transcript.release_held(run);
     transcript.close_text(run);
+    if checked && found_data {
+        state_result_if_left_out(run, transcript);
+    }
     let abandoned = match finish {
         Finish::Answered | Finish::Failed { .. } => None,
         Finish::StepCapReached { steps } => Some(format!(
@@ -579,12 +673,13 @@ async fn call_model(
                 }
             }
             Ok(StreamEvent::ToolCallStart { index, id, name }) => {
-                // Text before a tool call is complete: release it.
+                // Text before a tool call is complete: stream it (or, held before any data,
+                // drop it).
                 if let Some(reason) = release(turn, transcript, filter).await {
                     refused = Some(reason);
                     break;
                 }
-                transcript.release_held(run);
+                transcript.drop_held(run);
                 transcript.close_text(run);
                 let id = if id.is_empty() {
                     format!("call-{}", Uuid::new_v4().simple())
@@ -762,9 +857,18 @@ async fn execute_tool(
                     },
                 );
             }
-            (output.to_string(), true)
+            let for_model = results::for_model(&output);
+            if let Some(rows) = results::result_rows(&call.name, &output) {
+                transcript.last_result = Some(rows);
+            }
+            (for_model, true)
         }
         Err(error) => {
+            if let ToolError::MissingDataset { message, datasets } = &error
+                && transcript.missing_dataset.is_none()
+            {
+                transcript.missing_dataset = Some((message.clone(), datasets.clone()));
+            }
             let error_text = error.to_string();
             tracing::info!(run_id = %run.id, tool = %call.name, error = %error_text, "tool call failed");
             run.emit(&UiMessageChunk::ToolOutputError {

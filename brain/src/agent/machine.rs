@@ -13,6 +13,11 @@
 //! more call offers only that tool, requires it, and the turn ends once it has run — the model
 //! is not asked to write the answer again, so the numbers it wrote after seeing the data stay.
 //!
+//! A first call that must call a tool (`require_tool_first`) but wrote text instead is made
+//! once more, requiring a tool again, with the driver reminding the model (`remind_tool`):
+//! small local models under llama.cpp may ignore the requirement (its grammar only binds once
+//! a call opens) and answer from memory.
+//!
 //! [`Machine::advance`] takes what the last action produced ([`Event`]) and returns the next
 //! [`Action`] for the driver (`driver.rs`) to carry out. Every rule (step cap, when tools are
 //! offered, when to stop) lives here and is unit-tested without a model, a database or a clock.
@@ -81,11 +86,14 @@ pub enum Action {
     Retrieve,
     /// Call the model; `offer_tools` is false on the last allowed call, so the model answers.
     /// `owed_tool`: offer only the owed tool (and require it); the turn ends after it runs.
+    /// `remind_tool`: the previous call ignored a required tool; its text is dropped and the
+    /// model is reminded to call one.
     CallModel {
         step: u32,
         offer_tools: bool,
         require_tool: bool,
         owed_tool: bool,
+        remind_tool: bool,
     },
     ExecuteTools {
         step: u32,
@@ -113,6 +121,8 @@ pub struct Machine {
     rules: LoopRules,
     /// The call for an owed tool was made: the turn ends after its tools run (at most once).
     owed_called: bool,
+    /// A first call that ignored a required tool was made again (at most once).
+    requirement_retried: bool,
 }
 
 impl Machine {
@@ -124,6 +134,7 @@ impl Machine {
                 ..rules
             },
             owed_called: false,
+            requirement_retried: false,
         }
     }
 
@@ -144,6 +155,21 @@ impl Machine {
             offer_tools,
             require_tool: offer_tools && step == 1 && self.rules.require_tool_first,
             owed_tool: false,
+            remind_tool: false,
+        }
+    }
+
+    /// The first call again, requiring a tool again: the model wrote text instead of the
+    /// tool call the first call required. Only while tools may still be offered.
+    fn call_again_for_required_tool(&mut self, step: u32) -> Action {
+        self.requirement_retried = true;
+        self.state = State::CallModel { step };
+        Action::CallModel {
+            step,
+            offer_tools: true,
+            require_tool: true,
+            owed_tool: false,
+            remind_tool: true,
         }
     }
 
@@ -156,6 +182,7 @@ impl Machine {
             offer_tools: true,
             require_tool: true,
             owed_tool: true,
+            remind_tool: false,
         }
     }
 
@@ -210,6 +237,14 @@ impl Machine {
                     && step < self.rules.max_steps
                 {
                     self.call_for_owed_tool(step + 1)
+                } else if tool_calls.is_empty()
+                    && self.rules.tools
+                    && self.rules.require_tool_first
+                    && step == 1
+                    && !self.requirement_retried
+                    && step + 1 < self.rules.max_steps
+                {
+                    self.call_again_for_required_tool(step + 1)
                 } else if tool_calls.is_empty() || !self.rules.tools {
                     self.finish(Finish::Answered)
                 } else if step >= self.rules.max_steps && !self.owed_called {
@@ -306,7 +341,8 @@ mod tests {
                 step: 1,
                 offer_tools: true,
                 require_tool: false,
-                owed_tool: false
+                owed_tool: false,
+                remind_tool: false,
             }
         );
         assert_eq!(
@@ -339,7 +375,8 @@ mod tests {
                 step: 2,
                 offer_tools: false,
                 require_tool: false,
-                owed_tool: false
+                owed_tool: false,
+                remind_tool: false,
             }
         );
         assert_eq!(
@@ -357,7 +394,8 @@ mod tests {
                 step: 1,
                 offer_tools: false,
                 require_tool: false,
-                owed_tool: false
+                owed_tool: false,
+                remind_tool: false,
             }
         );
         assert_eq!(
@@ -378,7 +416,8 @@ mod tests {
                 step: 3,
                 offer_tools: true,
                 require_tool: true,
-                owed_tool: true
+                owed_tool: true,
+                remind_tool: false,
             }
         );
         assert_eq!(
@@ -489,7 +528,8 @@ mod tests {
                 step: 1,
                 offer_tools: true,
                 require_tool: true,
-                owed_tool: false
+                owed_tool: false,
+                remind_tool: false,
             }
         );
         machine.advance(model_done(vec![call("sql")]));
@@ -499,8 +539,63 @@ mod tests {
                 step: 2,
                 offer_tools: true,
                 require_tool: false,
-                owed_tool: false
+                owed_tool: false,
+                remind_tool: false,
             }
+        );
+    }
+
+    #[test]
+    fn a_first_call_that_ignored_a_required_tool_is_made_once_more_with_a_reminder() {
+        let required = LoopRules {
+            require_tool_first: true,
+            ..rules(4)
+        };
+        let mut machine = Machine::new(required);
+        machine.advance(Event::ThreadLoaded { refused: None });
+        let again = Action::CallModel {
+            step: 2,
+            offer_tools: true,
+            require_tool: true,
+            owed_tool: false,
+            remind_tool: true,
+        };
+        assert_eq!(machine.advance(model_done(vec![])), again);
+        // Ignored twice: the text is the answer.
+        assert_eq!(
+            machine.advance(model_done(vec![])),
+            Action::Finish(Finish::Answered)
+        );
+        // Obeyed the second time: the loop goes on as usual, with no more requirement.
+        let mut machine = Machine::new(required);
+        machine.advance(Event::ThreadLoaded { refused: None });
+        machine.advance(model_done(vec![]));
+        machine.advance(model_done(vec![call("sql")]));
+        assert_eq!(
+            machine.advance(Event::ToolsDone),
+            Action::CallModel {
+                step: 3,
+                offer_tools: true,
+                require_tool: false,
+                owed_tool: false,
+                remind_tool: false,
+            }
+        );
+        // Not without the requirement, and not when no call offering tools is left after it.
+        let mut machine = Machine::new(rules(4));
+        machine.advance(Event::ThreadLoaded { refused: None });
+        assert_eq!(
+            machine.advance(model_done(vec![])),
+            Action::Finish(Finish::Answered)
+        );
+        let mut machine = Machine::new(LoopRules {
+            require_tool_first: true,
+            ..rules(2)
+        });
+        machine.advance(Event::ThreadLoaded { refused: None });
+        assert_eq!(
+            machine.advance(model_done(vec![])),
+            Action::Finish(Finish::Answered)
         );
     }
 

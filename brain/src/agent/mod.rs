@@ -25,6 +25,7 @@ pub mod grounding;
 pub mod guardrails;
 pub mod knowledge;
 pub mod machine;
+pub mod results;
 pub mod tools;
 
 pub use config::{Agent, Agents};

@@ -36,6 +36,8 @@ pub(crate) enum Reply {
     BrokenOff(Vec<&'static str>),
     /// `(tool name, arguments JSON)` per call, all in one step.
     Tools(Vec<(&'static str, Value)>),
+    /// Text, then tool calls, in one step (small models write a preamble, or a guess, first).
+    TextThenTools(Vec<&'static str>, Vec<(&'static str, Value)>),
     /// Text whose `before` deltas stream at once; the `after` deltas and the end wait until
     /// `gate` opens, so a test holds a run mid-stream without sleeping.
     Held {
@@ -225,7 +227,12 @@ fn sse(reply: &Reply) -> String {
             let (first, rest) = held_sse(before, after);
             return first + &rest;
         }
-        Reply::Tools(calls) => {
+        Reply::Tools(calls) | Reply::TextThenTools(_, calls) => {
+            if let Reply::TextThenTools(deltas, _) = reply {
+                for delta in deltas {
+                    chunks.push(json!({"choices": [{"index": 0, "delta": {"content": delta}}]}));
+                }
+            }
             for (index, (name, arguments)) in calls.iter().enumerate() {
                 let id = format!("call_{}", uuid::Uuid::new_v4().simple());
                 chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [
@@ -431,7 +438,11 @@ async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
             (chart["rows"].as_u64(), chart["truncated"].as_bool()),
             (Some(3), Some(false))
         );
-        assert_eq!(text_of(&stream), "Store A sold the most.");
+        // The answer named no numbers: the brain states the (small) result after it.
+        assert_eq!(
+            text_of(&stream),
+            "Store A sold the most.The query's result:\n\n| store | units |\n| --- | --- |\n| A | 7 |\n| B | 5 |\n| C | 1 |\n"
+        );
 
         // The model saw every tool result, offered as typed JSON Schemas.
         let requests = scripted.requests();
@@ -474,7 +485,7 @@ async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
             parts.iter().filter(|p| p["type"] == "dynamic-tool").count(),
             3
         );
-        let text = parts.iter().rev().find(|p| p["type"] == "text").unwrap();
+        let text = parts.iter().find(|p| p["type"] == "text").unwrap();
         assert_eq!(text["text"], "Store A sold the most.");
         // The grounding check closes the reply (no numbers here).
         assert_eq!(parts.last().unwrap()["type"], "data-grounding");

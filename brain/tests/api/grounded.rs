@@ -14,9 +14,13 @@ use crate::agent::{
 use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
 use crate::datasets::upload_csv;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
-use brain::agent::driver::WITHHELD_ANSWER;
+use brain::agent::driver::{WITHHELD_ANSWER, cannot_answer_text};
 
 const GROUP: &str = "SELECT store, SUM(units) AS units FROM sales GROUP BY store ORDER BY store";
+/// `GROUP`'s result over `SALES_CSV` as the brain states it after an answer that left its
+/// numbers out.
+const GROUP_TABLE: &str =
+    "The query's result:\n\n| store | units |\n| --- | --- |\n| A | 7 |\n| B | 5 |\n| C | 1 |\n";
 
 async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
     let response = app
@@ -282,7 +286,8 @@ async fn invented_numbers_after_queries_that_found_nothing_are_withheld() {
             !all.contains("sunny") && !all.contains("15 degrees"),
             "{all}"
         );
-        assert_eq!(text_of(&stream), WITHHELD_ANSWER);
+        let no_weather = cannot_answer_text("no dataset named `weather`", "sales");
+        assert_eq!(text_of(&stream), no_weather);
         let notice = &of_type(&stream, "data-notice")[0];
         assert_eq!(notice["data"]["kind"], "answer-withheld");
         // The verdict is the withheld answer's: which numbers nothing produced.
@@ -296,25 +301,77 @@ async fn invented_numbers_after_queries_that_found_nothing_are_withheld() {
             .into_iter()
             .map(|part| &part["text"])
             .collect();
-        assert_eq!(texts, [WITHHELD_ANSWER]);
+        assert_eq!(texts, [no_weather.as_str()]);
         assert_eq!(
             parts_of_type(&stored, "data-notice")[0]["data"],
             notice["data"]
         );
 
-        // An honest answer after the same failed query is released as the model wrote it.
-        scripted.set_script(vec![
-            Reply::Tools(vec![("sql", weather.clone())]),
-            Reply::Text(vec![
+        // Words invented after a query of a missing dataset carry no number to check: they are
+        // replaced all the same, and so is an honest reply (the brain's says what is missing).
+        for invented in [
+            vec!["It was sunny ", "in Berlin."],
+            vec![
                 "The data cannot answer it: ",
                 "there is no weather dataset.",
-            ]),
+            ],
+        ] {
+            scripted.set_script(vec![
+                Reply::Tools(vec![("sql", weather.clone())]),
+                Reply::Text(invented.clone()),
+            ]);
+            let (_, stream) = turn(&app, &alice, &thread.id, question).await;
+            assert_well_formed_success(&stream);
+            assert_eq!(text_of(&stream), no_weather, "{invented:?}");
+            assert_eq!(
+                of_type(&stream, "data-notice")[0]["data"]["kind"],
+                "answer-withheld"
+            );
+            assert_ne!(
+                of_type(&stream, "data-grounding")[0]["data"]["status"],
+                "unverified",
+                "no numbers, so nothing unverified"
+            );
+        }
+        // A guess written before the query (the default model wrote the weather, then a
+        // made-up table, then queried `weather`) never reaches the client either.
+        scripted.set_script(vec![
+            Reply::TextThenTools(
+                vec!["The weather was sunny. ", "| city | weather |"],
+                vec![("sql", weather.clone())],
+            ),
+            Reply::Text(vec!["The data cannot answer it."]),
         ]);
         let (_, stream) = turn(&app, &alice, &thread.id, question).await;
+        assert_well_formed_success(&stream);
+        let all = serde_json::to_string(&stream).unwrap();
+        assert!(!all.contains("sunny") && !all.contains("| city"), "{all}");
+        assert_eq!(text_of(&stream), no_weather);
+        // A preamble before a query that returns data goes the same way; the answer streams.
+        scripted.set_script(vec![
+            Reply::TextThenTools(vec!["Let me look. "], vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["A sold 7 units, B 5 and C 1."]),
+        ]);
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "Units per store?").await;
+        assert_eq!(text_of(&stream), "A sold 7 units, B 5 and C 1.");
         assert_eq!(
-            text_of(&stream),
-            "The data cannot answer it: there is no weather dataset."
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "verified"
         );
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        let texts: Vec<&Value> = parts_of_type(&stored, "text")
+            .into_iter()
+            .map(|part| &part["text"])
+            .collect();
+        assert_eq!(texts, ["A sold 7 units, B 5 and C 1."]);
+        // A query of an existing dataset that fails otherwise leaves a reply without numbers
+        // as written.
+        scripted.set_script(vec![
+            Reply::Tools(vec![("sql", json!({"sql": "SELECT nope FROM sales"}))]),
+            Reply::Text(vec!["That column does not exist."]),
+        ]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Show nope.").await;
+        assert_eq!(text_of(&stream), "That column does not exist.");
         assert!(of_type(&stream, "data-notice").is_empty());
         // Numbers backed by a query that returned data stream as written, even when an
         // earlier query of the turn failed.
@@ -324,7 +381,10 @@ async fn invented_numbers_after_queries_that_found_nothing_are_withheld() {
             Reply::Text(vec!["Store A sold ", "470.71 units."]),
         ]);
         let (_, stream) = turn(&app, &alice, &thread.id, "Units of store A?").await;
-        assert_eq!(text_of(&stream), "Store A sold 470.71 units.");
+        assert_eq!(
+            text_of(&stream),
+            format!("Store A sold 470.71 units.{GROUP_TABLE}")
+        );
         assert!(of_type(&stream, "data-notice").is_empty());
         assert_eq!(
             of_type(&stream, "data-grounding")[0]["data"]["status"],
@@ -580,4 +640,151 @@ async fn a_chart_asked_for_is_drawn_after_the_answer_and_the_answer_keeps_its_nu
         );
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn an_answer_that_leaves_out_numbers_of_a_small_result_is_followed_by_the_result() {
+    for backend in BACKENDS {
+        let scripted = Scripted::start(vec![
+            Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+            Reply::Text(vec!["The top stores are A, ", "B and C."]),
+        ])
+        .await;
+        let mut app = agent_app(backend, &scripted, DATA_TOOLS).await;
+        let alice = Caller::user("alice");
+        upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "Top stores by units?").await;
+        assert_well_formed_success(&stream);
+        assert_eq!(
+            text_of(&stream),
+            format!("The top stores are A, B and C.{GROUP_TABLE}")
+        );
+        // Its own text part, after the answer and before the verdict, which reads the model's
+        // words only (no numbers: nothing to verify).
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        let texts: Vec<&str> = parts_of_type(&stored, "text")
+            .iter()
+            .map(|part| part["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["The top stores are A, B and C.", GROUP_TABLE]);
+        let grounding = &of_type(&stream, "data-grounding")[0]["data"];
+        assert_eq!(grounding["status"], "no-claims");
+
+        // An answer stating every number of the result is left alone; so is one whose rounding
+        // covers them.
+        for answer in ["A sold 7 units, B 5 and C 1.", "A: 7.0, B: 5.0, C: 1.0."] {
+            scripted.set_script(vec![
+                Reply::Tools(vec![("sql", json!({"sql": GROUP}))]),
+                Reply::Text(vec![answer]),
+            ]);
+            let (_, stream) = turn(&app, &alice, &thread.id, "Units per store?").await;
+            assert_eq!(text_of(&stream), answer);
+        }
+        // Later turns show the model the answer, not the brain's table (small models copied
+        // its pattern into invented answers).
+        let later = scripted.requests().last().unwrap()["messages"].to_string();
+        assert!(later.contains("The top stores are A, B and C."), "{later}");
+        assert!(!later.contains("The query's result"), "{later}");
+
+        // The model reads floats rounded to what an answer states; the stream keeps them exact.
+        upload_csv(&app, &alice, "prices", "item,price\nx,24686.030869999996\n").await;
+        let exact = "SELECT item, price * 1.0 AS price FROM prices";
+        scripted.set_script(vec![
+            Reply::Tools(vec![("sql", json!({"sql": exact}))]),
+            Reply::Text(vec!["Item x costs 24,686.03."]),
+        ]);
+        let (_, stream) = turn(&app, &alice, &thread.id, "Price of x?").await;
+        assert_eq!(text_of(&stream), "Item x costs 24,686.03.");
+        let output = &of_type(&stream, "tool-output-available")[0]["output"];
+        assert_eq!(output["rows"][0]["price"], 24_686.030_869_999_996);
+        let requests = scripted.requests();
+        let seen = requests.last().unwrap()["messages"].to_string();
+        assert!(seen.contains(r#"\"price\":24686.03}"#), "{seen}");
+        assert!(!seen.contains("24686.0308"), "{seen}");
+        assert_eq!(
+            of_type(&stream, "data-grounding")[0]["data"]["status"],
+            "verified"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn text_written_instead_of_a_required_tool_call_is_dropped_and_the_call_made_again() {
+    for backend in BACKENDS {
+        let weather = json!({"sql": "SELECT * FROM weather WHERE city = 'Berlin'"});
+        let scripted = Scripted::start(vec![
+            // llama.cpp's grammar binds only once a call opens: the default model answered the
+            // weather question from memory although a tool was required.
+            Reply::Text(vec!["The weather in Berlin was sunny ", "all day."]),
+            Reply::Tools(vec![("sql", weather)]),
+            Reply::Text(vec!["It was sunny."]),
+        ])
+        .await;
+        let mut app = agent_app(
+            backend,
+            &scripted,
+            &format!("{DATA_TOOLS}\ntool_choice = \"required-first\""),
+        )
+        .await;
+        let alice = Caller::user("alice");
+        upload_csv(&app, &alice, "sales", SALES_CSV).await;
+        let thread = new_thread(&app, &alice, None).await;
+
+        let (run_id, stream) = turn(&app, &alice, &thread.id, "Weather in Berlin?").await;
+        assert_well_formed_success(&stream);
+        let all = serde_json::to_string(&stream).unwrap();
+        assert!(!all.contains("sunny"), "{backend}: {all}");
+        assert_eq!(
+            text_of(&stream),
+            cannot_answer_text("no dataset named `weather`", "sales")
+        );
+        let requests = scripted.requests();
+        assert_eq!(requests.len(), 3, "{backend}");
+        // The second call requires a tool again, without the ignored text, with a reminder.
+        assert_eq!(requests[1]["tool_choice"], "required");
+        let second = requests[1]["messages"].as_array().unwrap();
+        assert_eq!(second.last().unwrap()["role"], "user");
+        assert!(
+            second.last().unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Call a tool first"),
+            "{second:?}"
+        );
+        assert!(!requests[1]["messages"].to_string().contains("sunny"));
+        assert_ne!(requests[2]["tool_choice"], "required");
+        // The reminder is not part of the thread.
+        let page = messages(&app, &alice, &thread.id).await;
+        assert_eq!(page.messages.len(), 2);
+        let stored = stored_reply(&app, &alice, &thread.id, &run_id).await;
+        assert!(!stored.to_string().contains("sunny"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bar_chart_gives_each_number_on_x_its_own_bar_and_a_line_keeps_the_axis() {
+    let by_units = "SELECT units, COUNT(*) AS n FROM sales GROUP BY units ORDER BY units";
+    let chart = |mark: &str| json!({"sql": by_units, "mark": mark, "x": "units", "y": "n"});
+    let scripted = Scripted::start(vec![
+        Reply::Tools(vec![("chart", chart("bar")), ("chart", chart("line"))]),
+        Reply::Text(vec!["Done."]),
+    ])
+    .await;
+    let mut app = agent_app(Backend::Sqlite, &scripted, DATA_TOOLS).await;
+    let alice = Caller::user("alice");
+    upload_csv(&app, &alice, "sales", SALES_CSV).await;
+    let thread = new_thread(&app, &alice, None).await;
+
+    let (_, stream) = turn(&app, &alice, &thread.id, "Chart sales by units").await;
+    let outputs = of_type(&stream, "tool-output-available");
+    let x_types: Vec<&Value> = outputs
+        .iter()
+        .map(|output| &output["output"]["spec"]["encoding"]["x"]["type"])
+        .collect();
+    assert_eq!(x_types, [&json!("nominal"), &json!("quantitative")]);
+    app.stop().await;
 }

@@ -101,8 +101,10 @@ impl Tool for DescribeDataset {
                         .map(|dataset| dataset.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ");
-                    let message = format!("no dataset named `{}`", input.dataset);
-                    ToolError::Failed(missing_dataset_message(&message, &names))
+                    ToolError::MissingDataset {
+                        message: format!("no dataset named `{}`", input.dataset),
+                        datasets: names,
+                    }
                 })?;
             let description = data
                 .describe(context.owner, &id)
@@ -358,6 +360,23 @@ impl Tool for Chart {
                         ..ChartEncoding::default()
                     },
                 ),
+                // A bar per value of x: ids, years and codes are numbers, yet bars placed on a
+                // numeric axis come out as slivers at their positions (store 5, 20, 28).
+                MarkInput::Bar => (
+                    ChartMark::Bar,
+                    ChartEncoding {
+                        x: Some(FieldDef {
+                            kind: match x.kind {
+                                FieldType::Quantitative => FieldType::Nominal,
+                                other => other,
+                            },
+                            ..x
+                        }),
+                        y: Some(y),
+                        color,
+                        theta: None,
+                    },
+                ),
                 other => (
                     match other {
                         MarkInput::Bar => ChartMark::Bar,
@@ -420,10 +439,14 @@ async fn missing_dataset(context: &ToolContext<'_>, message: &str) -> ToolError 
             .join(", "),
         Err(error) => return data_error(error),
     };
-    ToolError::Failed(missing_dataset_message(message, &names))
+    ToolError::MissingDataset {
+        message: message.to_owned(),
+        datasets: names,
+    }
 }
 
-fn missing_dataset_message(message: &str, names: &str) -> String {
+/// What the model reads when a query named a missing dataset.
+pub(super) fn missing_dataset_hint(message: &str, names: &str) -> String {
     if names.is_empty() {
         return format!(
             "{message}; there are no datasets to query, so the data cannot answer this question"

@@ -37,6 +37,9 @@ pub enum ToolError {
     InvalidInput { tool: String, message: String },
     #[error("{0}")]
     Failed(String),
+    /// A query named a dataset the caller cannot read; `datasets` names the ones it can.
+    #[error("{}", data::missing_dataset_hint(.message, .datasets))]
+    MissingDataset { message: String, datasets: String },
     #[error("the tool `{tool}` did not finish within {ms} ms")]
     Timeout { tool: String, ms: u128 },
     #[error("unknown tool `{0}`; call one of the tools offered")]
