@@ -3,9 +3,9 @@
 // fixed seed — as scripts/run starts it), the brain with the agent's tools on and its built-in
 // agent, the edge in wrangler dev serving the web app. No scripted model: the numbers the page
 // shows must be the ones SQL computes from the same sample, with the SQL shown ("How this was
-// computed"), the chart drawn and the grounding check agreeing. Screenshots go to e2e/artifacts/.
-// Not part of scripts/test yet: the default model has not passed it (BENCHMARKS.md, "The
-// default model in Chromium"). Run it with scripts/acceptance (builds the brain, sets BRAIN_BIN).
+// computed"), the chart drawn and the grounding check agreeing; and a question the data cannot
+// answer answered as such. Screenshots go to e2e/artifacts/. Issue 16's acceptance; its runs are
+// in BENCHMARKS.md ("Local models"). scripts/acceptance runs it alone.
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import {
   ROOT, freePort, requireEnv, startBrain, startEdge, startProcess, stopProcess, tempDir, waitHealthy,
-} from "../support.mjs";
-import { MODELS, inventsAnswer, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../../scripts/eval.mjs";
+} from "./support.mjs";
+import { MODELS, inventsAnswer, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../scripts/eval.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";

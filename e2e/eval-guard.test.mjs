@@ -5,7 +5,7 @@
 // one answer below the worst measured run, so a change that costs the default configuration
 // answers fails here, while one flip of a borderline answer does not. The unanswerable question
 // is not in the guard: the default model invents an answer to it on every run so far
-// (BENCHMARKS.md); e2e/acceptance/default-model.test.mjs asks it (scripts/acceptance).
+// (BENCHMARKS.md); e2e/default-model.test.mjs asks it.
 // Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";

@@ -269,7 +269,8 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
       const first = await call(name, "/api/v1/datasets", { headers: { "x-session-id": "new" } });
       const session = { "x-session-id": first.headers.get("x-session-id") };
       await first.arrayBuffer();
-      const parquetFiles = () => readdirSync(join(dataDir, "datasets")).filter((f) => f.endsWith(".parquet")).length;
+      // The default object store keeps `datasets/<id>/v<version>-<nonce>.parquet` under the data dir.
+      const parquetFiles = () => readdirSync(join(dataDir, "datasets"), { recursive: true }).filter((f) => String(f).endsWith(".parquet")).length;
       const upload = (table, body, extra = {}) =>
         call(name, `/api/v1/datasets?name=${table}`, {
           method: "POST", headers: { ...session, "content-type": "text/csv", ...extra }, body, duplex: "half",
@@ -321,7 +322,8 @@ describe("hostile clients against the edge (workerd and Vercel edge-runtime)", {
       for (let sent = 0; sent < 11 * MiB; sent += chunk.length) chunks.push(`${chunk.length.toString(16)}\r\n`, chunk, "\r\n");
       chunks.push("0\r\n\r\n");
       const table = `smuggled_${name}`;
-      const parquetFiles = () => readdirSync(join(dataDir, "datasets")).filter((f) => f.endsWith(".parquet")).length;
+      // The default object store keeps `datasets/<id>/v<version>-<nonce>.parquet` under the data dir.
+      const parquetFiles = () => readdirSync(join(dataDir, "datasets"), { recursive: true }).filter((f) => String(f).endsWith(".parquet")).length;
       const before = parquetFiles();
       const head = [
         `POST /api/v1/datasets?name=${table} HTTP/1.1`, `Host: 127.0.0.1`, `${edges[name].ipHeader}: 198.51.100.77`,

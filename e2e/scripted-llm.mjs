@@ -5,7 +5,7 @@
 //
 // Model `scripted-agent` (offered tools): first a `sql` tool call over the sample data, then,
 // after its result, a `chart` tool call, then a streamed text answer. Model `scripted-text`:
-// only the streamed text answer. Text deltas are paced (DELTA_INTERVAL_MS) so a client can
+// only the streamed text answer — after a `describe_dataset` call when a tool is required. Text deltas are paced (DELTA_INTERVAL_MS) so a client can
 // watch the answer grow. Some questions (the last user message) have scripts of their own:
 // - PROMOTION_QUESTION / INVENTED_QUESTION: a `sql` call counting promoted transactions, then
 //   an answer stating the count the tool returned (grounded) or a made-up one (not grounded);
@@ -18,8 +18,10 @@
 // - questions starting "Turn ": a short answer of a few lines at once (quickAnswer).
 import { createServer } from "node:http";
 
+// More rows than the brain states itself after an answer that leaves their numbers out (10):
+// the web tests compare the reply's text with ANSWER.
 export const SAMPLE_SQL =
-  "SELECT store_id, SUM(quantity) AS units FROM transactions GROUP BY store_id ORDER BY store_id LIMIT 10";
+  "SELECT store_id, SUM(quantity) AS units FROM transactions GROUP BY store_id ORDER BY store_id LIMIT 20";
 export const CHART_INPUT = { sql: SAMPLE_SQL, mark: "bar", x: "store_id", y: "units", title: "Units sold per store" };
 export const ANSWER_CHUNKS = ["Units ", "per store ", "are in the ", "table above, ", "and the chart ", "draws them."];
 export const ANSWER = ANSWER_CHUNKS.join("");
@@ -83,6 +85,13 @@ function script(body) {
   const tools = (body.tools ?? []).map((tool) => tool.function?.name);
   const toolMessages = messages.filter((message) => message.role === "tool");
   const question = contentOf(messages.filter((message) => message.role === "user").at(-1));
+  const textQuestion = [LONG_QUESTION, CONTINUE_TEXT, SLOW_QUESTION, MARKDOWN_QUESTION].includes(question) || question.startsWith("Turn ");
+  const agentFlow = body.model === "scripted-agent" && tools.length > 0 && !textQuestion;
+  // Like any OpenAI-compatible server, it honours `tool_choice: "required"` (the brain's default
+  // agent requires a tool on its first call): with nothing else to call, it looks at a dataset.
+  if (body.tool_choice === "required" && tools.includes("describe_dataset") && toolMessages.length === 0 && !agentFlow) {
+    return { events: toolCall("call_describe", "describe_dataset", { dataset: "stores" }), paced: false };
+  }
   if (question === LONG_QUESTION) return text(CUT_OFF_CHUNKS, "length");
   if (question === CONTINUE_TEXT) return text([CONTINUED_ANSWER]);
   if (question === SLOW_QUESTION) return text(SLOW_CHUNKS);

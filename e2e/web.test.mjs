@@ -198,7 +198,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
       " transactions (version 1)",
       " transactions (version 1)",
     ]);
-    assert.deepEqual(await provenance.locator(".step-rows").allTextContents(), ["10 rows", "10 rows"]);
+    assert.deepEqual(await provenance.locator(".step-rows").allTextContents(), ["20 rows", "20 rows"]);
     // An answer without numbers has nothing to verify.
     assert.equal(await assistant.getByTestId("grounding").count(), 0);
     await shot("provenance");
