@@ -84,7 +84,9 @@ impl Claim {
     /// `[low, high)` of magnitudes that round or truncate to the claim.
     fn interval(&self) -> (f64, f64) {
         let magnitude = self.value.abs();
-        let epsilon = 1e-9 * magnitude.max(1.0);
+        // Floating-point slack only: a few ulps. (A relative 1e-9 exceeded the unit of cents
+        // from 10 million up, so "$60,484,165.23" never matched 60484165.230000004.)
+        let epsilon = 8.0 * f64::EPSILON * magnitude.max(1.0);
         (
             magnitude - self.unit / 2.0 - epsilon,
             magnitude + self.unit - epsilon,
@@ -1168,6 +1170,27 @@ mod tests {
             basis(&mut found, "the first 10"),
             Some(GroundingBasis::ToolInput)
         );
+    }
+
+    #[test]
+    fn tens_of_millions_with_cents_match_within_their_rounding() {
+        // The 36-question evaluation: four right revenues over 10 million were "unverified".
+        for (exact, written) in [
+            (60_484_165.230_000_004, "$60,484,165.23"),
+            (16_931_045.891, "16,931,045.89"),
+            (21_784_463.394_999_9, "21784463.39"),
+            (987_654_321_098.76, "987,654,321,098.76"),
+        ] {
+            let mut found = Evidence::new();
+            found.add_tool_output(&json!({"rows": [{"revenue": exact}]}));
+            let report = check(&format!("The revenue was {written}."), &mut found);
+            assert_eq!(report.status, GroundingStatus::Verified, "{written}");
+        }
+        // …and only within it.
+        let mut found = Evidence::new();
+        found.add_tool_output(&json!({"rows": [{"revenue": 60_484_165.25}]}));
+        let report = check("The revenue was $60,484,165.23.", &mut found);
+        assert_eq!(report.status, GroundingStatus::Unverified);
     }
 
     #[test]
