@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use shared_types::agent::{GroundingStatus, Notice, NoticeKind, Provenance, ToolChoiceSetting};
+use shared_types::agent::{
+    GroundingReport, GroundingStatus, Notice, NoticeKind, Provenance, ToolChoiceSetting,
+};
 use shared_types::chat::{FinishReason, UiMessageChunk};
 use uuid::Uuid;
 
@@ -431,16 +433,10 @@ fn announce_tools_unavailable(turn: &Turn<'_>, transcript: &mut Transcript) {
 /// part reports the replaced answer's claims (that is what was checked), so a run that invented
 /// numbers counts as `unverified`. The model's own text goes to the log only.
 async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
-    let answer = transcript.answer_text.clone();
-    let mut evidence = transcript.evidence.clone();
-    let report =
-        match tokio::task::spawn_blocking(move || grounding::check(&answer, &mut evidence)).await {
-            Ok(report) => report,
-            Err(error) => {
-                tracing::error!(run_id = %run.id, %error, "the grounding check failed");
-                return;
-            }
-        };
+    let evidence = transcript.evidence.clone();
+    let Some(report) = grounding_report(run, &transcript.answer_text, evidence).await else {
+        return;
+    };
     let (text, why) = match &transcript.missing_dataset {
         Some((missing, datasets)) => (
             cannot_answer_text(missing, datasets),
@@ -511,20 +507,30 @@ fn state_result_if_left_out(run: &LiveRun, transcript: &mut Transcript) {
     }
 }
 
+/// [`grounding::check`] of `answer` against `evidence`; `None` (logged) if the check could not
+/// run. Bounded, but CPU work over the whole answer and every tool output: off the executor.
+async fn grounding_report(
+    run: &LiveRun,
+    answer: &str,
+    mut evidence: Evidence,
+) -> Option<GroundingReport> {
+    let answer = answer.to_owned();
+    match tokio::task::spawn_blocking(move || grounding::check(&answer, &mut evidence)).await {
+        Ok(report) => Some(report),
+        Err(error) => {
+            tracing::error!(run_id = %run.id, %error, "the grounding check failed");
+            None
+        }
+    }
+}
+
 /// Compares the numbers of the turn's answer with what its tools produced and reports the
 /// verdict as a `data-grounding` part.
 async fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
-    // Bounded, but CPU work over the whole answer and every tool output: off the executor.
-    let answer = transcript.answer_text.clone();
-    let mut evidence = std::mem::take(&mut transcript.evidence);
-    let report =
-        match tokio::task::spawn_blocking(move || grounding::check(&answer, &mut evidence)).await {
-            Ok(report) => report,
-            Err(error) => {
-                tracing::error!(run_id = %run.id, %error, "the grounding check failed");
-                return;
-            }
-        };
+    let evidence = std::mem::take(&mut transcript.evidence);
+    let Some(report) = grounding_report(run, &transcript.answer_text, evidence).await else {
+        return;
+    };
     transcript.grounding = Some(report.status);
     if report.status == GroundingStatus::Unverified {
         let unmatched: Vec<&str> = report
