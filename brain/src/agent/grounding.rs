@@ -17,6 +17,10 @@
 //! - numbers in other notations (`1.234,5`, `1 234`, version-like `1.2.3`) and spelled-out
 //!   numbers (`three`).
 //!
+//! A number whose commas are misplaced before its decimal point (`6,264,64.94`) is a claim that
+//! is never grounded: no reader can tell which number it means (its value is reported with the
+//! commas dropped), so the answer is "not verified" whatever its digits.
+//!
 //! # When a claim is grounded
 //! A claim matches a number `t` when `|t|` lies within the claim's rounding: from half a unit
 //! below to (but excluding) one unit above `|claim|`, where the unit is the last digit written
@@ -78,9 +82,18 @@ pub struct Claim {
     /// The unit of the last digit written, scaled (`1.2k` → 100).
     pub unit: f64,
     pub kind: ClaimKind,
+    /// Written with misplaced commas (`6,264,64.94`): never grounded.
+    pub misgrouped: bool,
 }
 
 impl Claim {
+    /// Whether the claim states `value` (within its rounding, as the check reads it; never
+    /// when misgrouped). Signs are ignored, as everywhere in the check.
+    pub fn covers(&self, value: f64) -> bool {
+        let (low, high) = self.interval();
+        !self.misgrouped && (low..high).contains(&value.abs())
+    }
+
     /// `[low, high)` of magnitudes that round or truncate to the claim.
     fn interval(&self) -> (f64, f64) {
         let magnitude = self.value.abs();
@@ -294,6 +307,9 @@ impl Evidence {
     /// What grounds `claim`, if anything: a direct match, or (with `pairwise`) a difference,
     /// share, change or ratio of two numbers.
     fn ground_with(&mut self, claim: &Claim, pairwise: bool) -> Option<GroundingBasis> {
+        if claim.misgrouped {
+            return None;
+        }
         self.seal();
         if claim.kind != ClaimKind::Ratio {
             let direct = self.direct(claim);
@@ -694,12 +710,17 @@ impl Scanner {
                 index += 1;
                 continue;
             }
-            let Some(number) = parse_number(&self.chars, index) else {
+            let Some(parsed) = parse_number(&self.chars, index) else {
                 index += 1;
                 continue;
             };
+            let misgrouped = self
+                .runs_on(&parsed)
+                .then(|| misgrouped_number(&self.chars, &parsed))
+                .flatten();
+            let number = misgrouped.as_ref().unwrap_or(&parsed);
             let next = number.end;
-            if let Some(claim) = self.claim(&number) {
+            if let Some(claim) = self.claim(number, misgrouped.is_some()) {
                 found.push(claim);
                 // Skip what the claim consumed (suffix words).
                 index = next.max(index + 1);
@@ -720,16 +741,21 @@ impl Scanner {
         found
     }
 
-    /// `number` as a claim, or `None` when it is not one (see the module docs).
-    fn claim(&self, number: &Number) -> Option<Claim> {
-        let (start, end) = (number.start, number.end);
-        if self.masked[start..end].iter().any(|masked| *masked) {
+    /// Whether `number` runs on into more digits (`1.234,5`, `1,2`, `6,264,64.94`).
+    fn runs_on(&self, number: &Number) -> bool {
+        matches!(self.at(number.end), Some('.' | ','))
+            && self.at(number.end + 1).is_some_and(|c| c.is_ascii_digit())
+    }
+
+    /// `number` as a claim, or `None` when it is not one (see the module docs). `misgrouped`:
+    /// it was read from a number with misplaced commas ([`misgrouped_number`]).
+    fn claim(&self, number: &Number, misgrouped: bool) -> Option<Claim> {
+        // Another notation (`1.234,5`, `1,2`, `1.2.3`): not a claim.
+        if !misgrouped && self.runs_on(number) {
             return None;
         }
-        // Odd notations (`1.234,5`, `1,2`, `1.2.3`): the number runs on into more digits.
-        if matches!(self.at(end), Some('.' | ','))
-            && self.at(end + 1).is_some_and(|c| c.is_ascii_digit())
-        {
+        let (start, end) = (number.start, number.end);
+        if self.masked[start..end].iter().any(|masked| *masked) {
             return None;
         }
         // What precedes: currency, sign, or a letter/`_`/`#` making it part of a name.
@@ -866,8 +892,47 @@ impl Scanner {
             value: if negative { -value } else { value },
             unit: number.unit() * scale,
             kind,
+            misgrouped,
         })
     }
+}
+
+/// `6,264,64.94`: English notation with its commas misplaced (groups that are not three
+/// digits) before one decimal point — a slip of the writer. Read with the commas dropped.
+/// `None` for anything else that runs on (`1.234,5`, `1,2`, `1.2.3`, `1,234.5.6`).
+fn misgrouped_number(chars: &[char], number: &Number) -> Option<Number> {
+    let digit = |at: usize| chars.get(at).is_some_and(char::is_ascii_digit);
+    let mut at = number.start;
+    let mut int = String::new();
+    let mut commas = 0;
+    while digit(at) || (at > number.start && chars.get(at) == Some(&',') && digit(at + 1)) {
+        if chars[at] == ',' {
+            commas += 1;
+        } else {
+            int.push(chars[at]);
+        }
+        at += 1;
+    }
+    if commas == 0 || chars.get(at) != Some(&'.') || !digit(at + 1) {
+        return None;
+    }
+    let mut fraction = String::new();
+    at += 1;
+    while digit(at) {
+        fraction.push(chars[at]);
+        at += 1;
+    }
+    if matches!(chars.get(at), Some('.' | ',')) && digit(at + 1) {
+        return None;
+    }
+    Some(Number {
+        start: number.start,
+        end: at,
+        int,
+        fraction: Some(fraction),
+        exponent: 0,
+        grouped: true,
+    })
 }
 
 #[cfg(test)]
@@ -959,6 +1024,34 @@ mod tests {
         assert_eq!((claim.value, claim.kind), (2.5, ClaimKind::Ratio));
         assert_eq!(only("3× as many").kind, ClaimKind::Ratio);
         assert_eq!(only("3 times as many").kind, ClaimKind::Ratio);
+    }
+
+    #[test]
+    fn misplaced_commas_make_a_claim_that_is_never_grounded() {
+        let claim = only("a total revenue of $6,264,64.94 in 2025");
+        assert_eq!(claim.text, "$6,264,64.94");
+        assert_eq!(claim.value, 626_464.94);
+        assert!(claim.misgrouped);
+        // Even when a tool produced its digits, the reader cannot tell which number it is.
+        let mut evidence = evidence(&[json!({"rows": [{"revenue": 626_464.94}]})]);
+        assert_eq!(basis(&mut evidence, "revenue of 6,264,64.94"), None);
+        let report = check("The revenue was 6,264,64.94.", &mut evidence);
+        assert_eq!(report.status, GroundingStatus::Unverified);
+        // Well-formed, the same digits are grounded.
+        assert_eq!(
+            basis(&mut evidence, "revenue of 626,464.94"),
+            Some(GroundingBasis::ToolOutput)
+        );
+        // Other notations stay outside the check.
+        for other in [
+            "1.234,5 units",
+            "values 1,2 and",
+            "polars 1.2.3 here",
+            "1,234.5.6",
+        ] {
+            assert!(claims(other).is_empty(), "{other}: {:?}", claims(other));
+        }
+        assert!(!only("revenue of 1,234,567.89").misgrouped);
     }
 
     #[test]

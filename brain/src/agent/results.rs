@@ -116,12 +116,7 @@ pub fn answer_table(output: &Value, answer: &str) -> Option<String> {
         return None;
     }
     let claims = grounding::claims(answer);
-    let stated = |value: f64| {
-        claims.iter().any(|claim| {
-            let tolerance = claim.unit / 2.0 + 1e-9 * value.abs().max(1.0);
-            (claim.value - value).abs() <= tolerance
-        })
-    };
+    let stated = |value: f64| claims.iter().any(|claim| claim.covers(value));
     let all_stated = rows
         .iter()
         .flat_map(|row| row.values())
