@@ -13,6 +13,10 @@ use clap::{Parser, ValueEnum};
 use crate::store::Backend;
 
 /// Which polars engine executes queries (`--query-engine`).
+/// `--drain-announce-ms` of a brain with a `--brain-id`: long enough for edges under steady
+/// traffic to see a "draining" answer before the port closes.
+pub const DEFAULT_FLEET_DRAIN_ANNOUNCE_MS: u64 = 3_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QueryEngine {
     /// Streaming for plans whose work is bounded by their input (no join, no explode), the
@@ -132,6 +136,15 @@ pub struct Config {
     /// (including SSE streams) finish for at most this many seconds, then exits.
     #[arg(long, env = "BRAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// After SIGTERM/SIGINT, the least time in milliseconds the brain keeps its listener open,
+    /// answering new work "draining" (503 with `x-edgebrain-draining: 1`), so that the edges
+    /// sending it work learn that it is leaving and pass it over — rather than finding its port
+    /// closed, where a write that fails to connect cannot safely be sent to another brain.
+    /// Within the grace period. Default: 3000 with `--brain-id` (a member of a fleet), 0
+    /// without (no other brain could take the work).
+    #[arg(long, env = "BRAIN_DRAIN_ANNOUNCE_MS")]
+    pub drain_announce_ms: Option<u64>,
 
     /// Where datasets' Parquet objects live: `file:///path` (a local or shared folder) or
     /// `s3://bucket[/prefix]` (AWS S3, Cloudflare R2, MinIO, any S3-compatible service; set up
@@ -635,6 +648,17 @@ impl Config {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
+    /// How long a draining brain announces it before closing its listener (see
+    /// `--drain-announce-ms`).
+    pub fn drain_announce(&self) -> Duration {
+        let default_ms = if self.brain_id.is_some() {
+            DEFAULT_FLEET_DRAIN_ANNOUNCE_MS
+        } else {
+            0
+        };
+        Duration::from_millis(self.drain_announce_ms.unwrap_or(default_ms))
+    }
+
     /// The run lease timings, checked: renewals at most half a lease apart, so one late or
     /// failed renewal never loses a live run its lease.
     pub fn run_leases(&self) -> Result<RunLeaseTimings, ConfigError> {
@@ -849,6 +873,21 @@ mod tests {
         if std::env::var_os("BRAIN_SHUTDOWN_GRACE_SECS").is_none() {
             assert_eq!(config.shutdown_grace_secs, 30);
         }
+    }
+
+    #[test]
+    fn only_members_of_a_fleet_announce_their_drain_by_default() {
+        let mut config = Config::try_parse_from(["brain"]).unwrap();
+        assert_eq!(config.drain_announce(), Duration::ZERO);
+        config.brain_id = Some("brain-1".to_owned());
+        assert_eq!(
+            config.drain_announce(),
+            Duration::from_millis(DEFAULT_FLEET_DRAIN_ANNOUNCE_MS)
+        );
+        let config =
+            Config::try_parse_from(["brain", "--brain-id", "b", "--drain-announce-ms", "0"])
+                .unwrap();
+        assert_eq!(config.drain_announce(), Duration::ZERO);
     }
 
     #[test]

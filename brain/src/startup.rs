@@ -50,6 +50,8 @@ pub struct Application {
     database: String,
     instance_id: String,
     shutdown_grace: Duration,
+    /// Least time the listener stays open once draining (`--drain-announce-ms`).
+    drain_announce: Duration,
     lifecycle: Lifecycle,
 }
 
@@ -246,6 +248,7 @@ impl Application {
             database: database.url.redacted(),
             instance_id,
             shutdown_grace: config.shutdown_grace(),
+            drain_announce: config.drain_announce(),
             lifecycle,
         })
     }
@@ -284,6 +287,7 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let grace = self.shutdown_grace;
+        let announce = self.drain_announce;
         let (draining_tx, draining_rx) = oneshot::channel::<()>();
         let lifecycle = self.lifecycle.clone();
         let chat = Arc::clone(&self.chat);
@@ -297,7 +301,9 @@ impl Application {
             );
             // The receiver is gone only if the server already stopped; nothing to tell then.
             let _ = draining_tx.send(());
-            chat.wait_until_idle().await;
+            // The listener stays open for at least `announce`, answering new work "draining",
+            // so the edges learn to pass this brain over before its port closes.
+            tokio::join!(chat.wait_until_idle(), tokio::time::sleep(announce));
             tracing::info!("no run in progress; no longer accepting connections");
         };
         let grace_over = async move {

@@ -16,6 +16,7 @@ use futures_util::future::{Either, join, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
+use shared_types::headers::DRAINING;
 use shared_types::signature::body_digest;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -23,7 +24,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
 use crate::core::auth::{JwksFetch, KeyStore};
-use crate::core::brains::is_draining;
+use crate::core::brains::{BrainHealth, is_draining};
 use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
     prepare_for_store, storable,
@@ -276,11 +277,13 @@ async fn send(
     config: &EdgeConfig,
     body: Option<&[u8]>,
 ) -> Result<web_sys::Response, EdgeResponse> {
+    HEALTH.with_borrow(|health| proxy.avoid_suspects(health, config, now_ms()));
     loop {
         let failure = match forward(original, proxy, config, body).await {
             Ok(upstream) if upstream.status() == 503 => {
                 let status = http::StatusCode::SERVICE_UNAVAILABLE;
                 if !is_draining(status, &header_map(&upstream.headers())) {
+                    observe(proxy, config, Ok(says_draining(&upstream)));
                     return Ok(upstream);
                 }
                 // Nothing to read in a draining answer: let its connection go.
@@ -289,9 +292,13 @@ async fn send(
                 }
                 UpstreamFailure::Draining
             }
-            Ok(upstream) => return Ok(upstream),
+            Ok(upstream) => {
+                observe(proxy, config, Ok(says_draining(&upstream)));
+                return Ok(upstream);
+            }
             Err(failure) => failure,
         };
+        observe(proxy, config, Err(failure));
         console_error!(
             "request_id={} upstream {:?}: {} {}",
             proxy.request_id,
@@ -304,6 +311,16 @@ async fn send(
             NextAttempt::GiveUp(response) => return Err(response),
         }
     }
+}
+
+/// Whether a brain's answer says it is draining (`x-edgebrain-draining: 1`).
+fn says_draining(upstream: &web_sys::Response) -> bool {
+    upstream.headers().get(DRAINING).ok().flatten().as_deref() == Some("1")
+}
+
+/// Records how the attempt at the plan's current brain ended in the isolate's [`HEALTH`].
+fn observe(proxy: &ProxyRequest, config: &EdgeConfig, result: Result<bool, UpstreamFailure>) {
+    HEALTH.with_borrow_mut(|health| proxy.observe_attempt(result, health, config, now_ms()));
 }
 
 /// Reads the whole request body, counting as it arrives: `Ok(None)` once it passes
@@ -618,6 +635,10 @@ thread_local! {
     /// a new deployment, hence new isolates), so they are read and parsed on its first request
     /// only, not on the hot path. A broken configuration stays broken until redeployed.
     static CONFIG: OnceCell<Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
+    /// What this isolate learned of the brains' health from its own attempts: brains that
+    /// refused connections or are draining are tried last for a while
+    /// (`edge::core::brains::BrainHealth`). Per isolate, like the caches: each learns alone.
+    static HEALTH: RefCell<BrainHealth> = RefCell::new(BrainHealth::default());
     /// The isolate's JWT keys (static ones plus the cached JWKS).
     static KEYS: RefCell<Option<KeyStore>> = const { RefCell::new(None) };
     /// When a request of this isolate started the JWKS fetch still running (ms since the epoch).

@@ -47,6 +47,12 @@ pub const EDGE_SIGNATURE: &str = "x-edgebrain-signature";
 /// the next brain in the tenant's order, for any method, as long as it can replay the body.
 pub const DRAINING: &str = "x-edgebrain-draining";
 
+/// Brain → edge → client: the id of the brain that answered (`--brain-id`, else the id of
+/// that start of the brain), on every answer of the brain. For operators of a fleet: which
+/// replica served a request (the edge passes it on; a cached answer names the brain that
+/// filled the cache).
+pub const SERVED_BY_BRAIN: &str = "x-edgebrain-brain";
+
 /// Edge → client: how the edge cache produced this response: `HIT` (fresh from the cache),
 /// `MISS` (fetched from the brain, possibly stored), `STALE` (served from the cache while it is
 /// refreshed in the background) or `BYPASS` (not cacheable; the brain answered).

@@ -5,16 +5,18 @@
 //! new work — every `POST`, `PUT`, `PATCH` and `DELETE` except cancelling a run: new runs,
 //! uploads, queries — are answered 503 `unavailable` with `x-edgebrain-draining: 1`, which tells
 //! the edge that nothing was done and another brain may take the request. Reads, run
-//! reconnects and in-flight requests go on; `startup` bounds it all by the shutdown grace
+//! reconnects and in-flight requests go on (their answers carry `x-edgebrain-draining: 1` too,
+//! so the edge passes this brain over for new work before its port closes); `startup` bounds it all by the shutdown grace
 //! period.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use shared_types::headers::DRAINING;
 
 use super::Error;
 
@@ -41,10 +43,18 @@ pub(crate) async fn refuse_new_work(
     request: Request,
     next: Next,
 ) -> Response {
-    if lifecycle.is_draining() && starts_work(request.method(), request.uri().path()) {
+    if !lifecycle.is_draining() {
+        return next.run(request).await;
+    }
+    if starts_work(request.method(), request.uri().path()) {
         return Error::Draining.into_response();
     }
-    next.run(request).await
+    // Reads are still served, marked: the edge passes a draining brain over for new work.
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(DRAINING, HeaderValue::from_static("1"));
+    response
 }
 
 /// Whether a request changes or computes something (as opposed to reading, or stopping a run).

@@ -39,8 +39,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use shared_types::headers::SERVED_BY_BRAIN;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -106,6 +108,8 @@ pub fn app(state: AppState) -> Router {
     let upload_max_bytes = state.data.limits().upload_max_bytes;
     let max_document_bytes = state.knowledge.limits().max_document_bytes;
     let draining = state.lifecycle.clone();
+    // Every answer names the brain that gave it (`x-edgebrain-brain`).
+    let served_by = HeaderValue::from_str(&state.chat.fleet().brain_id).ok();
     let routes = Router::new()
         .merge(health::router())
         .merge(metrics::router())
@@ -129,7 +133,17 @@ pub fn app(state: AppState) -> Router {
             metrics::record_latency,
         ))
         .with_state(state);
-    with_middleware(routes, &limits, edge_trust)
+    with_middleware(routes, &limits, edge_trust).layer(middleware::map_response(
+        move |mut response: Response| {
+            let served_by = served_by.clone();
+            async move {
+                if let Some(value) = served_by {
+                    response.headers_mut().insert(SERVED_BY_BRAIN, value);
+                }
+                response
+            }
+        },
+    ))
 }
 
 /// Adds the fallbacks (404, 405) and the middleware stack to `routes`. [`app`] uses it; it is

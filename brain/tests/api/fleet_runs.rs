@@ -402,11 +402,12 @@ async fn draining_refuses_new_work_and_lets_the_run_in_progress_finish() {
             .await;
         assert_eq!(query.headers()[DRAINING], "1");
         assert_error(query, ErrorCode::Unavailable).await;
-        // Reads go on.
+        // Reads go on, marked as answered by a draining brain (the edge passes it over).
         let threads = app
             .send_as(&alice, app.client.get(app.url("/api/v1/threads")))
             .await;
         assert_eq!(threads.status(), StatusCode::OK);
+        assert_eq!(threads.headers()[DRAINING], "1");
 
         // The run in progress finishes, and then the brain stops.
         gate.open();
@@ -428,4 +429,39 @@ async fn draining_refuses_new_work_and_lets_the_run_in_progress_finish() {
         assert_eq!(stored.run.state, RunState::Succeeded, "{backend}");
         store.close().await;
     }
+}
+
+#[tokio::test]
+async fn a_draining_member_of_a_fleet_keeps_its_port_open_to_say_so() {
+    let (scripted, _gate) = held_model().await;
+    let mut app = brain_on(
+        TestDatabase::new(Backend::Sqlite).await,
+        &scripted,
+        Clock::system(),
+        |config| {
+            config.brain_id = Some("brain-announcing".to_owned());
+            config.drain_announce_ms = Some(2_000);
+        },
+    )
+    .await;
+    let alice = Caller::user("alice");
+    let thread = new_thread(&app, &alice, None).await;
+
+    // Nothing is running, yet for the announce period the port stays open and new work is
+    // answered "draining" (an edge then sends it elsewhere), reads are served marked.
+    app.request_shutdown();
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    while app.get("/ready").await.status() != StatusCode::SERVICE_UNAVAILABLE {
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        tokio::task::yield_now().await;
+    }
+    let refused = send(&app, &alice, &thread.id, json!({"content": "Hi"})).await;
+    assert_eq!(refused.headers()[DRAINING], "1");
+    assert_error(refused, ErrorCode::Unavailable).await;
+    let threads = app
+        .send_as(&alice, app.client.get(app.url("/api/v1/threads")))
+        .await;
+    assert_eq!(threads.status(), StatusCode::OK);
+    assert_eq!(threads.headers()[DRAINING], "1");
+    app.stopped(TEST_TIMEOUT).await.unwrap();
 }

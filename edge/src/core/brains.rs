@@ -367,6 +367,29 @@ impl Upstream {
         self.rule
     }
 
+    /// Before the first attempt: moves the brains `health` says to pass over to the end of the
+    /// order (keeping both parts in their order), so the request starts at the tenant's first
+    /// brain that is not suspected. Returns the brain to try first.
+    pub fn avoid_suspects(
+        &mut self,
+        brains: &Brains,
+        health: &BrainHealth,
+        now_ms: u64,
+    ) -> Option<usize> {
+        if self.attempt == 0 {
+            let idempotent = self.rule.idempotent;
+            let (mut kept, passed_over): (Vec<usize>, Vec<usize>) =
+                self.order.order.iter().partition(|&&index| {
+                    !brains
+                        .get(index)
+                        .is_some_and(|brain| health.passes_over(brain, idempotent, now_ms))
+                });
+            kept.extend(passed_over);
+            self.order.order = kept;
+        }
+        self.current()
+    }
+
     /// After the current attempt failed: the next brain to try, or `None` to give up (the
     /// rule forbids a retry, every brain was tried, or [`MAX_ATTEMPTS`] were made).
     pub fn advance(&mut self, failure: AttemptFailure) -> Option<usize> {
@@ -380,6 +403,81 @@ impl Upstream {
         let brain = self.order.order.get(next).copied()?;
         self.attempt = next;
         Some(brain)
+    }
+}
+
+/// How long a brain that failed to connect or answered "draining" is passed over by requests
+/// that are safe to retry ([`BrainHealth`]); after that they try it again in their order.
+pub const SUSPECT_PROBE_AFTER_MS: u64 = 5_000;
+
+/// How long it is passed over by requests that are not (unless a retryable request found it
+/// answering first): a brain back from a restart gets all its work again at the latest then.
+pub const SUSPECT_MAX_MS: u64 = 60_000;
+
+/// What one edge instance learned of its brains from its own attempts (passive health
+/// checks: no probes of its own). A brain whose connection failed or that answered "draining"
+/// becomes a *suspect*: requests put it last in their order — retryable ones for
+/// [`SUSPECT_PROBE_AFTER_MS`], others until it answered a request again or [`SUSPECT_MAX_MS`]
+/// passed. So after a brain died or began to drain, its tenants' next writes go straight to
+/// their next brain instead of failing on a connection the edge cannot retry (it cannot tell
+/// a refused connection from one that broke after the brain received the request), and reads
+/// find out when it is back. A suspect stays in the order, last: when every brain is down, each
+/// is still tried. Keyed by authority, at most [`MAX_BRAINS`] entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrainHealth {
+    /// Authority → when its last failed attempt ended (ms since the epoch).
+    suspects: Vec<(String, u64)>,
+}
+
+/// How an attempt at a brain ended, for [`BrainHealth::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The brain answered (any status but a draining `503`).
+    Answered,
+    /// [`AttemptFailure::ConnectFailed`] or [`AttemptFailure::Draining`].
+    Unavailable,
+}
+
+impl BrainHealth {
+    /// Records how an attempt at `brain` ended at `now_ms`. Timeouts are not observed: a slow
+    /// answer says nothing about whether the brain takes work.
+    pub fn observe(&mut self, brain: &Brain, outcome: AttemptOutcome, now_ms: u64) {
+        let known = self
+            .suspects
+            .iter()
+            .position(|(authority, _)| *authority == brain.authority);
+        match (outcome, known) {
+            (AttemptOutcome::Answered, Some(at)) => {
+                self.suspects.swap_remove(at);
+            }
+            (AttemptOutcome::Answered, None) => {}
+            (AttemptOutcome::Unavailable, Some(at)) => self.suspects[at].1 = now_ms,
+            (AttemptOutcome::Unavailable, None) => {
+                if self.suspects.len() < MAX_BRAINS {
+                    self.suspects.push((brain.authority.clone(), now_ms));
+                }
+            }
+        }
+    }
+
+    /// Whether a request is to pass `brain` over at `now_ms` (see the type's docs).
+    pub fn passes_over(&self, brain: &Brain, idempotent: bool, now_ms: u64) -> bool {
+        self.suspects
+            .iter()
+            .find(|(authority, _)| *authority == brain.authority)
+            .is_some_and(|&(_, since)| {
+                let quiet = now_ms.saturating_sub(since);
+                if idempotent {
+                    quiet < SUSPECT_PROBE_AFTER_MS
+                } else {
+                    quiet < SUSPECT_MAX_MS
+                }
+            })
+    }
+
+    /// Brains currently suspected (for logs and tests).
+    pub fn suspects(&self) -> usize {
+        self.suspects.len()
     }
 }
 
@@ -404,6 +502,105 @@ mod tests {
             .map(|i| format!("http://brain-{i}.internal:8080"))
             .collect();
         Brains::from_origins(origins.iter().map(String::as_str)).unwrap()
+    }
+
+    fn upstream(brains: &Brains, tenant: &TenantKey, method: Method) -> Upstream {
+        Upstream::new(brains.order(tenant), RetryRule::new(&method, false, true))
+    }
+
+    #[test]
+    fn a_suspect_is_tried_last_by_writes_until_it_answers_and_by_reads_for_a_while() {
+        let brains = fleet(3);
+        let tenant = session(7);
+        let order = brains.order(&tenant).as_slice().to_vec();
+        let own = brains.get(order[0]).unwrap();
+        let mut health = BrainHealth::default();
+        health.observe(own, AttemptOutcome::Unavailable, 10_000);
+
+        let first_of = |method: Method, health: &BrainHealth, now: u64| {
+            upstream(&brains, &tenant, method).avoid_suspects(&brains, health, now)
+        };
+        // Right after: everyone goes elsewhere; the order is the rest, then the suspect.
+        let mut write = upstream(&brains, &tenant, Method::POST);
+        assert_eq!(
+            write.avoid_suspects(&brains, &health, 10_001),
+            Some(order[1])
+        );
+        assert_eq!(write.order().as_slice(), [order[1], order[2], order[0]]);
+        assert_eq!(first_of(Method::GET, &health, 10_001), Some(order[1]));
+        // Reads probe it again after SUSPECT_PROBE_AFTER_MS; writes wait for an answer...
+        let probe = 10_000 + SUSPECT_PROBE_AFTER_MS;
+        assert_eq!(first_of(Method::GET, &health, probe - 1), Some(order[1]));
+        assert_eq!(first_of(Method::GET, &health, probe), Some(order[0]));
+        assert_eq!(first_of(Method::POST, &health, probe), Some(order[1]));
+        // ... or SUSPECT_MAX_MS.
+        assert_eq!(
+            first_of(Method::POST, &health, 10_000 + SUSPECT_MAX_MS),
+            Some(order[0])
+        );
+        // A new failure restarts the clock; an answer ends it.
+        health.observe(own, AttemptOutcome::Unavailable, 20_000);
+        assert_eq!(first_of(Method::GET, &health, probe), Some(order[1]));
+        health.observe(own, AttemptOutcome::Answered, 20_001);
+        assert_eq!(health, BrainHealth::default());
+        assert_eq!(first_of(Method::POST, &health, 20_002), Some(order[0]));
+    }
+
+    #[test]
+    fn when_every_brain_is_suspected_each_is_still_tried_in_order() {
+        let brains = fleet(3);
+        let tenant = session(3);
+        let mut health = BrainHealth::default();
+        for index in 0..3 {
+            health.observe(brains.get(index).unwrap(), AttemptOutcome::Unavailable, 5);
+        }
+        let mut write = upstream(&brains, &tenant, Method::POST);
+        write.avoid_suspects(&brains, &health, 6);
+        assert_eq!(write.order(), &brains.order(&tenant));
+    }
+
+    #[test]
+    fn the_order_is_only_changed_before_the_first_attempt() {
+        let brains = fleet(3);
+        let tenant = session(11);
+        let order = brains.order(&tenant).as_slice().to_vec();
+        let mut health = BrainHealth::default();
+        let mut read = upstream(&brains, &tenant, Method::GET);
+        assert_eq!(read.advance(AttemptFailure::ConnectFailed), Some(order[1]));
+        health.observe(
+            brains.get(order[1]).unwrap(),
+            AttemptOutcome::Unavailable,
+            1,
+        );
+        // Mid-walk the request keeps its place (the retry logic owns the order now).
+        assert_eq!(read.avoid_suspects(&brains, &health, 2), Some(order[1]));
+        assert_eq!(read.order().as_slice(), order.as_slice());
+    }
+
+    proptest! {
+        #[test]
+        fn passing_over_suspects_keeps_every_brain_and_both_parts_in_order(
+            tenant in 0usize..10_000,
+            suspected in proptest::collection::vec(any::<bool>(), 5),
+            idempotent in any::<bool>(),
+        ) {
+            let brains = fleet(5);
+            let tenant = session(tenant);
+            let mut health = BrainHealth::default();
+            for (index, suspect) in suspected.iter().enumerate() {
+                if *suspect {
+                    health.observe(brains.get(index).unwrap(), AttemptOutcome::Unavailable, 0);
+                }
+            }
+            let method = if idempotent { Method::GET } else { Method::POST };
+            let mut request = upstream(&brains, &tenant, method);
+            request.avoid_suspects(&brains, &health, 1);
+            let original = brains.order(&tenant).as_slice().to_vec();
+            let (healthy, sick): (Vec<usize>, Vec<usize>) =
+                original.iter().partition(|&&index| !suspected[index]);
+            let expected: Vec<usize> = healthy.into_iter().chain(sick).collect();
+            prop_assert_eq!(request.order().as_slice(), expected.as_slice());
+        }
     }
 
     fn session(i: usize) -> TenantKey {

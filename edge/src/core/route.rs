@@ -17,7 +17,9 @@ use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
 use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
-use super::brains::{AttemptFailure, Brain, RetryRule, TenantKey, Upstream};
+use super::brains::{
+    AttemptFailure, AttemptOutcome, Brain, BrainHealth, RetryRule, TenantKey, Upstream,
+};
 use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
 use super::config::EdgeConfig;
 use super::ratelimit::{self, Caller, RateLimitPlan};
@@ -217,6 +219,42 @@ impl ProxyRequest {
     /// The brain being tried (`None` for an external rewrite).
     pub fn brain<'c>(&self, config: &'c EdgeConfig) -> Option<&'c Brain> {
         config.brains.get(self.upstream.as_ref()?.current()?)
+    }
+
+    /// Before the first attempt: starts at the tenant's first brain that `health` does not pass
+    /// over (`edge::core::brains::BrainHealth`: one that recently refused connections or
+    /// answered "draining"); the plan's URL follows.
+    pub fn avoid_suspects(&mut self, health: &BrainHealth, config: &EdgeConfig, now_ms: u64) {
+        if let Some(upstream) = self.upstream.as_mut()
+            && let Some(index) = upstream.avoid_suspects(&config.brains, health, now_ms)
+            && let Some(brain) = config.brains.get(index)
+        {
+            self.url = format!("{}{}", brain.origin, self.path_and_query);
+        }
+    }
+
+    /// Records in `health` how the attempt at the current brain ended: `Ok(draining)` when it
+    /// answered — `draining` if the answer carried `x-edgebrain-draining: 1`, which a draining
+    /// brain puts on the reads it still serves — else why not (timeouts and oversized bodies
+    /// say nothing about the brain's health).
+    pub fn observe_attempt(
+        &self,
+        result: Result<bool, UpstreamFailure>,
+        health: &mut BrainHealth,
+        config: &EdgeConfig,
+        now_ms: u64,
+    ) {
+        let outcome = match result {
+            Ok(true) => AttemptOutcome::Unavailable,
+            Ok(false) => AttemptOutcome::Answered,
+            Err(UpstreamFailure::Unreachable | UpstreamFailure::Draining) => {
+                AttemptOutcome::Unavailable
+            }
+            Err(UpstreamFailure::TimedOut | UpstreamFailure::BodyTooLarge) => return,
+        };
+        if let Some(brain) = self.brain(config) {
+            health.observe(brain, outcome, now_ms);
+        }
     }
 
     /// After an attempt failed: whether to send the request to the next brain of the tenant's
@@ -2297,6 +2335,57 @@ mod tests {
                 firsts.insert(first.authority.clone());
             }
             assert_eq!(firsts.len(), 4, "64 tenants reach every one of 4 brains");
+        }
+
+        #[test]
+        fn a_brain_that_refused_is_passed_over_and_the_signature_follows() {
+            use crate::core::brains::{BrainHealth, SUSPECT_PROBE_AFTER_MS};
+            let config = fleet_config();
+            let mut health = BrainHealth::default();
+            let first = plan(&config, Method::POST, "/api/v1/threads", &[]);
+            let own = first.brain(&config).unwrap().clone();
+            // The tenant's own brain refuses the connection: noted.
+            first.observe_attempt(
+                Err(UpstreamFailure::Unreachable),
+                &mut health,
+                &config,
+                1_000,
+            );
+            assert_eq!(health.suspects(), 1);
+
+            // The tenant's next write starts at its second brain, signed for that brain.
+            let mut write = plan(&config, Method::POST, "/api/v1/threads", &[]);
+            write.avoid_suspects(&health, &config, 2_000);
+            let second = write.brain(&config).unwrap().clone();
+            assert_ne!(second, own);
+            assert_eq!(write.url, format!("{}/api/v1/threads", second.origin));
+            assert_eq!(signed_for(&mut write, &config), second.authority);
+            let order = write.upstream.as_ref().unwrap().order().as_slice().to_vec();
+            assert_eq!(
+                authorities(&config, &order).last(),
+                Some(&own.authority),
+                "still in the order, last"
+            );
+
+            // A read a while later tries the tenant's own brain again; its answer clears it.
+            let mut read = plan(&config, Method::GET, "/api/v1/threads", &[]);
+            read.avoid_suspects(&health, &config, 1_000 + SUSPECT_PROBE_AFTER_MS);
+            assert_eq!(read.brain(&config), Some(&own));
+            read.observe_attempt(Ok(true), &mut health, &config, 6_500);
+            assert_eq!(
+                health.suspects(),
+                1,
+                "a read served while draining keeps it suspect"
+            );
+            read.observe_attempt(Ok(false), &mut health, &config, 7_000);
+            assert_eq!(health.suspects(), 0);
+            let mut again = plan(&config, Method::POST, "/api/v1/threads", &[]);
+            again.avoid_suspects(&health, &config, 7_001);
+            assert_eq!(again.brain(&config), Some(&own));
+
+            // A timeout says nothing about health.
+            again.observe_attempt(Err(UpstreamFailure::TimedOut), &mut health, &config, 8_000);
+            assert_eq!(health.suspects(), 0);
         }
 
         #[test]
