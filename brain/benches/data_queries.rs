@@ -98,21 +98,29 @@ fn benches(c: &mut Criterion) {
     group.bench_function("json_group_by_store", |b| {
         b.iter(|| {
             black_box(
-                json_query::plan(&group_by_json, &data.transactions)
-                    .unwrap()
-                    .collect()
-                    .unwrap(),
+                json_query::plan(
+                    &group_by_json,
+                    data.transactions.clone().lazy(),
+                    data.transactions.schema(),
+                )
+                .unwrap()
+                .collect()
+                .unwrap(),
             )
         })
     });
     group.bench_function("json_filter_sort_first_100", |b| {
         b.iter(|| {
             black_box(
-                json_query::plan(&filter_sort_json, &data.transactions)
-                    .unwrap()
-                    .slice(0, 100)
-                    .collect()
-                    .unwrap(),
+                json_query::plan(
+                    &filter_sort_json,
+                    data.transactions.clone().lazy(),
+                    data.transactions.schema(),
+                )
+                .unwrap()
+                .slice(0, 100)
+                .collect()
+                .unwrap(),
             )
         })
     });

@@ -164,7 +164,8 @@ pub struct Config {
 
     /// Memory budget of the loaded datasets (DataFrames) in bytes. Past it, the least recently
     /// used unpinned frames are dropped from memory (they reload from their Parquet object on next
-    /// use).
+    /// use). A dataset larger than the whole budget is never loaded: its queries scan its
+    /// Parquet file on polars' streaming engine.
     #[arg(long, env = "BRAIN_DATASETS_MEMORY_BUDGET_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub datasets_memory_budget_bytes: u64,
 

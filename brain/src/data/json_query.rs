@@ -10,9 +10,9 @@ use shared_types::data::{Aggregate, AggregateFunction, Filter, JsonQuery};
 
 use super::DataError;
 
-/// The plan of `query` over `frame` (without the page: the caller slices).
-pub fn plan(query: &JsonQuery, frame: &DataFrame) -> Result<LazyFrame, DataError> {
-    let schema = frame.schema().clone();
+/// The plan of `query` over `source`, whose schema is `schema` (without the page: the caller
+/// slices).
+pub fn plan(query: &JsonQuery, source: LazyFrame, schema: &Schema) -> Result<LazyFrame, DataError> {
     let column = |name: &str| -> Result<DataType, DataError> {
         schema.get(name).cloned().ok_or_else(|| {
             DataError::BadRequest(format!(
@@ -21,7 +21,7 @@ pub fn plan(query: &JsonQuery, frame: &DataFrame) -> Result<LazyFrame, DataError
             ))
         })
     };
-    let mut lazy = frame.clone().lazy();
+    let mut lazy = source;
     if let Some(filter) = &query.filter {
         check_filter_size(filter)?;
         lazy = lazy.filter(filter_expr(filter, &column)?);
@@ -261,7 +261,13 @@ mod tests {
 
     fn run(json: &str) -> DataFrame {
         let query: JsonQuery = serde_json::from_str(json).unwrap();
-        plan(&query, &frame()).unwrap().collect().unwrap()
+        {
+            let frame = frame();
+            plan(&query, frame.clone().lazy(), frame.schema())
+                .unwrap()
+                .collect()
+                .unwrap()
+        }
     }
 
     #[test]
@@ -293,7 +299,8 @@ mod tests {
     fn unknown_columns_are_named() {
         let query: JsonQuery =
             serde_json::from_str(r#"{"dataset":"t","select":["nope"]}"#).unwrap();
-        match plan(&query, &frame()) {
+        let frame = frame();
+        match plan(&query, frame.clone().lazy(), frame.schema()) {
             Err(DataError::BadRequest(message)) => assert!(message.contains("`nope`"), "{message}"),
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("a plan for an unknown column"),

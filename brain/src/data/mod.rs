@@ -65,7 +65,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use polars::prelude::{DataFrame, Engine, IdxSize, InProcessQuery, IntoLazy, LazyFrame};
+use polars::prelude::{
+    DataFrame, Engine, IdxSize, InProcessQuery, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet,
+    SchemaRef,
+};
 use shared_types::data::{
     ColumnInfo, DataFormat, DatasetDescription, DatasetInfo, DatasetRef, ImportDataset, JsonQuery,
     LoadedFrame, MemoryStats, Page, PageRequest, Scope, SqlQuery,
@@ -286,6 +289,39 @@ enum PreparedKind {
     Json(Box<JsonQuery>),
 }
 
+/// Where a query reads one dataset from.
+#[derive(Debug, Clone)]
+enum TableSource {
+    /// Its frame, in memory.
+    Frame(Arc<DataFrame>),
+    /// Its Parquet file, scanned on polars' streaming engine: the dataset is larger than the
+    /// whole memory budget, so it is never loaded.
+    Scan(PathBuf),
+}
+
+impl TableSource {
+    fn lazy(&self) -> Result<LazyFrame> {
+        match self {
+            Self::Frame(frame) => Ok(frame.as_ref().clone().lazy()),
+            Self::Scan(path) => {
+                let path = PlRefPath::try_from_path(path).map_err(DataError::polars)?;
+                let args = ScanArgsParquet {
+                    glob: false,
+                    ..ScanArgsParquet::default()
+                };
+                LazyFrame::scan_parquet(path, args).map_err(DataError::polars)
+            }
+        }
+    }
+
+    fn schema(&self) -> Result<SchemaRef> {
+        match self {
+            Self::Frame(frame) => Ok(frame.schema().clone()),
+            Self::Scan(_) => self.lazy()?.collect_schema().map_err(DataError::polars),
+        }
+    }
+}
+
 impl PreparedQuery {
     /// The datasets (id, version) the query reads, in name order: with the query itself, what
     /// its answer depends on.
@@ -318,6 +354,9 @@ struct Inner {
     query_metrics: QueryMetrics,
     objects: Objects,
     uploads_dir: PathBuf,
+    /// Local copies of remote objects of datasets larger than the memory budget, which queries
+    /// scan (a cache: emptied at start).
+    spill_dir: PathBuf,
     /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -336,8 +375,9 @@ impl DataPlane {
     ) -> anyhow::Result<Self> {
         let datasets_dir = data_dir.join("datasets");
         let uploads_dir = data_dir.join("uploads");
+        let spill_dir = data_dir.join("spill");
         let first_start = !tokio::fs::try_exists(&datasets_dir).await.unwrap_or(false);
-        for dir in [&datasets_dir, &uploads_dir] {
+        for dir in [&datasets_dir, &uploads_dir, &spill_dir] {
             tokio::fs::create_dir_all(dir)
                 .await
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -345,6 +385,7 @@ impl DataPlane {
         // Only this brain writes under its own data directory; a shared `file://` folder is
         // left alone (another brain may be writing there right now).
         remove_leftovers(&datasets_dir, &uploads_dir).await?;
+        remove_matching(&spill_dir, |_| true).await?;
         let query_metrics =
             QueryMetrics::register(&metrics).context("cannot register the query metrics")?;
         let plane = Self {
@@ -358,6 +399,7 @@ impl DataPlane {
                 limits,
                 objects,
                 uploads_dir,
+                spill_dir,
                 writers: Mutex::new(HashMap::new()),
             }),
         };
@@ -386,13 +428,15 @@ impl DataPlane {
         &self.inner.objects
     }
 
-    /// Writes `frame` as a Parquet object under `key`; returns the frame and the object's size.
-    /// A store that fails is a 503 naming the cause (nothing is recorded then).
-    async fn write_object(&self, key: &str, frame: DataFrame) -> Result<(DataFrame, u64)> {
-        let (frame, parquet) = blocking(move || {
+    /// Writes `frame` as a Parquet object under `key`; returns the frame, the object's size and
+    /// the frame's in-memory size. A store that fails is a 503 naming the cause (nothing is
+    /// recorded then).
+    async fn write_object(&self, key: &str, frame: DataFrame) -> Result<(DataFrame, u64, u64)> {
+        let (frame, parquet, frame_bytes) = blocking(move || {
             let mut frame = frame;
             let parquet = ingest::parquet_bytes(&mut frame)?;
-            Ok((frame, parquet))
+            let frame_bytes = frame.estimated_size() as u64;
+            Ok((frame, parquet, frame_bytes))
         })
         .await?;
         let objects = &self.inner.objects;
@@ -403,7 +447,7 @@ impl DataPlane {
                 objects::describe(&error)
             ))
         })?;
-        Ok((frame, bytes))
+        Ok((frame, bytes, frame_bytes))
     }
 
     /// Deletes an object nothing names (a write that did not commit).
@@ -492,7 +536,7 @@ impl DataPlane {
     ) -> Result<DatasetInfo> {
         let id = uuid::Uuid::new_v4().to_string();
         let key = objects::dataset_key(&id, 1);
-        let (frame, bytes) = self.write_object(&key, frame).await?;
+        let (frame, bytes, frame_bytes) = self.write_object(&key, frame).await?;
         let now = now_ms();
         let record = DatasetRecord {
             id: id.clone(),
@@ -502,6 +546,7 @@ impl DataPlane {
             columns_json: columns_json(&ingest::column_infos(&frame))?,
             row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            frame_bytes: Some(i64::try_from(frame_bytes).unwrap_or(i64::MAX)),
             pinned: false,
             created_at_ms: now,
             updated_at_ms: now,
@@ -521,11 +566,14 @@ impl DataPlane {
                 other => other.into(),
             });
         }
-        // Fresh data is likely to be queried next: keep it (subject to the budget).
-        self.inner
-            .registry
-            .swap(&id, &contents(&record), Arc::new(frame), false);
-        self.inner.plans.sweep();
+        // Fresh data is likely to be queried next: keep it (subject to the budget), unless it is
+        // larger than the whole budget (queries scan it; keeping it would evict everything).
+        if !self.larger_than_memory(&record) {
+            self.inner
+                .registry
+                .swap(&id, &contents(&record), Arc::new(frame), false);
+            self.inner.plans.sweep();
+        }
         info(&record, owner)
     }
 
@@ -556,6 +604,68 @@ impl DataPlane {
             )));
         }
         Ok(record)
+    }
+
+    /// Whether `record`'s contents are larger than the whole memory budget (their in-memory
+    /// size as recorded when written; for contents written before that was recorded, their
+    /// Parquet object's size, which compression makes a lower bound): such a dataset is never
+    /// loaded, queries scan it.
+    fn larger_than_memory(&self, record: &DatasetRecord) -> bool {
+        let frame_bytes = record.frame_bytes.unwrap_or(record.bytes);
+        u64::try_from(frame_bytes).unwrap_or(0) > self.inner.limits.memory_budget_bytes
+    }
+
+    /// Where a query reads `record` from: its frame (in memory, or loaded), or — for a dataset
+    /// larger than the memory budget — its Parquet file (the local store's own file, or a
+    /// local copy of a remote object, downloaded once per version).
+    async fn source(&self, record: &DatasetRecord) -> Result<TableSource> {
+        if self.larger_than_memory(record)
+            && self
+                .inner
+                .registry
+                .get(&record.id, &contents(record))
+                .is_none()
+        {
+            return Ok(TableSource::Scan(self.scan_path(record).await?));
+        }
+        Ok(TableSource::Frame(self.frame(record).await?))
+    }
+
+    /// A local file with `record`'s object.
+    async fn scan_path(&self, record: &DatasetRecord) -> Result<PathBuf> {
+        let objects = &self.inner.objects;
+        if let Some(path) = objects.local_path(&record.object_key) {
+            return Ok(path);
+        }
+        // `datasets/<id>/v<n>-<nonce>.parquet` → `<id>_v<n>-<nonce>.parquet`.
+        let name = format!(
+            "{}_{}",
+            record.id,
+            record.object_key.rsplit('/').next().unwrap_or_default()
+        );
+        let path = self.inner.spill_dir.join(&name);
+        let expected = u64::try_from(record.bytes).unwrap_or_default();
+        if tokio::fs::metadata(&path)
+            .await
+            .is_ok_and(|meta| meta.len() == expected)
+        {
+            return Ok(path);
+        }
+        objects
+            .download(&record.object_key, expected, &path)
+            .await
+            .map_err(|error| {
+                tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), %error, "cannot copy a dataset object for a scan");
+                DataError::Unavailable(format!(
+                    "dataset `{}` cannot be read from the object store: {error}",
+                    record.name
+                ))
+            })?;
+        // Copies of the dataset's earlier contents are stale now.
+        let prefix = format!("{}_", record.id);
+        let spill_dir = self.inner.spill_dir.clone();
+        let _ = remove_matching(&spill_dir, |file| file.starts_with(&prefix) && file != name).await;
+        Ok(path)
     }
 
     /// The frame of `record` (the contents its row names), from memory or loaded from its
@@ -613,6 +723,7 @@ impl DataPlane {
                 tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), %error, "cannot read a dataset object");
                 return Err(unreadable(&objects::describe(&error)));
             }
+            Err(objects::ReadError::Local(error)) => return Err(unreadable(&error)),
             Err(wrong @ objects::ReadError::WrongSize { .. }) => {
                 tracing::error!(dataset = %record.id, store = %objects.url(), error = %wrong, "a dataset's object is damaged");
                 return Err(unreadable(
@@ -634,11 +745,23 @@ impl DataPlane {
 
     pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
         let record = self.visible(owner, id).await?;
-        let frame = self.frame(&record).await?;
-        let (stats, sample_rows) = blocking(move || {
-            let stats = output::stats(&frame)?;
-            let sample = output::rows(&frame.head(Some(DESCRIBE_SAMPLE_ROWS)))?;
-            Ok((stats, sample))
+        let source = self.source(&record).await?;
+        let (stats, sample_rows) = blocking(move || match source {
+            TableSource::Frame(frame) => {
+                let stats = output::stats(&frame)?;
+                let sample = output::rows(&frame.head(Some(DESCRIBE_SAMPLE_ROWS)))?;
+                Ok((stats, sample))
+            }
+            TableSource::Scan(_) => {
+                let stats = output::scanned_stats(source.lazy()?, source.schema()?.as_ref())?;
+                let head = source
+                    .lazy()?
+                    .limit(IdxSize::try_from(DESCRIBE_SAMPLE_ROWS).unwrap_or(IdxSize::MAX))
+                    .collect_with_engine(Engine::Streaming)
+                    .map(|result| result.unwrap_single())
+                    .map_err(DataError::polars)?;
+                Ok((stats, output::rows(&head)?))
+            }
         })
         .await?;
         Ok(DatasetDescription {
@@ -700,7 +823,12 @@ impl DataPlane {
         let _writing = writer.lock().await;
         // Read again under the lock: the version these rows are appended to.
         let record = self.owned(owner, id).await?;
-        let existing = self.frame(&record).await?;
+        // A dataset larger than memory is read whole once, for the new contents, not kept.
+        let existing = if self.larger_than_memory(&record) {
+            Arc::new(self.load(&record).await?)
+        } else {
+            self.frame(&record).await?
+        };
         let frame = blocking(move || {
             let rows = ingest::read_file(upload.path(), &options);
             drop(upload);
@@ -727,11 +855,12 @@ impl DataPlane {
     ) -> Result<DatasetInfo> {
         let id = previous.id.as_str();
         let key = objects::dataset_key(id, previous.version + 1);
-        let (frame, bytes) = self.write_object(&key, frame).await?;
+        let (frame, bytes, frame_bytes) = self.write_object(&key, frame).await?;
         let update = ContentsUpdate {
             columns_json: columns_json(&ingest::column_infos(&frame))?,
             row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            frame_bytes: i64::try_from(frame_bytes).unwrap_or(i64::MAX),
             updated_at_ms: now_ms(),
             object_key: key.clone(),
             expected_version: previous.version,
@@ -770,9 +899,14 @@ impl DataPlane {
             version: previous.version + 1,
             key,
         };
-        self.inner
-            .registry
-            .swap(id, &current, Arc::new(frame), false);
+        if frame_bytes > self.inner.limits.memory_budget_bytes {
+            // Larger than the budget: queries scan it; the old frame (if any) is stale.
+            self.inner.registry.remove(id);
+        } else {
+            self.inner
+                .registry
+                .swap(id, &current, Arc::new(frame), false);
+        }
         self.inner.plans.sweep();
         if previous.object_key != current.key {
             self.inner
@@ -804,7 +938,8 @@ impl DataPlane {
             .set_dataset_pinned(owner, id, pinned)
             .await?;
         record.pinned = pinned;
-        if pinned {
+        // (A dataset larger than the whole budget is never loaded, pinned or not.)
+        if pinned && !self.larger_than_memory(&record) {
             self.frame(&record).await?;
         }
         self.inner.registry.set_pinned(id, pinned);
@@ -963,29 +1098,35 @@ impl DataPlane {
         let metrics = self.inner.query_metrics.clone();
         let permit = Arc::new(self.admit(kind).await?);
         let load = Instant::now();
-        let mut frames = Vec::with_capacity(records.len());
+        let mut sources = Vec::with_capacity(records.len());
         for record in &records {
-            frames.push(self.frame(record).await?);
+            sources.push(self.source(record).await?);
         }
         metrics.observe(kind, "load", load);
+        // A dataset larger than memory is only ever read by the streaming engine.
+        let scans = sources
+            .iter()
+            .any(|source| matches!(source, TableSource::Scan(_)));
         let frame = match what {
             PreparedKind::Sql(text) => {
                 let plans = self.clone();
                 let tables = datasets.clone();
-                self.run(page, kind, Arc::clone(&permit), move || {
+                self.run(page, kind, Arc::clone(&permit), scans, move || {
                     plans
                         .inner
                         .query_metrics
-                        .time("sql", "plan", || plans.sql_plan(&text, &tables, &frames))
+                        .time("sql", "plan", || plans.sql_plan(&text, &tables, &sources))
                 })
                 .await?
             }
             PreparedKind::Json(query) => {
-                let frame = frames.into_iter().next().ok_or_else(|| {
+                let source = sources.into_iter().next().ok_or_else(|| {
                     DataError::Internal(anyhow::anyhow!("a JSON query without its dataset"))
                 })?;
-                self.run(page, kind, Arc::clone(&permit), move || {
-                    metrics.time("json", "plan", || json_query::plan(&query, &frame))
+                self.run(page, kind, Arc::clone(&permit), scans, move || {
+                    metrics.time("json", "plan", || {
+                        json_query::plan(&query, source.lazy()?, source.schema()?.as_ref())
+                    })
                 })
                 .await?
             }
@@ -1029,28 +1170,44 @@ impl DataPlane {
     }
 
     /// The plan of approved SQL over these frames: cached, or planned and cached.
+    /// (Plans over scanned datasets are not cached: the cache holds frames' plans.)
     fn sql_plan(
         &self,
         text: &str,
         tables: &[DatasetRef],
-        frames: &[Arc<DataFrame>],
+        sources: &[TableSource],
     ) -> Result<LazyFrame> {
+        let frames: Option<Vec<Arc<DataFrame>>> = sources
+            .iter()
+            .map(|source| match source {
+                TableSource::Frame(frame) => Some(Arc::clone(frame)),
+                TableSource::Scan(_) => None,
+            })
+            .collect();
         let counter = &self.inner.query_metrics.plan_cache;
-        if let Some(plan) = self.inner.plans.plan(text, tables, frames) {
+        if let Some(frames) = &frames
+            && let Some(plan) = self.inner.plans.plan(text, tables, frames)
+        {
             counter.with_label_values(&["hit"]).inc();
             return Ok(plan);
         }
         counter.with_label_values(&["miss"]).inc();
-        let temporal = sql_dates::TemporalColumns::of(frames.iter().map(|frame| &**frame.schema()));
+        let schemas = sources
+            .iter()
+            .map(TableSource::schema)
+            .collect::<Result<Vec<_>>>()?;
+        let temporal = sql_dates::TemporalColumns::of(schemas.iter().map(|schema| &**schema));
         let rewritten = sql_dates::rewrite(text, &temporal)
             .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
-        let named = tables
-            .iter()
-            .zip(frames)
-            .map(|(table, frame)| (table.name.clone(), frame.as_ref().clone().lazy()));
+        let mut named = Vec::with_capacity(tables.len());
+        for (table, source) in tables.iter().zip(sources) {
+            named.push((table.name.clone(), source.lazy()?));
+        }
         let plan = sql_plan::plan(&rewritten, named)
             .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
-        self.inner.plans.insert(text, tables, frames, plan.clone());
+        if let Some(frames) = &frames {
+            self.inner.plans.insert(text, tables, frames, plan.clone());
+        }
         Ok(plan)
     }
 
@@ -1109,6 +1266,7 @@ impl DataPlane {
         (offset, limit): (u64, u64),
         kind: &'static str,
         turn: Arc<QueryPermit>,
+        must_stream: bool,
         build: impl FnOnce() -> Result<LazyFrame> + Send + 'static,
     ) -> Result<DataFrame> {
         let engine = self.inner.limits.query_engine;
@@ -1128,11 +1286,12 @@ impl DataPlane {
                 stacker::grow(QUERY_STACK_BYTES, || {
                     let plan = build()?.slice(offset, length);
                     let failed = |error| DataError::BadRequest(sql::query_error_message(&error));
-                    let streaming = match engine {
-                        QueryEngine::Streaming => true,
-                        QueryEngine::InMemory => false,
-                        QueryEngine::Auto => sql_plan::bounded_by_input(&plan.logical_plan),
-                    };
+                    let streaming = must_stream
+                        || match engine {
+                            QueryEngine::Streaming => true,
+                            QueryEngine::InMemory => false,
+                            QueryEngine::Auto => sql_plan::bounded_by_input(&plan.logical_plan),
+                        };
                     metrics.time(kind, "execute", || {
                         if streaming {
                             return plan

@@ -55,6 +55,9 @@ pub enum ReadError {
     },
     #[error(transparent)]
     Store(#[from] object_store::Error),
+    /// Writing the local copy of a download failed.
+    #[error("cannot write the local copy: {0}")]
+    Local(#[from] std::io::Error),
 }
 
 /// The object store of datasets' Parquet files. Cheap to clone.
@@ -237,6 +240,55 @@ impl Objects {
             });
         }
         Ok(result.bytes().await?)
+    }
+
+    /// Copies the object `key`, which must have `expected` bytes, into the file `dest` chunk by
+    /// chunk (never the whole object in memory): written under a name of its own and renamed
+    /// into place once complete, so a reader of `dest` never sees part of it.
+    pub async fn download(&self, key: &str, expected: u64, dest: &Path) -> Result<(), ReadError> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let location = ObjectPath::from(key);
+        let result = match self.store.get(&location).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(ReadError::Missing(key.to_owned()));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let wrong_size = |found| ReadError::WrongSize {
+            key: key.to_owned(),
+            found,
+            expected,
+        };
+        if result.meta.size != expected {
+            return Err(wrong_size(result.meta.size));
+        }
+        let partial = dest.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
+        let copied = async {
+            let mut file = tokio::fs::File::create(&partial).await?;
+            let mut stream = result.into_stream();
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                written += chunk.len() as u64;
+                if written > expected {
+                    return Err(wrong_size(written));
+                }
+                file.write_all(&chunk).await?;
+            }
+            if written != expected {
+                return Err(wrong_size(written));
+            }
+            file.flush().await?;
+            tokio::fs::rename(&partial, dest).await?;
+            Ok(())
+        }
+        .await;
+        if copied.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+        }
+        copied
     }
 
     /// Deletes `key`; an object already gone is fine. In a local store the key's folder goes

@@ -94,9 +94,7 @@ pub fn stats(frame: &DataFrame) -> Result<Vec<ColumnStats>, DataError> {
         .map(|column| {
             let series = column.as_materialized_series();
             let dtype = series.dtype();
-            let ordered = dtype.is_primitive_numeric()
-                || dtype.is_temporal()
-                || matches!(dtype, DataType::String | DataType::Boolean);
+            let ordered = ordered(dtype);
             let extreme = |scalar: PolarsResult<Scalar>| -> Option<Value> {
                 scalar
                     .ok()
@@ -123,6 +121,76 @@ pub fn stats(frame: &DataFrame) -> Result<Vec<ColumnStats>, DataError> {
             })
         })
         .collect()
+}
+
+/// Whether [`stats`] reports a column's minimum and maximum.
+fn ordered(dtype: &DataType) -> bool {
+    dtype.is_primitive_numeric()
+        || dtype.is_temporal()
+        || matches!(dtype, DataType::String | DataType::Boolean)
+}
+
+/// [`stats`] of a dataset read by a scan instead of from memory (larger than the memory
+/// budget): every column's aggregates in one pass of polars' streaming engine.
+pub fn scanned_stats(scan: LazyFrame, schema: &Schema) -> Result<Vec<ColumnStats>, DataError> {
+    let mut exprs = vec![len().alias("rows")];
+    for (index, (name, dtype)) in schema.iter().enumerate() {
+        let column = col(name.clone());
+        exprs.push(column.clone().null_count().alias(format!("{index}_nulls")));
+        if ordered(dtype) {
+            exprs.push(column.clone().min().alias(format!("{index}_min")));
+            exprs.push(column.clone().max().alias(format!("{index}_max")));
+        }
+        if dtype.is_primitive_numeric() {
+            exprs.push(column.mean().alias(format!("{index}_mean")));
+        }
+    }
+    let summary = scan
+        .select(exprs)
+        .collect_with_engine(Engine::Streaming)
+        .map(|result| result.unwrap_single())
+        .map_err(DataError::polars)?;
+    let value = |name: &str| -> Option<AnyValue<'static>> {
+        summary
+            .column(name)
+            .ok()
+            .and_then(|column| column.get(0).ok())
+            .map(|value| value.into_static())
+    };
+    let count = |name: &str| {
+        value(name)
+            .and_then(|value| value.extract::<u64>())
+            .unwrap_or_default()
+    };
+    let rows = count("rows");
+    Ok(schema
+        .iter()
+        .enumerate()
+        .map(|(index, (name, dtype))| {
+            let null_count = count(&format!("{index}_nulls"));
+            let extreme = |which: &str| {
+                value(&format!("{index}_{which}"))
+                    .map(json_value)
+                    .filter(|value| !value.is_null())
+            };
+            let (min, max) = if ordered(dtype) && null_count < rows {
+                (extreme("min"), extreme("max"))
+            } else {
+                (None, None)
+            };
+            let mean = value(&format!("{index}_mean"))
+                .and_then(|value| value.extract::<f64>())
+                .filter(|mean| mean.is_finite());
+            ColumnStats {
+                name: name.to_string(),
+                dtype: dtype.to_string(),
+                null_count,
+                min,
+                max,
+                mean,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -27,7 +27,11 @@ pub struct DatasetRecord {
     /// JSON array of `shared_types::data::ColumnInfo`.
     pub columns_json: String,
     pub row_count: i64,
+    /// Size of the Parquet object.
     pub bytes: i64,
+    /// In-memory (Arrow) size of the contents as written; `None` for contents stored before
+    /// it was recorded.
+    pub frame_bytes: Option<i64>,
     pub pinned: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -43,6 +47,7 @@ pub struct ContentsUpdate {
     pub columns_json: String,
     pub row_count: i64,
     pub bytes: i64,
+    pub frame_bytes: i64,
     pub updated_at_ms: i64,
     /// The object just written with the new contents.
     pub object_key: String,
@@ -62,8 +67,8 @@ pub enum ContentsUpdated {
     Conflict,
 }
 
-const COLUMNS: &str = "id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-                       created_at_ms, updated_at_ms, version, object_key";
+const COLUMNS: &str = "id, owner, name, scope, columns_json, row_count, bytes, frame_bytes, \
+                       pinned, created_at_ms, updated_at_ms, version, object_key";
 
 fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
     Ok(DatasetRecord {
@@ -74,6 +79,7 @@ fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
         columns_json: row.try_get("columns_json")?,
         row_count: row.try_get("row_count")?,
         bytes: row.try_get("bytes")?,
+        frame_bytes: row.try_get("frame_bytes")?,
         pinned: row.try_get::<i64, _>("pinned")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
@@ -93,9 +99,9 @@ impl Store {
     /// name.
     pub async fn insert_dataset(&self, dataset: &DatasetRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO datasets (id, owner, name, scope, columns_json, row_count, bytes, pinned, \
-             created_at_ms, updated_at_ms, version, object_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO datasets (id, owner, name, scope, columns_json, row_count, bytes, \
+             frame_bytes, pinned, created_at_ms, updated_at_ms, version, object_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(dataset.id.clone())
         .bind(dataset.owner.clone())
@@ -104,6 +110,7 @@ impl Store {
         .bind(dataset.columns_json.clone())
         .bind(dataset.row_count)
         .bind(dataset.bytes)
+        .bind(dataset.frame_bytes)
         .bind(i64::from(dataset.pinned))
         .bind(dataset.created_at_ms)
         .bind(dataset.updated_at_ms)
@@ -197,7 +204,7 @@ impl Store {
     ) -> Result<ContentsUpdated, StoreError> {
         let done = sqlx::query(
             "UPDATE datasets SET columns_json = $1, row_count = $2, bytes = $3, updated_at_ms = $4, \
-             object_key = $5, version = version + 1 \
+             object_key = $5, frame_bytes = $9, version = version + 1 \
              WHERE id = $6 AND owner = $7 AND version = $8",
         )
         .bind(update.columns_json.clone())
@@ -208,6 +215,7 @@ impl Store {
         .bind(id.to_owned())
         .bind(owner.to_owned())
         .bind(update.expected_version)
+        .bind(update.frame_bytes)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

@@ -362,3 +362,137 @@ async fn a_cached_knowledge_index_follows_other_brains_uploads_and_deletes() {
         "{hits:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dataset_larger_than_the_memory_budget_is_scanned_from_its_store_never_loaded() {
+    use shared_types::agent::OPERATOR_SCOPE;
+    let alice = Caller::user("alice").with_scopes(&[OPERATOR_SCOPE]);
+    let s3 = s3_server();
+    let bucket = s3.bucket().await;
+    let url = format!("s3://{bucket}/big");
+    // 600 rows: a frame of several KiB, against a budget of 4 KiB.
+    let rows: Vec<crate::datasets::Sale> = (0..30).flat_map(|_| sales()).collect();
+    let expected = |rows: &[crate::datasets::Sale]| {
+        let mut by_store = std::collections::BTreeMap::<&str, (i64, i64)>::new();
+        for sale in rows {
+            let entry = by_store.entry(sale.store).or_default();
+            entry.0 += sale.qty;
+            entry.1 += 1;
+        }
+        by_store
+            .into_iter()
+            .map(|(store, (q, n))| json!({"store": store, "q": q, "n": n}))
+            .collect::<Vec<_>>()
+    };
+    const BY_STORE: &str =
+        "SELECT store, SUM(qty) AS q, COUNT(*) AS n FROM sales GROUP BY store ORDER BY store";
+    for remote in [false, true] {
+        let app = spawn_app_with(Backend::Sqlite, |config| {
+            config.datasets_memory_budget_bytes = 4_096;
+            if remote {
+                use_s3(config, s3, &url);
+            }
+        })
+        .await;
+        let big = upload_csv(&app, &alice, "sales", &sales_csv(&rows)).await;
+        let small = upload_csv(&app, &alice, "few", &sales_csv(&sales()[..2])).await;
+
+        let answered: Vec<serde_json::Value> = sql_rows(&app, &alice, BY_STORE)
+            .await
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect();
+        assert_eq!(answered, expected(&rows), "remote: {remote}");
+        // A join with a dataset that is in memory, and the typed JSON path.
+        let joined = sql_rows(
+            &app,
+            &alice,
+            "SELECT COUNT(*) AS n FROM sales JOIN few ON sales.store = few.store",
+        )
+        .await;
+        let few_stores: Vec<&str> = sales()[..2].iter().map(|sale| sale.store).collect();
+        let matches = rows
+            .iter()
+            .map(|sale| {
+                few_stores
+                    .iter()
+                    .filter(|store| **store == sale.store)
+                    .count()
+            })
+            .sum::<usize>();
+        assert_eq!(joined[0]["n"], json!(matches), "remote: {remote}");
+        let typed = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/queries/json"))
+                    .json(&json!({
+                        "dataset": "sales",
+                        "aggregates": [{"function": "sum", "column": "qty", "alias": "q"}],
+                    })),
+            )
+            .await;
+        assert_eq!(typed.status(), 200, "remote: {remote}");
+        let typed: serde_json::Value = typed.json().await.unwrap();
+        assert_eq!(
+            typed["rows"][0]["q"],
+            json!(rows.iter().map(|sale| sale.qty).sum::<i64>())
+        );
+
+        // Described by a scan too.
+        let described = app
+            .send_as(
+                &alice,
+                app.client
+                    .get(app.url(&format!("/api/v1/datasets/{}", big.id))),
+            )
+            .await;
+        assert_eq!(described.status(), 200, "remote: {remote}");
+        let described: DatasetDescription = described.json().await.unwrap();
+        let qty_stats = described
+            .stats
+            .iter()
+            .find(|stats| stats.name == "qty")
+            .unwrap();
+        assert_eq!(
+            (
+                qty_stats.min.clone(),
+                qty_stats.max.clone(),
+                qty_stats.null_count
+            ),
+            (Some(json!(1)), Some(json!(5)), 0),
+            "remote: {remote}"
+        );
+        assert!(!described.sample_rows.is_empty());
+
+        // Never loaded: only the small dataset's frame is in memory.
+        let stats = memory(&app, &alice).await;
+        let loaded: Vec<&str> = stats.frames.iter().map(|frame| frame.id.as_str()).collect();
+        assert_eq!(loaded, [small.id.as_str()], "remote: {remote}: {stats:?}");
+
+        // Replaced, the scan reads the new contents (and a remote store's old copy goes).
+        let fewer: Vec<crate::datasets::Sale> = rows.iter().skip(3).cloned().collect();
+        let replaced = app
+            .send_as(
+                &alice,
+                app.client
+                    .put(app.url(&format!("/api/v1/datasets/{}", big.id)))
+                    .header(CONTENT_TYPE, "text/csv")
+                    .body(sales_csv(&fewer)),
+            )
+            .await;
+        assert_eq!(replaced.status(), 200, "remote: {remote}");
+        let answered: Vec<serde_json::Value> = sql_rows(&app, &alice, BY_STORE)
+            .await
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect();
+        assert_eq!(answered, expected(&fewer), "remote: {remote}");
+        let copies = std::fs::read_dir(app.database.data_dir.join("spill"))
+            .unwrap()
+            .count();
+        assert_eq!(copies, usize::from(remote), "remote: {remote}");
+        let stats = memory(&app, &alice).await;
+        assert_eq!(stats.frames.len(), 1, "remote: {remote}: {stats:?}");
+    }
+}

@@ -218,6 +218,7 @@ async fn dataset_contents_are_compare_and_set_on_both_backends() {
             columns_json: "[]".to_owned(),
             row_count: 1,
             bytes: 10,
+            frame_bytes: None,
             pinned: false,
             created_at_ms: 0,
             updated_at_ms: 0,
@@ -229,6 +230,7 @@ async fn dataset_contents_are_compare_and_set_on_both_backends() {
             columns_json: "[]".to_owned(),
             row_count: 2,
             bytes: 20,
+            frame_bytes: 40,
             updated_at_ms: 1,
             object_key: key.to_owned(),
             expected_version,
@@ -264,6 +266,12 @@ async fn dataset_contents_are_compare_and_set_on_both_backends() {
             Some((2, "datasets/d1/v2-b.parquet".to_owned())),
             "{backend}"
         );
+        let stored = store
+            .visible_dataset("user:a", "d1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.frame_bytes, Some(40), "{backend}");
         assert_eq!(
             store
                 .delete_dataset("user:a", "d1")
