@@ -324,9 +324,10 @@ pub struct Config {
     pub run_lease_renew_ms: u64,
 
     /// Longest time a run's new events wait before they are written to the database, where
-    /// clients following the run through another brain read them (in milliseconds). Events are
-    /// written in batches at most this often; clients of the brain running the run get them at
-    /// once.
+    /// clients following the run through another brain read them (in milliseconds). An event
+    /// after a quiet spell is written at once; within this long of the last write, events
+    /// gather into the next batch (at most one write per interval). Clients of the brain
+    /// running the run get every event at once.
     #[arg(long, env = "BRAIN_RUN_EVENT_FLUSH_MS", default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub run_event_flush_ms: u64,

@@ -740,7 +740,8 @@ impl ChatService {
     }
 
     /// While the run lives: renews its lease every `renew_every` and stores its new events at
-    /// most `event_flush` after they happen (one transaction each: lease and events). Stops when
+    /// once, or — within `event_flush` of the last write — batched at that write's `event_flush`
+    /// mark (one transaction each: lease and events). Stops when
     /// `stop` fires (checked between writes, never during one) or the lease is lost — then the
     /// run is asked to stop, since another brain ended it.
     async fn keep_lease(self: Arc<Self>, run: Arc<LiveRun>, mut stop: oneshot::Receiver<()>) {
@@ -748,6 +749,9 @@ impl ChatService {
         let mut changes = run.changes();
         let mut stored: u64 = 0;
         let mut renewed_at = tokio::time::Instant::now();
+        // When events were last written: the next write waits until `event_flush` after it, so
+        // a burst is batched while an event after a quiet spell is written at once.
+        let mut flushed_at: Option<tokio::time::Instant> = None;
         loop {
             if run.len() <= stored {
                 tokio::select! {
@@ -756,11 +760,13 @@ impl ChatService {
                     () = tokio::time::sleep_until(renewed_at + leases.renew_every) => {}
                 }
             }
-            if run.len() > stored {
-                // Let a batch gather: at most one write per `event_flush`.
+            if run.len() > stored
+                && let Some(flushed_at) = flushed_at
+            {
+                // At most one write per `event_flush`: what comes meanwhile joins the batch.
                 tokio::select! {
                     _ = &mut stop => return,
-                    () = tokio::time::sleep(leases.event_flush) => {}
+                    () = tokio::time::sleep_until(flushed_at + leases.event_flush) => {}
                 }
             }
             let events = run.events_from(stored);
@@ -781,6 +787,9 @@ impl ChatService {
                 Ok(true) => {
                     stored += events.len() as u64;
                     renewed_at = tokio::time::Instant::now();
+                    if !events.is_empty() {
+                        flushed_at = Some(renewed_at);
+                    }
                 }
                 Ok(false) => {
                     tracing::warn!(run_id = %run.id,

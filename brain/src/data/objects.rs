@@ -30,7 +30,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+    BackoffConfig, GetResult, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
 };
 
 /// The folder (key prefix) of the datasets' objects.
@@ -224,8 +224,12 @@ impl Objects {
 
     /// The object `key`, which must have `expected` bytes (checked before its body is read).
     pub async fn get(&self, key: &str, expected: u64) -> Result<Bytes, ReadError> {
-        let location = ObjectPath::from(key);
-        let result = match self.store.get(&location).await {
+        Ok(self.get_checked(key, expected).await?.bytes().await?)
+    }
+
+    /// The object `key`, its size checked against `expected` before any of its body is read.
+    async fn get_checked(&self, key: &str, expected: u64) -> Result<GetResult, ReadError> {
+        let result = match self.store.get(&ObjectPath::from(key)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(ReadError::Missing(key.to_owned()));
@@ -239,7 +243,7 @@ impl Objects {
                 expected,
             });
         }
-        Ok(result.bytes().await?)
+        Ok(result)
     }
 
     /// Copies the object `key`, which must have `expected` bytes, into the file `dest` chunk by
@@ -248,22 +252,12 @@ impl Objects {
     pub async fn download(&self, key: &str, expected: u64, dest: &Path) -> Result<(), ReadError> {
         use futures_util::StreamExt;
         use tokio::io::AsyncWriteExt;
-        let location = ObjectPath::from(key);
-        let result = match self.store.get(&location).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(ReadError::Missing(key.to_owned()));
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let result = self.get_checked(key, expected).await?;
         let wrong_size = |found| ReadError::WrongSize {
             key: key.to_owned(),
             found,
             expected,
         };
-        if result.meta.size != expected {
-            return Err(wrong_size(result.meta.size));
-        }
         let partial = dest.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
         let copied = async {
             let mut file = tokio::fs::File::create(&partial).await?;
