@@ -295,21 +295,21 @@ enum TableSource {
     /// Its frame, in memory.
     Frame(Arc<DataFrame>),
     /// Its Parquet file, scanned on polars' streaming engine: the dataset is larger than the
-    /// whole memory budget, so it is never loaded.
-    Scan(PathBuf),
+    /// whole memory budget, so it is never loaded. `name` is the dataset's, for errors.
+    Scan { path: PathBuf, name: String },
 }
 
 impl TableSource {
     fn lazy(&self) -> Result<LazyFrame> {
         match self {
             Self::Frame(frame) => Ok(frame.as_ref().clone().lazy()),
-            Self::Scan(path) => {
+            Self::Scan { path, name } => {
                 let path = PlRefPath::try_from_path(path).map_err(DataError::polars)?;
                 let args = ScanArgsParquet {
                     glob: false,
                     ..ScanArgsParquet::default()
                 };
-                LazyFrame::scan_parquet(path, args).map_err(DataError::polars)
+                LazyFrame::scan_parquet(path, args).map_err(|error| damaged(name, &error))
             }
         }
     }
@@ -317,9 +317,22 @@ impl TableSource {
     fn schema(&self) -> Result<SchemaRef> {
         match self {
             Self::Frame(frame) => Ok(frame.schema().clone()),
-            Self::Scan(_) => self.lazy()?.collect_schema().map_err(DataError::polars),
+            Self::Scan { name, .. } => self
+                .lazy()?
+                .collect_schema()
+                .map_err(|error| damaged(name, &error)),
         }
     }
+}
+
+/// A scanned dataset's object that polars cannot read: a 503 naming the dataset, as for a
+/// loaded one.
+fn damaged(name: &str, error: &polars::error::PolarsError) -> DataError {
+    tracing::error!(dataset = %name, %error, "a dataset's object is not readable Parquet");
+    DataError::Unavailable(format!(
+        "dataset `{name}` cannot be read from the object store: its stored object is damaged \
+         (not readable Parquet)"
+    ))
 }
 
 impl PreparedQuery {
@@ -626,16 +639,31 @@ impl DataPlane {
                 .get(&record.id, &contents(record))
                 .is_none()
         {
-            return Ok(TableSource::Scan(self.scan_path(record).await?));
+            return Ok(TableSource::Scan {
+                path: self.scan_path(record).await?,
+                name: record.name.clone(),
+            });
         }
         Ok(TableSource::Frame(self.frame(record).await?))
     }
 
-    /// A local file with `record`'s object.
+    /// A local file with `record`'s object (of the size its row recorded: else a 503 naming
+    /// the dataset, as for a load).
     async fn scan_path(&self, record: &DatasetRecord) -> Result<PathBuf> {
         let objects = &self.inner.objects;
+        let expected = u64::try_from(record.bytes).unwrap_or_default();
         if let Some(path) = objects.local_path(&record.object_key) {
-            return Ok(path);
+            return match tokio::fs::metadata(&path).await {
+                Ok(meta) if meta.len() == expected => Ok(path),
+                found => {
+                    tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), size = ?found.map(|meta| meta.len()).ok(), "a scanned dataset's object is missing or damaged");
+                    Err(DataError::Unavailable(format!(
+                        "dataset `{}` cannot be read from the object store: its stored object \
+                         is missing or damaged",
+                        record.name
+                    )))
+                }
+            };
         }
         // `datasets/<id>/v<n>-<nonce>.parquet` → `<id>_v<n>-<nonce>.parquet`.
         let name = format!(
@@ -644,7 +672,6 @@ impl DataPlane {
             record.object_key.rsplit('/').next().unwrap_or_default()
         );
         let path = self.inner.spill_dir.join(&name);
-        let expected = u64::try_from(record.bytes).unwrap_or_default();
         if tokio::fs::metadata(&path)
             .await
             .is_ok_and(|meta| meta.len() == expected)
@@ -752,7 +779,7 @@ impl DataPlane {
                 let sample = output::rows(&frame.head(Some(DESCRIBE_SAMPLE_ROWS)))?;
                 Ok((stats, sample))
             }
-            TableSource::Scan(_) => {
+            TableSource::Scan { .. } => {
                 let stats = output::scanned_stats(source.lazy()?, source.schema()?.as_ref())?;
                 let head = source
                     .lazy()?
@@ -1106,7 +1133,7 @@ impl DataPlane {
         // A dataset larger than memory is only ever read by the streaming engine.
         let scans = sources
             .iter()
-            .any(|source| matches!(source, TableSource::Scan(_)));
+            .any(|source| matches!(source, TableSource::Scan { .. }));
         let frame = match what {
             PreparedKind::Sql(text) => {
                 let plans = self.clone();
@@ -1181,7 +1208,7 @@ impl DataPlane {
             .iter()
             .map(|source| match source {
                 TableSource::Frame(frame) => Some(Arc::clone(frame)),
-                TableSource::Scan(_) => None,
+                TableSource::Scan { .. } => None,
             })
             .collect();
         let counter = &self.inner.query_metrics.plan_cache;
