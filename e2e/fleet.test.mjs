@@ -12,19 +12,17 @@
 // Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import { writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
-  ROOT, freePort, json, readSse, requireEnv, startBrain, startEdge, startWorkerd, stopProcess, tempDir, waitHealthy,
+  freePort, json, readSse, requireEnv, startBrain, startEdge, startS3, startWorkerd, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { SLOW_ANSWER, SLOW_QUESTION, quickAnswer, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
 
 const PG_ADMIN_URL = process.env.EDGEBRAIN_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const CACHE = process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain");
 const BRAIN_HEADER = "x-edgebrain-brain";
 // Short leases, so a killed brain's run is ended within the test (production: 15 s / 5 s).
 const LEASE_MS = 3_000;
@@ -35,24 +33,6 @@ const RATE_LIMITS = JSON.stringify([
   { name: "chat", limit: 100_000, window_secs: 60, network_limit: 1_000_000 },
 ]);
 const QUERY = "SELECT store_id, COUNT(*) AS n FROM transactions GROUP BY store_id ORDER BY store_id";
-
-/** The S3-compatible server (moto) of scripts/setup-s3: prints its port, serves until stdin closes. */
-function startS3() {
-  const child = spawn(join(CACHE, "s3/venv/bin/python"), [join(ROOT, "scripts/s3-server.py")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let line = "";
-    const timer = setTimeout(() => reject(new Error("moto did not report its port in 60 s")), 60_000);
-    child.once("exit", (code) => reject(new Error(`moto exited (${code}) before reporting its port`)));
-    child.stdout.on("data", (data) => {
-      line += data;
-      if (!line.includes("\n")) return;
-      clearTimeout(timer);
-      resolve({ child, endpoint: `http://127.0.0.1:${Number(line.trim())}` });
-    });
-  });
-}
 
 /**
  * A proxy in front of one brain that records every request it forwards (method, path, headers,

@@ -217,6 +217,28 @@ export async function startLocalLlmStack(name, brainBin) {
   return stack;
 }
 
+/**
+ * The S3-compatible server (moto, from scripts/setup-s3) on 127.0.0.1: scripts/s3-server.py
+ * prints its port and serves until its stdin closes (`child.stdin.end()` stops it).
+ */
+export function startS3() {
+  const cache = process.env.EDGEBRAIN_CACHE ?? join(homedir(), ".cache/edgebrain");
+  const child = spawn(join(cache, "s3/venv/bin/python"), [join(ROOT, "scripts/s3-server.py")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let line = "";
+    const timer = setTimeout(() => reject(new Error("moto did not report its port in 60 s")), 60_000);
+    child.once("exit", (code) => reject(new Error(`moto exited (${code}) before reporting its port`)));
+    child.stdout.on("data", (data) => {
+      line += data;
+      if (!line.includes("\n")) return;
+      clearTimeout(timer);
+      resolve({ child, endpoint: `http://127.0.0.1:${Number(line.trim())}` });
+    });
+  });
+}
+
 /** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
 export async function readSse(response, onEvent) {
   const decoder = new TextDecoder();

@@ -13,12 +13,12 @@
 //      per brain (fresh brains each time).
 // Env: BRAIN_BIN, EDGEBRAIN_CACHE, EDGEBRAIN_TEST_PG_URL, ROUNDS (5), REQUESTS (1000),
 //      TENANTS (30), ROWS (1000000), SECTIONS (1,2,3,4: which of the above to run).
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { Agent, request as httpRequest } from "node:http";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { ROOT, freePort, readSse, startBrain, startProcess, startWorkerd, stopProcess, tempDir, waitHealthy } from "../e2e/support.mjs";
+import { ROOT, freePort, readSse, startBrain, startProcess, startS3, startWorkerd, stopProcess, tempDir, waitHealthy } from "../e2e/support.mjs";
 import { SLOW_QUESTION, scriptedLlmConfig, startScriptedLlm } from "../e2e/scripted-llm.mjs";
 
 const BRAIN_BIN = process.env.BRAIN_BIN;
@@ -39,18 +39,6 @@ const median = (values) => percentile(values, 50);
 const fmt = (value, digits = 3) => value.toFixed(digits);
 const psql = (url, sql) => execFileSync("psql", [url, "-qAtc", sql], { encoding: "utf8" }).trim();
 const rssKib = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
-
-function startS3() {
-  const child = spawn(join(CACHE, "s3/venv/bin/python"), [join(ROOT, "scripts/s3-server.py")], { stdio: ["pipe", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let line = "";
-    child.once("exit", (code) => reject(new Error(`moto exited (${code})`)));
-    child.stdout.on("data", (data) => {
-      line += data;
-      if (line.includes("\n")) resolve({ child, endpoint: `http://127.0.0.1:${Number(line.trim())}` });
-    });
-  });
-}
 
 /** Sequential GETs on one keep-alive connection; ms per request. */
 async function timedGets(url, headers, count) {

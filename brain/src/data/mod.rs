@@ -1532,7 +1532,7 @@ async fn remove_matching(dir: &Path, leftover: impl Fn(&str) -> bool) -> anyhow:
     while let Some(entry) = entries.next_entry().await? {
         let is_file = entry.file_type().await.is_ok_and(|kind| kind.is_file());
         if is_file && leftover(&entry.file_name().to_string_lossy()) {
-            tracing::info!(path = %entry.path().display(), "removing a leftover of an interrupted write");
+            tracing::info!(path = %entry.path().display(), "removing a stale file (a leftover of an interrupted write, or a replaced copy)");
             tokio::fs::remove_file(entry.path()).await?;
         }
     }
