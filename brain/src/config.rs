@@ -12,11 +12,11 @@ use clap::{Parser, ValueEnum};
 
 use crate::store::Backend;
 
-/// Which polars engine executes queries (`--query-engine`).
 /// `--drain-announce-ms` of a brain with a `--brain-id`: long enough for edges under steady
 /// traffic to see a "draining" answer before the port closes.
 pub const DEFAULT_FLEET_DRAIN_ANNOUNCE_MS: u64 = 3_000;
 
+/// Which polars engine executes queries (`--query-engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QueryEngine {
     /// Streaming for plans whose work is bounded by their input (no join, no explode), the

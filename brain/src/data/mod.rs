@@ -300,38 +300,37 @@ enum TableSource {
 }
 
 impl TableSource {
-    fn lazy(&self) -> Result<LazyFrame> {
+    /// The lazy frame a plan starts from, and its schema (for a scan: read from the file's
+    /// footer, once).
+    fn plan_input(&self) -> Result<(LazyFrame, SchemaRef)> {
         match self {
-            Self::Frame(frame) => Ok(frame.as_ref().clone().lazy()),
+            Self::Frame(frame) => Ok((frame.as_ref().clone().lazy(), frame.schema().clone())),
             Self::Scan { path, name } => {
+                let damaged = |error: polars::error::PolarsError| {
+                    tracing::error!(dataset = %name, %error, "a dataset's object is not readable Parquet");
+                    unreadable(name, &NOT_PARQUET)
+                };
                 let path = PlRefPath::try_from_path(path).map_err(DataError::polars)?;
                 let args = ScanArgsParquet {
                     glob: false,
                     ..ScanArgsParquet::default()
                 };
-                LazyFrame::scan_parquet(path, args).map_err(|error| damaged(name, &error))
+                let mut scan = LazyFrame::scan_parquet(path, args).map_err(damaged)?;
+                let schema = scan.collect_schema().map_err(damaged)?;
+                Ok((scan, schema))
             }
-        }
-    }
-
-    fn schema(&self) -> Result<SchemaRef> {
-        match self {
-            Self::Frame(frame) => Ok(frame.schema().clone()),
-            Self::Scan { name, .. } => self
-                .lazy()?
-                .collect_schema()
-                .map_err(|error| damaged(name, &error)),
         }
     }
 }
 
-/// A scanned dataset's object that polars cannot read: a 503 naming the dataset, as for a
-/// loaded one.
-fn damaged(name: &str, error: &polars::error::PolarsError) -> DataError {
-    tracing::error!(dataset = %name, %error, "a dataset's object is not readable Parquet");
+/// Why a dataset's object that polars cannot read is unreadable.
+const NOT_PARQUET: &str = "its stored object is damaged (not readable Parquet)";
+
+/// A dataset whose stored object cannot be read (missing, damaged, the store failing): a 503
+/// naming the dataset and the cause; the brain keeps serving.
+fn unreadable(name: &str, cause: &dyn std::fmt::Display) -> DataError {
     DataError::Unavailable(format!(
-        "dataset `{name}` cannot be read from the object store: its stored object is damaged \
-         (not readable Parquet)"
+        "dataset `{name}` cannot be read from the object store: {cause}"
     ))
 }
 
@@ -625,7 +624,12 @@ impl DataPlane {
     /// loaded, queries scan it.
     fn larger_than_memory(&self, record: &DatasetRecord) -> bool {
         let frame_bytes = record.frame_bytes.unwrap_or(record.bytes);
-        u64::try_from(frame_bytes).unwrap_or(0) > self.inner.limits.memory_budget_bytes
+        self.exceeds_budget(u64::try_from(frame_bytes).unwrap_or(0))
+    }
+
+    /// Whether a frame of `frame_bytes` is larger than the whole memory budget.
+    fn exceeds_budget(&self, frame_bytes: u64) -> bool {
+        frame_bytes > self.inner.limits.memory_budget_bytes
     }
 
     /// Where a query reads `record` from: its frame (in memory, or loaded), or — for a dataset
@@ -657,11 +661,10 @@ impl DataPlane {
                 Ok(meta) if meta.len() == expected => Ok(path),
                 found => {
                     tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), size = ?found.map(|meta| meta.len()).ok(), "a scanned dataset's object is missing or damaged");
-                    Err(DataError::Unavailable(format!(
-                        "dataset `{}` cannot be read from the object store: its stored object \
-                         is missing or damaged",
-                        record.name
-                    )))
+                    Err(unreadable(
+                        &record.name,
+                        &"its stored object is missing or damaged",
+                    ))
                 }
             };
         }
@@ -683,10 +686,7 @@ impl DataPlane {
             .await
             .map_err(|error| {
                 tracing::error!(dataset = %record.id, key = %record.object_key, store = %objects.url(), %error, "cannot copy a dataset object for a scan");
-                DataError::Unavailable(format!(
-                    "dataset `{}` cannot be read from the object store: {error}",
-                    record.name
-                ))
+                unreadable(&record.name, &error)
             })?;
         // Copies of the dataset's earlier contents are stale now.
         let prefix = format!("{}_", record.id);
@@ -723,11 +723,7 @@ impl DataPlane {
         let objects = &self.inner.objects;
         let name = &record.name;
         let expected = u64::try_from(record.bytes).unwrap_or_default();
-        let unreadable = |cause: &dyn std::fmt::Display| {
-            DataError::Unavailable(format!(
-                "dataset `{name}` cannot be read from the object store: {cause}"
-            ))
-        };
+        let unreadable = |cause: &dyn std::fmt::Display| unreadable(name, cause);
         let bytes = match objects.get(&record.object_key, expected).await {
             Ok(bytes) => bytes,
             Err(objects::ReadError::Missing(key)) => {
@@ -767,7 +763,7 @@ impl DataPlane {
             })
         })
         .await
-        .map_err(|_| unreadable(&"its stored object is damaged (not readable Parquet)"))
+        .map_err(|_| unreadable(&NOT_PARQUET))
     }
 
     pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
@@ -780,9 +776,9 @@ impl DataPlane {
                 Ok((stats, sample))
             }
             TableSource::Scan { .. } => {
-                let stats = output::scanned_stats(source.lazy()?, source.schema()?.as_ref())?;
-                let head = source
-                    .lazy()?
+                let (scan, schema) = source.plan_input()?;
+                let stats = output::scanned_stats(scan.clone(), &schema)?;
+                let head = scan
                     .limit(IdxSize::try_from(DESCRIBE_SAMPLE_ROWS).unwrap_or(IdxSize::MAX))
                     .collect_with_engine(Engine::Streaming)
                     .map(|result| result.unwrap_single())
@@ -926,7 +922,7 @@ impl DataPlane {
             version: previous.version + 1,
             key,
         };
-        if frame_bytes > self.inner.limits.memory_budget_bytes {
+        if self.exceeds_budget(frame_bytes) {
             // Larger than the budget: queries scan it; the old frame (if any) is stale.
             self.inner.registry.remove(id);
         } else {
@@ -1152,7 +1148,8 @@ impl DataPlane {
                 })?;
                 self.run(page, kind, Arc::clone(&permit), scans, move || {
                     metrics.time("json", "plan", || {
-                        json_query::plan(&query, source.lazy()?, source.schema()?.as_ref())
+                        let (lazy, schema) = source.plan_input()?;
+                        json_query::plan(&query, lazy, &schema)
                     })
                 })
                 .await?
@@ -1219,17 +1216,17 @@ impl DataPlane {
             return Ok(plan);
         }
         counter.with_label_values(&["miss"]).inc();
-        let schemas = sources
+        let inputs = sources
             .iter()
-            .map(TableSource::schema)
+            .map(TableSource::plan_input)
             .collect::<Result<Vec<_>>>()?;
-        let temporal = sql_dates::TemporalColumns::of(schemas.iter().map(|schema| &**schema));
+        let temporal = sql_dates::TemporalColumns::of(inputs.iter().map(|(_, schema)| &**schema));
         let rewritten = sql_dates::rewrite(text, &temporal)
             .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
-        let mut named = Vec::with_capacity(tables.len());
-        for (table, source) in tables.iter().zip(sources) {
-            named.push((table.name.clone(), source.lazy()?));
-        }
+        let named = tables
+            .iter()
+            .zip(inputs)
+            .map(|(table, (lazy, _))| (table.name.clone(), lazy));
         let plan = sql_plan::plan(&rewritten, named)
             .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
         if let Some(frames) = &frames {

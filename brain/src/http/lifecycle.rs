@@ -6,8 +6,8 @@
 //! uploads, queries — are answered 503 `unavailable` with `x-edgebrain-draining: 1`, which tells
 //! the edge that nothing was done and another brain may take the request. Reads, run
 //! reconnects and in-flight requests go on (their answers carry `x-edgebrain-draining: 1` too,
-//! so the edge passes this brain over for new work before its port closes); `startup` bounds it all by the shutdown grace
-//! period.
+//! so the edge passes this brain over for new work before its port closes); `startup` bounds
+//! it all by the shutdown grace period.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -229,8 +229,13 @@ impl ProxyRequest {
             && let Some(index) = upstream.avoid_suspects(&config.brains, health, now_ms)
             && let Some(brain) = config.brains.get(index)
         {
-            self.url = format!("{}{}", brain.origin, self.path_and_query);
+            self.target(brain);
         }
+    }
+
+    /// Points the plan at `brain` (the signature made next is bound to it).
+    fn target(&mut self, brain: &Brain) {
+        self.url = format!("{}{}", brain.origin, self.path_and_query);
     }
 
     /// Records in `health` how the attempt at the current brain ended: `Ok(draining)` when it
@@ -272,7 +277,7 @@ impl ProxyRequest {
             && let Some(index) = upstream.advance(attempt_failure)
             && let Some(brain) = config.brains.get(index)
         {
-            self.url = format!("{}{}", brain.origin, self.path_and_query);
+            self.target(brain);
             return NextAttempt::Retry(index);
         }
         let response = upstream_failure(failure, &self.request_id, config);
