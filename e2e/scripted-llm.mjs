@@ -9,6 +9,8 @@
 // watch the answer grow. Some questions (the last user message) have scripts of their own:
 // - PROMOTION_QUESTION / INVENTED_QUESTION: a `sql` call counting promoted transactions, then
 //   an answer stating the count the tool returned (grounded) or a made-up one (not grounded);
+// - ASSUMED_QUESTION: a `sql` call counting one region's stores (ASSUMED_SQL), then an answer
+//   stating that count as the region with the most (the query's numbers, an unasked filter);
 // - LONG_QUESTION: text that stops at the output limit (`finish_reason: "length"`);
 // - CONTINUE_TEXT: the rest of that text;
 // - SLOW_QUESTION: a long text, paced, so a client can stop it, reload or open a second tab
@@ -30,6 +32,9 @@ const DELTA_INTERVAL_MS = 150;
 export const PROMOTION_QUESTION = "How many transactions used a promotion?";
 export const INVENTED_QUESTION = "How many transactions used a coupon?";
 export const PROMOTION_SQL = "SELECT COUNT(*) AS promotions FROM transactions WHERE promotion";
+/** A question the scripted model answers with a query filtered by a word it never named. */
+export const ASSUMED_QUESTION = "Which region has the most stores?";
+export const ASSUMED_SQL = "SELECT COUNT(*) AS stores FROM stores WHERE region = 'north'";
 /** The number the scripted model invents for INVENTED_QUESTION (the sample never has it). */
 export const INVENTED_COUNT = "470.71";
 export const LONG_QUESTION = "Describe every store in detail.";
@@ -103,6 +108,11 @@ function script(body) {
       const count = JSON.parse(contentOf(toolMessages[0])).rows?.[0]?.promotions;
       const stated = question === PROMOTION_QUESTION ? Number(count).toLocaleString("en-US") : INVENTED_COUNT;
       return text([`${stated} transactions `, "used a promotion."]);
+    }
+    if (question === ASSUMED_QUESTION) {
+      if (toolMessages.length === 0) return { events: toolCall("call_assumed", "sql", { sql: ASSUMED_SQL }), paced: false };
+      const count = JSON.parse(contentOf(toolMessages[0])).rows?.[0]?.stores;
+      return text([`The north region has the most stores: ${count}.`]);
     }
     if (toolMessages.length === 0) return { events: toolCall("call_sql", "sql", { sql: SAMPLE_SQL }), paced: false };
     if (toolMessages.length === 1) return { events: toolCall("call_chart", "chart", CHART_INPUT), paced: false };

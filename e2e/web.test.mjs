@@ -16,6 +16,8 @@ import { chromium } from "playwright-core";
 import { ROOT, freePort, requireEnv, startBrain, startEdge, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ANSWER,
+  ASSUMED_QUESTION,
+  ASSUMED_SQL,
   CONTINUE_TEXT,
   CONTINUED_ANSWER,
   CUT_OFF_CHUNKS,
@@ -346,12 +348,24 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.match(await flag.textContent(), new RegExp(`^Not verified against your data — ${INVENTED_COUNT}:`));
     const flagged = (await streamChunks(invented)).find((chunk) => chunk.type === "data-grounding");
     assert.deepEqual(flagged.data.claims, [{ text: INVENTED_COUNT, value: Number(INVENTED_COUNT) }]);
+    // The query's own numbers, but the query kept rows by a word the question never named.
+    const assumed = await send(ASSUMED_QUESTION);
+    const stores = (await (await page.request.post(`${edgeUrl}/api/v1/queries/sql`, { data: { sql: ASSUMED_SQL } })).json()).rows[0].stores;
+    const third = page.getByTestId("message-assistant").last();
+    await third.getByTestId("message-text").filter({ hasText: `the most stores: ${stores}.` }).waitFor();
+    const assumption = third.getByTestId("grounding");
+    assert.equal(await assumption.getAttribute("data-status"), "unverified");
+    assert.match(await assumption.textContent(), /^Not verified against your data — the query kept only rows where region = 'north', which your question did not ask for\.$/);
+    const assumedReport = (await streamChunks(assumed)).find((chunk) => chunk.type === "data-grounding").data;
+    assert.deepEqual(assumedReport.unaskedConditions, ["region = 'north'"]);
+    assert.deepEqual(assumedReport.claims.map((claim) => [claim.value, claim.basis]), [[stores, "tool-output"]]);
     // Counted in the caller's usage.
     const usage = await (await page.request.get(`${edgeUrl}/api/v1/usage`)).json();
     assert.ok(usage.grounding.verified >= 1 && usage.grounding.unverified >= 1, JSON.stringify(usage.grounding));
     // Stored with the message: a reload shows both verdicts again.
     await page.reload();
-    await page.getByTestId("grounding").filter({ hasText: "Not verified against your data" }).waitFor();
+    await page.getByTestId("grounding").filter({ hasText: "region = 'north'" }).waitFor();
+    await page.getByTestId("grounding").filter({ hasText: `Not verified against your data — ${INVENTED_COUNT}` }).waitFor();
     await page.locator('[data-testid="grounding"][data-status="verified"]').waitFor();
     await shot("grounding");
   });

@@ -280,7 +280,8 @@ export function summarize(items) {
   const wrongWithNumbers = graded.filter((s) => !s.correct && s.statesNumbers);
   const agree = graded.filter((s) =>
     (s.correct && s.grounding === "verified") ||
-    (!s.correct && s.statesNumbers && s.grounding === "unverified") ||
+    // A wrong answer flagged, also one without numbers (flagged for its query's unasked condition).
+    (!s.correct && s.grounding === "unverified") ||
     (!s.statesNumbers && s.grounding === "no-claims"));
   return {
     questions: scores.length,

@@ -162,8 +162,9 @@ pub struct Provenance {
 pub enum GroundingStatus {
     /// Every number the answer states matches the turn's tool outputs (or the question).
     Verified,
-    /// The answer states a number nothing in the turn produced: "not verified against your
-    /// data".
+    /// The answer states a number nothing in the turn produced, or rests on a query that kept
+    /// rows by a word the question never named (`unasked_conditions`): "not verified against
+    /// your data".
     Unverified,
     /// The answer states no numbers.
     NoClaims,
@@ -244,6 +245,11 @@ pub struct GroundingReport {
     pub claims: Vec<NumericClaim>,
     /// Tool calls of the turn whose outputs were compared.
     pub tool_calls: u32,
+    /// Conditions of the turn's queries that keep rows by a word neither the question, the
+    /// thread nor an earlier result named, as SQL (`region = 'north'` for "Which region has
+    /// the most stores?"): the answer rests on an assumption (at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unasked_conditions: Vec<String>,
 }
 
 /// What a `data-notice` part is about.

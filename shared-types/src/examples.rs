@@ -69,7 +69,8 @@ fn grounding_report() -> Value {
     json!({"status": "unverified", "toolCalls": 1, "claims": [
         {"text": "150,561", "value": 150_561.0, "basis": "tool-output"},
         {"text": "12%", "value": 12.0, "basis": "percentage"},
-        {"text": "470.71", "value": 470.71}]})
+        {"text": "470.71", "value": 470.71}],
+        "unaskedConditions": ["region = 'north'"]})
 }
 
 fn thread() -> Value {

@@ -21,6 +21,7 @@ use super::machine::{Action, Event, Finish, LoopRules, Machine, turn_finish_reas
 use super::results;
 use super::tools::{ToolContext, ToolError, ToolServices};
 use crate::chat::runs::LiveRun;
+use crate::data::sql;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
 
@@ -218,6 +219,16 @@ pub async fn run_turn(
     });
     let mut filter = OutputFilter::new(&agent.guardrails);
     let mut step = StepState::default();
+    for message in &request.messages {
+        match message {
+            ChatMessage::User(text) | ChatMessage::Assistant { text, .. } => {
+                transcript.evidence.add_context(text);
+            }
+            ChatMessage::ToolResult { output, .. } => transcript.evidence.add_context(output),
+            // The system prompt names datasets and columns, not what the user asked about.
+            ChatMessage::System(_) => {}
+        }
+    }
     transcript.evidence.add_question(turn.user_text);
     // Tools the model called this turn (see `chart_owed`).
     let mut called: Vec<String> = Vec::new();
@@ -437,13 +448,18 @@ async fn withhold_if_ungrounded(run: &LiveRun, transcript: &mut Transcript) {
     let Some(report) = grounding_report(run, &transcript.answer_text, evidence).await else {
         return;
     };
+    // Unverified for a number nothing produced (not only for a condition the question did
+    // not name, which is no reason to withhold).
+    let invented = report.status == GroundingStatus::Unverified
+        && (report.unasked_conditions.is_empty()
+            || report.claims.iter().any(|claim| claim.basis.is_none()));
     let (text, why) = match &transcript.missing_dataset {
         Some((missing, datasets)) => (
             cannot_answer_text(missing, datasets),
             "The model's reply was replaced: this turn's queries asked for data that none of \
              your datasets holds, so no answer could rest on your data.",
         ),
-        None if report.status == GroundingStatus::Unverified => (
+        None if invented => (
             WITHHELD_ANSWER.to_owned(),
             "The model's answer stated numbers that no query of this turn produced, and no \
              query returned data, so it was withheld.",
@@ -539,7 +555,8 @@ async fn check_grounding(run: &LiveRun, transcript: &mut Transcript) {
             .filter(|claim| claim.basis.is_none())
             .map(|claim| claim.text.as_str())
             .collect();
-        tracing::info!(run_id = %run.id, ?unmatched, "answer not verified against the data");
+        let unasked = &report.unasked_conditions;
+        tracing::info!(run_id = %run.id, ?unmatched, ?unasked, "answer not verified against the data");
     }
     transcript.data_part(
         run,
@@ -831,6 +848,11 @@ async fn execute_tool(
                 output: output.clone(),
                 dynamic: Some(true),
             });
+            if let Some(sql) = input_value.get("sql").and_then(Value::as_str) {
+                transcript
+                    .evidence
+                    .add_query_conditions(&sql::word_conditions(sql));
+            }
             transcript.evidence.add_tool_input(&input_value);
             transcript.evidence.add_tool_output(&output);
             transcript.parts.push(json!({

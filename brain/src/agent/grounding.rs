@@ -1,5 +1,5 @@
 //! The grounding check: after a turn, every number the answer states is compared with what the
-//! turn's tool calls produced. Pure (no I/O, no clock); the driver feeds it the question, the
+//! turn's tool calls produced, and every word its queries filter by with what the user asked. Pure (no I/O, no clock); the driver feeds it the question, the
 //! tool inputs and outputs, and the answer text.
 //!
 //! # What counts as a numeric claim in the answer
@@ -36,8 +36,22 @@
 //!    a column total) or `|a − b| / |b| × 100` (a change);
 //! 5. for ratios (`2.5x`): `a / b`.
 //!
-//! The verdict: no claims → `no-claims`; every claim grounded → `verified`; otherwise
-//! `unverified` ("not verified against your data").
+//! # Conditions the question did not ask for
+//! Right numbers of the wrong query pass every test above: asked "Which region has the most
+//! stores?", a model that counts `WHERE region = 'north'` states the query's own count. So each
+//! query of the turn (a `sql` or `chart` input) is also read for conditions that keep rows by
+//! a word (`= 'north'`, `<> 'north'`, `IN ('Berlin', …)`, `LIKE '%dairy%'`, anywhere in the
+//! query: [`crate::data::sql::word_conditions`]); each word must appear, at a word's start and
+//! in any case, in what the turn was given before that query: the question, the thread's
+//! earlier messages (not the system prompt), or the output of an earlier tool call (a query
+//! that found the region, then one that filtered by it). A query's own output does not count.
+//! Literals that start with a digit (dates, times, numbers written as strings), numbers and
+//! booleans are not words and are not checked: months and quarters are written as numbers
+//! (`EXTRACT(MONTH FROM ts) = 3` for "March"), and an id usually comes from the question.
+//!
+//! The verdict: a condition on an unasked word, or a claim not grounded → `unverified` ("not
+//! verified against your data"; the report lists the conditions); otherwise no claims →
+//! `no-claims`, every claim grounded → `verified`.
 //!
 //! The work is bounded whatever the answer and the outputs: at most 50,000 numbers of evidence
 //! are kept, 2,000 of them combine pairwise (each pairwise test is a binary search per number),
@@ -46,6 +60,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::data::sql::WordCondition;
 use serde_json::Value;
 use shared_types::agent::{GroundingBasis, GroundingReport, GroundingStatus, NumericClaim};
 
@@ -58,6 +73,9 @@ const MAX_EVIDENCE: usize = 50_000;
 const MAX_PREFIX_ROWS: usize = 50;
 /// Numbers of a turn combined pairwise (differences, shares, changes, ratios).
 const MAX_PAIRABLE: usize = 2_000;
+/// Bytes of words kept from a turn's question, thread and tool outputs (tool outputs are
+/// budgeted far below this).
+const MAX_WORDS_BYTES: usize = 1 << 20;
 /// Claims also tried against pairwise forms (each costs a search per pairable number); later
 /// claims of a very long answer are matched directly only. Bounds a check's work.
 const MAX_PAIRWISE_CLAIMS: usize = 200;
@@ -137,6 +155,13 @@ pub fn numbers(text: &str) -> Vec<f64> {
 /// What a turn produced, to compare answers with.
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
+    /// The words the turn was given before its latest query: the question, the thread's
+    /// earlier messages, the strings of earlier tool outputs — lower-case, runs of anything
+    /// but letters and digits as one space, with a space at each end (see [`normalized`]).
+    words: String,
+    /// Conditions of the turn's queries on words the question never named
+    /// (`region = 'north'`).
+    unasked: Vec<String>,
     /// Numbers with where they came from (sorted by magnitude once sealed).
     values: Vec<(f64, GroundingBasis)>,
     /// The magnitudes of `values`, in the same order once sealed.
@@ -156,10 +181,37 @@ impl Evidence {
         Self::default()
     }
 
-    /// Numbers the user's question states (the same reading as the answer's claims).
+    /// Numbers the user's question states (the same reading as the answer's claims), and its
+    /// words.
     pub fn add_question(&mut self, text: &str) {
         for claim in claims(text) {
             self.push(claim.value, GroundingBasis::Question);
+        }
+        self.add_words(text);
+    }
+
+    /// The thread's earlier messages: their words, which a query may filter by (a follow-up
+    /// "and its revenue?" after "north has the most stores"); their numbers ground nothing.
+    pub fn add_context(&mut self, text: &str) {
+        self.add_words(text);
+    }
+
+    /// The conditions of a query about to be recorded (its input and output follow): each
+    /// must compare with words the turn was given before it — the question, the thread's
+    /// earlier messages, or an earlier tool output (a query that found the region with the
+    /// most stores, then one that filtered by it). Its own output does not count: it holds
+    /// the very value it filtered by.
+    pub fn add_query_conditions(&mut self, conditions: &[WordCondition]) {
+        for condition in conditions {
+            let asked = condition.words.iter().all(|word| {
+                let word = normalized(word);
+                // At a word's start; a word of punctuation only names nothing to check.
+                let word = word.trim_end();
+                word.is_empty() || self.words.contains(word)
+            });
+            if !asked && self.unasked.len() < MAX_REPORTED_CLAIMS {
+                self.unasked.push(condition.condition.clone());
+            }
         }
     }
 
@@ -180,6 +232,21 @@ impl Evidence {
         for value in numbers(text) {
             self.push(value, GroundingBasis::ToolOutput);
         }
+        self.add_words(text);
+    }
+
+    /// Appends `text` to [`Evidence::words`] (bounded: later words are dropped, so a
+    /// condition on them counts as unasked — the safe side).
+    fn add_words(&mut self, text: &str) {
+        if self.words.len() >= MAX_WORDS_BYTES {
+            return;
+        }
+        let text = normalized(text);
+        if self.words.is_empty() {
+            self.words.push(' ');
+        }
+        // `normalized` starts and ends with a space; keep one between texts.
+        self.words.push_str(text.trim_start());
     }
 
     pub fn tool_calls(&self) -> u32 {
@@ -206,14 +273,19 @@ impl Evidence {
                     self.push(number, basis);
                 }
             }
-            Value::String(text) => match numeric_string(text) {
-                Some(number) => self.push(number, basis),
-                None => {
-                    for number in numbers(text) {
-                        self.push(number, basis);
+            Value::String(text) => {
+                match numeric_string(text) {
+                    Some(number) => self.push(number, basis),
+                    None => {
+                        for number in numbers(text) {
+                            self.push(number, basis);
+                        }
                     }
                 }
-            },
+                if basis == GroundingBasis::ToolOutput {
+                    self.add_words(text);
+                }
+            }
             Value::Array(items) => {
                 for item in items {
                     self.walk(item, basis);
@@ -464,18 +536,38 @@ pub fn check(answer: &str, evidence: &mut Evidence) -> GroundingReport {
             });
         }
     }
-    let status = if found.is_empty() {
-        GroundingStatus::NoClaims
-    } else if grounded_all {
-        GroundingStatus::Verified
-    } else {
+    let status = if !evidence.unasked.is_empty() || !grounded_all {
         GroundingStatus::Unverified
+    } else if found.is_empty() {
+        GroundingStatus::NoClaims
+    } else {
+        GroundingStatus::Verified
     };
     GroundingReport {
         status,
         claims: reported,
         tool_calls: evidence.tool_calls(),
+        unasked_conditions: evidence.unasked.clone(),
     }
+}
+
+/// `text` lower-cased, every run of characters other than letters and digits one space, with
+/// a space at each end: a word then matches at a word's start (`' south'` in `' southern '`,
+/// `' store'` in `' stores '`), never inside one (`'east'` is not in `' northeast '`).
+fn normalized(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(' ');
+    for character in text.chars().flat_map(char::to_lowercase) {
+        if character.is_alphanumeric() {
+            out.push(character);
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
 }
 
 // ----- reading numbers -------------------------------------------------------------------------
@@ -1417,5 +1509,172 @@ mod tests {
         let report = check(&answer, &mut evidence(&outputs));
         assert_eq!(report.status, GroundingStatus::Unverified);
         assert_eq!(report.claims.len(), MAX_REPORTED_CLAIMS);
+    }
+
+    /// A turn: the question, then each query (its SQL's conditions, then its output).
+    fn turn(question: &str, queries: &[(&str, Value)]) -> Evidence {
+        let mut evidence = Evidence::new();
+        evidence.add_question(question);
+        for (sql, output) in queries {
+            evidence.add_query_conditions(&crate::data::sql::word_conditions(sql));
+            evidence.add_tool_input(&json!({ "sql": sql }));
+            evidence.add_tool_output(output);
+        }
+        evidence
+    }
+
+    #[test]
+    fn a_query_filtered_by_a_word_the_question_never_named_is_not_verified() {
+        // The eval's `top-region-stores` miss: the numbers are the query's own, the query is
+        // not the question's.
+        let sql =
+            "SELECT region, COUNT(*) AS stores FROM stores WHERE region = 'north' GROUP BY region";
+        let output = json!({"rows": [{"region": "north", "stores": 12}]});
+        let mut evidence = turn(
+            "Which region has the most stores, and how many?",
+            &[(sql, output.clone())],
+        );
+        let report = check("The north region has the most stores: 12.", &mut evidence);
+        assert_eq!(report.status, GroundingStatus::Unverified);
+        assert!(report.claims.iter().all(|claim| claim.basis.is_some()));
+        assert_eq!(report.unasked_conditions, ["region = 'north'"]);
+        // Even when the answer states no number.
+        let mut evidence = turn(
+            "Which region has the most stores?",
+            &[(sql, output.clone())],
+        );
+        let report = check("The north region.", &mut evidence);
+        assert_eq!(report.status, GroundingStatus::Unverified);
+        // The same query for a question that names the region is verified.
+        let mut evidence = turn("How many stores are in the North region?", &[(sql, output)]);
+        let report = check("The north region has 12 stores.", &mut evidence);
+        assert_eq!(report.status, GroundingStatus::Verified);
+        assert!(report.unasked_conditions.is_empty());
+    }
+
+    #[test]
+    fn a_word_found_by_an_earlier_query_or_in_the_thread_may_be_filtered_by() {
+        let first = (
+            "SELECT region, COUNT(*) AS n FROM stores GROUP BY region ORDER BY n DESC",
+            json!({"rows": [{"region": "east", "n": 14}, {"region": "north", "n": 12}]}),
+        );
+        let second = (
+            "SELECT SUM(floor_area) AS area FROM stores WHERE region = 'east'",
+            json!({"rows": [{"area": 9000}]}),
+        );
+        let mut evidence = turn(
+            "What is the floor area of the region with the most stores?",
+            &[first, second.clone()],
+        );
+        assert_eq!(
+            check("9,000 m².", &mut evidence).status,
+            GroundingStatus::Verified
+        );
+        // Only the second query: its own output names `east`, which does not count.
+        let mut evidence = turn(
+            "What is the floor area of the region with the most stores?",
+            std::slice::from_ref(&second),
+        );
+        assert_eq!(
+            check("9,000 m².", &mut evidence).status,
+            GroundingStatus::Unverified
+        );
+        // A follow-up: an earlier message of the thread named it.
+        let mut evidence = Evidence::new();
+        evidence.add_context("East has the most stores (14).");
+        evidence.add_question("And their floor area?");
+        evidence.add_query_conditions(&crate::data::sql::word_conditions(second.0));
+        evidence.add_tool_output(&second.1);
+        assert_eq!(
+            check("9,000 m².", &mut evidence).status,
+            GroundingStatus::Verified
+        );
+    }
+
+    #[test]
+    fn words_match_at_a_word_start_in_any_case_and_script() {
+        for (question, sql, asked) in [
+            (
+                "Revenue of southern stores?",
+                "SELECT 1 FROM s WHERE region = 'south'",
+                true,
+            ),
+            (
+                "Revenue in the northeast?",
+                "SELECT 1 FROM s WHERE region = 'east'",
+                false,
+            ),
+            (
+                "Stores in MÜNCHEN?",
+                "SELECT 1 FROM s WHERE city = 'münchen'",
+                true,
+            ),
+            (
+                "Stores in Berlin or Munich?",
+                "SELECT 1 FROM s WHERE city IN ('Berlin', 'Munich')",
+                true,
+            ),
+            (
+                "Stores in Berlin?",
+                "SELECT 1 FROM s WHERE city IN ('Berlin', 'Munich')",
+                false,
+            ),
+            (
+                "Ice-cream products?",
+                "SELECT 1 FROM p WHERE name LIKE '%ice_cream%'",
+                true,
+            ),
+            (
+                "New York stores?",
+                "SELECT 1 FROM s WHERE city = 'New  York'",
+                true,
+            ),
+            (
+                "Stores not in Berlin?",
+                "SELECT 1 FROM s WHERE city <> 'Berlin'",
+                true,
+            ),
+            (
+                "Dairy revenue?",
+                "SELECT 1 FROM s WHERE category = 'dairy\u{0}x'",
+                false,
+            ),
+            (
+                "March revenue?",
+                "SELECT 1 FROM t WHERE ts >= '2025-03-01' AND ts < '2025-04-01'",
+                true,
+            ),
+        ] {
+            let mut evidence = turn(question, &[(sql, json!({"rows": [{"n": 5}]}))]);
+            let report = check("5", &mut evidence);
+            assert_eq!(
+                report.unasked_conditions.is_empty(),
+                asked,
+                "{question} / {sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn conditions_are_bounded_and_hostile_words_never_panic() {
+        let mut evidence = Evidence::new();
+        evidence.add_question("which?");
+        let many: Vec<WordCondition> = (0..1_000)
+            .map(|n| WordCondition {
+                condition: format!("c = 'w{n}'"),
+                words: vec![format!("w{n}"), "\u{0}".into(), "é́".into(), String::new()],
+            })
+            .collect();
+        evidence.add_query_conditions(&many);
+        let report = check("5", &mut evidence);
+        assert_eq!(report.unasked_conditions.len(), MAX_REPORTED_CLAIMS);
+        // Words past the bound are dropped: later conditions on them count as unasked.
+        let mut evidence = Evidence::new();
+        evidence.add_question(&"x ".repeat(MAX_WORDS_BYTES));
+        evidence.add_context("zebra");
+        evidence.add_query_conditions(&crate::data::sql::word_conditions(
+            "SELECT 1 FROM t WHERE animal = 'zebra'",
+        ));
+        assert_eq!(check("5", &mut evidence).unasked_conditions.len(), 1);
     }
 }

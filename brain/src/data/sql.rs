@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use polars::prelude::PolarsError;
-use sqlparser::ast::{Query, SetExpr, Statement, TableFactor, Visit, Visitor};
+use sqlparser::ast::{
+    BinaryOperator, Expr, Query, SetExpr, Statement, TableFactor, Visit, Visitor,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -134,6 +136,110 @@ pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
     }
     let tables = checker.tables.difference(&checker.ctes).cloned().collect();
     Ok(ApprovedQuery { tables })
+}
+
+/// A condition of a query that keeps rows by a word written into it: `region = 'north'`,
+/// `region <> 'north'`, `city IN ('Berlin', 'Munich')`, `name LIKE 'dairy%'` (anywhere in the
+/// query: `WHERE`, `HAVING`, `JOIN … ON`, `CASE WHEN`). What the grounding check compares with
+/// the question (`crate::agent::grounding`, "Conditions the question did not ask for").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordCondition {
+    /// The condition as SQL (`region = 'north'`).
+    pub condition: String,
+    /// The words it compares with: each string literal that starts with a letter (dates,
+    /// times and numbers written as strings — `'2025-03-01'`, `'03'` — are not words), a
+    /// `LIKE` pattern split at its wildcards.
+    pub words: Vec<String>,
+}
+
+/// The [`WordCondition`]s of `sql`, in order; none when it does not parse.
+pub fn word_conditions(sql: &str) -> Vec<WordCondition> {
+    let Ok(statements) = parse(sql) else {
+        return Vec::new();
+    };
+    let mut collector = WordConditions::default();
+    for statement in &statements {
+        // The visitor never breaks.
+        let _ = statement.visit(&mut collector);
+    }
+    collector.found
+}
+
+#[derive(Default)]
+struct WordConditions {
+    found: Vec<WordCondition>,
+}
+
+impl WordConditions {
+    fn push(&mut self, condition: &Expr, words: Vec<String>) {
+        if !words.is_empty() {
+            self.found.push(WordCondition {
+                condition: condition.to_string(),
+                words,
+            });
+        }
+    }
+}
+
+impl Visitor for WordConditions {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq | BinaryOperator::NotEq,
+                right,
+            } => {
+                let words = [left, right]
+                    .into_iter()
+                    .filter_map(|side| string_literal(side))
+                    .filter(|text| is_word(text))
+                    .collect();
+                self.push(expr, words);
+            }
+            Expr::InList { list, .. } => {
+                let words = list
+                    .iter()
+                    .filter_map(string_literal)
+                    .filter(|text| is_word(text))
+                    .collect();
+                self.push(expr, words);
+            }
+            Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
+                let words = string_literal(pattern)
+                    .map(|pattern| {
+                        pattern
+                            .split(['%', '_'])
+                            .map(str::trim)
+                            .filter(|part| is_word(part))
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.push(expr, words);
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The text of a string literal (also in parentheses).
+fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(value) => value.value.clone().into_string(),
+        Expr::Nested(inner) => string_literal(inner),
+        _ => None,
+    }
+}
+
+/// Whether a literal is a word a question would name: it starts with a letter.
+fn is_word(text: &str) -> bool {
+    text.trim_start()
+        .chars()
+        .next()
+        .is_some_and(char::is_alphabetic)
 }
 
 /// Longest error message a query answers with (longer ones are cut at a word).
@@ -426,6 +532,62 @@ mod tests {
         assert_eq!(
             tables("WITH t AS (SELECT * FROM sales) SELECT * FROM t"),
             ["sales"]
+        );
+    }
+
+    fn word_conditions_of(sql: &str) -> Vec<(String, Vec<String>)> {
+        word_conditions(sql)
+            .into_iter()
+            .map(|found| (found.condition, found.words))
+            .collect()
+    }
+
+    #[test]
+    fn word_conditions_are_found_wherever_a_query_compares_with_a_word() {
+        let found = word_conditions_of(
+            "SELECT s.city, SUM(CASE WHEN p.category = 'dairy' THEN 1 ELSE 0 END) AS n \
+             FROM transactions t JOIN stores s ON t.store_id = s.store_id AND s.region <> 'north' \
+             JOIN products p ON p.product_id = t.product_id \
+             WHERE s.city IN ('Berlin', 'Munich', '2025') AND p.name LIKE 'dairy%' \
+             GROUP BY s.city HAVING MAX(p.category) = 'bakery'",
+        );
+        let words: Vec<&str> = found
+            .iter()
+            .flat_map(|(_, words)| words.iter().map(String::as_str))
+            .collect();
+        assert_eq!(
+            words,
+            ["dairy", "north", "Berlin", "Munich", "dairy", "bakery"]
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(condition, _)| condition == "s.region <> 'north'")
+        );
+    }
+
+    #[test]
+    fn dates_numbers_and_column_comparisons_are_not_word_conditions() {
+        assert!(
+            word_conditions_of(
+                "SELECT COUNT(*) FROM transactions WHERE ts >= '2025-03-01' \
+                 AND strftime(ts, '%m') = '03' AND store_id = 7 AND promotion = true \
+                 AND store_id = product_id AND ts < '2025-04-01T00:00:00'"
+            )
+            .is_empty()
+        );
+        // Unparsable text has none (the query could not have run).
+        assert!(word_conditions_of("SELECT FROM WHERE region = 'north' (((").is_empty());
+    }
+
+    #[test]
+    fn a_like_pattern_is_split_at_its_wildcards() {
+        assert_eq!(
+            word_conditions_of("SELECT * FROM products WHERE name ILIKE '%ice_cream%'"),
+            [(
+                "name ILIKE '%ice_cream%'".to_owned(),
+                vec!["ice".to_owned(), "cream".to_owned()]
+            )]
         );
     }
 }

@@ -14,4 +14,10 @@ claims: Array<NumericClaim>,
 /**
  * Tool calls of the turn whose outputs were compared.
  */
-toolCalls: number, };
+toolCalls: number, 
+/**
+ * Conditions of the turn's queries that keep rows by a word neither the question, the
+ * thread nor an earlier result named, as SQL (`region = 'north'` for "Which region has
+ * the most stores?"): the answer rests on an assumption (at most 100).
+ */
+unaskedConditions?: Array<string>, };

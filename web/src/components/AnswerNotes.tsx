@@ -3,7 +3,7 @@ import type { GroundingReport, Notice } from "@edgebrain/types";
 /**
  * The grounding check's verdict under an answer: nothing when it states no numbers, a quiet
  * confirmation when every number matched the data the turn read, and a warning naming the
- * numbers nothing produced.
+ * numbers nothing produced and the query conditions the question did not ask for.
  */
 export function Grounding(props: { report: GroundingReport }) {
   const { report } = props;
@@ -16,6 +16,7 @@ export function Grounding(props: { report: GroundingReport }) {
     );
   }
   const unmatched = report.claims.filter((claim) => claim.basis === undefined || claim.basis === null).map((claim) => claim.text);
+  const unasked = report.unaskedConditions ?? [];
   const why =
     report.toolCalls === 0
       ? "no data was looked up for this answer"
@@ -24,6 +25,12 @@ export function Grounding(props: { report: GroundingReport }) {
     <p className="grounding unverified" role="note" data-testid="grounding" data-status="unverified">
       <strong>Not verified against your data</strong>
       {unmatched.length > 0 ? <> — {unmatched.join(", ")}: {why}.</> : null}
+      {unasked.length > 0 ? (
+        <>
+          {unmatched.length > 0 ? " The" : " — the"} query kept only rows where <code>{unasked.join(", ")}</code>, which
+          your question did not ask for.
+        </>
+      ) : null}
     </p>
   );
 }
