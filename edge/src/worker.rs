@@ -55,8 +55,20 @@ async fn fetch(
 }
 
 async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys::Response {
-    // One draw from the runtime's CSPRNG for all of this request's randomness.
-    let random: [u8; 48] = random_bytes();
+    // One draw from the runtime's CSPRNG for all of this request's randomness. Without one the
+    // request fails: session ids and signature nonces must be unpredictable.
+    let Some(random) = random_bytes::<48>() else {
+        // The id only names this failure in the log; the clock is all there is.
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&now_ms().to_be_bytes());
+        let request_id = RequestId::from_random(id);
+        console_error!("request_id={request_id} crypto.getRandomValues is unavailable");
+        return respond(EdgeResponse::error(
+            ErrorCode::Internal,
+            "the edge runtime has no secure random number generator",
+            &request_id,
+        ));
+    };
     let part = |i: usize| -> [u8; 16] {
         let mut out = [0; 16];
         out.copy_from_slice(&random[16 * i..16 * (i + 1)]);
@@ -228,7 +240,13 @@ async fn proxy_request(
                 // Serve the stale copy now; refresh it in the background with a fresh
                 // signature (a nonce is good for one request only).
                 let mut refresh = proxy.clone();
-                refresh.signature_nonce = shared_types::signature::hex(&random_bytes::<16>());
+                let Some(nonce) = random_bytes::<16>() else {
+                    console_error!(
+                        "crypto.getRandomValues is unavailable: stale copy not refreshed"
+                    );
+                    return serve_cached(hit, &stored, CacheStatus::Stale, &proxy, &config, now);
+                };
+                refresh.signature_nonce = shared_types::signature::hex(&nonce);
                 refresh.signature_timestamp_secs = now / 1000;
                 let refresh_config = Rc::clone(&config);
                 let entry = cache_entry.clone();
@@ -827,7 +845,9 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the runtime's CSPRNG (Web Crypto), or `None` where it has none — never a
+/// weak generator in its place.
+fn random_bytes<const N: usize>() -> Option<[u8; N]> {
     let mut out = [0u8; N];
     // N is a small constant (at most 48).
     let array = Uint8Array::new_with_length(N as u32);
@@ -838,15 +858,9 @@ fn random_bytes<const N: usize>() -> [u8; N] {
             get_random_values.call1(&crypto, &array)
         })
         .is_ok();
-    if filled {
+    // Unreachable on Workers and edge-runtime, which both provide Web Crypto.
+    filled.then(|| {
         array.copy_to(&mut out);
-    } else {
-        // Unreachable on Workers and edge-runtime, which both provide Web Crypto. Session ids
-        // and nonces must be unpredictable, so never fall back to a weak generator silently.
-        console_error!("crypto.getRandomValues is unavailable");
-        for byte in &mut out {
-            *byte = (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
-    out
+        out
+    })
 }
