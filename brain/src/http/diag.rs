@@ -121,9 +121,7 @@ async fn echo(
 ) -> Result<Json<EchoReport>> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge {
-                limit: state.limits.max_body_bytes,
-            }
+            Error::body_over(state.limits.max_body_bytes as u64)
         } else {
             Error::BadRequest(rejection.body_text())
         }

@@ -196,9 +196,7 @@ async fn verified(
         let (parts, body) = request.into_parts();
         let bytes = axum::body::to_bytes(body, trust.signed_body_max_bytes)
             .await
-            .map_err(|_| Error::PayloadTooLarge {
-                limit: trust.signed_body_max_bytes,
-            })?;
+            .map_err(|_| Error::body_over(trust.signed_body_max_bytes as u64))?;
         if body_digest(&bytes) != header.body_digest {
             return Err(refuse(SignatureError::BodyMismatch));
         }

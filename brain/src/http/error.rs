@@ -42,15 +42,12 @@ pub enum Error {
     /// so the edge may send the request to another brain (nothing of it was done here).
     #[error("this brain is shutting down and takes no new work; retry (nothing was done)")]
     Draining,
-    #[error("request body exceeds the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("no such route")]
-    NotFound,
-    /// A resource (not a route) that does not exist or is not visible to the caller.
+    /// A body (or what it would become in memory) over a limit.
     #[error("{0}")]
-    NotFoundResource(String),
+    PayloadTooLarge(String),
+    /// A route, or a resource that does not exist or is not visible to the caller.
     #[error("{0}")]
-    BodyTooLarge(String),
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -66,6 +63,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// A request body longer than `limit` bytes.
+    pub fn body_over(limit: u64) -> Self {
+        Error::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes"))
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::BadRequest(_) => ErrorCode::BadRequest,
@@ -75,8 +77,8 @@ impl Error {
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::Unavailable(_) | Error::Draining => ErrorCode::Unavailable,
-            Error::PayloadTooLarge { .. } | Error::BodyTooLarge(_) => ErrorCode::PayloadTooLarge,
-            Error::NotFound | Error::NotFoundResource(_) => ErrorCode::NotFound,
+            Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unprocessable(_) => ErrorCode::Unprocessable,
             Error::RateLimited(_) => ErrorCode::RateLimited,
@@ -106,14 +108,12 @@ impl From<DataError> for Error {
         match error {
             DataError::BadRequest(message) => Error::BadRequest(message),
             DataError::Invalid(message) => Error::Unprocessable(message),
-            DataError::NotFound(message) => Error::NotFoundResource(message),
+            DataError::NotFound(message) => Error::NotFound(message),
             DataError::Forbidden(message) => Error::Forbidden(message),
             DataError::Conflict(message) => Error::Conflict(message),
             DataError::UnsupportedFormat(message) => Error::UnsupportedMediaType(message),
-            DataError::TooLarge { limit } => Error::PayloadTooLarge {
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            },
-            over @ DataError::OverMemory { .. } => Error::BodyTooLarge(over.to_string()),
+            DataError::TooLarge { limit } => Error::body_over(limit),
+            over @ DataError::OverMemory { .. } => Error::PayloadTooLarge(over.to_string()),
             timeout @ DataError::Timeout { .. } => Error::Unprocessable(timeout.to_string()),
             busy @ DataError::Busy { .. } => Error::Unavailable(busy.to_string()),
             DataError::Unavailable(message) => Error::Unavailable(message),
@@ -151,7 +151,7 @@ impl From<ChatError> for Error {
     fn from(error: ChatError) -> Self {
         match error {
             ChatError::ThreadNotFound | ChatError::RunNotFound => {
-                Error::NotFoundResource(error.to_string())
+                Error::NotFound(error.to_string())
             }
             ChatError::UnknownModel(_) | ChatError::UnknownAgent(_) => {
                 Error::BadRequest(error.to_string())
@@ -175,13 +175,11 @@ impl From<KnowledgeError> for Error {
                 Error::BadRequest(nul.to_string())
             }
             KnowledgeError::UnsupportedFormat(_) => Error::UnsupportedMediaType(error.to_string()),
-            KnowledgeError::TooLarge { limit } => Error::PayloadTooLarge {
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            },
+            KnowledgeError::TooLarge { limit } => Error::body_over(limit),
             KnowledgeError::Unreadable(_)
             | KnowledgeError::QuotaExceeded { .. }
             | KnowledgeError::EmbedTimedOut { .. } => Error::Unprocessable(error.to_string()),
-            KnowledgeError::NotFound => Error::NotFoundResource(error.to_string()),
+            KnowledgeError::NotFound => Error::NotFound(error.to_string()),
             KnowledgeError::EmbedderUnavailable(_) => Error::Unavailable(error.to_string()),
             KnowledgeError::EmbedFailed(message) => {
                 Error::Internal(anyhow::anyhow!("embedding failed: {message}"))
@@ -237,7 +235,7 @@ pub(crate) fn render_error_body(mut response: Response, request_id: &str) -> Res
 
 /// Fallback for paths no route matches.
 pub(crate) async fn not_found() -> Error {
-    Error::NotFound
+    Error::NotFound("no such route".to_owned())
 }
 
 /// Fallback for known paths requested with a method they do not serve. axum still adds the

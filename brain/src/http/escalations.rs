@@ -64,7 +64,7 @@ async fn resolve_escalation(
             "`resolution` may have at most {MAX_RESOLUTION_CHARS} characters"
         )));
     }
-    let not_found = || Error::NotFoundResource(format!("no escalation with id `{id}`"));
+    let not_found = || Error::NotFound(format!("no escalation with id `{id}`"));
     let existing = state
         .store
         .get_escalation(&id)

@@ -53,7 +53,7 @@ where
         let bytes = match axum::body::Bytes::from_request(request, state).await {
             Ok(bytes) => bytes,
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(Error::BodyTooLarge(rejection.body_text()));
+                return Err(Error::PayloadTooLarge(rejection.body_text()));
             }
             Err(rejection) => return Err(Error::BadRequest(rejection.body_text())),
         };
@@ -69,7 +69,7 @@ where
                 Err(Error::UnsupportedMediaType(rejection.body_text()))
             }
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Error::BodyTooLarge(rejection.body_text()))
+                Err(Error::PayloadTooLarge(rejection.body_text()))
             }
             Err(rejection) => Err(Error::InvalidJson(rejection.body_text())),
         }

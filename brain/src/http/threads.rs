@@ -51,7 +51,7 @@ fn now_ms() -> i64 {
 }
 
 fn thread_not_found() -> Error {
-    Error::NotFoundResource("no such thread".to_owned())
+    Error::NotFound("no such thread".to_owned())
 }
 
 fn checked_title(title: &str) -> Result<String> {
