@@ -55,6 +55,7 @@ pub mod registry;
 pub mod sample;
 pub mod sql;
 pub mod sql_dates;
+pub mod sql_order;
 pub mod sql_plan;
 pub mod stages;
 
@@ -1222,6 +1223,8 @@ impl DataPlane {
             .collect::<Result<Vec<_>>>()?;
         let temporal = sql_dates::TemporalColumns::of(inputs.iter().map(|(_, schema)| &**schema));
         let rewritten = sql_dates::rewrite(text, &temporal)
+            .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
+        let rewritten = sql_order::rewrite(&rewritten)
             .map_err(|refusal| DataError::BadRequest(format!("query error: {refusal}")))?;
         let named = tables
             .iter()

@@ -631,3 +631,50 @@ async fn past_the_running_queries_and_the_queue_a_query_is_refused_503_with_retr
         1
     );
 }
+
+/// polars-sql orders by an aggregate over the whole input, not per group; the streaming engine
+/// (which the default `auto` engine picks for such plans) then returned an arbitrary group as
+/// "the top one" (`brain::data::sql_order`). Asked twelve times, the answer must always be the
+/// group with the most rows; an aggregate the SELECT list does not hold is refused in one line.
+#[tokio::test]
+async fn ordering_by_an_aggregate_orders_the_groups() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let alice = Caller::user("alice");
+    let mut csv = String::from("store_id,region,floor_m2\n");
+    for (id, region) in ["north"; 12]
+        .into_iter()
+        .chain(["south"; 14])
+        .chain(["west"; 18])
+        .chain(["east"; 6])
+        .enumerate()
+    {
+        csv.push_str(&format!("{id},{region},{}\n", 100 + id));
+    }
+    upload_csv(&app, &alice, "shops", &csv).await;
+    for text in [
+        "SELECT region, COUNT(*) FROM shops GROUP BY region ORDER BY COUNT(*) DESC LIMIT 1",
+        "SELECT region, COUNT(*) AS n FROM shops GROUP BY region ORDER BY count(*) DESC LIMIT 1",
+        "SELECT region, SUM(floor_m2) FROM shops GROUP BY region ORDER BY SUM(floor_m2) DESC LIMIT 1",
+    ] {
+        for _ in 0..12 {
+            let answer = result(post_query(&app, &alice, "sql", json!({"sql": text})).await).await;
+            let rows = answer.rows.unwrap();
+            assert_eq!(rows.len(), 1, "{text}");
+            assert_eq!(rows[0]["region"], "west", "{text}: {rows:?}");
+        }
+    }
+    let refused = post_query(
+        &app,
+        &alice,
+        "sql",
+        json!({"sql": "SELECT region FROM shops GROUP BY region ORDER BY COUNT(*) DESC"}),
+    )
+    .await;
+    let body = assert_error(refused, ErrorCode::BadRequest).await;
+    assert_eq!(
+        body.error.message,
+        "query error: ORDER BY COUNT(*): order by an aggregate that the SELECT list holds — \
+         write `COUNT(*) AS n` in the SELECT list and `ORDER BY n`"
+    );
+    app.stop().await;
+}
