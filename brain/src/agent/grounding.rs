@@ -36,6 +36,12 @@
 //!    a column total) or `|a − b| / |b| × 100` (a change);
 //! 5. for ratios (`2.5x`): `a / b`.
 //!
+//! # Numbers that name a row
+//! A plain integer right after a word that a result column identifies (`store 16`, `Store #16`
+//! where a result has `store_id`; a plural `stores 16` too) names a row: it is grounded only
+//! by a value of that column or a number of the question — never by a total, a difference or
+//! another derived form (with a few small ids, most small integers are one).
+//!
 //! # Conditions the question did not ask for
 //! Right numbers of the wrong query pass every test above: asked "Which region has the most
 //! stores?", a model that counts `WHERE region = 'north'` states the query's own count. So each
@@ -102,6 +108,10 @@ pub struct Claim {
     pub kind: ClaimKind,
     /// Written with misplaced commas (`6,264,64.94`): never grounded.
     pub misgrouped: bool,
+    /// The word right before a plain integer, lower-cased (`store` in `store 16`, `Store #16`):
+    /// when a result has a column `<word>_id`, the claim names a row and is grounded only by
+    /// that column or the question (see [`Evidence::identifier`]).
+    pub named_by: Option<String>,
 }
 
 impl Claim {
@@ -162,6 +172,11 @@ pub struct Evidence {
     /// Conditions of the turn's queries on words the question never named
     /// (`region = 'north'`).
     unasked: Vec<String>,
+    /// Values of identifier columns of the turn's results, by what they identify
+    /// (`store_id` → `store`), and the question's numbers: what a claim like `store 16` may
+    /// match.
+    identifiers: BTreeMap<String, Vec<f64>>,
+    question_numbers: Vec<f64>,
     /// Numbers with where they came from (sorted by magnitude once sealed).
     values: Vec<(f64, GroundingBasis)>,
     /// The magnitudes of `values`, in the same order once sealed.
@@ -186,6 +201,7 @@ impl Evidence {
     pub fn add_question(&mut self, text: &str) {
         for claim in claims(text) {
             self.push(claim.value, GroundingBasis::Question);
+            self.question_numbers.push(claim.value);
         }
         self.add_words(text);
     }
@@ -317,6 +333,11 @@ impl Evidence {
                 for (name, cell) in row {
                     if let Some(number) = cell_number(cell) {
                         columns.entry(name).or_default().push(number);
+                        if let Some(what) = identified(name)
+                            && self.identifiers.values().map(Vec::len).sum::<usize>() < MAX_EVIDENCE
+                        {
+                            self.identifiers.entry(what).or_default().push(number);
+                        }
                     }
                 }
             }
@@ -414,6 +435,25 @@ impl Evidence {
             }
             ClaimKind::Ratio => self.quotients(low, high).then_some(GroundingBasis::Ratio),
         }
+    }
+
+    /// For a claim that names a row (`store 16`, where a result has `store_id`): `Some` of
+    /// its basis — a value of that column, or a number of the question — or `Some(None)`.
+    /// Such a number is never a total, a difference or any other derived form, and a nearby
+    /// number does not do: it must be the identifier itself. `None` for other claims.
+    pub fn identifier(&self, claim: &Claim) -> Option<Option<GroundingBasis>> {
+        let word = claim.named_by.as_deref()?;
+        let values = self
+            .identifiers
+            .get(word)
+            .or_else(|| self.identifiers.get(word.strip_suffix('s')?))?;
+        Some(if values.contains(&claim.value) {
+            Some(GroundingBasis::ToolOutput)
+        } else if self.question_numbers.contains(&claim.value) {
+            Some(GroundingBasis::Question)
+        } else {
+            None
+        })
     }
 
     /// What grounds `claim`, if anything (every form).
@@ -526,7 +566,10 @@ pub fn check(answer: &str, evidence: &mut Evidence) -> GroundingReport {
     let mut reported = Vec::new();
     let found = claims(answer);
     for (index, claim) in found.iter().enumerate() {
-        let basis = evidence.ground_with(claim, index < MAX_PAIRWISE_CLAIMS);
+        let basis = match evidence.identifier(claim) {
+            Some(basis) => basis,
+            None => evidence.ground_with(claim, index < MAX_PAIRWISE_CLAIMS),
+        };
         grounded_all &= basis.is_some();
         if reported.len() < MAX_REPORTED_CLAIMS {
             reported.push(NumericClaim {
@@ -549,6 +592,13 @@ pub fn check(answer: &str, evidence: &mut Evidence) -> GroundingReport {
         tool_calls: evidence.tool_calls(),
         unasked_conditions: evidence.unasked.clone(),
     }
+}
+
+/// What a column identifies: `store` for `store_id` (also `t.store_id`, `Store_ID`).
+fn identified(column: &str) -> Option<String> {
+    let name = column.rsplit('.').next().unwrap_or(column).to_lowercase();
+    let what = name.strip_suffix("_id")?;
+    (!what.is_empty()).then(|| what.to_owned())
 }
 
 /// `text` lower-cased, every run of characters other than letters and digits one space, with
@@ -786,6 +836,27 @@ impl Scanner {
     }
 
     /// The lowercase word starting at `index` (letters only).
+    /// The word (letters) ending right before `at`, across spaces and one `#`, lower-cased.
+    fn word_before(&self, at: usize) -> Option<String> {
+        let mut end = at;
+        while end > 0 && self.chars[end - 1] == ' ' {
+            end -= 1;
+        }
+        if end > 0 && self.chars[end - 1] == '#' {
+            end -= 1;
+        }
+        let mut begin = end;
+        while begin > 0 && self.chars[begin - 1].is_alphabetic() {
+            begin -= 1;
+        }
+        (begin < end && end < at).then(|| {
+            self.chars[begin..end]
+                .iter()
+                .flat_map(|c| c.to_lowercase())
+                .collect()
+        })
+    }
+
     fn word_at(&self, index: usize) -> String {
         self.chars[index.min(self.chars.len())..]
             .iter()
@@ -979,12 +1050,16 @@ impl Scanner {
             return None;
         }
         let first = if negative || currency { before } else { start };
+        let named_by = (plain && number.fraction.is_none() && !number.grouped && !misgrouped)
+            .then(|| self.word_before(start))
+            .flatten();
         Some(Claim {
             text: self.chars[first..consumed].iter().collect(),
             value: if negative { -value } else { value },
             unit: number.unit() * scale,
             kind,
             misgrouped,
+            named_by,
         })
     }
 }
@@ -1676,5 +1751,135 @@ mod tests {
             "SELECT 1 FROM t WHERE animal = 'zebra'",
         ));
         assert_eq!(check("5", &mut evidence).unasked_conditions.len(), 1);
+    }
+
+    /// The digits of `text` changed three ways a wrong answer gets a number wrong: its first
+    /// digit, its last digit, its first two digits swapped (separators and signs kept).
+    fn wrong_versions(text: &str) -> Vec<String> {
+        let digits: Vec<usize> = text
+            .char_indices()
+            .filter(|(_, c)| c.is_ascii_digit())
+            .map(|(at, _)| at)
+            .collect();
+        let digit = |at: usize| text.as_bytes()[at] - b'0';
+        let with = |changes: &[(usize, u8)]| {
+            let mut bytes = text.as_bytes().to_vec();
+            for (at, value) in changes {
+                bytes[*at] = b'0' + value;
+            }
+            String::from_utf8(bytes).unwrap()
+        };
+        let (first, last) = (digits[0], digits[digits.len() - 1]);
+        let mut versions = vec![
+            with(&[(first, digit(first) % 9 + 1)]),
+            with(&[(last, (digit(last) + 5) % 10)]),
+        ];
+        if digits.len() > 1 && digit(digits[0]) != digit(digits[1]) {
+            versions.push(with(&[
+                (digits[0], digit(digits[1])),
+                (digits[1], digit(digits[0])),
+            ]));
+        }
+        versions.retain(|version| version != text);
+        versions
+    }
+
+    /// The check's recall on real answers: the 31 right answers with numbers of the evaluation
+    /// run of 2026-12-04 (default model; `testdata/eval_answers.json`: question, answer, tool
+    /// calls) are verified as they are, and each of their numbers made wrong, one at a time
+    /// (`wrong_versions`), makes the answer unverified — at least 95 % of them (the issue's
+    /// target; BENCHMARKS.md reports the measured rate).
+    #[test]
+    fn wrong_numbers_in_real_answers_are_flagged() {
+        let cases: Vec<Value> =
+            serde_json::from_str(include_str!("testdata/eval_answers.json")).unwrap();
+        let evidence = |case: &Value| {
+            let mut evidence = Evidence::new();
+            evidence.add_question(case["question"].as_str().unwrap());
+            for call in case["calls"].as_array().unwrap() {
+                if let Some(sql) = call["input"]["sql"].as_str() {
+                    evidence.add_query_conditions(&crate::data::sql::word_conditions(sql));
+                }
+                evidence.add_tool_input(&call["input"]);
+                evidence.add_tool_output(&call["output"]);
+            }
+            evidence
+        };
+        let (mut made, mut missed) = (0, Vec::new());
+        for case in &cases {
+            let answer = case["answer"].as_str().unwrap();
+            let report = check(answer, &mut evidence(case));
+            assert_eq!(report.status, GroundingStatus::Verified, "{answer}");
+            for claim in claims(answer) {
+                for wrong in wrong_versions(&claim.text) {
+                    made += 1;
+                    let changed = answer.replacen(&claim.text, &wrong, 1);
+                    let report = check(&changed, &mut evidence(case));
+                    if report.status != GroundingStatus::Unverified {
+                        let basis = report
+                            .claims
+                            .iter()
+                            .find(|c| c.text == wrong)
+                            .and_then(|c| c.basis);
+                        missed.push(format!(
+                            "{}: {} → {wrong} {basis:?}",
+                            case["id"], claim.text
+                        ));
+                    }
+                }
+            }
+        }
+        let flagged = made - missed.len();
+        println!("flagged {flagged} of {made} wrong numbers; missed: {missed:#?}");
+        assert!(made >= 100, "{made}");
+        assert!(
+            flagged * 100 >= made * 95,
+            "flagged {flagged} of {made}: {missed:#?}"
+        );
+    }
+
+    #[test]
+    fn a_number_naming_a_row_must_be_that_rows_identifier() {
+        let output = json!({"rows": [
+            {"store_id": 16, "revenue": 42},
+            {"store_id": 7, "revenue": 16},
+        ]});
+        let verdict = |question: &str, answer: &str| {
+            let mut evidence = Evidence::new();
+            evidence.add_question(question);
+            evidence.add_tool_output(&output);
+            check(answer, &mut evidence).status
+        };
+        assert_eq!(
+            verdict("Top stores?", "Store 16: 42, store #7: 16."),
+            GroundingStatus::Verified
+        );
+        // 26 = 42 − 16 and 23 = 16 + 7 would ground a plain number, never a store.
+        assert_eq!(
+            verdict("Top stores?", "Store 26 sold 42."),
+            GroundingStatus::Unverified
+        );
+        assert_eq!(
+            verdict("Top stores?", "Stores 23 and 7."),
+            GroundingStatus::Unverified
+        );
+        // 42 is a revenue, not a store.
+        assert_eq!(
+            verdict("Top stores?", "Store 42 sold 16."),
+            GroundingStatus::Unverified
+        );
+        // The question may name it.
+        assert_eq!(
+            verdict("How did store 3 do?", "Store 3 sold 16."),
+            GroundingStatus::Verified
+        );
+        // A word with no identifier column is an ordinary claim: 26 is a difference.
+        assert_eq!(
+            verdict("Top stores?", "A gap of 26."),
+            GroundingStatus::Verified
+        );
+        assert_eq!(only("store 12").named_by.as_deref(), Some("store"));
+        assert_eq!(only("store 1,200").named_by, None);
+        assert_eq!(only("Store: 12").named_by, None);
     }
 }
