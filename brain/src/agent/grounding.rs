@@ -1,6 +1,7 @@
 //! The grounding check: after a turn, every number the answer states is compared with what the
-//! turn's tool calls produced, and every word its queries filter by with what the user asked. Pure (no I/O, no clock); the driver feeds it the question, the
-//! tool inputs and outputs, and the answer text.
+//! turn's tool calls produced, and every word its queries filter by with what the user asked.
+//! Pure (no I/O, no clock); the driver feeds it the question, the thread, the tool inputs and
+//! outputs, and the answer text.
 //!
 //! # What counts as a numeric claim in the answer
 //! Numbers written with digits, in English notation: `150561`, `150,561`, `1,234.5`, `.5`,
@@ -66,9 +67,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::data::sql::WordCondition;
 use serde_json::Value;
 use shared_types::agent::{GroundingBasis, GroundingReport, GroundingStatus, NumericClaim};
+
+use crate::data::sql::WordCondition;
 
 /// Claims listed in a report (the verdict covers all of them).
 pub const MAX_REPORTED_CLAIMS: usize = 100;
@@ -173,10 +175,9 @@ pub struct Evidence {
     /// (`region = 'north'`).
     unasked: Vec<String>,
     /// Values of identifier columns of the turn's results, by what they identify
-    /// (`store_id` → `store`), and the question's numbers: what a claim like `store 16` may
+    /// (`store_id` → `store`): with the question's numbers, what a claim like `store 16` may
     /// match.
     identifiers: BTreeMap<String, Vec<f64>>,
-    question_numbers: Vec<f64>,
     /// Numbers with where they came from (sorted by magnitude once sealed).
     values: Vec<(f64, GroundingBasis)>,
     /// The magnitudes of `values`, in the same order once sealed.
@@ -201,7 +202,6 @@ impl Evidence {
     pub fn add_question(&mut self, text: &str) {
         for claim in claims(text) {
             self.push(claim.value, GroundingBasis::Question);
-            self.question_numbers.push(claim.value);
         }
         self.add_words(text);
     }
@@ -449,7 +449,11 @@ impl Evidence {
             .or_else(|| self.identifiers.get(word.strip_suffix('s')?))?;
         Some(if values.contains(&claim.value) {
             Some(GroundingBasis::ToolOutput)
-        } else if self.question_numbers.contains(&claim.value) {
+        } else if self
+            .values
+            .iter()
+            .any(|&(value, basis)| basis == GroundingBasis::Question && value == claim.value)
+        {
             Some(GroundingBasis::Question)
         } else {
             None
@@ -835,7 +839,6 @@ impl Scanner {
         c.is_alphanumeric() || c == '_'
     }
 
-    /// The lowercase word starting at `index` (letters only).
     /// The word (letters) ending right before `at`, across spaces and one `#`, lower-cased.
     fn word_before(&self, at: usize) -> Option<String> {
         let mut end = at;
@@ -857,6 +860,7 @@ impl Scanner {
         })
     }
 
+    /// The lowercase word starting at `index` (letters only).
     fn word_at(&self, index: usize) -> String {
         self.chars[index.min(self.chars.len())..]
             .iter()

@@ -121,6 +121,15 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlRefusal> {
         .map_err(|error| SqlRefusal::Syntax(error.to_string()))
 }
 
+/// Statements back to one SQL text (what a rewrite of the parsed query hands to polars).
+pub fn render(statements: &[Statement]) -> String {
+    statements
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Parses `sql` like polars-sql does and checks it against the allowlist.
 pub fn approve(sql: &str) -> Result<ApprovedQuery, SqlRefusal> {
     let statements = parse(sql)?;
@@ -191,21 +200,9 @@ impl Visitor for WordConditions {
                 op: BinaryOperator::Eq | BinaryOperator::NotEq,
                 right,
             } => {
-                let words = [left, right]
-                    .into_iter()
-                    .filter_map(|side| string_literal(side))
-                    .filter(|text| is_word(text))
-                    .collect();
-                self.push(expr, words);
+                self.push(expr, literal_words([&**left, &**right]));
             }
-            Expr::InList { list, .. } => {
-                let words = list
-                    .iter()
-                    .filter_map(string_literal)
-                    .filter(|text| is_word(text))
-                    .collect();
-                self.push(expr, words);
-            }
+            Expr::InList { list, .. } => self.push(expr, literal_words(list)),
             Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
                 let words = string_literal(pattern)
                     .map(|pattern| {
@@ -223,6 +220,15 @@ impl Visitor for WordConditions {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The string literals among `exprs` that are words ([`is_word`]).
+fn literal_words<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<String> {
+    exprs
+        .into_iter()
+        .filter_map(string_literal)
+        .filter(|text| is_word(text))
+        .collect()
 }
 
 /// The text of a string literal (also in parentheses).

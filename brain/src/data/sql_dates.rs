@@ -37,7 +37,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-use super::sql::{approve, parse};
+use super::sql::{approve, parse, render};
 
 /// What kind of time a column or expression holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +103,7 @@ pub fn rewrite<'a>(sql: &'a str, columns: &TemporalColumns) -> Result<Cow<'a, st
     if !rewriter.changed {
         return Ok(Cow::Borrowed(sql));
     }
-    let text = statements
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let text = render(&statements);
     // Rewrites only replace expressions; the rewritten query must read what the approved one did.
     let tables = |text: &str| approve(text).ok().map(|approved| approved.tables);
     if tables(&text).is_none() || tables(&text) != tables(sql) {

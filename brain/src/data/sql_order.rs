@@ -26,7 +26,7 @@ use sqlparser::ast::{
     Expr, OrderByKind, Query, SelectItem, SetExpr, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 
-use super::sql::parse;
+use super::sql::{parse, render};
 
 /// Aggregate functions polars-sql knows (lower case); an `ORDER BY` expression calling one of
 /// them without `OVER` is rewritten or refused.
@@ -84,13 +84,7 @@ pub fn rewrite(sql: &str) -> Result<Cow<'_, str>, OrderRefusal> {
     if !rewriter.changed {
         return Ok(Cow::Borrowed(sql));
     }
-    Ok(Cow::Owned(
-        statements
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-    ))
+    Ok(Cow::Owned(render(&statements)))
 }
 
 struct Rewriter {
