@@ -16,7 +16,7 @@ use crate::datasets::{memory, sales, sales_csv, sql_rows, upload_csv, upload_raw
 use crate::helpers::{
     Backend, Caller, TestApp, TestDatabase, assert_error, spawn_app_on, spawn_app_with,
 };
-use crate::s3_server::{S3Server, s3_server};
+use crate::s3_server::{S3Server, s3_server, s3_server_with_iam};
 
 /// Points a brain at `url` on the test S3 server.
 fn use_s3(config: &mut Config, s3: &S3Server, url: &str) {
@@ -266,6 +266,63 @@ async fn an_unusable_object_store_stops_the_start_naming_its_url_and_the_cause()
     // A scheme the brain does not know.
     let (url, error) = build("gs://bucket".to_owned(), |_| {}).await;
     assert!(error.contains(&url) && error.contains("scheme"), "{error}");
+}
+
+/// A store that checks credentials and IAM policies (moto's IAM simulation): a bucket the
+/// brain's key may not write, or not use at all, or a key the store does not know, stops the
+/// start naming the store and the store's own reason; the same key on a bucket it may use
+/// starts, stores and answers.
+#[tokio::test]
+async fn a_bucket_without_permission_stops_the_start_naming_the_cause() {
+    let iam = s3_server_with_iam();
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    let start = |bucket: &str, secret: &str| {
+        let url = format!("s3://{bucket}/{prefix}");
+        let options = iam.server.options_with_key(&iam.access_key_id, secret);
+        async move {
+            let database = TestDatabase::new(Backend::Sqlite).await;
+            let mut config = database.config();
+            config.object_store_url = Some(url.clone());
+            config.object_store_options = options;
+            let built = brain::Application::build(config).await;
+            (url, built.err().map(|error| format!("{error:#}")))
+        }
+    };
+
+    let (url, error) = start(&iam.buckets.locked, &iam.secret_access_key).await;
+    let error = error.expect("a bucket without any permission must stop the start");
+    assert!(
+        error.contains(&url) && error.contains("not usable"),
+        "{error}"
+    );
+    assert!(error.contains("AccessDenied"), "{error}");
+
+    let (url, error) = start(&iam.buckets.read_only, &iam.secret_access_key).await;
+    let error = error.expect("a bucket the brain may not write must stop the start");
+    assert!(error.contains(&url), "{error}");
+    assert!(
+        error.contains("writing a probe object failed") && error.contains("AccessDenied"),
+        "{error}"
+    );
+
+    // Another caller: the right key id with a wrong secret.
+    let (url, error) = start(&iam.buckets.open, "not-the-secret").await;
+    let error = error.expect("a wrong secret must stop the start");
+    assert!(error.contains(&url), "{error}");
+    assert!(error.contains("SignatureDoesNotMatch"), "{error}");
+
+    // The normal path: the same key on the bucket it may use.
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.object_store_url = Some(format!("s3://{}/{prefix}", iam.buckets.open));
+        config.object_store_options = iam
+            .server
+            .options_with_key(&iam.access_key_id, &iam.secret_access_key);
+    })
+    .await;
+    let alice = Caller::user("alice");
+    upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
+    let rows = sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM sales").await;
+    assert_eq!(rows[0]["n"], json!(sales().len()));
 }
 
 /// The default store is the data directory: one file per dataset version, the replaced one
