@@ -9,6 +9,7 @@
 //! them) is `ARCHITECTURE.md`, section `brain/`, kept true with the code; each module's own
 //! documentation says the rest. The README documents the endpoints and the flags.
 
+pub mod account;
 pub mod agent;
 pub mod chat;
 pub mod clock;

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::account::Accounts;
 use crate::agent::Agents;
 use crate::agent::knowledge::KnowledgeSearch;
 use crate::agent::tools::ToolServices;
@@ -238,6 +239,7 @@ impl Application {
             chat: Arc::clone(&chat),
             knowledge,
             lifecycle: lifecycle.clone(),
+            accounts: Accounts::new(store.clone(), extras.clock.clone()),
         };
         Ok(Self {
             listener,

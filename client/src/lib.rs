@@ -51,6 +51,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use reqwest::{RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared_types::account::SessionClaim;
 use shared_types::agent::{
     AgentList, Escalation, EscalationFilter, EscalationList, ResolveEscalation,
 };
@@ -705,6 +706,15 @@ impl Client {
 
     pub async fn usage(&self) -> Result<UsageReport> {
         self.json(self.bounded(Method::GET, &self.url("/api/v1/usage")))
+            .await
+    }
+
+    // ---- the session ----
+
+    /// `POST /api/v1/session/claim`: moves what this client's session made anonymously to the
+    /// signed-in user (needs a bearer token and the session; idempotent).
+    pub async fn claim_session(&self) -> Result<SessionClaim> {
+        self.json(self.bounded(Method::POST, &self.url("/api/v1/session/claim")))
             .await
     }
 

@@ -65,6 +65,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("GET", "/api/v1/runs/{id}/events"),
     op("POST", "/api/v1/runs/{id}/cancel"),
     op("GET", "/api/v1/usage"),
+    // Accounts (`account`): a visitor's session moves to the user who signed in.
+    op("POST", "/api/v1/session/claim"),
     // Agents and escalations (`agent`).
     op("GET", "/api/v1/agents"),
     op("GET", "/api/v1/escalations"),

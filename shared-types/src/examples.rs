@@ -217,6 +217,12 @@ fn every_public_type_round_trips_its_example() {
                "budget_tokens": null,
                "grounding": {"verified": 1, "unverified": 1, "no_claims": 0}}),
     );
+    round_trip::<crate::account::SessionClaim>(
+        "SessionClaim",
+        json!({"first_claim": true, "threads": 2, "runs": 3, "datasets": 1, "documents": 0,
+               "escalations": 0,
+               "renamed_datasets": [{"id": "d1", "from": "sales", "to": "sales_2"}]}),
+    );
     round_trip::<RunEventsParams>("RunEventsParams", json!({"after": 4}));
     round_trip::<RunMessageMetadata>(
         "RunMessageMetadata (start)",

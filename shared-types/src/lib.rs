@@ -15,6 +15,7 @@
 //! Fields are only ever added (as `Option` or with a serde default); codes are never renamed.
 //! Unknown error codes from a newer server deserialize as [`error::ErrorCode::Unknown`].
 
+pub mod account;
 pub mod agent;
 pub mod api;
 pub mod chat;

@@ -52,6 +52,7 @@ public_types![
     crate::chat::SendMessage,
     crate::chat::ChatReply,
     crate::chat::UsageReport,
+    crate::account::SessionClaim,
     crate::chat::RunEventsParams,
     crate::chat::UiMessageChunk,
     crate::chat::RunMessageMetadata,

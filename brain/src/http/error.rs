@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared_types::error::{ErrorBody, ErrorCode};
 
+use crate::account::AccountError;
 use crate::chat::ChatError;
 use crate::data::DataError;
 use crate::knowledge::KnowledgeError;
@@ -163,6 +164,18 @@ impl From<ChatError> for Error {
             ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
             ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),
             ChatError::Store(store) => Error::Store(store),
+        }
+    }
+}
+
+impl From<AccountError> for Error {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::ClaimedByAnotherUser => Error::Conflict(error.to_string()),
+            AccountError::Invalid(message) => Error::BadRequest(message),
+            AccountError::RefreshRefused(_) => Error::Unauthorized(error.to_string()),
+            AccountError::Store(store) => Error::Store(store),
+            AccountError::Internal(internal) => Error::Internal(internal),
         }
     }
 }

@@ -20,6 +20,7 @@ use shared_types::headers::{
 };
 
 use super::Error;
+use crate::account;
 
 /// Longest accepted session or network header value.
 const MAX_IDENTITY_VALUE_BYTES: usize = 256;
@@ -108,8 +109,8 @@ impl Identity {
     /// characters, so the key is valid text for either database).
     pub fn owner(&self) -> String {
         match (&self.user_id, &self.session_id) {
-            (Some(user), _) => format!("user:{user}"),
-            (None, Some(session)) => format!("session:{session}"),
+            (Some(user), _) => account::user_owner(user),
+            (None, Some(session)) => account::session_owner(session),
             // `from_headers` never builds an identity with neither.
             (None, None) => String::from("nobody:"),
         }

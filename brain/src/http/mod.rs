@@ -15,6 +15,7 @@
 //! 7. body limit: extractors refuse bodies over `max_body_bytes` (413), chunked ones included;
 //! 8. (matched routes) draining: once shutdown started, new work is refused ([`lifecycle`]).
 
+pub mod account;
 pub mod agents;
 pub mod datasets;
 pub mod diag;
@@ -48,6 +49,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
+use crate::account::Accounts;
 use crate::chat::ChatService;
 use crate::config::Config;
 use crate::data::DataPlane;
@@ -75,6 +77,8 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeBase>,
     /// Serving or draining (shutting down).
     pub lifecycle: Lifecycle,
+    /// Whose is what: a visitor's session moving to its user.
+    pub accounts: Accounts,
 }
 
 /// Request limits taken from the configuration.
@@ -120,6 +124,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1/threads", threads::router())
         .nest("/api/v1/runs", runs::router())
         .nest("/api/v1/usage", runs::usage_router())
+        .nest("/api/v1/session", account::router())
+        .merge(account::internal_router())
         .nest("/api/v1/agents", agents::router())
         .nest("/api/v1/escalations", escalations::router())
         .nest("/api/v1/documents", documents::router(max_document_bytes))

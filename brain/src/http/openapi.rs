@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use shared_types::account::SessionClaim;
 use shared_types::agent::{
     AgentList, ChartToolOutput, Escalation, EscalationList, KnowledgeSearchOutput,
     ResolveEscalation, SqlToolOutput,
@@ -112,6 +113,7 @@ pub fn document() -> Value {
         query_sql, query_json,
         list_threads, create_thread, get_thread, rename_thread, delete_thread, list_messages,
         send_message, get_run, run_events, cancel_run, usage,
+        claim_session,
         list_agents, list_escalations, resolve_escalation,
         list_documents, upload_document, get_document, delete_document, document_text,
         search_knowledge,
@@ -130,6 +132,7 @@ pub fn document() -> Value {
         (name = "queries", description = "SQL and typed JSON queries over datasets"),
         (name = "threads", description = "Conversations and the chat stream"),
         (name = "runs", description = "Replies being generated, their events, and usage"),
+        (name = "session", description = "The caller's edge session, and its move to the user at sign-in"),
         (name = "agents", description = "Agents threads can use, and escalations to humans"),
         (name = "knowledge", description = "Documents and retrieval (hybrid BM25 + vector search)"),
     )
@@ -396,6 +399,18 @@ fn cancel_run() {}
     summary = "The caller's runs, tokens, cost and budget",
     responses((status = 200, description = "Totals", body = UsageReport)))]
 fn usage() {}
+
+// ---- the session ----
+
+#[utoipa::path(post, path = "/api/v1/session/claim", tag = "session", operation_id = "claimSession",
+    summary = "Move what this session made anonymously to the signed-in user",
+    description = "Threads, runs, datasets (renamed when the user already has the name), documents         and escalations of the caller's session move to the caller's user, in one transaction,         and the session is bound to that user for good. Idempotent.",
+    responses(
+        (status = 200, description = "What moved", body = SessionClaim),
+        (status = 400, description = "No session to claim", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "Another user claimed this session", body = ErrorBody)))]
+fn claim_session() {}
 
 // ---- agents and escalations ----
 

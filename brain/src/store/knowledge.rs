@@ -122,7 +122,7 @@ async fn usage(connection: &mut sqlx::AnyConnection, budget_key: &str) -> Result
 /// Adds one to `owner`'s knowledge generation (migration 0014), inside the transaction that
 /// changes the owner's documents: brains caching that owner's search index see the new value
 /// at their next search and rebuild it.
-async fn bump_generation(
+pub(super) async fn bump_generation(
     connection: &mut sqlx::AnyConnection,
     owner: &str,
 ) -> Result<(), StoreError> {

@@ -6,10 +6,12 @@
 //! (which both SQLite and PostgreSQL accept through the Any driver).
 
 pub mod admin;
+pub mod claims;
 pub mod datasets;
 pub mod escalations;
 pub mod feed;
 pub mod knowledge;
+pub mod refresh;
 pub mod runs;
 pub mod threads;
 

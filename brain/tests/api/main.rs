@@ -8,6 +8,7 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
 mod agent;
 mod chat;
 mod chat_crash;

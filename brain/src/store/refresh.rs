@@ -1,0 +1,223 @@
+//! Refresh-token families (migration 0016): the state behind the edge's sign-in sessions.
+//!
+//! A family is one sign-in; its tokens succeed each other. Only SHA-256 hashes of tokens are
+//! stored. Exchanging a token marks it used and stores its successor in one transaction; a
+//! used token presented again revokes the family ("reuse"), unless it was used no longer than
+//! the caller's leeway ago (a browser's concurrent requests racing to refresh).
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// Why a family was revoked (`refresh_families.revoked_reason`).
+pub const REVOKED_BY_SIGN_OUT: &str = "sign-out";
+pub const REVOKED_FOR_REUSE: &str = "reuse";
+
+/// A new sign-in: the family and its first token.
+#[derive(Debug, Clone)]
+pub struct NewFamily<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    /// `shared_types::account::SignedInUser` as JSON.
+    pub user_json: &'a str,
+    pub token_hash: &'a str,
+    pub now_ms: i64,
+    pub token_expires_at_ms: i64,
+    pub family_expires_at_ms: i64,
+}
+
+/// The exchange of a token for its successor.
+#[derive(Debug, Clone)]
+pub struct Exchange<'a> {
+    pub token_hash: &'a str,
+    pub new_token_hash: &'a str,
+    /// Clamped to the family's end.
+    pub new_token_expires_at_ms: i64,
+    pub now_ms: i64,
+    /// How long after its use a token may still be presented without revoking the family.
+    pub reuse_leeway_ms: i64,
+}
+
+/// The family a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRecord {
+    pub id: String,
+    pub user_json: String,
+    pub expires_at_ms: i64,
+}
+
+/// What [`Store::exchange_refresh_token`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchanged {
+    /// The token was current: it is used now and its successor stored.
+    Rotated(FamilyRecord),
+    /// The token had been exchanged within the leeway: valid, nothing stored.
+    WithinLeeway(FamilyRecord),
+    /// The token had been exchanged before the leeway: the family is revoked now.
+    Reused,
+    Unknown,
+    Expired,
+    Revoked,
+}
+
+impl Store {
+    /// Stores a new family and its first token, and deletes families that ended over a day ago
+    /// (sign-ins are rare enough to carry that housekeeping).
+    pub async fn start_refresh_family(&self, family: &NewFamily<'_>) -> Result<(), StoreError> {
+        const KEEP_ENDED_MS: i64 = 24 * 60 * 60 * 1000;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let ended_before = family.now_ms.saturating_sub(KEEP_ENDED_MS);
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id IN \
+             (SELECT id FROM refresh_families WHERE expires_at_ms < $1)",
+        )
+        .bind(ended_before)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        sqlx::query("DELETE FROM refresh_families WHERE expires_at_ms < $1")
+            .bind(ended_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        sqlx::query(
+            "INSERT INTO refresh_families (id, user_id, user_json, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(family.id.to_owned())
+        .bind(family.user_id.to_owned())
+        .bind(family.user_json.to_owned())
+        .bind(family.now_ms)
+        .bind(family.family_expires_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_write)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(family.token_hash.to_owned())
+        .bind(family.id.to_owned())
+        .bind(family.now_ms)
+        .bind(family.token_expires_at_ms.min(family.family_expires_at_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_write)?;
+        tx.commit().await.map_err(StoreError::from_sqlx)
+    }
+
+    /// Exchanges a token for its successor (see [`Exchanged`]). Of two concurrent exchanges of
+    /// one token exactly one rotates; the other finds it used (within the leeway, normally).
+    pub async fn exchange_refresh_token(
+        &self,
+        exchange: &Exchange<'_>,
+    ) -> Result<Exchanged, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let row = sqlx::query(
+            "SELECT t.family_id, t.expires_at_ms AS token_expires, f.user_json, \
+             f.expires_at_ms AS family_expires, f.revoked_at_ms \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(exchange.token_hash.to_owned())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let Some(row) = row else {
+            return Ok(Exchanged::Unknown);
+        };
+        let get = |name: &str| row.try_get::<i64, _>(name).map_err(StoreError::Query);
+        let family = FamilyRecord {
+            id: row.try_get("family_id").map_err(StoreError::Query)?,
+            user_json: row.try_get("user_json").map_err(StoreError::Query)?,
+            expires_at_ms: get("family_expires")?,
+        };
+        let revoked: Option<i64> = row.try_get("revoked_at_ms").map_err(StoreError::Query)?;
+        if revoked.is_some() {
+            return Ok(Exchanged::Revoked);
+        }
+        if get("token_expires")? <= exchange.now_ms || family.expires_at_ms <= exchange.now_ms {
+            return Ok(Exchanged::Expired);
+        }
+        // Conditional on still being unused: on PostgreSQL a concurrent exchange of the same
+        // token waits on the row and then finds it used; SQLite serialises writers.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at_ms = $1 WHERE token_hash = $2 AND used_at_ms IS NULL",
+        )
+        .bind(exchange.now_ms)
+        .bind(exchange.token_hash.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if used.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(exchange.new_token_hash.to_owned())
+            .bind(family.id.clone())
+            .bind(exchange.now_ms)
+            .bind(exchange.new_token_expires_at_ms.min(family.expires_at_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            return Ok(Exchanged::Rotated(family));
+        }
+        let used_at: Option<i64> =
+            sqlx::query_scalar("SELECT used_at_ms FROM refresh_tokens WHERE token_hash = $1")
+                .bind(exchange.token_hash.to_owned())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        let used_at = used_at.unwrap_or(i64::MIN);
+        if exchange.now_ms.saturating_sub(used_at) <= exchange.reuse_leeway_ms {
+            return Ok(Exchanged::WithinLeeway(family));
+        }
+        revoke_family(&mut tx, &family.id, exchange.now_ms, REVOKED_FOR_REUSE).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(Exchanged::Reused)
+    }
+
+    /// Revokes the family of `token_hash` (any of its tokens, used or not); `false` when no
+    /// such token is stored or the family was already revoked.
+    pub async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash.to_owned())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        let Some(family) = family else {
+            return Ok(false);
+        };
+        let revoked = revoke_family(&mut tx, &family, now_ms, reason).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(revoked)
+    }
+}
+
+async fn revoke_family(
+    connection: &mut sqlx::AnyConnection,
+    family: &str,
+    now_ms: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE refresh_families SET revoked_at_ms = $1, revoked_reason = $2 \
+         WHERE id = $3 AND revoked_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(reason.to_owned())
+    .bind(family.to_owned())
+    .execute(&mut *connection)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(done.rows_affected() == 1)
+}
