@@ -94,7 +94,7 @@ describe("the default configuration in Chromium: a real local model answers from
 
   test("the top-5-stores question: numbers equal SQL's, and a chart is drawn", async () => {
     // The expected answer, from the brain's SQL endpoint through the edge (the sample is public).
-    const issued = await fetch(`${edgeUrl}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    const issued = await fetch(`${edgeUrl}/api/v1/session`, { headers: { "x-session-id": "new" } });
     const session = { "x-session-id": issued.headers.get("x-session-id") };
     const response = await fetch(`${edgeUrl}/api/v1/queries/sql`, {
       method: "POST", headers: { ...session, "content-type": "application/json" }, body: JSON.stringify({ sql: TOP_STORES_SQL }),

@@ -49,10 +49,13 @@ export async function freePort() {
 }
 
 /** Spawns a long-running process in its own process group, capturing its output. */
+/** Starts `command`; `env` adds to this process's environment, and a `null` value removes one. */
 export function startProcess(name, command, args, env) {
+  const merged = { ...process.env, ...env };
+  for (const [key, value] of Object.entries(merged)) if (value === null) delete merged[key];
   const child = spawn(command, args, {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: merged,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -142,6 +145,10 @@ export function startBrain(brainBin, port, dataDir, extraEnv = {}) {
     BRAIN_EDGE_AUTHORITY: `127.0.0.1:${port}`,
     // A fresh data directory generates the sample datasets; keep them small for the suite.
     BRAIN_SAMPLE_TRANSACTIONS: "1000",
+    // The suites probe the edge's pass-through with the diagnostics (echo, stream, whoami) as
+    // anonymous callers; by default they are for signed-in operators only (the brain's
+    // `diag::access_*` tests), as `web.test.mjs` (the product as users get it) checks.
+    BRAIN_DIAG: "open",
     RUST_LOG: "info",
     ...extraEnv,
   });

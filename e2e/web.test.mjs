@@ -96,7 +96,8 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     const configFile = join(dataDir, "llm.toml");
     writeFileSync(configFile, scriptedLlmConfig(llm.url, "scripted-agent"));
     const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
-    brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500" });
+    // The default diagnostics setting (operators only), as users get it.
+    brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500", BRAIN_DIAG: null });
     edge = await startEdge("web-edge", edgePort, { BRAIN_URL: `http://127.0.0.1:${brainPort}`, RATE_LIMITS });
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await Promise.all([
@@ -213,6 +214,19 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await page.getByTestId("message-user").filter({ hasText: QUESTION }).waitFor();
     await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: ANSWER }).waitFor();
     await shot("reloaded");
+  });
+
+  test("the visitor is who /api/v1/session says; the operators' diagnostics are closed to it", async () => {
+    const seen = await page.evaluate(async () => {
+      const session = await fetch("/api/v1/session");
+      const diag = await Promise.all(["/api/v1/diag/whoami", "/api/v1/diag/echo"].map((path) => fetch(path)));
+      return { status: session.status, body: await session.json(), diag: await Promise.all(diag.map(async (r) => [r.status, (await r.json()).error?.code])) };
+    });
+    assert.equal(seen.status, 200);
+    assert.equal(seen.body.user_id, null);
+    assert.match(seen.body.session_id, /\S/);
+    assert.match(seen.body.owner, /^session:/);
+    assert.deepEqual(seen.diag, [[403, "forbidden"], [403, "forbidden"]]);
   });
 
   test("threads can be created, switched, renamed and deleted", async () => {

@@ -176,7 +176,7 @@ async function timeToFirstToken() {
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await waitOk(`${edgeUrl}/health`, 60_000);
     // A session the edge issues this client (x-session-id), reused for every edge turn.
-    const issued = await fetch(`${edgeUrl}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    const issued = await fetch(`${edgeUrl}/api/v1/session`, { headers: { "x-session-id": "new" } });
     edgeSession = { "x-session-id": issued.headers.get("x-session-id") };
   }
   const direct = [], viaBrain = [], viaEdge = [];
@@ -210,7 +210,8 @@ function rssMiB(pid) {
 }
 
 async function idleStreams() {
-  const brain = await startBrain({ BRAIN_DIAG_MAX_EVENTS: "2", BRAIN_DIAG_MAX_INTERVAL_MS: "600000" });
+  // The stream probe is one of the operators' diagnostics: open it for this rig.
+  const brain = await startBrain({ BRAIN_DIAG: "open", BRAIN_DIAG_MAX_EVENTS: "2", BRAIN_DIAG_MAX_INTERVAL_MS: "600000" });
   const url = new URL(`${brain.url}/api/v1/diag/stream?events=2&interval_ms=600000`);
   const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
   const before = rssMiB(brain.child.pid);

@@ -3,7 +3,7 @@
 // the edge in workerd three times — with all three brains in BRAIN_URLS, with brain 1 only, with
 // brain 2 only (same secrets: one session works at all three).
 //   1. edge added latency with 3 brains vs 1: one tenant whose brain is brain 1 calls
-//      `GET /api/v1/diag/whoami` through the fleet edge and through the one-brain edge, in
+//      `GET /api/v1/session` through the fleet edge and through the one-brain edge, in
 //      interleaved rounds (sequential requests on a keep-alive connection); medians of p50/p99.
 //   2. a run on brain 1 read from brain 2: the time a reconnect (`Last-Event-ID: 1`) through
 //      brain 2 takes to its first event, and the delay of each live event through brain 2
@@ -103,7 +103,7 @@ try {
 
   /** A new tenant of the fleet edge and its brain. */
   async function tenant() {
-    const response = await fetch(`${edges.fleet.url}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    const response = await fetch(`${edges.fleet.url}/api/v1/session`, { headers: { "x-session-id": "new" } });
     await response.arrayBuffer();
     return { session: response.headers.get("x-session-id"), brain: response.headers.get(BRAIN_HEADER) };
   }
@@ -119,17 +119,17 @@ try {
   const headers = { "x-session-id": session };
   if (SECTIONS.has(1)) {
   const rows = [];
-  for (const edge of [edges.fleet, edges.one]) await timedGets(`${edge.url}/api/v1/diag/whoami`, headers, 200); // warm-up
+  for (const edge of [edges.fleet, edges.one]) await timedGets(`${edge.url}/api/v1/session`, headers, 200); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 ? ["one", "fleet"] : ["fleet", "one"];
     const result = {};
     for (const name of order) {
-      const times = await timedGets(`${edges[name].url}/api/v1/diag/whoami`, headers, REQUESTS);
+      const times = await timedGets(`${edges[name].url}/api/v1/session`, headers, REQUESTS);
       result[name] = { p50: percentile(times, 50), p99: percentile(times, 99) };
     }
     rows.push(result);
   }
-  console.log(`\n1. Through the edge to brain 1: ${REQUESTS} sequential GET /api/v1/diag/whoami per edge and round, ${ROUNDS} interleaved rounds\n`);
+  console.log(`\n1. Through the edge to brain 1: ${REQUESTS} sequential GET /api/v1/session per edge and round, ${ROUNDS} interleaved rounds\n`);
   console.log("| edge | p50 ms (median of rounds) | p99 ms (median of rounds) | p50 per round |");
   console.log("|---|---|---|---|");
   for (const name of ["one", "fleet"]) {

@@ -77,7 +77,7 @@ export async function startEvalStack({ brainBin, model, llmConfig, sampleTransac
     // The sample is generated at first start: readiness waits for it.
     await waitHealthy(`${brainUrl}/ready`, stack.brain, 300_000);
     await waitHealthy(`${stack.edgeUrl}/health`, stack.edge, 60_000);
-    const issued = await fetch(`${stack.edgeUrl}/api/v1/diag/whoami`, { headers: { "x-session-id": "new" } });
+    const issued = await fetch(`${stack.edgeUrl}/api/v1/session`, { headers: { "x-session-id": "new" } });
     stack.session = { "x-session-id": issued.headers.get("x-session-id") };
   } catch (error) {
     await stack.stop();

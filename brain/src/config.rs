@@ -123,6 +123,12 @@ pub struct Config {
     #[arg(long, env = "BRAIN_DRAIN_MAX_MS", default_value_t = 10_000)]
     pub drain_max_ms: u64,
 
+    /// Who may call the deployment diagnostics (`/api/v1/diag/*`): `operators` (signed-in
+    /// users with the `edgebrain:operator` scope; everyone else 403), `open` (any caller the
+    /// edge signed for: for deployment checks and test rigs), or `off` (404).
+    #[arg(long, env = "BRAIN_DIAG", value_enum, default_value_t = DiagAccess::Operators)]
+    pub diag: DiagAccess,
+
     /// Upper bound of `events` accepted by `/api/v1/diag/stream`.
     #[arg(long, env = "BRAIN_DIAG_MAX_EVENTS", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -598,6 +604,14 @@ impl std::str::FromStr for EdgeAuthorities {
     }
 }
 
+/// Who may call `/api/v1/diag/*` (see [`Config::diag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagAccess {
+    Off,
+    Operators,
+    Open,
+}
+
 /// Format of the log lines written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -930,6 +944,11 @@ mod tests {
         assert_eq!(config.bind.port(), 0);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.diag_max_events, 7);
+        // The diagnostics are for operators unless a deployment opens or closes them.
+        assert_eq!(
+            Config::from_args(["brain"]).unwrap().diag,
+            DiagAccess::Operators
+        );
         assert_eq!(config.database().unwrap().backend, Backend::Postgres);
         assert!(Config::try_parse_from(["brain", "--diag-max-events", "0"]).is_err());
     }

@@ -369,7 +369,7 @@ async fn dispatch(client: &Client, command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Whoami => print_json(&client.whoami().await?),
+        Command::Whoami => print_json(&client.session_identity().await?),
         Command::Datasets(command) => datasets(client, command).await,
         Command::Query(QueryCommand::Sql {
             sql,

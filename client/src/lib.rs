@@ -361,7 +361,13 @@ impl Client {
             .await
     }
 
-    /// `GET /api/v1/diag/whoami`: who the brain thinks this client is.
+    /// `GET /api/v1/session`: who the brain thinks this client is (any caller).
+    pub async fn session_identity(&self) -> Result<WhoAmI> {
+        self.json(self.bounded(Method::GET, &self.url("/api/v1/session")))
+            .await
+    }
+
+    /// `GET /api/v1/diag/whoami`: the same, among the operators' diagnostics.
     pub async fn whoami(&self) -> Result<WhoAmI> {
         self.json(self.bounded(Method::GET, &self.url("/api/v1/diag/whoami")))
             .await

@@ -256,6 +256,7 @@ async fn call_every_method(client: &Client, dir: &Path) {
     let _ = client.follow_run(id, Some(3)).await;
     let _ = client.cancel_run(id).await;
     let _ = client.usage().await;
+    let _ = client.session_identity().await;
     let _ = client.claim_session().await;
     // Agents and escalations.
     let _ = client.agents().await;

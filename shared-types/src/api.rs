@@ -66,6 +66,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("POST", "/api/v1/runs/{id}/cancel"),
     op("GET", "/api/v1/usage"),
     // Accounts (`account`): a visitor's session moves to the user who signed in.
+    op("GET", "/api/v1/session"),
     op("POST", "/api/v1/session/claim"),
     // Agents and escalations (`agent`).
     op("GET", "/api/v1/agents"),

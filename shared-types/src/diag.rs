@@ -68,7 +68,8 @@ pub struct StreamTick {
     pub sent_at_ms: u64,
 }
 
-/// `GET /api/v1/diag/whoami`: the caller as the brain sees it, after edge-signature checks.
+/// `GET /api/v1/session` (and the operators' `GET /api/v1/diag/whoami`): the caller as the brain
+/// sees it, after edge-signature checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -92,7 +92,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 }
 
 export const api = {
-  whoami: () => request<WhoAmI>("GET", "/api/v1/diag/whoami"),
+  whoami: () => request<WhoAmI>("GET", "/api/v1/session"),
   listThreads: () => request<ThreadPage>("GET", "/api/v1/threads?limit=100"),
   createThread: (body: CreateThread) => request<Thread>("POST", "/api/v1/threads", body),
   renameThread: (id: string, body: RenameThread) => request<Thread>("PATCH", `/api/v1/threads/${encodeURIComponent(id)}`, body),

@@ -1,5 +1,7 @@
 //! `/api/v1/session`: the caller's edge session; `/internal/v1/auth`: the edge's sign-ins.
 //!
+//! - `GET /api/v1/session`: the caller as the brain sees it (`WhoAmI`), for every caller — the
+//!   web app's "who is signed in" (the operators' `diag/whoami` says the same).
 //! - `POST /api/v1/session/claim`: moves what the session made anonymously to the signed-in
 //!   caller ([`crate::account::Accounts::claim_session`]). The edge calls it at sign-in; an
 //!   API client holding a bearer token and its session may too. 401 without a signed-in user,
@@ -12,18 +14,26 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use shared_types::account::{
     REVOKE_REFRESH_TOKEN_PATH, ROTATE_REFRESH_TOKEN_PATH, RefreshGrant, RevokeRefreshToken,
     RotateRefreshToken, START_REFRESH_FAMILY_PATH, SessionClaim, StartRefreshFamily,
 };
+use shared_types::diag::WhoAmI;
 
 use super::extract::Json;
 use super::identity::Identity;
 use super::{AppState, Error, Result};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/claim", post(claim))
+    Router::new()
+        .route("/", get(session))
+        .route("/claim", post(claim))
+}
+
+/// `GET /api/v1/session`: the caller as the brain sees it (who is signed in, which session).
+async fn session(identity: Identity) -> axum::Json<WhoAmI> {
+    axum::Json(identity.who_am_i())
 }
 
 /// The edge-only refresh-token endpoints, at their full paths.

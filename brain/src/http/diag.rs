@@ -18,6 +18,10 @@ use super::extract::Query;
 use super::identity::Identity;
 use super::{AppState, Error, Result};
 use crate::clock::unix_millis;
+use crate::config::DiagAccess;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 
 /// Headers whose values the echo never reflects. Reflecting credentials would let any script
 /// on a page read `HttpOnly` cookies and tokens through this endpoint (cross-site tracing); the
@@ -33,7 +37,7 @@ const REDACTED: &str = "[redacted]";
 /// Tells nginx-style proxies not to buffer this response.
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
-pub fn router() -> Router<AppState> {
+pub fn router(access: DiagAccess) -> Router<AppState> {
     Router::new()
         .route("/stream", get(stream_ticks))
         .route("/whoami", get(whoami))
@@ -41,6 +45,31 @@ pub fn router() -> Router<AppState> {
             "/echo",
             get(echo).post(echo).put(echo).patch(echo).delete(echo),
         )
+        .route_layer(middleware::from_fn_with_state(access, allow))
+}
+
+/// Lets a request through to a diagnostic endpoint only as `--diag` says: `off` answers 404
+/// as if the endpoints did not exist, `operators` wants a signed-in operator (403 otherwise,
+/// 401 without any identity), `open` lets every edge-signed caller in.
+async fn allow(State(access): State<DiagAccess>, request: Request, next: Next) -> Result<Response> {
+    match access {
+        DiagAccess::Open => {}
+        DiagAccess::Off => {
+            return Err(Error::NotFound(format!(
+                "no route for {}",
+                request.uri().path()
+            )));
+        }
+        DiagAccess::Operators => {
+            let identity = request.extensions().get::<Identity>().ok_or_else(|| {
+                Error::Unauthorized(
+                    "this endpoint needs a caller identity from the edge".to_owned(),
+                )
+            })?;
+            identity.require_operator("the diagnostic endpoints")?;
+        }
+    }
+    Ok(next.run(request).await)
 }
 
 /// `GET /api/v1/diag/stream?events=N&interval_ms=M`: `N` `tick` events, the first at once,
@@ -101,13 +130,7 @@ fn ticks(
 
 /// `GET /api/v1/diag/whoami`: the verified caller (401 without an identity).
 async fn whoami(identity: Identity) -> Json<WhoAmI> {
-    Json(WhoAmI {
-        owner: identity.owner(),
-        budget_key: Some(identity.budget_key()),
-        user_id: identity.user_id,
-        session_id: identity.session_id,
-        scopes: identity.scopes,
-    })
+    Json(identity.who_am_i())
 }
 
 /// `/api/v1/diag/echo` (GET, POST, PUT, PATCH, DELETE): the request as the brain received it.

@@ -14,6 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use shared_types::agent::OPERATOR_SCOPE;
+use shared_types::diag::WhoAmI;
 use shared_types::headers::{
     IDENTITY_NETWORK, IDENTITY_SCOPES, IDENTITY_SESSION, IDENTITY_USER, MAX_SCOPES_BYTES,
     decode_user_id,
@@ -125,6 +126,17 @@ impl Identity {
         match (&self.user_id, &self.network) {
             (None, Some(network)) => format!("network:{network}"),
             _ => self.owner(),
+        }
+    }
+
+    /// The caller as `GET /api/v1/session` (and the operators' `diag/whoami`) report it.
+    pub fn who_am_i(&self) -> WhoAmI {
+        WhoAmI {
+            owner: self.owner(),
+            budget_key: Some(self.budget_key()),
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            scopes: self.scopes.clone(),
         }
     }
 

@@ -51,7 +51,7 @@ use tracing::Instrument;
 
 use crate::account::Accounts;
 use crate::chat::ChatService;
-use crate::config::Config;
+use crate::config::{Config, DiagAccess};
 use crate::data::DataPlane;
 use crate::knowledge::KnowledgeBase;
 use crate::store::Store;
@@ -85,6 +85,8 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Who may call `/api/v1/diag/*`.
+    pub diag_access: DiagAccess,
     pub diag_max_events: u32,
     pub diag_max_interval: Duration,
     pub drain: DrainLimits,
@@ -94,6 +96,7 @@ impl Limits {
     pub fn from_config(config: &Config) -> Self {
         Self {
             max_body_bytes: config.max_body_bytes,
+            diag_access: config.diag,
             diag_max_events: config.diag_max_events,
             diag_max_interval: Duration::from_millis(config.diag_max_interval_ms),
             drain: DrainLimits {
@@ -118,7 +121,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi::router())
-        .nest("/api/v1/diag", diag::router())
+        .nest("/api/v1/diag", diag::router(limits.diag_access))
         .nest("/api/v1/datasets", datasets::router(upload_max_bytes))
         .nest("/api/v1/queries", queries::router())
         .nest("/api/v1/threads", threads::router())

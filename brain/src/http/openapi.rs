@@ -113,7 +113,7 @@ pub fn document() -> Value {
         query_sql, query_json,
         list_threads, create_thread, get_thread, rename_thread, delete_thread, list_messages,
         send_message, get_run, run_events, cancel_run, usage,
-        claim_session,
+        get_session, claim_session,
         list_agents, list_escalations, resolve_escalation,
         list_documents, upload_document, get_document, delete_document, document_text,
         search_knowledge,
@@ -127,7 +127,7 @@ pub fn document() -> Value {
     tags(
         (name = "health", description = "Liveness and readiness (not under /api: the brain's own probes)"),
         (name = "meta", description = "This document"),
-        (name = "diag", description = "Deployment diagnostics"),
+        (name = "diag", description = "Deployment diagnostics: for signed-in operators (scope `edgebrain:operator`) unless the brain runs with `--diag open`; 404 with `--diag off`"),
         (name = "datasets", description = "Tabular data held by the brain"),
         (name = "queries", description = "SQL and typed JSON queries over datasets"),
         (name = "threads", description = "Conversations and the chat stream"),
@@ -401,6 +401,13 @@ fn cancel_run() {}
 fn usage() {}
 
 // ---- the session ----
+
+#[utoipa::path(get, path = "/api/v1/session", tag = "session", operation_id = "getSession",
+    summary = "The caller as the brain sees it: signed-in user, session, scopes",
+    responses(
+        (status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "No caller identity", body = ErrorBody)))]
+fn get_session() {}
 
 #[utoipa::path(post, path = "/api/v1/session/claim", tag = "session", operation_id = "claimSession",
     summary = "Move what this session made anonymously to the signed-in user",

@@ -289,3 +289,62 @@ async fn echo_never_reflects_credentials() {
     assert_eq!(value_of("x-visible"), Some("shown"));
     app.stop().await;
 }
+
+/// The default `--diag operators`: the diagnostics answer signed-in operators only; everyone
+/// else gets 403 (401 without any identity), while `GET /api/v1/session` answers every caller.
+#[tokio::test]
+async fn access_by_default_is_for_signed_in_operators_only() {
+    use crate::helpers::{Caller, spawn_app_with};
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.diag = brain::config::Config::from_args(["brain"]).unwrap().diag;
+    })
+    .await;
+    let paths = [
+        "/api/v1/diag/whoami",
+        "/api/v1/diag/echo",
+        "/api/v1/diag/stream?events=1&interval_ms=1",
+    ];
+    let operator = Caller::user("olga").with_scopes(&[shared_types::agent::OPERATOR_SCOPE]);
+    // An anonymous session can never be an operator, whatever scopes it claims.
+    let scoped_visitor =
+        Caller::anonymous("s1").with_scopes(&[shared_types::agent::OPERATOR_SCOPE]);
+    for path in paths {
+        let get = || app.client.get(app.url(path));
+        for caller in [
+            Caller::anonymous("s1"),
+            Caller::user("alice"),
+            scoped_visitor.clone(),
+        ] {
+            let body = assert_error(app.send_as(&caller, get()).await, ErrorCode::Forbidden).await;
+            assert!(body.error.message.contains("operators"), "{path}: {body:?}");
+        }
+        assert_error(app.send(get()).await, ErrorCode::Unauthorized).await;
+        let allowed = app.send_as(&operator, get()).await;
+        assert_eq!(allowed.status(), StatusCode::OK, "{path}");
+    }
+    // Who am I, for everyone.
+    for caller in [Caller::anonymous("s1"), Caller::user("alice")] {
+        let response = app
+            .send_as(&caller, app.client.get(app.url("/api/v1/session")))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let me: shared_types::diag::WhoAmI = response.json().await.unwrap();
+        assert_eq!(me.user_id, caller.user_id);
+        assert_eq!(me.session_id, caller.session_id);
+    }
+}
+
+/// `--diag off`: the diagnostics do not exist, for operators too.
+#[tokio::test]
+async fn access_off_answers_404_to_everyone() {
+    use crate::helpers::{Caller, spawn_app_with};
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.diag = brain::config::DiagAccess::Off;
+    })
+    .await;
+    let operator = Caller::user("olga").with_scopes(&[shared_types::agent::OPERATOR_SCOPE]);
+    for path in ["/api/v1/diag/whoami", "/api/v1/diag/echo"] {
+        let response = app.send_as(&operator, app.client.get(app.url(path))).await;
+        assert_error(response, ErrorCode::NotFound).await;
+    }
+}

@@ -204,6 +204,9 @@ impl TestDatabase {
         config.db_max_connections = 5;
         config.db_acquire_timeout_ms = 2_000;
         config.max_body_bytes = 1024;
+        // The diagnostics are these tests' probe of the middleware stack, for every caller;
+        // `diag::access_*` tests the default (operators only) and `off`.
+        config.diag = brain::config::DiagAccess::Open;
         config.diag_max_events = 10;
         config.diag_max_interval_ms = 1_000;
         config.shutdown_grace_secs = 5;
