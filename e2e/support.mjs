@@ -49,14 +49,18 @@ export async function freePort() {
 }
 
 /** Spawns a long-running process in its own process group, capturing its output. */
-/** Starts `command`; `env` adds to this process's environment, and a `null` value removes one. */
-export function startProcess(name, command, args, env) {
+/**
+ * Starts `command`; `env` adds to this process's environment, and a `null` value removes one.
+ * `stdin: "pipe"` gives the child a stdin this process holds open (for servers that stop when
+ * it closes); by default it reads nothing.
+ */
+export function startProcess(name, command, args, env, { stdin = "ignore" } = {}) {
   const merged = { ...process.env, ...env };
   for (const [key, value] of Object.entries(merged)) if (value === null) delete merged[key];
   const child = spawn(command, args, {
     cwd: ROOT,
     env: merged,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [stdin, "pipe", "pipe"],
     detached: true,
   });
   const proc = { name, child, output: "", exited: null };
@@ -244,6 +248,134 @@ export function startS3() {
       resolve({ child, endpoint: `http://127.0.0.1:${Number(line.trim())}` });
     });
   });
+}
+
+/**
+ * The OpenID Connect provider of scripts/oidc-provider.mjs (the pinned npm oidc-provider) on
+ * 127.0.0.1: `config` is its JSON config (see the script). Resolves once it serves, with
+ * `{ issuer, proc }`; stop it with `stopProcess(proc)` (it also stops when this process's end of
+ * its stdin closes). Runs on EDGEBRAIN_NODE_DIR's node when set, else on this process's node.
+ */
+export function startOidcProvider(config, deadlineMs = 30_000) {
+  const node = process.env.EDGEBRAIN_NODE_DIR ? join(process.env.EDGEBRAIN_NODE_DIR, "node") : process.execPath;
+  const proc = startProcess("oidc-provider", node, [join(ROOT, "scripts/oidc-provider.mjs"), JSON.stringify(config)], {}, {
+    stdin: "pipe",
+  });
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    let settled = false;
+    const fail = (why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      proc.child.stdout.off("data", onData);
+      stopProcess(proc).then(() => reject(new Error(`oidc-provider ${why}; output:\n${proc.output.slice(-4000)}`)));
+    };
+    const timer = setTimeout(() => fail(`did not report its issuer in ${deadlineMs} ms`), deadlineMs);
+    const onData = (chunk) => {
+      stdout += chunk;
+      const newline = stdout.indexOf("\n");
+      if (newline === -1) return;
+      try {
+        const { issuer } = JSON.parse(stdout.slice(0, newline));
+        if (!issuer?.startsWith("http://127.0.0.1:")) throw new Error(`unexpected issuer ${issuer}`);
+        settled = true;
+        clearTimeout(timer);
+        proc.child.stdout.off("data", onData);
+        resolve({ issuer, proc });
+      } catch (error) {
+        fail(`printed an unexpected first line (${error.message})`);
+      }
+    };
+    proc.child.stdout.on("data", onData);
+    proc.exited.then(({ code, signal }) => fail(`exited (${code ?? signal}) before reporting its issuer`));
+  });
+}
+
+const HTML_ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'" };
+const unescapeHtml = (text) => text.replace(/&(amp|lt|gt|quot|#39);/g, (entity) => HTML_ENTITIES[entity]);
+
+/** The first POST form of an HTML page: its absolute action URL and its inputs' names and values. */
+function postForm(html, pageUrl) {
+  const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/gi;
+  for (const [, formAttributes, body] of html.matchAll(form)) {
+    const attrs = htmlAttributes(formAttributes);
+    if ((attrs.method ?? "get").toLowerCase() !== "post") continue;
+    const inputs = [...body.matchAll(/<input\b([^>]*)>/gi)].map(([, inputAttributes]) => htmlAttributes(inputAttributes));
+    return { action: new URL(attrs.action ?? "", pageUrl), inputs: inputs.filter((input) => input.name) };
+  }
+  return null;
+}
+
+function htmlAttributes(text) {
+  const attrs = {};
+  for (const [, name, value] of text.matchAll(/([\w-]+)(?:\s*=\s*"([^"]*)")?/g)) attrs[name.toLowerCase()] = unescapeHtml(value ?? "");
+  return attrs;
+}
+
+/**
+ * Signs in at the provider of `startOidcProvider` as a browser would, with plain fetch and a
+ * minimal cookie jar: follows `authorizeUrl`'s redirects by hand, submits the login form with
+ * `login` (any password: the dev interactions do not check it) and the consent form if asked.
+ * Resolves with the URL the provider finally redirects to: the client's redirect_uri with `code`
+ * and `state` (or `error`). At most `maxRequests` requests, each with a timeout.
+ */
+export async function signInAtProvider(authorizeUrl, login, { maxRequests = 10, requestTimeoutMs = 5_000 } = {}) {
+  const start = new URL(authorizeUrl);
+  const redirectUri = start.searchParams.get("redirect_uri");
+  const isRedirectUri = (url) => redirectUri !== null && `${url.origin}${url.pathname}` === redirectUri.split(/[?#]/)[0];
+  const jar = new Map(); // "path name" -> { name, value, path }
+  let request = { url: start, method: "GET", body: undefined };
+  const steps = [];
+  for (let count = 0; count < maxRequests; count++) {
+    const headers = {};
+    const cookies = [...jar.values()].filter((cookie) => request.url.pathname.startsWith(cookie.path));
+    if (cookies.length) headers.cookie = cookies.map(({ name, value }) => `${name}=${value}`).join("; ");
+    if (request.body) headers["content-type"] = "application/x-www-form-urlencoded";
+    const response = await fetch(request.url, {
+      method: request.method,
+      headers,
+      body: request.body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(requestTimeoutMs),
+    });
+    steps.push(`${request.method} ${request.url.pathname} -> ${response.status}`);
+    for (const setCookie of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = setCookie.split(";").map((part) => part.trim());
+      const eq = pair.indexOf("=");
+      const cookie = { name: pair.slice(0, eq), value: pair.slice(eq + 1), path: "/" };
+      let expired = cookie.value === "";
+      for (const attribute of attributes) {
+        const [key, value = ""] = attribute.split("=");
+        if (key.toLowerCase() === "path") cookie.path = value;
+        if (key.toLowerCase() === "max-age" && Number(value) <= 0) expired = true;
+        if (key.toLowerCase() === "expires" && Date.parse(value) <= Date.now()) expired = true;
+      }
+      if (expired) jar.delete(`${cookie.path} ${cookie.name}`);
+      else jar.set(`${cookie.path} ${cookie.name}`, cookie);
+    }
+    const location = response.headers.get("location");
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      const next = new URL(location, request.url);
+      if (isRedirectUri(next) || next.origin !== start.origin) return next.href;
+      request = { url: next, method: "GET", body: undefined };
+      continue;
+    }
+    const html = await response.text();
+    const form = response.status === 200 ? postForm(html, request.url) : null;
+    if (!form) {
+      throw new Error(`sign-in at ${start.origin} stopped (${steps.join(", ")}): ${html.slice(0, 1000)}`);
+    }
+    const fields = new URLSearchParams();
+    for (const input of form.inputs) {
+      if (input.name === "login") fields.set("login", login);
+      else if (input.type === "password") fields.set(input.name, "any password");
+      else fields.set(input.name, input.value ?? "");
+    }
+    request = { url: form.action, method: "POST", body: fields.toString() };
+  }
+  throw new Error(`sign-in at ${start.origin} took more than ${maxRequests} requests (${steps.join(", ")})`);
 }
 
 /** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
