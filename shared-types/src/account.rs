@@ -66,6 +66,7 @@ pub const MAX_USER_SCOPES: usize = 64;
 
 /// What the edge learned about the user at sign-in and re-issues with every access credential.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SignedInUser {
     /// The identity provider's `sub`.
     pub user_id: String,
@@ -117,6 +118,15 @@ pub struct RefreshGrant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeRefreshToken {
     pub token_hash: String,
+}
+
+/// `GET /auth/me` (answered by the edge): whether this deployment offers sign-in, and who is
+/// signed in with the edge's cookies (`None`: nobody; bearer-token clients are not described).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AuthMe {
+    pub signin_available: bool,
+    pub user: Option<SignedInUser>,
 }
 
 /// Whether `text` has the shape of a token hash (64 lower-case hex digits).

@@ -53,6 +53,7 @@ public_types![
     crate::chat::ChatReply,
     crate::chat::UsageReport,
     crate::account::SessionClaim,
+    crate::account::AuthMe,
     crate::chat::RunEventsParams,
     crate::chat::UiMessageChunk,
     crate::chat::RunMessageMetadata,

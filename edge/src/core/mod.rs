@@ -14,6 +14,7 @@
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
 //! - [`routes`]: the route table (`ROUTES`): per-route auth, cache and rate-limit policies.
 //! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
+//! - [`signin`]: OpenID Connect sign-in at the edge, its access credential and refresh tokens.
 //! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
 //!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
 //! - [`cache`]: per-route cache policies, cache keys, storability and freshness for the Cache API.
@@ -34,6 +35,7 @@ pub mod route;
 pub mod routes;
 pub mod rules;
 pub mod session;
+pub mod signin;
 
 #[cfg(test)]
 mod properties;

@@ -35,6 +35,11 @@ impl EdgeResponse {
         Self::json(StatusCode::OK, &report, request_id)
     }
 
+    /// 200 with `value` as JSON.
+    pub fn json_ok(value: &impl serde::Serialize, request_id: &RequestId) -> Self {
+        Self::json(StatusCode::OK, value, request_id)
+    }
+
     fn json(status: StatusCode, value: &impl serde::Serialize, request_id: &RequestId) -> Self {
         // Serializing these plain structs cannot fail; fall back to a fixed body rather than panic.
         let body = serde_json::to_vec(value).unwrap_or_else(|_| {

@@ -1,0 +1,149 @@
+//! The provider's discovery document (OpenID Connect Discovery 1.0), sans-IO: the adapter asks
+//! [`Discovery::fetch_due`] whether to fetch, hands the answer to [`Discovery::apply`], and
+//! reads [`Discovery::metadata`]. The last good document survives failed refreshes.
+
+use serde::Deserialize;
+
+use super::config::{SigninConfig, check_url};
+
+/// Largest discovery document accepted.
+pub const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
+/// At most one fetch per this many seconds, whatever asks for it.
+pub const MIN_REFETCH_SECS: u64 = 30;
+
+/// What the edge needs from the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub end_session_endpoint: Option<String>,
+    /// `client_secret_basic` unless the provider supports only `client_secret_post`.
+    pub secret_in_body: bool,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// Why a document was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryError {
+    Status(u16),
+    TooLarge,
+    Malformed(String),
+    /// `issuer` differs from the configured one (Discovery §4.3: never use such a document).
+    WrongIssuer,
+    /// The provider says it cannot do PKCE with S256.
+    NoPkce,
+    BadEndpoint(String),
+}
+
+impl ProviderMetadata {
+    /// Parses and checks a discovery document for `config`'s issuer.
+    pub fn parse(body: &[u8], config: &SigninConfig) -> Result<Self, DiscoveryError> {
+        if body.len() > MAX_DISCOVERY_BYTES {
+            return Err(DiscoveryError::TooLarge);
+        }
+        let raw: RawMetadata = serde_json::from_slice(body)
+            .map_err(|error| DiscoveryError::Malformed(error.to_string()))?;
+        if raw.issuer.trim_end_matches('/') != config.issuer {
+            return Err(DiscoveryError::WrongIssuer);
+        }
+        if raw
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|methods| !methods.iter().any(|m| m == "S256"))
+        {
+            return Err(DiscoveryError::NoPkce);
+        }
+        for url in [
+            &raw.authorization_endpoint,
+            &raw.token_endpoint,
+            &raw.jwks_uri,
+        ]
+        .into_iter()
+        .chain(raw.end_session_endpoint.as_ref())
+        {
+            // The authorization endpoint may carry a query of its own; the check is on the rest.
+            let base = url.split('?').next().unwrap_or(url);
+            check_url(base).map_err(DiscoveryError::BadEndpoint)?;
+        }
+        let secret_in_body = raw
+            .token_endpoint_auth_methods_supported
+            .is_some_and(|methods| {
+                !methods.iter().any(|m| m == "client_secret_basic")
+                    && methods.iter().any(|m| m == "client_secret_post")
+            });
+        Ok(Self {
+            issuer: raw.issuer,
+            authorization_endpoint: raw.authorization_endpoint,
+            token_endpoint: raw.token_endpoint,
+            jwks_uri: raw.jwks_uri,
+            end_session_endpoint: raw.end_session_endpoint,
+            secret_in_body,
+        })
+    }
+}
+
+/// The cached document of one isolate.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    metadata: Option<ProviderMetadata>,
+    fetched_at_secs: Option<u64>,
+    last_attempt_secs: Option<u64>,
+}
+
+impl Discovery {
+    /// The document, if one was ever fetched (a stale one is still used while refetching).
+    pub fn metadata(&self) -> Option<&ProviderMetadata> {
+        self.metadata.as_ref()
+    }
+
+    /// The URL to fetch now, if the document is missing or older than its TTL and no fetch
+    /// was handed out within [`MIN_REFETCH_SECS`]. Marks the attempt.
+    pub fn fetch_due(&mut self, now_secs: u64, config: &SigninConfig) -> Option<String> {
+        let fresh = self
+            .fetched_at_secs
+            .is_some_and(|at| now_secs.saturating_sub(at) < config.discovery_ttl_secs);
+        if self.metadata.is_some() && fresh {
+            return None;
+        }
+        if self
+            .last_attempt_secs
+            .is_some_and(|at| now_secs.saturating_sub(at) < MIN_REFETCH_SECS)
+        {
+            return None;
+        }
+        self.last_attempt_secs = Some(now_secs);
+        Some(config.discovery_url())
+    }
+
+    /// Installs a fetched document; on any failure the previous one stays.
+    pub fn apply(
+        &mut self,
+        now_secs: u64,
+        status: u16,
+        body: &[u8],
+        config: &SigninConfig,
+    ) -> Result<(), DiscoveryError> {
+        if status != 200 {
+            return Err(DiscoveryError::Status(status));
+        }
+        let metadata = ProviderMetadata::parse(body, config)?;
+        self.metadata = Some(metadata);
+        self.fetched_at_secs = Some(now_secs);
+        Ok(())
+    }
+}
