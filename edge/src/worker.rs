@@ -23,7 +23,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
-use crate::core::auth::{JwksFetch, KeyStore};
+use crate::core::auth::{AuthConfig, JwksFetch, KeyStore};
 use crate::core::brains::{BrainHealth, is_draining};
 use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
@@ -32,12 +32,21 @@ use crate::core::cache::{
 use crate::core::ratelimit::{BucketState, RateLimitOutcome, TakeRequest, Verdict};
 use crate::core::response::{is_event_stream, stream_broken_event};
 use crate::core::route::{CacheStep, finish_edge_response};
+use crate::core::route::{brain_call, request_id_of};
+use crate::core::session::Session;
+use crate::core::signin::endpoint::{AuthDecision, decide_auth};
+use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
+use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
 use crate::core::{
     BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, NextAttempt,
     ProxyRequest, RequestHead, RequestId, UpstreamFailure, decide, upstream_failure,
     upstream_response_headers,
 };
 use crate::header_text::{self, Runtime};
+use shared_types::account::{
+    CLAIM_SESSION_PATH, REVOKE_REFRESH_TOKEN_PATH, ROTATE_REFRESH_TOKEN_PATH, RefreshGrant,
+    START_REFRESH_FAMILY_PATH,
+};
 
 /// Name of the Durable Object namespace binding holding the rate-limit buckets.
 const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
@@ -117,10 +126,61 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
             refresh_jwks(fetch).await;
         }
     }
-    let mut decision = with_keys(&config, |keys| decide(&head, &config, Some(keys), inputs))
-        .unwrap_or_else(|| decide(&head, &config, None, inputs));
+    let decision = decide_with_keys(&head, &config, &mut inputs).await;
+    // A signed-in caller whose access cookie expired: renew it at the brain, then decide
+    // again as whoever the renewal says the caller is.
+    let renewed_headers: HeaderMap;
+    let mut sign_in_cookies = Vec::new();
+    let (head, decision) = match decision {
+        Decision::RefreshSignIn { refresh_token } => {
+            match renew_sign_in(&refresh_token, &head, &config, &inputs).await {
+                Ok((headers, cookies)) => {
+                    renewed_headers = headers;
+                    sign_in_cookies = cookies;
+                    let head = RequestHead {
+                        headers: &renewed_headers,
+                        ..head
+                    };
+                    let decision = decide_with_keys(&head, &config, &mut inputs).await;
+                    (head, decision)
+                }
+                Err(response) => return respond(response),
+            }
+        }
+        decision => (head, decision),
+    };
+
+    match decision {
+        Decision::Respond(mut response) => {
+            add_cookies(&mut response.headers, &sign_in_cookies);
+            respond(response)
+        }
+        Decision::Proxy(mut proxy) => {
+            add_cookies(&mut proxy.response_headers, &sign_in_cookies);
+            proxy_request(request, &url, env, ctx, config, *proxy).await
+        }
+        Decision::SignIn => sign_in_endpoint(&head, &config, &inputs).await,
+        // `decide` settles unknown keys once `keys_refreshed` is set, and a renewed request
+        // carries no refresh cookie to renew again; answer safely anyway.
+        Decision::RefreshKeys | Decision::RefreshSignIn { .. } => respond(EdgeResponse::error(
+            ErrorCode::Unauthorized,
+            "the credentials could not be verified",
+            &RequestId::from_random(inputs.random),
+        )),
+    }
+}
+
+/// `decide`, refreshing the JWKS once when the token names an unknown key.
+async fn decide_with_keys(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    inputs: &mut Inputs,
+) -> Decision {
+    let first = *inputs;
+    let mut decision = with_keys(config, |keys| decide(head, config, Some(keys), first))
+        .unwrap_or_else(|| decide(head, config, None, first));
     if decision == Decision::RefreshKeys {
-        let fetch = with_keys(&config, |keys| {
+        let fetch = with_keys(config, |keys| {
             keys.refresh_for_unknown_key(inputs.now_ms / 1000)
         });
         if let Some(fetch) = fetch.flatten() {
@@ -135,19 +195,18 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
         }
         inputs.keys_refreshed = true;
         inputs.now_ms = now_ms();
-        decision = with_keys(&config, |keys| decide(&head, &config, Some(keys), inputs))
-            .unwrap_or_else(|| decide(&head, &config, None, inputs));
+        let again = *inputs;
+        decision = with_keys(config, |keys| decide(head, config, Some(keys), again))
+            .unwrap_or_else(|| decide(head, config, None, again));
     }
+    decision
+}
 
-    match decision {
-        Decision::Respond(response) => respond(response),
-        Decision::Proxy(proxy) => proxy_request(request, &url, env, ctx, config, *proxy).await,
-        // `decide` settles unknown keys once `keys_refreshed` is set; answer safely anyway.
-        Decision::RefreshKeys => respond(EdgeResponse::error(
-            ErrorCode::Unauthorized,
-            "the token's signing key is unknown",
-            &RequestId::from_random(inputs.random),
-        )),
+fn add_cookies(headers: &mut HeaderMap, cookies: &[String]) {
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(http::header::SET_COOKIE, value);
+        }
     }
 }
 
@@ -646,6 +705,462 @@ pub fn rate_limit_apply(request_json: &str, stored_json: &str, now_ms: f64) -> S
     // Date.now() is a non-negative integer number of milliseconds.
     let (state, verdict) = take.apply(stored, now_ms as u64);
     serde_json::json!({ "state": state, "verdict": verdict }).to_string()
+}
+
+// ---- sign-in (the steps are `core::signin`'s; here they are only carried out) ----------------
+
+/// Largest answer read from the brain's internal endpoints or the provider's token endpoint.
+const SIGN_IN_ANSWER_MAX_BYTES: u64 = 64 * 1024;
+/// How long the provider's discovery, JWKS and token endpoints may take.
+const PROVIDER_TIMEOUT_MS: u32 = 10_000;
+
+/// Renews an expired access credential with the refresh token: the headers to decide the
+/// request again with, and the cookies to set on its answer.
+async fn renew_sign_in(
+    refresh_token: &str,
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    inputs: &Inputs,
+) -> Result<(HeaderMap, Vec<String>), EdgeResponse> {
+    let request_id = request_id_of(head, inputs.random);
+    let unavailable = || {
+        EdgeResponse::error(
+            ErrorCode::Unavailable,
+            "your sign-in could not be renewed just now; retry",
+            &request_id,
+        )
+    };
+    let (Some(signin), Some(random), Some(nonce)) = (
+        config.signin.as_ref(),
+        random_bytes::<32>(),
+        random_bytes::<16>(),
+    ) else {
+        return Err(unavailable());
+    };
+    let now = now_ms();
+    let (rotate, successor) = flow::rotation(refresh_token, signin, &random, now);
+    let session = Session::resolve(
+        head.headers,
+        &config.sessions,
+        now / 1000,
+        inputs.session_random,
+    );
+    let call = brain_call(
+        ROTATE_REFRESH_TOKEN_PATH,
+        None,
+        &session,
+        head.client_ip,
+        config,
+        now,
+        nonce,
+        &request_id,
+    )
+    .ok_or_else(unavailable)?;
+    let body = serde_json::to_vec(&rotate).map_err(|_| unavailable())?;
+    match brain_json(call, config, &body).await {
+        Ok((200, answer)) => {
+            let grant: RefreshGrant = serde_json::from_slice(&answer).map_err(|_| unavailable())?;
+            let (access, cookies) =
+                flow::refreshed(&grant, &successor, signin, &config.sessions, now / 1000)
+                    .ok_or_else(unavailable)?;
+            let headers = flow::with_access_cookie(head.headers, Some(&access), &config.sessions);
+            Ok((headers, cookies))
+        }
+        // Revoked, reused or expired: the request goes on as anonymous, and the cookies go.
+        Ok((401, _)) => Ok((
+            flow::with_access_cookie(head.headers, None, &config.sessions),
+            flow::sign_in_ended(),
+        )),
+        Ok((status, _)) => {
+            console_error!("request_id={request_id} refresh-token rotation answered {status}");
+            Err(unavailable())
+        }
+        Err(response) => Err(response),
+    }
+}
+
+/// Carries out an `/auth/…` request (`core::signin::endpoint`).
+async fn sign_in_endpoint(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    inputs: &Inputs,
+) -> web_sys::Response {
+    let request_id = request_id_of(head, inputs.random);
+    let Some(random) = random_bytes::<64>() else {
+        return respond(EdgeResponse::error(
+            ErrorCode::Internal,
+            "the edge runtime has no secure random number generator",
+            &request_id,
+        ));
+    };
+    let mut verifier = [0u8; 32];
+    verifier.copy_from_slice(&random[32..]);
+    let login_random = LoginRandom {
+        state: random[..16].try_into().unwrap_or([0; 16]),
+        nonce: random[16..32].try_into().unwrap_or([0; 16]),
+        verifier,
+    };
+    for attempt in 0..2 {
+        let metadata = DISCOVERY.with_borrow(|discovery| discovery.metadata().cloned());
+        let now = now_ms();
+        match decide_auth(
+            head,
+            config,
+            metadata.as_ref(),
+            &login_random,
+            now / 1000,
+            &request_id,
+        ) {
+            AuthDecision::Respond(response) => return respond(response),
+            AuthDecision::Discover => {
+                let Some(signin) = config.signin.as_ref() else {
+                    break;
+                };
+                let due =
+                    DISCOVERY.with_borrow_mut(|discovery| discovery.fetch_due(now / 1000, signin));
+                if attempt == 1 || due.is_none() {
+                    break;
+                }
+                if let Some(url) = due {
+                    match fetch_with_timeout(&url, None, SIGN_IN_ANSWER_MAX_BYTES).await {
+                        Ok((status, body)) => DISCOVERY.with_borrow_mut(|discovery| {
+                            if let Err(error) =
+                                discovery.apply(now_ms() / 1000, status, &body, signin)
+                            {
+                                console_error!("OIDC discovery {url} refused: {error:?}");
+                            }
+                        }),
+                        Err(error) => console_error!("OIDC discovery {url} failed: {error}"),
+                    }
+                }
+            }
+            AuthDecision::Exchange(token) => {
+                return respond(finish_sign_in(head, config, inputs, &token, &request_id).await);
+            }
+            AuthDecision::SignOut(revoke) => {
+                if let Some(revoke) = revoke {
+                    let session = Session::resolve(
+                        head.headers,
+                        &config.sessions,
+                        now / 1000,
+                        inputs.session_random,
+                    );
+                    let sent = match (random_bytes::<16>(), serde_json::to_vec(&revoke)) {
+                        (Some(nonce), Ok(body)) => match brain_call(
+                            REVOKE_REFRESH_TOKEN_PATH,
+                            None,
+                            &session,
+                            head.client_ip,
+                            config,
+                            now,
+                            nonce,
+                            &request_id,
+                        ) {
+                            Some(call) => brain_json(call, config, &body)
+                                .await
+                                .ok()
+                                .map(|(status, _)| status),
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    if sent != Some(204) {
+                        // Keep the cookies: the sign-in is still live at the brain.
+                        return respond(EdgeResponse::error(
+                            ErrorCode::Unavailable,
+                            "signing out could not reach the server; retry",
+                            &request_id,
+                        ));
+                    }
+                }
+                return respond(flow::signed_out(&request_id));
+            }
+        }
+    }
+    respond(EdgeResponse::error(
+        ErrorCode::Unavailable,
+        "the identity provider's configuration could not be loaded; retry shortly",
+        &request_id,
+    ))
+}
+
+/// The callback after the provider's redirect: exchange the code, verify the ID token, store
+/// the sign-in at the brain, move the visitor's session to the user, answer with the cookies.
+async fn finish_sign_in(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    inputs: &Inputs,
+    token: &TokenRequest,
+    request_id: &RequestId,
+) -> EdgeResponse {
+    let failed = |code: ErrorCode, message: &str| EdgeResponse::error(code, message, request_id);
+    let (Some(signin), Some(metadata)) = (
+        config.signin.as_ref(),
+        DISCOVERY.with_borrow(|discovery| discovery.metadata().cloned()),
+    ) else {
+        return failed(
+            ErrorCode::Unavailable,
+            "the identity provider is not configured",
+        );
+    };
+    let (status, body) = match fetch_with_timeout(
+        &token.url,
+        Some((token.body.as_str(), token.authorization.as_deref())),
+        SIGN_IN_ANSWER_MAX_BYTES,
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            console_error!(
+                "request_id={request_id} token endpoint {} failed: {error}",
+                token.url
+            );
+            return failed(
+                ErrorCode::BadGateway,
+                "the identity provider could not be reached",
+            );
+        }
+    };
+    let mut outcome = None;
+    for _ in 0..2 {
+        let read = with_provider_keys(signin, &metadata, |verifier, keys| {
+            flow::read_id_token(
+                status,
+                &body,
+                token,
+                signin,
+                verifier,
+                keys,
+                now_ms() / 1000,
+            )
+        });
+        match read {
+            Some(IdToken::UnknownKey) | None => {
+                let fetch = with_provider_keys(signin, &metadata, |_, keys| {
+                    keys.refresh_for_unknown_key(now_ms() / 1000)
+                })
+                .flatten();
+                let Some(fetch) = fetch else { break };
+                match fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64).await {
+                    Ok((200, jwks)) => {
+                        with_provider_keys(signin, &metadata, |_, keys| {
+                            if let Err(error) = keys.apply_jwks(now_ms() / 1000, &jwks) {
+                                console_error!("provider JWKS refused: {error:?}");
+                            }
+                        });
+                    }
+                    Ok((status, _)) => console_error!("provider JWKS answered {status}"),
+                    Err(error) => console_error!("provider JWKS fetch failed: {error}"),
+                }
+            }
+            decided => {
+                outcome = decided;
+                break;
+            }
+        }
+    }
+    let user = match outcome {
+        Some(IdToken::User(user)) => user,
+        Some(IdToken::Refused(refusal)) => return refusal.response(request_id),
+        _ => {
+            return failed(
+                ErrorCode::Unauthorized,
+                "the ID token's signing key is unknown",
+            );
+        }
+    };
+    let (Some(random), Some(nonce), Some(claim_nonce)) = (
+        random_bytes::<32>(),
+        random_bytes::<16>(),
+        random_bytes::<16>(),
+    ) else {
+        return failed(
+            ErrorCode::Internal,
+            "the edge runtime has no secure random number generator",
+        );
+    };
+    let now = now_ms();
+    let sign_in = flow::new_sign_in(user.clone(), signin, &random, now);
+    let principal = flow::principal_of(
+        &user.user_id,
+        &user.scopes,
+        now / 1000 + signin.access_ttl_secs,
+    );
+    let session = Session::resolve(
+        head.headers,
+        &config.sessions,
+        now / 1000,
+        inputs.session_random,
+    );
+    let Some(call) = brain_call(
+        START_REFRESH_FAMILY_PATH,
+        Some(&principal),
+        &session,
+        head.client_ip,
+        config,
+        now,
+        nonce,
+        request_id,
+    ) else {
+        return failed(
+            ErrorCode::Unauthorized,
+            "the signed-in user cannot be passed on",
+        );
+    };
+    let Ok(start) = serde_json::to_vec(&sign_in.start) else {
+        return failed(ErrorCode::Internal, "the sign-in could not be encoded");
+    };
+    let grant: RefreshGrant = match brain_json(call, config, &start).await {
+        Ok((201, answer)) => match serde_json::from_slice(&answer) {
+            Ok(grant) => grant,
+            Err(_) => {
+                return failed(
+                    ErrorCode::BadGateway,
+                    "the server's answer to the sign-in is malformed",
+                );
+            }
+        },
+        Ok((status, answer)) => {
+            console_error!(
+                "request_id={request_id} storing the sign-in answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            return failed(
+                ErrorCode::BadGateway,
+                "the server could not store the sign-in",
+            );
+        }
+        Err(response) => return response,
+    };
+    // What the visitor made anonymously moves to the user (idempotent: a failure here is
+    // retried by the next sign-in from this session).
+    if !session.is_new
+        && let Some(call) = brain_call(
+            CLAIM_SESSION_PATH,
+            Some(&principal),
+            &session,
+            head.client_ip,
+            config,
+            now,
+            claim_nonce,
+            request_id,
+        )
+    {
+        match brain_json(call, config, b"").await {
+            Ok((200, _)) => {}
+            Ok((status, _)) => {
+                console_error!("request_id={request_id} session claim answered {status}")
+            }
+            Err(_) => console_error!("request_id={request_id} session claim failed"),
+        }
+    }
+    let mut response = flow::signed_in(
+        &grant,
+        &sign_in,
+        &token.return_to,
+        signin,
+        &config.sessions,
+        now / 1000,
+        request_id,
+    );
+    if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
+        response.headers.append(name, value);
+    }
+    response
+}
+
+/// Sends an edge-made brain request with `body`: the status and (bounded) answer, or the
+/// answer to give when no brain could be asked.
+async fn brain_json(
+    mut call: ProxyRequest,
+    config: &EdgeConfig,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), EdgeResponse> {
+    let upstream = send(None, &mut call, config, Some(body)).await?;
+    let status = upstream.status();
+    let answer = read_stream_at_most(upstream.body().as_ref(), SIGN_IN_ANSWER_MAX_BYTES)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Ok((status, answer))
+}
+
+/// `GET url`, or with `form` a form `POST` (body, optional `Authorization`), bounded in time
+/// and size: the status and body.
+async fn fetch_with_timeout(
+    url: &str,
+    form: Option<(&str, Option<&str>)>,
+    max_bytes: u64,
+) -> Result<(u16, Vec<u8>), String> {
+    let init = web_sys::RequestInit::new();
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some((body, authorization)) = form {
+        init.set_method("POST");
+        init.set_body(&body.into());
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        if let Some(value) = authorization.and_then(|text| HeaderValue::from_str(text).ok()) {
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+    }
+    init.set_headers(&js_headers(&headers));
+    let answer = JsFuture::from(fetch_with_deadline(url, &init, PROVIDER_TIMEOUT_MS, None))
+        .await
+        .map_err(|error| format!("{error:?}"))?;
+    if answer.is_null() {
+        return Err(format!("no answer within {PROVIDER_TIMEOUT_MS} ms"));
+    }
+    let response: web_sys::Response = answer.dyn_into().map_err(|_| "not a Response".to_owned())?;
+    let body = read_stream_at_most(response.body().as_ref(), max_bytes)
+        .await
+        .map_err(|()| "the body could not be read".to_owned())?
+        .ok_or_else(|| format!("larger than {max_bytes} bytes"))?;
+    Ok((response.status(), body))
+}
+
+/// Runs `f` on the provider's ID-token verifier and keys (made on first use for this
+/// provider's `jwks_uri`); `None` if the verifier cannot be made.
+fn with_provider_keys<T>(
+    signin: &SigninConfig,
+    metadata: &ProviderMetadata,
+    f: impl FnOnce(&AuthConfig, &mut KeyStore) -> T,
+) -> Option<T> {
+    PROVIDER_KEYS.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot
+            .as_ref()
+            .is_none_or(|(uri, _, _)| *uri != metadata.jwks_uri)
+        {
+            match flow::id_token_verifier(signin, metadata) {
+                Ok(verifier) => {
+                    let keys = KeyStore::new(&verifier);
+                    *slot = Some((metadata.jwks_uri.clone(), verifier, keys));
+                }
+                Err(error) => {
+                    console_error!("the provider's ID-token verifier: {error}");
+                    return None;
+                }
+            }
+        }
+        let (_, verifier, keys) = slot.as_mut()?;
+        Some(f(verifier, keys))
+    })
+}
+
+thread_local! {
+    /// The provider's discovery document (sign-in), refetched after its TTL.
+    static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
+    /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
+    static PROVIDER_KEYS: RefCell<Option<(String, AuthConfig, KeyStore)>> = const { RefCell::new(None) };
 }
 
 thread_local! {

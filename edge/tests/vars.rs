@@ -40,6 +40,13 @@ fn valid_value(name: &str) -> Option<String> {
         // At most 90: the brain's own limit is 100 fields (EdgeConfig::MAX_MAX_HEADER_COUNT).
         "MAX_HEADER_COUNT" => "64".to_owned(),
         "CACHE_VERSION" => "2".to_owned(),
+        "OIDC_ISSUER" => "https://idp.example".to_owned(),
+        "OIDC_CLIENT_ID" => "edgebrain".to_owned(),
+        "OIDC_CLIENT_SECRET" => SECRET.to_owned(),
+        "OIDC_SCOPES" => "openid profile".to_owned(),
+        "OIDC_SCOPE_CLAIMS" | "OIDC_ROLE_CLAIMS" => "roles".to_owned(),
+        "OIDC_DISCOVERY_TTL_SECS" | "SIGNIN_ACCESS_TTL_SECS" | "SIGNIN_REFRESH_TTL_SECS"
+        | "SIGNIN_MAX_AGE_SECS" => "600".to_owned(),
         _ => return None,
     };
     Some(value)

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a session is claimed (`POST`, no body): the edge calls it at sign-in.
+pub const CLAIM_SESSION_PATH: &str = "/api/v1/session/claim";
+
 /// `POST /api/v1/session/claim`: what moved from the caller's session to the signed-in user.
 ///
 /// A session moves to at most one user, ever: the first claim binds it. Claiming again as the

@@ -15,6 +15,7 @@ use super::policy_error::PolicyError;
 use super::routes::RouteTable;
 use super::rules::Rules;
 use super::session::SessionConfig;
+use super::signin::SigninConfig;
 
 /// Everything the edge core needs to decide. Built by [`EdgeConfig::from_vars`].
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct EdgeConfig {
     pub cache_version: u32,
     /// JWT verification (`AUTH_CONFIG`, `AUTH_HS256_SECRETS`); `None` when not configured.
     pub auth: Option<AuthConfig>,
+    /// Sign-in at the edge (`OIDC_*`, `SIGNIN_*`); `None` when `OIDC_ISSUER` is unset.
+    pub signin: Option<SigninConfig>,
     /// Rewrites, redirects and headers from `vercel.json`, embedded at build time.
     pub rules: Rules,
     /// The request header in which the platform itself states the client's address
@@ -175,10 +178,16 @@ impl EdgeConfig {
             var: auth_vars::AUTH_CONFIG,
             reason: error.to_string(),
         })?;
-        if auth.is_none() && routes.requires_authentication() {
+        let signin = SigninConfig::from_vars(&lookup).map_err(|error| ConfigError::Invalid {
+            var: error.var,
+            reason: error.reason,
+        })?;
+        if auth.is_none() && signin.is_none() && routes.requires_authentication() {
             return Err(ConfigError::Invalid {
                 var: vars::ROUTES,
-                reason: "a route requires authentication but AUTH_CONFIG is not set".to_owned(),
+                reason:
+                    "a route requires authentication but neither AUTH_CONFIG nor OIDC_ISSUER is set"
+                        .to_owned(),
             });
         }
         let rules = Rules::from_vercel_json(rules_json).map_err(|error| ConfigError::Invalid {
@@ -233,6 +242,7 @@ impl EdgeConfig {
             cors,
             cache_version,
             auth,
+            signin,
             rules,
             client_ip_header,
         })

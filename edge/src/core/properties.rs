@@ -132,6 +132,9 @@ proptest! {
                 prop_assert!(proxy.deadline_ms >= now_ms.min(u64::MAX - 100));
             }
             Decision::RefreshKeys => prop_assert!(false, "no key store, so no key refresh"),
+            // The sign-in endpoints are decided by `signin::endpoint` (with the isolate's state).
+            Decision::SignIn => prop_assert!(url.contains("/auth/"), "{}", url),
+            Decision::RefreshSignIn { .. } => prop_assert!(false, "no sign-in configured"),
         }
     }
 

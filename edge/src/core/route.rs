@@ -15,6 +15,7 @@ use shared_types::headers::{
 };
 use shared_types::signature::{self, UNSIGNED_PAYLOAD};
 
+use super::auth::AuthPolicy;
 use super::auth::jwt::ROLE_PREFIX;
 use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
 use super::brains::{
@@ -28,6 +29,7 @@ use super::response::{EdgeResponse, set_request_id};
 use super::routes::Route;
 use super::rules::{RequestFacts, Rewrite};
 use super::session::{COOKIE_NAME, Session, without_cookie};
+use super::signin::flow::{self as signin_flow, CookieAuth};
 
 /// The parts of an incoming request the core looks at.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,14 @@ pub enum Decision {
     /// The bearer token names a key the store lacks: refresh the JWKS
     /// (`KeyStore::refresh_for_unknown_key`) and decide again with `keys_refreshed` set.
     RefreshKeys,
+    /// An `/auth/…` endpoint of the sign-in: the adapter asks
+    /// `signin::endpoint::decide_auth`, which needs the isolate's provider metadata.
+    SignIn,
+    /// The caller's access cookie is missing or expired but it holds a refresh token: rotate it
+    /// at the brain (`signin::flow::rotation`), then decide again with the new access cookie in
+    /// the request (or, if the brain refused, without either sign-in cookie), and add the
+    /// resulting `Set-Cookie`s to the answer.
+    RefreshSignIn { refresh_token: String },
 }
 
 /// The cache treatment of a proxied request.
@@ -347,17 +357,31 @@ const EDGE_ASSERTED: [&str; 10] = [
 /// checks, CORS preflight, `/health`, `vercel.json` rules (redirect, rewrite, headers), the
 /// route's authentication, the session, and the plan for the brain (rate limit, cache,
 /// signature). `keys` is the isolate's JWT key store (`None` without `AUTH_CONFIG`).
+/// The request's id: the client's `x-request-id` if valid, else one made of `random`.
+pub fn request_id_of(head: &RequestHead<'_>, random: [u8; 16]) -> RequestId {
+    head.headers
+        .get(REQUEST_ID)
+        .and_then(|value| RequestId::parse(value.as_bytes()))
+        .unwrap_or_else(|| RequestId::from_random(random))
+}
+
+/// Path, query and origin (`scheme://host[:port]`) of a request; `None` for a malformed URL.
+pub(crate) fn path_query_origin<'a>(head: &RequestHead<'a>) -> Option<(&'a str, &'a str, String)> {
+    let target = RequestTarget::parse(head.url)?;
+    let query = target
+        .path_and_query
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    Some((target.path, query, request_origin(head, &target)))
+}
+
 pub fn decide(
     head: &RequestHead<'_>,
     config: &EdgeConfig,
     keys: Option<&KeyStore>,
     inputs: Inputs,
 ) -> Decision {
-    let request_id = head
-        .headers
-        .get(REQUEST_ID)
-        .and_then(|value| RequestId::parse(value.as_bytes()))
-        .unwrap_or_else(|| RequestId::from_random(inputs.random));
+    let request_id = request_id_of(head, inputs.random);
     let mut extra = HeaderMap::new();
     let decision = decide_inner(head, config, keys, inputs, &request_id, &mut extra);
     match decision {
@@ -462,6 +486,10 @@ fn decide_inner(
         };
     }
 
+    if target.path.starts_with("/auth/") {
+        return Decision::SignIn;
+    }
+
     let query = target
         .path_and_query
         .split_once('?')
@@ -514,11 +542,13 @@ fn decide_inner(
 
     let route = config.routes.select(head.method, path);
     let now_secs = inputs.now_ms / 1000;
-    let principal =
-        match authenticate_route(head, route, config, keys, now_secs, inputs, request_id) {
-            Ok(principal) => principal,
-            Err(decision) => return *decision,
-        };
+    let origin = request_origin(head, &target);
+    let principal = match authenticate_route(
+        head, route, config, keys, now_secs, inputs, &origin, request_id,
+    ) {
+        Ok(principal) => principal,
+        Err(decision) => return *decision,
+    };
 
     let declared_length = match declared_content_length(head.headers) {
         Ok(length) => length,
@@ -659,6 +689,71 @@ fn decide_inner(
     }))
 }
 
+/// `scheme://host[:port]` of this request as the browser addressed it.
+fn request_origin(head: &RequestHead<'_>, target: &RequestTarget<'_>) -> String {
+    let host = head
+        .headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .or(target.authority)
+        .unwrap_or("");
+    format!("{}://{host}", target.scheme.unwrap_or("https"))
+}
+
+/// An edge-made request to the tenant's brain (the sign-in's refresh-token calls, the session
+/// claim): a JSON `POST` of `body`, hashed into the signature, with the identity headers of
+/// `principal` and `session`. The adapter sends it like a proxied request (`send` with the
+/// body), so it goes on to the next brain exactly when a proxied `POST` would.
+#[allow(clippy::too_many_arguments)]
+pub fn brain_call(
+    path: &str,
+    principal: Option<&Principal>,
+    session: &Session,
+    client_ip: Option<&str>,
+    config: &EdgeConfig,
+    now_ms: u64,
+    nonce: [u8; 16],
+    request_id: &RequestId,
+) -> Option<ProxyRequest> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    set_request_id(&mut headers, request_id);
+    for (name, value) in identity_headers(principal, session, client_ip).ok()? {
+        headers.insert(name, value);
+    }
+    let user_id = principal.map(|p| p.subject.clone());
+    let tenant = TenantKey::of(user_id.as_deref(), Some(&session.id), client_ip);
+    let upstream = Upstream::new(
+        config.brains.order(&tenant),
+        RetryRule::new(&Method::POST, false, true),
+    );
+    let brain = config.brains.get(upstream.current()?)?;
+    Some(ProxyRequest {
+        method: Method::POST,
+        url: format!("{}{path}", brain.origin),
+        path_and_query: path.to_owned(),
+        upstream: Some(upstream),
+        headers,
+        forward_body: true,
+        max_body_bytes: config.max_body_bytes,
+        body_signing: BodySigning::Hash,
+        signature_timestamp_secs: now_ms / 1000,
+        signature_nonce: signature::hex(&nonce),
+        response_headers: HeaderMap::new(),
+        session: session.clone(),
+        user_id,
+        rate_limit: None,
+        cache: CacheStep::Bypass,
+        origin: None,
+        external: false,
+        deadline_ms: now_ms.saturating_add(duration_ms(config.upstream_timeout)),
+        request_id: request_id.clone(),
+    })
+}
+
 /// Whose entry a `scope: identity` cache key names: `user:<sub>` or `session:<id>`, kinds kept
 /// apart so a subject can never equal somebody's session id.
 fn cache_identity(user_id: Option<&str>, session: &Session) -> String {
@@ -753,6 +848,7 @@ fn identity_headers(
 
 /// Runs the route's authentication policy: the verified principal (or `None` for anonymous
 /// callers), or the decision to answer instead.
+#[allow(clippy::too_many_arguments)]
 fn authenticate_route(
     head: &RequestHead<'_>,
     route: &Route,
@@ -760,9 +856,45 @@ fn authenticate_route(
     keys: Option<&KeyStore>,
     now_secs: u64,
     inputs: Inputs,
+    origin: &str,
     request_id: &RequestId,
 ) -> Result<Option<Principal>, Box<Decision>> {
+    // A bearer token speaks for itself; without one, the edge's own sign-in cookies may.
+    if config.signin.is_some() && !head.headers.contains_key(AUTHORIZATION) {
+        match signin_flow::cookie_auth(head.headers, &config.sessions, now_secs) {
+            CookieAuth::Valid(grant) => {
+                if !signin_flow::same_origin(head.method, head.headers, origin) {
+                    return Err(Box::new(Decision::Respond(EdgeResponse::error(
+                        ErrorCode::Forbidden,
+                        "a request signed in by cookie must come from this site",
+                        request_id,
+                    ))));
+                }
+                let principal = grant.principal();
+                return match route.auth.check(&principal) {
+                    Ok(()) => Ok(Some(principal)),
+                    Err(_) => Err(Box::new(Decision::Respond(EdgeResponse::error(
+                        ErrorCode::Forbidden,
+                        "the signed-in user lacks a required scope or role",
+                        request_id,
+                    )))),
+                };
+            }
+            CookieAuth::NeedsRefresh { refresh_token } => {
+                return Err(Box::new(Decision::RefreshSignIn { refresh_token }));
+            }
+            CookieAuth::Absent => {}
+        }
+    }
     let (Some(auth), Some(keys)) = (&config.auth, keys) else {
+        if matches!(route.auth, AuthPolicy::Required { .. }) {
+            // Sign-in without JWT bearer tokens: a required route needs the cookie.
+            return Err(Box::new(Decision::Respond(EdgeResponse::error(
+                ErrorCode::Unauthorized,
+                "sign in first",
+                request_id,
+            ))));
+        }
         // No JWT configured: routes can only be public or optional (checked at load), and a
         // bearer token cannot be verified, so it is not trusted.
         return Ok(None);
@@ -878,8 +1010,19 @@ fn strip_session_token(headers: &mut HeaderMap) {
         return;
     }
     headers.remove(COOKIE);
+    // The sign-in's cookies are credentials too: the brain learns the user from the identity
+    // headers only.
+    let edge_cookies = [
+        COOKIE_NAME,
+        signin_flow::ACCESS_COOKIE,
+        signin_flow::REFRESH_COOKIE,
+        signin_flow::LOGIN_COOKIE,
+    ];
     for cookie in cookies {
-        if let Some(kept) = without_cookie(&cookie, COOKIE_NAME) {
+        let kept = edge_cookies
+            .iter()
+            .try_fold(cookie, |value, name| without_cookie(&value, name));
+        if let Some(kept) = kept {
             headers.append(COOKIE, kept);
         }
     }
@@ -1129,7 +1272,7 @@ mod tests {
         match decision {
             Decision::Respond(response) => response,
             Decision::Proxy(proxy) => panic!("expected a response, got a proxy to {}", proxy.url),
-            Decision::RefreshKeys => panic!("expected a response, got RefreshKeys"),
+            other => panic!("expected a response, got {other:?}"),
         }
     }
 
@@ -1137,7 +1280,7 @@ mod tests {
         match decision {
             Decision::Proxy(proxy) => *proxy,
             Decision::Respond(response) => panic!("expected a proxy, got {:?}", response.status),
-            Decision::RefreshKeys => panic!("expected a proxy, got RefreshKeys"),
+            other => panic!("expected a proxy, got {other:?}"),
         }
     }
 
@@ -2099,7 +2242,7 @@ mod tests {
                 Decision::Respond(response) => {
                     proptest::prop_assert_eq!(response.status, StatusCode::UNAUTHORIZED);
                 }
-                Decision::RefreshKeys => proptest::prop_assert!(false, "no key refresh expected"),
+                other => proptest::prop_assert!(false, "unexpected {other:?}"),
             }
         }
     }

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::header::{CACHE_CONTROL, LOCATION, ORIGIN, SET_COOKIE};
+use http::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -39,7 +39,9 @@ use crate::core::auth::jwt::{ROLE_PREFIX, verified_claims};
 use crate::core::auth::{AuthConfig, KeyStore, Principal, TokenError, verify_token};
 use crate::core::request_id::RequestId;
 use crate::core::response::{EdgeResponse, set_request_id};
-use crate::core::session::{COOKIE_NAME as SESSION_COOKIE, SessionConfig, cookie_value};
+use crate::core::session::{
+    COOKIE_NAME as SESSION_COOKIE, SessionConfig, cookie_value, without_cookie,
+};
 
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const CALLBACK_PATH: &str = "/auth/callback";
@@ -106,20 +108,26 @@ pub struct AccessGrant {
 impl AccessGrant {
     /// The caller this credential identifies, as the route pipeline knows callers.
     pub fn principal(&self) -> Principal {
-        let mut scopes = BTreeSet::new();
-        let mut roles = BTreeSet::new();
-        for item in &self.sc {
-            match item.strip_prefix(ROLE_PREFIX) {
-                Some(role) => roles.insert(role.to_owned()),
-                None => scopes.insert(item.clone()),
-            };
-        }
-        Principal {
-            subject: self.sub.clone(),
-            scopes,
-            roles,
-            expires_at: i64::try_from(self.exp).unwrap_or(i64::MAX),
-        }
+        principal_of(&self.sub, &self.sc, self.exp)
+    }
+}
+
+/// A signed-in user as the route pipeline knows callers (roles are the `role:`-prefixed
+/// scopes).
+pub fn principal_of(subject: &str, scopes_and_roles: &[String], expires_secs: u64) -> Principal {
+    let mut scopes = BTreeSet::new();
+    let mut roles = BTreeSet::new();
+    for item in scopes_and_roles {
+        match item.strip_prefix(ROLE_PREFIX) {
+            Some(role) => roles.insert(role.to_owned()),
+            None => scopes.insert(item.clone()),
+        };
+    }
+    Principal {
+        subject: subject.to_owned(),
+        scopes,
+        roles,
+        expires_at: i64::try_from(expires_secs).unwrap_or(i64::MAX),
     }
 }
 
@@ -662,6 +670,33 @@ pub fn refreshed(
 /// Cookies that end a sign-in the brain refused to refresh (revoked, reused, expired).
 pub fn sign_in_ended() -> Vec<String> {
     vec![clear_cookie(ACCESS_COOKIE), clear_cookie(REFRESH_COOKIE)]
+}
+
+/// The request's headers with its sign-in cookies replaced: by the renewed access credential
+/// (`Some`, so the request is decided again as that user), or by nothing (`None`: the
+/// refresh was refused, the request goes on as anonymous).
+pub fn with_access_cookie(
+    headers: &HeaderMap,
+    access: Option<&AccessGrant>,
+    sessions: &SessionConfig,
+) -> HeaderMap {
+    let mut out = headers.clone();
+    let cookies: Vec<HeaderValue> = out.get_all(COOKIE).iter().cloned().collect();
+    out.remove(COOKIE);
+    for cookie in cookies {
+        let kept = [ACCESS_COOKIE, REFRESH_COOKIE]
+            .iter()
+            .try_fold(cookie, |value, name| without_cookie(&value, name));
+        if let Some(kept) = kept {
+            out.append(COOKIE, kept);
+        }
+    }
+    if let Some(sealed) = access.and_then(|grant| seal(ACCESS_PURPOSE, grant, sessions))
+        && let Ok(value) = HeaderValue::from_str(&format!("{ACCESS_COOKIE}={sealed}"))
+    {
+        out.append(COOKIE, value);
+    }
+    out
 }
 
 /// A state-changing request authenticated by cookie must come from this origin: `Sec-Fetch-Site`

@@ -17,9 +17,11 @@
 //! - [`discovery`]: the provider's discovery document.
 //! - [`sealed`]: values sealed under the session keys for one purpose.
 //! - [`flow`]: login, callback, cookie authentication and refresh, sign-out, `/auth/me`.
+//! - [`endpoint`]: which step an `/auth/…` request asks for.
 
 pub mod config;
 pub mod discovery;
+pub mod endpoint;
 pub mod flow;
 pub mod sealed;
 

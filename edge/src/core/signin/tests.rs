@@ -647,3 +647,295 @@ fn signing_out_revokes_the_refresh_token_and_clears_every_cookie() {
     let body: Value = serde_json::from_slice(&me.body).unwrap();
     assert_eq!(body, json!({"signin_available": true, "user": null}));
 }
+
+// ---- the pipeline with sign-in configured ---------------------------------------------------
+
+mod pipeline {
+    use super::*;
+    use crate::core::config::EdgeConfig;
+    use crate::core::route::{Decision, Inputs, RequestHead, decide};
+    use crate::core::signin::endpoint::{AuthDecision, decide_auth};
+    use shared_types::headers::{IDENTITY_SCOPES, IDENTITY_USER};
+
+    fn edge_config(extra: &[(&str, &str)]) -> EdgeConfig {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("BRAIN_URL", "http://brain.internal:8080"),
+            (
+                "EDGE_SIGNING_SECRETS",
+                "edge-signing-secret-0123456789abcdef",
+            ),
+            ("SESSION_KEYS", "k1:session-key-0123456789abcdef0123456789"),
+            ("OIDC_ISSUER", ISSUER),
+            ("OIDC_CLIENT_ID", "edgebrain"),
+        ];
+        pairs.extend_from_slice(extra);
+        EdgeConfig::from_vars_and_rules(vars(&pairs), "{}").unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            now_ms: NOW * 1000,
+            random: [1; 16],
+            session_random: [2; 16],
+            nonce: [3; 16],
+            keys_refreshed: false,
+        }
+    }
+
+    fn run(config: &EdgeConfig, method: Method, url: &str, headers: &HeaderMap) -> Decision {
+        let head = RequestHead {
+            method: &method,
+            url,
+            headers,
+            client_ip: Some("203.0.113.9"),
+        };
+        decide(&head, config, None, inputs())
+    }
+
+    /// The access cookie of a fresh sign-in of `grant(true)`.
+    fn access_cookie() -> String {
+        let sign_in = flow::new_sign_in(grant(true).user, &config(), &[5; 32], NOW * 1000);
+        let response = flow::signed_in(
+            &grant(true),
+            &sign_in,
+            "/",
+            &config(),
+            &sessions(),
+            NOW,
+            &request_id(),
+        );
+        set_cookies(&response.headers)
+            .into_iter()
+            .find(|(name, _, _)| name == ACCESS_COOKIE)
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn the_access_cookie_signs_the_request_in_and_never_reaches_the_brain() {
+        let config = edge_config(&[]);
+        let access = access_cookie();
+        let headers = cookie_header(&[(ACCESS_COOKIE, &access), ("theme", "dark")]);
+        let Decision::Proxy(proxy) = run(
+            &config,
+            Method::GET,
+            "https://app.example/api/v1/threads",
+            &headers,
+        ) else {
+            panic!("a signed-in GET is proxied");
+        };
+        assert_eq!(proxy.headers[IDENTITY_USER], "olga");
+        let scopes = proxy.headers[IDENTITY_SCOPES].to_str().unwrap();
+        assert!(
+            scopes.contains("edgebrain:operator") && scopes.contains("role:admin"),
+            "{scopes}"
+        );
+        let forwarded: Vec<&str> = proxy
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(forwarded, ["theme=dark"]);
+    }
+
+    #[test]
+    fn a_cross_site_write_with_the_cookie_is_refused() {
+        let config = edge_config(&[]);
+        let access = access_cookie();
+        let mut headers = cookie_header(&[(ACCESS_COOKIE, &access)]);
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        let Decision::Respond(response) = run(
+            &config,
+            Method::POST,
+            "https://app.example/api/v1/threads",
+            &headers,
+        ) else {
+            panic!("refused at the edge");
+        };
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(matches!(
+            run(
+                &config,
+                Method::POST,
+                "https://app.example/api/v1/threads",
+                &headers
+            ),
+            Decision::Proxy(_)
+        ));
+    }
+
+    #[test]
+    fn an_expired_access_cookie_with_a_refresh_token_asks_for_a_renewal() {
+        let config = edge_config(&[]);
+        let refresh = "r".repeat(43);
+        let headers = cookie_header(&[(REFRESH_COOKIE, &refresh)]);
+        assert_eq!(
+            run(
+                &config,
+                Method::GET,
+                "https://app.example/api/v1/threads",
+                &headers
+            ),
+            Decision::RefreshSignIn {
+                refresh_token: refresh.clone()
+            }
+        );
+        // After a refused renewal the request goes on without either cookie: anonymous.
+        let without = flow::with_access_cookie(&headers, None, &sessions());
+        let Decision::Proxy(proxy) = run(
+            &config,
+            Method::GET,
+            "https://app.example/api/v1/threads",
+            &without,
+        ) else {
+            panic!("anonymous requests are proxied");
+        };
+        assert!(proxy.headers.get(IDENTITY_USER).is_none());
+        // A bearer token speaks for itself: no renewal (and no AUTH_CONFIG: not trusted).
+        let mut bearer = headers.clone();
+        bearer.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert!(matches!(
+            run(
+                &config,
+                Method::GET,
+                "https://app.example/api/v1/threads",
+                &bearer
+            ),
+            Decision::Proxy(_)
+        ));
+    }
+
+    #[test]
+    fn auth_paths_are_the_sign_in_endpoints() {
+        let config = edge_config(&[]);
+        assert_eq!(
+            run(
+                &config,
+                Method::GET,
+                "https://app.example/auth/login",
+                &HeaderMap::new()
+            ),
+            Decision::SignIn
+        );
+        let head =
+            |method: &'static Method, url: &'static str, headers: &'static HeaderMap| RequestHead {
+                method,
+                url,
+                headers,
+                client_ip: None,
+            };
+        static EMPTY: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+        static GET: Method = Method::GET;
+        static POST: Method = Method::POST;
+        let decided = |config: &EdgeConfig,
+                       method: &'static Method,
+                       url: &'static str,
+                       metadata: Option<&ProviderMetadata>| {
+            decide_auth(
+                &head(method, url, &EMPTY),
+                config,
+                metadata,
+                &RANDOM,
+                NOW,
+                &request_id(),
+            )
+        };
+        // No provider document yet: fetch it first.
+        assert_eq!(
+            decided(&config, &GET, "https://app.example/auth/login", None),
+            AuthDecision::Discover
+        );
+        let metadata = metadata();
+        let AuthDecision::Respond(login) = decided(
+            &config,
+            &GET,
+            "https://app.example/auth/login?return_to=/x",
+            Some(&metadata),
+        ) else {
+            panic!("login redirects");
+        };
+        assert_eq!(login.status, StatusCode::FOUND);
+        let status = |decision: AuthDecision| match decision {
+            AuthDecision::Respond(response) => response.status,
+            other => panic!("expected a response, got {other:?}"),
+        };
+        assert_eq!(
+            status(decided(
+                &config,
+                &POST,
+                "https://app.example/auth/login",
+                Some(&metadata)
+            )),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(decided(
+                &config,
+                &GET,
+                "https://app.example/auth/other",
+                Some(&metadata)
+            )),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(decided(
+                &config,
+                &GET,
+                "https://app.example/auth/callback?code=x&state=y",
+                Some(&metadata)
+            )),
+            StatusCode::BAD_REQUEST
+        );
+        // Signing out needs this site's origin (a cross-site form cannot sign anybody out).
+        assert_eq!(
+            status(decided(
+                &config,
+                &POST,
+                "https://app.example/auth/logout",
+                Some(&metadata)
+            )),
+            StatusCode::FORBIDDEN
+        );
+        let me = |config: &EdgeConfig| match decided(
+            config,
+            &GET,
+            "https://app.example/auth/me",
+            None,
+        ) {
+            AuthDecision::Respond(response) => {
+                serde_json::from_slice::<Value>(&response.body).unwrap()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(me(&config), json!({"signin_available": true, "user": null}));
+
+        // Without OIDC_ISSUER: /auth/me says so, the rest do not exist.
+        let plain = EdgeConfig::from_vars_and_rules(
+            vars(&[
+                ("BRAIN_URL", "http://brain.internal:8080"),
+                (
+                    "EDGE_SIGNING_SECRETS",
+                    "edge-signing-secret-0123456789abcdef",
+                ),
+                ("SESSION_KEYS", "k1:session-key-0123456789abcdef0123456789"),
+            ]),
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(me(&plain), json!({"signin_available": false, "user": null}));
+        assert_eq!(
+            status(decided(
+                &plain,
+                &GET,
+                "https://app.example/auth/login",
+                None
+            )),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -1,0 +1,189 @@
+// End-to-end: sign-in at the edge (issue 19) — the edge in workerd as the relying party of a
+// real OpenID provider (scripts/oidc-provider.mjs, the pinned npm oidc-provider, on loopback)
+// with the brain (default diagnostics: operators only) behind it. A visitor works anonymously,
+// signs in, finds that work under the account, keeps working past the access lifetime through
+// a refresh, signs out; each hostile step is refused in the error shape. Driven with fetch and
+// a cookie jar (the browser's part is redirects and cookies).
+import { describe, before, after, test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  freePort, json, requireEnv, signInAtProvider, startBrain, startOidcProvider, startWorkerd, stopProcess,
+  tempDir, waitHealthy,
+} from "./support.mjs";
+
+const REQUEST_TIMEOUT = () => AbortSignal.timeout(15_000);
+const CLIENT_ID = "edgebrain-e2e";
+const CLIENT_SECRET = "edgebrain-e2e-client-secret-0123456789";
+/** Short enough to pass within the test; the brain keeps the refresh state. */
+const ACCESS_TTL_SECS = 2;
+
+/** A browser's cookies for one origin: Set-Cookie in, Cookie out (Max-Age=0 deletes). */
+class Jar {
+  cookies = new Map();
+  take(response) {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(";");
+      const [name, value] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+      const maxAge = attributes.map((a) => a.trim()).find((a) => a.toLowerCase().startsWith("max-age="));
+      if (maxAge && Number(maxAge.split("=")[1]) <= 0) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  header() {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+  }
+}
+
+describe("sign-in at the edge against a real OpenID provider", () => {
+  let provider, brain, edge, edgeUrl;
+  const jar = new Jar();
+
+  /** A request from the app's own pages (same origin), with the jar's cookies. */
+  async function call(path, { method = "GET", body, headers = {}, cookies = jar } = {}) {
+    const response = await fetch(`${edgeUrl}${path}`, {
+      method,
+      redirect: "manual",
+      headers: {
+        ...(cookies.header() ? { cookie: cookies.header() } : {}),
+        ...(method === "GET" ? {} : { "sec-fetch-site": "same-origin" }),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: REQUEST_TIMEOUT(),
+    });
+    cookies.take(response);
+    return response;
+  }
+
+  /** The whole login: /auth/login → the provider's pages → /auth/callback → back. */
+  async function signIn(login, returnTo = "/threads") {
+    const start = await call(`/auth/login?return_to=${encodeURIComponent(returnTo)}`);
+    assert.equal(start.status, 302);
+    const callback = await signInAtProvider(start.headers.get("location"), login);
+    const back = await call(new URL(callback).pathname + new URL(callback).search);
+    return back;
+  }
+
+  before(async () => {
+    const brainBin = requireEnv("BRAIN_BIN");
+    const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
+    edgeUrl = `http://127.0.0.1:${edgePort}`;
+    provider = await startOidcProvider({
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${edgeUrl}/auth/callback`] }],
+    });
+    // The default diagnostics setting: operators only.
+    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-signin-brain-"), { BRAIN_DIAG: null });
+    edge = startWorkerd("signin-edge", edgePort, {
+      BRAIN_URL: `http://127.0.0.1:${brainPort}`,
+      OIDC_ISSUER: provider.issuer,
+      OIDC_CLIENT_ID: CLIENT_ID,
+      OIDC_CLIENT_SECRET: CLIENT_SECRET,
+      // The provider puts `edgebrain:operator` in the `roles` claim.
+      OIDC_SCOPE_CLAIMS: "roles",
+      SIGNIN_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
+    });
+    await Promise.all([
+      waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
+      waitHealthy(`${edgeUrl}/health`, edge, 60_000),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all([stopProcess(edge), stopProcess(brain), stopProcess(provider?.proc)]);
+  });
+
+  test("a visitor works anonymously, signs in, and finds that work under the account", async () => {
+    const me = await json(await call("/auth/me"));
+    assert.deepEqual(me, { signin_available: true, user: null });
+    const created = await call("/api/v1/threads", { method: "POST", body: { title: "before signing in" } });
+    assert.equal(created.status, 201);
+    assert.equal((await call("/api/v1/diag/whoami")).status, 403, "visitors are no operators");
+
+    const back = await signIn("operator-olga", "/threads?x=1");
+    assert.equal(back.status, 302);
+    assert.equal(back.headers.get("location"), "/threads?x=1");
+    assert.ok(jar.cookies.has("__Host-eb_access") && jar.cookies.has("__Host-eb_refresh"));
+    assert.ok(!jar.cookies.has("__Host-eb_login"), "the login state is cleared");
+
+    const signedIn = await json(await call("/auth/me"));
+    assert.equal(signedIn.user.user_id, "operator-olga");
+    assert.equal(signedIn.user.name, "User operator-olga");
+    assert.ok(signedIn.user.scopes.includes("edgebrain:operator"));
+    const session = await json(await call("/api/v1/session"));
+    assert.equal(session.user_id, "operator-olga");
+    assert.equal(session.owner, "user:operator-olga");
+    const threads = await json(await call("/api/v1/threads"));
+    assert.deepEqual(threads.threads.map((t) => t.title), ["before signing in"]);
+    assert.equal((await call("/api/v1/diag/whoami")).status, 200, "the provider's operator role reaches the brain");
+  });
+
+  test("past the access lifetime the refresh token renews the sign-in, rotating", async () => {
+    const refreshBefore = jar.cookies.get("__Host-eb_refresh");
+    await sleep(ACCESS_TTL_SECS * 1000 + 500); // the access cookie's lifetime, by design
+    const response = await call("/api/v1/session");
+    assert.equal(response.status, 200);
+    assert.equal((await json(response)).user_id, "operator-olga");
+    const refreshAfter = jar.cookies.get("__Host-eb_refresh");
+    assert.ok(refreshAfter && refreshAfter !== refreshBefore, "a refresh issues a new refresh token");
+    // Writes keep working, from this site; from another site the cookie does not count.
+    const write = await call("/api/v1/threads", { method: "POST", body: { title: "after a refresh" } });
+    assert.equal(write.status, 201);
+    const crossSite = await call("/api/v1/threads", {
+      method: "POST", body: { title: "forged" }, headers: { "sec-fetch-site": "cross-site" },
+    });
+    assert.equal(crossSite.status, 403);
+    assert.equal((await json(crossSite)).error.code, "forbidden");
+  });
+
+  test("hostile sign-in steps are refused in the error shape, never 500", async () => {
+    const stranger = new Jar();
+    for (const [path, status] of [
+      ["/auth/callback?code=abc&state=forged", 400], // no login started in this browser
+      ["/auth/callback?error=access_denied&state=x", 401],
+      ["/auth/unknown", 404],
+    ]) {
+      const response = await call(path, { cookies: stranger });
+      assert.equal(response.status, status, path);
+      const body = await json(response);
+      assert.ok(body.error?.code && body.error.request_id, path);
+    }
+    // A login started in one browser cannot be finished with another's state.
+    const started = await call("/auth/login", { cookies: stranger });
+    const state = new URL(started.headers.get("location")).searchParams.get("state");
+    const replayed = await call(`/auth/callback?code=abc&state=${state}`, { cookies: new Jar() });
+    assert.equal(replayed.status, 400);
+    // return_to never leaves this origin.
+    const other = new Jar();
+    const login = await call("/auth/login?return_to=//evil.example/x", { cookies: other });
+    const callback = await signInAtProvider(login.headers.get("location"), "alice");
+    const back = await call(new URL(callback).pathname + new URL(callback).search, { cookies: other });
+    assert.equal(back.headers.get("location"), "/");
+    // A plain user is no operator; a forged access cookie is nobody.
+    assert.equal((await call("/api/v1/diag/whoami", { cookies: other })).status, 403);
+    const forged = new Jar();
+    forged.cookies.set("__Host-eb_access", other.cookies.get("__Host-eb_access").replace(/.$/, (c) => (c === "0" ? "1" : "0")));
+    assert.equal((await json(await call("/api/v1/session", { cookies: forged }))).user_id, null);
+    // Signing out from another site is refused.
+    const crossSite = await call("/auth/logout", { method: "POST", cookies: other, headers: { "sec-fetch-site": "cross-site" } });
+    assert.equal(crossSite.status, 403);
+  });
+
+  test("signing out revokes the sign-in at the brain: the old refresh token is worthless", async () => {
+    const stolen = new Jar();
+    stolen.cookies.set("__Host-eb_refresh", jar.cookies.get("__Host-eb_refresh"));
+    const out = await call("/auth/logout", { method: "POST" });
+    assert.equal(out.status, 204);
+    assert.equal(jar.cookies.size, 0, "every cookie cleared, the session too");
+    assert.deepEqual(await json(await call("/auth/me")), { signin_available: true, user: null });
+    // The refresh token kept from before: refused by the brain, so the request is anonymous
+    // and its cookie is cleared.
+    const replay = await call("/api/v1/session", { cookies: stolen });
+    assert.equal(replay.status, 200);
+    assert.equal((await json(replay)).user_id, null);
+    assert.ok(!stolen.cookies.has("__Host-eb_refresh"));
+    // And the anonymous session after signing out is a new one: the account's threads stay there.
+    assert.deepEqual((await json(await call("/api/v1/threads"))).threads, []);
+  });
+});

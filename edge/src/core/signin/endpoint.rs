@@ -1,0 +1,136 @@
+//! The `/auth/…` endpoints: which sign-in step a request asks for.
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /auth/login[?return_to=/path]` | 302 to the provider ([`super::flow::login`]) |
+//! | `GET /auth/callback?code&state` | the code exchange ([`AuthDecision::Exchange`]), then 302 back |
+//! | `POST /auth/logout` | the refresh family revoked at the brain, every cookie cleared (204) |
+//! | `GET /auth/me` | [`shared_types::account::AuthMe`]: sign-in offered? who is signed in? |
+//!
+//! Without `OIDC_ISSUER` only `/auth/me` answers (sign-in not available); the rest are 404.
+
+use http::header::ALLOW;
+use http::{HeaderValue, Method};
+use shared_types::error::ErrorCode;
+
+use super::discovery::ProviderMetadata;
+use super::flow::{
+    self, CALLBACK_PATH, CookieAuth, LOGIN_PATH, LOGOUT_PATH, LoginRandom, ME_PATH, Provider,
+    TokenRequest,
+};
+use crate::core::config::EdgeConfig;
+use crate::core::request_id::RequestId;
+use crate::core::response::EdgeResponse;
+use crate::core::route::{RequestHead, path_query_origin};
+use shared_types::account::RevokeRefreshToken;
+
+/// What the adapter must do for an `/auth/…` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    Respond(EdgeResponse),
+    /// Fetch the provider's discovery document (if [`super::Discovery::fetch_due`] allows),
+    /// install it, and decide again; without any document answer 503.
+    Discover,
+    /// POST this token request; read its answer with [`flow::read_id_token`].
+    Exchange(Box<TokenRequest>),
+    /// Revoke this refresh token at the brain (if any), then answer [`flow::signed_out`].
+    SignOut(Option<RevokeRefreshToken>),
+}
+
+/// Decides an `/auth/…` request (one `decide` answered with `Decision::SignIn`). `metadata`
+/// is the isolate's cached discovery document.
+pub fn decide_auth(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    metadata: Option<&ProviderMetadata>,
+    random: &LoginRandom,
+    now_secs: u64,
+    request_id: &RequestId,
+) -> AuthDecision {
+    let Some((path, query, origin)) = path_query_origin(head) else {
+        return AuthDecision::Respond(EdgeResponse::error(
+            ErrorCode::BadRequest,
+            "the request URL is malformed",
+            request_id,
+        ));
+    };
+    let origin = origin.as_str();
+    let allow = |method: Method| {
+        let mut response = EdgeResponse::error(
+            ErrorCode::MethodNotAllowed,
+            format!("{} is not allowed on {path}; use {method}", head.method),
+            request_id,
+        );
+        if let Ok(value) = HeaderValue::from_str(method.as_str()) {
+            response.headers.insert(ALLOW, value);
+        }
+        AuthDecision::Respond(response)
+    };
+    let Some(signin) = &config.signin else {
+        return match path {
+            ME_PATH if *head.method == Method::GET => {
+                AuthDecision::Respond(flow::me(false, None, request_id))
+            }
+            ME_PATH => allow(Method::GET),
+            _ => AuthDecision::Respond(EdgeResponse::error(
+                ErrorCode::NotFound,
+                "sign-in is not configured on this deployment",
+                request_id,
+            )),
+        };
+    };
+    let expected = match path {
+        LOGIN_PATH | CALLBACK_PATH | ME_PATH => Method::GET,
+        LOGOUT_PATH => Method::POST,
+        _ => {
+            return AuthDecision::Respond(EdgeResponse::error(
+                ErrorCode::NotFound,
+                format!("no route for {path}"),
+                request_id,
+            ));
+        }
+    };
+    if *head.method != expected {
+        return allow(expected);
+    }
+    match path {
+        ME_PATH => {
+            let grant = match flow::cookie_auth(head.headers, &config.sessions, now_secs) {
+                CookieAuth::Valid(grant) => Some(grant),
+                // An expired access cookie: the web app's next API call refreshes it.
+                CookieAuth::NeedsRefresh { .. } | CookieAuth::Absent => None,
+            };
+            AuthDecision::Respond(flow::me(true, grant.as_ref(), request_id))
+        }
+        LOGOUT_PATH => {
+            // A cross-site form must not sign the user out either.
+            if !flow::same_origin(head.method, head.headers, origin) {
+                return AuthDecision::Respond(EdgeResponse::error(
+                    ErrorCode::Forbidden,
+                    "signing out must come from this site",
+                    request_id,
+                ));
+            }
+            AuthDecision::SignOut(flow::revocation(head.headers))
+        }
+        _ => {
+            let Some(metadata) = metadata else {
+                return AuthDecision::Discover;
+            };
+            let provider = Provider {
+                config: signin,
+                metadata,
+                sessions: &config.sessions,
+                origin,
+            };
+            if path == LOGIN_PATH {
+                AuthDecision::Respond(flow::login(query, &provider, random, now_secs, request_id))
+            } else {
+                match flow::callback_request(query, head.headers, &provider, now_secs) {
+                    Ok(token) => AuthDecision::Exchange(Box::new(token)),
+                    Err(refusal) => AuthDecision::Respond(refusal.response(request_id)),
+                }
+            }
+        }
+    }
+}
