@@ -6,11 +6,15 @@
 // a cookie jar (the browser's part is redirects and cookies).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { chromium } from "playwright-core";
 import {
-  freePort, json, requireEnv, signInAtProvider, startBrain, startOidcProvider, startWorkerd, stopProcess,
-  tempDir, waitHealthy,
+  ROOT, freePort, json, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider, startWorkerd,
+  stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
+import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
 
 const REQUEST_TIMEOUT = () => AbortSignal.timeout(15_000);
 const CLIENT_ID = "edgebrain-e2e";
@@ -185,5 +189,104 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     assert.ok(!stolen.cookies.has("__Host-eb_refresh"));
     // And the anonymous session after signing out is a new one: the account's threads stay there.
     assert.deepEqual((await json(await call("/api/v1/threads"))).threads, []);
+  });
+});
+
+describe("signing in through the web app in Chromium", { timeout: 180_000 }, () => {
+  const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
+  const QUESTION = "How many units did each store sell?";
+  let provider, llm, brain, edge, edgeUrl, browser, page;
+  const consoleErrors = [];
+
+  before(async () => {
+    const brainBin = requireEnv("BRAIN_BIN");
+    llm = await startScriptedLlm();
+    const dataDir = tempDir("edgebrain-signin-web-");
+    const configFile = join(dataDir, "llm.toml");
+    writeFileSync(configFile, scriptedLlmConfig(llm.url, "scripted-agent"));
+    const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
+    edgeUrl = `http://127.0.0.1:${edgePort}`;
+    provider = await startOidcProvider({
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${edgeUrl}/auth/callback`] }],
+    });
+    brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500", BRAIN_DIAG: null });
+    // wrangler dev: the edge with the web app's static assets, as deployed on Cloudflare.
+    edge = await startEdge("signin-web-edge", edgePort, {
+      BRAIN_URL: `http://127.0.0.1:${brainPort}`,
+      OIDC_ISSUER: provider.issuer,
+      OIDC_CLIENT_ID: CLIENT_ID,
+      OIDC_CLIENT_SECRET: CLIENT_SECRET,
+      OIDC_SCOPE_CLAIMS: "roles",
+      SIGNIN_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
+    });
+    await Promise.all([
+      waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
+      waitHealthy(`${edgeUrl}/health`, edge, 120_000),
+    ]);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"],
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    // The app's pages must log no error; the provider's own pages (which ask the internet for
+    // fonts and a favicon) are not ours to judge.
+    const ours = () => page.url().startsWith(edgeUrl);
+    page.on("console", (message) => {
+      if (message.type() === "error" && ours()) consoleErrors.push(message.text());
+    });
+    page.on("pageerror", (error) => {
+      if (ours()) consoleErrors.push(String(error));
+    });
+  });
+
+  after(async () => {
+    if (page && !page.isClosed()) {
+      mkdirSync(join(ROOT, "e2e/artifacts"), { recursive: true });
+      await page.screenshot({ path: join(ROOT, "e2e/artifacts/signin-last.png") }).catch(() => {});
+    }
+    await browser?.close();
+    await Promise.all([stopProcess(edge), stopProcess(brain), stopProcess(provider?.proc)]);
+    await llm?.close();
+  });
+
+  const identity = (text) => page.getByTestId("identity").filter({ hasText: text }).waitFor();
+
+  test("chat anonymously, sign in at the provider, find the thread, reload, refresh, sign out", async () => {
+    await page.goto(edgeUrl);
+    await identity("anonymous (edge session)");
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByLabel("Message", { exact: true }).fill(QUESTION);
+    await page.getByLabel("Message", { exact: true }).press("Enter");
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: ANSWER }).waitFor({ timeout: 60_000 });
+    await page.getByTestId("thread").filter({ hasText: QUESTION }).waitFor();
+
+    // The provider's own pages: any login, then consent.
+    await page.getByRole("link", { name: "Sign in" }).click();
+    await page.locator('input[name="login"]').fill("operator-olga");
+    await page.locator('input[name="password"]').fill("any password");
+    await page.locator('button[type="submit"]').click();
+    await page.locator('button[type="submit"]').click(); // consent: "Continue"
+    await page.waitForURL((url) => url.origin === edgeUrl);
+    await identity("signed in as User operator-olga");
+    await page.getByTestId("thread").filter({ hasText: QUESTION }).waitFor();
+    assert.equal(await page.getByRole("link", { name: "Sign in" }).count(), 0);
+
+    await page.reload();
+    await identity("signed in as User operator-olga");
+
+    // Past the access lifetime the next calls renew the sign-in on the way.
+    await sleep(ACCESS_TTL_SECS * 1000 + 500); // the access cookie's lifetime, by design
+    await page.reload();
+    await identity("signed in as User operator-olga");
+    await page.getByTestId("thread").filter({ hasText: QUESTION }).waitFor();
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("link", { name: "Sign in" }).waitFor();
+    await identity("anonymous (edge session)");
+    assert.equal(await page.getByTestId("thread").filter({ hasText: QUESTION }).count(), 0, "the account's threads stay with it");
+    assert.deepEqual(consoleErrors, []);
   });
 });

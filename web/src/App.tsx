@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
-import type { Thread, WhoAmI } from "@edgebrain/types";
-import { api, bearerToken, errorText, setBearerToken } from "./api";
+import type { AuthMe, Thread, WhoAmI } from "@edgebrain/types";
+import { api, bearerToken, errorText, failure, setBearerToken } from "./api";
 import { ChatView } from "./components/ChatView";
 import { DatasetsPanel } from "./components/DatasetsPanel";
 import { QueryPanel } from "./components/QueryPanel";
@@ -13,16 +13,29 @@ function threadFromLocation(): string | null {
   return new URLSearchParams(window.location.hash.replace(/^#/, "")).get("thread");
 }
 
-function Identity(props: { who: WhoAmI | null; onChange: () => void }) {
-  const [open, setOpen] = useState(false);
-  const [token, setToken] = useState("");
-  const signedIn = bearerToken() !== null;
+/**
+ * Who is signed in, and the way to sign in or out. Sign-in is the edge's (`/auth/login`, an
+ * OpenID provider, cookies this code never sees); the control appears only when the edge says a
+ * provider is configured (`/auth/me`). A bearer token handed over in the address
+ * (`#access_token=…`) also signs in, and a refused one is an error, never a silent anonymous.
+ */
+function Identity(props: { who: WhoAmI | null; me: AuthMe | null; onError: (message: string) => void; onChange: () => void }) {
+  const byToken = bearerToken() !== null;
+  const edgeUser = props.me?.user ?? null;
+  const label = props.who
+    ? props.who.user_id
+      ? `signed in as ${edgeUser?.name ?? props.who.user_id}`
+      : "anonymous (edge session)"
+    : "…";
+  const signOut = async () => {
+    const response = await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
+    if (response.ok) window.location.assign("/");
+    else props.onError(errorText(await failure(response)));
+  };
   return (
     <div className="identity">
-      <span data-testid="identity">
-        {props.who ? (props.who.user_id ? `signed in as ${props.who.user_id}` : "anonymous (edge session)") : "…"}
-      </span>
-      {signedIn ? (
+      <span data-testid="identity">{label}</span>
+      {byToken ? (
         <button
           type="button"
           onClick={() => {
@@ -32,24 +45,15 @@ function Identity(props: { who: WhoAmI | null; onChange: () => void }) {
         >
           Sign out
         </button>
-      ) : open ? (
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
-            setBearerToken(token.trim() || null);
-            setOpen(false);
-            setToken("");
-            props.onChange();
-          }}
-        >
-          <input aria-label="Bearer token" placeholder="access token from your identity provider" value={token} onChange={(event) => setToken(event.target.value)} />
-          <button type="submit">Use token</button>
-        </form>
-      ) : (
-        <button type="button" onClick={() => setOpen(true)}>
-          Sign in with a token
+      ) : edgeUser ? (
+        <button type="button" onClick={() => void signOut()}>
+          Sign out
         </button>
-      )}
+      ) : props.me?.signin_available ? (
+        <a className="button" href={`/auth/login?return_to=${encodeURIComponent(window.location.pathname + window.location.hash)}`}>
+          Sign in
+        </a>
+      ) : null}
     </div>
   );
 }
@@ -57,6 +61,7 @@ function Identity(props: { who: WhoAmI | null; onChange: () => void }) {
 export function App() {
   const [tab, setTab] = useState<Tab>("chat");
   const [who, setWho] = useState<WhoAmI | null>(null);
+  const [me, setMe] = useState<AuthMe | null>(null);
   const [threads, setThreads] = useState<Array<Thread>>([]);
   const [current, setCurrent] = useState<string | null>(threadFromLocation);
   const [error, setError] = useState<string | null>(null);
@@ -88,6 +93,8 @@ export function App() {
     api
       .whoami()
       .then(setWho)
+      .then(() => api.me())
+      .then(setMe)
       .catch((reason: unknown) => setError(errorText(reason)))
       .then(() => refresh())
       .then((list) => {
@@ -119,7 +126,7 @@ export function App() {
             </button>
           ))}
         </div>
-        <Identity who={who} onChange={() => setIdentityVersion((version) => version + 1)} />
+        <Identity who={who} me={me} onError={setError} onChange={() => setIdentityVersion((version) => version + 1)} />
       </header>
       {error ? (
         <p className="error banner" role="alert">

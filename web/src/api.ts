@@ -1,7 +1,9 @@
 // Calls to the edge (same origin). Anonymous visitors are identified by the edge session cookie
-// (`__Host-eb_session`, HttpOnly: this code never sees it); signed-in visitors add the identity
-// provider's bearer token, which the edge verifies (JWT) before anything reaches the brain.
+// (`__Host-eb_session`, HttpOnly: this code never sees it); visitors who signed in through the
+// edge (`/auth/login`) by its sign-in cookies, equally out of reach; a bearer token from an
+// identity provider, if one was handed over, is sent along and verified by the edge (JWT).
 import type {
+  AuthMe,
   DatasetDescription,
   DatasetInfo,
   DatasetList,
@@ -93,6 +95,8 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 export const api = {
   whoami: () => request<WhoAmI>("GET", "/api/v1/session"),
+  /** The edge's sign-in: offered at all? who is signed in (by the edge's cookies)? */
+  me: () => request<AuthMe>("GET", "/auth/me"),
   listThreads: () => request<ThreadPage>("GET", "/api/v1/threads?limit=100"),
   createThread: (body: CreateThread) => request<Thread>("POST", "/api/v1/threads", body),
   renameThread: (id: string, body: RenameThread) => request<Thread>("PATCH", `/api/v1/threads/${encodeURIComponent(id)}`, body),
