@@ -44,7 +44,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   const jar = new Jar();
 
   /** A request from the app's own pages (same origin), with the jar's cookies. */
-  async function call(path, { method = "GET", body, headers = {}, cookies = jar } = {}) {
+  async function call(path, { method = "GET", body, raw, headers = {}, cookies = jar } = {}) {
     const response = await fetch(`${edgeUrl}${path}`, {
       method,
       redirect: "manual",
@@ -54,7 +54,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
         ...(body === undefined ? {} : { "content-type": "application/json" }),
         ...headers,
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
       signal: REQUEST_TIMEOUT(),
     });
     cookies.take(response);
@@ -62,13 +62,15 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   }
 
   /** The whole login: /auth/login → the provider's pages → /auth/callback → back. */
-  async function signIn(login, returnTo = "/threads") {
-    const start = await call(`/auth/login?return_to=${encodeURIComponent(returnTo)}`);
+  async function signIn(login, returnTo = "/threads", cookies = jar) {
+    const start = await call(`/auth/login?return_to=${encodeURIComponent(returnTo)}`, { cookies });
     assert.equal(start.status, 302);
     const callback = await signInAtProvider(start.headers.get("location"), login);
-    const back = await call(new URL(callback).pathname + new URL(callback).search);
+    const back = await call(new URL(callback).pathname + new URL(callback).search, { cookies });
     return back;
   }
+  /** The anonymous session olga signed in from. */
+  let visitorSession;
 
   before(async () => {
     const brainBin = requireEnv("BRAIN_BIN");
@@ -77,8 +79,13 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     provider = await startOidcProvider({
       clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${edgeUrl}/auth/callback`] }],
     });
-    // The default diagnostics setting: operators only.
-    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-signin-brain-"), { BRAIN_DIAG: null });
+    // The default diagnostics setting: operators only. No reuse leeway, so that presenting a
+    // rotated refresh token again revokes its sign-in at once (the 30 s default is the brain's
+    // own tests' business).
+    brain = startBrain(brainBin, brainPort, tempDir("edgebrain-signin-brain-"), {
+      BRAIN_DIAG: null,
+      BRAIN_REFRESH_REUSE_LEEWAY_MS: "0",
+    });
     edge = startWorkerd("signin-edge", edgePort, {
       BRAIN_URL: `http://127.0.0.1:${brainPort}`,
       OIDC_ISSUER: provider.issuer,
@@ -104,6 +111,8 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     const created = await call("/api/v1/threads", { method: "POST", body: { title: "before signing in" } });
     assert.equal(created.status, 201);
     assert.equal((await call("/api/v1/diag/whoami")).status, 403, "visitors are no operators");
+    visitorSession = jar.cookies.get("__Host-eb_session");
+    assert.ok(visitorSession);
 
     const back = await signIn("operator-olga", "/threads?x=1");
     assert.equal(back.status, 302);
@@ -172,6 +181,66 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     // Signing out from another site is refused.
     const crossSite = await call("/auth/logout", { method: "POST", cookies: other, headers: { "sec-fetch-site": "cross-site" } });
     assert.equal(crossSite.status, 403);
+  });
+
+  test("publishing and pinning are for operators; visitors get 403", async () => {
+    const csv = "region,units\nnorth,3\nsouth,4\n";
+    const visitor = new Jar();
+    const publish = (cookies) => call("/api/v1/datasets?name=published&scope=public", {
+      method: "POST", raw: csv, headers: { "content-type": "text/csv" }, cookies,
+    });
+    const refused = await publish(visitor);
+    assert.equal(refused.status, 403);
+    assert.equal((await json(refused)).error.code, "forbidden");
+    const published = await publish(jar);
+    assert.equal(published.status, 201);
+    const { id } = await json(published);
+    assert.equal((await call(`/api/v1/datasets/${id}/pin`, { method: "PUT", cookies: visitor })).status, 403);
+    assert.ok([200, 204].includes((await call(`/api/v1/datasets/${id}/pin`, { method: "PUT" })).status));
+  });
+
+  test("a replayed authorization code is refused by the provider; no sign-in comes of it", async () => {
+    const browser = new Jar();
+    const start = await call("/auth/login", { cookies: browser });
+    const loginCookie = browser.cookies.get("__Host-eb_login");
+    const callback = await signInAtProvider(start.headers.get("location"), "carol");
+    const path = new URL(callback).pathname + new URL(callback).search;
+    assert.equal((await call(path, { cookies: browser })).status, 302);
+    // The same answer again, with the login state restored (a captured request replayed).
+    const attacker = new Jar();
+    attacker.cookies.set("__Host-eb_login", loginCookie);
+    const replayed = await call(path, { cookies: attacker });
+    assert.equal(replayed.status, 401);
+    assert.equal((await json(replayed)).error.code, "unauthorized");
+    assert.ok(!attacker.cookies.has("__Host-eb_access"));
+  });
+
+  test("a refresh token used twice ends its whole sign-in", async () => {
+    const rita = new Jar();
+    assert.equal((await signIn("rita", "/", rita)).status, 302);
+    const first = rita.cookies.get("__Host-eb_refresh");
+    // The access credential gone (expired), the next request renews: a new refresh token.
+    rita.cookies.delete("__Host-eb_access");
+    assert.equal((await json(await call("/api/v1/session", { cookies: rita }))).user_id, "rita");
+    assert.notEqual(rita.cookies.get("__Host-eb_refresh"), first);
+    // The first token again (stolen and replayed): refused, the caller is anonymous…
+    const thief = new Jar();
+    thief.cookies.set("__Host-eb_refresh", first);
+    assert.equal((await json(await call("/api/v1/session", { cookies: thief }))).user_id, null);
+    // …and the family is dead: rita's current token is refused too.
+    rita.cookies.delete("__Host-eb_access");
+    assert.equal((await json(await call("/api/v1/session", { cookies: rita }))).user_id, null);
+    assert.ok(!rita.cookies.has("__Host-eb_refresh"), "the dead sign-in's cookies are cleared");
+  });
+
+  test("signing in with another user's session cookie takes nothing of theirs", async () => {
+    // Mallory got hold of the session cookie olga visited with (olga's work moved to her
+    // account when she signed in from it): signing in with it claims nothing.
+    const mallory = new Jar();
+    mallory.cookies.set("__Host-eb_session", visitorSession);
+    assert.equal((await signIn("mallory", "/", mallory)).status, 302);
+    assert.equal((await json(await call("/api/v1/session", { cookies: mallory }))).user_id, "mallory");
+    assert.deepEqual((await json(await call("/api/v1/threads", { cookies: mallory }))).threads, []);
   });
 
   test("signing out revokes the sign-in at the brain: the old refresh token is worthless", async () => {

@@ -14,10 +14,9 @@ use crate::store::claims::{ClaimOutcome, ClaimRequest};
 use crate::store::refresh::{Exchange, Exchanged, NewFamily, REVOKED_BY_SIGN_OUT};
 use crate::store::{Store, StoreError};
 
-/// How long after a refresh token was exchanged it may still be presented without revoking its
-/// family: the other requests a browser sent with the same cookie while the first one
-/// refreshed (Okta's default grace period is the same 30 s). Longer would widen the window a
-/// stolen token is useful in.
+/// The default of `--refresh-reuse-leeway-ms`: how long after a refresh token was exchanged it
+/// may still be presented without revoking its family — the other requests a browser sent with
+/// the same cookie while the first one refreshed (Okta's default grace period is the same 30 s).
 pub const REFRESH_REUSE_LEEWAY: Duration = Duration::from_secs(30);
 
 /// The owner key of a signed-in user's resources. The kinds never share a key, and a user id
@@ -53,11 +52,16 @@ pub enum AccountError {
 pub struct Accounts {
     store: Store,
     clock: Clock,
+    reuse_leeway: Duration,
 }
 
 impl Accounts {
-    pub fn new(store: Store, clock: Clock) -> Self {
-        Self { store, clock }
+    pub fn new(store: Store, clock: Clock, reuse_leeway: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            reuse_leeway,
+        }
     }
 
     /// Moves what `session_id` made anonymously to `user_id` (see
@@ -164,7 +168,7 @@ impl Accounts {
             new_token_hash: &request.new_token_hash,
             new_token_expires_at_ms: request.new_token_expires_at_ms,
             now_ms: self.clock.now_ms(),
-            reuse_leeway_ms: i64::try_from(REFRESH_REUSE_LEEWAY.as_millis()).unwrap_or(i64::MAX),
+            reuse_leeway_ms: i64::try_from(self.reuse_leeway.as_millis()).unwrap_or(i64::MAX),
         };
         let exchanged = self
             .store

@@ -369,6 +369,13 @@ pub struct Config {
     #[arg(long, env = "BRAIN_CONTEXT_MAX_MESSAGES", default_value_t = 100)]
     pub context_max_messages: u32,
 
+    /// How long after a refresh token was exchanged it may still be presented without revoking
+    /// its sign-in (the other requests a browser sent with it meanwhile), in milliseconds.
+    /// Longer widens the window a stolen token is useful in.
+    #[arg(long, env = "BRAIN_REFRESH_REUSE_LEEWAY_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(0..=300_000))]
+    pub refresh_reuse_leeway_ms: u64,
+
     /// Tokens (input + output, all runs) each caller identity may spend; unset: unlimited.
     #[arg(long, env = "BRAIN_BUDGET_TOKENS_PER_OWNER")]
     pub budget_tokens_per_owner: Option<u64>,
@@ -944,6 +951,12 @@ mod tests {
         assert_eq!(config.bind.port(), 0);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.diag_max_events, 7);
+        assert_eq!(
+            Config::from_args(["brain"])
+                .unwrap()
+                .refresh_reuse_leeway_ms,
+            u64::try_from(crate::account::REFRESH_REUSE_LEEWAY.as_millis()).unwrap()
+        );
         // The diagnostics are for operators unless a deployment opens or closes them.
         assert_eq!(
             Config::from_args(["brain"]).unwrap().diag,

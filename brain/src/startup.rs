@@ -239,7 +239,11 @@ impl Application {
             chat: Arc::clone(&chat),
             knowledge,
             lifecycle: lifecycle.clone(),
-            accounts: Accounts::new(store.clone(), extras.clock.clone()),
+            accounts: Accounts::new(
+                store.clone(),
+                extras.clock.clone(),
+                Duration::from_millis(config.refresh_reuse_leeway_ms),
+            ),
         };
         Ok(Self {
             listener,

@@ -365,6 +365,26 @@ fn return_to_stays_on_this_origin() {
         assert_eq!(safe_return_to(asked), kept, "{asked:?}");
     }
     assert_eq!(safe_return_to(Some(&format!("/{}", "a".repeat(2000)))), "/");
+    // Encoded variants arrive decoded from the query, and are judged decoded.
+    for query in [
+        "return_to=%2F%2Fevil.example",
+        "return_to=%2F%5Cevil.example",
+        "return_to=https%3A%2F%2Fevil.example",
+        "return_to=%2F%09%2Fevil.example",
+        "return_to=%2F%0D%0ALocation:%20x",
+        "return_to=/ok&return_to=//evil.example",
+    ] {
+        assert_eq!(
+            safe_return_to(query_param(query, "return_to").as_deref()),
+            "/",
+            "{query}"
+        );
+    }
+    // Percent-escapes that stay escaped in the path are harmless: still this origin's path.
+    assert_eq!(
+        safe_return_to(query_param("return_to=%2F%252F%252Fevil", "return_to").as_deref()),
+        "/%2F%2Fevil"
+    );
     assert_eq!(query_param("a=1&a=2", "a"), None);
     assert_eq!(query_param("a=%zz", "a"), None);
     assert_eq!(query_param("a=%C3", "a"), None);
@@ -450,6 +470,22 @@ fn the_id_token_must_verify_and_carry_the_logins_nonce() {
         read(200, &id_token(claims(), "rotated-key"), "n-1"),
         IdToken::UnknownKey
     );
+    // `alg: none` (no signature) and an HS256 token made with the public key as its secret.
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": RS_KID}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    let body = json!({ "id_token": unsigned }).to_string();
+    assert!(refused(read(200, body.as_bytes(), "n-1")));
+    let public_as_secret = rsa_jwk()["n"].as_str().unwrap().to_owned();
+    let confused = mint(
+        &header("HS256", RS_KID),
+        &claims(),
+        Signer::Hs(public_as_secret.as_bytes()),
+    );
+    let body = json!({ "id_token": confused }).to_string();
+    assert!(refused(read(200, body.as_bytes(), "n-1")));
 }
 
 fn grant(rotated: bool) -> RefreshGrant {
