@@ -44,7 +44,7 @@ addEventListener("fetch", (event) => {
  * Serves api/edge.js with `env` as its process.env on a free loopback port. Resolves to
  * edge-runtime's server handle (`url`, `close()`).
  */
-export async function startEdgeFunction(env) {
+export async function startEdgeFunction(env, port = undefined) {
   const module = new WebAssembly.Module(readFileSync(EDGE_WASM));
   const runtime = new EdgeRuntime({
     initialCode: await bundleFunction(),
@@ -53,5 +53,5 @@ export async function startEdgeFunction(env) {
     // on Vercel the platform-compiled module and the function share one realm.
     extend: (context) => Object.assign(context, { [WASM_GLOBAL]: module, WebAssembly, process: { env } }),
   });
-  return runServer({ runtime, host: "127.0.0.1", port: await freePort() });
+  return runServer({ runtime, host: "127.0.0.1", port: port ?? (await freePort()) });
 }

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
 import {
-  ROOT, freePort, json, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider, startWorkerd,
-  stopProcess, tempDir, waitHealthy,
+  CookieJar, ROOT, freePort, json, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider,
+  startWorkerd, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
 
@@ -22,26 +22,9 @@ const CLIENT_SECRET = "edgebrain-e2e-client-secret-0123456789";
 /** Short enough to pass within the test; the brain keeps the refresh state. */
 const ACCESS_TTL_SECS = 2;
 
-/** A browser's cookies for one origin: Set-Cookie in, Cookie out (Max-Age=0 deletes). */
-class Jar {
-  cookies = new Map();
-  take(response) {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(";");
-      const [name, value] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
-      const maxAge = attributes.map((a) => a.trim()).find((a) => a.toLowerCase().startsWith("max-age="));
-      if (maxAge && Number(maxAge.split("=")[1]) <= 0) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  header() {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
-  }
-}
-
 describe("sign-in at the edge against a real OpenID provider", () => {
   let provider, brain, edge, edgeUrl;
-  const jar = new Jar();
+  const jar = new CookieJar();
 
   /** A request from the app's own pages (same origin), with the jar's cookies. */
   async function call(path, { method = "GET", body, raw, headers = {}, cookies = jar } = {}) {
@@ -151,7 +134,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   });
 
   test("hostile sign-in steps are refused in the error shape, never 500", async () => {
-    const stranger = new Jar();
+    const stranger = new CookieJar();
     for (const [path, status] of [
       ["/auth/callback?code=abc&state=forged", 400], // no login started in this browser
       ["/auth/callback?error=access_denied&state=x", 401],
@@ -165,17 +148,17 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     // A login started in one browser cannot be finished with another's state.
     const started = await call("/auth/login", { cookies: stranger });
     const state = new URL(started.headers.get("location")).searchParams.get("state");
-    const replayed = await call(`/auth/callback?code=abc&state=${state}`, { cookies: new Jar() });
+    const replayed = await call(`/auth/callback?code=abc&state=${state}`, { cookies: new CookieJar() });
     assert.equal(replayed.status, 400);
     // return_to never leaves this origin.
-    const other = new Jar();
+    const other = new CookieJar();
     const login = await call("/auth/login?return_to=//evil.example/x", { cookies: other });
     const callback = await signInAtProvider(login.headers.get("location"), "alice");
     const back = await call(new URL(callback).pathname + new URL(callback).search, { cookies: other });
     assert.equal(back.headers.get("location"), "/");
     // A plain user is no operator; a forged access cookie is nobody.
     assert.equal((await call("/api/v1/diag/whoami", { cookies: other })).status, 403);
-    const forged = new Jar();
+    const forged = new CookieJar();
     forged.cookies.set("__Host-eb_access", other.cookies.get("__Host-eb_access").replace(/.$/, (c) => (c === "0" ? "1" : "0")));
     assert.equal((await json(await call("/api/v1/session", { cookies: forged }))).user_id, null);
     // Signing out from another site is refused.
@@ -185,7 +168,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
 
   test("publishing and pinning are for operators; visitors get 403", async () => {
     const csv = "region,units\nnorth,3\nsouth,4\n";
-    const visitor = new Jar();
+    const visitor = new CookieJar();
     const publish = (cookies) => call("/api/v1/datasets?name=published&scope=public", {
       method: "POST", raw: csv, headers: { "content-type": "text/csv" }, cookies,
     });
@@ -200,14 +183,14 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   });
 
   test("a replayed authorization code is refused by the provider; no sign-in comes of it", async () => {
-    const browser = new Jar();
+    const browser = new CookieJar();
     const start = await call("/auth/login", { cookies: browser });
     const loginCookie = browser.cookies.get("__Host-eb_login");
     const callback = await signInAtProvider(start.headers.get("location"), "carol");
     const path = new URL(callback).pathname + new URL(callback).search;
     assert.equal((await call(path, { cookies: browser })).status, 302);
     // The same answer again, with the login state restored (a captured request replayed).
-    const attacker = new Jar();
+    const attacker = new CookieJar();
     attacker.cookies.set("__Host-eb_login", loginCookie);
     const replayed = await call(path, { cookies: attacker });
     assert.equal(replayed.status, 401);
@@ -216,7 +199,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   });
 
   test("a refresh token used twice ends its whole sign-in", async () => {
-    const rita = new Jar();
+    const rita = new CookieJar();
     assert.equal((await signIn("rita", "/", rita)).status, 302);
     const first = rita.cookies.get("__Host-eb_refresh");
     // The access credential gone (expired), the next request renews: a new refresh token.
@@ -224,7 +207,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     assert.equal((await json(await call("/api/v1/session", { cookies: rita }))).user_id, "rita");
     assert.notEqual(rita.cookies.get("__Host-eb_refresh"), first);
     // The first token again (stolen and replayed): refused, the caller is anonymous…
-    const thief = new Jar();
+    const thief = new CookieJar();
     thief.cookies.set("__Host-eb_refresh", first);
     assert.equal((await json(await call("/api/v1/session", { cookies: thief }))).user_id, null);
     // …and the family is dead: rita's current token is refused too.
@@ -236,7 +219,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   test("signing in with another user's session cookie takes nothing of theirs", async () => {
     // Mallory got hold of the session cookie olga visited with (olga's work moved to her
     // account when she signed in from it): signing in with it claims nothing.
-    const mallory = new Jar();
+    const mallory = new CookieJar();
     mallory.cookies.set("__Host-eb_session", visitorSession);
     assert.equal((await signIn("mallory", "/", mallory)).status, 302);
     assert.equal((await json(await call("/api/v1/session", { cookies: mallory }))).user_id, "mallory");
@@ -244,7 +227,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
   });
 
   test("signing out revokes the sign-in at the brain: the old refresh token is worthless", async () => {
-    const stolen = new Jar();
+    const stolen = new CookieJar();
     stolen.cookies.set("__Host-eb_refresh", jar.cookies.get("__Host-eb_refresh"));
     const out = await call("/auth/logout", { method: "POST" });
     assert.equal(out.status, 204);

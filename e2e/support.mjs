@@ -378,6 +378,23 @@ export async function signInAtProvider(authorizeUrl, login, { maxRequests = 10, 
   throw new Error(`sign-in at ${start.origin} took more than ${maxRequests} requests (${steps.join(", ")})`);
 }
 
+/** A browser's cookies for one origin: Set-Cookie in, Cookie out (Max-Age=0 deletes). */
+export class CookieJar {
+  cookies = new Map();
+  take(response) {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(";");
+      const [name, value] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+      const maxAge = attributes.map((a) => a.trim()).find((a) => a.toLowerCase().startsWith("max-age="));
+      if (maxAge && Number(maxAge.split("=")[1]) <= 0) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  header() {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+  }
+}
+
 /** Reads an SSE response, calling `onEvent({event, id, data, receivedAt})` per event. */
 export async function readSse(response, onEvent) {
   const decoder = new TextDecoder();

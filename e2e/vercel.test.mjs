@@ -8,14 +8,15 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  EDGE_SECRETS, ROOT, freePort, readSse, requireEnv, startBrain, stopProcess, tempDir, waitHealthy,
+  CookieJar, EDGE_SECRETS, ROOT, freePort, readSse, requireEnv, signInAtProvider, startBrain, startOidcProvider,
+  stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { startEdgeFunction as startFunction } from "./edge-runtime.mjs";
 import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
 
 describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000 }, () => {
   const brainBin = requireEnv("BRAIN_BIN");
-  let llm, brain, server, limited, url;
+  let llm, brain, server, limited, url, brainUrl;
 
   before(async () => {
     llm = await startScriptedLlm();
@@ -25,7 +26,8 @@ describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000
     const brainPort = await freePort();
     brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "200" });
     await waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000);
-    const env = { ...EDGE_SECRETS, BRAIN_URL: `http://127.0.0.1:${brainPort}`, ROUTES: '[{"path":"/api/v1/diag/*","cache":{"ttl_secs":60}}]' };
+    brainUrl = `http://127.0.0.1:${brainPort}`;
+    const env = { ...EDGE_SECRETS, BRAIN_URL: brainUrl, ROUTES: '[{"path":"/api/v1/diag/*","cache":{"ttl_secs":60}}]' };
     server = await startFunction(env);
     url = server.url.replace(/\/$/, "");
     limited = await startFunction({ ...env, RATE_LIMITS: '[{"name":"default","limit":10,"window_secs":60}]' });
@@ -125,5 +127,46 @@ describe("the edge as a Vercel Edge Function (edge-runtime)", { timeout: 180_000
     const body = await response.json();
     assert.equal(body.error.code, "internal");
     assert.match(body.error.message, /RATE_LIMITS/);
+  });
+
+  test("sign-in works on Vercel's runtime too: login, callback, a signed-in call, sign-out", async () => {
+    const port = await freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const provider = await startOidcProvider({
+      clients: [{ client_id: "edgebrain-vercel", client_secret: "vercel-client-secret-0123456789", redirect_uris: [`${origin}/auth/callback`] }],
+    });
+    const signin = await startFunction({
+      ...EDGE_SECRETS,
+      BRAIN_URL: brainUrl,
+      OIDC_ISSUER: provider.issuer,
+      OIDC_CLIENT_ID: "edgebrain-vercel",
+      OIDC_CLIENT_SECRET: "vercel-client-secret-0123456789",
+    }, port);
+    try {
+      const jar = new CookieJar();
+      const call = async (path, init = {}) => {
+        const response = await fetch(`${origin}${path}`, {
+          redirect: "manual",
+          ...init,
+          headers: { cookie: jar.header(), ...(init.headers ?? {}) },
+        });
+        jar.take(response);
+        return response;
+      };
+      assert.deepEqual(await (await call("/auth/me")).json(), { signin_available: true, user: null });
+      const login = await call("/auth/login?return_to=/x");
+      assert.equal(login.status, 302);
+      const callback = new URL(await signInAtProvider(login.headers.get("location"), "vera"));
+      const back = await call(callback.pathname + callback.search);
+      assert.equal(back.status, 302);
+      assert.equal(back.headers.get("location"), "/x");
+      assert.equal((await (await call("/api/v1/session")).json()).user_id, "vera");
+      const out = await call("/auth/logout", { method: "POST", headers: { "sec-fetch-site": "same-origin" } });
+      assert.equal(out.status, 204);
+      assert.equal((await (await call("/api/v1/session")).json()).user_id, null);
+    } finally {
+      await signin.close();
+      await stopProcess(provider.proc);
+    }
   });
 });

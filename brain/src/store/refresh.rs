@@ -108,13 +108,29 @@ impl Store {
 
     /// Exchanges a token for its successor (see [`Exchanged`]). Of two concurrent exchanges of
     /// one token exactly one rotates; the other finds it used (within the leeway, normally).
+    ///
+    /// The transaction's first statement is the conditional write, so concurrent exchanges
+    /// queue for SQLite's write lock instead of two readers deadlocking on its upgrade (which
+    /// SQLite answers with an immediate `SQLITE_BUSY`); on PostgreSQL the second waits on the
+    /// row and re-checks the condition.
     pub async fn exchange_refresh_token(
         &self,
         exchange: &Exchange<'_>,
     ) -> Result<Exchanged, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at_ms = $1 \
+             WHERE token_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 \
+             AND family_id IN (SELECT id FROM refresh_families \
+                               WHERE revoked_at_ms IS NULL AND expires_at_ms > $1)",
+        )
+        .bind(exchange.now_ms)
+        .bind(exchange.token_hash.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
         let row = sqlx::query(
-            "SELECT t.family_id, t.expires_at_ms AS token_expires, f.user_json, \
+            "SELECT t.family_id, t.expires_at_ms AS token_expires, t.used_at_ms, f.user_json, \
              f.expires_at_ms AS family_expires, f.revoked_at_ms \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              WHERE t.token_hash = $1",
@@ -132,23 +148,6 @@ impl Store {
             user_json: row.try_get("user_json").map_err(StoreError::Query)?,
             expires_at_ms: get("family_expires")?,
         };
-        let revoked: Option<i64> = row.try_get("revoked_at_ms").map_err(StoreError::Query)?;
-        if revoked.is_some() {
-            return Ok(Exchanged::Revoked);
-        }
-        if get("token_expires")? <= exchange.now_ms || family.expires_at_ms <= exchange.now_ms {
-            return Ok(Exchanged::Expired);
-        }
-        // Conditional on still being unused: on PostgreSQL a concurrent exchange of the same
-        // token waits on the row and then finds it used; SQLite serialises writers.
-        let used = sqlx::query(
-            "UPDATE refresh_tokens SET used_at_ms = $1 WHERE token_hash = $2 AND used_at_ms IS NULL",
-        )
-        .bind(exchange.now_ms)
-        .bind(exchange.token_hash.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
         if used.rows_affected() == 1 {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
@@ -164,12 +163,15 @@ impl Store {
             tx.commit().await.map_err(StoreError::from_sqlx)?;
             return Ok(Exchanged::Rotated(family));
         }
-        let used_at: Option<i64> =
-            sqlx::query_scalar("SELECT used_at_ms FROM refresh_tokens WHERE token_hash = $1")
-                .bind(exchange.token_hash.to_owned())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+        let revoked: Option<i64> = row.try_get("revoked_at_ms").map_err(StoreError::Query)?;
+        if revoked.is_some() {
+            return Ok(Exchanged::Revoked);
+        }
+        if get("token_expires")? <= exchange.now_ms || family.expires_at_ms <= exchange.now_ms {
+            return Ok(Exchanged::Expired);
+        }
+        // Valid but already exchanged.
+        let used_at: Option<i64> = row.try_get("used_at_ms").map_err(StoreError::Query)?;
         let used_at = used_at.unwrap_or(i64::MIN);
         if exchange.now_ms.saturating_sub(used_at) <= exchange.reuse_leeway_ms {
             return Ok(Exchanged::WithinLeeway(family));
@@ -180,26 +182,26 @@ impl Store {
     }
 
     /// Revokes the family of `token_hash` (any of its tokens, used or not); `false` when no
-    /// such token is stored or the family was already revoked.
+    /// such token is stored or the family was already revoked. One statement: no transaction
+    /// to deadlock.
     pub async fn revoke_refresh_family(
         &self,
         token_hash: &str,
         now_ms: i64,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        let family: Option<String> =
-            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash.to_owned())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        let Some(family) = family else {
-            return Ok(false);
-        };
-        let revoked = revoke_family(&mut tx, &family, now_ms, reason).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(revoked)
+        let done = sqlx::query(
+            "UPDATE refresh_families SET revoked_at_ms = $1, revoked_reason = $2 \
+             WHERE revoked_at_ms IS NULL \
+             AND id IN (SELECT family_id FROM refresh_tokens WHERE token_hash = $3)",
+        )
+        .bind(now_ms)
+        .bind(reason.to_owned())
+        .bind(token_hash.to_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -377,6 +377,22 @@ async fn concurrent_refreshes_through_two_brains_rotate_once() {
     granted(rotate(&b, current, 5).await, StatusCode::OK).await;
 }
 
+/// The same on SQLite (one brain, a browser's concurrent requests): no `SQLITE_BUSY`, one
+/// rotation, the rest within the leeway.
+#[tokio::test]
+async fn concurrent_refreshes_on_sqlite_rotate_once_and_fail_none() {
+    let app = spawn_app(Backend::Sqlite).await;
+    granted(start_family(&app, 1).await, StatusCode::CREATED).await;
+    let answers = futures_util::future::join_all((0..8).map(|n| rotate(&app, 1, 100 + n))).await;
+    let mut rotated = 0;
+    for answer in answers {
+        if granted(answer, StatusCode::OK).await.rotated {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
 #[tokio::test]
 async fn refresh_tokens_expire_with_themselves_and_with_their_sign_in() {
     let app = spawn_app(Backend::Sqlite).await;

@@ -434,10 +434,15 @@ mod tests {
         assert_eq!(rules.counts(), (1, 1, 1));
         assert_eq!(
             rules.platform_rewrites(),
-            3,
-            "/api/(.*), /health and /v1/(.*) route to the Vercel function"
+            4,
+            "/api/(.*), /health, /auth/(.*) and /v1/(.*) route to the Vercel function"
         );
-        for path in ["/api/v1/threads?limit=5", "/health", "/api/edge"] {
+        for path in [
+            "/api/v1/threads?limit=5",
+            "/health",
+            "/auth/login",
+            "/api/edge",
+        ] {
             let routed = evaluate(&rules, path, &[]);
             assert_eq!(routed.rewrite, None, "{path} is not rewritten by the edge");
             assert_eq!(routed.redirect, None, "{path}");
