@@ -1154,10 +1154,24 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
 
 #[tokio::test]
 async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
+    use crate::agent::{Gate, Reply, Scripted, config_files};
     for backend in BACKENDS {
+        // A model held mid-reply (its gate never opens): the run is surely in progress when
+        // the shutdown comes (a real model may finish a "long story" early).
+        let gate = Gate::new();
+        let scripted = Scripted::start(vec![Reply::Held {
+            before: vec![
+                "Once upon a time, in a land of tables and queries, ",
+                "there lived a brain that answered every question ",
+            ],
+            after: vec!["and never finished."],
+            gate: gate.clone(),
+        }])
+        .await;
+        let (llm, agents) = config_files(&scripted, "");
         let mut app = spawn_app_with(backend, |config| {
-            use_chat_llm(config);
-            config.local_llm_max_output_tokens = 200;
+            config.llm_config = Some(llm);
+            config.agents_config = Some(agents);
             // No time to finish: the run is stopped as soon as the shutdown begins.
             config.shutdown_grace_secs = 0;
         })
