@@ -88,6 +88,23 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     await Promise.all([stopProcess(edge), stopProcess(brain), stopProcess(provider?.proc)]);
   });
 
+  test("a cold edge: concurrent first sign-ins all start, and all finish", async () => {
+    // The isolate has neither the provider's discovery document nor its keys yet: the requests
+    // that do not fetch them wait for the one that does.
+    const jars = [1, 2, 3, 4].map(() => new CookieJar());
+    const starts = await Promise.all(jars.map((cookies) => call("/auth/login", { cookies })));
+    assert.deepEqual(starts.map((r) => r.status), [302, 302, 302, 302]);
+    const callbacks = await Promise.all(
+      starts.map((r, i) => signInAtProvider(r.headers.get("location"), `early-${i}`)),
+    );
+    const backs = await Promise.all(
+      callbacks.map((href, i) => call(new URL(href).pathname + new URL(href).search, { cookies: jars[i] })),
+    );
+    assert.deepEqual(backs.map((r) => r.status), [302, 302, 302, 302]);
+    const users = await Promise.all(jars.map(async (cookies) => (await json(await call("/api/v1/session", { cookies }))).user_id));
+    assert.deepEqual(users, ["early-0", "early-1", "early-2", "early-3"]);
+  });
+
   test("a visitor works anonymously, signs in, and finds that work under the account", async () => {
     const me = await json(await call("/auth/me"));
     assert.deepEqual(me, { signin_available: true, user: null });

@@ -191,7 +191,7 @@ async fn decide_with_keys(
             .and_then(|auth| auth.jwks_url.as_ref().map(|jwks| jwks.fetch_timeout_ms))
         {
             // Another request may be fetching the keys right now: wait for that one.
-            wait_for_jwks_fetch(timeout_ms).await;
+            wait_for_fetch(&JWKS_FETCH_STARTED_MS, timeout_ms).await;
         }
         inputs.keys_refreshed = true;
         inputs.now_ms = now_ms();
@@ -816,21 +816,33 @@ async fn sign_in_endpoint(
                 let Some(signin) = config.signin.as_ref() else {
                     break;
                 };
-                let due =
-                    DISCOVERY.with_borrow_mut(|discovery| discovery.fetch_due(now / 1000, signin));
-                if attempt == 1 || due.is_none() {
+                if attempt == 1 {
                     break;
                 }
-                if let Some(url) = due {
-                    match fetch_with_timeout(&url, None, SIGN_IN_ANSWER_MAX_BYTES).await {
-                        Ok((status, body)) => DISCOVERY.with_borrow_mut(|discovery| {
-                            if let Err(error) =
-                                discovery.apply(now_ms() / 1000, status, &body, signin)
-                            {
-                                console_error!("OIDC discovery {url} refused: {error:?}");
-                            }
-                        }),
-                        Err(error) => console_error!("OIDC discovery {url} failed: {error}"),
+                let due =
+                    DISCOVERY.with_borrow_mut(|discovery| discovery.fetch_due(now / 1000, signin));
+                match due {
+                    Some(url) => {
+                        DISCOVERY_FETCH_STARTED_MS.set(Some(now));
+                        match fetch_with_timeout(&url, None, SIGN_IN_ANSWER_MAX_BYTES).await {
+                            Ok((status, body)) => DISCOVERY.with_borrow_mut(|discovery| {
+                                if let Err(error) =
+                                    discovery.apply(now_ms() / 1000, status, &body, signin)
+                                {
+                                    console_error!("OIDC discovery {url} refused: {error:?}");
+                                }
+                            }),
+                            Err(error) => console_error!("OIDC discovery {url} failed: {error}"),
+                        }
+                        if DISCOVERY_FETCH_STARTED_MS.get() == Some(now) {
+                            DISCOVERY_FETCH_STARTED_MS.set(None);
+                        }
+                    }
+                    // Another request of this isolate is fetching it (a cold isolate's first
+                    // sign-ins arrive together): wait for that one, on this request's own timer.
+                    None => {
+                        wait_for_fetch(&DISCOVERY_FETCH_STARTED_MS, u64::from(PROVIDER_TIMEOUT_MS))
+                            .await;
                     }
                 }
             }
@@ -941,8 +953,24 @@ async fn finish_sign_in(
                     keys.refresh_for_unknown_key(now_ms() / 1000)
                 })
                 .flatten();
-                let Some(fetch) = fetch else { break };
-                match fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64).await {
+                let Some(fetch) = fetch else {
+                    // Another request is fetching the keys: wait for it, then read once more.
+                    let timeout_ms = fetch_timeout_ms(&metadata, signin);
+                    wait_for_fetch(&PROVIDER_KEYS_FETCH_STARTED_MS, timeout_ms).await;
+                    outcome = with_provider_keys(signin, &metadata, |verifier, keys| {
+                        let now = now_ms() / 1000;
+                        flow::read_id_token(status, &body, token, signin, verifier, keys, now)
+                    });
+                    break;
+                };
+                let started = now_ms();
+                PROVIDER_KEYS_FETCH_STARTED_MS.set(Some(started));
+                let fetched =
+                    fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64).await;
+                if PROVIDER_KEYS_FETCH_STARTED_MS.get() == Some(started) {
+                    PROVIDER_KEYS_FETCH_STARTED_MS.set(None);
+                }
+                match fetched {
                     Ok((200, jwks)) => {
                         with_provider_keys(signin, &metadata, |_, keys| {
                             if let Err(error) = keys.apply_jwks(now_ms() / 1000, &jwks) {
@@ -1156,7 +1184,36 @@ fn with_provider_keys<T>(
     })
 }
 
+/// How long a provider JWKS fetch may take (its verifier's setting).
+fn fetch_timeout_ms(metadata: &ProviderMetadata, signin: &SigninConfig) -> u64 {
+    with_provider_keys(signin, metadata, |verifier, _| {
+        verifier.jwks_url.as_ref().map(|jwks| jwks.fetch_timeout_ms)
+    })
+    .flatten()
+    .unwrap_or(u64::from(PROVIDER_TIMEOUT_MS))
+}
+
+/// Waits, on this request's own timer, while another request of the isolate runs the fetch
+/// marked in `started` — at most `timeout_ms` after it started (a fetch whose request was
+/// cancelled never clears its mark; the deadline bounds the wait).
+async fn wait_for_fetch(
+    started: &'static std::thread::LocalKey<Cell<Option<u64>>>,
+    timeout_ms: u64,
+) {
+    const POLL_MS: u64 = 10;
+    while let Some(at) = started.get() {
+        if now_ms().saturating_sub(at) >= timeout_ms {
+            break;
+        }
+        Delay::from(std::time::Duration::from_millis(POLL_MS)).await;
+    }
+}
+
 thread_local! {
+    /// When a request started the discovery fetch still running (ms since the epoch).
+    static DISCOVERY_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
+    /// When a request started the provider JWKS fetch still running.
+    static PROVIDER_KEYS_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
     /// The provider's discovery document (sign-in), refetched after its TTL.
     static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
     /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
@@ -1202,7 +1259,7 @@ fn with_keys<T>(config: &EdgeConfig, f: impl FnOnce(&mut KeyStore) -> T) -> Opti
 /// The fetch belongs to the request that claimed it: Workers forbid awaiting I/O started by
 /// another request, and a request whose client went away is cancelled with everything it
 /// awaits. So requests never share the fetch's future; they share only the plain fact that a
-/// fetch is running ([`JWKS_FETCH_STARTED_MS`]) and wait for it in [`wait_for_jwks_fetch`].
+/// fetch is running ([`JWKS_FETCH_STARTED_MS`]) and wait for it in [`wait_for_fetch`].
 async fn refresh_jwks(fetch: JwksFetch) {
     let started = now_ms();
     JWKS_FETCH_STARTED_MS.set(Some(started));
@@ -1232,19 +1289,6 @@ async fn refresh_jwks(fetch: JwksFetch) {
     // Only clear our own mark: a later fetch may have started meanwhile.
     if JWKS_FETCH_STARTED_MS.get() == Some(started) {
         JWKS_FETCH_STARTED_MS.set(None);
-    }
-}
-
-/// Waits, on this request's own timer, while another request of the isolate fetches the
-/// JWKS, at most `timeout_ms` after that fetch started (a fetch whose request was cancelled
-/// never clears its mark; the deadline bounds the wait).
-async fn wait_for_jwks_fetch(timeout_ms: u64) {
-    const POLL_MS: u64 = 10;
-    while let Some(started) = JWKS_FETCH_STARTED_MS.get() {
-        if now_ms().saturating_sub(started) >= timeout_ms {
-            break;
-        }
-        Delay::from(std::time::Duration::from_millis(POLL_MS)).await;
     }
 }
 
