@@ -22,6 +22,19 @@ const CLIENT_SECRET = "edgebrain-e2e-client-secret-0123456789";
 /** Short enough to pass within the test; the brain keeps the refresh state. */
 const ACCESS_TTL_SECS = 2;
 
+/** The edge's variables for sign-in at `provider`, with the brain at `brainPort`. */
+function signinVars(provider, brainPort) {
+  return {
+    BRAIN_URL: `http://127.0.0.1:${brainPort}`,
+    OIDC_ISSUER: provider.issuer,
+    OIDC_CLIENT_ID: CLIENT_ID,
+    OIDC_CLIENT_SECRET: CLIENT_SECRET,
+    // The provider puts `edgebrain:operator` in the `roles` claim.
+    OIDC_SCOPE_CLAIMS: "roles",
+    SIGNIN_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
+  };
+}
+
 describe("sign-in at the edge against a real OpenID provider", () => {
   let provider, brain, edge, edgeUrl;
   const jar = new CookieJar();
@@ -69,15 +82,7 @@ describe("sign-in at the edge against a real OpenID provider", () => {
       BRAIN_DIAG: null,
       BRAIN_REFRESH_REUSE_LEEWAY_MS: "0",
     });
-    edge = startWorkerd("signin-edge", edgePort, {
-      BRAIN_URL: `http://127.0.0.1:${brainPort}`,
-      OIDC_ISSUER: provider.issuer,
-      OIDC_CLIENT_ID: CLIENT_ID,
-      OIDC_CLIENT_SECRET: CLIENT_SECRET,
-      // The provider puts `edgebrain:operator` in the `roles` claim.
-      OIDC_SCOPE_CLAIMS: "roles",
-      SIGNIN_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
-    });
+    edge = startWorkerd("signin-edge", edgePort, signinVars(provider, brainPort));
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 60_000),
@@ -93,7 +98,8 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     // that do not fetch them wait for the one that does.
     const jars = [1, 2, 3, 4].map(() => new CookieJar());
     const starts = await Promise.all(jars.map((cookies) => call("/auth/login", { cookies })));
-    assert.deepEqual(starts.map((r) => r.status), [302, 302, 302, 302]);
+    const bodies = await Promise.all(starts.map(async (r) => (r.status === 302 ? "" : await r.text())));
+    assert.deepEqual(starts.map((r) => r.status), [302, 302, 302, 302], bodies.join(" | "));
     const callbacks = await Promise.all(
       starts.map((r, i) => signInAtProvider(r.headers.get("location"), `early-${i}`)),
     );
@@ -280,14 +286,7 @@ describe("signing in through the web app in Chromium", { timeout: 180_000 }, () 
     });
     brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500", BRAIN_DIAG: null });
     // wrangler dev: the edge with the web app's static assets, as deployed on Cloudflare.
-    edge = await startEdge("signin-web-edge", edgePort, {
-      BRAIN_URL: `http://127.0.0.1:${brainPort}`,
-      OIDC_ISSUER: provider.issuer,
-      OIDC_CLIENT_ID: CLIENT_ID,
-      OIDC_CLIENT_SECRET: CLIENT_SECRET,
-      OIDC_SCOPE_CLAIMS: "roles",
-      SIGNIN_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
-    });
+    edge = await startEdge("signin-web-edge", edgePort, signinVars(provider, brainPort));
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 120_000),

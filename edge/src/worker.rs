@@ -23,7 +23,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
-use crate::core::auth::{AuthConfig, JwksFetch, KeyStore};
+use crate::core::auth::{AuthConfig, JwksFetch, KeyStore, Principal};
 use crate::core::brains::{BrainHealth, is_draining};
 use crate::core::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
@@ -739,23 +739,10 @@ async fn renew_sign_in(
     };
     let now = now_ms();
     let (rotate, successor) = flow::rotation(refresh_token, signin, &random, now);
-    let session = Session::resolve(
-        head.headers,
-        &config.sessions,
-        now / 1000,
-        inputs.session_random,
-    );
-    let call = brain_call(
-        ROTATE_REFRESH_TOKEN_PATH,
-        None,
-        &session,
-        head.client_ip,
-        config,
-        now,
-        nonce,
-        &request_id,
-    )
-    .ok_or_else(unavailable)?;
+    let caller = Caller::new(head, config, inputs, &request_id);
+    let call = caller
+        .call(ROTATE_REFRESH_TOKEN_PATH, None, nonce)
+        .ok_or_else(unavailable)?;
     let body = serde_json::to_vec(&rotate).map_err(|_| unavailable())?;
     match brain_json(call, config, &body).await {
         Ok((200, answer)) => {
@@ -851,29 +838,17 @@ async fn sign_in_endpoint(
             }
             AuthDecision::SignOut(revoke) => {
                 if let Some(revoke) = revoke {
-                    let session = Session::resolve(
-                        head.headers,
-                        &config.sessions,
-                        now / 1000,
-                        inputs.session_random,
-                    );
+                    let caller = Caller::new(head, config, inputs, &request_id);
                     let sent = match (random_bytes::<16>(), serde_json::to_vec(&revoke)) {
-                        (Some(nonce), Ok(body)) => match brain_call(
-                            REVOKE_REFRESH_TOKEN_PATH,
-                            None,
-                            &session,
-                            head.client_ip,
-                            config,
-                            now,
-                            nonce,
-                            &request_id,
-                        ) {
-                            Some(call) => brain_json(call, config, &body)
-                                .await
-                                .ok()
-                                .map(|(status, _)| status),
-                            None => None,
-                        },
+                        (Some(nonce), Ok(body)) => {
+                            match caller.call(REVOKE_REFRESH_TOKEN_PATH, None, nonce) {
+                                Some(call) => brain_json(call, config, &body)
+                                    .await
+                                    .ok()
+                                    .map(|(status, _)| status),
+                                None => None,
+                            }
+                        }
                         _ => None,
                     };
                     if sent != Some(204) {
@@ -1015,22 +990,8 @@ async fn finish_sign_in(
         &user.scopes,
         now / 1000 + signin.access_ttl_secs,
     );
-    let session = Session::resolve(
-        head.headers,
-        &config.sessions,
-        now / 1000,
-        inputs.session_random,
-    );
-    let Some(call) = brain_call(
-        START_REFRESH_FAMILY_PATH,
-        Some(&principal),
-        &session,
-        head.client_ip,
-        config,
-        now,
-        nonce,
-        request_id,
-    ) else {
+    let caller = Caller::new(head, config, inputs, request_id);
+    let Some(call) = caller.call(START_REFRESH_FAMILY_PATH, Some(&principal), nonce) else {
         return failed(
             ErrorCode::Unauthorized,
             "the signed-in user cannot be passed on",
@@ -1063,17 +1024,8 @@ async fn finish_sign_in(
     };
     // What the visitor made anonymously moves to the user (idempotent: a failure here is
     // retried by the next sign-in from this session).
-    if !session.is_new
-        && let Some(call) = brain_call(
-            CLAIM_SESSION_PATH,
-            Some(&principal),
-            &session,
-            head.client_ip,
-            config,
-            now,
-            claim_nonce,
-            request_id,
-        )
+    if !caller.session.is_new
+        && let Some(call) = caller.call(CLAIM_SESSION_PATH, Some(&principal), claim_nonce)
     {
         match brain_json(call, config, b"").await {
             Ok((200, _)) => {}
@@ -1092,10 +1044,59 @@ async fn finish_sign_in(
         now / 1000,
         request_id,
     );
-    if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
+    if let Some((name, value)) = caller.session.response_header(config.sessions.ttl_secs) {
         response.headers.append(name, value);
     }
     response
+}
+
+/// This request's caller, for the edge's own brain requests (`route::brain_call`).
+struct Caller<'a> {
+    head: &'a RequestHead<'a>,
+    config: &'a EdgeConfig,
+    session: Session,
+    request_id: &'a RequestId,
+}
+
+impl<'a> Caller<'a> {
+    fn new(
+        head: &'a RequestHead<'a>,
+        config: &'a EdgeConfig,
+        inputs: &Inputs,
+        request_id: &'a RequestId,
+    ) -> Self {
+        let session = Session::resolve(
+            head.headers,
+            &config.sessions,
+            now_ms() / 1000,
+            inputs.session_random,
+        );
+        Self {
+            head,
+            config,
+            session,
+            request_id,
+        }
+    }
+
+    /// A signed `POST` of `path` to this caller's brain, as `principal` (or anonymous).
+    fn call(
+        &self,
+        path: &str,
+        principal: Option<&Principal>,
+        nonce: [u8; 16],
+    ) -> Option<ProxyRequest> {
+        brain_call(
+            path,
+            principal,
+            &self.session,
+            self.head.client_ip,
+            self.config,
+            now_ms(),
+            nonce,
+            self.request_id,
+        )
+    }
 }
 
 /// Sends an edge-made brain request with `body`: the status and (bounded) answer, or the

@@ -92,17 +92,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_write)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4)",
+        insert_token(
+            &mut tx,
+            family.token_hash,
+            family.id,
+            family.now_ms,
+            family.token_expires_at_ms.min(family.family_expires_at_ms),
         )
-        .bind(family.token_hash.to_owned())
-        .bind(family.id.to_owned())
-        .bind(family.now_ms)
-        .bind(family.token_expires_at_ms.min(family.family_expires_at_ms))
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_write)?;
+        .await?;
         tx.commit().await.map_err(StoreError::from_sqlx)
     }
 
@@ -149,17 +146,14 @@ impl Store {
             expires_at_ms: get("family_expires")?,
         };
         if used.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
-                 VALUES ($1, $2, $3, $4)",
+            insert_token(
+                &mut tx,
+                exchange.new_token_hash,
+                &family.id,
+                exchange.now_ms,
+                exchange.new_token_expires_at_ms.min(family.expires_at_ms),
             )
-            .bind(exchange.new_token_hash.to_owned())
-            .bind(family.id.clone())
-            .bind(exchange.now_ms)
-            .bind(exchange.new_token_expires_at_ms.min(family.expires_at_ms))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
+            .await?;
             tx.commit().await.map_err(StoreError::from_sqlx)?;
             return Ok(Exchanged::Rotated(family));
         }
@@ -203,6 +197,28 @@ impl Store {
         .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Stores a family's next token (unused); a hash already stored is [`StoreError::Conflict`].
+async fn insert_token(
+    connection: &mut sqlx::AnyConnection,
+    token_hash: &str,
+    family_id: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms, expires_at_ms) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash.to_owned())
+    .bind(family_id.to_owned())
+    .bind(now_ms)
+    .bind(expires_at_ms)
+    .execute(&mut *connection)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
 }
 
 async fn revoke_family(

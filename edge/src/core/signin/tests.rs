@@ -103,16 +103,21 @@ fn cookie_header(pairs: &[(&str, &str)]) -> HeaderMap {
     headers
 }
 
-/// Runs `/auth/login` and returns the authorization URL's query and the login cookie.
-fn started(query: &str) -> (String, String) {
+/// Runs `step` with the test provider.
+fn with_provider<T>(step: impl FnOnce(&Provider<'_>) -> T) -> T {
     let (config, metadata, sessions) = (config(), metadata(), sessions());
-    let provider = Provider {
+    step(&Provider {
         config: &config,
         metadata: &metadata,
         sessions: &sessions,
         origin: ORIGIN_URL,
-    };
-    let response = flow::login(query, &provider, &RANDOM, NOW, &request_id());
+    })
+}
+
+/// Runs `/auth/login` and returns the authorization URL's query and the login cookie.
+fn started(query: &str) -> (String, String) {
+    let response =
+        with_provider(|provider| flow::login(query, provider, &RANDOM, NOW, &request_id()));
     assert_eq!(response.status, StatusCode::FOUND);
     let location = response.headers[LOCATION].to_str().unwrap().to_owned();
     let (base, query) = location.split_once('?').unwrap();
@@ -138,18 +143,11 @@ fn callback(
     login_cookie: Option<&str>,
     now: u64,
 ) -> Result<TokenRequest, flow::Refusal> {
-    let (config, metadata, sessions) = (config(), metadata(), sessions());
-    let provider = Provider {
-        config: &config,
-        metadata: &metadata,
-        sessions: &sessions,
-        origin: ORIGIN_URL,
-    };
     let headers = match login_cookie {
         Some(cookie) => cookie_header(&[(LOGIN_COOKIE, cookie)]),
         None => HeaderMap::new(),
     };
-    flow::callback_request(query, &headers, &provider, now)
+    with_provider(|provider| flow::callback_request(query, &headers, provider, now))
 }
 
 #[test]
