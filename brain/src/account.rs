@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use shared_types::account::{
-    MAX_USER_FIELD_BYTES, MAX_USER_SCOPES, RefreshGrant, RenamedDataset, RevokeRefreshToken,
-    RotateRefreshToken, SessionClaim, SignedInUser, StartRefreshFamily, is_token_hash,
+    MAX_USER_FIELD_BYTES, MAX_USER_SCOPES, RefreshGrant, RevokeRefreshToken, RotateRefreshToken,
+    SessionClaim, SignedInUser, StartRefreshFamily, is_token_hash,
 };
 
 use crate::clock::Clock;
@@ -81,29 +81,17 @@ impl Accounts {
         };
         match self.store.claim_session(&request).await? {
             ClaimOutcome::ClaimedByAnotherUser => Err(AccountError::ClaimedByAnotherUser),
-            ClaimOutcome::Moved(counts) => {
+            ClaimOutcome::Moved(claim) => {
                 // Once per sign-in: worth a line.
                 tracing::info!(
-                    first_claim = counts.first_claim,
-                    threads = counts.threads,
-                    runs = counts.runs,
-                    datasets = counts.datasets,
-                    documents = counts.documents,
+                    first_claim = claim.first_claim,
+                    threads = claim.threads,
+                    runs = claim.runs,
+                    datasets = claim.datasets,
+                    documents = claim.documents,
                     "a session's work moved to its user"
                 );
-                Ok(SessionClaim {
-                    first_claim: counts.first_claim,
-                    threads: counts.threads,
-                    runs: counts.runs,
-                    datasets: counts.datasets,
-                    documents: counts.documents,
-                    escalations: counts.escalations,
-                    renamed_datasets: counts
-                        .renamed
-                        .into_iter()
-                        .map(|(id, from, to)| RenamedDataset { id, from, to })
-                        .collect(),
-                })
+                Ok(claim)
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use shared_types::account::{RenamedDataset, SessionClaim};
 use sqlx::Row;
 
 use super::knowledge::bump_generation;
@@ -33,21 +34,9 @@ pub struct ClaimRequest<'a> {
 /// What [`Store::claim_session`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    Moved(ClaimCounts),
+    Moved(SessionClaim),
     /// Another user claimed this session first: nothing moved.
     ClaimedByAnotherUser,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClaimCounts {
-    pub first_claim: bool,
-    pub threads: u64,
-    pub runs: u64,
-    pub datasets: u64,
-    pub documents: u64,
-    pub escalations: u64,
-    /// `(id, old name, new name)` of datasets whose name the user already had.
-    pub renamed: Vec<(String, String, String)>,
 }
 
 /// `<base>_<n>`, the base cut so the whole stays within [`MAX_NAME_BYTES`] (names are ASCII).
@@ -108,17 +97,17 @@ impl Store {
             tx.rollback().await.map_err(StoreError::from_sqlx)?;
             return Ok(ClaimOutcome::ClaimedByAnotherUser);
         }
-        let mut counts = ClaimCounts {
+        let mut moved = SessionClaim {
             first_claim: inserted.rows_affected() == 1,
-            ..ClaimCounts::default()
+            ..SessionClaim::default()
         };
         let (from, to) = (request.session_owner, request.user_owner);
-        counts.threads = move_owner(&mut tx, "chat_threads", from, to).await?;
-        counts.runs = move_owner(&mut tx, "chat_runs", from, to).await?;
-        counts.escalations = move_owner(&mut tx, "escalations", from, to).await?;
-        counts.documents = move_owner(&mut tx, "knowledge_documents", from, to).await?;
+        moved.threads = move_owner(&mut tx, "chat_threads", from, to).await?;
+        moved.runs = move_owner(&mut tx, "chat_runs", from, to).await?;
+        moved.escalations = move_owner(&mut tx, "escalations", from, to).await?;
+        moved.documents = move_owner(&mut tx, "knowledge_documents", from, to).await?;
         move_owner(&mut tx, "knowledge_chunks", from, to).await?;
-        if counts.documents > 0 {
+        if moved.documents > 0 {
             // Both owners' cached search indexes are stale, on every brain.
             bump_generation(&mut tx, from).await?;
             bump_generation(&mut tx, to).await?;
@@ -182,13 +171,17 @@ impl Store {
                 .map_err(StoreError::from_write)?;
                 users.insert(new_name.clone());
                 if new_name != name {
-                    counts.renamed.push((id, name, new_name));
+                    moved.renamed_datasets.push(RenamedDataset {
+                        id,
+                        from: name,
+                        to: new_name,
+                    });
                 }
-                counts.datasets += 1;
+                moved.datasets += 1;
             }
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(ClaimOutcome::Moved(counts))
+        Ok(ClaimOutcome::Moved(moved))
     }
 }
 
