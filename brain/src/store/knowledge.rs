@@ -332,12 +332,22 @@ impl Store {
     }
 
     /// Deletes a document `owner` owns and its chunks, together; `false` if there is none.
+    ///
+    /// The transaction's first statement is a write: two deletes at once then queue for
+    /// SQLite's write lock, where two readers upgrading would deadlock (`SQLITE_BUSY`).
     pub async fn delete_knowledge_document(
         &self,
         owner: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let deleted =
+            sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
+                .bind(id.to_owned())
+                .bind(owner.to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         let budget_key: Option<Option<String>> = sqlx::query_scalar(
             "SELECT budget_key FROM knowledge_documents WHERE id = $1 AND owner = $2",
         )
@@ -347,17 +357,11 @@ impl Store {
         .await
         .map_err(StoreError::from_sqlx)?;
         let Some(budget_key) = budget_key else {
+            // Nothing of this owner's: the (empty) delete is rolled back with the transaction.
             return Ok(false);
         };
         // Migration 0012 gave every older document its owner as the key.
         let budget_key = budget_key.unwrap_or_else(|| owner.to_owned());
-        let deleted =
-            sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
-                .bind(id.to_owned())
-                .bind(owner.to_owned())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
         sqlx::query("UPDATE knowledge_usage SET chunks = chunks - $2 WHERE budget_key = $1")
             .bind(budget_key)
             .bind(i64::try_from(deleted.rows_affected()).unwrap_or(i64::MAX))

@@ -744,3 +744,42 @@ async fn an_upload_whose_embedding_exceeds_the_time_limit_is_refused_and_not_sto
     let list = documents_of(&app, &caller).await;
     assert!(list.documents.is_empty(), "{list:?}");
 }
+
+/// Deleting several documents at once on SQLite: every delete is done (no `SQLITE_BUSY` from
+/// two transactions upgrading their read locks), each chunk count given back once.
+#[tokio::test]
+async fn concurrent_deletes_on_sqlite_all_succeed() {
+    let (url, _) = fake_embeddings_server().await;
+    let app = spawn_app_with(Backend::Sqlite, |config| use_fake_embeddings(config, url)).await;
+    let caller = Caller::user("dora");
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let text = format!("Document number {n} about tents and ground sheets.");
+        ids.push(
+            upload_ok(
+                &app,
+                &caller,
+                &format!("d{n}.txt"),
+                "text/plain",
+                text.into_bytes(),
+            )
+            .await
+            .id,
+        );
+    }
+    let deletes = ids.iter().map(|id| {
+        app.send_as(
+            &caller,
+            app.client
+                .delete(app.url(&format!("/api/v1/documents/{id}"))),
+        )
+    });
+    for response in futures_util::future::join_all(deletes).await {
+        assert_eq!(response.status(), 204);
+    }
+    assert!(
+        search(&app, &caller, "tents ground sheets", 10)
+            .await
+            .is_empty()
+    );
+}
