@@ -14,11 +14,6 @@ use crate::store::claims::{ClaimOutcome, ClaimRequest};
 use crate::store::refresh::{Exchange, Exchanged, NewFamily, REVOKED_BY_SIGN_OUT};
 use crate::store::{Store, StoreError};
 
-/// The default of `--refresh-reuse-leeway-ms`: how long after a refresh token was exchanged it
-/// may still be presented without revoking its family — the other requests a browser sent with
-/// the same cookie while the first one refreshed (Okta's default grace period is the same 30 s).
-pub const REFRESH_REUSE_LEEWAY: Duration = Duration::from_secs(30);
-
 /// The owner key of a signed-in user's resources. The kinds never share a key, and a user id
 /// is the exact `sub` (the edge refuses control characters, so the key is valid text for
 /// either database).
@@ -52,6 +47,9 @@ pub enum AccountError {
 pub struct Accounts {
     store: Store,
     clock: Clock,
+    /// `--refresh-reuse-leeway-ms`: how long after a refresh token was exchanged it may still
+    /// be presented without revoking its family — the other requests a browser sent with the
+    /// same cookie while the first one refreshed (Okta's default grace period is the same 30 s).
     reuse_leeway: Duration,
 }
 

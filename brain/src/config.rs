@@ -5,12 +5,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::store::Backend;
+use crate::store::{DatabaseConfig, DatabaseUrl, DatabaseUrlError};
+use crate::telemetry::LogFormat;
 
 /// `--drain-announce-ms` of a brain with a `--brain-id`: long enough for edges under steady
 /// traffic to see a "draining" answer before the port closes.
@@ -619,15 +620,6 @@ pub enum DiagAccess {
     Open,
 }
 
-/// Format of the log lines written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable `key=value` lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 impl Config {
     /// Parses `args` (the first item is the program name) plus the environment, like the real
     /// binary but returning clap's error instead of exiting. Tests start from
@@ -748,116 +740,10 @@ pub enum EdgeTrustMode {
     InsecureLocal,
 }
 
-/// Everything [`crate::store::Store::connect`] needs.
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    pub url: DatabaseUrl,
-    pub backend: Backend,
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
-
-/// A database URL. It may contain a password, so `Debug` and [`DatabaseUrl::redacted`] hide it;
-/// only [`DatabaseUrl::expose`] returns the real text.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// The URL of a SQLite file, created if missing (`mode=rwc`). Relative paths are made
-    /// absolute against the working directory so the log shows exactly which file is used.
-    pub fn sqlite_file(path: &Path) -> Result<Self, ConfigError> {
-        let absolute =
-            std::path::absolute(path).map_err(|_| ConfigError::NonUtf8Path(path.to_path_buf()))?;
-        let text = absolute
-            .to_str()
-            .ok_or_else(|| ConfigError::NonUtf8Path(path.to_path_buf()))?;
-        // sqlx percent-decodes the file name; escape the characters a URL would otherwise read
-        // as escapes, query or fragment.
-        let mut encoded = String::with_capacity(text.len());
-        for ch in text.chars() {
-            match ch {
-                '%' => encoded.push_str("%25"),
-                '?' => encoded.push_str("%3F"),
-                '#' => encoded.push_str("%23"),
-                _ => encoded.push(ch),
-            }
-        }
-        Ok(Self(format!("sqlite://{encoded}?mode=rwc")))
-    }
-
-    /// The URL scheme (text before the first `:`), lower-cased.
-    pub fn scheme(&self) -> Option<String> {
-        self.0
-            .split_once(':')
-            .map(|(scheme, _)| scheme.to_ascii_lowercase())
-    }
-
-    /// Which backend the URL selects.
-    pub fn backend(&self) -> Result<Backend, ConfigError> {
-        match self.scheme().as_deref() {
-            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
-            Some("sqlite") => Ok(Backend::Sqlite),
-            Some(scheme) => Err(ConfigError::UnsupportedScheme(scheme.to_owned())),
-            None => Err(ConfigError::NotAUrl),
-        }
-    }
-
-    /// The URL with any password (user-info or `password=` query parameter) replaced, for logs.
-    pub fn redacted(&self) -> String {
-        const MASK: &str = "redacted";
-        let Ok(mut url) = url::Url::parse(&self.0) else {
-            return "<unparseable database URL>".to_owned();
-        };
-        if url.password().is_some() && url.set_password(Some(MASK)).is_err() {
-            return "<unparseable database URL>".to_owned();
-        }
-        if url.query_pairs().any(|(key, _)| key == "password") {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(key, value)| {
-                    let value = if key == "password" {
-                        MASK.into()
-                    } else {
-                        value
-                    };
-                    (key.into_owned(), value.into_owned())
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-        url.into()
-    }
-
-    /// The real URL, password included. Only the store should need this.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for DatabaseUrl {
-    fn from(url: String) -> Self {
-        Self(url)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl")
-            .field(&self.redacted())
-            .finish()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "unsupported database URL scheme `{0}` (expected `postgres://`, `postgresql://` or `sqlite:`)"
-    )]
-    UnsupportedScheme(String),
-    #[error(
-        "the database URL has no scheme (expected `postgres://…`, `postgresql://…` or `sqlite:…`)"
-    )]
-    NotAUrl,
+    #[error(transparent)]
+    DatabaseUrl(#[from] DatabaseUrlError),
     #[error(
         "no edge secret: set BRAIN_EDGE_SECRETS (--edge-secrets) to the secret(s) the edge signs with, \
          or pass --insecure-local to run without verifying the edge (local development only)"
@@ -865,8 +751,6 @@ pub enum ConfigError {
     NoEdgeSecret,
     #[error("--edge-secrets and --insecure-local contradict each other; give one")]
     EdgeTrustConflict,
-    #[error("path {0:?} is not valid UTF-8 and cannot be used in a SQLite URL")]
-    NonUtf8Path(PathBuf),
     #[error(
         "--run-lease-renew-ms ({renew_ms}) must be at most half of --run-lease-ms ({lease_ms}), \
          so that one late renewal does not lose a live run its lease"
@@ -882,6 +766,7 @@ pub enum ConfigError {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::store::Backend;
 
     #[test]
     fn defaults_match_the_documentation() {
@@ -951,11 +836,12 @@ mod tests {
         assert_eq!(config.bind.port(), 0);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.diag_max_events, 7);
+        // A browser's concurrent refreshes have 30 s before a reused token ends the sign-in.
         assert_eq!(
             Config::from_args(["brain"])
                 .unwrap()
                 .refresh_reuse_leeway_ms,
-            u64::try_from(crate::account::REFRESH_REUSE_LEEWAY.as_millis()).unwrap()
+            30_000
         );
         // The diagnostics are for operators unless a deployment opens or closes them.
         assert_eq!(
@@ -1043,34 +929,5 @@ mod tests {
             config.edge_authority.map(|a| a.to_string()).as_deref(),
             Some("b1:8080,b2:8080")
         );
-    }
-
-    #[test]
-    fn backend_follows_the_scheme() {
-        let backend = |url: &str| DatabaseUrl::from(url.to_owned()).backend();
-        assert_eq!(backend("postgres://h/db").unwrap(), Backend::Postgres);
-        assert_eq!(backend("PostgreSQL://h/db").unwrap(), Backend::Postgres);
-        assert_eq!(backend("sqlite::memory:").unwrap(), Backend::Sqlite);
-        let error = backend("mysql://root:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("`mysql`"), "{error}");
-        assert!(!error.contains("hunter2"), "{error}");
-        assert!(matches!(backend("no-scheme"), Err(ConfigError::NotAUrl)));
-    }
-
-    #[test]
-    fn redaction_hides_passwords() {
-        let url =
-            DatabaseUrl::from("postgres://app:hunter2@db:5432/brain?sslmode=require".to_owned());
-        assert_eq!(
-            url.redacted(),
-            "postgres://app:redacted@db:5432/brain?sslmode=require"
-        );
-        assert!(!format!("{url:?}").contains("hunter2"));
-        let url = DatabaseUrl::from("postgres://db/brain?user=app&password=hunter2".to_owned());
-        assert!(!url.redacted().contains("hunter2"), "{}", url.redacted());
-        let url = DatabaseUrl::from("postgres://db/brain".to_owned());
-        assert_eq!(url.redacted(), "postgres://db/brain");
     }
 }

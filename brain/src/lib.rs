@@ -19,6 +19,8 @@ pub mod http;
 pub mod knowledge;
 pub mod llm;
 pub mod metrics;
+pub mod prompts;
+pub mod run_log;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

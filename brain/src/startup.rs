@@ -21,7 +21,6 @@ use crate::account::Accounts;
 use crate::agent::Agents;
 use crate::agent::knowledge::KnowledgeSearch;
 use crate::agent::tools::ToolServices;
-use crate::chat::templates::PromptTemplates;
 use crate::chat::{ChatService, ChatSettings, Fleet};
 use crate::clock::{Clock, unix_millis};
 use crate::config::{Config, EdgeTrustMode};
@@ -32,6 +31,7 @@ use crate::http::lifecycle::Lifecycle;
 use crate::http::{self, AppState, Limits};
 use crate::knowledge::{KnowledgeBase, KnowledgeLimits};
 use crate::metrics::Metrics;
+use crate::prompts::PromptTemplates;
 use crate::store::Store;
 
 /// How long runs still in progress at shutdown may take to store their state.

@@ -10,13 +10,21 @@
 
 use std::io::IsTerminal;
 
+use clap::ValueEnum;
 use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+/// Format of the log lines written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global subscriber (stdout, filter from `RUST_LOG`, default `info`) and routes
 /// `log` records of dependencies into it. Fails if `RUST_LOG` is invalid or a subscriber is

@@ -13,9 +13,9 @@ use shared_types::agent::{AgentInfo, AgentList, AgentsConfigFile, ToolChoiceSett
 
 use super::guardrails::Guardrails;
 use super::tools::{self, ToolLimits, ToolRegistry};
-use crate::chat::templates::SystemVars;
 use crate::config::Config;
 use crate::llm::router::LlmRouter;
+use crate::prompts::SystemVars;
 
 /// The built-in agents file.
 pub const BUILT_IN: &str = include_str!("../../agents/default.toml");

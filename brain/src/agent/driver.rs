@@ -20,10 +20,10 @@ use super::knowledge::KnowledgeHit;
 use super::machine::{Action, Event, Finish, LoopRules, Machine, turn_finish_reason};
 use super::results;
 use super::tools::{ToolContext, ToolError, ToolServices};
-use crate::chat::runs::LiveRun;
 use crate::data::sql;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::{ChatMessage, ChatRequest, StreamEvent, TokenUsage, ToolCall};
+use crate::run_log::LiveRun;
 
 /// `id` of the `data-grounding` part.
 pub const GROUNDING_PART_ID: &str = "grounding";

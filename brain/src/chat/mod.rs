@@ -19,8 +19,6 @@
 
 pub mod context;
 pub mod remote;
-pub mod runs;
-pub mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +43,12 @@ use crate::llm::ChatRequest;
 use crate::llm::router::{LlmRouter, ModelSpec};
 use crate::llm::tokens::{EstimateTokens, MESSAGE_OVERHEAD_TOKENS};
 use crate::metrics::Metrics;
+use crate::prompts::{PromptTemplates, SystemVars};
+use crate::run_log::{self, LiveRun, LogItem, RunRegistry, StopReason};
 use crate::store::runs::{DeadRuns, NewRun, RunOutcome, StoredRun};
 use crate::store::threads::NewMessage;
 use crate::store::{Backend, Store, StoreError};
 use remote::{RemoteFollow, stored_events};
-use runs::{LiveRun, LogItem, RunRegistry, StopReason};
-use templates::{PromptTemplates, SystemVars};
 
 /// Error text of runs found unfinished at start.
 pub const INTERRUPTED: &str = "interrupted: the brain stopped while this run was in progress";
@@ -839,7 +837,7 @@ impl ChatService {
             return Ok(Box::pin(follow.follow(after)));
         }
         let (first_seq, events) = stored_events(&stored, after);
-        Ok(Box::pin(runs::replay(events, first_seq, after)))
+        Ok(Box::pin(run_log::replay(events, first_seq, after)))
     }
 
     /// Number of runs of this brain still going (queued or running).

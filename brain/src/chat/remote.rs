@@ -21,7 +21,7 @@ use shared_types::chat::{FinishReason, RunState, UiMessageChunk};
 use tokio::sync::mpsc;
 
 use super::INTERRUPTED;
-use super::runs::LogItem;
+use crate::run_log::LogItem;
 use crate::store::Store;
 use crate::store::feed::RunSignal;
 use crate::store::runs::{StoredRun, TAIL_BATCH};

@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::extract::{Json, Query};
 use super::identity::Identity;
 use super::{AppState, Error, Result};
-use crate::chat::runs::LogItem;
 use crate::chat::{RunEvents, TurnRequest};
 use crate::clock::unix_millis;
+use crate::run_log::LogItem;
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;

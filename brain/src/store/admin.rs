@@ -8,8 +8,8 @@ use std::str::FromStr;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, AssertSqlSafe, ConnectOptions, Connection};
 
+use super::DatabaseUrl;
 use super::StoreError;
-use crate::config::DatabaseUrl;
 
 /// Creates the database `name` on the PostgreSQL server `server` is connected to.
 pub async fn create_postgres_database(server: &DatabaseUrl, name: &str) -> Result<(), StoreError> {

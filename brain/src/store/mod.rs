@@ -14,6 +14,7 @@ pub mod knowledge;
 pub mod refresh;
 pub mod runs;
 pub mod threads;
+pub mod url;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,7 +24,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 
-use crate::config::{DatabaseConfig, DatabaseUrl};
+pub use url::{DatabaseConfig, DatabaseUrl, DatabaseUrlError};
 
 /// The schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

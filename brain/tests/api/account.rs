@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use brain::account::REFRESH_REUSE_LEEWAY;
 use reqwest::StatusCode;
 use serde_json::json;
 use shared_types::account::{
@@ -236,6 +235,15 @@ async fn a_session_moves_to_one_user_only_and_only_when_signed_in() {
 
 // ---- refresh-token families (edge-only endpoints) -------------------------------------------
 
+/// The brain's default `--refresh-reuse-leeway-ms`.
+fn default_reuse_leeway() -> Duration {
+    Duration::from_millis(
+        brain::Config::from_args(["brain"])
+            .unwrap()
+            .refresh_reuse_leeway_ms,
+    )
+}
+
 /// A token hash (SHA-256 hex) standing for the `n`th token the edge minted.
 fn hash(n: u64) -> String {
     format!("{n:064x}")
@@ -343,7 +351,7 @@ async fn rotation_and_reuse(backend: Backend) {
     app.chat
         .fleet()
         .clock
-        .advance(REFRESH_REUSE_LEEWAY + Duration::from_secs(1));
+        .advance(default_reuse_leeway() + Duration::from_secs(1));
     refused(rotate(&app, 1, 4).await, "already used").await;
     refused(rotate(&app, 3, 5).await, "revoked").await;
 }

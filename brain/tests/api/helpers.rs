@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use brain::config::DatabaseUrl;
+use brain::store::DatabaseUrl;
 use brain::store::admin::{create_postgres_database, drop_postgres_database};
 use brain::{Application, Config};
 use futures_util::StreamExt;

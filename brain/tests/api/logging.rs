@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use brain::config::LogFormat;
 use brain::telemetry;
+use brain::telemetry::LogFormat;
 use shared_types::headers::REQUEST_ID;
 use tracing_subscriber::EnvFilter;
 

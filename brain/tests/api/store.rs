@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use brain::Application;
-use brain::config::DatabaseUrl;
+use brain::store::DatabaseUrl;
 use brain::store::Store;
 
 use crate::helpers::{BACKENDS, Backend, TestDatabase};

@@ -12,7 +12,7 @@ use minijinja::{Environment, UndefinedBehavior, context};
 /// Built into the binary; `--prompts-dir` replaces the whole set.
 const BUILT_IN: [(&str, &str); 1] = [(
     "system.v1.jinja",
-    include_str!("../../prompts/system.v1.jinja"),
+    include_str!("../prompts/system.v1.jinja"),
 )];
 
 /// Variables of the system template.
