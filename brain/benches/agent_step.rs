@@ -26,7 +26,6 @@ use brain::agent::Agent;
 use brain::agent::driver::{Transcript, Turn, run_turn};
 use brain::agent::guardrails::Guardrails;
 use brain::agent::tools::{Tool, ToolContext, ToolError, ToolLimits, ToolRegistry, ToolServices};
-use brain::chat::runs::LiveRun;
 use brain::data::{DataLimits, DataPlane};
 use brain::llm::router::{LlmRouter, ModelSpec, ProviderSlot, RetryPolicy, Target};
 use brain::llm::tokens::EstimateTokens;
@@ -35,6 +34,7 @@ use brain::llm::{
     TokenUsage,
 };
 use brain::metrics::Metrics;
+use brain::run_log::LiveRun;
 use brain::store::Store;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::future::BoxFuture;
