@@ -73,8 +73,7 @@ async fn listeners(server: &DatabaseUrl, name: &str, select: &str) -> Result<u64
         .bind(checked_name(name)?.to_owned())
         .bind(format!("LISTEN \"{}\"%", super::feed::RUN_EVENTS_CHANNEL))
         .fetch_one(&mut connection)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
     let _ = connection.close().await;
     Ok(u64::try_from(count).unwrap_or(0))
 }

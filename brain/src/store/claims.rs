@@ -74,7 +74,7 @@ impl Store {
         &self,
         request: &ClaimRequest<'_>,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         // On PostgreSQL a concurrent claim of the same session waits here for the first one's
         // commit; SQLite serialises writers.
         let inserted = sqlx::query(
@@ -91,10 +91,9 @@ impl Store {
             sqlx::query_scalar("SELECT user_id FROM session_claims WHERE session_id = $1")
                 .bind(request.session_id.to_owned())
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
         if bound_to != request.user_id {
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            tx.rollback().await?;
             return Ok(ClaimOutcome::ClaimedByAnotherUser);
         }
         let mut moved = SessionClaim {
@@ -116,8 +115,7 @@ impl Store {
         let datasets = sqlx::query("SELECT id, name, scope FROM datasets WHERE owner = $1")
             .bind(from.to_owned())
             .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         if !datasets.is_empty() {
             // Names the moved datasets must not take: the user's own, and every public one.
             let existing = sqlx::query(
@@ -125,8 +123,7 @@ impl Store {
             )
             .bind(to.to_owned())
             .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
             let mut users: HashSet<String> = HashSet::new();
             let mut public: HashSet<String> = HashSet::new();
             for row in &existing {
@@ -180,7 +177,7 @@ impl Store {
                 moved.datasets += 1;
             }
         }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         Ok(ClaimOutcome::Moved(moved))
     }
 }

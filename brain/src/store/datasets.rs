@@ -130,8 +130,7 @@ impl Store {
         .bind(owner.to_owned())
         .bind(SCOPE_PUBLIC)
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         records(&rows)
     }
 
@@ -149,8 +148,7 @@ impl Store {
         .bind(owner.to_owned())
         .bind(SCOPE_PUBLIC)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         row.as_ref()
             .map(record)
             .transpose()
@@ -164,8 +162,7 @@ impl Store {
         )))
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         records(&rows)
     }
 
@@ -217,8 +214,7 @@ impl Store {
         .bind(update.expected_version)
         .bind(update.frame_bytes)
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         if done.rows_affected() == 1 {
             return Ok(ContentsUpdated::Done);
         }
@@ -234,8 +230,7 @@ impl Store {
         let row = sqlx::query("SELECT version, object_key FROM datasets WHERE id = $1")
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.map(|row| Ok((row.try_get("version")?, row.try_get("object_key")?)))
             .transpose()
             .map_err(StoreError::Query)
@@ -253,8 +248,7 @@ impl Store {
             .bind(id.to_owned())
             .bind(owner.to_owned())
             .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

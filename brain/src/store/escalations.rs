@@ -82,8 +82,7 @@ impl Store {
             .bind(status.map_or("", EscalationStatus::as_str))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         rows.iter()
             .map(escalation_from_row)
             .collect::<Result<_, _>>()
@@ -104,8 +103,7 @@ impl Store {
             .bind(owner.to_owned())
             .bind(thread_id.to_owned())
             .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         rows.iter()
             .map(escalation_from_row)
             .collect::<Result<_, _>>()
@@ -117,8 +115,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.as_ref()
             .map(escalation_from_row)
             .transpose()
@@ -144,8 +141,7 @@ impl Store {
         .bind(id.to_owned())
         .bind(EscalationStatus::Open.as_str())
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         Ok(result.rows_affected() > 0)
     }
 }

@@ -114,8 +114,7 @@ async fn usage(connection: &mut sqlx::AnyConnection, budget_key: &str) -> Result
         sqlx::query_scalar("SELECT chunks FROM knowledge_usage WHERE budget_key = $1")
             .bind(budget_key.to_owned())
             .fetch_optional(&mut *connection)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
     Ok(chunks.map_or(0, |chunks| u64::try_from(chunks).unwrap_or_default()))
 }
 
@@ -145,8 +144,7 @@ impl Store {
             sqlx::query_scalar("SELECT generation FROM knowledge_generations WHERE owner = $1")
                 .bind(owner.to_owned())
                 .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
         Ok(generation.unwrap_or(0))
     }
 
@@ -165,7 +163,7 @@ impl Store {
     ) -> Result<KnowledgeInsert, StoreError> {
         let new = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
         let limit = i64::try_from(max_chunks).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         // On PostgreSQL a concurrent upload of the same owner waits on the row here and then
         // re-checks the condition against the committed count; SQLite serialises writers.
         let reserved = sqlx::query(
@@ -182,7 +180,7 @@ impl Store {
         .map_err(StoreError::from_write)?;
         if reserved.rows_affected() != 1 {
             let existing = usage(&mut tx, budget_key).await?;
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            tx.rollback().await?;
             return Ok(KnowledgeInsert::OverQuota { existing });
         }
         sqlx::query(
@@ -221,7 +219,7 @@ impl Store {
             .map_err(StoreError::from_write)?;
         }
         bump_generation(&mut tx, &document.owner).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         Ok(KnowledgeInsert::Stored)
     }
 
@@ -236,8 +234,7 @@ impl Store {
         )))
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         rows.iter()
             .map(|row| document(row).map_err(StoreError::Query))
             .collect()
@@ -255,8 +252,7 @@ impl Store {
         .bind(id.to_owned())
         .bind(owner.to_owned())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         row.as_ref()
             .map(document)
             .transpose()
@@ -290,8 +286,7 @@ impl Store {
         .bind(document_id.to_owned())
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         rows.iter()
             .map(|row| chunk(row).map_err(StoreError::Query))
             .collect()
@@ -308,8 +303,7 @@ impl Store {
         )
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         rows.iter()
             .map(|row| {
                 let bytes: Vec<u8> = row.try_get("embedding")?;
@@ -327,7 +321,7 @@ impl Store {
 
     /// How many chunks are counted under `budget_key` (the quota's counter).
     pub async fn count_knowledge_chunks(&self, budget_key: &str) -> Result<u64, StoreError> {
-        let mut connection = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+        let mut connection = self.pool.acquire().await?;
         usage(&mut connection, budget_key).await
     }
 
@@ -340,22 +334,20 @@ impl Store {
         owner: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let deleted =
             sqlx::query("DELETE FROM knowledge_chunks WHERE document_id = $1 AND owner = $2")
                 .bind(id.to_owned())
                 .bind(owner.to_owned())
                 .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
         let budget_key: Option<Option<String>> = sqlx::query_scalar(
             "SELECT budget_key FROM knowledge_documents WHERE id = $1 AND owner = $2",
         )
         .bind(id.to_owned())
         .bind(owner.to_owned())
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let Some(budget_key) = budget_key else {
             // Nothing of this owner's: the (empty) delete is rolled back with the transaction.
             return Ok(false);
@@ -366,16 +358,14 @@ impl Store {
             .bind(budget_key)
             .bind(i64::try_from(deleted.rows_affected()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         let done = sqlx::query("DELETE FROM knowledge_documents WHERE id = $1 AND owner = $2")
             .bind(id.to_owned())
             .bind(owner.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         bump_generation(&mut tx, owner).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -103,6 +103,15 @@ impl StoreError {
     }
 }
 
+/// `?` on a sqlx call: "could not reach the database" or "the statement failed"
+/// ([`StoreError::from_sqlx`]). Writes that may hit a unique key say so with
+/// [`StoreError::from_write`] instead.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::from_sqlx(error)
+    }
+}
+
 /// The brain's database: a connection pool with the schema migrated.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -149,10 +158,7 @@ impl Store {
     /// Runs a trivial statement and returns how long the round trip took.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
         let started = Instant::now();
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(started.elapsed())
     }
 
@@ -168,8 +174,7 @@ impl Store {
             .bind(version.to_owned())
             .bind(started_at_ms)
             .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(())
     }
 
@@ -177,8 +182,7 @@ impl Store {
     pub async fn count_starts(&self) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM brain_starts")
             .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         // COUNT(*) is never negative.
         Ok(u64::try_from(count).unwrap_or_default())
     }

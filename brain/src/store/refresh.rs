@@ -65,7 +65,7 @@ impl Store {
     /// (sign-ins are rare enough to carry that housekeeping).
     pub async fn start_refresh_family(&self, family: &NewFamily<'_>) -> Result<(), StoreError> {
         const KEEP_ENDED_MS: i64 = 24 * 60 * 60 * 1000;
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let ended_before = family.now_ms.saturating_sub(KEEP_ENDED_MS);
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE family_id IN \
@@ -73,13 +73,11 @@ impl Store {
         )
         .bind(ended_before)
         .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         sqlx::query("DELETE FROM refresh_families WHERE expires_at_ms < $1")
             .bind(ended_before)
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         sqlx::query(
             "INSERT INTO refresh_families (id, user_id, user_json, created_at_ms, expires_at_ms) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -114,7 +112,7 @@ impl Store {
         &self,
         exchange: &Exchange<'_>,
     ) -> Result<Exchanged, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let used = sqlx::query(
             "UPDATE refresh_tokens SET used_at_ms = $1 \
              WHERE token_hash = $2 AND used_at_ms IS NULL AND expires_at_ms > $1 \
@@ -124,8 +122,7 @@ impl Store {
         .bind(exchange.now_ms)
         .bind(exchange.token_hash.to_owned())
         .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let row = sqlx::query(
             "SELECT t.family_id, t.expires_at_ms AS token_expires, t.used_at_ms, f.user_json, \
              f.expires_at_ms AS family_expires, f.revoked_at_ms \
@@ -134,8 +131,7 @@ impl Store {
         )
         .bind(exchange.token_hash.to_owned())
         .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let Some(row) = row else {
             return Ok(Exchanged::Unknown);
         };
@@ -154,7 +150,7 @@ impl Store {
                 exchange.new_token_expires_at_ms.min(family.expires_at_ms),
             )
             .await?;
-            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            tx.commit().await?;
             return Ok(Exchanged::Rotated(family));
         }
         let revoked: Option<i64> = row.try_get("revoked_at_ms").map_err(StoreError::Query)?;
@@ -171,7 +167,7 @@ impl Store {
             return Ok(Exchanged::WithinLeeway(family));
         }
         revoke_family(&mut tx, &family.id, exchange.now_ms, REVOKED_FOR_REUSE).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         Ok(Exchanged::Reused)
     }
 
@@ -193,8 +189,7 @@ impl Store {
         .bind(reason.to_owned())
         .bind(token_hash.to_owned())
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -235,7 +230,6 @@ async fn revoke_family(
     .bind(reason.to_owned())
     .bind(family.to_owned())
     .execute(&mut *connection)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -187,11 +187,8 @@ impl Store {
         user_message: &NewMessage<'_>,
         run: &NewRun<'_>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        if !insert_message(&mut tx, user_message)
-            .await
-            .map_err(StoreError::from_sqlx)?
-        {
+        let mut tx = self.pool.begin().await?;
+        if !insert_message(&mut tx, user_message).await? {
             return Ok(false);
         }
         sqlx::query(
@@ -212,9 +209,8 @@ impl Store {
         .bind(run.lease_expires_at_ms)
         .bind(user_message.created_at_ms)
         .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        .await?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -224,8 +220,7 @@ impl Store {
             .bind(id.to_owned())
             .bind(RunState::Queued.as_str())
             .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(())
     }
 
@@ -243,12 +238,10 @@ impl Store {
         event_count: u64,
     ) -> Result<bool, StoreError> {
         let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         // The thread first (as `delete_thread` locks it first), then the run.
         if let Some(reply) = reply {
-            insert_message(&mut tx, reply)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+            insert_message(&mut tx, reply).await?;
         }
         let sql = format!(
             "UPDATE chat_runs SET state = $1, provider = $2, provider_model = $3, error = $4, \
@@ -272,15 +265,14 @@ impl Store {
             .bind(id.to_owned())
             .bind(brain.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?
+            .await?
             .rows_affected();
         if updated == 0 {
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            tx.rollback().await?;
             return Ok(false);
         }
         self.end_events(&mut tx, id, event_count).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         self.signal_committed(id);
         Ok(true)
     }
@@ -300,7 +292,7 @@ impl Store {
         lease_expires_at_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "UPDATE chat_runs SET lease_expires_at_ms = $1, heartbeat_at_ms = $2 \
              WHERE id = $3 AND lease_owner = $4 AND {UNFINISHED}"
@@ -311,15 +303,14 @@ impl Store {
             .bind(id.to_owned())
             .bind(brain.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?
+            .await?
             .rows_affected();
         if renewed == 0 {
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            tx.rollback().await?;
             return Ok(false);
         }
         if events.is_empty() {
-            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            tx.commit().await?;
             return Ok(true);
         }
         for (chunk_index, chunk) in events.chunks(INSERT_BATCH).enumerate() {
@@ -344,14 +335,11 @@ impl Store {
                     .bind(i64::try_from(seq).unwrap_or(i64::MAX))
                     .bind(data.to_string());
             }
-            query
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+            query.execute(&mut *tx).await?;
         }
         let last = first_seq.saturating_add(u64::try_from(events.len()).unwrap_or(u64::MAX)) - 1;
         self.signal_in(&mut tx, id, last).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         self.signal_committed(id);
         Ok(true)
     }
@@ -374,8 +362,7 @@ impl Store {
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(i64::from(TAIL_BATCH))
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -399,10 +386,7 @@ impl Store {
         let (condition, params) = which.condition(1);
         let sql = format!("SELECT id FROM chat_runs WHERE {UNFINISHED} AND {condition}");
         let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &params);
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| row.try_get::<String, _>(0))
             .collect::<Result<_, _>>()
@@ -421,7 +405,7 @@ impl Store {
         ending: &[String],
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let (condition, params) = which.condition(5);
         let sql = format!(
             "UPDATE chat_runs SET state = $1, error = $2, finished_at_ms = $3, \
@@ -435,18 +419,16 @@ impl Store {
             .bind(id.to_owned());
         let failed = bind_all(query, &params)
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?
+            .await?
             .rows_affected();
         if failed == 0 {
-            tx.rollback().await.map_err(StoreError::from_sqlx)?;
+            tx.rollback().await?;
             return Ok(false);
         }
         let rows = sqlx::query("SELECT data FROM chat_run_events WHERE run_id = $1 ORDER BY seq")
             .bind(id.to_owned())
             .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         let mut log = String::from("[");
         for (index, row) in rows.iter().enumerate() {
             if index > 0 {
@@ -467,11 +449,10 @@ impl Store {
             .bind(i64::try_from(stored).unwrap_or(i64::MAX))
             .bind(id.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         let total = stored.saturating_add(u64::try_from(ending.len()).unwrap_or(u64::MAX));
         self.end_events(&mut tx, id, total).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         self.signal_committed(id);
         Ok(true)
     }
@@ -487,8 +468,7 @@ impl Store {
         sqlx::query("DELETE FROM chat_run_events WHERE run_id = $1")
             .bind(id.to_owned())
             .execute(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         self.signal_in(tx, id, event_count).await
     }
 
@@ -506,8 +486,7 @@ impl Store {
                 .bind(RUN_EVENTS_CHANNEL)
                 .bind(payload(id, last_event))
                 .fetch_all(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
         }
         Ok(())
     }
@@ -528,8 +507,7 @@ impl Store {
             .bind(owner.to_owned())
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.as_ref()
             .map(run_from_row)
             .transpose()
@@ -544,8 +522,7 @@ impl Store {
         )
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let mut counts = GroundingCounts::default();
         for row in &rows {
             let status: String = row.try_get(0).map_err(StoreError::Query)?;
@@ -570,8 +547,7 @@ impl Store {
         )
         .bind(key.to_owned())
         .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
 
@@ -583,8 +559,7 @@ impl Store {
         )
         .bind(owner.to_owned())
         .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let count = |index: usize| -> Result<u64, StoreError> {
             Ok(
                 u64::try_from(row.try_get::<i64, _>(index).map_err(StoreError::Query)?)

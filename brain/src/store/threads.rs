@@ -87,8 +87,7 @@ impl Store {
         .bind(now_ms)
         .bind(agent.map(str::to_owned))
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         Ok(Thread {
             id: id.to_owned(),
             title: title.to_owned(),
@@ -106,8 +105,7 @@ impl Store {
             .bind(owner.to_owned())
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.as_ref()
             .map(thread_from_row)
             .transpose()
@@ -136,8 +134,7 @@ impl Store {
             .bind(after_id)
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         rows.iter()
             .map(thread_from_row)
             .collect::<Result<_, _>>()
@@ -160,21 +157,19 @@ impl Store {
         .bind(owner.to_owned())
         .bind(id.to_owned())
         .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         Ok(result.rows_affected() > 0)
     }
 
     /// Deletes the thread with its messages and runs; `false` when the caller has no such
     /// thread.
     pub async fn delete_thread(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM chat_threads WHERE owner = $1 AND id = $2")
             .bind(owner.to_owned())
             .bind(id.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?
+            .await?
             .rows_affected();
         if deleted == 0 {
             return Ok(false);
@@ -182,24 +177,21 @@ impl Store {
         sqlx::query("DELETE FROM chat_messages WHERE thread_id = $1")
             .bind(id.to_owned())
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         // The runs first (waiting for a brain storing events of one of them to commit), then
         // their stored events: a brain writing events later finds its run gone and stops it.
         let runs = sqlx::query("DELETE FROM chat_runs WHERE thread_id = $1 RETURNING id")
             .bind(id.to_owned())
             .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         for run in &runs {
             let run_id: String = run.try_get(0).map_err(StoreError::Query)?;
             sqlx::query("DELETE FROM chat_run_events WHERE run_id = $1")
                 .bind(run_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
         }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -223,8 +215,7 @@ impl Store {
         .bind(after_seq)
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         rows.iter()
             .map(|row| Ok((row.try_get::<i64, _>(6)?, message_from_row(row)?)))
             .collect::<Result<_, sqlx::Error>>()
@@ -243,8 +234,7 @@ impl Store {
         .bind(run_id.to_owned())
         .bind(Role::Assistant.as_str())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         row.as_ref()
             .map(message_from_row)
             .transpose()
@@ -263,8 +253,7 @@ impl Store {
         .bind(thread_id.to_owned())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
         let mut history = rows
             .iter()
             .map(|row| {
