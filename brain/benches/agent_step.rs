@@ -215,6 +215,7 @@ fn benches(c: &mut Criterion) {
             Arc::new(Metrics::new().unwrap()),
             DataLimits::from_config(&config),
             0,
+            brain::clock::Clock::system(),
         )
         .await
         .unwrap();

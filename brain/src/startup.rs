@@ -159,6 +159,7 @@ impl Application {
             Arc::clone(&metrics),
             DataLimits::from_config(&config),
             config.sample_transactions,
+            extras.clock.clone(),
         )
         .await
         .context("cannot prepare the datasets")?;
@@ -239,6 +240,7 @@ impl Application {
             chat: Arc::clone(&chat),
             knowledge,
             lifecycle: lifecycle.clone(),
+            clock: extras.clock.clone(),
             accounts: Accounts::new(
                 store.clone(),
                 extras.clock.clone(),

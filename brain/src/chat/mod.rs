@@ -382,7 +382,7 @@ impl ChatService {
             .await?;
 
         let run_id = Uuid::new_v4().to_string();
-        let now = now_ms();
+        let now = self.fleet.clock.now_ms();
         let lease_expires_at_ms = self
             .fleet
             .clock
@@ -689,7 +689,7 @@ impl ChatService {
         error: Option<&str>,
         usage: Usage,
     ) {
-        let now = now_ms();
+        let now = self.fleet.clock.now_ms();
         let parts = Value::Array(generation.parts.clone()).to_string();
         let metadata_json = serde_json::to_string(metadata).ok();
         let reply = (!generation.parts.is_empty()).then(|| NewMessage {
@@ -939,10 +939,6 @@ impl End {
             StopReason::LeaseLost => End::Failed(LEASE_LOST.to_owned()),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    crate::clock::now_ms()
 }
 
 fn duration_ms(duration: Duration) -> i64 {

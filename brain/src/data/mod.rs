@@ -75,7 +75,7 @@ use shared_types::data::{
     LoadedFrame, MemoryStats, Page, PageRequest, Scope, SqlQuery,
 };
 
-use crate::clock::unix_millis;
+use crate::clock::Clock;
 use crate::config::{Config, QueryEngine};
 use crate::metrics::Metrics;
 use crate::store::datasets::{
@@ -372,6 +372,8 @@ struct Inner {
     spill_dir: PathBuf,
     /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The application's clock (creation and update times).
+    clock: Clock,
 }
 
 impl DataPlane {
@@ -385,6 +387,7 @@ impl DataPlane {
         metrics: Arc<Metrics>,
         limits: DataLimits,
         sample_transactions: u64,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
         let datasets_dir = data_dir.join("datasets");
         let uploads_dir = data_dir.join("uploads");
@@ -414,6 +417,7 @@ impl DataPlane {
                 uploads_dir,
                 spill_dir,
                 writers: Mutex::new(HashMap::new()),
+                clock,
             }),
         };
         if first_start && sample_transactions > 0 {
@@ -550,7 +554,7 @@ impl DataPlane {
         let id = uuid::Uuid::new_v4().to_string();
         let key = objects::dataset_key(&id, 1);
         let (frame, bytes, frame_bytes) = self.write_object(&key, frame).await?;
-        let now = now_ms();
+        let now = self.inner.clock.now_ms();
         let record = DatasetRecord {
             id: id.clone(),
             owner: owner.to_owned(),
@@ -801,7 +805,7 @@ impl DataPlane {
         match self
             .inner
             .store
-            .rename_dataset(owner, id, name, now_ms())
+            .rename_dataset(owner, id, name, self.inner.clock.now_ms())
             .await
         {
             Ok(true) => {}
@@ -885,7 +889,7 @@ impl DataPlane {
             row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
             frame_bytes: i64::try_from(frame_bytes).unwrap_or(i64::MAX),
-            updated_at_ms: now_ms(),
+            updated_at_ms: self.inner.clock.now_ms(),
             object_key: key.clone(),
             expected_version: previous.version,
         };
@@ -1412,10 +1416,6 @@ async fn blocking<T: Send + 'static>(
 /// The datasets behind `records`, as a query's answer depends on them.
 fn resolved(records: &[DatasetRecord]) -> Vec<DatasetRef> {
     records.iter().map(dataset_ref).collect()
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
 }
 
 /// Dataset names are SQL table names: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes.

@@ -27,7 +27,6 @@ use super::extract::{Json, Query};
 use super::identity::Identity;
 use super::{AppState, Error, Result};
 use crate::chat::{RunEvents, TurnRequest};
-use crate::clock::unix_millis;
 use crate::run_log::LogItem;
 
 const DEFAULT_PAGE: u32 = 20;
@@ -44,10 +43,6 @@ pub fn router() -> Router<AppState> {
             get(get_thread).patch(rename_thread).delete(delete_thread),
         )
         .route("/{id}/messages", get(list_messages).post(send_message))
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(unix_millis()).unwrap_or(i64::MAX)
 }
 
 fn thread_not_found() -> Error {
@@ -101,7 +96,7 @@ async fn create_thread(
             &identity.owner(),
             &title,
             Some(&agent),
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(thread)))
@@ -161,7 +156,7 @@ async fn rename_thread(
     let owner = identity.owner();
     if !state
         .store
-        .rename_thread(&owner, &id, &title, now_ms())
+        .rename_thread(&owner, &id, &title, state.clock.now_ms())
         .await?
     {
         return Err(thread_not_found());

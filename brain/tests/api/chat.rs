@@ -620,8 +620,8 @@ async fn threads_are_private_paginated_renamable_and_deletable() {
         let mut ids = Vec::new();
         for title in ["one", "two", "three"] {
             ids.push(create_thread(&app, &alice, title).await.id);
-            // Distinct activity times make the order observable.
-            tokio::time::sleep(Duration::from_millis(3)).await;
+            // Distinct activity times make the order observable: move the app's clock.
+            app.chat.fleet().clock.advance(Duration::from_millis(3));
         }
 
         let page: ThreadPage = app
