@@ -127,13 +127,14 @@ impl From<DataError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = self.code();
-        if matches!(self, Error::Store(_) | Error::Internal(_)) {
-            // Logged here, where the cause is known; this runs inside the request span, so the
-            // line carries the request id.
-            tracing::error!(code = %code, error = %error_chain(&self), "request failed");
-        }
+        // The cause, for the log only (`log_server_error`); the client gets the public message.
+        let cause = matches!(self, Error::Store(_) | Error::Internal(_))
+            .then(|| ErrorCause(error_chain(&self)));
         let draining = matches!(self, Error::Draining);
         let mut response = status_of(code).into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         if draining {
             response.headers_mut().insert(
                 shared_types::headers::DRAINING,
@@ -199,6 +200,33 @@ impl From<KnowledgeError> for Error {
             }
             KnowledgeError::Store(store) => Error::Store(store),
             KnowledgeError::Internal(internal) => Error::Internal(internal),
+        }
+    }
+}
+
+/// Why a request failed on the server's side (the error chain), for the log line of
+/// [`log_server_error`]; never sent to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorCause(String);
+
+/// One log line per 5xx answer, written by the error-body layer with the request id as a field
+/// of its own: `error` with the cause when a handler's error knew it (store, internal, panic),
+/// `warn` otherwise (unavailable, draining, a gateway error).
+pub(crate) fn log_server_error(response: &Response, request_id: &str) {
+    let status = response.status();
+    if !status.is_server_error() {
+        return;
+    }
+    let code = response
+        .extensions()
+        .get::<ErrorDetails>()
+        .map_or_else(|| code_for_status(status), |details| details.code);
+    match response.extensions().get::<ErrorCause>() {
+        Some(ErrorCause(cause)) => {
+            tracing::error!(request_id, code = %code, error = %cause, "request failed");
+        }
+        None => {
+            tracing::warn!(request_id, code = %code, status = status.as_u16(), "request failed");
         }
     }
 }

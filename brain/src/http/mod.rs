@@ -7,7 +7,8 @@
 //!    background (bounded), so early answers such as 413 reach the client;
 //! 3. request log: a `request` span carrying `request_id` around the handler, then exactly one
 //!    `request completed` INFO line per request (see [`crate::telemetry`] for its format);
-//! 4. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id;
+//! 4. error bodies: every non-2xx answer gets the `ErrorBody` JSON shape with the request id,
+//!    and every 5xx one log line (with its cause when known);
 //! 5. panic catching: a panicking handler answers 500 `internal` and the process lives on;
 //! 6. edge trust: outside the health probes, only requests signed by the edge pass, and their
 //!    signed `x-edgebrain-*` headers become an [`identity::Identity`] extension
@@ -231,6 +232,7 @@ async fn refuse_encoded_nul(request: Request, next: Next) -> Response {
 async fn error_body(request: Request, next: Next) -> Response {
     let request_id = request_id(request.headers());
     let response = next.run(request).await;
+    error::log_server_error(&response, &request_id);
     error::render_error_body(response, &request_id)
 }
 

@@ -140,3 +140,67 @@ async fn json_logs_have_one_completion_line_with_the_request_id() {
     assert_eq!(fields["status"], 200);
     assert!(fields["latency_ms"].is_number(), "{entry}");
 }
+
+/// Every 5xx answer gets one log line from the error layer, with the request id and, for a
+/// handler that failed on the server's side, the cause the client never sees.
+#[tokio::test]
+async fn a_server_error_is_logged_once_with_its_cause_and_request_id() {
+    use axum::Router;
+    use axum::routing::get;
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = telemetry::subscriber(
+        LogFormat::Text,
+        EnvFilter::new("info"),
+        move || writer.clone(),
+        false,
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+
+    async fn boom() -> &'static str {
+        panic!("the cause only the log may tell")
+    }
+    let config = brain::Config::from_args(["brain"]).unwrap();
+    let router = brain::http::with_middleware(
+        Router::new().route("/boom", get(boom)),
+        &brain::http::Limits::from_config(&config),
+        Arc::new(brain::http::edge_auth::EdgeTrust::new(
+            brain::config::EdgeTrustMode::InsecureLocal,
+            std::time::Duration::from_secs(300),
+            16,
+            1024,
+        )),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    brain::llm::install_tls_crypto();
+    // As above: callsites other threads registered meanwhile may have cached "not interested".
+    tracing::callsite::rebuild_interest_cache();
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/boom"))
+        .header(REQUEST_ID, "log-test-500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("only the log"), "{body}");
+    server.abort();
+
+    let failed: Vec<String> = capture
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("request failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0].contains(" ERROR "), "{}", failed[0]);
+    assert!(failed[0].contains("log-test-500"), "{}", failed[0]);
+    assert!(
+        failed[0].contains("the cause only the log may tell"),
+        "{}",
+        failed[0]
+    );
+}
