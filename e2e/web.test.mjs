@@ -292,6 +292,16 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await shot("query");
   });
 
+  test("the usage view counts this visitor's replies and says the budget is unlimited", async () => {
+    await page.getByRole("tab", { name: "Usage" }).click();
+    const runs = page.getByTestId("usage-runs");
+    await runs.waitFor();
+    assert.ok(Number((await runs.textContent()).replace(/\D/g, "")) >= 1, await runs.textContent());
+    assert.ok(Number((await page.getByTestId("usage-tokens-out").textContent()).replace(/\D/g, "")) > 0);
+    assert.equal(await page.getByTestId("usage-budget").textContent(), "unlimited");
+    await page.getByRole("tab", { name: "Chat" }).click();
+  });
+
   /**
    * A new visitor (a new edge session, so a fresh budget of the edge's `chat` rate limit, which
    * the tests above have used up) on the app.

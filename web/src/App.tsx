@@ -5,8 +5,9 @@ import { ChatView } from "./components/ChatView";
 import { DatasetsPanel } from "./components/DatasetsPanel";
 import { QueryPanel } from "./components/QueryPanel";
 import { ThreadList } from "./components/ThreadList";
+import { UsagePanel } from "./components/UsagePanel";
 
-type Tab = "chat" | "datasets" | "query";
+type Tab = "chat" | "datasets" | "query" | "usage";
 
 /** The open thread lives in the address (`#thread=<id>`), so a reload finds it again. */
 function threadFromLocation(): string | null {
@@ -120,9 +121,9 @@ export function App() {
       <header>
         <h1>edgebrain</h1>
         <div className="tabs" role="tablist">
-          {(["chat", "datasets", "query"] as const).map((name) => (
+          {(["chat", "datasets", "query", "usage"] as const).map((name) => (
             <button key={name} type="button" role="tab" aria-selected={tab === name} onClick={() => setTab(name)}>
-              {name === "chat" ? "Chat" : name === "datasets" ? "Datasets" : "Query"}
+              {{ chat: "Chat", datasets: "Datasets", query: "Query", usage: "Usage" }[name]}
             </button>
           ))}
         </div>
@@ -182,8 +183,10 @@ export function App() {
           </div>
         ) : tab === "datasets" ? (
           <DatasetsPanel key={identityVersion} />
-        ) : (
+        ) : tab === "query" ? (
           <QueryPanel key={identityVersion} />
+        ) : (
+          <UsagePanel key={identityVersion} />
         )}
       </main>
     </div>

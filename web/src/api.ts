@@ -17,6 +17,7 @@ import type {
   Thread,
   ThreadPage,
   CreateThread,
+  UsageReport,
   WhoAmI,
 } from "@edgebrain/types";
 
@@ -118,6 +119,7 @@ export const api = {
   getRun: (id: string) => request<Run>("GET", `/api/v1/runs/${encodeURIComponent(id)}`),
   /** Asks the brain to stop a run; 409 (`conflict`) when it already finished. */
   cancelRun: (id: string) => request<void>("POST", `/api/v1/runs/${encodeURIComponent(id)}/cancel`),
+  usage: () => request<UsageReport>("GET", "/api/v1/usage"),
   listDatasets: () => request<DatasetList>("GET", "/api/v1/datasets"),
   describeDataset: (id: string) => request<DatasetDescription>("GET", `/api/v1/datasets/${encodeURIComponent(id)}`),
   deleteDataset: (id: string) => request<void>("DELETE", `/api/v1/datasets/${encodeURIComponent(id)}`),
