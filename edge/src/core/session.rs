@@ -241,7 +241,7 @@ fn verify(token: &str, config: &SessionConfig, now_secs: u64) -> Option<Verified
     })
 }
 
-fn tag(secret: &[u8], body: &str) -> [u8; TAG_BYTES] {
+pub(crate) fn tag(secret: &[u8], body: &str) -> [u8; TAG_BYTES] {
     let mut out = [0u8; TAG_BYTES];
     if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) {
         mac.update(body.as_bytes());
@@ -254,8 +254,8 @@ fn tag(secret: &[u8], body: &str) -> [u8; TAG_BYTES] {
 }
 
 /// Compares `expected` with a hex string without an early exit on the first differing byte.
-fn constant_time_eq_hex(expected: &[u8; TAG_BYTES], given_hex: &str) -> bool {
-    let mut rendered = String::with_capacity(TAG_BYTES * 2);
+pub(crate) fn constant_time_eq_hex(expected: &[u8], given_hex: &str) -> bool {
+    let mut rendered = String::with_capacity(expected.len() * 2);
     for byte in expected {
         let _ = write!(rendered, "{byte:02x}");
     }

@@ -377,22 +377,43 @@ impl AuthConfig {
     }
 }
 
+/// Why a URL the edge fetches is not `https://`, or `http://` to a loopback host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotHttps {
+    PlainHttpElsewhere,
+    OtherScheme,
+}
+
+/// The part after `scheme://` of a URL the edge may fetch: `https://…`, or plain `http://` to
+/// 127.0.0.1, localhost or [::1] (local development and tests). One rule for the JWKS, the
+/// OpenID provider's issuer and its endpoints.
+pub(crate) fn https_or_loopback(url: &str) -> Result<&str, NotHttps> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return Ok(rest);
+    }
+    let rest = url.strip_prefix("http://").ok_or(NotHttps::OtherScheme)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        Ok(rest)
+    } else {
+        Err(NotHttps::PlainHttpElsewhere)
+    }
+}
+
 fn validate_jwks_url(config: &JwksUrlConfig) -> Result<(), AuthConfigError> {
     let url = config.url.as_str();
-    let authority = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+    let authority = match https_or_loopback(url) {
+        Ok(rest) => rest,
+        Err(NotHttps::PlainHttpElsewhere) => {
             return Err(invalid(
                 "jwks_url.url",
                 "must be https:// (http:// only for 127.0.0.1, localhost or [::1])",
             ));
         }
-        rest
-    } else {
-        return Err(invalid("jwks_url.url", "must start with https://"));
+        Err(NotHttps::OtherScheme) => {
+            return Err(invalid("jwks_url.url", "must start with https://"));
+        }
     };
     if authority.is_empty()
         || authority.starts_with('/')

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::core::auth::config::{NotHttps, https_or_loopback};
+
 /// Names of the variables [`SigninConfig::from_vars`] reads.
 pub mod vars {
     /// The provider's issuer URL (`https://…`; `http://` only for loopback hosts). Unset: no
@@ -185,18 +187,14 @@ impl SigninConfig {
 /// `https://…`, or `http://` to a loopback host (local development and tests); no userinfo,
 /// query or fragment.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+    let rest = match https_or_loopback(url) {
+        Ok(rest) => rest,
+        Err(NotHttps::PlainHttpElsewhere) => {
             return Err(format!(
                 "{url:?}: plain http is only allowed to a loopback host"
             ));
         }
-        rest
-    } else {
-        return Err(format!("{url:?} is not an https:// URL"));
+        Err(NotHttps::OtherScheme) => return Err(format!("{url:?} is not an https:// URL")),
     };
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty()

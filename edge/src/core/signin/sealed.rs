@@ -11,16 +11,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::Sha256;
 use shared_types::signature::hex;
 
-use crate::core::session::SessionConfig;
+use crate::core::session::{self, SessionConfig};
 
 const VERSION: &str = "s1";
-const TAG_BYTES: usize = 16;
 /// Longest sealed value opened (a cookie holds at most ~4 KB anyway).
 pub const MAX_SEALED_BYTES: usize = 3072;
 
@@ -47,38 +44,16 @@ pub fn open<T: DeserializeOwned>(purpose: &str, sealed: &str, config: &SessionCo
         return None;
     }
     let key = config.keys.iter().find(|key| key.id == key_id)?;
-    if !equal_hex(&tag(&key.secret, purpose, body), tag_hex) {
+    if !session::constant_time_eq_hex(&tag(&key.secret, purpose, body), tag_hex) {
         return None;
     }
     let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
     serde_json::from_slice(&json).ok()
 }
 
-fn tag(secret: &[u8], purpose: &str, body: &str) -> [u8; TAG_BYTES] {
-    let mut out = [0u8; TAG_BYTES];
-    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) {
-        mac.update(purpose.as_bytes());
-        mac.update(b"|");
-        mac.update(body.as_bytes());
-        let full = mac.finalize().into_bytes();
-        for (slot, byte) in out.iter_mut().zip(full.iter()) {
-            *slot = *byte;
-        }
-    }
-    out
-}
-
-/// `expected` against lower-case hex, without an early exit on the first difference.
-pub(crate) fn equal_hex(expected: &[u8], text: &str) -> bool {
-    let actual = hex(expected);
-    if actual.len() != text.len() {
-        return false;
-    }
-    actual
-        .bytes()
-        .zip(text.bytes())
-        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-        == 0
+/// The session tag over `<purpose>|<body>`: the purpose is bound into the MAC.
+fn tag(secret: &[u8], purpose: &str, body: &str) -> [u8; 16] {
+    session::tag(secret, &format!("{purpose}|{body}"))
 }
 
 /// Two strings equal without an early exit (state and nonce comparisons).

@@ -191,6 +191,9 @@ fn configuration_defaults_and_refusals() {
     .unwrap()
     .unwrap();
     assert_eq!(local.scopes, ["openid", "profile"]);
+    // IPv6 loopback with a port too; a port does not make another host loopback.
+    assert!(super::config::check_url("http://[::1]:4000/realm").is_ok());
+    assert!(super::config::check_url("http://127.0.0.1.evil.example:80").is_err());
 }
 
 #[test]
