@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::VERSION;
 use crate::account::Accounts;
 use crate::agent::Agents;
+use crate::agent::escalations::EscalationQueue;
 use crate::agent::knowledge::KnowledgeSearch;
 use crate::agent::tools::ToolServices;
 use crate::chat::{ChatService, ChatSettings, Fleet};
@@ -239,6 +240,7 @@ impl Application {
             metrics,
             chat: Arc::clone(&chat),
             knowledge,
+            escalations: EscalationQueue::new(store.clone(), extras.clock.clone()),
             lifecycle: lifecycle.clone(),
             clock: extras.clock.clone(),
             accounts: Accounts::new(

@@ -172,7 +172,28 @@ pub struct SendMessage {
     /// Cap on generated tokens for this reply (bounded by the model's configured maximum).
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// Edit and resend, or regenerate: the id of a message of this thread. The turn it belongs
+    /// to (its user message and the reply to it) and every later message are removed when this
+    /// message is stored, in one transaction, and the model sees the conversation as it was
+    /// before that turn. Regenerating an answer is resending its turn's text with the answer's
+    /// id here. The removed turns' runs stay (their tokens were spent).
+    #[serde(default)]
+    pub replace_from: Option<String>,
+    /// What an AI SDK `useChat` client asks for: `submit-message`, or `regenerate-message`
+    /// (its `regenerate()`: the reply to the last turn, or to [`Self::message_id`]'s turn, is
+    /// generated again in place of the old one). A `submit-message` with `message_id` replaces
+    /// that message's turn (its edit and resend). `replace_from`, when given, wins.
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// The AI SDK's `messageId` (see [`Self::trigger`]).
+    #[serde(default, rename = "messageId")]
+    pub message_id: Option<String>,
 }
+
+/// [`SendMessage::trigger`] of an AI SDK `regenerate()`.
+pub const TRIGGER_REGENERATE: &str = "regenerate-message";
+/// [`SendMessage::trigger`] of an AI SDK `sendMessage()` (with a `messageId`: an edit).
+pub const TRIGGER_SUBMIT: &str = "submit-message";
 
 /// The JSON (non-streaming) answer of `POST /api/v1/threads/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod escalations;
 pub mod grounding;
 pub mod guardrails;
 pub mod knowledge;

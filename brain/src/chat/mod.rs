@@ -19,6 +19,7 @@
 
 pub mod context;
 pub mod remote;
+pub mod threads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,12 +99,31 @@ pub struct TurnRequest {
     pub instructions: Option<String>,
     pub context: Vec<String>,
     pub max_output_tokens: Option<u32>,
+    /// Edit and resend / regenerate: the earlier turn that this one replaces, with every
+    /// message after it.
+    pub replaces: Option<TurnReplacement>,
+}
+
+/// Longest message id worth looking up (stored ids are 36-byte UUIDs).
+const MAX_MESSAGE_ID_BYTES: usize = 128;
+
+/// Which earlier turn of the thread a new turn takes the place of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnReplacement {
+    /// The turn of this message (its user message and the reply to it).
+    TurnOf(String),
+    /// The thread's last turn (an AI SDK `regenerate()` naming no message).
+    LastTurn,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error("no such thread")]
     ThreadNotFound,
+    #[error("`title` must have 1 to {} characters", threads::MAX_TITLE_CHARS)]
+    InvalidTitle,
+    #[error("`replace_from` (or `messageId`) names no message of this thread")]
+    NoSuchMessage,
     #[error("no such run")]
     RunNotFound,
     #[error("unknown model `{0}`")]
@@ -377,8 +397,31 @@ impl ChatService {
             .max_output_tokens
             .unwrap_or(model.max_output_tokens)
             .clamp(1, model.max_output_tokens);
+        let replaces_from_seq = match &turn.replaces {
+            None => None,
+            Some(TurnReplacement::TurnOf(message_id)) => {
+                // Stored ids are UUIDs: anything longer, or with a NUL (which PostgreSQL
+                // refuses in text), names no message and is not worth a query.
+                let storable =
+                    message_id.len() <= MAX_MESSAGE_ID_BYTES && !message_id.contains('\0');
+                let start = match storable {
+                    true => self.store.turn_start(thread_id, Some(message_id)).await?,
+                    false => None,
+                };
+                Some(start.ok_or(ChatError::NoSuchMessage)?)
+            }
+            // Regenerating in a thread without a turn yet is just the first turn.
+            Some(TurnReplacement::LastTurn) => self.store.turn_start(thread_id, None).await?,
+        };
         let messages = self
-            .build_context(thread_id, &turn, &model, &agent, max_output)
+            .build_context(
+                thread_id,
+                replaces_from_seq,
+                &turn,
+                &model,
+                &agent,
+                max_output,
+            )
             .await?;
 
         let run_id = Uuid::new_v4().to_string();
@@ -420,6 +463,7 @@ impl ChatService {
                     state,
                     agent: Some(&agent.name),
                 },
+                replaces_from_seq,
             )
             .await?;
         if !stored {
@@ -450,10 +494,12 @@ impl ChatService {
         Ok(run_id)
     }
 
-    /// System prompt + the most recent history that fits (policy in [`context`]).
+    /// System prompt + the most recent history before message number `before_seq` that fits
+    /// (policy in [`context`]).
     async fn build_context(
         &self,
         thread_id: &str,
+        before_seq: Option<i64>,
         turn: &TurnRequest,
         model: &ModelSpec,
         agent: &Agent,
@@ -461,7 +507,7 @@ impl ChatService {
     ) -> Result<Vec<ChatMessage>, ChatError> {
         let history = self
             .store
-            .recent_history(thread_id, self.settings.context_max_messages)
+            .recent_history(thread_id, before_seq, self.settings.context_max_messages)
             .await?;
         let mut vars = SystemVars {
             instructions: turn.instructions.clone(),

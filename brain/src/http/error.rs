@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use shared_types::error::{ErrorBody, ErrorCode};
 
 use crate::account::AccountError;
+use crate::agent::escalations::EscalationError;
 use crate::chat::ChatError;
 use crate::data::DataError;
 use crate::knowledge::KnowledgeError;
@@ -149,6 +150,17 @@ impl IntoResponse for Error {
     }
 }
 
+impl From<EscalationError> for Error {
+    fn from(error: EscalationError) -> Self {
+        match error {
+            EscalationError::NotFound(_) => Error::NotFound(error.to_string()),
+            EscalationError::AlreadyResolved(_) => Error::Conflict(error.to_string()),
+            EscalationError::NoteTooLong => Error::Unprocessable(error.to_string()),
+            EscalationError::Store(store) => Error::Store(store),
+        }
+    }
+}
+
 impl From<ChatError> for Error {
     fn from(error: ChatError) -> Self {
         match error {
@@ -162,7 +174,9 @@ impl From<ChatError> for Error {
                 Error::Conflict(error.to_string())
             }
             ChatError::BudgetExhausted { .. } => Error::RateLimited(error.to_string()),
-            ChatError::ContextTooLong(_) => Error::Unprocessable(error.to_string()),
+            ChatError::ContextTooLong(_) | ChatError::NoSuchMessage | ChatError::InvalidTitle => {
+                Error::Unprocessable(error.to_string())
+            }
             ChatError::Template(message) => Error::Internal(anyhow::anyhow!(message)),
             ChatError::Store(store) => Error::Store(store),
         }

@@ -14,9 +14,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use shared_types::agent::{
-    Escalation, EscalationFilter, EscalationList, EscalationStatus, ResolveEscalation,
-};
+use shared_types::agent::{Escalation, EscalationFilter, EscalationList, ResolveEscalation};
 
 use super::extract::{Json, Query};
 use super::identity::Identity;
@@ -24,7 +22,6 @@ use super::{AppState, Error, Result};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
-const MAX_RESOLUTION_CHARS: usize = 2_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,7 +44,7 @@ async fn list_escalations(
             )));
         }
     };
-    let escalations = state.store.list_escalations(filter.status, limit).await?;
+    let escalations = state.escalations.list(filter.status, limit).await?;
     Ok(axum::Json(EscalationList { escalations }))
 }
 
@@ -58,42 +55,9 @@ async fn resolve_escalation(
     Json(body): Json<ResolveEscalation>,
 ) -> Result<axum::Json<Escalation>> {
     identity.require_operator("the escalation queue")?;
-    let resolution = body.resolution.as_deref().map(str::trim);
-    if resolution.is_some_and(|text| text.chars().count() > MAX_RESOLUTION_CHARS) {
-        return Err(Error::Unprocessable(format!(
-            "`resolution` may have at most {MAX_RESOLUTION_CHARS} characters"
-        )));
-    }
-    let not_found = || Error::NotFound(format!("no escalation with id `{id}`"));
-    let existing = state
-        .store
-        .get_escalation(&id)
-        .await?
-        .ok_or_else(not_found)?;
-    if existing.status == EscalationStatus::Resolved {
-        return Err(Error::Conflict(format!(
-            "escalation `{id}` is already resolved"
-        )));
-    }
     let resolved = state
-        .store
-        .resolve_escalation(
-            &id,
-            &identity.owner(),
-            resolution.filter(|text| !text.is_empty()),
-            crate::clock::now_ms(),
-        )
+        .escalations
+        .resolve(&id, &identity.owner(), body.resolution.as_deref())
         .await?;
-    if !resolved {
-        return Err(Error::Conflict(format!(
-            "escalation `{id}` is already resolved"
-        )));
-    }
-    let escalation = state
-        .store
-        .get_escalation(&id)
-        .await?
-        .ok_or_else(not_found)?;
-    tracing::info!(escalation_id = %id, operator = %identity.owner(), "escalation resolved");
-    Ok(axum::Json(escalation))
+    Ok(axum::Json(resolved))
 }

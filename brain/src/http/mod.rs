@@ -51,6 +51,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tracing::Instrument;
 
 use crate::account::Accounts;
+use crate::agent::escalations::EscalationQueue;
 use crate::chat::ChatService;
 use crate::clock::Clock;
 use crate::config::{Config, DiagAccess};
@@ -77,6 +78,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Documents, chunks, embeddings and hybrid search.
     pub knowledge: Arc<KnowledgeBase>,
+    /// The operators' queue of conversations handed to humans.
+    pub escalations: EscalationQueue,
     /// Serving or draining (shutting down).
     pub lifecycle: Lifecycle,
     /// Whose is what: a visitor's session moving to its user.

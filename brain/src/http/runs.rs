@@ -89,14 +89,5 @@ async fn usage(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<axum::Json<UsageReport>> {
-    let owner = identity.owner();
-    let (runs, usage) = state.store.owner_usage(&owner).await?;
-    let grounding = state.store.owner_grounding(&owner).await?;
-    Ok(axum::Json(UsageReport {
-        owner,
-        runs,
-        usage,
-        budget_tokens: state.chat.settings().budget_tokens_per_owner,
-        grounding,
-    }))
+    Ok(axum::Json(state.chat.usage(&identity.owner()).await?))
 }

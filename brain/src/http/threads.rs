@@ -5,7 +5,8 @@
 //! - `GET /{id}/messages?limit=&cursor=` (oldest first);
 //! - `POST /{id}/messages`: store the user message, start a run, and stream the reply as the AI
 //!   SDK UI message stream v1 (SSE), or with `"stream": false` answer one JSON [`ChatReply`]
-//!   once the run finished.
+//!   once the run finished; `replace_from` (or an AI SDK regenerate / edit) replaces an
+//!   earlier turn and everything after it.
 //!
 //! Another identity's thread answers 404, exactly like a missing one.
 
@@ -19,20 +20,18 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use shared_types::chat::{
     ChatReply, CreateThread, MessagePage, PageParams, RUN_ID_HEADER, RenameThread, Role,
-    STREAM_DONE, SendMessage, Thread, ThreadPage, UI_MESSAGE_STREAM_HEADER,
+    STREAM_DONE, SendMessage, TRIGGER_REGENERATE, TRIGGER_SUBMIT, Thread, ThreadPage,
+    UI_MESSAGE_STREAM_HEADER,
 };
-use uuid::Uuid;
 
 use super::extract::{Json, Query};
 use super::identity::Identity;
 use super::{AppState, Error, Result};
-use crate::chat::{RunEvents, TurnRequest};
+use crate::chat::{RunEvents, TurnReplacement, TurnRequest};
 use crate::run_log::LogItem;
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
-const MAX_TITLE_CHARS: usize = 200;
-const DEFAULT_TITLE: &str = "New conversation";
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 pub fn router() -> Router<AppState> {
@@ -43,20 +42,6 @@ pub fn router() -> Router<AppState> {
             get(get_thread).patch(rename_thread).delete(delete_thread),
         )
         .route("/{id}/messages", get(list_messages).post(send_message))
-}
-
-fn thread_not_found() -> Error {
-    Error::NotFound("no such thread".to_owned())
-}
-
-fn checked_title(title: &str) -> Result<String> {
-    let title = title.trim();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-        return Err(Error::Unprocessable(format!(
-            "`title` must have 1 to {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    Ok(title.to_owned())
 }
 
 fn page_limit(params: &PageParams) -> Result<u32> {
@@ -74,29 +59,12 @@ async fn create_thread(
     identity: Identity,
     Json(body): Json<CreateThread>,
 ) -> Result<(StatusCode, axum::Json<Thread>)> {
-    let title = match body.title.as_deref() {
-        Some(title) => checked_title(title)?,
-        None => DEFAULT_TITLE.to_owned(),
-    };
-    let agents = state.chat.agents();
-    let agent = agents
-        .get(body.agent.as_deref())
-        .ok_or_else(|| {
-            Error::BadRequest(format!(
-                "unknown agent `{}` (GET /api/v1/agents lists them)",
-                body.agent.as_deref().unwrap_or_default()
-            ))
-        })?
-        .name
-        .clone();
     let thread = state
-        .store
+        .chat
         .create_thread(
-            &Uuid::new_v4().to_string(),
             &identity.owner(),
-            &title,
-            Some(&agent),
-            state.clock.now_ms(),
+            body.title.as_deref(),
+            body.agent.as_deref(),
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(thread)))
@@ -120,7 +88,7 @@ async fn list_threads(
         }
     };
     let mut threads = state
-        .store
+        .chat
         .list_threads(&identity.owner(), after, limit)
         .await?;
     let next_cursor = if threads.len() > limit as usize {
@@ -142,8 +110,7 @@ async fn get_thread(
     identity: Identity,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Thread>> {
-    let thread = state.store.get_thread(&identity.owner(), &id).await?;
-    thread.map(axum::Json).ok_or_else(thread_not_found)
+    Ok(axum::Json(state.chat.thread(&identity.owner(), &id).await?))
 }
 
 async fn rename_thread(
@@ -152,17 +119,11 @@ async fn rename_thread(
     Path(id): Path<String>,
     Json(body): Json<RenameThread>,
 ) -> Result<axum::Json<Thread>> {
-    let title = checked_title(&body.title)?;
-    let owner = identity.owner();
-    if !state
-        .store
-        .rename_thread(&owner, &id, &title, state.clock.now_ms())
-        .await?
-    {
-        return Err(thread_not_found());
-    }
-    let thread = state.store.get_thread(&owner, &id).await?;
-    thread.map(axum::Json).ok_or_else(thread_not_found)
+    let thread = state
+        .chat
+        .rename_thread(&identity.owner(), &id, &body.title)
+        .await?;
+    Ok(axum::Json(thread))
 }
 
 async fn delete_thread(
@@ -170,14 +131,7 @@ async fn delete_thread(
     identity: Identity,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let owner = identity.owner();
-    if state.store.get_thread(&owner, &id).await?.is_none() {
-        return Err(thread_not_found());
-    }
-    state.chat.cancel_thread_runs(&id);
-    if !state.store.delete_thread(&owner, &id).await? {
-        return Err(thread_not_found());
-    }
+    state.chat.delete_thread(&identity.owner(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -188,10 +142,6 @@ async fn list_messages(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<MessagePage>> {
     let limit = page_limit(&params)?;
-    let owner = identity.owner();
-    if state.store.get_thread(&owner, &id).await?.is_none() {
-        return Err(thread_not_found());
-    }
     // Cursor: the `seq` of the previous page's last message.
     let after = match params.cursor.as_deref() {
         None => 0,
@@ -199,7 +149,10 @@ async fn list_messages(
             .parse::<i64>()
             .map_err(|_| Error::InvalidQuery("`cursor` is malformed".to_owned()))?,
     };
-    let mut rows = state.store.list_messages(&owner, &id, after, limit).await?;
+    let mut rows = state
+        .chat
+        .messages(&identity.owner(), &id, after, limit)
+        .await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|(seq, _)| seq.to_string())
@@ -239,6 +192,21 @@ fn user_text(body: &SendMessage) -> Result<String> {
     non_empty(&text)
 }
 
+/// The earlier turn this message replaces: `replace_from`, else what an AI SDK client's
+/// regenerate or edit (`trigger` + `messageId`) names.
+fn replaced_turn(body: &SendMessage) -> Option<TurnReplacement> {
+    if let Some(message_id) = &body.replace_from {
+        return Some(TurnReplacement::TurnOf(message_id.clone()));
+    }
+    match (body.trigger.as_deref(), &body.message_id) {
+        (Some(TRIGGER_SUBMIT | TRIGGER_REGENERATE), Some(message_id)) => {
+            Some(TurnReplacement::TurnOf(message_id.clone()))
+        }
+        (Some(TRIGGER_REGENERATE), None) => Some(TurnReplacement::LastTurn),
+        _ => None,
+    }
+}
+
 fn non_empty(text: &str) -> Result<String> {
     if text.trim().is_empty() {
         return Err(Error::Unprocessable("the message is empty".to_owned()));
@@ -262,6 +230,7 @@ async fn send_message(
         instructions: body.instructions.clone(),
         context: body.context.clone().unwrap_or_default(),
         max_output_tokens: body.max_output_tokens,
+        replaces: replaced_turn(&body),
     };
     let run_id = state.chat.start_run(&owner, &id, turn).await?;
     let events = state.chat.follow(&owner, &run_id, 0).await?;
@@ -270,7 +239,7 @@ async fn send_message(
         let mut events = events;
         while events.next().await.is_some() {}
         let run = state.chat.get_run(&owner, &run_id).await?.run;
-        let message = state.store.assistant_message_of_run(&run_id).await?;
+        let message = state.chat.reply_of_run(&run_id).await?;
         let mut response = axum::Json(ChatReply { run, message }).into_response();
         set_header(&mut response, RUN_ID_HEADER, &run_id);
         return Ok(response);

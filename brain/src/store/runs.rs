@@ -181,13 +181,25 @@ fn run_from_row(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
 
 impl Store {
     /// Stores a turn's user message and records its run in one transaction, so
-    /// neither exists without the other. `false` (nothing written) when the thread is gone.
+    /// neither exists without the other; with `replaces_from_seq`, the thread's messages from
+    /// that number on are removed first (edit and resend). `false` (nothing written) when the
+    /// thread is gone.
     pub async fn start_turn(
         &self,
         user_message: &NewMessage<'_>,
         run: &NewRun<'_>,
+        replaces_from_seq: Option<i64>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(seq) = replaces_from_seq {
+            // Edit and resend: the replaced turn and all after it go in the same transaction
+            // as the new message takes their place (a thread gone meanwhile rolls both back).
+            sqlx::query("DELETE FROM chat_messages WHERE thread_id = $1 AND seq >= $2")
+                .bind(user_message.thread_id.to_owned())
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !insert_message(&mut tx, user_message).await? {
             return Ok(false);
         }

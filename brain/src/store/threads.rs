@@ -241,16 +241,55 @@ impl Store {
             .map_err(StoreError::Query)
     }
 
-    /// The last `limit` messages of a thread as plain text, oldest first.
+    /// Where the turn that message `message_id` of the thread belongs to begins (its last turn
+    /// with `None`): the `seq` of the turn's user message (an assistant message's turn begins
+    /// at the user message of its run). `None` when the thread has no such message.
+    pub async fn turn_start(
+        &self,
+        thread_id: &str,
+        message_id: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        let seq: Option<i64> = match message_id {
+            Some(message_id) => {
+                sqlx::query_scalar(
+                    "SELECT CAST(MIN(t.seq) AS BIGINT) FROM chat_messages m \
+                     JOIN chat_messages t ON t.thread_id = m.thread_id \
+                      AND (t.id = m.id OR (m.run_id IS NOT NULL AND t.run_id = m.run_id)) \
+                     WHERE m.thread_id = $1 AND m.id = $2",
+                )
+                .bind(thread_id.to_owned())
+                .bind(message_id.to_owned())
+                .fetch_one(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_scalar(
+                    "SELECT CAST(MAX(seq) AS BIGINT) FROM chat_messages \
+                     WHERE thread_id = $1 AND role = $2",
+                )
+                .bind(thread_id.to_owned())
+                .bind(Role::User.as_str())
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        Ok(seq)
+    }
+
+    /// The last `limit` messages of a thread before message number `before_seq` (all of them
+    /// with `None`) as plain text, oldest first.
     pub async fn recent_history(
         &self,
         thread_id: &str,
+        before_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<HistoryMessage>, StoreError> {
         let rows = sqlx::query(
-            "SELECT role, text FROM chat_messages WHERE thread_id = $1 ORDER BY seq DESC LIMIT $2",
+            "SELECT role, text FROM chat_messages WHERE thread_id = $1 AND seq < $2 \
+             ORDER BY seq DESC LIMIT $3",
         )
         .bind(thread_id.to_owned())
+        .bind(before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

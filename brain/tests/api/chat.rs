@@ -708,6 +708,157 @@ async fn threads_are_private_paginated_renamable_and_deletable() {
     }
 }
 
+/// The text parts of a thread's stored messages, as `role: text`.
+async fn transcript(app: &TestApp, caller: &Caller, thread: &str) -> Vec<String> {
+    messages(app, caller, thread)
+        .await
+        .messages
+        .iter()
+        .map(|message| {
+            let text: String = message
+                .parts
+                .iter()
+                .filter(|part| part["type"] == "text")
+                .filter_map(|part| part["text"].as_str())
+                .collect();
+            format!("{}: {text}", message.role.as_str())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn edit_and_regenerate_replace_a_turn_and_everything_after_it() {
+    for backend in BACKENDS {
+        let mut app = chat_app(backend).await;
+        let (alice, bob) = (Caller::user("alice"), Caller::user("bob"));
+        let thread = create_thread(&app, &alice, "edits").await;
+        let mut replies = Vec::new();
+        for text in ["first question", "second question", "third question"] {
+            let response = send(
+                &app,
+                &alice,
+                &thread.id,
+                json!({"content": text, "stream": false}),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK, "{backend}");
+            let reply: ChatReply = response.json().await.unwrap();
+            replies.push(reply.message.expect("a reply"));
+        }
+        let stored = messages(&app, &alice, &thread.id).await.messages;
+        assert_eq!(stored.len(), 6, "{backend}");
+        let second_question = stored[2].id.clone();
+
+        // Edit and resend the second question: it, its answer and the third turn go.
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "second question, edited", "replace_from": second_question, "stream": false}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "{backend}");
+        let after_edit = transcript(&app, &alice, &thread.id).await;
+        assert_eq!(after_edit.len(), 4, "{backend}: {after_edit:?}");
+        assert_eq!(after_edit[0], "user: first question");
+        assert_eq!(after_edit[2], "user: second question, edited");
+        assert!(after_edit[3].starts_with("assistant: "), "{after_edit:?}");
+        // The model saw the conversation as it was before the edited turn.
+        let stored = messages(&app, &alice, &thread.id).await.messages;
+        let store = &app.store;
+        let seq_of_edit = store
+            .turn_start(&thread.id, Some(&stored[2].id))
+            .await
+            .unwrap()
+            .expect("the edited turn is stored");
+        let history = store
+            .recent_history(&thread.id, Some(seq_of_edit), 100)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2, "{backend}");
+
+        // What an AI SDK `regenerate()` sends: the messages up to the last user message, the
+        // trigger, no message id. The last answer is replaced, the question is not repeated.
+        let last_answer = stored[3].id.clone();
+        let body = json!({
+            "trigger": "regenerate-message", "stream": false,
+            "messages": [{"id": "client-id", "role": "user", "parts": [{"type": "text", "text": "second question, edited"}]}],
+        });
+        let response = send(&app, &alice, &thread.id, body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{backend}");
+        let regenerated = messages(&app, &alice, &thread.id).await.messages;
+        assert_eq!(
+            transcript(&app, &alice, &thread.id).await[..3],
+            after_edit[..3],
+            "{backend}"
+        );
+        assert_eq!(regenerated.len(), 4, "{backend}");
+        assert_ne!(regenerated[3].id, last_answer, "{backend}: a new answer");
+        // Regenerating a named answer (`messageId`: the answer's id) replaces its turn too.
+        let body = json!({
+            "trigger": "regenerate-message", "messageId": regenerated[1].id, "stream": false,
+            "messages": [{"id": "x", "role": "user", "parts": [{"type": "text", "text": "first question"}]}],
+        });
+        assert_eq!(
+            send(&app, &alice, &thread.id, body).await.status(),
+            StatusCode::OK
+        );
+        let transcript_now = transcript(&app, &alice, &thread.id).await;
+        assert_eq!(transcript_now.len(), 2, "{backend}: {transcript_now:?}");
+        assert_eq!(transcript_now[0], "user: first question");
+
+        // Hostile: a message of another thread, an unknown id, NUL and unicode, another
+        // caller's thread — refused in the error shape, nothing removed or stored.
+        let other = create_thread(&app, &alice, "other").await;
+        send(
+            &app,
+            &alice,
+            &other.id,
+            json!({"content": "elsewhere", "stream": false}),
+        )
+        .await;
+        let foreign = messages(&app, &alice, &other.id).await.messages[0]
+            .id
+            .clone();
+        let long = "x".repeat(300);
+        for id in [foreign.as_str(), "no-such-message", "ünïcødé 🙂", &long] {
+            let response = send(
+                &app,
+                &alice,
+                &thread.id,
+                json!({"content": "sneaky", "replace_from": id}),
+            )
+            .await;
+            let error = assert_error(response, ErrorCode::Unprocessable).await;
+            assert!(error.error.message.contains("replace_from"), "{error:?}");
+        }
+        // A NUL is refused before anything reads the body's meaning.
+        let response = send(
+            &app,
+            &alice,
+            &thread.id,
+            json!({"content": "sneaky", "replace_from": "a\u{0}b"}),
+        )
+        .await;
+        assert_error(response, ErrorCode::InvalidJson).await;
+        assert_eq!(
+            transcript(&app, &alice, &thread.id).await,
+            transcript_now,
+            "{backend}"
+        );
+        let response = send(
+            &app,
+            &bob,
+            &thread.id,
+            json!({"content": "mine now", "replace_from": foreign}),
+        )
+        .await;
+        assert_error(response, ErrorCode::NotFound).await;
+        assert_eq!(messages(&app, &alice, &other.id).await.messages.len(), 2);
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn bad_turns_are_refused_in_the_error_shape_and_store_nothing() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
@@ -943,7 +1094,7 @@ async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
             .unwrap();
         assert!(
             store
-                .recent_history(&thread.id, 100)
+                .recent_history(&thread.id, None, 100)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -1193,7 +1344,7 @@ async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
             "{:?}",
             stored.run
         );
-        let history = store.recent_history(&thread.id, 10).await.unwrap();
+        let history = store.recent_history(&thread.id, None, 10).await.unwrap();
         assert_eq!(history.len(), 2, "the user message and the partial reply");
         assert_eq!(history[1].role, Role::Assistant);
         assert!(!history[1].text.is_empty());

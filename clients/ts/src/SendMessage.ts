@@ -30,4 +30,23 @@ context?: Array<string> | null,
 /**
  * Cap on generated tokens for this reply (bounded by the model's configured maximum).
  */
-max_output_tokens?: number | null, };
+max_output_tokens?: number | null, 
+/**
+ * Edit and resend, or regenerate: the id of a message of this thread. The turn it belongs
+ * to (its user message and the reply to it) and every later message are removed when this
+ * message is stored, in one transaction, and the model sees the conversation as it was
+ * before that turn. Regenerating an answer is resending its turn's text with the answer's
+ * id here. The removed turns' runs stay (their tokens were spent).
+ */
+replace_from?: string | null, 
+/**
+ * What an AI SDK `useChat` client asks for: `submit-message`, or `regenerate-message`
+ * (its `regenerate()`: the reply to the last turn, or to [`Self::message_id`]'s turn, is
+ * generated again in place of the old one). A `submit-message` with `message_id` replaces
+ * that message's turn (its edit and resend). `replace_from`, when given, wins.
+ */
+trigger?: string | null, 
+/**
+ * The AI SDK's `messageId` (see [`Self::trigger`]).
+ */
+messageId?: string | null, };
