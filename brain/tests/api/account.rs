@@ -20,7 +20,8 @@ use crate::datasets::{list, sales, sales_csv, sql_rows, upload_csv};
 use crate::helpers::{
     Backend, Caller, TestApp, TestDatabase, assert_error, spawn_app, spawn_app_on, spawn_app_with,
 };
-use crate::knowledge::{fake_embeddings_server, search, upload_ok, use_fake_embeddings};
+use crate::knowledge::{search, upload_ok, use_fake_embeddings};
+use crate::scripted_llm::fake_embeddings_server;
 
 /// A user signing in from the visitor's session `session`.
 fn signed_in(user: &str, session: &str) -> Caller {

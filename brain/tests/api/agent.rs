@@ -2,7 +2,6 @@
 //! server in the test answering with pre-written tool calls, so every run is deterministic),
 //! and once end to end against the local tool-capable model.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use brain::agent::knowledge::{KnowledgeHit, KnowledgeSearch};
@@ -14,7 +13,6 @@ use serde_json::{Value, json};
 use shared_types::agent::{AgentList, Escalation, EscalationList, EscalationStatus, Urgency};
 use shared_types::chat::{RunState, STREAM_DONE, Thread};
 use shared_types::error::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::chat::{
     assert_well_formed_success, chunks, get_run, messages, run_id_of, send, text_of, types,
@@ -25,240 +23,7 @@ use crate::helpers::{
     spawn_app_with,
 };
 use crate::llm_server::tool_llm;
-
-/// One scripted model answer.
-#[derive(Debug, Clone)]
-pub(crate) enum Reply {
-    Text(Vec<&'static str>),
-    /// Text that stops at the output limit (`finish_reason: "length"`).
-    CutOff(Vec<&'static str>),
-    /// Text, then the stream ends without a finish or the end marker (a provider breaking off).
-    BrokenOff(Vec<&'static str>),
-    /// `(tool name, arguments JSON)` per call, all in one step.
-    Tools(Vec<(&'static str, Value)>),
-    /// Text, then tool calls, in one step (small models write a preamble, or a guess, first).
-    TextThenTools(Vec<&'static str>, Vec<(&'static str, Value)>),
-    /// Text whose `before` deltas stream at once; the `after` deltas and the end wait until
-    /// `gate` opens, so a test holds a run mid-stream without sleeping.
-    Held {
-        before: Vec<&'static str>,
-        after: Vec<&'static str>,
-        gate: Gate,
-    },
-}
-
-/// A gate a [`Reply::Held`] waits at; clones share it.
-#[derive(Debug, Clone)]
-pub(crate) struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Gate {
-    pub(crate) fn new() -> Self {
-        Self(Arc::new(tokio::sync::watch::channel(false).0))
-    }
-
-    pub(crate) fn open(&self) {
-        self.0.send_replace(true);
-    }
-
-    async fn wait(&self) {
-        let mut receiver = self.0.subscribe();
-        let _ = receiver.wait_for(|open| *open).await;
-    }
-}
-
-/// A scripted OpenAI-compatible server: each `/chat/completions` call gets the next reply
-/// (the last one repeats); `/moderations` flags inputs containing "evil". Records every JSON
-/// request body.
-#[derive(Debug, Clone)]
-pub(crate) struct Scripted {
-    base_url: String,
-    requests: Arc<Mutex<Vec<Value>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-impl Scripted {
-    pub(crate) async fn start(script: Vec<Reply>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let shared_script = Arc::clone(&script);
-        let recorded = Arc::clone(&requests);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let recorded = Arc::clone(&recorded);
-                let script = Arc::clone(&script);
-                tokio::spawn(async move {
-                    let (head, body) = read_request(&mut socket).await;
-                    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    let mut held = None;
-                    let answer = if head.starts_with("POST /v1/moderations") {
-                        let flagged = body["input"].as_str().unwrap_or("").contains("evil");
-                        let json = json!({"results": [{"flagged": flagged, "categories": {"violence": flagged}}]}).to_string();
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-                            json.len()
-                        )
-                    } else {
-                        recorded.lock().unwrap().push(body);
-                        let reply = {
-                            let mut script = script.lock().unwrap();
-                            if script.len() > 1 {
-                                script.pop_front().unwrap()
-                            } else {
-                                script.front().cloned().unwrap_or(Reply::Text(vec!["ok"]))
-                            }
-                        };
-                        if let Reply::Held {
-                            before,
-                            after,
-                            gate,
-                        } = &reply
-                        {
-                            let (first, rest) = held_sse(before, after);
-                            held = Some((gate.clone(), rest));
-                            first
-                        } else {
-                            sse(&reply)
-                        }
-                    };
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                    let _ = socket.flush().await;
-                    if let Some((gate, rest)) = held {
-                        gate.wait().await;
-                        let _ = socket.write_all(rest.as_bytes()).await;
-                        let _ = socket.flush().await;
-                    }
-                });
-            }
-        });
-        Self {
-            base_url: format!("http://{address}/v1"),
-            requests,
-            script: shared_script,
-        }
-    }
-
-    /// Replaces the script (for tests that learn ids only after the server started).
-    pub(crate) fn set_script(&self, script: Vec<Reply>) {
-        *self.script.lock().unwrap() = VecDeque::from(script);
-    }
-
-    pub(crate) fn requests(&self) -> Vec<Value> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> (String, String) {
-    let mut request = Vec::new();
-    let mut buffer = [0_u8; 16 * 1024];
-    loop {
-        let read = socket.read(&mut buffer).await.unwrap_or(0);
-        request.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&request).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|line| {
-                    line.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if body.len() >= length || read == 0 {
-                return (head.to_owned(), body.to_owned());
-            }
-        }
-        if read == 0 {
-            return (text, String::new());
-        }
-    }
-}
-
-/// A [`Reply::Held`]: the head and the `before` deltas; then the `after` deltas and the end.
-fn held_sse(before: &[&str], after: &[&str]) -> (String, String) {
-    let delta = |text: &str| {
-        let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
-        format!("data: {chunk}\n\n")
-    };
-    let mut first = String::from(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-    );
-    for text in before {
-        first.push_str(&delta(text));
-    }
-    let mut rest = String::new();
-    for text in after {
-        rest.push_str(&delta(text));
-    }
-    let finish = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-    let usage = json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 5}});
-    rest.push_str(&format!(
-        "data: {finish}\n\ndata: {usage}\n\ndata: [DONE]\n\n"
-    ));
-    (first, rest)
-}
-
-fn sse(reply: &Reply) -> String {
-    let mut chunks = Vec::new();
-    match reply {
-        Reply::Text(deltas) | Reply::CutOff(deltas) => {
-            for delta in deltas {
-                chunks.push(json!({"choices": [{"index": 0, "delta": {"content": delta}}]}));
-            }
-            let reason = if matches!(reply, Reply::CutOff(_)) {
-                "length"
-            } else {
-                "stop"
-            };
-            chunks.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}));
-        }
-        Reply::BrokenOff(deltas) => {
-            let mut answer = String::from(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-            );
-            for delta in deltas {
-                let chunk = json!({"choices": [{"index": 0, "delta": {"content": delta}}]});
-                answer.push_str(&format!("data: {chunk}\n\n"));
-            }
-            return answer;
-        }
-        Reply::Held { before, after, .. } => {
-            let (first, rest) = held_sse(before, after);
-            return first + &rest;
-        }
-        Reply::Tools(calls) | Reply::TextThenTools(_, calls) => {
-            if let Reply::TextThenTools(deltas, _) = reply {
-                for delta in deltas {
-                    chunks.push(json!({"choices": [{"index": 0, "delta": {"content": delta}}]}));
-                }
-            }
-            for (index, (name, arguments)) in calls.iter().enumerate() {
-                let id = format!("call_{}", uuid::Uuid::new_v4().simple());
-                chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [
-                    {"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]}));
-                let text = arguments.to_string();
-                let (first, second) = text.split_at(text.len() / 2);
-                for part in [first, second] {
-                    chunks.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [
-                        {"index": index, "function": {"arguments": part}}]}}]}));
-                }
-            }
-            chunks.push(
-                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
-            );
-        }
-    }
-    chunks.push(json!({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 5}}));
-    let mut answer = String::from(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-    );
-    for chunk in chunks {
-        answer.push_str(&format!("data: {chunk}\n\n"));
-    }
-    answer.push_str("data: [DONE]\n\n");
-    answer
-}
+use crate::scripted_llm::{Reply, Scripted};
 
 /// Writes the LLM configuration (model `chat` on the scripted server, tools on; model
 /// `no-tools` on the same server without tools) and an agents
@@ -275,7 +40,7 @@ pub(crate) fn config_files(
         &llm,
         format!(
             "default_model = \"chat\"\n[[providers]]\nname = \"scripted\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nmax_retries = 0\n\n[[models]]\nname = \"chat\"\nroute = [{{ provider = \"scripted\", model = \"m\" }}]\ncontext_tokens = 4096\nmax_output_tokens = 64\ntools = true\n\n[[models]]\nname = \"no-tools\"\nroute = [{{ provider = \"scripted\", model = \"m\" }}]\ncontext_tokens = 4096\nmax_output_tokens = 64\n",
-            scripted.base_url
+            scripted.base_url()
         ),
     )
     .unwrap();
@@ -1028,7 +793,7 @@ async fn a_moderation_hook_refuses_flagged_input() {
     let scripted = Scripted::start(vec![Reply::Text(vec!["fine answer"])]).await;
     let guardrails = format!(
         "[agents.guardrails]\nmoderation = {{ base_url = \"{}\" }}\n",
-        scripted.base_url
+        scripted.base_url()
     );
     let mut app = agent_app(
         Backend::Sqlite,

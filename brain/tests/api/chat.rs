@@ -11,12 +11,12 @@ use shared_types::chat::{
     ThreadPage, UI_MESSAGE_STREAM_HEADER, UsageReport,
 };
 use shared_types::error::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
     BACKENDS, Backend, Caller, EventReader, ReceivedEvent, TestApp, assert_error, spawn_app_with,
 };
 use crate::llm_server::chat_llm;
+use crate::scripted_llm::{Reply, Scripted};
 
 /// Small replies keep the suite fast on two cores.
 const REPLY_TOKENS: u32 = 16;
@@ -520,41 +520,18 @@ async fn a_dead_provider_falls_back_to_the_local_one() {
     let _ = std::fs::remove_dir_all(config_dir);
 }
 
-/// An OpenAI-compatible server that streams two text deltas and then drops the connection.
-async fn breaking_provider() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = vec![0_u8; 64 * 1024];
-                let _ = socket.read(&mut request).await;
-                let mut answer = String::from(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-                );
-                for word in ["Hello", " wor"] {
-                    let chunk = json!({"choices": [{"index": 0, "delta": {"content": word}}]});
-                    answer.push_str(&format!("data: {chunk}\n\n"));
-                }
-                let _ = socket.write_all(answer.as_bytes()).await;
-                let _ = socket.flush().await;
-                // Dropping the socket ends the body without a finish reason or [DONE].
-            });
-        }
-    });
-    format!("http://{address}/v1")
-}
-
 #[tokio::test]
 async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() {
     for backend in BACKENDS {
+        // Two text deltas, then the connection drops: no finish reason, no [DONE].
+        let breaker = Scripted::start(vec![Reply::BrokenOff(vec!["Hello", " wor"])]).await;
         let config_dir =
             std::env::temp_dir().join(format!("edgebrain-llm-{}", uuid::Uuid::new_v4()));
         // The local server is listed second: after the first token there is no fallback.
         let path = llm_config_file(
             &config_dir,
             &[
-                provider("breaker", &breaking_provider().await),
+                provider("breaker", breaker.base_url()),
                 provider("local", "http://127.0.0.1:1/v1"),
             ],
             &["breaker", "local"],
@@ -926,69 +903,10 @@ async fn bad_turns_are_refused_in_the_error_shape_and_store_nothing() {
     app.stop().await;
 }
 
-/// A Messages API server: checks the request the brain sends and streams a fixed reply.
-/// Hands the request head and body it received to the test.
-async fn anthropic_stub() -> (String, tokio::sync::mpsc::Receiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                // Read until the JSON body is complete (a small request; content-length framed).
-                let mut request = Vec::new();
-                let mut buffer = [0_u8; 16 * 1024];
-                loop {
-                    let read = socket.read(&mut buffer).await.unwrap_or(0);
-                    request.extend_from_slice(&buffer[..read]);
-                    let text = String::from_utf8_lossy(&request);
-                    let complete = text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
-                        let length = head
-                            .lines()
-                            .find_map(|line| {
-                                line.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        body.len() >= length
-                    });
-                    if read == 0 || complete {
-                        break;
-                    }
-                }
-                let _ = sender
-                    .send(String::from_utf8_lossy(&request).into_owned())
-                    .await;
-                let events = [
-                    json!({"type":"message_start","message":{"id":"m","usage":{"input_tokens":12,"output_tokens":1}}}),
-                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
-                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi from"}}),
-                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" Claude"}}),
-                    json!({"type":"content_block_stop","index":0}),
-                    json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}),
-                    json!({"type":"message_stop"}),
-                ];
-                let mut answer = String::from(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-                );
-                for event in events {
-                    answer.push_str(&format!(
-                        "event: {}\ndata: {event}\n\n",
-                        event["type"].as_str().unwrap()
-                    ));
-                }
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (format!("http://{address}/v1"), receiver)
-}
-
 #[tokio::test]
 async fn the_anthropic_provider_streams_through_the_same_endpoint() {
-    let (base_url, mut requests) = anthropic_stub().await;
+    let claude = Scripted::start(vec![Reply::Text(vec!["Hi from", " Claude"])]).await;
+    let base_url = claude.base_url();
     let config_dir = std::env::temp_dir().join(format!("edgebrain-llm-{}", uuid::Uuid::new_v4()));
     // The key comes from an environment variable; HOME exists in every test environment.
     let key = std::env::var("HOME").unwrap();
@@ -1012,16 +930,16 @@ async fn the_anthropic_provider_streams_through_the_same_endpoint() {
 
     assert_well_formed_success(&received);
     assert_eq!(text_of(&received), "Hi from Claude");
-    let request = requests.recv().await.unwrap();
-    let (head, body) = request.split_once("\r\n\r\n").unwrap();
-    let head = head.to_ascii_lowercase();
+    let [request] = &claude.recorded()[..] else {
+        panic!("one model call: {:?}", claude.recorded())
+    };
+    let (head, body) = (request.head.to_ascii_lowercase(), &request.body);
     assert!(head.starts_with("post /v1/messages "), "{head}");
     assert!(
         head.contains(&format!("x-api-key: {}", key.to_ascii_lowercase())),
         "{head}"
     );
     assert!(head.contains("anthropic-version: 2023-06-01"), "{head}");
-    let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["stream"], true);
     assert_eq!(body["model"], "m");
     assert!(
@@ -1206,60 +1124,16 @@ async fn long_threads_are_trimmed_to_the_context_window_with_real_token_counts()
     app.stop().await;
 }
 
-/// An OpenAI-compatible server that answers its first `failures` calls with `status`, then
-/// streams a short reply. Counts the calls.
-async fn flaky_provider(
-    status: u16,
-    failures: usize,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let calls = std::sync::Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let counter = std::sync::Arc::clone(&calls);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let call = counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut request = vec![0_u8; 64 * 1024];
-                let _ = socket.read(&mut request).await;
-                let answer = if call < failures {
-                    let body = r#"{"error":{"message":"try later"}}"#;
-                    format!(
-                        "HTTP/1.1 {status} Nope\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    let mut answer = String::from(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-                    );
-                    for chunk in [
-                        json!({"choices": [{"index": 0, "delta": {"content": "ok"}}]}),
-                        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
-                    ] {
-                        answer.push_str(&format!("data: {chunk}\n\n"));
-                    }
-                    answer.push_str("data: [DONE]\n\n");
-                    answer
-                };
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (format!("http://{address}/v1"), calls)
-}
-
 #[tokio::test]
 async fn retryable_statuses_are_retried_and_client_errors_are_not() {
-    use std::sync::atomic::Ordering;
-    let (unavailable, unavailable_calls) = flaky_provider(503, 1).await;
-    let (rejecting, rejecting_calls) = flaky_provider(400, 1).await;
+    let unavailable = Scripted::start(vec![Reply::Status(503), Reply::Text(vec!["ok"])]).await;
+    let rejecting = Scripted::start(vec![Reply::Status(400), Reply::Text(vec!["ok"])]).await;
     let config_dir = std::env::temp_dir().join(format!("edgebrain-llm-{}", uuid::Uuid::new_v4()));
     let path = llm_config_file(
         &config_dir,
         &[
-            provider("unavailable", &unavailable),
-            provider("rejecting", &rejecting),
+            provider("unavailable", unavailable.base_url()),
+            provider("rejecting", rejecting.base_url()),
         ],
         &["unavailable"],
     );
@@ -1278,7 +1152,7 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
     let received = chunks(&EventReader::new(response).collect().await);
     assert_well_formed_success(&received);
     assert_eq!(text_of(&received), "ok");
-    assert_eq!(unavailable_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(unavailable.requests().len(), 2);
 
     // 400: not retried; with no other target the run fails with an error part.
     let response = send(
@@ -1295,7 +1169,7 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
         ["error", "finish", STREAM_DONE],
         "{types:?}"
     );
-    assert_eq!(rejecting_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(rejecting.requests().len(), 1);
     let run = get_run(&app, &alice, &run_id).await;
     assert_eq!(run.state, RunState::Failed);
     assert!(run.error.unwrap().contains("rejecting"));
@@ -1305,7 +1179,8 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
 
 #[tokio::test]
 async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
-    use crate::agent::{Gate, Reply, Scripted, config_files};
+    use crate::agent::config_files;
+    use crate::scripted_llm::Gate;
     for backend in BACKENDS {
         // A model held mid-reply (its gate never opens): the run is surely in progress when
         // the shutdown comes (a real model may finish a "long story" early).

@@ -15,12 +15,13 @@ use shared_types::chat::{Run, RunState, STREAM_DONE};
 use shared_types::error::ErrorCode;
 use shared_types::headers::DRAINING;
 
-use crate::agent::{Gate, Reply, Scripted, config_files, new_thread};
+use crate::agent::{config_files, new_thread};
 use crate::chat::{chunks, get_run, run_id_of, send, types};
 use crate::helpers::{
     Backend, Caller, EventReader, ReceivedEvent, TEST_TIMEOUT, TestApp, TestDatabase, assert_error,
     postgres_server_url,
 };
+use crate::scripted_llm::{Gate, Reply, Scripted};
 
 /// A brain answering with `scripted`, on `database`.
 async fn brain_on(

@@ -371,7 +371,8 @@ async fn the_default_store_is_the_data_directory() {
 /// documents (the stored per-owner generation).
 #[tokio::test]
 async fn a_cached_knowledge_index_follows_other_brains_uploads_and_deletes() {
-    use crate::knowledge::{fake_embeddings_server, search, upload_ok, use_fake_embeddings};
+    use crate::knowledge::{search, upload_ok, use_fake_embeddings};
+    use crate::scripted_llm::fake_embeddings_server;
     let (url, _) = fake_embeddings_server().await;
     let database = TestDatabase::new(Backend::Postgres).await;
     let shared = database.sharing();

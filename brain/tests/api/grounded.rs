@@ -8,12 +8,11 @@ use shared_types::agent::GroundingStatus;
 use shared_types::chat::{ChatReply, FinishReason, RunState, UsageReport};
 use shared_types::data::DatasetInfo;
 
-use crate::agent::{
-    DATA_TOOLS, Reply, SALES_CSV, Scripted, agent_app, new_thread, of_type, turn, turn_with,
-};
+use crate::agent::{DATA_TOOLS, SALES_CSV, agent_app, new_thread, of_type, turn, turn_with};
 use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
 use crate::datasets::upload_csv;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
+use crate::scripted_llm::{Reply, Scripted};
 use brain::agent::driver::{WITHHELD_ANSWER, cannot_answer_text};
 
 const GROUP: &str = "SELECT store, SUM(units) AS units FROM sales GROUP BY store ORDER BY store";

@@ -11,6 +11,7 @@ use shared_types::knowledge::{Document, DocumentDetail, DocumentList, SearchHit,
 
 use crate::datasets::multipart;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp, assert_error, spawn_app_with};
+use crate::scripted_llm::fake_embeddings_server;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge")
@@ -591,68 +592,12 @@ async fn documents_of(app: &TestApp, caller: &Caller) -> DocumentList {
         .unwrap()
 }
 
-/// Points the brain at [`fake_embeddings_server`] (its model name, no API key).
+/// Points the brain at [`crate::scripted_llm::fake_embeddings_server`] (its model name, no API key).
 pub(crate) fn use_fake_embeddings(config: &mut brain::Config, url: String) {
     config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
     config.embeddings_url = url;
     config.embeddings_model = "fake-embed".to_owned();
     config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
-}
-
-/// A stand-in OpenAI-compatible embeddings server on 127.0.0.1: vectors count letters (26
-/// dims), so texts sharing words point the same way. Records every input it embedded; answers
-/// 500 when an input contains "FAIL".
-pub(crate) async fn fake_embeddings_server()
--> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use axum::routing::post;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let recorded = std::sync::Arc::clone(&seen);
-    let app = axum::Router::new().route(
-        "/v1/embeddings",
-        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let recorded = std::sync::Arc::clone(&recorded);
-            async move {
-                assert_eq!(body["model"], "fake-embed");
-                let inputs: Vec<String> = body["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_owned())
-                    .collect();
-                if inputs.iter().any(|input| input.contains("STALL")) {
-                    // An embeddings service that never answers.
-                    std::future::pending::<()>().await;
-                }
-                if inputs.iter().any(|input| input.contains("FAIL")) {
-                    return (
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        axum::Json(serde_json::json!({"error": "boom"})),
-                    );
-                }
-                recorded.lock().unwrap().extend(inputs.iter().cloned());
-                let data: Vec<serde_json::Value> = inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(index, input)| {
-                        let mut vector = vec![0.0f64; 26];
-                        for c in input.to_lowercase().chars().filter(char::is_ascii_lowercase) {
-                            vector[(c as u8 - b'a') as usize] += 1.0;
-                        }
-                        serde_json::json!({"object": "embedding", "index": index, "embedding": vector})
-                    })
-                    .rev() // out of order on purpose: the client must sort by index
-                    .collect();
-                (
-                    axum::http::StatusCode::OK,
-                    axum::Json(serde_json::json!({"object": "list", "data": data, "model": "fake-embed"})),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{address}/v1"), seen)
 }
 
 /// The OpenAI-compatible embedder: chunks and queries go to the provider, documents record its

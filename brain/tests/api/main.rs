@@ -29,6 +29,7 @@ mod logging;
 mod openapi;
 mod queries;
 mod s3_server;
+mod scripted_llm;
 mod shutdown;
 mod sql_dates;
 mod store;
