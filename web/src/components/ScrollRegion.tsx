@@ -10,8 +10,8 @@ type Props = HTMLAttributes<HTMLElement> & {
 };
 
 /**
- * A box that scrolls what does not fit in it. Only while something overflows is it a named,
- * focusable region (`tabIndex` 0), so keyboard users can reach it and scroll it with the arrow
+ * A box that scrolls what does not fit in it. Only while something overflows is it a named
+ * focusable group (`tabIndex` 0), so keyboard users can reach it and scroll it with the arrow
  * keys, while a box that fits adds no stop to the Tab order (axe: scrollable-region-focusable).
  */
 export function ScrollRegion(props: Props) {
@@ -32,6 +32,7 @@ export function ScrollRegion(props: Props) {
     for (const child of Array.from(element.children)) observer.observe(child);
     return () => observer.disconnect();
   }, []);
-  const focusable = scrolls ? { tabIndex: 0, role: "region", "aria-label": label } : {};
+  // A named group rather than a region: replies may hold many, and landmarks should be few.
+  const focusable = scrolls ? { tabIndex: 0, role: "group", "aria-label": label } : {};
   return createElement(as, { ...rest, ...focusable, ref: box }, children);
 }
