@@ -17,7 +17,10 @@
 //   while it is being written (SLOW_CHUNKS: every piece distinct, duplicates would show);
 // - MARKDOWN_QUESTION: markdown (a table, SQL in a code fence, numbers) with HTML that must not
 //   run (MARKDOWN_ANSWER);
-// - questions starting "Turn ": a short answer of a few lines at once (quickAnswer).
+// - SLOW_TOOL_QUESTION: a pause before anything (the reply is "Thinking…"), then a `sql` call
+//   whose input is written slowly (the reply is "Running SQL…"), then a short answer;
+// - questions whose last line starts "Turn " (the web app's retries and edits put a line
+//   above the question): a short answer of a few lines at once (quickAnswer).
 import { createServer } from "node:http";
 
 // More rows than the brain states itself after an answer that leaves their numbers out (10):
@@ -54,6 +57,11 @@ export const MARKDOWN_ANSWER = [
   '<script>window.__xss = "script"</script><img src="x" onerror="window.__xss = \'img\'">',
   '[link](javascript:window.__xss=1)',
 ].join("");
+export const SLOW_TOOL_QUESTION = "Which store sold the most units? Take your time.";
+export const SLOW_TOOL_ANSWER = "The first store in the table sold the most units.";
+/** How long the model "thinks" before its first chunk, and writes its `sql` call's input. */
+const THINKING_MS = 1_000;
+const SLOW_TOOL_INPUT_MS = 1_500;
 /** The scripted model's answer to a "Turn …" question: a few short lines, unpaced. */
 export function quickAnswer(question) {
   return `Answer to "${question}":\n\n- one\n- two\n- three`;
@@ -90,7 +98,8 @@ function script(body) {
   const tools = (body.tools ?? []).map((tool) => tool.function?.name);
   const toolMessages = messages.filter((message) => message.role === "tool");
   const question = contentOf(messages.filter((message) => message.role === "user").at(-1));
-  const textQuestion = [LONG_QUESTION, CONTINUE_TEXT, SLOW_QUESTION, MARKDOWN_QUESTION].includes(question) || question.startsWith("Turn ");
+  const turnQuestion = (question.split("\n").at(-1) ?? "").startsWith("Turn ");
+  const textQuestion = [LONG_QUESTION, CONTINUE_TEXT, SLOW_QUESTION, MARKDOWN_QUESTION].includes(question) || turnQuestion;
   const agentFlow = body.model === "scripted-agent" && tools.length > 0 && !textQuestion;
   // Like any OpenAI-compatible server, it honours `tool_choice: "required"` (the brain's default
   // agent requires a tool on its first call): with nothing else to call, it looks at a dataset.
@@ -101,13 +110,18 @@ function script(body) {
   if (question === CONTINUE_TEXT) return text([CONTINUED_ANSWER]);
   if (question === SLOW_QUESTION) return text(SLOW_CHUNKS);
   if (question === MARKDOWN_QUESTION) return text([MARKDOWN_ANSWER.slice(0, 40), MARKDOWN_ANSWER.slice(40)]);
-  if (question.startsWith("Turn ")) return text([quickAnswer(question)], "stop", false);
+  if (turnQuestion) return text([quickAnswer(question)], "stop", false);
   if (body.model === "scripted-agent" && tools.length > 0) {
     if (question === PROMOTION_QUESTION || question === INVENTED_QUESTION) {
       if (toolMessages.length === 0) return { events: toolCall("call_promotions", "sql", { sql: PROMOTION_SQL }), paced: false };
       const count = JSON.parse(contentOf(toolMessages[0])).rows?.[0]?.promotions;
       const stated = question === PROMOTION_QUESTION ? Number(count).toLocaleString("en-US") : INVENTED_COUNT;
       return text([`${stated} transactions `, "used a promotion."]);
+    }
+    if (question === SLOW_TOOL_QUESTION) {
+      if (toolMessages.length > 0) return text([SLOW_TOOL_ANSWER]);
+      const [start, input, finish] = toolCall("call_slow", "sql", { sql: SAMPLE_SQL });
+      return { events: [{ pauseMs: THINKING_MS }, start, { pauseMs: SLOW_TOOL_INPUT_MS }, input, finish], paced: false };
     }
     if (question === ASSUMED_QUESTION) {
       if (toolMessages.length === 0) return { events: toolCall("call_assumed", "sql", { sql: ASSUMED_SQL }), paced: false };
@@ -143,6 +157,11 @@ export function startScriptedLlm() {
       response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       for (const event of events) {
         if (response.destroyed) return;
+        // A scripted pause (thinking, or writing a tool call's input slowly).
+        if (event.pauseMs) {
+          await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+          continue;
+        }
         response.write(`data: ${JSON.stringify(event)}\n\n`);
         // The scripted model's pace of writing, so clients see the text arrive piece by piece.
         if (paced) await new Promise((resolve) => setTimeout(resolve, DELTA_INTERVAL_MS));

@@ -5,14 +5,19 @@
 // it calls `sql`, then `chart`, then streams a text answer; other questions have it state numbers
 // (grounded or invented) or stop at its output limit; a long paced answer is stopped, reloaded
 // and raced from a second tab; markdown is rendered and its HTML never runs; the layout holds
-// over ten turns and on a 390×844 phone. Tests wait on the chat's machine-readable state
-// (`data-state` of `chat-status`: the AI SDK's status), never on its words. Screenshots go to
-// e2e/artifacts/. Run by scripts/test (BRAIN_BIN set).
+// over ten turns and on a 390×844 phone; message actions (copy to the clipboard, retry, edit),
+// starter questions, the status words, the keyboard and dark mode. axe-core checks every view
+// (e2e/axe.mjs: no serious or critical violation). Tests wait on the chat's machine-readable
+// state (`data-state` of `chat-status`: the AI SDK's status; `data-tool`: the tool running),
+// never on its words. Screenshots go to e2e/artifacts/ (not committed), and those of the main
+// views, desktop and phone, to docs/screenshots/, which the README shows: written by every run,
+// they stay true (EDGEBRAIN_SCREENSHOTS_DIR writes them elsewhere). Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { assertAccessible } from "./axe.mjs";
 import { ROOT, freePort, requireEnv, startBrain, startEdge, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ANSWER,
@@ -32,12 +37,16 @@ import {
   SLOW_ANSWER,
   SLOW_CHUNKS,
   SLOW_QUESTION,
+  SLOW_TOOL_ANSWER,
+  SLOW_TOOL_QUESTION,
   quickAnswer,
   scriptedLlmConfig,
   startScriptedLlm,
 } from "./scripted-llm.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
+/** The README's screenshots (committed): the main views on a desktop and a 390×844 phone. */
+const SCREENSHOTS = process.env.EDGEBRAIN_SCREENSHOTS_DIR ?? join(ROOT, "docs/screenshots");
 const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const QUESTION = "How many units did each store sell?";
 // The edge's `chat` rate limit (wrangler.toml: 20 a minute) is the gateway tests' subject; here
@@ -64,6 +73,35 @@ function lastReplyRaw(page) {
   });
 }
 
+/**
+ * The thread as the page shows it: each message's role, kind (question, retry, edit) and label,
+ * its text (a question as shown, a reply's raw text) and its actions' names.
+ */
+function shownThread(target) {
+  return target.evaluate(() =>
+    [...document.querySelectorAll("li.message")].map((item) => ({
+      role: item.dataset.testid,
+      kind: item.dataset.kind ?? null,
+      label: item.querySelector('[data-testid="turn-kind"]')?.textContent ?? null,
+      text:
+        item.dataset.testid === "message-user"
+          ? item.querySelector(".user-text")?.textContent
+          : [...item.querySelectorAll('[data-testid="message-text"]')].map((element) => element.dataset.raw).join(""),
+      // A Copy that was just clicked says "Copied" for a moment.
+      actions: [...item.querySelectorAll(".message-actions button")].map((button) => button.textContent.replace("Copied", "Copy")),
+    })),
+  );
+}
+
+/** The relative luminance (WCAG) of a computed `rgb(…)` colour. */
+function luminance(rgb) {
+  const [r, g, b] = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map((value) => {
+    const channel = Number(value) / 255;
+    return channel <= 0.03928 ? channel / 12.92 : ((channel + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
 /** The thread id in the page's address (`#thread=…`). */
 async function threadOf(page) {
   return new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get("thread");
@@ -88,9 +126,12 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
   }
 
   const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `web-${name}.png`), fullPage: true });
+  /** A screenshot for the README: the viewport as the visitor sees it. */
+  const readmeShot = (name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
+    mkdirSync(SCREENSHOTS, { recursive: true });
     llm = await startScriptedLlm();
     const dataDir = tempDir("edgebrain-e2e-web-");
     const configFile = join(dataDir, "llm.toml");
@@ -117,14 +158,23 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
   /**
    * A browser context (a visitor) whose pages record every text the last assistant message
    * showed (`__assistantTexts`: as displayed; `__rawTexts`: the raw text of all its text parts),
-   * to prove answers streamed in and were never shown twice.
+   * to prove answers streamed in and were never shown twice, and every status line's words
+   * (`__statusWords`). The clipboard is the visitor's to read and write.
    */
   async function newContext(options = {}) {
-    const created = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US", ...options });
+    const created = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      locale: "en-US",
+      permissions: ["clipboard-read", "clipboard-write"],
+      ...options,
+    });
     await created.addInitScript(() => {
       window.__assistantTexts = [];
       window.__rawTexts = [];
+      window.__statusWords = [];
       new MutationObserver(() => {
+        const words = document.querySelector('[data-testid="chat-status"]')?.textContent;
+        if (words !== undefined && window.__statusWords.at(-1) !== words) window.__statusWords.push(words);
         const replies = document.querySelectorAll('[data-testid="message-assistant"]');
         const reply = replies[replies.length - 1];
         const texts = reply ? [...reply.querySelectorAll('[data-testid="message-text"]')] : [];
@@ -186,10 +236,14 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await table.waitFor({ timeout: 30_000 });
     assert.ok((await table.locator("tbody tr").count()) >= 1, "the sql tool's rows are shown");
     assert.deepEqual(await table.locator("thead th").allTextContents(), ["store_id", "units"]);
+    // Taller than its box, the table scrolls there: a focusable, named group keyboards can scroll.
+    assert.deepEqual([await table.getAttribute("tabindex"), await table.getAttribute("aria-label")], ["0", "Table"]);
     const chart = page.getByTestId("tool-chart").getByTestId("chart");
     await chart.locator("svg").first().waitFor({ timeout: 30_000 });
     assert.ok((await chart.locator("svg .mark-rect path").count()) >= 1, "vega drew the bars");
     await shot("chart");
+    await assertAccessible(page, "a conversation with a table and a chart");
+    await readmeShot("desktop-chat");
   });
 
   test("the answer shows how it was computed: the SQL, the datasets and versions, the rows", async () => {
@@ -205,6 +259,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     // An answer without numbers has nothing to verify.
     assert.equal(await assistant.getByTestId("grounding").count(), 0);
     await shot("provenance");
+    await assertAccessible(page, "an answer's provenance, unfolded");
   });
 
   test("a reload finds the thread and its messages again", async () => {
@@ -241,6 +296,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     const second = new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get("thread");
     assert.notEqual(second, threadId);
     await page.getByText("Ask about the sample data").waitFor();
+    await assertAccessible(page, "an empty thread with its starter questions");
 
     // Rename the first conversation and switch back to it.
     const first = threads.filter({ has: page.locator(".thread-title") }).nth(1);
@@ -279,6 +335,8 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.deepEqual(await sample.locator("tbody tr").first().locator("td").allTextContents(), ["north", "0", "0"]);
     await page.getByTestId("dataset").filter({ hasText: "regional_sales" }).waitFor();
     await shot("upload");
+    await assertAccessible(page, "the datasets view after an upload");
+    await readmeShot("desktop-datasets");
   });
 
   test("the SQL panel queries the uploaded dataset", async () => {
@@ -290,6 +348,8 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.deepEqual(await result.locator("tbody tr td:first-child").allTextContents(), ["east", "north", "south", "west"]);
     await page.getByTestId("query-summary").filter({ hasText: "4 rows" }).waitFor();
     await shot("query");
+    await assertAccessible(page, "the query view with a result");
+    await readmeShot("desktop-query");
   });
 
   test("the usage view counts this visitor's replies and says the budget is unlimited", async () => {
@@ -299,6 +359,8 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.ok(Number((await runs.textContent()).replace(/\D/g, "")) >= 1, await runs.textContent());
     assert.ok(Number((await page.getByTestId("usage-tokens-out").textContent()).replace(/\D/g, "")) > 0);
     assert.equal(await page.getByTestId("usage-budget").textContent(), "unlimited");
+    await assertAccessible(page, "the usage view");
+    await readmeShot("desktop-usage");
     await page.getByRole("tab", { name: "Chat" }).click();
   });
 
@@ -396,6 +458,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await page.getByTestId("grounding").filter({ hasText: `Not verified against your data — ${INVENTED_COUNT}` }).waitFor();
     await page.locator('[data-testid="grounding"][data-status="verified"]').waitFor();
     await shot("grounding");
+    await assertAccessible(page, "answers with grounding verdicts");
   });
 
   test("a reply cut off at the output limit ends with finish reason length, visible in the UI", async () => {
@@ -413,7 +476,10 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await cut.getByTestId("message-text").filter({ hasText: CUT_OFF_CHUNKS.join("") }).waitFor();
     const notice = cut.getByTestId("cut-off");
     assert.match(await notice.textContent(), /^Cut off — the reply reached its length limit\./);
+    await ready(page);
+    assert.equal(await page.getByTestId("chat-status").textContent(), "Cut off — press Continue to go on");
     await shot("cut-off");
+    await assertAccessible(page, "a reply cut off at its length limit");
     await notice.getByRole("button", { name: "Continue" }).click();
     await page.getByTestId("message-user").filter({ hasText: CONTINUE_TEXT }).waitFor();
     await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: CONTINUED_ANSWER }).waitFor();
@@ -530,6 +596,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.equal(await other.getByLabel("Message", { exact: true }).inputValue(), "Turn 1 from the second tab");
     await other.getByTestId("message-user").filter({ hasText: SLOW_QUESTION }).waitFor();
     await other.screenshot({ path: join(ARTIFACTS, "web-busy-offer.png") });
+    await assertAccessible(other, "the wait-or-stop offer of a busy thread");
 
     // Wait: the second tab follows the live reply to its end, then sends.
     await offer.getByRole("button", { name: "Wait for the reply" }).click();
@@ -587,7 +654,12 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await page.getByTestId("message-user").last().getByRole("button", { name: "Send" }).click();
     await page.getByTestId("message-user").filter({ hasText: "Turn 11, edited" }).waitFor();
     await ready(page);
-    assert.equal(await lastReplyRaw(page), quickAnswer("Turn 11, edited"));
+    // The question as sent and stored: a line saying it is an edit, then the edited text.
+    const sent = (await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json()).messages
+      .filter((message) => message.role === "user")
+      .at(-1).parts[0].text;
+    assert.ok(sent.endsWith("\n\nTurn 11, edited"), sent);
+    assert.equal(await lastReplyRaw(page), quickAnswer(sent));
 
     // Scrolled up, the pane stays where the reader is while the reply grows; "Latest" goes back
     // to the end and follows it again.
@@ -623,16 +695,12 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.equal(await reply.locator("script, img, iframe, [onerror]").count(), 0);
     assert.equal(await page.evaluate(() => window.__xss), undefined);
     assert.equal(await reply.locator('a[href^="javascript"]').count(), 0);
-    // Copy gives the raw markdown (the clipboard API recorded: headless Chromium cannot read it back).
-    await page.evaluate(() => {
-      navigator.clipboard.writeText = async (text) => {
-        window.__copied = text;
-      };
-    });
+    // Copy puts the raw markdown on the clipboard (read back from the browser's clipboard).
     await reply.getByRole("button", { name: "Copy" }).click();
     await reply.getByRole("button", { name: "Copied" }).waitFor();
-    assert.equal(await page.evaluate(() => window.__copied), MARKDOWN_ANSWER);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), MARKDOWN_ANSWER);
     await shot("markdown");
+    await assertAccessible(page, "a markdown reply (table, highlighted code)");
   });
 
   test("at 390×844: no horizontal scroll, a composer at least 300 px wide, conversations in a drawer", async () => {
@@ -657,11 +725,206 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     const threads = page.getByRole("navigation", { name: "Conversations" });
     assert.equal(await threads.isVisible(), false);
     await page.screenshot({ path: join(ARTIFACTS, "web-phone.png") });
-    await page.getByRole("button", { name: "Show conversations" }).click();
+    await assertAccessible(page, "the phone layout");
+    await readmeShot("phone-chat");
+    // The drawer takes the focus; Escape closes it and gives the focus back to its button.
+    const toggle = page.getByRole("button", { name: "Show conversations" });
+    await toggle.click();
     await threads.getByTestId("thread").first().waitFor({ state: "visible" });
+    await page.waitForFunction(() => document.activeElement?.classList.contains("new-thread"));
     await page.screenshot({ path: join(ARTIFACTS, "web-phone-drawer.png") });
+    await assertAccessible(page, "the phone layout with the conversations drawer open");
+    await readmeShot("phone-drawer");
+    await page.keyboard.press("Escape");
+    await threads.waitFor({ state: "hidden" });
+    assert.ok(await toggle.evaluate((element) => element === document.activeElement), "the focus is back on the drawer's button");
+    await toggle.click();
+    await threads.getByTestId("thread").first().waitFor({ state: "visible" });
     await threads.locator(".thread-title").first().click();
     await threads.waitFor({ state: "hidden" });
+  });
+
+  test("a starter question on an empty thread is sent with one click", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    const starter = page.getByTestId("starter").filter({ hasText: QUESTION });
+    await starter.waitFor();
+    const posted = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await starter.click();
+    assert.equal((await posted).status(), 200);
+    await page.getByTestId("message-user").filter({ hasText: QUESTION }).waitFor();
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: ANSWER }).waitFor({ timeout: 60_000 });
+    await ready(page);
+    assert.equal(await page.getByTestId("starter").count(), 0, "the starters leave once the thread has a question");
+  });
+
+  test("the status line says what happens: Thinking…, then Running SQL… while the query runs", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    await submit(page, SLOW_TOOL_QUESTION);
+    // The words while the `sql` call is being written and run (`data-tool`), read in one go.
+    const running = await page.waitForFunction(() => {
+      const status = document.querySelector('[data-testid="chat-status"]');
+      return status?.dataset.state === "streaming" && status.dataset.tool === "sql" ? status.textContent : null;
+    });
+    assert.equal(await running.jsonValue(), "Running SQL…");
+    await page.getByTestId("message-assistant").getByTestId("message-text").filter({ hasText: SLOW_TOOL_ANSWER }).waitFor();
+    await ready(page);
+    assert.equal(await page.getByTestId("chat-status").textContent(), "");
+    assert.equal(await page.getByTestId("chat-status").getAttribute("data-tool"), null);
+    const words = await page.evaluate(() => window.__statusWords);
+    const thinking = words.indexOf("Thinking…");
+    assert.ok(thinking >= 0 && words.indexOf("Running SQL…") > thinking, `Thinking…, then Running SQL…: ${JSON.stringify(words)}`);
+    assert.ok(!words.some((text) => /^(ready|streaming|submitted)$/.test(text)), `no SDK internals: ${JSON.stringify(words)}`);
+  });
+
+  test("message actions: Copy fills the clipboard; Retry and Edit are new turns that say so; a reload shows what the tab showed", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    const question = "Turn A: units per store?";
+    await send(question);
+    const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
+    const firstReply = page.getByTestId("message-assistant").first();
+    await firstReply.getByRole("button", { name: "Copy" }).click();
+    await firstReply.locator('button[data-state="copied"]').filter({ hasText: "Copied" }).waitFor();
+    assert.equal(await clipboard(), quickAnswer(question));
+    const asked = page.getByTestId("message-user").last();
+    await asked.getByRole("button", { name: "Copy" }).click();
+    await asked.locator('button[data-state="copied"]').waitFor();
+    assert.equal(await clipboard(), question);
+    /** The text of the last user message as the brain stored it. */
+    const storedQuestion = async () =>
+      (await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json()).messages
+        .filter((message) => message.role === "user")
+        .at(-1).parts[0].text;
+
+    // Retry: the question again, as a new turn whose first line says it is a retry; a new answer.
+    const retried = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await firstReply.getByRole("button", { name: "Retry" }).click();
+    assert.equal((await retried).status(), 200);
+    await page.locator('[data-testid="message-user"][data-kind="retry"]').waitFor();
+    await ready(page);
+    const retry = page.getByTestId("message-user").last();
+    assert.equal(await retry.getAttribute("data-kind"), "retry");
+    assert.match(await retry.getByTestId("turn-kind").textContent(), /^Asked again/);
+    assert.equal(await retry.locator(".user-text").textContent(), question);
+    const retryText = await storedQuestion();
+    assert.ok(retryText !== question && retryText.endsWith(`\n\n${question}`), retryText);
+    assert.equal(await lastReplyRaw(page), quickAnswer(retryText), "a new answer, to the question as sent");
+    assert.equal(await page.getByTestId("message-assistant").count(), 2, "the first answer stays");
+    assert.equal(await firstReply.getByRole("button", { name: "Retry" }).count(), 0, "only the last reply offers Retry");
+
+    // Edit: the field holds the question (not the retry's line); Enter sends the edit as a new turn.
+    await retry.getByRole("button", { name: "Edit" }).click();
+    const field = page.getByLabel("Edit message");
+    assert.equal(await field.inputValue(), question);
+    await assertAccessible(page, "a question being edited");
+    await field.fill("Turn B: units per region?");
+    const edited = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await field.press("Enter");
+    assert.equal((await edited).status(), 200);
+    await page.locator('[data-testid="message-user"][data-kind="edit"]').waitFor();
+    await ready(page);
+    const edit = page.getByTestId("message-user").last();
+    assert.match(await edit.getByTestId("turn-kind").textContent(), /^Edited question/);
+    assert.equal(await edit.locator(".user-text").textContent(), "Turn B: units per region?");
+    const editText = await storedQuestion();
+    assert.ok(editText.endsWith("\n\nTurn B: units per region?"), editText);
+    assert.equal(await lastReplyRaw(page), quickAnswer(editText));
+    await shot("message-actions");
+
+    // What the tab shows is what the brain stored: a reload shows the same thread.
+    const shown = await shownThread(page);
+    assert.deepEqual(shown.map((message) => [message.role, message.kind]), [
+      ["message-user", "question"],
+      ["message-assistant", null],
+      ["message-user", "retry"],
+      ["message-assistant", null],
+      ["message-user", "edit"],
+      ["message-assistant", null],
+    ]);
+    await page.reload();
+    await page.waitForFunction((count) => document.querySelectorAll("li.message").length === count, shown.length);
+    await ready(page);
+    assert.deepEqual(await shownThread(page), shown);
+  });
+
+  test("keyboard: Tab reaches every control with a visible focus ring; Enter sends, Shift+Enter adds a line", async () => {
+    await newVisitor();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    await send("Turn K");
+    await page.getByTestId("thread").filter({ hasText: "Turn K" }).waitFor();
+    // Walk the page with Tab from the top: every control comes, each with its focus ring.
+    await page.evaluate(() => (document.activeElement instanceof HTMLElement ? document.activeElement.blur() : undefined));
+    const reached = [];
+    for (let step = 0; step < 40; step += 1) {
+      await page.keyboard.press("Tab");
+      const focused = await page.evaluate(() => {
+        const element = document.activeElement;
+        if (!element || element === document.body) return null;
+        const style = getComputedStyle(element);
+        return { name: element.getAttribute("aria-label") ?? element.textContent.trim(), ring: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2 };
+      });
+      if (!focused) continue;
+      if (reached.length > 0 && focused.name === reached[0].name) break;
+      reached.push(focused);
+    }
+    const names = reached.map((item) => item.name);
+    for (const name of ["Chat", "Datasets", "Query", "Usage", "+ New conversation", "Rename Turn K", "Delete Turn K", "Copy", "Edit", "Retry", "Message"]) {
+      assert.ok(names.includes(name), `Tab reaches ${name}: ${JSON.stringify(names)}`);
+    }
+    assert.deepEqual(reached.filter((item) => !item.ring).map((item) => item.name), [], "every focused control shows its focus ring");
+
+    // Shift+Enter adds a line; Enter sends (and empties the composer).
+    const composer = page.getByLabel("Message", { exact: true });
+    await composer.focus();
+    await page.keyboard.type("First line");
+    await page.keyboard.press("Shift+Enter");
+    await page.keyboard.type("Turn L, second line");
+    assert.equal(await composer.inputValue(), "First line\nTurn L, second line");
+    assert.equal(await page.getByTestId("message-user").count(), 1, "Shift+Enter did not send");
+    const posted = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
+    await page.keyboard.press("Enter");
+    assert.equal((await posted).status(), 200);
+    await ready(page);
+    assert.equal(await page.getByTestId("message-user").last().locator(".user-text").textContent(), "First line\nTurn L, second line");
+    assert.equal(await composer.inputValue(), "");
+    assert.equal(await lastReplyRaw(page), quickAnswer("First line\nTurn L, second line"));
+  });
+
+  test("dark mode follows the system: other colours, and every view passes axe in them", async () => {
+    await newVisitor({ colorScheme: "dark" });
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("thread").first().waitFor();
+    await send(QUESTION);
+    await page.getByTestId("tool-chart").getByTestId("chart").locator("svg").first().waitFor();
+    await send(MARKDOWN_QUESTION);
+    await page.getByTestId("message-assistant").last().locator("pre code.hljs .hljs-keyword").first().waitFor();
+    const colours = () =>
+      page.evaluate(() => ({
+        page: getComputedStyle(document.documentElement).backgroundColor,
+        text: getComputedStyle(document.body).color,
+        pane: getComputedStyle(document.querySelector(".conversation")).backgroundColor,
+        dark: matchMedia("(prefers-color-scheme: dark)").matches,
+      }));
+    const dark = await colours();
+    await page.emulateMedia({ colorScheme: "light" });
+    const light = await colours();
+    await page.emulateMedia({ colorScheme: "dark" });
+    assert.deepEqual([dark.dark, light.dark], [true, false]);
+    assert.ok(luminance(dark.page) < 0.05 && luminance(dark.pane) < 0.05 && luminance(dark.text) > 0.6, `dark: ${JSON.stringify(dark)}`);
+    assert.ok(luminance(light.page) > 0.8 && luminance(light.pane) > 0.8 && luminance(light.text) < 0.05, `light: ${JSON.stringify(light)}`);
+    await assertAccessible(page, "the chat in dark mode (table, chart, markdown)");
+    await readmeShot("desktop-dark");
+    for (const [tab, view] of [["Datasets", "dataset"], ["Query", null], ["Usage", "usage-runs"]]) {
+      await page.getByRole("tab", { name: tab }).click();
+      if (view) await page.getByTestId(view).first().waitFor();
+      else await page.getByLabel("SQL", { exact: true }).waitFor();
+      await assertAccessible(page, `the ${tab} view in dark mode`);
+    }
   });
 
   test("no page logged a console error or threw", () => {

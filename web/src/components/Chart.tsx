@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import type { JsonValue } from "@edgebrain/types";
+import { ScrollRegion } from "./ScrollRegion";
 
 /**
  * Renders a Vega-Lite spec (as the agent's `chart` tool produces it, data inline) with
@@ -35,7 +36,9 @@ export function Chart(props: { spec: JsonValue }) {
 
   return (
     <figure className="chart" data-testid="chart">
-      <div ref={target} />
+      <ScrollRegion className="chart-scroll" label="Chart">
+        <div ref={target} />
+      </ScrollRegion>
       {error ? <figcaption className="error">chart could not be drawn: {error}</figcaption> : null}
     </figure>
   );

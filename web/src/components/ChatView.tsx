@@ -7,6 +7,7 @@ import { AnswerNotice, CutOff, Grounding } from "./AnswerNotes";
 import { MessageText, preloadMarkdown } from "./MessageText";
 import { Provenance, type Evidence } from "./Provenance";
 import { ToolResult } from "./ToolResult";
+import { TURN_LABELS, parseTurn, turnText } from "../turns";
 
 /** The brain's `data-*` parts (shared_types::chat::UiMessageChunk) by name. */
 type DataParts = { provenance: ProvenanceData; grounding: GroundingReport; notice: Notice };
@@ -153,35 +154,58 @@ const TOOL_STATUS: { [tool: string]: string } = {
   search_documents: "Searching the documents…",
 };
 
-/** The status line in words ("Thinking…", "Running SQL…"); the SDK's state is `data-state`. */
+/** The tool call a reply is waiting for (its input being written or the tool running), if any. */
+function runningTool(status: ChatStatus, messages: ReadonlyArray<ChatMessage>): string | null {
+  if (status !== "streaming") return null;
+  const last = messages.at(-1);
+  const part = last?.role === "assistant" ? last.parts.at(-1) : undefined;
+  return part?.type === "dynamic-tool" && (part.state === "input-streaming" || part.state === "input-available") ? part.toolName : null;
+}
+
+/**
+ * The status line in words ("Thinking…", "Running SQL…", "Cut off — …"); the SDK's state is its
+ * `data-state` and the running tool its `data-tool`, which tests wait on.
+ */
 function statusText(status: ChatStatus, messages: ReadonlyArray<ChatMessage>, stopping: boolean, reconnecting: boolean): string {
   if (stopping) return "Stopping…";
-  if (status === "ready" || status === "error") return "";
   const last = messages.at(-1);
-  if (status === "submitted" || !last || last.role !== "assistant") return reconnecting ? "Reconnecting to the reply…" : "Thinking…";
-  const part = last.parts.at(-1);
-  if (part?.type === "dynamic-tool" && (part.state === "input-streaming" || part.state === "input-available")) {
-    return TOOL_STATUS[part.toolName] ?? `Using ${part.toolName}…`;
+  if (status === "ready") {
+    return last?.role === "assistant" && last.metadata?.finishReason === "length" ? "Cut off — press Continue to go on" : "";
   }
+  if (status === "error") return "";
+  if (status === "submitted" || !last || last.role !== "assistant") return reconnecting ? "Reconnecting to the reply…" : "Thinking…";
+  const tool = runningTool(status, messages);
+  if (tool) return TOOL_STATUS[tool] ?? `Using ${tool}…`;
+  const part = last.parts.at(-1);
   if (part?.type === "text" && part.state === "streaming") return "Writing…";
   return "Thinking…";
 }
 
-function CopyButton(props: { text: string }) {
+/** How long "Copied" stays on a Copy button. */
+const COPIED_MS = 2_000;
+
+/** Copies `text` to the clipboard and says so on the button ("Copied"; `data-state` too). */
+function CopyButton(props: { text: string; what: string }) {
   const [done, setDone] = useState<"copied" | "failed" | null>(null);
+  useEffect(() => {
+    if (!done) return;
+    const timer = window.setTimeout(() => setDone(null), COPIED_MS);
+    return () => window.clearTimeout(timer);
+  }, [done]);
   return (
     <button
       type="button"
       className="action"
+      title={`Copy the ${props.what}`}
+      data-state={done ?? "idle"}
       onClick={() => {
         navigator.clipboard.writeText(props.text).then(
           () => setDone("copied"),
           () => setDone("failed"),
         );
-        window.setTimeout(() => setDone(null), 2_000);
       }}
     >
-      {done === "copied" ? "Copied" : done === "failed" ? "Copy failed" : "Copy"}
+      <span aria-live="polite">{done === "copied" ? "Copied" : done === "failed" ? "Copy failed" : "Copy"}</span>
     </button>
   );
 }
@@ -189,10 +213,10 @@ function CopyButton(props: { text: string }) {
 type MessageActions = {
   /** Continue a cut-off reply (last message only, when idle). */
   onContinue: (() => void) | null;
-  /** Ask the question behind this reply again (idle only). */
+  /** Ask the question behind this reply again, as a new turn (last reply only, when idle). */
   onRetry: (() => void) | null;
   /** Send an edited copy of this question as a new turn (idle only). */
-  onEdit: ((text: string) => void) | null;
+  onEdit: ((question: string) => void) | null;
   stopped: boolean;
 };
 
@@ -215,18 +239,39 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
   const text = textOf(message);
 
   if (message.role === "user") {
+    const turn = parseTurn(text);
+    const sendEdit = () => {
+      if (editing?.trim() && props.onEdit) props.onEdit(editing.trim());
+      setEditing(null);
+    };
     return (
-      <li className="message user" data-testid="message-user">
+      <li className="message user" data-testid="message-user" data-kind={turn.kind}>
+        {turn.kind !== "question" ? (
+          <p className="turn-kind" data-testid="turn-kind">
+            {TURN_LABELS[turn.kind]}
+          </p>
+        ) : null}
         {editing !== null ? (
           <form
             className="edit"
             onSubmit={(event) => {
               event.preventDefault();
-              if (editing.trim() && props.onEdit) props.onEdit(editing.trim());
-              setEditing(null);
+              sendEdit();
             }}
           >
-            <textarea aria-label="Edit message" value={editing} autoFocus onChange={(event) => setEditing(event.target.value)} />
+            <textarea
+              aria-label="Edit message"
+              value={editing}
+              autoFocus
+              onChange={(event) => setEditing(event.target.value)}
+              onKeyDown={(event) => {
+                // As in the composer: Enter sends, Shift+Enter a new line; Escape cancels.
+                if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
+                  event.preventDefault();
+                  sendEdit();
+                } else if (event.key === "Escape") setEditing(null);
+              }}
+            />
             <div className="message-actions">
               <button type="submit" disabled={!editing.trim() || !props.onEdit}>
                 Send
@@ -238,11 +283,11 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
           </form>
         ) : (
           <>
-            <p className="text user-text">{text}</p>
+            <p className="text user-text">{turn.question}</p>
             <div className="message-actions">
-              <CopyButton text={text} />
+              <CopyButton text={turn.question} what="question" />
               {props.onEdit ? (
-                <button type="button" className="action" onClick={() => setEditing(text)}>
+                <button type="button" className="action" title="Edit and send as a new turn" onClick={() => setEditing(turn.question)}>
                   Edit
                 </button>
               ) : null}
@@ -279,9 +324,9 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
       {grounding ? <Grounding report={grounding} /> : null}
       {text || props.onRetry ? (
         <div className="message-actions">
-          {text ? <CopyButton text={text} /> : null}
+          {text ? <CopyButton text={text} what="answer" /> : null}
           {props.onRetry ? (
-            <button type="button" className="action" onClick={props.onRetry}>
+            <button type="button" className="action" title="Ask the question again, as a new turn" onClick={props.onRetry}>
               Retry
             </button>
           ) : null}
@@ -494,16 +539,18 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
 
   const idle = !busy && busyOffer === null;
   const lastIndex = messages.length - 1;
+  /** The question a reply answered (without a retry's or an edit's header). */
   const questionBefore = (index: number): string | null => {
     for (let i = index - 1; i >= 0; i -= 1) {
       const candidate = messages[i];
-      if (candidate?.role === "user") return textOf(candidate);
+      if (candidate?.role === "user") return parseTurn(textOf(candidate)).question;
     }
     return null;
   };
   // A 409 is handled by the offer below, never shown raw.
   const shownError = error && !(error instanceof ApiError && error.status === 409) ? error : null;
   const words = statusText(status, messages, stopping, reconnecting);
+  const tool = runningTool(status, messages);
 
   return (
     <div className="conversation">
@@ -523,8 +570,8 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
                 message={message}
                 stopped={stopped.has(message.id)}
                 onContinue={index === lastIndex && idle ? () => send(CONTINUE_TEXT) : null}
-                onRetry={index === lastIndex && idle && question ? () => send(question) : null}
-                onEdit={idle ? (text) => send(text) : null}
+                onRetry={index === lastIndex && idle && question ? () => send(turnText("retry", question)) : null}
+                onEdit={idle ? (edited) => send(turnText("edit", edited)) : null}
               />
             );
           })}
@@ -598,7 +645,7 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
         )}
       </form>
       <div className="status-row">
-        <p className="status" data-testid="chat-status" data-state={status} role="status">
+        <p className="status" data-testid="chat-status" data-state={status} data-tool={tool ?? undefined} role="status">
           {words}
         </p>
         <p className="hint muted" id="composer-hint">

@@ -1,5 +1,6 @@
 import type { JsonValue } from "@edgebrain/types";
 import { formatCellNumber } from "../numbers";
+import { ScrollRegion } from "./ScrollRegion";
 
 type Row = { [key in string]?: JsonValue };
 
@@ -27,7 +28,7 @@ function Cell(props: { value: JsonValue | undefined; column: string }) {
 export function DataTable(props: { rows: ReadonlyArray<Row>; columns?: ReadonlyArray<string>; caption?: string; testId?: string }) {
   const columns = props.columns ?? Object.keys(props.rows[0] ?? {});
   return (
-    <div className="table-wrap" data-testid={props.testId}>
+    <ScrollRegion className="table-wrap" label={props.caption ?? "Table"} data-testid={props.testId}>
       <table>
         {props.caption ? <caption>{props.caption}</caption> : null}
         <thead>
@@ -49,6 +50,6 @@ export function DataTable(props: { rows: ReadonlyArray<Row>; columns?: ReadonlyA
           ))}
         </tbody>
       </table>
-    </div>
+    </ScrollRegion>
   );
 }

@@ -19,6 +19,7 @@ import rehypeSanitize from "rehype-sanitize";
 import remarkGfm from "remark-gfm";
 import { SKIP, visit } from "unist-util-visit";
 import { PROSE_NUMBER, formatProseNumber } from "../numbers";
+import { ScrollRegion } from "./ScrollRegion";
 
 const lowlight = createLowlight({ bash, javascript, json, python, sql, typescript, yaml });
 lowlight.registerAlias({ bash: ["sh", "shell", "console"], javascript: ["js"], typescript: ["ts"], yaml: ["yml"] });
@@ -94,9 +95,14 @@ export default function Markdown(props: { text: string }) {
         // Links from model text open elsewhere and carry no referrer.
         a: ({ node: _node, ...rest }) => <a {...rest} target="_blank" rel="noopener noreferrer nofollow" />,
         table: ({ node: _node, ...rest }) => (
-          <div className="table-wrap">
+          <ScrollRegion className="table-wrap" label="Table">
             <table {...rest} />
-          </div>
+          </ScrollRegion>
+        ),
+        pre: ({ node: _node, children }) => (
+          <ScrollRegion as="pre" label="Code">
+            {children}
+          </ScrollRegion>
         ),
       }}
     >

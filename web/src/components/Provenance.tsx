@@ -27,7 +27,8 @@ function rowsText(provenance: ProvenanceData): string | null {
 export function Provenance(props: { evidence: ReadonlyArray<Evidence> }) {
   const shown = props.evidence.filter((item) => item.tool && (item.provenance.tool === "sql" || item.provenance.tool === "chart"));
   return (
-    <section className="provenance" aria-label="Data behind this answer">
+    // A group, not a landmark: one per answer, and landmarks should be few and unique (axe).
+    <section className="provenance" role="group" aria-label="Data behind this answer">
       {shown.map((item) => (item.tool ? <ToolResult key={item.provenance.toolCallId} part={item.tool} /> : null))}
       <details data-testid="provenance">
         <summary>How this was computed</summary>

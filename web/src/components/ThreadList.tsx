@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { Thread } from "@edgebrain/types";
 
 export function ThreadList(props: {
@@ -14,20 +14,35 @@ export function ThreadList(props: {
 }) {
   const [editing, setEditing] = useState<string | null>(null);
   const [title, setTitle] = useState("");
+  const newThread = useRef<HTMLButtonElement>(null);
+  const { open } = props;
+  // The latest onClose, without re-running the effect below on every render of the parent.
+  const onClose = useRef(props.onClose);
+  onClose.current = props.onClose;
+
+  // The drawer takes the focus when it opens (so Tab walks through it) and gives it back to
+  // where it was when it closes; Escape closes it wherever the focus is.
+  useEffect(() => {
+    if (!open) return;
+    const before = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    newThread.current?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape") onClose.current();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      if (before?.isConnected) before.focus();
+    };
+  }, [open]);
 
   return (
-    <nav
-      className={`threads${props.open ? " open" : ""}`}
-      aria-label="Conversations"
-      onKeyDown={(event) => {
-        if (event.key === "Escape") props.onClose();
-      }}
-    >
+    <nav className={`threads${open ? " open" : ""}`} aria-label="Conversations">
       <div className="threads-head">
-        <button type="button" className="new-thread" onClick={props.onCreate}>
+        <button type="button" className="new-thread" ref={newThread} onClick={props.onCreate}>
           + New conversation
         </button>
-        <button type="button" className="icon close-drawer" aria-label="Close conversations" onClick={props.onClose}>
+        <button type="button" className="icon close-drawer" aria-label="Close conversations" onClick={() => onClose.current()}>
           ✕
         </button>
       </div>

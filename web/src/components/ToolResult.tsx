@@ -2,6 +2,7 @@ import type { DynamicToolUIPart } from "ai";
 import type { JsonValue } from "@edgebrain/types";
 import { Chart } from "./Chart";
 import { DataTable } from "./DataTable";
+import { ScrollRegion } from "./ScrollRegion";
 
 type Row = { [key in string]?: JsonValue };
 
@@ -65,7 +66,9 @@ export function ToolResult(props: { part: DynamicToolUIPart }) {
   return (
     <div className="tool" data-testid={`tool-${part.toolName}`}>
       {label}
-      <pre>{JSON.stringify(output, null, 2)}</pre>
+      <ScrollRegion as="pre" label={`Output of ${part.toolName}`}>
+        {JSON.stringify(output, null, 2)}
+      </ScrollRegion>
     </div>
   );
 }
