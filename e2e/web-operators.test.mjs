@@ -205,6 +205,20 @@ describe("the operators' screens in Chromium, signed in through the edge", { tim
     assert.equal(await operator.getByTestId("memory-frames").textContent(), String(stats.loaded_frames));
   });
 
+  test("at 390×844 the operators' view fits the width", async () => {
+    await operator.setViewportSize({ width: 390, height: 844 });
+    await operator.getByLabel("Show").selectOption("all");
+    await operator.locator('[data-testid="escalations"][data-state="ready"]').getByTestId("escalation").nth(1).waitFor();
+    const widths = await operator.evaluate(() => {
+      const main = document.querySelector("main");
+      return { page: [document.documentElement.scrollWidth, document.documentElement.clientWidth], main: [main.scrollWidth, main.clientWidth] };
+    });
+    assert.ok(widths.page[0] <= widths.page[1] && widths.main[0] <= widths.main[1], `no horizontal scroll: ${JSON.stringify(widths)}`);
+    const resolve = await operator.getByRole("button", { name: "Resolve" }).first().boundingBox();
+    assert.ok(resolve.x >= 0 && resolve.x + resolve.width <= 390, JSON.stringify(resolve));
+    await operator.screenshot({ path: join(ARTIFACTS, "web-phone-operators.png"), fullPage: true });
+  });
+
   test("no app page logged a console error or threw", () => {
     assert.deepEqual(consoleErrors, []);
   });

@@ -853,6 +853,11 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
       });
     let widths = await overflow();
     assert.ok(widths.page[0] <= widths.page[1] && widths.main[0] <= widths.main[1], `no horizontal scroll: ${JSON.stringify(widths)}`);
+    // Every column and both buttons are within the width, no sideways scrolling of the list.
+    for (const name of [`Open ${HANDBOOK_NAME}`, `Delete ${HANDBOOK_NAME}`]) {
+      const button = await page.getByRole("button", { name }).boundingBox();
+      assert.ok(button.x >= 0 && button.x + button.width <= 390, `${name}: ${JSON.stringify(button)}`);
+    }
     await page.screenshot({ path: join(ARTIFACTS, "web-phone-documents.png") });
 
     await page.getByRole("tab", { name: "Chat" }).click();

@@ -207,10 +207,13 @@ function DocumentList(props: {
               <td className="document-name" title={document.name}>
                 {document.name}
               </td>
-              <td>{TYPE_NAMES[document.media_type] ?? document.media_type}</td>
-              <td>{formatBytes(document.bytes)}</td>
-              <td data-testid="document-chunks">{document.chunk_count}</td>
-              <td>{formatTime(document.created_at_ms)}</td>
+              {/* data-label: the column's name where a phone shows each row as a card. */}
+              <td data-label="Type">{TYPE_NAMES[document.media_type] ?? document.media_type}</td>
+              <td data-label="Size">{formatBytes(document.bytes)}</td>
+              <td data-label="Chunks" data-testid="document-chunks">
+                {document.chunk_count}
+              </td>
+              <td data-label="Added">{formatTime(document.created_at_ms)}</td>
               <td className="row-actions">
                 <button type="button" aria-label={`Open ${document.name}`} onClick={() => props.onOpen(document)}>
                   Open
