@@ -58,10 +58,14 @@ const RATE_LIMITS = JSON.stringify([
 const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync"];
 
-/** A handbook of several chunks; the returns policy (the knowledge question's answer) is in the middle. */
+/**
+ * A handbook of several chunks; the returns policy (the knowledge question's answer) is in the
+ * middle, after characters outside the BMP (one code point, two UTF-16 units: the brain's offsets
+ * count code points, so a highlight cut by UTF-16 units would be off).
+ */
 const HANDBOOK_NAME = "store-handbook.md";
 const HANDBOOK = [
-  "# Store handbook\n\n",
+  "# Store handbook 🛒🧾\n\n",
   "## Opening hours\n\n",
   "Every branch opens at nine o'clock on weekdays and at ten o'clock on Saturdays. ".repeat(5),
   "Sunday trading follows the regulations of each city.\n\n",
