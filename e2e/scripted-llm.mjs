@@ -21,6 +21,13 @@
 //   whose input is written slowly (the reply is "Running SQL…"), then a short answer;
 // - questions whose last line starts "Turn " (the web app's retries and edits put a line
 //   above the question): a short answer of a few lines at once (quickAnswer).
+// - KNOWLEDGE_QUESTION (an agent with `search_knowledge`): a search of the documents, then an
+//   answer naming the document the best hit came from (the brain cites the hits);
+// - ESCALATION_QUESTION (an agent with `escalate_to_human`, SUPPORT_AGENT): a hand-over to a
+//   person (ESCALATION_REASON, high urgency), then a short answer saying so.
+// It also serves `POST /v1/embeddings` (the knowledge base's embedder in these tests): a hashed
+// bag of words, so passages sharing words with a question are near it (cosine), deterministically.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 
 // More rows than the brain states itself after an answer that leaves their numbers out (10):
@@ -62,6 +69,18 @@ export const SLOW_TOOL_ANSWER = "The first store in the table sold the most unit
 /** How long the model "thinks" before its first chunk, and writes its `sql` call's input. */
 const THINKING_MS = 1_000;
 const SLOW_TOOL_INPUT_MS = 1_500;
+/** A question the default agent answers from the documents (the words of RETURNS_PASSAGE). */
+export const KNOWLEDGE_QUESTION = "Within how many days can opened electronics be returned for a refund?";
+export const KNOWLEDGE_QUERY = "returned opened electronics refund days";
+/** The answer's words before the cited document's name. */
+export const KNOWLEDGE_ANSWER_PREFIX = "Opened electronics can be returned for a refund within thirty days, says ";
+/** A question the support agent hands to a person. */
+export const ESCALATION_QUESTION = "I want to talk to a person about my broken blender.";
+export const ESCALATION_REASON = "The customer asks for a person about a broken blender.";
+export const ESCALATION_ANSWER = "I have asked a colleague to take over; a person will answer here soon.";
+/** The non-default agent of SUPPORT_AGENTS_TOML: it may hand a conversation to a person. */
+export const SUPPORT_AGENT = "support-desk";
+
 /** The scripted model's answer to a "Turn …" question: a few short lines, unpaced. */
 export function quickAnswer(question) {
   return `Answer to "${question}":\n\n- one\n- two\n- three`;
@@ -111,6 +130,18 @@ function script(body) {
   if (question === SLOW_QUESTION) return text(SLOW_CHUNKS);
   if (question === MARKDOWN_QUESTION) return text([MARKDOWN_ANSWER.slice(0, 40), MARKDOWN_ANSWER.slice(40)]);
   if (turnQuestion) return text([quickAnswer(question)], "stop", false);
+  if (question.startsWith("Turn ")) return text([quickAnswer(question)], "stop", false);
+  if (body.model === "scripted-agent" && question === KNOWLEDGE_QUESTION && tools.includes("search_knowledge")) {
+    if (toolMessages.length === 0) return { events: toolCall("call_search", "search_knowledge", { query: KNOWLEDGE_QUERY }), paced: false };
+    const best = JSON.parse(contentOf(toolMessages[0])).hits?.[0];
+    return text([KNOWLEDGE_ANSWER_PREFIX, `${best?.document_name ?? "no document"}.`]);
+  }
+  if (body.model === "scripted-agent" && question === ESCALATION_QUESTION && tools.includes("escalate_to_human")) {
+    if (toolMessages.length === 0) {
+      return { events: toolCall("call_escalate", "escalate_to_human", { reason: ESCALATION_REASON, urgency: "high" }), paced: false };
+    }
+    return text([ESCALATION_ANSWER]);
+  }
   if (body.model === "scripted-agent" && tools.length > 0) {
     if (question === PROMOTION_QUESTION || question === INVENTED_QUESTION) {
       if (toolMessages.length === 0) return { events: toolCall("call_promotions", "sql", { sql: PROMOTION_SQL }), paced: false };
@@ -134,9 +165,73 @@ function script(body) {
   return text(ANSWER_CHUNKS);
 }
 
+const EMBEDDING_DIMENSIONS = 256;
+
+/**
+ * A text's embedding: the words of four letters or more it contains (short words are the glue
+ * every passage shares), each marking one of EMBEDDING_DIMENSIONS buckets by an FNV-1a hash
+ * (presence, not counts: a word repeated all over a passage does not drown the others). The
+ * brain normalises it, so the cosine of two texts grows with the words they share.
+ */
+export function embed(text) {
+  const vector = new Array(EMBEDDING_DIMENSIONS).fill(0);
+  for (const word of text.toLowerCase().match(/\p{L}{4,}/gu) ?? []) {
+    let hash = 0x811c9dc5;
+    for (const char of word) hash = Math.imul(hash ^ char.codePointAt(0), 0x01000193) >>> 0;
+    vector[hash % EMBEDDING_DIMENSIONS] = 1;
+  }
+  // Never the zero vector (a text without long words).
+  vector[0] += 0.01;
+  return vector;
+}
+
+/** `POST /v1/embeddings` as OpenAI answers it. */
+function embeddings(request, response) {
+  let raw = "";
+  request.setEncoding("utf8");
+  request.on("data", (data) => (raw += data));
+  request.on("end", () => {
+    let input;
+    try {
+      input = JSON.parse(raw).input;
+    } catch {
+      response.writeHead(400, { "content-type": "application/json" }).end('{"error":{"message":"bad json"}}');
+      return;
+    }
+    const texts = Array.isArray(input) ? input : [input];
+    const data = texts.map((text, index) => ({ object: "embedding", index, embedding: embed(String(text)) }));
+    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data, model: "scripted-embed" }));
+  });
+}
+
+/** The brain's variables for a knowledge base embedded by this server (at `baseUrl`, …/v1). */
+export function scriptedEmbedderEnv(baseUrl) {
+  return { BRAIN_KNOWLEDGE_EMBEDDER: "openai-compatible", BRAIN_EMBEDDINGS_URL: baseUrl, BRAIN_EMBEDDINGS_MODEL: "scripted-embed" };
+}
+
+/**
+ * An agents file (brain `--agents-config`): the built-in agents (brain/agents/default.toml, its
+ * default agent stays the default) and SUPPORT_AGENT, which may hand a conversation to a person.
+ */
+export function supportAgentsToml() {
+  const builtIn = readFileSync(new URL("../brain/agents/default.toml", import.meta.url), "utf8");
+  return `${builtIn}
+[[agents]]
+name = "${SUPPORT_AGENT}"
+description = "A support desk that hands conversations to a person when asked."
+tools = ["escalate_to_human", "search_knowledge"]
+tool_choice = "auto"
+system_prompt = "You are a support desk. When the user asks for a person, call escalate_to_human."
+`;
+}
+
 export function startScriptedLlm() {
   const requests = [];
   const server = createServer((request, response) => {
+    if (request.method === "POST" && request.url === "/v1/embeddings") {
+      embeddings(request, response);
+      return;
+    }
     if (request.method !== "POST" || request.url !== "/v1/chat/completions") {
       response.writeHead(404, { "content-type": "application/json" }).end('{"error":{"message":"not found"}}');
       return;

@@ -5,13 +5,16 @@
 // it calls `sql`, then `chart`, then streams a text answer; other questions have it state numbers
 // (grounded or invented) or stop at its output limit; a long paced answer is stopped, reloaded
 // and raced from a second tab; markdown is rendered and its HTML never runs; the layout holds
-// over ten turns and on a 390×844 phone; message actions (copy to the clipboard, retry, edit),
-// starter questions, the status words, the keyboard and dark mode. axe-core checks every view
-// (e2e/axe.mjs: no serious or critical violation). Tests wait on the chat's machine-readable
-// state (`data-state` of `chat-status`: the AI SDK's status; `data-tool`: the tool running),
-// never on its words. Screenshots go to e2e/artifacts/ (not committed), and those of the main
-// views, desktop and phone, to docs/screenshots/, which the README shows: written by every run,
-// they stay true (EDGEBRAIN_SCREENSHOTS_DIR writes them elsewhere). Run by scripts/test (BRAIN_BIN set).
+// over ten turns and on a 390×844 phone; message actions (copy to the clipboard, regenerate,
+// edit and resend), starter questions, the status words, the keyboard and dark mode; documents
+// are dropped and picked, listed, opened and deleted, an answer from them cites a passage that
+// opens highlighted, and a conversation with a non-default agent (one that may hand it to a
+// person) shows that agent. axe-core checks every view (e2e/axe.mjs: no serious or critical
+// violation). Tests wait on the chat's machine-readable state (`data-state` of `chat-status`:
+// the AI SDK's status; `data-tool`: the tool running), never on its words. Screenshots go to
+// e2e/artifacts/ (not committed), and those of the main views, desktop and phone, to
+// docs/screenshots/, which the README shows: written by every run, they stay true
+// (EDGEBRAIN_SCREENSHOTS_DIR writes them elsewhere). Run by scripts/test (BRAIN_BIN set).
 import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -26,8 +29,12 @@ import {
   CONTINUE_TEXT,
   CONTINUED_ANSWER,
   CUT_OFF_CHUNKS,
+  ESCALATION_ANSWER,
+  ESCALATION_QUESTION,
   INVENTED_COUNT,
   INVENTED_QUESTION,
+  KNOWLEDGE_ANSWER_PREFIX,
+  KNOWLEDGE_QUESTION,
   LONG_QUESTION,
   MARKDOWN_ANSWER,
   MARKDOWN_QUESTION,
@@ -39,9 +46,12 @@ import {
   SLOW_QUESTION,
   SLOW_TOOL_ANSWER,
   SLOW_TOOL_QUESTION,
+  SUPPORT_AGENT,
   quickAnswer,
+  scriptedEmbedderEnv,
   scriptedLlmConfig,
   startScriptedLlm,
+  supportAgentsToml,
 } from "./scripted-llm.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
@@ -57,6 +67,28 @@ const RATE_LIMITS = JSON.stringify([
 ]);
 const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync"];
+
+/**
+ * A handbook of several chunks; the returns policy (the knowledge question's answer) is in the
+ * middle, after characters outside the BMP (one code point, two UTF-16 units: the brain's offsets
+ * count code points, so a highlight cut by UTF-16 units would be off).
+ */
+const HANDBOOK_NAME = "store-handbook.md";
+const HANDBOOK = [
+  "# Store handbook 🛒🧾\n\n",
+  "## Opening hours\n\n",
+  "Every branch opens at nine o'clock on weekdays and at ten o'clock on Saturdays. ".repeat(5),
+  "Sunday trading follows the regulations of each city.\n\n",
+  "## Deliveries\n\n",
+  "Suppliers deliver pallets to the loading bay behind each branch before seven o'clock. ".repeat(5),
+  "Frozen goods go straight into the freezer room.\n\n",
+  "## Returns\n\n",
+  "Opened electronics can be returned for a refund within thirty days of purchase, together with the receipt and every accessory. ",
+  "Refunds go back to the original means of payment.\n\n",
+  "## Gift cards\n\n",
+  "Gift cards never expire and can be topped up at any till in any branch of the chain. ".repeat(5),
+  "A lost gift card cannot be replaced.\n",
+].join("");
 
 /** Waits until the chat is idle: the AI SDK's status `ready` (`data-state`, not the words shown). */
 function ready(page, timeout = 30_000) {
@@ -136,9 +168,22 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     const dataDir = tempDir("edgebrain-e2e-web-");
     const configFile = join(dataDir, "llm.toml");
     writeFileSync(configFile, scriptedLlmConfig(llm.url, "scripted-agent"));
+    // The built-in agents and a second one to choose (SUPPORT_AGENT).
+    const agentsFile = join(dataDir, "agents.toml");
+    writeFileSync(agentsFile, supportAgentsToml());
     const [brainPort, edgePort] = await Promise.all([freePort(), freePort()]);
-    // The default diagnostics setting (operators only), as users get it.
-    brain = startBrain(brainBin, brainPort, dataDir, { BRAIN_LLM_CONFIG: configFile, BRAIN_SAMPLE_TRANSACTIONS: "500", BRAIN_DIAG: null });
+    // The default diagnostics setting (operators only), as users get it. Documents are embedded
+    // by the scripted server (a deterministic embedder).
+    brain = startBrain(brainBin, brainPort, dataDir, {
+      BRAIN_LLM_CONFIG: configFile,
+      BRAIN_AGENTS_CONFIG: agentsFile,
+      ...scriptedEmbedderEnv(llm.url),
+      // Small chunks, so the handbook (HANDBOOK) is several and a passage is a paragraph or two.
+      BRAIN_KNOWLEDGE_CHUNK_CHARS: "400",
+      BRAIN_KNOWLEDGE_CHUNK_OVERLAP_CHARS: "80",
+      BRAIN_SAMPLE_TRANSACTIONS: "500",
+      BRAIN_DIAG: null,
+    });
     edge = await startEdge("web-edge", edgePort, { BRAIN_URL: `http://127.0.0.1:${brainPort}`, RATE_LIMITS });
     edgeUrl = `http://127.0.0.1:${edgePort}`;
     await Promise.all([
@@ -508,6 +553,136 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.match(await shown.textContent(), /^The model `scripted-plain` cannot call tools/);
     await shot("tools-unavailable");
   });
+  /** Drops a file on `zone` as a browser's drag and drop would deliver it (a DataTransfer). */
+  async function dropFile(zone, { name, mimeType, text }) {
+    const transfer = await page.evaluateHandle(({ name, mimeType, text }) => {
+      const data = new DataTransfer();
+      data.items.add(new File([text], name, { type: mimeType }));
+      return data;
+    }, { name, mimeType, text });
+    await zone.dispatchEvent("dragover", { dataTransfer: transfer });
+    await zone.dispatchEvent("drop", { dataTransfer: transfer });
+  }
+
+  test("documents: a dropped file and a picked one upload with progress, are listed and opened; one is deleted", async () => {
+    await newVisitor();
+    await page.getByRole("tab", { name: "Documents" }).click();
+    await page.locator('[data-testid="documents"][data-state="empty"]').waitFor();
+
+    await dropFile(page.getByTestId("document-dropzone"), { name: HANDBOOK_NAME, mimeType: "text/markdown", text: HANDBOOK });
+    const upload = page.getByTestId("document-upload").filter({ hasText: HANDBOOK_NAME });
+    await upload.and(page.locator('[data-state="done"]')).waitFor();
+    const size = String(Buffer.byteLength(HANDBOOK));
+    assert.equal(await upload.locator("progress").getAttribute("value"), size, "the progress bar reached the file size");
+    assert.equal(await upload.locator("progress").getAttribute("max"), size);
+    const row = page.getByTestId("document").filter({ hasText: HANDBOOK_NAME });
+    await row.waitFor();
+    const listed = (await (await page.request.get(`${edgeUrl}/api/v1/documents`)).json()).documents;
+    const handbook = listed.find((document) => document.name === HANDBOOK_NAME);
+    assert.ok(handbook, JSON.stringify(listed));
+    assert.equal(await row.getAttribute("data-document-id"), handbook.id);
+    assert.ok(handbook.chunk_count >= 3, `the handbook is several chunks: ${handbook.chunk_count}`);
+    const kilobytes = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 }).format(handbook.bytes / 1024);
+    assert.deepEqual((await row.locator("td").allTextContents()).slice(1, 4), ["Markdown", `${kilobytes} KB`, String(handbook.chunk_count)]);
+
+    // The file picker, and a file the knowledge base cannot read (refused before any byte is sent).
+    await page.getByLabel("Document files").setInputFiles([
+      { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("Notes: the staff party is on Friday.\n") },
+      { name: "sales.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2\n") },
+    ]);
+    await page.getByTestId("document").filter({ hasText: "notes.txt" }).waitFor();
+    const refused = page.getByTestId("document-upload").filter({ hasText: "sales.csv" });
+    await refused.and(page.locator('[data-state="error"]')).waitFor();
+    assert.match(await refused.textContent(), /choose a \.txt, \.md, \.html or \.pdf file/);
+
+    // Open shows the extracted text.
+    await page.getByRole("button", { name: "Open notes.txt" }).click();
+    const text = page.getByTestId("document-view").locator('[data-testid="document-text"][data-state="ready"]');
+    await text.filter({ hasText: "the staff party is on Friday" }).waitFor();
+    await shot("documents");
+
+    // Delete asks first, then the document is gone from the list and from the brain.
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Delete notes.txt" }).click();
+    await page.getByTestId("document").filter({ hasText: "notes.txt" }).waitFor({ state: "detached" });
+    await page.getByTestId("document-view").waitFor({ state: "detached" });
+    const after = (await (await page.request.get(`${edgeUrl}/api/v1/documents`)).json()).documents;
+    assert.deepEqual(after.map((document) => document.name), [HANDBOOK_NAME]);
+  });
+
+  test("a question answered from a document cites it, and the citation opens the passage", async () => {
+    await page.getByRole("tab", { name: "Chat" }).click();
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByTestId("starter").first().waitFor();
+    await send(KNOWLEDGE_QUESTION);
+    const reply = page.getByTestId("message-assistant").last();
+    await reply.getByTestId("message-text").filter({ hasText: `${KNOWLEDGE_ANSWER_PREFIX}${HANDBOOK_NAME}.` }).waitFor();
+    const citations = reply.getByTestId("citation");
+    assert.ok((await citations.count()) >= 1, "the answer cites its sources");
+    const first = citations.first();
+    assert.match(await first.textContent(), new RegExp(`^\\[1\\] ${HANDBOOK_NAME.replace(".", "\\.")}$`));
+    const documentId = await first.getAttribute("data-document-id");
+    const [start, end] = [Number(await first.getAttribute("data-start")), Number(await first.getAttribute("data-end"))];
+    const detail = await (await page.request.get(`${edgeUrl}/api/v1/documents/${documentId}`)).json();
+    assert.equal(detail.document.name, HANDBOOK_NAME);
+    const chunk = detail.chunks.find((candidate) => candidate.start === start && candidate.end === end);
+    assert.ok(chunk, `the citation is a chunk of the document: ${start}..${end}`);
+    assert.ok(start > 0, "the best passage is not the document's start (so it must be scrolled to)");
+
+    await first.click();
+    const dialog = page.getByTestId("passage-dialog");
+    await dialog.locator('[data-testid="document-text"][data-state="ready"]').waitFor();
+    const passage = dialog.getByTestId("cited-passage");
+    assert.equal(await passage.textContent(), chunk.text, "the highlighted text is exactly the cited chars");
+    assert.match(chunk.text, /Opened electronics can be returned for a refund within thirty days/);
+    // The whole text is there, the passage scrolled into its view.
+    const full = await (await page.request.get(`${edgeUrl}/api/v1/documents/${documentId}/text`)).text();
+    assert.equal(await dialog.getByTestId("document-text").textContent(), full);
+    const inView = await passage.evaluate((mark) => {
+      const box = mark.getBoundingClientRect();
+      const pane = mark.closest('[data-testid="document-text"]').getBoundingClientRect();
+      return box.top < pane.bottom && box.bottom > pane.top;
+    });
+    assert.ok(inView, "the cited passage is scrolled into view");
+    await shot("citation");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+
+    // Stored with the answer: after a reload the citation is still there.
+    await page.reload();
+    await page.getByTestId("message-assistant").last().getByTestId("citation").first().waitFor();
+  });
+
+  test("a non-default agent chosen for a new conversation is shown and answers with its own tools", async () => {
+    const agents = await (await page.request.get(`${edgeUrl}/api/v1/agents`)).json();
+    assert.equal(agents.default_agent, "retail-coach");
+    assert.deepEqual(agents.agents.map((agent) => agent.name).sort(), ["retail-coach", SUPPORT_AGENT]);
+    // The open conversation (created with the default) says so.
+    await page.getByTestId("thread-agent").filter({ hasText: "Agent: retail-coach (default)" }).waitFor();
+
+    await page.getByLabel("Agent for a new conversation").first().selectOption(SUPPORT_AGENT);
+    await page.getByRole("button", { name: "+ New conversation" }).click();
+    await page.getByTestId("thread-agent").filter({ hasText: `Agent: ${SUPPORT_AGENT}` }).waitFor();
+    const id = await threadOf(page);
+    const thread = await (await page.request.get(`${edgeUrl}/api/v1/threads/${id}`)).json();
+    assert.equal(thread.agent, SUPPORT_AGENT);
+
+    const before = llm.requests.length;
+    await send(ESCALATION_QUESTION);
+    await page.getByTestId("message-assistant").last().getByTestId("message-text").filter({ hasText: ESCALATION_ANSWER }).waitFor();
+    await page.getByTestId("message-assistant").last().getByTestId("tool-escalate_to_human").waitFor();
+    // The model was offered this agent's tools, not the default agent's.
+    const said = (message) => (typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text ?? "").join(""));
+    const offered = llm.requests.slice(before).filter((request) => request.messages?.some((m) => m.role === "user" && said(m) === ESCALATION_QUESTION));
+    assert.ok(offered.length >= 1);
+    assert.deepEqual(offered[0].tools.map((tool) => tool.function.name).sort(), ["escalate_to_human", "search_knowledge"]);
+    await shot("agent");
+
+    // This visitor is no operator: no operators' tab, and the queue refuses it.
+    assert.equal(await page.getByRole("tab", { name: "Operators" }).count(), 0);
+    assert.equal((await page.request.get(`${edgeUrl}/api/v1/escalations`)).status(), 403);
+  });
+
   test("Stop cancels the run on the brain; the shown text is the stored one; the next message is accepted", async () => {
     await newVisitor();
     await page.getByRole("button", { name: "New conversation" }).first().click();
@@ -742,6 +917,46 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await threads.getByTestId("thread").first().waitFor({ state: "visible" });
     await threads.locator(".thread-title").first().click();
     await threads.waitFor({ state: "hidden" });
+  });
+
+  test("at 390×844 the documents view and a cited passage fit the width", async () => {
+    // Still the phone of the previous test.
+    const status = await page.evaluate(async (text) => {
+      const response = await fetch("/api/v1/documents?name=store-handbook.md", { method: "POST", headers: { "content-type": "text/markdown" }, body: text });
+      return response.status;
+    }, HANDBOOK);
+    assert.equal(status, 201);
+    await page.getByRole("tab", { name: "Documents" }).click();
+    await page.getByTestId("document").filter({ hasText: HANDBOOK_NAME }).waitFor();
+    const overflow = () =>
+      page.evaluate(() => {
+        const main = document.querySelector("main");
+        return {
+          page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+          main: [main.scrollWidth, main.clientWidth],
+        };
+      });
+    let widths = await overflow();
+    assert.ok(widths.page[0] <= widths.page[1] && widths.main[0] <= widths.main[1], `no horizontal scroll: ${JSON.stringify(widths)}`);
+    // Every column and both buttons are within the width, no sideways scrolling of the list.
+    for (const name of [`Open ${HANDBOOK_NAME}`, `Delete ${HANDBOOK_NAME}`]) {
+      const button = await page.getByRole("button", { name }).boundingBox();
+      assert.ok(button.x >= 0 && button.x + button.width <= 390, `${name}: ${JSON.stringify(button)}`);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, "web-phone-documents.png") });
+
+    await page.getByRole("tab", { name: "Chat" }).click();
+    await send(KNOWLEDGE_QUESTION);
+    await page.getByTestId("message-assistant").last().getByTestId("citation").first().click();
+    const dialog = page.getByTestId("passage-dialog");
+    await dialog.getByTestId("cited-passage").waitFor();
+    const box = await dialog.boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= 390, `the dialog fits: ${JSON.stringify(box)}`);
+    widths = await overflow();
+    assert.ok(widths.page[0] <= widths.page[1], `no horizontal scroll: ${JSON.stringify(widths)}`);
+    await page.screenshot({ path: join(ARTIFACTS, "web-phone-citation.png") });
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await dialog.waitFor({ state: "detached" });
   });
 
   test("a starter question on an empty thread is sent with one click", async () => {

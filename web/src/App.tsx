@@ -1,13 +1,25 @@
 import { useCallback, useEffect, useState } from "react";
-import type { AuthMe, Thread, WhoAmI } from "@edgebrain/types";
-import { api, bearerToken, errorText, failure, setBearerToken } from "./api";
+import type { AgentList, AuthMe, Thread, WhoAmI } from "@edgebrain/types";
+import { api, bearerToken, errorText, failure, isOperator, setBearerToken } from "./api";
+import { AgentPicker } from "./components/AgentPicker";
 import { ChatView } from "./components/ChatView";
 import { DatasetsPanel } from "./components/DatasetsPanel";
+import { DocumentsPanel } from "./components/DocumentsPanel";
+import { OperatorsPanel } from "./components/OperatorsPanel";
 import { QueryPanel } from "./components/QueryPanel";
 import { ThreadList } from "./components/ThreadList";
 import { UsagePanel } from "./components/UsagePanel";
 
-type Tab = "chat" | "datasets" | "query" | "usage";
+type Tab = "chat" | "documents" | "datasets" | "query" | "usage" | "operators";
+
+const TAB_NAMES: { [tab in Tab]: string } = {
+  chat: "Chat",
+  documents: "Documents",
+  datasets: "Datasets",
+  query: "Query",
+  usage: "Usage",
+  operators: "Operators",
+};
 
 /** The open thread lives in the address (`#thread=<id>`), so a reload finds it again. */
 function threadFromLocation(): string | null {
@@ -59,6 +71,13 @@ function Identity(props: { who: WhoAmI | null; me: AuthMe | null; onError: (mess
   );
 }
 
+/** Which agent answers in a thread, in words (a thread without one uses the default agent). */
+function agentLabel(agents: AgentList | null, thread: Thread | undefined): string | null {
+  if (!thread) return null;
+  if (thread.agent) return thread.agent === agents?.default_agent ? `${thread.agent} (default)` : thread.agent;
+  return agents ? `${agents.default_agent} (default)` : null;
+}
+
 export function App() {
   const [tab, setTab] = useState<Tab>("chat");
   const [who, setWho] = useState<WhoAmI | null>(null);
@@ -69,6 +88,19 @@ export function App() {
   const [identityVersion, setIdentityVersion] = useState(0);
   /** The conversation list as a drawer (narrow screens). */
   const [drawer, setDrawer] = useState(false);
+  /** The agents a new conversation may be given (`null` until known, or when listing failed). */
+  const [agents, setAgents] = useState<AgentList | null>(null);
+  /** The agent chosen for the next new conversation (`null`: the default agent). */
+  const [newAgent, setNewAgent] = useState<string | null>(null);
+  const operator = isOperator(who);
+  const tabs: ReadonlyArray<Tab> = operator
+    ? ["chat", "documents", "datasets", "query", "usage", "operators"]
+    : ["chat", "documents", "datasets", "query", "usage"];
+
+  // Signed out (or the scope was withdrawn) while on the operators' tab.
+  useEffect(() => {
+    if (tab === "operators" && !operator) setTab("chat");
+  }, [tab, operator]);
 
   const select = useCallback((id: string | null) => {
     setCurrent(id);
@@ -97,6 +129,8 @@ export function App() {
       .then(() => api.me())
       .then(setMe)
       .catch((reason: unknown) => setError(errorText(reason)))
+      .then(() => api.listAgents())
+      .then(setAgents, (reason: unknown) => setError(errorText(reason)))
       .then(() => refresh())
       .then((list) => {
         const wanted = threadFromLocation();
@@ -107,7 +141,7 @@ export function App() {
 
   const create = async () => {
     try {
-      const thread = await api.createThread({ title: null });
+      const thread = await api.createThread({ title: null, agent: newAgent });
       await refresh();
       select(thread.id);
       setTab("chat");
@@ -121,9 +155,9 @@ export function App() {
       <header>
         <h1>edgebrain</h1>
         <div className="tabs" role="tablist">
-          {(["chat", "datasets", "query", "usage"] as const).map((name) => (
+          {tabs.map((name) => (
             <button key={name} type="button" role="tab" aria-selected={tab === name} onClick={() => setTab(name)}>
-              {{ chat: "Chat", datasets: "Datasets", query: "Query", usage: "Usage" }[name]}
+              {TAB_NAMES[name]}
             </button>
           ))}
         </div>
@@ -145,6 +179,7 @@ export function App() {
               current={current}
               onSelect={select}
               onCreate={() => void create()}
+              agentPicker={<AgentPicker agents={agents} value={newAgent} onChange={setNewAgent} />}
               onRename={(id, title) => {
                 api
                   .renameThread(id, { title })
@@ -166,6 +201,7 @@ export function App() {
                 key={`${current}:${identityVersion}`}
                 threadId={current}
                 title={threads.find((thread) => thread.id === current)?.title ?? null}
+                agent={agentLabel(agents, threads.find((thread) => thread.id === current))}
                 onActivity={() => void refresh()}
                 onOpenThreads={() => setDrawer(true)}
               />
@@ -175,19 +211,33 @@ export function App() {
                   ☰ Conversations
                 </button>
                 <p>Start a conversation to ask questions about your data.</p>
+                <AgentPicker agents={agents} value={newAgent} onChange={setNewAgent} />
                 <button type="button" onClick={() => void create()}>
                   New conversation
                 </button>
               </div>
             )}
           </div>
+        ) : tab === "documents" ? (
+          <DocumentsPanel key={identityVersion} />
+        ) : tab === "operators" && operator && who ? (
+          <OperatorsPanel
+            key={identityVersion}
+            owner={who.owner}
+            onOpenThread={(id) => {
+              void refresh().then(() => {
+                select(id);
+                setTab("chat");
+              });
+            }}
+          />
         ) : tab === "datasets" ? (
           <DatasetsPanel key={identityVersion} />
         ) : tab === "query" ? (
           <QueryPanel key={identityVersion} />
-        ) : (
+        ) : tab === "usage" ? (
           <UsagePanel key={identityVersion} />
-        )}
+        ) : null}
       </main>
     </div>
   );

@@ -3,15 +3,24 @@
 // edge (`/auth/login`) by its sign-in cookies, equally out of reach; a bearer token from an
 // identity provider, if one was handed over, is sent along and verified by the edge (JWT).
 import type {
+  AgentList,
   AuthMe,
   DatasetDescription,
   DatasetInfo,
   DatasetList,
+  Document,
+  DocumentDetail,
+  DocumentList,
   ErrorBody,
+  Escalation,
+  EscalationList,
+  EscalationStatus,
+  MemoryStats,
   Message,
   MessagePage,
   QueryResult,
   RenameThread,
+  ResolveEscalation,
   Run,
   SqlQuery,
   Thread,
@@ -80,6 +89,13 @@ export async function failure(response: Response): Promise<ApiError> {
   return new ApiError(response.status, "unknown", text || response.statusText, response.headers.get("x-request-id"));
 }
 
+/** A GET whose answer is plain text (a document's extracted text). */
+async function requestText(path: string): Promise<string> {
+  const response = await fetch(path, { headers: { accept: "text/plain", ...authHeaders() }, credentials: "same-origin" });
+  if (!response.ok) throw await failure(response);
+  return response.text();
+}
+
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json", ...authHeaders() };
   const init: RequestInit = { method, headers, credentials: "same-origin" };
@@ -124,7 +140,28 @@ export const api = {
   describeDataset: (id: string) => request<DatasetDescription>("GET", `/api/v1/datasets/${encodeURIComponent(id)}`),
   deleteDataset: (id: string) => request<void>("DELETE", `/api/v1/datasets/${encodeURIComponent(id)}`),
   sql: (query: SqlQuery) => request<QueryResult>("POST", "/api/v1/queries/sql", query),
+  /** Totals for the whole brain, the caller's (and public) frames in memory. */
+  memory: () => request<MemoryStats>("GET", "/api/v1/datasets/memory"),
+  listDocuments: () => request<DocumentList>("GET", "/api/v1/documents"),
+  getDocument: (id: string) => request<DocumentDetail>("GET", `/api/v1/documents/${encodeURIComponent(id)}`),
+  /** The extracted text every chunk offset (in Unicode scalar values) refers to. */
+  documentText: (id: string) => requestText(`/api/v1/documents/${encodeURIComponent(id)}/text`),
+  deleteDocument: (id: string) => request<void>("DELETE", `/api/v1/documents/${encodeURIComponent(id)}`),
+  listAgents: () => request<AgentList>("GET", "/api/v1/agents"),
+  /** Operators only (403 otherwise): newest first, across owners. */
+  listEscalations: (status: EscalationStatus | null) =>
+    request<EscalationList>("GET", `/api/v1/escalations?limit=100${status ? `&status=${status}` : ""}`),
+  resolveEscalation: (id: string, body: ResolveEscalation) =>
+    request<Escalation>("POST", `/api/v1/escalations/${encodeURIComponent(id)}/resolve`, body),
 };
+
+/** The scope that makes a signed-in user an operator (shared_types::agent::OPERATOR_SCOPE). */
+export const OPERATOR_SCOPE = "edgebrain:operator";
+
+/** Whether the brain will let this caller at the operators' endpoints (`Identity::require_operator`). */
+export function isOperator(who: WhoAmI | null): boolean {
+  return who !== null && who.user_id !== null && who.scopes.includes(OPERATOR_SCOPE);
+}
 
 const FORMATS: Record<string, string> = {
   csv: "text/csv",
@@ -140,45 +177,77 @@ export function uploadContentType(file: File): string | null {
   return FORMATS[extension] ?? null;
 }
 
+/** A running upload: its answer, and a way to cancel it. */
+export type Upload<T> = { done: Promise<T>; abort: () => void };
+
 /**
- * Uploads a file as a new dataset (raw body, streamed by the edge to the brain). XMLHttpRequest
- * rather than fetch: only it reports upload progress.
+ * POSTs a file as the raw body (streamed by the edge to the brain). XMLHttpRequest rather than
+ * fetch: only it reports upload progress. Errors are the shared error shape (`ApiError`).
  */
-export function uploadDataset(
-  file: File,
-  name: string,
-  onProgress: (loaded: number, total: number) => void,
-): { done: Promise<DatasetInfo>; abort: () => void } {
+function uploadFile<T>(url: string, file: File, contentType: string, onProgress: (loaded: number, total: number) => void): Upload<T> {
   const xhr = new XMLHttpRequest();
-  const done = new Promise<DatasetInfo>((resolve, reject) => {
-    const contentType = uploadContentType(file);
-    if (!contentType) {
-      reject(new ApiError(0, "unsupported_media_type", "choose a .csv, .parquet, .ndjson or .json file", null));
-      return;
-    }
-    xhr.open("POST", `/api/v1/datasets?name=${encodeURIComponent(name)}`);
+  const done = new Promise<T>((resolve, reject) => {
+    xhr.open("POST", url);
     xhr.withCredentials = true;
     xhr.setRequestHeader("content-type", contentType);
     xhr.setRequestHeader("accept", "application/json");
     for (const [key, value] of Object.entries(authHeaders())) xhr.setRequestHeader(key, value);
     xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
     xhr.onload = () => {
+      if (xhr.status === 201) {
+        onProgress(file.size, file.size);
+        resolve(JSON.parse(xhr.responseText) as T);
+        return;
+      }
       const response = new Response(xhr.responseText, {
         status: xhr.status,
         headers: { "x-request-id": xhr.getResponseHeader("x-request-id") ?? "" },
       });
-      if (xhr.status === 201) {
-        onProgress(file.size, file.size);
-        resolve(JSON.parse(xhr.responseText) as DatasetInfo);
-      } else {
-        void failure(response).then(reject);
-      }
+      void failure(response).then(reject);
     };
     xhr.onerror = () => reject(new ApiError(0, "network", "the upload failed (network error)", null));
     xhr.onabort = () => reject(new ApiError(0, "aborted", "the upload was cancelled", null));
     xhr.send(file);
   });
   return { done, abort: () => xhr.abort() };
+}
+
+function refused<T>(message: string): Upload<T> {
+  return { done: Promise.reject(new ApiError(0, "unsupported_media_type", message, null)), abort: () => {} };
+}
+
+/** Uploads a file as a new dataset. */
+export function uploadDataset(file: File, name: string, onProgress: (loaded: number, total: number) => void): Upload<DatasetInfo> {
+  const contentType = uploadContentType(file);
+  if (!contentType) return refused("choose a .csv, .parquet, .ndjson or .json file");
+  return uploadFile<DatasetInfo>(`/api/v1/datasets?name=${encodeURIComponent(name)}`, file, contentType, onProgress);
+}
+
+/** Document media types by extension (shared_types::knowledge::media::of_file_name). */
+const DOCUMENT_TYPES: Record<string, string> = {
+  txt: "text/plain",
+  text: "text/plain",
+  md: "text/markdown",
+  markdown: "text/markdown",
+  html: "text/html",
+  htm: "text/html",
+  xhtml: "text/html",
+  pdf: "application/pdf",
+};
+
+/** The extensions a document may have, for the file picker. */
+export const DOCUMENT_EXTENSIONS = Object.keys(DOCUMENT_TYPES).map((extension) => `.${extension}`);
+
+export function documentContentType(file: File): string | null {
+  const extension = file.name.toLowerCase().split(".").pop() ?? "";
+  return file.name.includes(".") ? (DOCUMENT_TYPES[extension] ?? null) : null;
+}
+
+/** Uploads a file to the knowledge base (the brain extracts, chunks and embeds it before answering 201). */
+export function uploadDocument(file: File, onProgress: (loaded: number, total: number) => void): Upload<Document> {
+  const contentType = documentContentType(file);
+  if (!contentType) return refused(`"${file.name}": choose a .txt, .md, .html or .pdf file`);
+  return uploadFile<Document>(`/api/v1/documents?name=${encodeURIComponent(file.name)}`, file, contentType, onProgress);
 }
 
 export function errorText(error: unknown): string {

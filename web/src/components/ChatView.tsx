@@ -4,6 +4,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState, type FormEvent, 
 import type { GroundingReport, Message, Notice, Provenance as ProvenanceData, RunMessageMetadata } from "@edgebrain/types";
 import { ApiError, api, authHeaders, errorText, failure } from "../api";
 import { AnswerNotice, CutOff, Grounding } from "./AnswerNotes";
+import { Citations } from "./Citations";
 import { MessageText, preloadMarkdown } from "./MessageText";
 import { Provenance, type Evidence } from "./Provenance";
 import { ToolResult } from "./ToolResult";
@@ -320,6 +321,7 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
         </p>
       ) : null}
       {message.metadata?.finishReason === "length" ? <CutOff onContinue={props.onContinue} /> : null}
+      <Citations parts={message.parts} />
       {evidence.length > 0 ? <Provenance evidence={evidence} /> : null}
       {grounding ? <Grounding report={grounding} /> : null}
       {text || props.onRetry ? (
@@ -354,7 +356,7 @@ function ErrorLine(props: { error: Error; reconnecting: boolean }) {
   );
 }
 
-function Conversation(props: { threadId: string; title: string | null; initial: Loaded; onActivity: () => void; onOpenThreads: () => void }) {
+function Conversation(props: { threadId: string; title: string | null; agent: string | null; initial: Loaded; onActivity: () => void; onOpenThreads: () => void }) {
   const runs = useMemo(() => new RunTracker(props.initial.liveRun), [props.initial]);
   const transport = useMemo(() => new EdgebrainTransport(props.threadId, runs), [props.threadId, runs]);
   const [stopping, setStopping] = useState(false);
@@ -559,6 +561,11 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
           ☰
         </button>
         <span className="conversation-title">{props.title}</span>
+        {props.agent ? (
+          <span className="conversation-agent" data-testid="thread-agent">
+            Agent: {props.agent}
+          </span>
+        ) : null}
       </div>
       <div className="message-pane" ref={pane} onScroll={onScroll} data-testid="message-pane">
         <ol className="messages" ref={list} aria-live="polite">
@@ -657,7 +664,7 @@ function Conversation(props: { threadId: string; title: string | null; initial: 
 }
 
 /** One thread: its stored history (and live reply, if any), then turns through useChat. */
-export function ChatView(props: { threadId: string; title: string | null; onActivity: () => void; onOpenThreads: () => void }) {
+export function ChatView(props: { threadId: string; title: string | null; agent: string | null; onActivity: () => void; onOpenThreads: () => void }) {
   const [loaded, setLoaded] = useState<Loaded | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [attempt, setAttempt] = useState(0);
@@ -700,6 +707,7 @@ export function ChatView(props: { threadId: string; title: string | null; onActi
       key={props.threadId}
       threadId={props.threadId}
       title={props.title}
+      agent={props.agent}
       initial={loaded}
       onActivity={props.onActivity}
       onOpenThreads={props.onOpenThreads}

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
 import type { Thread } from "@edgebrain/types";
 
 export function ThreadList(props: {
@@ -9,6 +9,8 @@ export function ThreadList(props: {
   current: string | null;
   onSelect: (id: string) => void;
   onCreate: () => void;
+  /** The choice of agent for the next new conversation, under the button. */
+  agentPicker?: ReactNode;
   onRename: (id: string, title: string) => void;
   onDelete: (id: string) => void;
 }) {
@@ -46,6 +48,7 @@ export function ThreadList(props: {
           ✕
         </button>
       </div>
+      {props.agentPicker}
       {props.threads.length === 0 ? <p className="muted">No conversations yet.</p> : null}
       <ul>
         {props.threads.map((thread) => (

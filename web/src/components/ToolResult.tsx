@@ -54,6 +54,28 @@ export function ToolResult(props: { part: DynamicToolUIPart }) {
       </div>
     );
   }
+  // The passages themselves are the answer's citations (Citations); here only what was found.
+  if (part.toolName === "search_knowledge" && isObject(output) && Array.isArray(output["hits"])) {
+    const hits = output["hits"].length;
+    const note = typeof output["note"] === "string" ? ` (${output["note"]})` : "";
+    return (
+      <div className="tool" data-testid="tool-search_knowledge">
+        <div className="tool-label">
+          searched the documents: {hits} {hits === 1 ? "passage" : "passages"}
+          {note}
+        </div>
+      </div>
+    );
+  }
+  if (part.toolName === "escalate_to_human" && isObject(output) && typeof output["escalation_id"] === "string") {
+    return (
+      <div className="tool" data-testid="tool-escalate_to_human">
+        <div className="tool-label">
+          handed to a person ({String(output["urgency"])} urgency, {String(output["status"])})
+        </div>
+      </div>
+    );
+  }
   const table = rowsOf(output);
   if (table) {
     return (
