@@ -19,8 +19,8 @@
 //   run (MARKDOWN_ANSWER);
 // - SLOW_TOOL_QUESTION: a pause before anything (the reply is "Thinking…"), then a `sql` call
 //   whose input is written slowly (the reply is "Running SQL…"), then a short answer;
-// - questions whose last line starts "Turn " (the web app's retries and edits put a line
-//   above the question): a short answer of a few lines at once (quickAnswer).
+// - questions whose last line starts "Turn " (one line, or several typed with Shift+Enter): a
+//   short answer of a few lines at once (quickAnswer);
 // - KNOWLEDGE_QUESTION (an agent with `search_knowledge`): a search of the documents, then an
 //   answer naming the document the best hit came from (the brain cites the hits);
 // - ESCALATION_QUESTION (an agent with `escalate_to_human`, SUPPORT_AGENT): a hand-over to a
@@ -130,7 +130,6 @@ function script(body) {
   if (question === SLOW_QUESTION) return text(SLOW_CHUNKS);
   if (question === MARKDOWN_QUESTION) return text([MARKDOWN_ANSWER.slice(0, 40), MARKDOWN_ANSWER.slice(40)]);
   if (turnQuestion) return text([quickAnswer(question)], "stop", false);
-  if (question.startsWith("Turn ")) return text([quickAnswer(question)], "stop", false);
   if (body.model === "scripted-agent" && question === KNOWLEDGE_QUESTION && tools.includes("search_knowledge")) {
     if (toolMessages.length === 0) return { events: toolCall("call_search", "search_knowledge", { query: KNOWLEDGE_QUERY }), paced: false };
     const best = JSON.parse(contentOf(toolMessages[0])).hits?.[0];

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { assertAccessible } from "./axe.mjs";
 import { ROOT, freePort, requireEnv, startBrain, startEdge, startOidcProvider, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ESCALATION_ANSWER,
@@ -147,12 +148,22 @@ describe("the operators' screens in Chromium, signed in through the edge", { tim
     const api = (await (await operator.request.get(`${edgeUrl}/api/v1/escalations?status=open`)).json()).escalations;
     assert.deepEqual(await items.evaluateAll((elements) => elements.map((element) => element.dataset.escalationId)), api.map((e) => e.id));
     const own = items.filter({ has: operator.getByRole("button", { name: "Open the thread" }) });
-    const theirs = items.filter({ hasText: "belongs to another identity" });
+    const theirs = items.filter({ hasNot: operator.getByRole("button", { name: "Open the thread" }) });
     assert.equal(await own.count(), 1);
     assert.equal(await theirs.count(), 1);
     assert.match(await theirs.textContent(), new RegExp(ESCALATION_REASON.replace(".", "\\.")));
     assert.match(await theirs.textContent(), /high urgency · agent support-desk · session:/);
+    await assertAccessible(operator, "the operators' view");
     await operator.screenshot({ path: join(ARTIFACTS, "web-operators.png"), fullPage: true });
+
+    // The visitor's conversation is theirs, yet the operator reads it here (read-only).
+    await theirs.getByRole("button", { name: "Read the conversation" }).click();
+    const transcript = theirs.locator('[data-testid="escalation-transcript"][data-state="ready"]');
+    await transcript.getByTestId("transcript-user").filter({ hasText: ESCALATION_QUESTION }).waitFor();
+    assert.equal(await transcript.getByTestId("transcript-assistant").count(), 1);
+    await assertAccessible(operator, "an escalated conversation read by an operator");
+    // For the README (docs/screenshots, like e2e/web.test.mjs's): the operators' view.
+    await operator.screenshot({ path: join(process.env.EDGEBRAIN_SCREENSHOTS_DIR ?? join(ROOT, "docs/screenshots"), "desktop-operators.png") });
 
     // Open the thread: the chat shows the escalated conversation.
     await own.getByRole("button", { name: "Open the thread" }).click();
@@ -162,7 +173,7 @@ describe("the operators' screens in Chromium, signed in through the edge", { tim
 
     // Resolve the visitor's with a note: it leaves the open queue, resolved by this operator.
     await operator.getByRole("tab", { name: "Operators" }).click();
-    const visitorsId = await queue.getByTestId("escalation").filter({ hasText: "belongs to another identity" }).getAttribute("data-escalation-id");
+    const visitorsId = await queue.getByTestId("escalation").filter({ hasNot: operator.getByRole("button", { name: "Open the thread" }) }).getAttribute("data-escalation-id");
     const item = operator.locator(`[data-testid="escalation"][data-escalation-id="${visitorsId}"]`);
     await item.getByLabel("Note").fill(NOTE);
     await item.getByRole("button", { name: "Resolve" }).click();

@@ -106,15 +106,13 @@ function lastReplyRaw(page) {
 }
 
 /**
- * The thread as the page shows it: each message's role, kind (question, retry, edit) and label,
- * its text (a question as shown, a reply's raw text) and its actions' names.
+ * The thread as the page shows it: each message's role, its text (a question as shown, a
+ * reply's raw text) and its actions' names.
  */
 function shownThread(target) {
   return target.evaluate(() =>
     [...document.querySelectorAll("li.message")].map((item) => ({
       role: item.dataset.testid,
-      kind: item.dataset.kind ?? null,
-      label: item.querySelector('[data-testid="turn-kind"]')?.textContent ?? null,
       text:
         item.dataset.testid === "message-user"
           ? item.querySelector(".user-text")?.textContent
@@ -599,7 +597,9 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await page.getByRole("button", { name: "Open notes.txt" }).click();
     const text = page.getByTestId("document-view").locator('[data-testid="document-text"][data-state="ready"]');
     await text.filter({ hasText: "the staff party is on Friday" }).waitFor();
+    await assertAccessible(page, "the documents view with an open document");
     await shot("documents");
+    await readmeShot("desktop-documents");
 
     // Delete asks first, then the document is gone from the list and from the brain.
     page.once("dialog", (dialog) => dialog.accept());
@@ -644,7 +644,9 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
       return box.top < pane.bottom && box.bottom > pane.top;
     });
     assert.ok(inView, "the cited passage is scrolled into view");
+    await assertAccessible(page, "a cited passage in its dialog");
     await shot("citation");
+    await readmeShot("desktop-citation");
     await page.keyboard.press("Escape");
     await dialog.waitFor({ state: "detached" });
 
@@ -676,6 +678,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     const offered = llm.requests.slice(before).filter((request) => request.messages?.some((m) => m.role === "user" && said(m) === ESCALATION_QUESTION));
     assert.ok(offered.length >= 1);
     assert.deepEqual(offered[0].tools.map((tool) => tool.function.name).sort(), ["escalate_to_human", "search_knowledge"]);
+    await assertAccessible(page, "a conversation with the support agent");
     await shot("agent");
 
     // This visitor is no operator: no operators' tab, and the queue refuses it.
@@ -820,21 +823,25 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.ok(await page.getByTestId("message-pane").evaluate((element) => element.scrollHeight > element.clientHeight), "the pane scrolls");
     await shot("ten-turns");
 
-    // Message actions: retry asks the last question again; edit sends an edited copy.
+    // Message actions: Retry writes the last answer again in its place; Edit replaces the
+    // question (and its answer) with the edited one.
+    const lastReplyId = () => page.evaluate(() => [...document.querySelectorAll('[data-testid="message-assistant"]')].at(-1)?.dataset.messageId);
+    const before = await lastReplyId();
     await page.getByTestId("message-assistant").last().getByRole("button", { name: "Retry" }).click();
-    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="message-user"]')].filter((element) => element.textContent.includes("Turn 10 of ten")).length === 2);
+    await page.waitForFunction((old) => [...document.querySelectorAll('[data-testid="message-assistant"]')].at(-1)?.dataset.messageId !== old, before);
     await ready(page);
+    assert.equal(await page.getByTestId("message-user").filter({ hasText: "Turn 10 of ten" }).count(), 1, "the question is not repeated");
     await page.getByTestId("message-user").last().getByRole("button", { name: "Edit" }).click();
     await page.getByLabel("Edit message").fill("Turn 11, edited");
     await page.getByTestId("message-user").last().getByRole("button", { name: "Send" }).click();
     await page.getByTestId("message-user").filter({ hasText: "Turn 11, edited" }).waitFor();
     await ready(page);
-    // The question as sent and stored: a line saying it is an edit, then the edited text.
-    const sent = (await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json()).messages
-      .filter((message) => message.role === "user")
-      .at(-1).parts[0].text;
-    assert.ok(sent.endsWith("\n\nTurn 11, edited"), sent);
-    assert.equal(await lastReplyRaw(page), quickAnswer(sent));
+    assert.equal(await page.getByTestId("message-user").filter({ hasText: "Turn 10 of ten" }).count(), 0, "the edited question is gone");
+    // Stored as shown: ten questions, the last one the edited text, answered.
+    const stored = (await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json()).messages;
+    assert.equal(stored.length, 20);
+    assert.equal(stored.at(-2).parts[0].text, "Turn 11, edited");
+    assert.equal(await lastReplyRaw(page), quickAnswer("Turn 11, edited"));
 
     // Scrolled up, the pane stays where the reader is while the reply grows; "Latest" goes back
     // to the end and follows it again.
@@ -994,7 +1001,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.ok(!words.some((text) => /^(ready|streaming|submitted)$/.test(text)), `no SDK internals: ${JSON.stringify(words)}`);
   });
 
-  test("message actions: Copy fills the clipboard; Retry and Edit are new turns that say so; a reload shows what the tab showed", async () => {
+  test("message actions: Copy fills the clipboard; Retry rewrites the answer and Edit the question in place; a reload shows what the tab showed", async () => {
     await newVisitor();
     await page.getByRole("button", { name: "New conversation" }).first().click();
     await page.getByTestId("thread").first().waitFor();
@@ -1009,56 +1016,54 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     await asked.getByRole("button", { name: "Copy" }).click();
     await asked.locator('button[data-state="copied"]').waitFor();
     assert.equal(await clipboard(), question);
-    /** The text of the last user message as the brain stored it. */
-    const storedQuestion = async () =>
-      (await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json()).messages
-        .filter((message) => message.role === "user")
-        .at(-1).parts[0].text;
+    /** The thread as the brain stored it: `[role, text]` per message, and the messages' ids. */
+    const stored = async () => {
+      const page_ = await (await page.request.get(`${edgeUrl}/api/v1/threads/${await threadOf(page)}/messages?limit=100`)).json();
+      return page_.messages.map((message) => ({ id: message.id, role: message.role, text: message.parts.filter((part) => part.type === "text").map((part) => part.text).join("") }));
+    };
+    const replyId = () => page.getByTestId("message-assistant").last().getAttribute("data-message-id");
+    const firstId = await replyId();
+    assert.deepEqual((await stored()).map((message) => message.id).at(-1), firstId, "the reply shown is the one stored");
 
-    // Retry: the question again, as a new turn whose first line says it is a retry; a new answer.
+    // Retry: the answer is written again in place of the old one; the question is not repeated.
     const retried = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
     await firstReply.getByRole("button", { name: "Retry" }).click();
     assert.equal((await retried).status(), 200);
-    await page.locator('[data-testid="message-user"][data-kind="retry"]').waitFor();
+    await page.waitForFunction((old) => [...document.querySelectorAll('[data-testid="message-assistant"]')].at(-1)?.dataset.messageId !== old, firstId);
     await ready(page);
-    const retry = page.getByTestId("message-user").last();
-    assert.equal(await retry.getAttribute("data-kind"), "retry");
-    assert.match(await retry.getByTestId("turn-kind").textContent(), /^Asked again/);
-    assert.equal(await retry.locator(".user-text").textContent(), question);
-    const retryText = await storedQuestion();
-    assert.ok(retryText !== question && retryText.endsWith(`\n\n${question}`), retryText);
-    assert.equal(await lastReplyRaw(page), quickAnswer(retryText), "a new answer, to the question as sent");
-    assert.equal(await page.getByTestId("message-assistant").count(), 2, "the first answer stays");
-    assert.equal(await firstReply.getByRole("button", { name: "Retry" }).count(), 0, "only the last reply offers Retry");
+    assert.equal(await page.getByTestId("message-assistant").count(), 1, "one answer, the new one");
+    assert.equal(await page.getByTestId("message-user").count(), 1, "one question");
+    let brain = await stored();
+    assert.deepEqual(brain.map((message) => [message.role, message.text]), [["user", question], ["assistant", quickAnswer(question)]]);
+    assert.equal(brain[1].id, await replyId());
+    assert.notEqual(brain[1].id, firstId);
 
-    // Edit: the field holds the question (not the retry's line); Enter sends the edit as a new turn.
-    await retry.getByRole("button", { name: "Edit" }).click();
+    // A second turn, then Edit the first question: it and everything after it are replaced.
+    await send("Turn B: units per region?");
+    assert.equal(await page.getByTestId("message-assistant").count(), 2);
+    await page.getByTestId("message-user").first().getByRole("button", { name: "Edit" }).click();
     const field = page.getByLabel("Edit message");
     assert.equal(await field.inputValue(), question);
     await assertAccessible(page, "a question being edited");
-    await field.fill("Turn B: units per region?");
+    await field.fill("Turn C: units per product?");
     const edited = page.waitForResponse((response) => response.request().method() === "POST" && /\/messages$/.test(new URL(response.url()).pathname));
     await field.press("Enter");
     assert.equal((await edited).status(), 200);
-    await page.locator('[data-testid="message-user"][data-kind="edit"]').waitFor();
+    await page.getByTestId("message-user").filter({ hasText: "Turn C: units per product?" }).waitFor();
     await ready(page);
-    const edit = page.getByTestId("message-user").last();
-    assert.match(await edit.getByTestId("turn-kind").textContent(), /^Edited question/);
-    assert.equal(await edit.locator(".user-text").textContent(), "Turn B: units per region?");
-    const editText = await storedQuestion();
-    assert.ok(editText.endsWith("\n\nTurn B: units per region?"), editText);
-    assert.equal(await lastReplyRaw(page), quickAnswer(editText));
+    brain = await stored();
+    assert.deepEqual(brain.map((message) => [message.role, message.text]), [
+      ["user", "Turn C: units per product?"],
+      ["assistant", quickAnswer("Turn C: units per product?")],
+    ]);
+    assert.equal(await lastReplyRaw(page), quickAnswer("Turn C: units per product?"));
     await shot("message-actions");
 
     // What the tab shows is what the brain stored: a reload shows the same thread.
     const shown = await shownThread(page);
-    assert.deepEqual(shown.map((message) => [message.role, message.kind]), [
-      ["message-user", "question"],
-      ["message-assistant", null],
-      ["message-user", "retry"],
-      ["message-assistant", null],
-      ["message-user", "edit"],
-      ["message-assistant", null],
+    assert.deepEqual(shown.map((message) => [message.role, message.text]), [
+      ["message-user", "Turn C: units per product?"],
+      ["message-assistant", quickAnswer("Turn C: units per product?")],
     ]);
     await page.reload();
     await page.waitForFunction((count) => document.querySelectorAll("li.message").length === count, shown.length);

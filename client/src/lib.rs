@@ -824,6 +824,15 @@ impl Client {
         let url = self.endpoint("/api/v1/escalations/{id}/resolve", &[id])?;
         self.json(self.bounded(Method::POST, &url).json(body)).await
     }
+
+    /// Operators only: the escalated conversation's messages, oldest first, whoever owns it.
+    pub async fn escalation_messages(&self, id: &str, page: &PageParams) -> Result<MessagePage> {
+        let url = with_page(
+            &self.endpoint("/api/v1/escalations/{id}/messages", &[id])?,
+            page,
+        )?;
+        self.json(self.bounded(Method::GET, &url)).await
+    }
 }
 
 fn run_id_of_headers(headers: &HeaderMap) -> Option<String> {

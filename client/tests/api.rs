@@ -264,6 +264,7 @@ async fn call_every_method(client: &Client, dir: &Path) {
     let _ = client
         .resolve_escalation(id, &ResolveEscalation::default())
         .await;
+    let _ = client.escalation_messages(id, &page).await;
     // Documents and retrieval.
     let _ = client
         .upload_document("returns", shared_types::knowledge::media::PLAIN, "x")

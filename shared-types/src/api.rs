@@ -72,6 +72,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("GET", "/api/v1/agents"),
     op("GET", "/api/v1/escalations"),
     op("POST", "/api/v1/escalations/{id}/resolve"),
+    op("GET", "/api/v1/escalations/{id}/messages"),
     // Documents and retrieval (`knowledge`).
     op("GET", "/api/v1/documents"),
     op("POST", "/api/v1/documents"),

@@ -140,7 +140,7 @@ export const api = {
   describeDataset: (id: string) => request<DatasetDescription>("GET", `/api/v1/datasets/${encodeURIComponent(id)}`),
   deleteDataset: (id: string) => request<void>("DELETE", `/api/v1/datasets/${encodeURIComponent(id)}`),
   sql: (query: SqlQuery) => request<QueryResult>("POST", "/api/v1/queries/sql", query),
-  /** Totals for the whole brain, the caller's (and public) frames in memory. */
+  /** Totals for the whole brain; the caller's and public frames in memory (an operator's: all). */
   memory: () => request<MemoryStats>("GET", "/api/v1/datasets/memory"),
   listDocuments: () => request<DocumentList>("GET", "/api/v1/documents"),
   getDocument: (id: string) => request<DocumentDetail>("GET", `/api/v1/documents/${encodeURIComponent(id)}`),
@@ -153,6 +153,9 @@ export const api = {
     request<EscalationList>("GET", `/api/v1/escalations?limit=100${status ? `&status=${status}` : ""}`),
   resolveEscalation: (id: string, body: ResolveEscalation) =>
     request<Escalation>("POST", `/api/v1/escalations/${encodeURIComponent(id)}/resolve`, body),
+  /** Operators only: the escalated conversation, whoever owns it (its first 100 messages). */
+  escalationMessages: (id: string) =>
+    request<MessagePage>("GET", `/api/v1/escalations/${encodeURIComponent(id)}/messages?limit=100`),
 };
 
 /** The scope that makes a signed-in user an operator (shared_types::agent::OPERATOR_SCOPE). */

@@ -43,6 +43,13 @@ impl EscalationQueue {
         self.store.list_escalations(status, limit).await
     }
 
+    pub async fn get(&self, id: &str) -> Result<Escalation, EscalationError> {
+        self.store
+            .get_escalation(id)
+            .await?
+            .ok_or_else(|| EscalationError::NotFound(id.to_owned()))
+    }
+
     /// Resolves open escalation `id` by `operator`, with an optional note (trimmed; empty is
     /// none); the resolved escalation.
     pub async fn resolve(

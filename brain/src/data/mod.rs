@@ -350,6 +350,15 @@ impl PreparedQuery {
     }
 }
 
+/// Whose frames [`DataPlane::memory`] lists (the totals are always the brain's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FramesShown {
+    /// Every tenant's (operators).
+    All,
+    /// Those of the datasets this owner may read: its own and public ones.
+    VisibleTo(String),
+}
+
 /// The data plane; cheap to clone (one shared instance per application).
 #[derive(Debug, Clone)]
 pub struct DataPlane {
@@ -976,15 +985,19 @@ impl DataPlane {
     }
 
     /// Memory totals, and the caller's (and public) frames in memory.
-    pub async fn memory(&self, owner: &str) -> Result<MemoryStats> {
-        let visible: HashSet<String> = self
-            .inner
-            .store
-            .visible_datasets(owner)
-            .await?
-            .into_iter()
-            .map(|record| record.id)
-            .collect();
+    pub async fn memory(&self, shown: FramesShown) -> Result<MemoryStats> {
+        let visible: Option<HashSet<String>> = match shown {
+            FramesShown::All => None,
+            FramesShown::VisibleTo(owner) => Some(
+                self.inner
+                    .store
+                    .visible_datasets(&owner)
+                    .await?
+                    .into_iter()
+                    .map(|record| record.id)
+                    .collect(),
+            ),
+        };
         let snapshot = self.inner.registry.snapshot();
         Ok(MemoryStats {
             budget_bytes: snapshot.budget_bytes,
@@ -995,7 +1008,7 @@ impl DataPlane {
             frames: snapshot
                 .frames
                 .into_iter()
-                .filter(|frame| visible.contains(&frame.id))
+                .filter(|frame| visible.as_ref().is_none_or(|ids| ids.contains(&frame.id)))
                 .map(|frame| LoadedFrame {
                     id: frame.id,
                     bytes: frame.bytes,

@@ -28,7 +28,7 @@ use super::identity::Identity;
 use super::upload_form::UploadForm;
 use super::{AppState, Error, Result};
 use crate::data::ingest::{self, IngestOptions};
-use crate::data::{DataError, StagedUpload};
+use crate::data::{DataError, FramesShown, StagedUpload};
 
 pub fn router(upload_max_bytes: u64) -> Router<AppState> {
     // Multipart parsing honours `DefaultBodyLimit`: uploads get their own, larger limit.
@@ -182,11 +182,17 @@ async fn unpin(
     ))
 }
 
+/// The memory manager's totals, and the frames in memory the caller may see: its own and
+/// public ones, or — for an operator — every tenant's.
 async fn memory(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<JsonResponse<MemoryStats>> {
-    Ok(JsonResponse(state.data.memory(&identity.owner()).await?))
+    let frames = match identity.is_operator() {
+        true => FramesShown::All,
+        false => FramesShown::VisibleTo(identity.owner()),
+    };
+    Ok(JsonResponse(state.data.memory(frames).await?))
 }
 
 /// A public dataset is read by every tenant (and its name resolves for all of them), so only

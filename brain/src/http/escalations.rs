@@ -3,7 +3,9 @@
 //!
 //! - `GET /?status=open|resolved&limit=` — newest first, across owners;
 //! - `POST /{id}/resolve` with `{"resolution": "…"}` — 200 with the resolved escalation, 404
-//!   for an unknown id, 409 when it is already resolved.
+//!   for an unknown id, 409 when it is already resolved;
+//! - `GET /{id}/messages?limit=&cursor=` — the escalated conversation, oldest first, whoever
+//!   owns it (an operator reads it to take over; 404 for an unknown id or a deleted thread).
 //!
 //! Authorization: the caller's identity must carry a user id and the scope
 //! `edgebrain:operator` ([`shared_types::agent::OPERATOR_SCOPE`];
@@ -15,6 +17,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use shared_types::agent::{Escalation, EscalationFilter, EscalationList, ResolveEscalation};
+use shared_types::chat::{MessagePage, PageParams};
 
 use super::extract::{Json, Query};
 use super::identity::Identity;
@@ -27,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(list_escalations))
         .route("/{id}/resolve", post(resolve_escalation))
+        .route("/{id}/messages", get(escalation_messages))
 }
 
 async fn list_escalations(
@@ -60,4 +64,15 @@ async fn resolve_escalation(
         .resolve(&id, &identity.owner(), body.resolution.as_deref())
         .await?;
     Ok(axum::Json(resolved))
+}
+
+async fn escalation_messages(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<MessagePage>> {
+    identity.require_operator("the escalation queue")?;
+    let escalation = state.escalations.get(&id).await?;
+    super::threads::message_page(&state, &escalation.owner, &escalation.thread_id, &params).await
 }

@@ -144,12 +144,18 @@ impl Identity {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// A signed-in user whose identity provider granted [`OPERATOR_SCOPE`] (see
+    /// [`Self::require_operator`]).
+    pub fn is_operator(&self) -> bool {
+        self.user_id.is_some() && self.has_scope(OPERATOR_SCOPE)
+    }
+
     /// Ok for a signed-in user whose identity provider granted [`OPERATOR_SCOPE`]; otherwise
     /// 403 `forbidden` naming `what` (an anonymous caller never has scopes: the edge forwards
     /// them only from a verified token, but a user id is required too so that no header
     /// combination makes an anonymous session an operator).
     pub fn require_operator(&self, what: &str) -> Result<(), Error> {
-        if self.user_id.is_some() && self.has_scope(OPERATOR_SCOPE) {
+        if self.is_operator() {
             Ok(())
         } else {
             Err(Error::Forbidden(format!(

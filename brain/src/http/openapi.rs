@@ -114,7 +114,7 @@ pub fn document() -> Value {
         list_threads, create_thread, get_thread, rename_thread, delete_thread, list_messages,
         send_message, get_run, run_events, cancel_run, usage,
         get_session, claim_session,
-        list_agents, list_escalations, resolve_escalation,
+        list_agents, list_escalations, resolve_escalation, escalation_messages,
         list_documents, upload_document, get_document, delete_document, document_text,
         search_knowledge,
     ),
@@ -445,6 +445,20 @@ fn list_escalations() {}
         (status = 403, description = "The caller is not an operator", body = ErrorBody),
         (status = 409, description = "Already resolved", body = ErrorBody)))]
 fn resolve_escalation() {}
+
+#[utoipa::path(get, path = "/api/v1/escalations/{id}/messages", tag = "agents",
+    operation_id = "escalationMessages",
+    summary = "Operators: the escalated conversation's messages, oldest first, whoever owns it",
+    params(
+        ("id" = String, Path, description = ID),
+        ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagePage),
+        (status = 403, description = "The caller is not an operator", body = ErrorBody),
+        (status = 404, description = "No such escalation, or its thread was deleted", body = ErrorBody)))]
+fn escalation_messages() {}
 
 // ---- documents and retrieval ----
 

@@ -141,7 +141,17 @@ async fn list_messages(
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<MessagePage>> {
-    let limit = page_limit(&params)?;
+    message_page(&state, &identity.owner(), &id, &params).await
+}
+
+/// A page of `owner`'s thread `id`, oldest first (`limit`, `cursor`: the last message number).
+pub(super) async fn message_page(
+    state: &AppState,
+    owner: &str,
+    id: &str,
+    params: &PageParams,
+) -> Result<axum::Json<MessagePage>> {
+    let limit = page_limit(params)?;
     // Cursor: the `seq` of the previous page's last message.
     let after = match params.cursor.as_deref() {
         None => 0,
@@ -149,10 +159,7 @@ async fn list_messages(
             .parse::<i64>()
             .map_err(|_| Error::InvalidQuery("`cursor` is malformed".to_owned()))?,
     };
-    let mut rows = state
-        .chat
-        .messages(&identity.owner(), &id, after, limit)
-        .await?;
+    let mut rows = state.chat.messages(owner, id, after, limit).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|(seq, _)| seq.to_string())

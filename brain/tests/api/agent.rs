@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared_types::agent::{AgentList, Escalation, EscalationList, EscalationStatus, Urgency};
-use shared_types::chat::{RunState, STREAM_DONE, Thread};
+use shared_types::chat::{MessagePage, RunState, STREAM_DONE, Thread};
 use shared_types::error::ErrorCode;
 
 use crate::chat::{
@@ -874,6 +874,77 @@ async fn escalations_are_recorded_listed_and_resolved_by_operators() {
         assert_eq!(escalation.urgency, Urgency::High);
         assert_eq!(escalation.status, EscalationStatus::Open);
         assert!(escalation.reason.contains("refund"));
+
+        // The operator reads the escalated conversation (Alice's, not theirs); nobody else can,
+        // through this route or the thread's own.
+        let transcript = |id: &str, query: &str| {
+            app.client
+                .get(app.url(&format!("/api/v1/escalations/{id}/messages{query}")))
+        };
+        let page: MessagePage = app
+            .send_as(&operator, transcript(&id, ""))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let texts: Vec<&str> = page
+            .messages
+            .iter()
+            .flat_map(|message| &message.parts)
+            .filter(|part| part["type"] == "text")
+            .filter_map(|part| part["text"].as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            ["I want a human", "A colleague will contact you."],
+            "{backend}"
+        );
+        let first: MessagePage = app
+            .send_as(&operator, transcript(&id, "?limit=1"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first.messages.len(), 1);
+        let cursor = first.next_cursor.expect("a second page");
+        let second: MessagePage = app
+            .send_as(
+                &operator,
+                transcript(&id, &format!("?limit=1&cursor={cursor}")),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(second.messages[0].id, page.messages[1].id);
+        for caller in [&alice, &Caller::user("mallory").with_scopes(&["admin"])] {
+            assert_error(
+                app.send_as(caller, transcript(&id, "")).await,
+                ErrorCode::Forbidden,
+            )
+            .await;
+        }
+        let operator_thread = app
+            .send_as(
+                &operator,
+                app.client
+                    .get(app.url(&format!("/api/v1/threads/{}/messages", thread.id))),
+            )
+            .await;
+        assert_error(operator_thread, ErrorCode::NotFound).await;
+        for unknown in ["nope", "%C3%BC%F0%9F%99%82", "a%00b"] {
+            let response = app.send_as(&operator, transcript(unknown, "")).await;
+            assert!(
+                matches!(response.status().as_u16(), 400 | 404),
+                "{unknown}: {}",
+                response.status()
+            );
+        }
+        assert_error(
+            app.send_as(&operator, transcript(&id, "?limit=0")).await,
+            ErrorCode::InvalidQuery,
+        )
+        .await;
 
         let resolve = |id: String| {
             app.client

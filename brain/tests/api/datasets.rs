@@ -753,6 +753,17 @@ async fn tenants_cannot_list_read_query_change_or_infer_each_others_datasets() {
         );
     }
 
+    // An operator's memory overview lists every tenant's frames (to see who fills the
+    // budget); a scope claimed without a signed-in user is no operator.
+    sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM secret").await;
+    let in_memory = |stats: MemoryStats| stats.frames.iter().any(|f| f.id == secret.id);
+    assert!(in_memory(memory(&app, &alice).await));
+    let operator = Caller::user("olga").with_scopes(&["edgebrain:operator"]);
+    assert!(in_memory(memory(&app, &operator).await));
+    let pretender = Caller::anonymous("s-456").with_scopes(&["edgebrain:operator"]);
+    assert!(!in_memory(memory(&app, &pretender).await));
+    assert!(!in_memory(memory(&app, &bob).await));
+
     // Bob may use the same name for his own data; each sees their own.
     upload_csv(&app, &bob, "secret", "store,qty,price\nbob,100,1.0\n").await;
     assert_eq!(

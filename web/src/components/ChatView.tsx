@@ -8,7 +8,6 @@ import { Citations } from "./Citations";
 import { MessageText, preloadMarkdown } from "./MessageText";
 import { Provenance, type Evidence } from "./Provenance";
 import { ToolResult } from "./ToolResult";
-import { TURN_LABELS, parseTurn, turnText } from "../turns";
 
 /** The brain's `data-*` parts (shared_types::chat::UiMessageChunk) by name. */
 type DataParts = { provenance: ProvenanceData; grounding: GroundingReport; notice: Notice };
@@ -134,7 +133,11 @@ class EdgebrainTransport extends DefaultChatTransport<ChatMessage> {
         if (runId) runs.started(runId);
         return response;
       },
-      prepareSendMessagesRequest: ({ messages, body }) => ({ body: { ...body, messages: messages.slice(-1) } }),
+      // The SDK's `trigger` and `messageId` tell the brain about a regenerate or an edit, which
+      // replace a stored turn and everything after it.
+      prepareSendMessagesRequest: ({ messages, body, trigger, messageId }) => ({
+        body: { ...body, trigger, messageId, messages: messages.slice(-1) },
+      }),
       prepareReconnectToStreamRequest: () => ({ api: `/api/v1/runs/${encodeURIComponent(runs.current ?? "")}/events` }),
       resumeStreamIsReplay: true,
     });
@@ -214,9 +217,9 @@ function CopyButton(props: { text: string; what: string }) {
 type MessageActions = {
   /** Continue a cut-off reply (last message only, when idle). */
   onContinue: (() => void) | null;
-  /** Ask the question behind this reply again, as a new turn (last reply only, when idle). */
+  /** Generate this reply again in place of this one (last reply only, when idle). */
   onRetry: (() => void) | null;
-  /** Send an edited copy of this question as a new turn (idle only). */
+  /** Send an edited question in place of this one; the turns after it go (idle only). */
   onEdit: ((question: string) => void) | null;
   stopped: boolean;
 };
@@ -240,18 +243,12 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
   const text = textOf(message);
 
   if (message.role === "user") {
-    const turn = parseTurn(text);
     const sendEdit = () => {
       if (editing?.trim() && props.onEdit) props.onEdit(editing.trim());
       setEditing(null);
     };
     return (
-      <li className="message user" data-testid="message-user" data-kind={turn.kind}>
-        {turn.kind !== "question" ? (
-          <p className="turn-kind" data-testid="turn-kind">
-            {TURN_LABELS[turn.kind]}
-          </p>
-        ) : null}
+      <li className="message user" data-testid="message-user" data-message-id={message.id}>
         {editing !== null ? (
           <form
             className="edit"
@@ -284,11 +281,11 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
           </form>
         ) : (
           <>
-            <p className="text user-text">{turn.question}</p>
+            <p className="text user-text">{text}</p>
             <div className="message-actions">
-              <CopyButton text={turn.question} what="question" />
+              <CopyButton text={text} what="question" />
               {props.onEdit ? (
-                <button type="button" className="action" title="Edit and send as a new turn" onClick={() => setEditing(turn.question)}>
+                <button type="button" className="action" title="Edit the question and answer it again (the later turns go)" onClick={() => setEditing(text)}>
                   Edit
                 </button>
               ) : null}
@@ -301,7 +298,7 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
 
   const stopped = props.stopped || message.metadata?.state === "cancelled";
   return (
-    <li className="message assistant" data-testid="message-assistant">
+    <li className="message assistant" data-testid="message-assistant" data-message-id={message.id}>
       {notices.map((notice, index) => (
         <AnswerNotice key={index} notice={notice} />
       ))}
@@ -328,7 +325,7 @@ function MessageView(props: { message: ChatMessage } & MessageActions) {
         <div className="message-actions">
           {text ? <CopyButton text={text} what="answer" /> : null}
           {props.onRetry ? (
-            <button type="button" className="action" title="Ask the question again, as a new turn" onClick={props.onRetry}>
+            <button type="button" className="action" title="Write this answer again, in place of this one" onClick={props.onRetry}>
               Retry
             </button>
           ) : null}
@@ -370,7 +367,7 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
   const [input, setInput] = useState("");
   const [localError, setLocalError] = useState<string | null>(null);
 
-  const { messages, setMessages, sendMessage, status, error, stop, resumeStream, clearError } = useChat<ChatMessage>({
+  const { messages, setMessages, sendMessage, regenerate, status, error, stop, resumeStream, clearError } = useChat<ChatMessage>({
     id: props.threadId,
     messages: props.initial.messages,
     transport,
@@ -541,13 +538,30 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
 
   const idle = !busy && busyOffer === null;
   const lastIndex = messages.length - 1;
-  /** The question a reply answered (without a retry's or an edit's header). */
-  const questionBefore = (index: number): string | null => {
-    for (let i = index - 1; i >= 0; i -= 1) {
-      const candidate = messages[i];
-      if (candidate?.role === "user") return parseTurn(textOf(candidate)).question;
-    }
-    return null;
+  /** Regenerate the reply `messageId` (the brain replaces its turn). */
+  const regenerateReply = (messageId: string) => {
+    setBusyOffer(null);
+    setLocalError(null);
+    pinnedRef.current = true;
+    setPinned(true);
+    void regenerate({ messageId });
+  };
+  /**
+   * Send `edited` in place of the question at `index`. The brain knows a turn by its stored ids:
+   * the reply's (the id the brain gave it), else the question's own (a stored question loaded
+   * with the thread); the SDK drops the question and what followed from the list.
+   */
+  const editQuestion = (index: number, edited: string) => {
+    const question = messages[index];
+    if (!question || busy) return;
+    const reply = messages[index + 1];
+    const storedTurn = reply?.role === "assistant" ? reply.id : question.id;
+    setBusyOffer(null);
+    setLocalError(null);
+    pinnedRef.current = true;
+    setPinned(true);
+    lastSent.current = edited;
+    void sendMessage({ text: edited, messageId: question.id }, { body: { replace_from: storedTurn } });
   };
   // A 409 is handled by the offer below, never shown raw.
   const shownError = error && !(error instanceof ApiError && error.status === 409) ? error : null;
@@ -569,19 +583,16 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
       </div>
       <div className="message-pane" ref={pane} onScroll={onScroll} data-testid="message-pane">
         <ol className="messages" ref={list} aria-live="polite">
-          {messages.map((message, index) => {
-            const question = message.role === "assistant" ? questionBefore(index) : null;
-            return (
-              <MessageView
-                key={message.id}
-                message={message}
-                stopped={stopped.has(message.id)}
-                onContinue={index === lastIndex && idle ? () => send(CONTINUE_TEXT) : null}
-                onRetry={index === lastIndex && idle && question ? () => send(turnText("retry", question)) : null}
-                onEdit={idle ? (edited) => send(turnText("edit", edited)) : null}
-              />
-            );
-          })}
+          {messages.map((message, index) => (
+            <MessageView
+              key={message.id}
+              message={message}
+              stopped={stopped.has(message.id)}
+              onContinue={index === lastIndex && idle ? () => send(CONTINUE_TEXT) : null}
+              onRetry={index === lastIndex && idle && message.role === "assistant" ? () => regenerateReply(message.id) : null}
+              onEdit={idle ? (edited) => editQuestion(index, edited) : null}
+            />
+          ))}
         </ol>
         {messages.length === 0 && idle ? (
           <div className="starters">

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import type { DatasetInfo, Escalation, EscalationStatus, MemoryStats } from "@edgebrain/types";
+import type { DatasetInfo, Escalation, EscalationStatus, MemoryStats, Message } from "@edgebrain/types";
 import { api, errorText } from "../api";
 import { formatBytes, formatTime } from "../format";
 
@@ -30,15 +30,56 @@ function Failed(props: { message: string; onRetry: () => void }) {
   );
 }
 
+/** The text parts of a stored message. */
+function textOf(message: Message): string {
+  return message.parts
+    .map((part) => {
+      if (part === null || typeof part !== "object" || Array.isArray(part)) return "";
+      return part.type === "text" && typeof part.text === "string" ? part.text : "";
+    })
+    .join("");
+}
+
+/** The escalated conversation, read-only (an operator reads any owner's to take over). */
+function Transcript(props: { escalationId: string }) {
+  const load = useCallback(() => api.escalationMessages(props.escalationId), [props.escalationId]);
+  const [loaded, reload] = useLoaded(load);
+  if (loaded.state === "loading") {
+    return (
+      <p className="muted" role="status" data-testid="escalation-transcript" data-state="loading">
+        Loading the conversation…
+      </p>
+    );
+  }
+  if (loaded.state === "error") {
+    return (
+      <div data-testid="escalation-transcript" data-state="error">
+        <Failed message={loaded.message} onRetry={reload} />
+      </div>
+    );
+  }
+  return (
+    <ol className="transcript" data-testid="escalation-transcript" data-state="ready" aria-label="The escalated conversation">
+      {loaded.value.messages.map((message) => (
+        <li key={message.id} className={`transcript-${message.role}`} data-testid={`transcript-${message.role}`}>
+          <span className="muted">{message.role === "user" ? "Customer" : "Agent"}: </span>
+          {textOf(message)}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
 /**
- * One escalation: what the agent said, whose conversation, and the resolve form. Operators can
- * open only threads they own: the brain serves a thread to its owner alone.
+ * One escalation: what the agent said, whose conversation (readable here whoever owns it; the
+ * operator's own threads also open in the chat), and the resolve form.
  */
 function EscalationItem(props: { escalation: Escalation; ownThread: boolean; onOpenThread: (id: string) => void; onResolved: () => void }) {
   const { escalation } = props;
   const [note, setNote] = useState("");
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [reading, setReading] = useState(false);
   const noteId = `resolution-${escalation.id}`;
   const resolve = () => {
     setSending(true);
@@ -55,13 +96,17 @@ function EscalationItem(props: { escalation: Escalation; ownThread: boolean; onO
       <p className="muted escalation-meta">
         <span className="urgency">{escalation.urgency} urgency</span> · agent {escalation.agent} · {escalation.owner} · {formatTime(escalation.created_at_ms)}
       </p>
-      {props.ownThread ? (
-        <button type="button" onClick={() => props.onOpenThread(escalation.thread_id)}>
-          Open the thread
+      <div className="message-actions">
+        <button type="button" aria-expanded={reading} onClick={() => setReading((open) => !open)}>
+          {reading ? "Hide the conversation" : "Read the conversation"}
         </button>
-      ) : (
-        <p className="muted">Thread {escalation.thread_id} belongs to another identity: only its owner can read it.</p>
-      )}
+        {props.ownThread ? (
+          <button type="button" onClick={() => props.onOpenThread(escalation.thread_id)}>
+            Open the thread
+          </button>
+        ) : null}
+      </div>
+      {reading ? <Transcript escalationId={escalation.id} /> : null}
       {escalation.status === "resolved" ? (
         <p data-testid="escalation-resolution">
           Resolved {escalation.resolved_at_ms ? formatTime(escalation.resolved_at_ms) : ""} by {escalation.resolved_by ?? "?"}
@@ -186,11 +231,11 @@ function MemoryOverview() {
             </div>
           </dl>
           {loaded.value.stats.frames.length === 0 ? (
-            <p className="muted">None of your or the public datasets is loaded (they load when queried).</p>
+            <p className="muted">No dataset is loaded (they load when queried).</p>
           ) : (
             <div className="table-wrap">
               <table>
-                <caption>Your and public datasets in memory</caption>
+                <caption>Every tenant's datasets in memory</caption>
                 <thead>
                   <tr>
                     <th scope="col">Dataset</th>
@@ -201,7 +246,7 @@ function MemoryOverview() {
                 <tbody>
                   {loaded.value.stats.frames.map((frame) => (
                     <tr key={frame.id} data-testid="memory-frame" data-dataset-id={frame.id}>
-                      <td>{loaded.value.names.get(frame.id)?.name ?? frame.id}</td>
+                      <td>{loaded.value.names.get(frame.id)?.name ?? `another identity's dataset ${frame.id}`}</td>
                       <td>{formatBytes(frame.bytes)}</td>
                       <td>{frame.pinned ? "yes" : "no"}</td>
                     </tr>
