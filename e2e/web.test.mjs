@@ -402,6 +402,15 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
     assert.ok(Number((await runs.textContent()).replace(/\D/g, "")) >= 1, await runs.textContent());
     assert.ok(Number((await page.getByTestId("usage-tokens-out").textContent()).replace(/\D/g, "")) > 0);
     assert.equal(await page.getByTestId("usage-budget").textContent(), "unlimited");
+    // The page's totals are the API's (the same visitor's cookies; nothing ran in between).
+    const report = await (await page.request.get(`${edgeUrl}/api/v1/usage`)).json();
+    const shown = async (key) => Number((await page.getByTestId(`usage-${key}`).textContent()).replace(/[^\d.]/g, ""));
+    assert.equal(await shown("runs"), report.runs);
+    assert.equal(await shown("tokens-in"), report.usage.input_tokens);
+    assert.equal(await shown("tokens-out"), report.usage.output_tokens);
+    assert.equal(await shown("cost"), Number((report.usage.cost_micro_usd / 1_000_000).toFixed(4)));
+    assert.equal(await shown("verified"), report.grounding.verified);
+    assert.equal(await shown("unverified"), report.grounding.unverified);
     await assertAccessible(page, "the usage view");
     await readmeShot("desktop-usage");
     await page.getByRole("tab", { name: "Chat" }).click();
