@@ -205,7 +205,7 @@ fn benches(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("edgebrain-bench-{}", uuid::Uuid::new_v4()));
     let services = runtime.block_on(async {
         let mut config = brain::Config::from_args(["brain"]).unwrap();
-        config.data_dir = dir.clone();
+        config.server.data_dir = dir.clone();
         tokio::fs::create_dir_all(&dir).await.unwrap();
         let store = Store::connect(&config.database().unwrap()).await.unwrap();
         let data = DataPlane::open(

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 use crate::store::{DatabaseConfig, DatabaseUrl, DatabaseUrlError};
 use crate::telemetry::LogFormat;
@@ -38,6 +38,24 @@ pub const SQLITE_FILE_NAME: &str = "brain.db";
     about = "edgebrain's native service (the brain behind the edge)"
 )]
 pub struct Config {
+    #[command(flatten)]
+    pub server: ServerFlags,
+    #[command(flatten)]
+    pub database: DatabaseFlags,
+    #[command(flatten)]
+    pub edge: EdgeTrustFlags,
+    #[command(flatten)]
+    pub data: DataFlags,
+    #[command(flatten)]
+    pub chat: ChatFlags,
+    #[command(flatten)]
+    pub knowledge: KnowledgeFlags,
+}
+
+/// The HTTP server: where it listens, its data directory, request bodies, shutdown, diagnostics and logs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerFlags {
     /// Socket address to listen on. Port 0 picks a free port; the real address is logged on the
     /// `listening` line.
     #[arg(long, env = "BRAIN_BIND", default_value = "127.0.0.1:8080")]
@@ -48,6 +66,58 @@ pub struct Config {
     #[arg(long, env = "BRAIN_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Largest accepted request body in bytes; larger bodies are answered with 413.
+    #[arg(long, env = "BRAIN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// When a request is answered before its body was read to the end (a 413, say), the brain
+    /// keeps reading and discarding up to this many bytes so the client receives the answer
+    /// instead of a connection reset. Beyond it the connection is closed.
+    #[arg(long, env = "BRAIN_DRAIN_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub drain_max_bytes: u64,
+
+    /// Time limit of that background drain, in milliseconds.
+    #[arg(long, env = "BRAIN_DRAIN_MAX_MS", default_value_t = 10_000)]
+    pub drain_max_ms: u64,
+
+    /// Who may call the deployment diagnostics (`/api/v1/diag/*`): `operators` (signed-in
+    /// users with the `edgebrain:operator` scope; everyone else 403), `open` (any caller the
+    /// edge signed for: for deployment checks and test rigs), or `off` (404).
+    #[arg(long, env = "BRAIN_DIAG", value_enum, default_value_t = DiagAccess::Operators)]
+    pub diag: DiagAccess,
+
+    /// Upper bound of `events` accepted by `/api/v1/diag/stream`.
+    #[arg(long, env = "BRAIN_DIAG_MAX_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub diag_max_events: u32,
+
+    /// Upper bound of `interval_ms` accepted by `/api/v1/diag/stream`.
+    #[arg(long, env = "BRAIN_DIAG_MAX_INTERVAL_MS", default_value_t = 60_000)]
+    pub diag_max_interval_ms: u64,
+
+    /// After SIGTERM/SIGINT the brain stops accepting connections and lets in-flight requests
+    /// (including SSE streams) finish for at most this many seconds, then exits.
+    #[arg(long, env = "BRAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// After SIGTERM/SIGINT, the least time in milliseconds the brain keeps its listener open,
+    /// answering new work "draining" (503 with `x-edgebrain-draining: 1`), so that the edges
+    /// sending it work learn that it is leaving and pass it over — rather than finding its port
+    /// closed, where a write that fails to connect cannot safely be sent to another brain.
+    /// Within the grace period. Default: 3000 with `--brain-id` (a member of a fleet), 0
+    /// without (no other brain could take the work).
+    #[arg(long, env = "BRAIN_DRAIN_ANNOUNCE_MS")]
+    pub drain_announce_ms: Option<u64>,
+
+    /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The database the brain persists to.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseFlags {
     /// Database URL. `postgres://…` or `postgresql://…` selects PostgreSQL, `sqlite:…` SQLite.
     /// Default: the SQLite file `<data-dir>/brain.db`, created if missing.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -61,7 +131,12 @@ pub struct Config {
     /// How long to wait for a database connection (at startup and per request), in milliseconds.
     #[arg(long, env = "BRAIN_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     pub db_acquire_timeout_ms: u64,
+}
 
+/// How the brain trusts the edge: signing secrets, the authorities signatures are bound to, replay protection; and the sign-in tokens the edge renews here.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Edge trust")]
+pub struct EdgeTrustFlags {
     /// Secrets the edge signs requests with (HMAC-SHA256), comma-separated, each at least 32
     /// bytes. Every `/api/*` request must carry an `x-edgebrain-signature` that verifies under
     /// one of them; list the old and the new secret together while rotating. Required unless
@@ -110,49 +185,18 @@ pub struct Config {
     #[arg(long, env = "BRAIN_INSECURE_LOCAL", default_value_t = false)]
     pub insecure_local: bool,
 
-    /// Largest accepted request body in bytes; larger bodies are answered with 413.
-    #[arg(long, env = "BRAIN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
-    pub max_body_bytes: usize,
+    /// How long after a refresh token was exchanged it may still be presented without revoking
+    /// its sign-in (the other requests a browser sent with it meanwhile), in milliseconds.
+    /// Longer widens the window a stolen token is useful in.
+    #[arg(long, env = "BRAIN_REFRESH_REUSE_LEEWAY_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(0..=300_000))]
+    pub refresh_reuse_leeway_ms: u64,
+}
 
-    /// When a request is answered before its body was read to the end (a 413, say), the brain
-    /// keeps reading and discarding up to this many bytes so the client receives the answer
-    /// instead of a connection reset. Beyond it the connection is closed.
-    #[arg(long, env = "BRAIN_DRAIN_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
-    pub drain_max_bytes: u64,
-
-    /// Time limit of that background drain, in milliseconds.
-    #[arg(long, env = "BRAIN_DRAIN_MAX_MS", default_value_t = 10_000)]
-    pub drain_max_ms: u64,
-
-    /// Who may call the deployment diagnostics (`/api/v1/diag/*`): `operators` (signed-in
-    /// users with the `edgebrain:operator` scope; everyone else 403), `open` (any caller the
-    /// edge signed for: for deployment checks and test rigs), or `off` (404).
-    #[arg(long, env = "BRAIN_DIAG", value_enum, default_value_t = DiagAccess::Operators)]
-    pub diag: DiagAccess,
-
-    /// Upper bound of `events` accepted by `/api/v1/diag/stream`.
-    #[arg(long, env = "BRAIN_DIAG_MAX_EVENTS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub diag_max_events: u32,
-
-    /// Upper bound of `interval_ms` accepted by `/api/v1/diag/stream`.
-    #[arg(long, env = "BRAIN_DIAG_MAX_INTERVAL_MS", default_value_t = 60_000)]
-    pub diag_max_interval_ms: u64,
-
-    /// After SIGTERM/SIGINT the brain stops accepting connections and lets in-flight requests
-    /// (including SSE streams) finish for at most this many seconds, then exits.
-    #[arg(long, env = "BRAIN_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
-
-    /// After SIGTERM/SIGINT, the least time in milliseconds the brain keeps its listener open,
-    /// answering new work "draining" (503 with `x-edgebrain-draining: 1`), so that the edges
-    /// sending it work learn that it is leaving and pass it over — rather than finding its port
-    /// closed, where a write that fails to connect cannot safely be sent to another brain.
-    /// Within the grace period. Default: 3000 with `--brain-id` (a member of a fleet), 0
-    /// without (no other brain could take the work).
-    #[arg(long, env = "BRAIN_DRAIN_ANNOUNCE_MS")]
-    pub drain_announce_ms: Option<u64>,
-
+/// Datasets and queries: the object store, memory, ingest limits and the query engine.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Datasets and queries")]
+pub struct DataFlags {
     /// Where datasets' Parquet objects live: `file:///path` (a local or shared folder) or
     /// `s3://bucket[/prefix]` (AWS S3, Cloudflare R2, MinIO, any S3-compatible service; set up
     /// by the usual `AWS_*` environment variables: `AWS_ENDPOINT_URL`, `AWS_REGION`,
@@ -261,6 +305,12 @@ pub struct Config {
     /// `transactions`) generated on first start with an empty data directory. 0: no sample.
     #[arg(long, env = "BRAIN_SAMPLE_TRANSACTIONS", default_value_t = 1_000_000)]
     pub sample_transactions: u64,
+}
+
+/// Conversations: models, prompts, runs and their leases, agents.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Chat, runs and agents")]
+pub struct ChatFlags {
     /// LLM provider/model configuration file (TOML; see README "LLM providers"). Without it
     /// the brain uses one provider, `local`: the llama.cpp server at `--local-llm-url`.
     #[arg(long, env = "BRAIN_LLM_CONFIG")]
@@ -370,21 +420,15 @@ pub struct Config {
     #[arg(long, env = "BRAIN_CONTEXT_MAX_MESSAGES", default_value_t = 100)]
     pub context_max_messages: u32,
 
-    /// How long after a refresh token was exchanged it may still be presented without revoking
-    /// its sign-in (the other requests a browser sent with it meanwhile), in milliseconds.
-    /// Longer widens the window a stolen token is useful in.
-    #[arg(long, env = "BRAIN_REFRESH_REUSE_LEEWAY_MS", default_value_t = 30_000,
-          value_parser = clap::value_parser!(u64).range(0..=300_000))]
-    pub refresh_reuse_leeway_ms: u64,
-
     /// Tokens (input + output, all runs) each caller identity may spend; unset: unlimited.
     #[arg(long, env = "BRAIN_BUDGET_TOKENS_PER_OWNER")]
     pub budget_tokens_per_owner: Option<u64>,
+}
 
-    /// Log line format on stdout. The filter comes from `RUST_LOG` (default `info`).
-    #[arg(long, env = "BRAIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
+/// The knowledge base: the embedder, chunking and limits.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Knowledge base")]
+pub struct KnowledgeFlags {
     /// Which embedder the knowledge base uses: `local` (all-MiniLM-L6-v2 on the CPU, from
     /// `--knowledge-model-dir`) or `openai-compatible` (`--embeddings-url`).
     #[arg(long, env = "BRAIN_KNOWLEDGE_EMBEDDER", value_enum, default_value_t = EmbedderKind::Local)]
@@ -637,21 +681,21 @@ impl Config {
     /// Fails on a URL scheme the brain does not support (the error names the scheme, never the
     /// URL, which may carry a password).
     pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
-        let url = match &self.database_url {
+        let url = match &self.database.database_url {
             Some(url) => url.clone(),
-            None => DatabaseUrl::sqlite_file(&self.data_dir.join(SQLITE_FILE_NAME))?,
+            None => DatabaseUrl::sqlite_file(&self.server.data_dir.join(SQLITE_FILE_NAME))?,
         };
         Ok(DatabaseConfig {
             backend: url.backend()?,
             url,
-            max_connections: self.db_max_connections,
-            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            max_connections: self.database.db_max_connections,
+            acquire_timeout: Duration::from_millis(self.database.db_acquire_timeout_ms),
         })
     }
 
     /// How the brain trusts the edge: by signature, or (explicitly) not at all.
     pub fn edge_trust(&self) -> Result<EdgeTrustMode, ConfigError> {
-        match (&self.edge_secrets, self.insecure_local) {
+        match (&self.edge.edge_secrets, self.edge.insecure_local) {
             (Some(secrets), false) => Ok(EdgeTrustMode::Signed(secrets.clone())),
             (None, true) => Ok(EdgeTrustMode::InsecureLocal),
             (Some(_), true) => Err(ConfigError::EdgeTrustConflict),
@@ -660,30 +704,30 @@ impl Config {
     }
 
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
+        Duration::from_secs(self.server.shutdown_grace_secs)
     }
 
     /// How long a draining brain announces it before closing its listener (see
     /// `--drain-announce-ms`).
     pub fn drain_announce(&self) -> Duration {
-        let default_ms = if self.brain_id.is_some() {
+        let default_ms = if self.chat.brain_id.is_some() {
             DEFAULT_FLEET_DRAIN_ANNOUNCE_MS
         } else {
             0
         };
-        Duration::from_millis(self.drain_announce_ms.unwrap_or(default_ms))
+        Duration::from_millis(self.server.drain_announce_ms.unwrap_or(default_ms))
     }
 
     /// The run lease timings, checked: renewals at most half a lease apart, so one late or
     /// failed renewal never loses a live run its lease.
     pub fn run_leases(&self) -> Result<RunLeaseTimings, ConfigError> {
-        if self.run_lease_renew_ms.saturating_mul(2) > self.run_lease_ms {
+        if self.chat.run_lease_renew_ms.saturating_mul(2) > self.chat.run_lease_ms {
             return Err(ConfigError::LeaseRenewal {
-                renew_ms: self.run_lease_renew_ms,
-                lease_ms: self.run_lease_ms,
+                renew_ms: self.chat.run_lease_renew_ms,
+                lease_ms: self.chat.run_lease_ms,
             });
         }
-        if let Some(id) = &self.brain_id {
+        if let Some(id) = &self.chat.brain_id {
             let valid = !id.is_empty()
                 && id.len() <= 128
                 && id
@@ -694,9 +738,9 @@ impl Config {
             }
         }
         Ok(RunLeaseTimings {
-            lease: Duration::from_millis(self.run_lease_ms),
-            renew_every: Duration::from_millis(self.run_lease_renew_ms),
-            event_flush: Duration::from_millis(self.run_event_flush_ms),
+            lease: Duration::from_millis(self.chat.run_lease_ms),
+            renew_every: Duration::from_millis(self.chat.run_lease_renew_ms),
+            event_flush: Duration::from_millis(self.chat.run_event_flush_ms),
         })
     }
 
@@ -704,7 +748,7 @@ impl Config {
     /// `$EDGEBRAIN_CACHE/llm/models/all-MiniLM-L6-v2`, else
     /// `$HOME/.cache/edgebrain/llm/models/all-MiniLM-L6-v2`.
     pub fn knowledge_model_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.knowledge_model_dir {
+        if let Some(dir) = &self.knowledge.knowledge_model_dir {
             return dir.clone();
         }
         let cache = std::env::var_os("EDGEBRAIN_CACHE")
@@ -773,13 +817,13 @@ mod tests {
         let config = Config::try_parse_from(["brain"]).unwrap();
         // The environment of the test run may set BRAIN_* variables; only check what it cannot.
         if std::env::var_os("BRAIN_BIND").is_none() {
-            assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+            assert_eq!(config.server.bind, "127.0.0.1:8080".parse().unwrap());
         }
         if std::env::var_os("BRAIN_MAX_BODY_BYTES").is_none() {
-            assert_eq!(config.max_body_bytes, 1_048_576);
+            assert_eq!(config.server.max_body_bytes, 1_048_576);
         }
         if std::env::var_os("BRAIN_SHUTDOWN_GRACE_SECS").is_none() {
-            assert_eq!(config.shutdown_grace_secs, 30);
+            assert_eq!(config.server.shutdown_grace_secs, 30);
         }
     }
 
@@ -787,7 +831,7 @@ mod tests {
     fn only_members_of_a_fleet_announce_their_drain_by_default() {
         let mut config = Config::try_parse_from(["brain"]).unwrap();
         assert_eq!(config.drain_announce(), Duration::ZERO);
-        config.brain_id = Some("brain-1".to_owned());
+        config.chat.brain_id = Some("brain-1".to_owned());
         assert_eq!(
             config.drain_announce(),
             Duration::from_millis(DEFAULT_FLEET_DRAIN_ANNOUNCE_MS)
@@ -801,19 +845,19 @@ mod tests {
     #[test]
     fn run_lease_timings_are_checked() {
         let mut config = Config::try_parse_from(["brain"]).unwrap();
-        config.brain_id = Some("brain-1.eu:a".to_owned());
-        config.run_lease_ms = 15_000;
-        config.run_lease_renew_ms = 5_000;
+        config.chat.brain_id = Some("brain-1.eu:a".to_owned());
+        config.chat.run_lease_ms = 15_000;
+        config.chat.run_lease_renew_ms = 5_000;
         let timings = config.run_leases().unwrap();
         assert_eq!(timings.lease, Duration::from_secs(15));
         assert_eq!(timings.renew_every, Duration::from_secs(5));
-        config.run_lease_renew_ms = 7_501;
+        config.chat.run_lease_renew_ms = 7_501;
         assert!(matches!(
             config.run_leases(),
             Err(ConfigError::LeaseRenewal { .. })
         ));
-        config.run_lease_renew_ms = 5_000;
-        config.brain_id = Some("a b".to_owned());
+        config.chat.run_lease_renew_ms = 5_000;
+        config.chat.brain_id = Some("a b".to_owned());
         assert!(matches!(config.run_leases(), Err(ConfigError::BrainId(_))));
     }
 
@@ -833,19 +877,20 @@ mod tests {
             "7",
         ])
         .unwrap();
-        assert_eq!(config.bind.port(), 0);
-        assert_eq!(config.log_format, LogFormat::Json);
-        assert_eq!(config.diag_max_events, 7);
+        assert_eq!(config.server.bind.port(), 0);
+        assert_eq!(config.server.log_format, LogFormat::Json);
+        assert_eq!(config.server.diag_max_events, 7);
         // A browser's concurrent refreshes have 30 s before a reused token ends the sign-in.
         assert_eq!(
             Config::from_args(["brain"])
                 .unwrap()
+                .edge
                 .refresh_reuse_leeway_ms,
             30_000
         );
         // The diagnostics are for operators unless a deployment opens or closes them.
         assert_eq!(
-            Config::from_args(["brain"]).unwrap().diag,
+            Config::from_args(["brain"]).unwrap().server.diag,
             DiagAccess::Operators
         );
         assert_eq!(config.database().unwrap().backend, Backend::Postgres);
@@ -855,8 +900,8 @@ mod tests {
     #[test]
     fn default_database_is_a_sqlite_file_in_the_data_dir() {
         let mut config = Config::try_parse_from(["brain"]).unwrap();
-        config.database_url = None;
-        config.data_dir = PathBuf::from("/var/lib/brain 1/a?b#c%d");
+        config.database.database_url = None;
+        config.server.data_dir = PathBuf::from("/var/lib/brain 1/a?b#c%d");
         let database = config.database().unwrap();
         assert_eq!(database.backend, Backend::Sqlite);
         assert_eq!(
@@ -874,13 +919,13 @@ mod tests {
         };
         let secret = "s".repeat(32);
         let mut config = parse(&[]).unwrap();
-        config.edge_secrets = None;
-        config.insecure_local = false;
+        config.edge.edge_secrets = None;
+        config.edge.insecure_local = false;
         assert!(matches!(
             config.edge_trust(),
             Err(ConfigError::NoEdgeSecret)
         ));
-        config.insecure_local = true;
+        config.edge.insecure_local = true;
         assert!(matches!(
             config.edge_trust(),
             Ok(EdgeTrustMode::InsecureLocal)
@@ -926,7 +971,7 @@ mod tests {
         let config =
             Config::try_parse_from(["brain", "--edge-authority", "b1:8080,b2:8080"]).unwrap();
         assert_eq!(
-            config.edge_authority.map(|a| a.to_string()).as_deref(),
+            config.edge.edge_authority.map(|a| a.to_string()).as_deref(),
             Some("b1:8080,b2:8080")
         );
     }

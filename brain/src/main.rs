@@ -16,7 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    if let Err(error) = telemetry::init(config.log_format) {
+    if let Err(error) = telemetry::init(config.server.log_format) {
         eprintln!("brain: cannot initialise logging: {error:#}");
         return ExitCode::FAILURE;
     }

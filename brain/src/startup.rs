@@ -86,15 +86,15 @@ impl Application {
             .run_leases()
             .context("invalid run lease configuration")?;
         let router = crate::llm::config::load(&config).context("invalid LLM configuration")?;
-        let templates = PromptTemplates::load(config.prompts_dir.as_deref())
+        let templates = PromptTemplates::load(config.chat.prompts_dir.as_deref())
             .context("invalid prompt templates")?;
         let agents = Agents::load(&config, &router).context("invalid agents configuration")?;
-        tokio::fs::create_dir_all(&config.data_dir)
+        tokio::fs::create_dir_all(&config.server.data_dir)
             .await
             .with_context(|| {
                 format!(
                     "cannot create the data directory {}",
-                    config.data_dir.display()
+                    config.server.data_dir.display()
                 )
             })?;
         let store = Store::connect(&database).await.with_context(|| {
@@ -104,9 +104,9 @@ impl Application {
                 database.url.redacted()
             )
         })?;
-        let listener = TcpListener::bind(config.bind)
+        let listener = TcpListener::bind(config.server.bind)
             .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
+            .with_context(|| format!("cannot listen on {}", config.server.bind))?;
         let local_addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
@@ -114,15 +114,16 @@ impl Application {
         let instance_id = Uuid::new_v4().to_string();
         // Misconfigured object storage stops the start here, naming the URL and the cause.
         let objects = Objects::open(
-            config.object_store_url.as_deref(),
-            &config.object_store_options.0,
-            &config.data_dir,
+            config.data.object_store_url.as_deref(),
+            &config.data.object_store_options.0,
+            &config.server.data_dir,
         )
         .context("invalid object store configuration")?;
         objects.probe(&instance_id).await?;
 
         // Unless configured, this start is a brain of its own.
         let brain_id = config
+            .chat
             .brain_id
             .clone()
             .unwrap_or_else(|| instance_id.clone());
@@ -139,7 +140,7 @@ impl Application {
                  trusted as sent; never expose this brain beyond the local machine"
             );
         } else {
-            match &config.edge_authority {
+            match &config.edge.edge_authority {
                 Some(authorities) => tracing::info!(
                     edge_authority = %authorities,
                     "edge signatures must be bound to this brain"
@@ -154,12 +155,12 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::new().context("cannot create the metrics registry")?);
         let data = DataPlane::open(
-            &config.data_dir,
+            &config.server.data_dir,
             objects,
             store.clone(),
             Arc::clone(&metrics),
             DataLimits::from_config(&config),
-            config.sample_transactions,
+            config.data.sample_transactions,
             extras.clock.clone(),
         )
         .await
@@ -180,12 +181,12 @@ impl Application {
             router,
             templates,
             ChatSettings {
-                max_concurrent_runs: config.max_concurrent_runs,
-                run_timeout: Duration::from_secs(config.run_timeout_secs),
-                run_retention: Duration::from_secs(config.run_retention_secs),
-                max_tool_steps: config.max_tool_steps,
-                context_max_messages: config.context_max_messages,
-                budget_tokens_per_owner: config.budget_tokens_per_owner,
+                max_concurrent_runs: config.chat.max_concurrent_runs,
+                run_timeout: Duration::from_secs(config.chat.run_timeout_secs),
+                run_retention: Duration::from_secs(config.chat.run_retention_secs),
+                max_tool_steps: config.chat.max_tool_steps,
+                context_max_messages: config.chat.context_max_messages,
+                budget_tokens_per_owner: config.chat.budget_tokens_per_owner,
             },
             Fleet {
                 instance_id: instance_id.clone(),
@@ -230,11 +231,11 @@ impl Application {
             edge_trust: Arc::new(
                 EdgeTrust::new(
                     edge_trust,
-                    Duration::from_secs(config.edge_signature_tolerance_secs),
-                    usize::try_from(config.edge_replay_cache_entries).unwrap_or(usize::MAX),
-                    config.edge_signed_body_max_bytes,
+                    Duration::from_secs(config.edge.edge_signature_tolerance_secs),
+                    usize::try_from(config.edge.edge_replay_cache_entries).unwrap_or(usize::MAX),
+                    config.edge.edge_signed_body_max_bytes,
                 )
-                .bound_to(config.edge_authority.clone()),
+                .bound_to(config.edge.edge_authority.clone()),
             ),
             data,
             metrics,
@@ -246,7 +247,7 @@ impl Application {
             accounts: Accounts::new(
                 store.clone(),
                 extras.clock.clone(),
-                Duration::from_millis(config.refresh_reuse_leeway_ms),
+                Duration::from_millis(config.edge.refresh_reuse_leeway_ms),
             ),
         };
         Ok(Self {

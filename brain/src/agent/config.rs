@@ -32,10 +32,10 @@ pub struct AgentDefaults {
 impl AgentDefaults {
     pub fn from_config(config: &Config) -> Self {
         Self {
-            max_steps: config.max_tool_steps,
-            tool_timeout: Duration::from_millis(config.agent_tool_timeout_ms),
-            result_token_budget: config.agent_result_token_budget,
-            chart_max_rows: config.agent_chart_max_rows,
+            max_steps: config.chat.max_tool_steps,
+            tool_timeout: Duration::from_millis(config.chat.agent_tool_timeout_ms),
+            result_token_budget: config.chat.agent_result_token_budget,
+            chart_max_rows: config.chat.agent_chart_max_rows,
         }
     }
 }
@@ -66,7 +66,7 @@ pub struct Agents {
 impl Agents {
     /// Reads `--agents-config` (or the built-in file) and validates it against the models.
     pub fn load(config: &Config, router: &LlmRouter) -> anyhow::Result<Self> {
-        let (text, origin) = match &config.agents_config {
+        let (text, origin) = match &config.chat.agents_config {
             Some(path) => (
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the agents file {}", path.display()))?,

@@ -212,26 +212,27 @@ impl DataLimits {
 
     pub fn from_config(config: &Config) -> Self {
         Self {
-            memory_budget_bytes: config.datasets_memory_budget_bytes,
-            upload_max_bytes: config.upload_max_bytes,
-            parquet_uploads: config.parquet_uploads,
-            infer_schema_rows: usize::try_from(config.infer_schema_rows).unwrap_or(usize::MAX),
+            memory_budget_bytes: config.data.datasets_memory_budget_bytes,
+            upload_max_bytes: config.data.upload_max_bytes,
+            parquet_uploads: config.data.parquet_uploads,
+            infer_schema_rows: usize::try_from(config.data.infer_schema_rows).unwrap_or(usize::MAX),
             ingest: precheck::IngestLimits {
-                max_columns: usize::try_from(config.ingest_max_columns).unwrap_or(usize::MAX),
-                max_nesting: usize::try_from(config.ingest_max_nesting).unwrap_or(usize::MAX),
-                max_cell_bytes: config.ingest_max_cell_bytes,
-                memory_bytes: config.ingest_memory_limit_bytes,
+                max_columns: usize::try_from(config.data.ingest_max_columns).unwrap_or(usize::MAX),
+                max_nesting: usize::try_from(config.data.ingest_max_nesting).unwrap_or(usize::MAX),
+                max_cell_bytes: config.data.ingest_max_cell_bytes,
+                memory_bytes: config.data.ingest_memory_limit_bytes,
             },
-            query_max_rows: config.query_max_rows,
-            query_timeout: Duration::from_millis(config.query_timeout_ms),
-            import_dir: config.import_dir.clone(),
-            query_concurrency: match config.query_concurrency {
+            query_max_rows: config.data.query_max_rows,
+            query_timeout: Duration::from_millis(config.data.query_timeout_ms),
+            import_dir: config.data.import_dir.clone(),
+            query_concurrency: match config.data.query_concurrency {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),
                 set => usize::try_from(set).unwrap_or(usize::MAX),
             },
-            query_queue: usize::try_from(config.query_queue).unwrap_or(usize::MAX),
-            plan_cache_entries: usize::try_from(config.plan_cache_entries).unwrap_or(usize::MAX),
-            query_engine: config.query_engine,
+            query_queue: usize::try_from(config.data.query_queue).unwrap_or(usize::MAX),
+            plan_cache_entries: usize::try_from(config.data.plan_cache_entries)
+                .unwrap_or(usize::MAX),
+            query_engine: config.data.query_engine,
         }
     }
 }

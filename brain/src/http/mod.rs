@@ -102,13 +102,13 @@ pub struct Limits {
 impl Limits {
     pub fn from_config(config: &Config) -> Self {
         Self {
-            max_body_bytes: config.max_body_bytes,
-            diag_access: config.diag,
-            diag_max_events: config.diag_max_events,
-            diag_max_interval: Duration::from_millis(config.diag_max_interval_ms),
+            max_body_bytes: config.server.max_body_bytes,
+            diag_access: config.server.diag,
+            diag_max_events: config.server.diag_max_events,
+            diag_max_interval: Duration::from_millis(config.server.diag_max_interval_ms),
             drain: DrainLimits {
-                max_bytes: config.drain_max_bytes,
-                max_time: Duration::from_millis(config.drain_max_ms),
+                max_bytes: config.server.drain_max_bytes,
+                max_time: Duration::from_millis(config.server.drain_max_ms),
             },
         }
     }

@@ -132,15 +132,15 @@ impl KnowledgeLimits {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         Ok(Self {
             chunk: ChunkConfig::new(
-                config.knowledge_chunk_chars,
-                config.knowledge_chunk_overlap_chars,
+                config.knowledge.knowledge_chunk_chars,
+                config.knowledge.knowledge_chunk_overlap_chars,
             )?,
-            max_document_bytes: config.knowledge_max_document_bytes,
-            max_chunks_per_owner: config.knowledge_max_chunks_per_owner,
-            max_search_limit: config.knowledge_max_search_limit,
-            max_query_chars: config.knowledge_max_query_chars,
-            index_cache_owners: config.knowledge_index_cache_owners,
-            embed_timeout: Duration::from_millis(config.knowledge_embed_timeout_ms),
+            max_document_bytes: config.knowledge.knowledge_max_document_bytes,
+            max_chunks_per_owner: config.knowledge.knowledge_max_chunks_per_owner,
+            max_search_limit: config.knowledge.knowledge_max_search_limit,
+            max_query_chars: config.knowledge.knowledge_max_query_chars,
+            index_cache_owners: config.knowledge.knowledge_index_cache_owners,
+            embed_timeout: Duration::from_millis(config.knowledge.knowledge_embed_timeout_ms),
         })
     }
 }
@@ -149,8 +149,8 @@ impl KnowledgeLimits {
 /// [`embed::UnavailableEmbedder`] (the knowledge endpoints answer 503 naming the missing file)
 /// and a warning, rather than stopping the whole brain.
 pub fn embedder_from_config(config: &Config) -> Result<Arc<dyn Embedder>, EmbedError> {
-    let batch = usize::try_from(config.knowledge_embed_batch).unwrap_or(32);
-    match config.knowledge_embedder {
+    let batch = usize::try_from(config.knowledge.knowledge_embed_batch).unwrap_or(32);
+    match config.knowledge.knowledge_embedder {
         EmbedderKind::Local => {
             let dir = config.knowledge_model_dir();
             match embed::MiniLmEmbedder::new(&dir, batch) {
@@ -166,16 +166,16 @@ pub fn embedder_from_config(config: &Config) -> Result<Arc<dyn Embedder>, EmbedE
             }
         }
         EmbedderKind::OpenaiCompatible => {
-            let api_key = std::env::var(&config.embeddings_api_key_env)
+            let api_key = std::env::var(&config.knowledge.embeddings_api_key_env)
                 .ok()
                 .filter(|key| !key.is_empty())
                 .map(crate::llm::ApiKey::new);
             Ok(Arc::new(embed::OpenAiEmbedder::new(
-                &config.embeddings_url,
-                &config.embeddings_model,
+                &config.knowledge.embeddings_url,
+                &config.knowledge.embeddings_model,
                 api_key,
                 batch,
-                std::time::Duration::from_millis(config.embeddings_timeout_ms),
+                std::time::Duration::from_millis(config.knowledge.embeddings_timeout_ms),
             )?))
         }
     }

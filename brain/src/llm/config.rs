@@ -31,7 +31,7 @@ const TOKENIZER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads and validates the LLM configuration.
 pub fn load(config: &Config) -> anyhow::Result<LlmRouter> {
-    let file = match &config.llm_config {
+    let file = match &config.chat.llm_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the LLM configuration {}", path.display()))?;
@@ -50,7 +50,7 @@ pub fn local_only(config: &Config) -> LlmConfigFile {
         providers: vec![ProviderEntry {
             name: LOCAL.to_owned(),
             kind: ProviderKind::OpenaiCompatible,
-            base_url: config.local_llm_url.clone(),
+            base_url: config.chat.local_llm_url.clone(),
             api_key_env: None,
             connect_timeout_ms: None,
             idle_timeout_ms: None,
@@ -66,9 +66,9 @@ pub fn local_only(config: &Config) -> LlmConfigFile {
                 provider: LOCAL.to_owned(),
                 model: LOCAL.to_owned(),
             }],
-            context_tokens: config.local_llm_context_tokens,
-            max_output_tokens: config.local_llm_max_output_tokens,
-            tools: config.local_llm_tools,
+            context_tokens: config.chat.local_llm_context_tokens,
+            max_output_tokens: config.chat.local_llm_max_output_tokens,
+            tools: config.chat.local_llm_tools,
             input_usd_per_mtok: 0.0,
             output_usd_per_mtok: 0.0,
             system_template: None,

@@ -241,6 +241,7 @@ fn default_reuse_leeway() -> Duration {
     Duration::from_millis(
         brain::Config::from_args(["brain"])
             .unwrap()
+            .edge
             .refresh_reuse_leeway_ms,
     )
 }
@@ -452,7 +453,10 @@ async fn signing_out_revokes_the_family_and_is_idempotent() {
 #[tokio::test]
 async fn malformed_or_unsigned_refresh_requests_are_refused() {
     // Room for a user id past the limit (the tests' default body limit is 1 KiB).
-    let app = spawn_app_with(Backend::Sqlite, |config| config.max_body_bytes = 16 * 1024).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.server.max_body_bytes = 16 * 1024
+    })
+    .await;
     granted(start_family(&app, 1).await, StatusCode::CREATED).await;
 
     let bad_hashes = [

@@ -70,10 +70,10 @@ async fn agent_app_with(
     let (llm, agents) = config_files(scripted, agent_toml);
     let database = TestDatabase::new(backend).await;
     let mut config = database.config();
-    config.llm_config = Some(llm);
-    config.agents_config = Some(agents);
+    config.chat.llm_config = Some(llm);
+    config.chat.agents_config = Some(agents);
     // Uploads of the test datasets.
-    config.max_body_bytes = 64 * 1024;
+    config.server.max_body_bytes = 64 * 1024;
     let application = Application::build_with(config, extras)
         .await
         .unwrap_or_else(|error| panic!("the {backend} brain failed to build: {error:#}"));
@@ -1071,8 +1071,8 @@ async fn a_bad_agents_file_stops_the_brain_with_a_clear_error() {
         let (llm, agents) = config_files(&scripted, agent_toml);
         let database = TestDatabase::new(Backend::Sqlite).await;
         let mut config = database.config();
-        config.llm_config = Some(llm);
-        config.agents_config = Some(agents);
+        config.chat.llm_config = Some(llm);
+        config.chat.agents_config = Some(agents);
         let error = format!("{:#}", Application::build(config).await.unwrap_err());
         assert!(error.contains("invalid agents configuration"), "{error}");
         assert!(error.contains(expected), "{agent_toml}: {error}");
@@ -1182,12 +1182,12 @@ async fn the_local_tool_model_answers_a_data_question_with_a_real_sql_call() {
     )
     .unwrap();
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.local_llm_url = tool_llm().base_url.clone();
-        config.local_llm_tools = true;
-        config.local_llm_max_output_tokens = 60;
-        config.agents_config = Some(agents);
+        config.chat.local_llm_url = tool_llm().base_url.clone();
+        config.chat.local_llm_tools = true;
+        config.chat.local_llm_max_output_tokens = 60;
+        config.chat.agents_config = Some(agents);
         // The sample's stores and products (transactions kept tiny for a debug build).
-        config.sample_transactions = 100;
+        config.data.sample_transactions = 100;
     })
     .await;
     let alice = Caller::user("alice");

@@ -22,8 +22,8 @@ use crate::scripted_llm::{Reply, Scripted};
 const REPLY_TOKENS: u32 = 16;
 
 pub(crate) fn use_chat_llm(config: &mut Config) {
-    config.local_llm_url = chat_llm().base_url.clone();
-    config.local_llm_max_output_tokens = REPLY_TOKENS;
+    config.chat.local_llm_url = chat_llm().base_url.clone();
+    config.chat.local_llm_max_output_tokens = REPLY_TOKENS;
 }
 
 async fn chat_app(backend: Backend) -> TestApp {
@@ -323,8 +323,8 @@ async fn reconnecting_mid_run_resumes_without_loss_or_duplication() {
     for retention_secs in [300, 0] {
         let mut app = spawn_app_with(Backend::Sqlite, |config| {
             use_chat_llm(config);
-            config.local_llm_max_output_tokens = 48;
-            config.run_retention_secs = retention_secs;
+            config.chat.local_llm_max_output_tokens = 48;
+            config.chat.run_retention_secs = retention_secs;
         })
         .await;
         let alice = Caller::user("alice");
@@ -395,7 +395,7 @@ async fn reconnecting_mid_run_resumes_without_loss_or_duplication() {
 async fn cancel_stops_a_run_and_keeps_what_was_produced() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.local_llm_max_output_tokens = 200;
+        config.chat.local_llm_max_output_tokens = 200;
     })
     .await;
     let alice = Caller::user("alice");
@@ -503,7 +503,10 @@ async fn a_dead_provider_falls_back_to_the_local_one() {
         ],
         &["dead", "local"],
     );
-    let mut app = spawn_app_with(Backend::Sqlite, |config| config.llm_config = Some(path)).await;
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.chat.llm_config = Some(path)
+    })
+    .await;
     let alice = Caller::user("alice");
     let thread = create_thread(&app, &alice, "fallback").await;
 
@@ -536,7 +539,7 @@ async fn a_provider_breaking_mid_stream_yields_an_error_part_and_a_failed_run() 
             ],
             &["breaker", "local"],
         );
-        let mut app = spawn_app_with(backend, |config| config.llm_config = Some(path)).await;
+        let mut app = spawn_app_with(backend, |config| config.chat.llm_config = Some(path)).await;
         let alice = Caller::user("alice");
         let thread = create_thread(&app, &alice, "break").await;
 
@@ -840,8 +843,8 @@ async fn edit_and_regenerate_replace_a_turn_and_everything_after_it() {
 async fn bad_turns_are_refused_in_the_error_shape_and_store_nothing() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.budget_tokens_per_owner = Some(1);
-        config.local_llm_context_tokens = 200;
+        config.chat.budget_tokens_per_owner = Some(1);
+        config.chat.local_llm_context_tokens = 200;
     })
     .await;
     let alice = Caller::user("alice");
@@ -914,7 +917,10 @@ async fn the_anthropic_provider_streams_through_the_same_endpoint() {
         "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{base_url}\"\napi_key_env = \"HOME\"\n"
     );
     let path = llm_config_file(&config_dir, &[anthropic], &["claude"]);
-    let mut app = spawn_app_with(Backend::Sqlite, |config| config.llm_config = Some(path)).await;
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.chat.llm_config = Some(path)
+    })
+    .await;
     let alice = Caller::user("alice");
     let thread = create_thread(&app, &alice, "claude").await;
 
@@ -958,7 +964,7 @@ async fn the_anthropic_provider_streams_through_the_same_endpoint() {
 async fn json_mode_constrains_the_local_model_to_json() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.local_llm_max_output_tokens = 32;
+        config.chat.local_llm_max_output_tokens = 32;
     })
     .await;
     let alice = Caller::user("alice");
@@ -992,7 +998,7 @@ async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
     for backend in BACKENDS {
         let mut app = spawn_app_with(backend, |config| {
             use_chat_llm(config);
-            config.local_llm_max_output_tokens = 200;
+            config.chat.local_llm_max_output_tokens = 200;
         })
         .await;
         let alice = Caller::user("alice");
@@ -1034,8 +1040,8 @@ async fn deleting_a_thread_cancels_its_run_and_leaves_no_orphans() {
 async fn runs_beyond_the_concurrency_limit_wait_queued() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.local_llm_max_output_tokens = 200;
-        config.max_concurrent_runs = 1;
+        config.chat.local_llm_max_output_tokens = 200;
+        config.chat.max_concurrent_runs = 1;
     })
     .await;
     let alice = Caller::user("alice");
@@ -1091,7 +1097,7 @@ async fn long_threads_are_trimmed_to_the_context_window_with_real_token_counts()
     const CONTEXT: u32 = 200;
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.local_llm_context_tokens = CONTEXT;
+        config.chat.local_llm_context_tokens = CONTEXT;
     })
     .await;
     let alice = Caller::user("alice");
@@ -1143,7 +1149,10 @@ async fn retryable_statuses_are_retried_and_client_errors_are_not() {
         "\n[[models]]\nname = \"strict\"\nroute = [{{ provider = \"rejecting\", model = \"m\" }}]\ncontext_tokens = 2048\nmax_output_tokens = {REPLY_TOKENS}\n"
     ));
     std::fs::write(&path, text).unwrap();
-    let mut app = spawn_app_with(Backend::Sqlite, |config| config.llm_config = Some(path)).await;
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.chat.llm_config = Some(path)
+    })
+    .await;
     let alice = Caller::user("alice");
     let thread = create_thread(&app, &alice, "retries").await;
 
@@ -1196,10 +1205,10 @@ async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
         .await;
         let (llm, agents) = config_files(&scripted, "");
         let mut app = spawn_app_with(backend, |config| {
-            config.llm_config = Some(llm);
-            config.agents_config = Some(agents);
+            config.chat.llm_config = Some(llm);
+            config.chat.agents_config = Some(agents);
             // No time to finish: the run is stopped as soon as the shutdown begins.
-            config.shutdown_grace_secs = 0;
+            config.server.shutdown_grace_secs = 0;
         })
         .await;
         let alice = Caller::user("alice");

@@ -190,7 +190,7 @@ async fn every_format_uploads_and_describes_with_correct_statistics_on_both_back
     let mean_price = rows.iter().map(|s| s.price).sum::<f64>() / rows.len() as f64;
     let alice = Caller::user("alice");
     for backend in BACKENDS {
-        let app = spawn_app_with(backend, |config| config.parquet_uploads = true).await;
+        let app = spawn_app_with(backend, |config| config.data.parquet_uploads = true).await;
         let csv = upload_raw(&app, &alice, "name=from_csv", "text/csv", sales_csv(&rows)).await;
         assert_eq!(csv.status(), 201, "{backend}");
         let ndjson = upload_raw(
@@ -530,7 +530,7 @@ async fn every_change_makes_a_new_version_and_answers_name_the_versions_they_rea
 
 #[tokio::test]
 async fn malformed_files_are_refused_naming_the_problem() {
-    let app = spawn_app_with(Backend::Sqlite, |config| config.parquet_uploads = true).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.data.parquet_uploads = true).await;
     let alice = Caller::user("alice");
     let ragged = upload_raw(
         &app,
@@ -608,7 +608,7 @@ async fn malformed_files_are_refused_naming_the_problem() {
 async fn oversized_uploads_are_refused_and_leave_nothing_behind_on_both_backends() {
     let alice = Caller::user("alice");
     for backend in BACKENDS {
-        let app = spawn_app_with(backend, |config| config.upload_max_bytes = 2_000).await;
+        let app = spawn_app_with(backend, |config| config.data.upload_max_bytes = 2_000).await;
         let big = sales_csv(&sales()).repeat(10);
         assert!(big.len() > 2_000);
         // With a Content-Length: refused before reading.
@@ -852,7 +852,7 @@ async fn a_small_budget_evicts_least_recently_used_frames_and_reloads_them_trans
     app.stop().await;
     let TestApp { database, .. } = app;
     let mut config = database.config();
-    config.datasets_memory_budget_bytes = budget;
+    config.data.datasets_memory_budget_bytes = budget;
     let app = TestApp::run(Application::build(config).await.unwrap(), database);
 
     let total: i64 = rows.iter().map(|s| s.qty).sum();
@@ -917,8 +917,10 @@ async fn a_small_budget_evicts_least_recently_used_frames_and_reloads_them_trans
 
 #[tokio::test]
 async fn the_sample_is_generated_on_first_start_and_readable_by_everyone() {
-    let mut app =
-        spawn_app_with(Backend::Sqlite, |config| config.sample_transactions = 3_000).await;
+    let mut app = spawn_app_with(Backend::Sqlite, |config| {
+        config.data.sample_transactions = 3_000
+    })
+    .await;
     let visitor = Caller::anonymous("first-visit");
     let datasets = list(&app, &visitor).await;
     let names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
@@ -959,7 +961,7 @@ async fn the_sample_is_generated_on_first_start_and_readable_by_everyone() {
     app.stop().await;
     let TestApp { database, .. } = app;
     let mut config = database.config();
-    config.sample_transactions = 3_000;
+    config.data.sample_transactions = 3_000;
     let app = TestApp::run(Application::build(config).await.unwrap(), database);
     assert_eq!(list(&app, &Caller::user("y")).await.len(), 3);
 }
@@ -975,7 +977,7 @@ async fn server_side_imports_read_only_inside_the_import_directory() {
     std::fs::write(import_dir.join("outside.csv"), "a\n1\n").unwrap();
     let inside = import_dir.join("drop");
     let app = spawn_app_with(Backend::Sqlite, move |config| {
-        config.import_dir = Some(inside)
+        config.data.import_dir = Some(inside)
     })
     .await;
     let alice = Caller::user("alice");

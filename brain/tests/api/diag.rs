@@ -296,7 +296,10 @@ async fn echo_never_reflects_credentials() {
 async fn access_by_default_is_for_signed_in_operators_only() {
     use crate::helpers::{Caller, spawn_app_with};
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.diag = brain::config::Config::from_args(["brain"]).unwrap().diag;
+        config.server.diag = brain::config::Config::from_args(["brain"])
+            .unwrap()
+            .server
+            .diag;
     })
     .await;
     let paths = [
@@ -339,7 +342,7 @@ async fn access_by_default_is_for_signed_in_operators_only() {
 async fn access_off_answers_404_to_everyone() {
     use crate::helpers::{Caller, spawn_app_with};
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.diag = brain::config::DiagAccess::Off;
+        config.server.diag = brain::config::DiagAccess::Off;
     })
     .await;
     let operator = Caller::user("olga").with_scopes(&[shared_types::agent::OPERATOR_SCOPE]);

@@ -348,7 +348,7 @@ async fn a_request_signed_for_another_brain_is_refused() {
 #[tokio::test]
 async fn a_brain_with_several_names_accepts_each() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.edge_authority = Some(
+        config.edge.edge_authority = Some(
             format!("http://10.0.0.7:8080 https://{TEST_BRAIN_AUTHORITY}")
                 .parse()
                 .unwrap(),
@@ -369,7 +369,7 @@ async fn without_an_authority_a_brain_accepts_any_binding_and_older_edges() {
     // The fleet-of-one default: nothing to configure, and an edge deployed before or after the
     // brain keeps working.
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.edge_authority = None;
+        config.edge.edge_authority = None;
     })
     .await;
     for authority in [TEST_BRAIN_AUTHORITY, "127.0.0.1:8080", ""] {
@@ -383,7 +383,8 @@ async fn without_an_authority_a_brain_accepts_any_binding_and_older_edges() {
 async fn rotation_accepts_any_configured_secret() {
     let new_secret = "rotated-edge-secret-abcdefghijklmnopqrstuvwxyz";
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.edge_secrets = Some(format!("{new_secret},{TEST_EDGE_SECRET}").parse().unwrap());
+        config.edge.edge_secrets =
+            Some(format!("{new_secret},{TEST_EDGE_SECRET}").parse().unwrap());
     })
     .await;
     // The old secret (still listed) verifies…
@@ -428,14 +429,14 @@ async fn health_probes_need_no_signature_and_drop_identity_headers() {
 async fn a_brain_without_a_secret_refuses_to_start_unless_explicitly_insecure() {
     let database = TestDatabase::new(Backend::Sqlite).await;
     let mut config = database.config();
-    config.edge_secrets = None;
-    config.insecure_local = false;
+    config.edge.edge_secrets = None;
+    config.edge.insecure_local = false;
     let error = brain::Application::build(config.clone()).await.unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("BRAIN_EDGE_SECRETS"), "{message}");
     assert!(message.contains("--insecure-local"), "{message}");
 
-    config.insecure_local = true;
+    config.edge.insecure_local = true;
     let application = brain::Application::build(config).await.unwrap();
     let mut app = crate::helpers::TestApp::run(application, database);
     // Insecure: identity headers are taken as sent, no signature needed.

@@ -32,8 +32,8 @@ async fn brain_on(
 ) -> TestApp {
     let (llm, agents) = config_files(scripted, "");
     let mut config = database.config();
-    config.llm_config = Some(llm);
-    config.agents_config = Some(agents);
+    config.chat.llm_config = Some(llm);
+    config.chat.agents_config = Some(agents);
     adjust(&mut config);
     let extras = Extras {
         clock,
@@ -276,15 +276,15 @@ async fn a_run_whose_brain_stopped_renewing_is_failed_once_by_racing_reapers() {
         &scripted,
         Clock::system(),
         |config| {
-            config.run_lease_ms = 3_000;
-            config.run_lease_renew_ms = 500;
+            config.chat.run_lease_ms = 3_000;
+            config.chat.run_lease_renew_ms = 500;
         },
     )
     .await;
     // B and C reap only when told to (their periodic reaper's first turn is minutes away).
     let quiet = |config: &mut Config| {
-        config.run_lease_ms = 600_000;
-        config.run_lease_renew_ms = 300_000;
+        config.chat.run_lease_ms = 600_000;
+        config.chat.run_lease_renew_ms = 300_000;
     };
     let (b_clock, c_clock) = (Clock::system(), Clock::system());
     let mut b = peer(&a, &scripted, b_clock.clone(), quiet).await;
@@ -368,7 +368,7 @@ async fn draining_refuses_new_work_and_lets_the_run_in_progress_finish() {
             TestDatabase::new(backend).await,
             &scripted,
             Clock::system(),
-            |config| config.shutdown_grace_secs = 10,
+            |config| config.server.shutdown_grace_secs = 10,
         )
         .await;
         let alice = Caller::user("alice");
@@ -440,8 +440,8 @@ async fn a_draining_member_of_a_fleet_keeps_its_port_open_to_say_so() {
         &scripted,
         Clock::system(),
         |config| {
-            config.brain_id = Some("brain-announcing".to_owned());
-            config.drain_announce_ms = Some(2_000);
+            config.chat.brain_id = Some("brain-announcing".to_owned());
+            config.server.drain_announce_ms = Some(2_000);
         },
     )
     .await;

@@ -20,8 +20,8 @@ use crate::s3_server::{S3Server, s3_server, s3_server_with_iam};
 
 /// Points a brain at `url` on the test S3 server.
 fn use_s3(config: &mut Config, s3: &S3Server, url: &str) {
-    config.object_store_url = Some(url.to_owned());
-    config.object_store_options = s3.options();
+    config.data.object_store_url = Some(url.to_owned());
+    config.data.object_store_options = s3.options();
 }
 
 /// Two brains (A, B) on one fresh PostgreSQL database and one fresh bucket (prefix `fleet`).
@@ -246,7 +246,7 @@ async fn an_unusable_object_store_stops_the_start_naming_its_url_and_the_cause()
     // Nothing listens at the endpoint.
     let (url, error) = build("s3://unreachable/x".to_owned(), |config| {
         let port = crate::llm_server::free_port();
-        config.object_store_options.0.push((
+        config.data.object_store_options.0.push((
             "aws_endpoint".to_owned(),
             format!("http://127.0.0.1:{port}"),
         ));
@@ -282,8 +282,8 @@ async fn a_bucket_without_permission_stops_the_start_naming_the_cause() {
         async move {
             let database = TestDatabase::new(Backend::Sqlite).await;
             let mut config = database.config();
-            config.object_store_url = Some(url.clone());
-            config.object_store_options = options;
+            config.data.object_store_url = Some(url.clone());
+            config.data.object_store_options = options;
             let built = brain::Application::build(config).await;
             (url, built.err().map(|error| format!("{error:#}")))
         }
@@ -313,8 +313,8 @@ async fn a_bucket_without_permission_stops_the_start_naming_the_cause() {
 
     // The normal path: the same key on the bucket it may use.
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.object_store_url = Some(format!("s3://{}/{prefix}", iam.buckets.open));
-        config.object_store_options = iam
+        config.data.object_store_url = Some(format!("s3://{}/{prefix}", iam.buckets.open));
+        config.data.object_store_options = iam
             .server
             .options_with_key(&iam.access_key_id, &iam.secret_access_key);
     })
@@ -446,7 +446,7 @@ async fn a_dataset_larger_than_the_memory_budget_is_scanned_from_its_store_never
         "SELECT store, SUM(qty) AS q, COUNT(*) AS n FROM sales GROUP BY store ORDER BY store";
     for remote in [false, true] {
         let app = spawn_app_with(Backend::Sqlite, |config| {
-            config.datasets_memory_budget_bytes = 4_096;
+            config.data.datasets_memory_budget_bytes = 4_096;
             if remote {
                 use_s3(config, s3, &url);
             }

@@ -198,27 +198,27 @@ impl TestDatabase {
     /// A configuration for this database: 127.0.0.1 port 0, small limits that tests can hit.
     pub(crate) fn config(&self) -> Config {
         let mut config = Config::from_args(["brain"]).expect("default configuration parses");
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = self.data_dir.clone();
-        config.database_url = self.url.clone();
-        config.db_max_connections = 5;
-        config.db_acquire_timeout_ms = 2_000;
-        config.max_body_bytes = 1024;
+        config.server.bind = "127.0.0.1:0".parse().unwrap();
+        config.server.data_dir = self.data_dir.clone();
+        config.database.database_url = self.url.clone();
+        config.database.db_max_connections = 5;
+        config.database.db_acquire_timeout_ms = 2_000;
+        config.server.max_body_bytes = 1024;
         // The diagnostics are these tests' probe of the middleware stack, for every caller;
         // `diag::access_*` tests the default (operators only) and `off`.
-        config.diag = brain::config::DiagAccess::Open;
-        config.diag_max_events = 10;
-        config.diag_max_interval_ms = 1_000;
-        config.shutdown_grace_secs = 5;
-        config.edge_secrets = Some(TEST_EDGE_SECRET.parse().expect("a valid test secret"));
-        config.edge_authority = Some(
+        config.server.diag = brain::config::DiagAccess::Open;
+        config.server.diag_max_events = 10;
+        config.server.diag_max_interval_ms = 1_000;
+        config.server.shutdown_grace_secs = 5;
+        config.edge.edge_secrets = Some(TEST_EDGE_SECRET.parse().expect("a valid test secret"));
+        config.edge.edge_authority = Some(
             TEST_BRAIN_AUTHORITY
                 .parse()
                 .expect("a valid test authority"),
         );
-        config.insecure_local = false;
+        config.edge.insecure_local = false;
         // Debug-built polars is slow: no 1e6-row sample unless a test asks for one.
-        config.sample_transactions = 0;
+        config.data.sample_transactions = 0;
         config
     }
 

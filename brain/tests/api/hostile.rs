@@ -72,7 +72,7 @@ async fn deeply_nested_json_and_ndjson_uploads_are_refused_before_parsing() {
 async fn wide_files_and_huge_cells_are_refused_before_parsing() {
     let alice = Caller::user("alice");
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.edge_signed_body_max_bytes = 16 * 1024 * 1024;
+        config.edge.edge_signed_body_max_bytes = 16 * 1024 * 1024;
     })
     .await;
     // A million columns drove the brain to 6 GB and a 504.
@@ -112,8 +112,8 @@ async fn wide_files_and_huge_cells_are_refused_before_parsing() {
 async fn an_upload_needing_more_than_the_ingest_memory_limit_is_413() {
     let alice = Caller::user("alice");
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.ingest_memory_limit_bytes = 256 * 1024;
-        config.edge_signed_body_max_bytes = 16 * 1024 * 1024;
+        config.data.ingest_memory_limit_bytes = 256 * 1024;
+        config.edge.edge_signed_body_max_bytes = 16 * 1024 * 1024;
     })
     .await;
     // 2,000 rows × 1,000 columns: 2 MB of values, far past 256 KiB in polars.
@@ -140,8 +140,8 @@ async fn an_upload_needing_more_than_the_ingest_memory_limit_is_413() {
 async fn query_app() -> (TestApp, Caller) {
     let alice = Caller::user("alice");
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.max_body_bytes = 4 * 1024 * 1024;
-        config.edge_signed_body_max_bytes = 4 * 1024 * 1024;
+        config.server.max_body_bytes = 4 * 1024 * 1024;
+        config.edge.edge_signed_body_max_bytes = 4 * 1024 * 1024;
     })
     .await;
     upload_csv(&app, &alice, "t", "a,b\n1,2\n3,4\n").await;
@@ -286,7 +286,7 @@ async fn event_cursors_beyond_any_event_are_refused_and_huge_ones_allocate_nothi
     ] {
         let mut app = spawn_app_with(backend, |config| {
             use_chat_llm(config);
-            config.run_retention_secs = retention_secs;
+            config.chat.run_retention_secs = retention_secs;
         })
         .await;
         let thread = create_thread(&app, &alice, "cursors").await;
@@ -438,7 +438,7 @@ async fn only_signed_in_operators_publish_or_pin_in_every_encoding() {
 #[tokio::test]
 async fn public_names_are_unique_and_the_samples_are_taken() {
     for backend in BACKENDS {
-        let mut app = spawn_app_with(backend, |config| config.sample_transactions = 100).await;
+        let mut app = spawn_app_with(backend, |config| config.data.sample_transactions = 100).await;
         let oscar = Caller::user("oscar").with_scopes(&[OPERATOR_SCOPE]);
         let olga = Caller::user("olga").with_scopes(&[OPERATOR_SCOPE]);
         let mallory = Caller::anonymous("mallory-session");
@@ -546,7 +546,7 @@ async fn fresh_sessions_bring_no_fresh_knowledge_quota_even_across_a_restart() {
         |i: usize| Caller::anonymous(&format!("harvest-{i}")).with_network("198.51.100.7");
     for backend in BACKENDS {
         let mut app = spawn_app_with(backend, |config| {
-            config.knowledge_max_chunks_per_owner = LIMIT;
+            config.knowledge.knowledge_max_chunks_per_owner = LIMIT;
         })
         .await;
         let first =
@@ -573,7 +573,7 @@ async fn fresh_sessions_bring_no_fresh_knowledge_quota_even_across_a_restart() {
         app.stop().await;
         let TestApp { database, .. } = app;
         let mut config = database.config();
-        config.knowledge_max_chunks_per_owner = LIMIT;
+        config.knowledge.knowledge_max_chunks_per_owner = LIMIT;
         let application = brain::Application::build(config).await.unwrap();
         let app = TestApp::run(application, database);
         let response =

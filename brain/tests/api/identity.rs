@@ -101,7 +101,7 @@ async fn users_sharing_one_browser_session_never_see_each_others_datasets_on_bot
 async fn anonymous_token_budgets_count_by_network_not_by_session() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
         use_chat_llm(config);
-        config.budget_tokens_per_owner = Some(1);
+        config.chat.budget_tokens_per_owner = Some(1);
     })
     .await;
     let network = "2001:db8:1:2::/64";

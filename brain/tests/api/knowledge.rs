@@ -440,9 +440,9 @@ async fn multipart_upload_then_delete_removes_it_from_search() {
 #[tokio::test]
 async fn bad_input_is_refused_in_the_error_shape() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.knowledge_max_document_bytes = 4_000;
-        config.knowledge_max_chunks_per_owner = 3;
-        config.knowledge_max_search_limit = 2;
+        config.knowledge.knowledge_max_document_bytes = 4_000;
+        config.knowledge.knowledge_max_chunks_per_owner = 3;
+        config.knowledge.knowledge_max_search_limit = 2;
     })
     .await;
     let caller = Caller::user("careless");
@@ -565,7 +565,7 @@ async fn a_missing_local_model_makes_embedding_endpoints_unavailable() {
     std::fs::create_dir_all(&empty).unwrap();
     let dir = empty.clone();
     let app = spawn_app_with(Backend::Sqlite, move |config| {
-        config.knowledge_model_dir = Some(dir);
+        config.knowledge.knowledge_model_dir = Some(dir);
     })
     .await;
     let caller = Caller::user("early");
@@ -594,10 +594,10 @@ async fn documents_of(app: &TestApp, caller: &Caller) -> DocumentList {
 
 /// Points the brain at [`crate::scripted_llm::fake_embeddings_server`] (its model name, no API key).
 pub(crate) fn use_fake_embeddings(config: &mut brain::Config, url: String) {
-    config.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
-    config.embeddings_url = url;
-    config.embeddings_model = "fake-embed".to_owned();
-    config.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
+    config.knowledge.knowledge_embedder = brain::config::EmbedderKind::OpenaiCompatible;
+    config.knowledge.embeddings_url = url;
+    config.knowledge.embeddings_model = "fake-embed".to_owned();
+    config.knowledge.embeddings_api_key_env = "EDGEBRAIN_TEST_UNSET_EMBEDDINGS_KEY".to_owned();
 }
 
 /// The OpenAI-compatible embedder: chunks and queries go to the provider, documents record its
@@ -664,8 +664,8 @@ async fn an_upload_whose_embedding_exceeds_the_time_limit_is_refused_and_not_sto
     let app = spawn_app_with(Backend::Sqlite, move |config| {
         use_fake_embeddings(config, url);
         // The per-call limit is far away: the document's own limit must be what answers.
-        config.embeddings_timeout_ms = 600_000;
-        config.knowledge_embed_timeout_ms = 300;
+        config.knowledge.embeddings_timeout_ms = 600_000;
+        config.knowledge.knowledge_embed_timeout_ms = 300;
     })
     .await;
     let caller = Caller::user("patient");

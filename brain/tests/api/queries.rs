@@ -244,7 +244,7 @@ async fn pages_walk_the_whole_result_in_every_format() {
 
 #[tokio::test]
 async fn the_row_limit_caps_an_answer_and_says_where_to_continue() {
-    let app = spawn_app_with(Backend::Sqlite, |config| config.query_max_rows = 5).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.data.query_max_rows = 5).await;
     let alice = Caller::user("alice");
     upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
     let answer = result(post_query(&app, &alice, "json", json!({"dataset": "sales"})).await).await;
@@ -340,7 +340,7 @@ async fn bad_json_queries_name_the_problem() {
 
 #[tokio::test]
 async fn a_runaway_query_is_cancelled_at_the_time_limit() {
-    let app = spawn_app_with(Backend::Sqlite, |config| config.query_timeout_ms = 1).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.data.query_timeout_ms = 1).await;
     let alice = Caller::user("alice");
     let numbers: String = std::iter::once("n\n".to_owned())
         .chain((0..2_000).map(|n| format!("{n}\n")))
@@ -583,8 +583,8 @@ async fn repeated_sql_reuses_its_plan_until_a_write_and_never_answers_from_old_d
 #[tokio::test]
 async fn past_the_running_queries_and_the_queue_a_query_is_refused_503_with_retry_after() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.query_concurrency = 1;
-        config.query_queue = 0;
+        config.data.query_concurrency = 1;
+        config.data.query_queue = 0;
     })
     .await;
     let alice = Caller::user("alice");

@@ -42,7 +42,7 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
 #[tokio::test]
 async fn shutdown_does_not_wait_longer_than_the_grace_period() {
     let mut app = spawn_app_with(Backend::Sqlite, |config| {
-        config.shutdown_grace_secs = 1;
+        config.server.shutdown_grace_secs = 1;
     })
     .await;
     // Ten events a second apart: far longer than the grace period.

@@ -53,7 +53,7 @@ async fn store_queries_run_on_both_backends() {
 async fn the_sqlite_file_is_created_in_a_nested_data_dir_that_did_not_exist() {
     let database = TestDatabase::new(Backend::Sqlite).await;
     let mut config = database.config();
-    config.data_dir = database.data_dir.join("nested").join("deeper");
+    config.server.data_dir = database.data_dir.join("nested").join("deeper");
     assert!(!database.data_dir.exists());
 
     let app = Application::build(config).await.unwrap();
@@ -71,7 +71,7 @@ async fn unsupported_database_schemes_are_rejected_at_build() {
     ] {
         let database = TestDatabase::new(Backend::Sqlite).await;
         let mut config = database.config();
-        config.database_url = Some(DatabaseUrl::from(url.to_owned()));
+        config.database.database_url = Some(DatabaseUrl::from(url.to_owned()));
 
         let error = Application::build(config).await.unwrap_err();
 
@@ -88,10 +88,10 @@ async fn unsupported_database_schemes_are_rejected_at_build() {
 async fn an_unreachable_postgres_fails_the_build_without_leaking_the_password() {
     let database = TestDatabase::new(Backend::Sqlite).await;
     let mut config = database.config();
-    config.database_url = Some(DatabaseUrl::from(
+    config.database.database_url = Some(DatabaseUrl::from(
         "postgres://brain:hunter2@127.0.0.1:1/brain".to_owned(),
     ));
-    config.db_acquire_timeout_ms = 300;
+    config.database.db_acquire_timeout_ms = 300;
 
     let error = tokio::time::timeout(Duration::from_secs(10), Application::build(config))
         .await
