@@ -265,7 +265,9 @@ s3.download_file(sys.argv[2], sys.argv[3], sys.argv[4])
     BRAIN_BIND: `127.0.0.1:${alone.port}`, BRAIN_DATA_DIR: alone.dataDir, BRAIN_INSECURE_LOCAL: "true",
     BRAIN_SAMPLE_TRANSACTIONS: String(ROWS), RUST_LOG: "warn", ...extra,
   });
-  alone.proc = startAlone();
+  // A budget the whole frame fits in (16 GiB, not taken, only allowed): the first answer is the
+  // in-memory engine's, and the frame's size is read off the memory manager.
+  alone.proc = startAlone({ BRAIN_DATASETS_MEMORY_BUDGET_BYTES: String(16 * 1024 ** 3) });
   await waitHealthy(`${alone.url}/ready`, alone.proc, 300_000);
   const identity = { "x-edgebrain-user": "bench", "content-type": "application/json" };
   const groupBy = "SELECT store_id, SUM(quantity * unit_price) AS revenue, COUNT(*) AS n FROM transactions GROUP BY store_id ORDER BY store_id";
@@ -279,7 +281,9 @@ s3.download_file(sys.argv[2], sys.argv[3], sys.argv[4])
   const sampleList = await (await fetch(`${alone.url}/api/v1/datasets`, { headers: operator })).json();
   const transactionsId = sampleList.datasets.find((d) => d.name === "transactions").id;
   const loadedFrames = (await (await fetch(`${alone.url}/api/v1/datasets/memory`, { headers: operator })).json()).frames;
-  const frameBytes = arrowBytes ?? loadedFrames.find((frame) => frame.id === transactionsId).bytes;
+  const loaded = loadedFrames.find((frame) => frame.id === transactionsId);
+  if (!loaded && !arrowBytes) throw new Error("the first query did not load the frame: its answer is not the in-memory engine's");
+  const frameBytes = arrowBytes ?? loaded.bytes;
   await stopProcess(alone.proc);
   const budget = Math.floor(frameBytes / 3);
   alone.proc = startAlone({ BRAIN_DATASETS_MEMORY_BUDGET_BYTES: String(budget) });
