@@ -521,6 +521,10 @@ pub struct RunMessageMetadata {
     /// The agent answering (`start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The stored id of the user message this reply answers (`start`): what a client names in
+    /// `replace_from` to edit that question, when it knows the question only by its own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_message_id: Option<String>,
     /// Model calls the turn made (`finish`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<u32>,

@@ -107,6 +107,13 @@ pub struct TurnRequest {
 /// Longest message id worth looking up (stored ids are 36-byte UUIDs).
 const MAX_MESSAGE_ID_BYTES: usize = 128;
 
+/// The stored user message a run answers.
+#[derive(Debug)]
+struct Question {
+    id: String,
+    text: String,
+}
+
 /// Which earlier turn of the thread a new turn takes the place of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnReplacement {
@@ -439,11 +446,12 @@ impl ChatService {
         };
         // The user message is committed before generation starts.
         let parts = json!([{"type": "text", "text": turn.text}]).to_string();
+        let question_id = Uuid::new_v4().to_string();
         let stored = self
             .store
             .start_turn(
                 &NewMessage {
-                    id: &Uuid::new_v4().to_string(),
+                    id: &question_id,
                     thread_id,
                     role: Role::User,
                     parts_json: &parts,
@@ -485,10 +493,13 @@ impl ChatService {
             json_mode: turn.json_mode,
             require_tool: false,
         };
-        let user_text = turn.text;
+        let question = Question {
+            id: question_id,
+            text: turn.text,
+        };
         tokio::spawn(async move {
             service
-                .execute(run, model, agent, user_text, request, permit)
+                .execute(run, model, agent, question, request, permit)
                 .await;
         });
         Ok(run_id)
@@ -575,7 +586,7 @@ impl ChatService {
         run: Arc<LiveRun>,
         model: ModelSpec,
         agent: Arc<Agent>,
-        user_text: String,
+        question: Question,
         request: ChatRequest,
         permit: Option<OwnedSemaphorePermit>,
     ) {
@@ -589,6 +600,7 @@ impl ChatService {
                 thread_id: Some(run.thread_id.clone()),
                 model: Some(model.name.clone()),
                 agent: Some(agent.name.clone()),
+                user_message_id: Some(question.id.clone()),
                 ..RunMessageMetadata::default()
             })
             .ok(),
@@ -622,7 +634,7 @@ impl ChatService {
                     model: &model,
                     router: &self.router,
                     services: &self.services,
-                    user_text: &user_text,
+                    user_text: &question.text,
                 };
                 let work = tokio::time::timeout(
                     self.settings.run_timeout,

@@ -223,8 +223,12 @@ async fn a_streamed_reply_arrives_as_protocol_parts_in_order_and_is_stored() {
         assert_eq!(page.messages[1].parts[0]["type"], "data-notice");
         let text = page.messages[1].parts.iter().find(|p| p["type"] == "text");
         assert_eq!(text.unwrap()["text"], text_of(&received).as_str());
-        // The start chunk named the stored message.
+        // The start chunk named the stored message, and the question it answers.
         assert_eq!(received[0].1["messageId"], page.messages[1].id.as_str());
+        assert_eq!(
+            received[0].1["messageMetadata"]["userMessageId"],
+            page.messages[0].id.as_str()
+        );
 
         // Usage is accounted per run, thread and identity.
         let thread_now: Thread = app

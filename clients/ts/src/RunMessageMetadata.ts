@@ -28,6 +28,11 @@ usage?: MetadataUsage | null,
  */
 agent?: string | null, 
 /**
+ * The stored id of the user message this reply answers (`start`): what a client names in
+ * `replace_from` to edit that question, when it knows the question only by its own id.
+ */
+userMessageId?: string | null, 
+/**
  * Model calls the turn made (`finish`).
  */
 steps?: number | null, 

@@ -538,24 +538,27 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
 
   const idle = !busy && busyOffer === null;
   const lastIndex = messages.length - 1;
-  /** Regenerate the reply `messageId` (the brain replaces its turn). */
-  const regenerateReply = (messageId: string) => {
+  /**
+   * Regenerate the last reply: the SDK's `regenerate()` naming no message, which the brain reads
+   * as its thread's last turn (a reply that failed before any output has no stored id to name).
+   */
+  const regenerateLast = () => {
     setBusyOffer(null);
     setLocalError(null);
     pinnedRef.current = true;
     setPinned(true);
-    void regenerate({ messageId });
+    void regenerate();
   };
   /**
-   * Send `edited` in place of the question at `index`. The brain knows a turn by its stored ids:
-   * the reply's (the id the brain gave it), else the question's own (a stored question loaded
-   * with the thread); the SDK drops the question and what followed from the list.
+   * Send `edited` in place of the question at `index`; the SDK drops it and what followed from
+   * the list, the brain from the thread. The brain knows the question by its stored id: the one
+   * its reply's `start` named (`userMessageId`), else its own (a question loaded with the thread).
    */
   const editQuestion = (index: number, edited: string) => {
     const question = messages[index];
     if (!question || busy) return;
     const reply = messages[index + 1];
-    const storedTurn = reply?.role === "assistant" ? reply.id : question.id;
+    const storedTurn = (reply?.role === "assistant" ? reply.metadata?.userMessageId : null) ?? question.id;
     setBusyOffer(null);
     setLocalError(null);
     pinnedRef.current = true;
@@ -589,7 +592,7 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
               message={message}
               stopped={stopped.has(message.id)}
               onContinue={index === lastIndex && idle ? () => send(CONTINUE_TEXT) : null}
-              onRetry={index === lastIndex && idle && message.role === "assistant" ? () => regenerateReply(message.id) : null}
+              onRetry={index === lastIndex && idle && message.role === "assistant" ? regenerateLast : null}
               onEdit={idle ? (edited) => editQuestion(index, edited) : null}
             />
           ))}
