@@ -67,7 +67,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     op("GET", "/api/v1/usage"),
     // Accounts (`account`): a visitor's session moves to the user who signed in.
     op("GET", "/api/v1/session"),
-    op("POST", "/api/v1/session/claim"),
+    op("POST", crate::account::CLAIM_SESSION_PATH),
     // Agents and escalations (`agent`).
     op("GET", "/api/v1/agents"),
     op("GET", "/api/v1/escalations"),

@@ -206,7 +206,9 @@ fn every_public_type_round_trips_its_example() {
         "SendMessage",
         json!({"content": "How many units per store?", "messages": null, "model": "local",
                "stream": true, "json": false, "instructions": "Be brief.",
-               "context": ["stores: 50"], "max_output_tokens": 64}),
+               "context": ["stores: 50"], "max_output_tokens": 64,
+               "replace_from": "0b6c1d2e-5f60-4a1b-9c2d-3e4f5a6b7c8d",
+               "trigger": "submit-message", "messageId": null}),
     );
     round_trip::<ChatReply>("ChatReply", json!({"run": run(), "message": message()}));
     round_trip::<Run>("Run", run());

@@ -411,9 +411,10 @@ impl ChatService {
                 // refuses in text), names no message and is not worth a query.
                 let storable =
                     message_id.len() <= MAX_MESSAGE_ID_BYTES && !message_id.contains('\0');
-                let start = match storable {
-                    true => self.store.turn_start(thread_id, Some(message_id)).await?,
-                    false => None,
+                let start = if storable {
+                    self.store.turn_start(thread_id, Some(message_id)).await?
+                } else {
+                    None
                 };
                 Some(start.ok_or(ChatError::NoSuchMessage)?)
             }

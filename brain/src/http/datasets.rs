@@ -188,9 +188,10 @@ async fn memory(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<JsonResponse<MemoryStats>> {
-    let frames = match identity.is_operator() {
-        true => FramesShown::All,
-        false => FramesShown::VisibleTo(identity.owner()),
+    let frames = if identity.is_operator() {
+        FramesShown::All
+    } else {
+        FramesShown::VisibleTo(identity.owner())
     };
     Ok(JsonResponse(state.data.memory(frames).await?))
 }

@@ -5,7 +5,7 @@ use shared_types::error::ErrorCode;
 use shared_types::headers::REQUEST_ID;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, assert_error, edge_signature, spawn_app};
+use crate::helpers::{Backend, assert_error, edge_signature, serve_with_middleware, spawn_app};
 
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_error_shape() {
@@ -100,22 +100,12 @@ async fn a_panicking_handler_answers_500_internal_and_the_server_lives_on() {
         panic!("secret panic detail")
     }
     // The production middleware stack around a route that panics.
-    let config = brain::Config::from_args(["brain"]).unwrap();
-    let router = brain::http::with_middleware(
+    let (address, server) = serve_with_middleware(
         Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "fine" })),
-        &brain::http::Limits::from_config(&config),
-        std::sync::Arc::new(brain::http::edge_auth::EdgeTrust::new(
-            brain::config::EdgeTrustMode::InsecureLocal,
-            std::time::Duration::from_secs(300),
-            16,
-            1024,
-        )),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    )
+    .await;
     let client = reqwest::Client::new();
 
     let response = client

@@ -280,6 +280,28 @@ pub(crate) struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// `routes` inside the production middleware stack (`http::with_middleware`: the default
+/// limits, edge trust off), served on a free loopback port: its address and the server task.
+pub(crate) async fn serve_with_middleware(
+    routes: axum::Router,
+) -> (std::net::SocketAddr, JoinHandle<Result<(), std::io::Error>>) {
+    let config = Config::from_args(["brain"]).unwrap();
+    let router = brain::http::with_middleware(
+        routes,
+        &brain::http::Limits::from_config(&config),
+        std::sync::Arc::new(brain::http::edge_auth::EdgeTrust::new(
+            brain::config::EdgeTrustMode::InsecureLocal,
+            Duration::from_secs(300),
+            16,
+            1024,
+        )),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    (address, server)
+}
+
 /// A brain on `backend` with the defaults of [`TestDatabase::config`].
 pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await

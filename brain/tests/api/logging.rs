@@ -8,7 +8,7 @@ use brain::telemetry::LogFormat;
 use shared_types::headers::REQUEST_ID;
 use tracing_subscriber::EnvFilter;
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, serve_with_middleware, spawn_app};
 
 /// An in-memory log sink.
 #[derive(Debug, Clone, Default)]
@@ -162,20 +162,7 @@ async fn a_server_error_is_logged_once_with_its_cause_and_request_id() {
     async fn boom() -> &'static str {
         panic!("the cause only the log may tell")
     }
-    let config = brain::Config::from_args(["brain"]).unwrap();
-    let router = brain::http::with_middleware(
-        Router::new().route("/boom", get(boom)),
-        &brain::http::Limits::from_config(&config),
-        Arc::new(brain::http::edge_auth::EdgeTrust::new(
-            brain::config::EdgeTrustMode::InsecureLocal,
-            std::time::Duration::from_secs(300),
-            16,
-            1024,
-        )),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (address, server) = serve_with_middleware(Router::new().route("/boom", get(boom))).await;
     brain::llm::install_tls_crypto();
     // As above: callsites other threads registered meanwhile may have cached "not interested".
     tracing::callsite::rebuild_interest_cache();
