@@ -10,14 +10,12 @@ import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import {
-  ROOT, freePort, requireEnv, startBrain, startEdge, startProcess, stopProcess, tempDir, waitHealthy,
+  ROOT, freePort, launchChromium, requireEnv, startBrain, startEdge, startProcess, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { MODELS, inventsAnswer, llmServerArgs, numbersIn, saysCannotAnswer, statesNumber } from "../scripts/eval.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
-const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const TOP_STORES = "Which 5 stores had the highest revenue in 2025? Show a chart.";
 const TOP_STORES_SQL = "SELECT store_id, SUM(quantity * unit_price) AS revenue FROM transactions " +
   "WHERE ts >= '2025-01-01' AND ts < '2026-01-01' GROUP BY store_id ORDER BY revenue DESC LIMIT 5";
@@ -71,12 +69,7 @@ describe("the default configuration in Chromium: a real local model answers from
       // wrangler dev runs scripts/build-edge first, which waits for any other build-edge.
       waitHealthy(`${edgeUrl}/health`, edge, 600_000),
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
     page.setDefaultTimeout(60_000);
     assert.equal((await page.goto(edgeUrl)).status(), 200);

@@ -9,9 +9,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { chromium } from "playwright-core";
 import {
-  CookieJar, ROOT, freePort, json, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider,
+  CookieJar, ROOT, freePort, json, launchChromium, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider,
   startWorkerd, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
@@ -268,7 +267,6 @@ describe("sign-in at the edge against a real OpenID provider", () => {
 });
 
 describe("signing in through the web app in Chromium", { timeout: 180_000 }, () => {
-  const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
   const QUESTION = "How many units did each store sell?";
   let provider, llm, brain, edge, edgeUrl, browser, page;
   const consoleErrors = [];
@@ -291,11 +289,7 @@ describe("signing in through the web app in Chromium", { timeout: 180_000 }, () 
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 120_000),
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
     page = await context.newPage();
     page.setDefaultTimeout(30_000);

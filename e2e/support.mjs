@@ -7,6 +7,7 @@ import { homedir, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeWorkerdConfig } from "../scripts/workerd-config.mjs";
+import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -417,4 +418,18 @@ export async function readSse(response, onEvent) {
       if (event.data) onEvent(event);
     }
   }
+}
+
+/**
+ * Debian's headless Chromium (`EDGEBRAIN_CHROMIUM` names another binary, e.g. on macOS) on a
+ * closed network: no background connections, no component updates or sync, and no sandbox
+ * (tests run as root in CI).
+ */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
 }

@@ -11,9 +11,8 @@ import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { assertAccessible } from "./axe.mjs";
-import { ROOT, freePort, requireEnv, startBrain, startEdge, startOidcProvider, stopProcess, tempDir, waitHealthy } from "./support.mjs";
+import { ROOT, freePort, launchChromium, requireEnv, startBrain, startEdge, startOidcProvider, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ESCALATION_ANSWER,
   ESCALATION_QUESTION,
@@ -25,7 +24,6 @@ import {
 } from "./scripted-llm.mjs";
 
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
-const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const CLIENT_ID = "edgebrain-e2e-operators";
 const CLIENT_SECRET = "edgebrain-e2e-operators-secret-0123456789";
 const OPERATOR = "operator-olga";
@@ -97,11 +95,7 @@ describe("the operators' screens in Chromium, signed in through the edge", { tim
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 120_000),
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

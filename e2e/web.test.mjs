@@ -19,9 +19,8 @@ import { describe, before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { assertAccessible } from "./axe.mjs";
-import { ROOT, freePort, requireEnv, startBrain, startEdge, stopProcess, tempDir, waitHealthy } from "./support.mjs";
+import { ROOT, freePort, launchChromium, requireEnv, startBrain, startEdge, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ANSWER,
   ASSUMED_QUESTION,
@@ -57,7 +56,6 @@ import {
 const ARTIFACTS = join(ROOT, "e2e/artifacts");
 /** The README's screenshots (committed): the main views on a desktop and a 390×844 phone. */
 const SCREENSHOTS = process.env.EDGEBRAIN_SCREENSHOTS_DIR ?? join(ROOT, "docs/screenshots");
-const CHROMIUM = process.env.EDGEBRAIN_CHROMIUM ?? "/usr/bin/chromium";
 const QUESTION = "How many units did each store sell?";
 // The edge's `chat` rate limit (wrangler.toml: 20 a minute) is the gateway tests' subject; here
 // one visitor takes more turns than that in a minute.
@@ -65,8 +63,6 @@ const RATE_LIMITS = JSON.stringify([
   { name: "default", limit: 600, window_secs: 60 },
   { name: "chat", limit: 300, window_secs: 60 },
 ]);
-const BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync"];
 
 /**
  * A handbook of several chunks; the returns policy (the knowledge question's answer) is in the
@@ -188,12 +184,7 @@ describe("the web app in Chromium, through the edge", { timeout: 300_000 }, () =
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 120_000),
     ]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // A closed network: no background connections, no sandbox as root.
-      args: BROWSER_ARGS,
-    });
+    browser = await launchChromium();
     context = await newContext();
     page = watch(await context.newPage());
   });
