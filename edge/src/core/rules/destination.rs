@@ -586,7 +586,8 @@ fn reference_at(rest: &str, params: &Params) -> Option<(Ref, usize)> {
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     (1..=digits.min(6)).rev().find_map(|len| {
         let n: usize = rest.get(..len)?.parse().ok()?;
-        (n >= 1 && n <= params.source.len()).then_some((Ref::Numbered(n - 1), len))
+        // `then`, not `then_some`: its argument is evaluated first, and `$0` would underflow.
+        (n >= 1 && n <= params.source.len()).then(|| (Ref::Numbered(n - 1), len))
     })
 }
 
@@ -645,6 +646,17 @@ mod tests {
         compile_destination(destination, p, redirect)
             .unwrap_or_else(|e| panic!("{destination}: {e}"))
             .text
+    }
+
+    #[test]
+    fn a_dollar_zero_names_no_parameter_and_does_not_underflow() {
+        // Found by `generated_rules_that_load_evaluate_safely`: `$0` computed `0 - 1` (debug
+        // builds panicked; release wrapped) before finding it names no parameter.
+        let one = params(&[Some("a")], &[]);
+        assert_eq!(reference_at("0", &one), None);
+        assert_eq!(reference_at("00", &one), None);
+        assert_eq!(reference_at("1", &one), Some((Ref::Numbered(0), 1)));
+        assert_eq!(reference_at("0", &params(&[], &[])), None);
     }
 
     #[test]
