@@ -243,7 +243,6 @@ impl Application {
             knowledge,
             escalations: EscalationQueue::new(store.clone(), extras.clock.clone()),
             lifecycle: lifecycle.clone(),
-            clock: extras.clock.clone(),
             accounts: Accounts::new(
                 store.clone(),
                 extras.clock.clone(),

@@ -43,6 +43,7 @@ impl EscalationQueue {
         self.store.list_escalations(status, limit).await
     }
 
+    /// Escalation `id`, or [`EscalationError::NotFound`].
     pub async fn get(&self, id: &str) -> Result<Escalation, EscalationError> {
         self.store
             .get_escalation(id)
@@ -62,9 +63,7 @@ impl EscalationQueue {
         if note.is_some_and(|text| text.chars().count() > MAX_RESOLUTION_CHARS) {
             return Err(EscalationError::NoteTooLong);
         }
-        let not_found = || EscalationError::NotFound(id.to_owned());
-        let existing = self.store.get_escalation(id).await?.ok_or_else(not_found)?;
-        if existing.status == EscalationStatus::Resolved {
+        if self.get(id).await?.status == EscalationStatus::Resolved {
             return Err(EscalationError::AlreadyResolved(id.to_owned()));
         }
         let now = self.clock.now_ms();
@@ -76,7 +75,7 @@ impl EscalationQueue {
         {
             return Err(EscalationError::AlreadyResolved(id.to_owned()));
         }
-        let resolved = self.store.get_escalation(id).await?.ok_or_else(not_found)?;
+        let resolved = self.get(id).await?;
         tracing::info!(escalation_id = %id, %operator, "escalation resolved");
         Ok(resolved)
     }

@@ -255,10 +255,6 @@ impl ChatService {
         &self.templates
     }
 
-    pub fn settings(&self) -> &ChatSettings {
-        &self.settings
-    }
-
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
     }

@@ -53,7 +53,6 @@ use tracing::Instrument;
 use crate::account::Accounts;
 use crate::agent::escalations::EscalationQueue;
 use crate::chat::ChatService;
-use crate::clock::Clock;
 use crate::config::{Config, DiagAccess};
 use crate::data::DataPlane;
 use crate::knowledge::KnowledgeBase;
@@ -84,8 +83,6 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// Whose is what: a visitor's session moving to its user.
     pub accounts: Accounts,
-    /// The application's one clock (`Extras::clock`; tests move it).
-    pub clock: Clock,
 }
 
 /// Request limits taken from the configuration.
