@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  CookieJar, ROOT, freePort, json, launchChromium, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider,
+  CookieJar, ROOT, freePort, json, launchChromium, newWatchedPage, requireEnv, signInAtProvider, startBrain, startEdge, startOidcProvider,
   startWorkerd, stopProcess, tempDir, waitHealthy,
 } from "./support.mjs";
 import { ANSWER, scriptedLlmConfig, startScriptedLlm } from "./scripted-llm.mjs";
@@ -290,18 +290,9 @@ describe("signing in through the web app in Chromium", { timeout: 180_000 }, () 
       waitHealthy(`${edgeUrl}/health`, edge, 120_000),
     ]);
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
     // The app's pages must log no error; the provider's own pages (which ask the internet for
     // fonts and a favicon) are not ours to judge.
-    const ours = () => page.url().startsWith(edgeUrl);
-    page.on("console", (message) => {
-      if (message.type() === "error" && ours()) consoleErrors.push(message.text());
-    });
-    page.on("pageerror", (error) => {
-      if (ours()) consoleErrors.push(String(error));
-    });
+    page = await newWatchedPage(browser, edgeUrl, consoleErrors);
   });
 
   after(async () => {

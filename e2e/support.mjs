@@ -433,3 +433,22 @@ export function launchChromium() {
       "--disable-component-update", "--disable-sync"],
   });
 }
+
+/**
+ * A page in a fresh desktop browser context (1280×900, en-US, 30 s default timeout) that records
+ * into `errors` the console errors and uncaught exceptions of the pages it shows under `origin`
+ * (the app's must be none; an identity provider's own pages are not ours to judge).
+ */
+export async function newWatchedPage(browser, origin, errors) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  const ours = () => page.url().startsWith(origin);
+  page.on("console", (message) => {
+    if (message.type() === "error" && ours()) errors.push(message.text());
+  });
+  page.on("pageerror", (error) => {
+    if (ours()) errors.push(String(error));
+  });
+  return page;
+}

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertAccessible } from "./axe.mjs";
-import { ROOT, freePort, launchChromium, requireEnv, startBrain, startEdge, startOidcProvider, stopProcess, tempDir, waitHealthy } from "./support.mjs";
+import { ROOT, freePort, launchChromium, newWatchedPage, requireEnv, startBrain, startEdge, startOidcProvider, stopProcess, tempDir, waitHealthy } from "./support.mjs";
 import {
   ESCALATION_ANSWER,
   ESCALATION_QUESTION,
@@ -36,19 +36,7 @@ describe("the operators' screens in Chromium, signed in through the edge", { tim
   const consoleErrors = [];
 
   /** A page in a fresh browser context whose app pages must log no error (the provider's are not ours). */
-  async function newPage() {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
-    const page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    const ours = () => page.url().startsWith(edgeUrl);
-    page.on("console", (message) => {
-      if (message.type() === "error" && ours()) consoleErrors.push(message.text());
-    });
-    page.on("pageerror", (error) => {
-      if (ours()) consoleErrors.push(String(error));
-    });
-    return page;
-  }
+  const newPage = () => newWatchedPage(browser, edgeUrl, consoleErrors);
 
   /** Starts a conversation with `agent` and asks ESCALATION_QUESTION; returns the thread id. */
   async function escalate(page, agent) {

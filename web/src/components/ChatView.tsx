@@ -511,14 +511,22 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
   }, []);
 
   const composer = useRef<HTMLTextAreaElement>(null);
-  const send = (text: string) => {
-    const question = text.trim();
-    if (!question || busy) return;
+  /**
+   * What every new turn does first: clear the offer and error, follow the reply, and remember the
+   * typed text (`draft`) to give back to the composer if the thread turns out busy (a regenerate
+   * typed nothing).
+   */
+  const beginTurn = (draft: string | null) => {
     setBusyOffer(null);
     setLocalError(null);
     pinnedRef.current = true;
     setPinned(true);
-    lastSent.current = question;
+    lastSent.current = draft;
+  };
+  const send = (text: string) => {
+    const question = text.trim();
+    if (!question || busy) return;
+    beginTurn(question);
     void sendMessage({ text: question });
     // Name an unnamed conversation after its first question.
     if (messages.length === 0 && props.title === DEFAULT_TITLE) {
@@ -543,10 +551,7 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
    * as its thread's last turn (a reply that failed before any output has no stored id to name).
    */
   const regenerateLast = () => {
-    setBusyOffer(null);
-    setLocalError(null);
-    pinnedRef.current = true;
-    setPinned(true);
+    beginTurn(null);
     void regenerate();
   };
   /**
@@ -559,11 +564,7 @@ function Conversation(props: { threadId: string; title: string | null; agent: st
     if (!question || busy) return;
     const reply = messages[index + 1];
     const storedTurn = (reply?.role === "assistant" ? reply.metadata?.userMessageId : null) ?? question.id;
-    setBusyOffer(null);
-    setLocalError(null);
-    pinnedRef.current = true;
-    setPinned(true);
-    lastSent.current = edited;
+    beginTurn(edited);
     void sendMessage({ text: edited, messageId: question.id }, { body: { replace_from: storedTurn } });
   };
   // A 409 is handled by the offer below, never shown raw.

@@ -17,6 +17,28 @@ function useLoaded<T>(load: () => Promise<T>): [Loaded<T>, () => void] {
   return [loaded, reload];
 }
 
+/**
+ * The loading and error states of a view `testId` (its `data-state`), or null once its value is
+ * there; the caller renders the ready (or empty) state.
+ */
+function NotReady<T>(props: { loaded: Loaded<T>; testId: string; loading: string; onRetry: () => void }) {
+  if (props.loaded.state === "loading") {
+    return (
+      <p className="muted" role="status" data-testid={props.testId} data-state="loading">
+        {props.loading}
+      </p>
+    );
+  }
+  if (props.loaded.state === "error") {
+    return (
+      <div data-testid={props.testId} data-state="error">
+        <Failed message={props.loaded.message} onRetry={props.onRetry} />
+      </div>
+    );
+  }
+  return null;
+}
+
 function Failed(props: { message: string; onRetry: () => void }) {
   return (
     <div>
@@ -44,19 +66,8 @@ function textOf(message: Message): string {
 function Transcript(props: { escalationId: string }) {
   const load = useCallback(() => api.escalationMessages(props.escalationId), [props.escalationId]);
   const [loaded, reload] = useLoaded(load);
-  if (loaded.state === "loading") {
-    return (
-      <p className="muted" role="status" data-testid="escalation-transcript" data-state="loading">
-        Loading the conversation…
-      </p>
-    );
-  }
-  if (loaded.state === "error") {
-    return (
-      <div data-testid="escalation-transcript" data-state="error">
-        <Failed message={loaded.message} onRetry={reload} />
-      </div>
-    );
+  if (loaded.state !== "ready") {
+    return <NotReady loaded={loaded} testId="escalation-transcript" loading="Loading the conversation…" onRetry={reload} />;
   }
   return (
     <ol className="transcript" data-testid="escalation-transcript" data-state="ready" aria-label="The escalated conversation">
@@ -156,14 +167,8 @@ function EscalationQueue(props: { owner: string; onOpenThread: (id: string) => v
           Refresh
         </button>
       </div>
-      {loaded.state === "loading" ? (
-        <p className="muted" role="status" data-testid="escalations" data-state="loading">
-          Loading escalations…
-        </p>
-      ) : loaded.state === "error" ? (
-        <div data-testid="escalations" data-state="error">
-          <Failed message={loaded.message} onRetry={reload} />
-        </div>
+      {loaded.state !== "ready" ? (
+        <NotReady loaded={loaded} testId="escalations" loading="Loading escalations…" onRetry={reload} />
       ) : loaded.value.escalations.length === 0 ? (
         <p className="muted" data-testid="escalations" data-state="empty">
           No {status === "all" ? "" : `${status} `}escalations.
@@ -202,14 +207,8 @@ function MemoryOverview() {
           Refresh
         </button>
       </div>
-      {loaded.state === "loading" ? (
-        <p className="muted" role="status" data-testid="memory" data-state="loading">
-          Loading…
-        </p>
-      ) : loaded.state === "error" ? (
-        <div data-testid="memory" data-state="error">
-          <Failed message={loaded.message} onRetry={reload} />
-        </div>
+      {loaded.state !== "ready" ? (
+        <NotReady loaded={loaded} testId="memory" loading="Loading…" onRetry={reload} />
       ) : (
         <div data-testid="memory" data-state="ready">
           <dl className="memory-totals">
