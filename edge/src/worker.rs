@@ -16,31 +16,26 @@ use futures_util::future::{Either, join, select};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
-use shared_types::headers::DRAINING;
-use shared_types::signature::body_digest;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
 use crate::core::auth::{AuthConfig, JwksFetch, KeyStore, Principal};
-use crate::core::brains::{BrainHealth, is_draining};
-use crate::core::cache::{
-    CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
-    prepare_for_store, storable,
+use crate::core::brains::BrainHealth;
+use crate::core::exchange::{
+    Action, BodyRead, CachePut, Event, Exchange, Fetch, FetchBody, ResponseBody, Surroundings,
+    UpstreamHead,
 };
-use crate::core::ratelimit::{BucketState, RateLimitOutcome, TakeRequest, Verdict};
-use crate::core::response::{is_event_stream, stream_broken_event};
-use crate::core::route::{CacheStep, finish_edge_response};
+use crate::core::ratelimit::{BucketState, TakeRequest, Verdict};
 use crate::core::route::{brain_call, request_id_of};
 use crate::core::session::Session;
 use crate::core::signin::endpoint::{AuthDecision, decide_auth};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
 use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
 use crate::core::{
-    BodySigning, ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, NextAttempt,
-    ProxyRequest, RequestHead, RequestId, UpstreamFailure, decide, upstream_failure,
-    upstream_response_headers,
+    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId,
+    UpstreamFailure, decide,
 };
 use crate::header_text::{self, Runtime};
 use shared_types::account::{
@@ -66,7 +61,7 @@ async fn fetch(
 async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys::Response {
     // One draw from the runtime's CSPRNG for all of this request's randomness. Without one the
     // request fails: session ids and signature nonces must be unpredictable.
-    let Some(random) = random_bytes::<48>() else {
+    let Some(random) = random_bytes::<64>() else {
         // The id only names this failure in the log; the clock is all there is.
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&now_ms().to_be_bytes());
@@ -150,14 +145,22 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
         decision => (head, decision),
     };
 
-    match decision {
-        Decision::Respond(mut response) => {
-            add_cookies(&mut response.headers, &sign_in_cookies);
-            respond(response)
-        }
-        Decision::Proxy(mut proxy) => {
-            add_cookies(&mut proxy.response_headers, &sign_in_cookies);
-            proxy_request(request, &url, env, ctx, config, *proxy).await
+    match decision.with_set_cookies(&sign_in_cookies) {
+        Decision::Respond(response) => respond(response),
+        Decision::Proxy(proxy) => {
+            let exchange = Exchange::new(*proxy, &url, default_cache().is_some(), part(3));
+            let io = ExchangeIo {
+                request: Some(request),
+                env: Some(env),
+                ctx: Some(ctx),
+                config: &config,
+            };
+            match run_exchange(exchange, &io).await {
+                Ended::Answered(response) => response,
+                Ended::Edge(response) => respond(response),
+                // Only a background refresh ends without an answer.
+                Ended::Done => respond(lost_track(&RequestId::from_random(inputs.random))),
+            }
         }
         Decision::SignIn => sign_in_endpoint(&head, &config, &inputs).await,
         // `decide` settles unknown keys once `keys_refreshed` is set, and a renewed request
@@ -202,208 +205,316 @@ async fn decide_with_keys(
     decision
 }
 
-fn add_cookies(headers: &mut HeaderMap, cookies: &[String]) {
-    for cookie in cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            headers.append(http::header::SET_COOKIE, value);
-        }
-    }
+/// What an [`Exchange`] may touch while it runs: the client's request (absent for a
+/// background refresh, which has no client), the bindings, the request's context (to keep
+/// cache writes alive after the answer) and the configuration.
+struct ExchangeIo<'a> {
+    request: Option<&'a web_sys::Request>,
+    env: Option<&'a Env>,
+    ctx: Option<&'a Context>,
+    config: &'a EdgeConfig,
 }
 
-/// Carries out a proxy plan: rate limit, cache lookup, signed fetch, cache store.
-async fn proxy_request(
-    request: &web_sys::Request,
-    incoming_url: &str,
-    env: &Env,
-    ctx: &Context,
-    config: Rc<EdgeConfig>,
-    mut proxy: ProxyRequest,
-) -> web_sys::Response {
-    if let Some(plan) = &proxy.rate_limit {
-        // Both buckets at once: a request should not wait two Durable Object round trips.
-        let (key, take) = plan.caller_take();
-        let network = async {
-            match plan.network_take() {
-                Some((key, take)) => take_token(env, key, take).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let verdicts = match join(take_token(env, key, take), network).await {
-            (Ok(caller), Ok(network)) => Ok((caller, network)),
-            (Err(error), _) | (_, Err(error)) => Err(error),
-        };
-        match verdicts {
-            Ok((caller, network)) => {
-                match plan.outcome(&caller, network.as_ref(), &proxy.request_id) {
-                    RateLimitOutcome::Respond(response) => {
-                        return respond(finish_edge_response(response, &proxy, &config));
-                    }
-                    RateLimitOutcome::Proceed { headers } => proxy.response_headers.extend(headers),
-                }
-            }
-            Err(error) => {
-                // Fail closed: an unchecked request could exceed a global limit.
-                console_error!(
-                    "request_id={} rate limiter unavailable: {error}",
-                    proxy.request_id
-                );
-                let response = EdgeResponse::error(
-                    ErrorCode::Unavailable,
-                    "the rate limiter is unavailable; retry shortly",
-                    &proxy.request_id,
-                );
-                return respond(finish_edge_response(response, &proxy, &config));
-            }
-        }
-    }
-
-    let body = if proxy.body_signing == BodySigning::Hash {
-        match read_body(request, proxy.max_body_bytes).await {
-            Ok(Some(bytes)) => Some(bytes),
-            Ok(None) => return respond(proxy.body_too_large(&config)),
-            Err(()) => {
-                let response = EdgeResponse::error(
-                    ErrorCode::BadRequest,
-                    "the request body could not be read",
-                    &proxy.request_id,
-                );
-                return respond(finish_edge_response(response, &proxy, &config));
-            }
-        }
-    } else {
-        None
-    };
-
-    let cache_entry: Option<(CacheKey, CachePolicy)> = match &proxy.cache {
-        CacheStep::Bypass => None,
-        // No Workers Cache API in this runtime (Vercel Edge Functions): every response is
-        // fetched and marked BYPASS, by design rather than by a failing lookup or store.
-        _ if default_cache().is_none() => None,
-        CacheStep::Lookup { key, policy } => Some((key.clone(), policy.clone())),
-        CacheStep::LookupWithBody { policy } => body
-            .as_deref()
-            .and_then(|bytes| proxy.cache_key_for_body(incoming_url, bytes, &config))
-            .map(|key| (key, policy.clone())),
-    };
-
-    if let Some((key, _)) = &cache_entry
-        && let Some(hit) = cache_match(key).await
-    {
-        let stored = header_map(&hit.headers());
-        let now = now_ms();
-        match StoredMeta::from_headers(&stored).map(|meta| meta.freshness(now)) {
-            Some(Freshness::Fresh) => {
-                return serve_cached(hit, &stored, CacheStatus::Hit, &proxy, &config, now);
-            }
-            Some(Freshness::Stale) => {
-                // Serve the stale copy now; refresh it in the background with a fresh
-                // signature (a nonce is good for one request only).
-                let mut refresh = proxy.clone();
-                let Some(nonce) = random_bytes::<16>() else {
-                    console_error!(
-                        "crypto.getRandomValues is unavailable: stale copy not refreshed"
-                    );
-                    return serve_cached(hit, &stored, CacheStatus::Stale, &proxy, &config, now);
-                };
-                refresh.signature_nonce = shared_types::signature::hex(&nonce);
-                refresh.signature_timestamp_secs = now / 1000;
-                let refresh_config = Rc::clone(&config);
-                let entry = cache_entry.clone();
-                let refresh_body = body.clone();
-                ctx.wait_until(async move {
-                    if let Ok(upstream) =
-                        send(None, &mut refresh, &refresh_config, refresh_body.as_deref()).await
-                        && let Some((key, policy)) = entry
-                    {
-                        let _ = store_and_stream(upstream, &key, &policy, None);
-                    }
-                });
-                return serve_cached(hit, &stored, CacheStatus::Stale, &proxy, &config, now);
-            }
-            Some(Freshness::Expired) | None => {}
-        }
-    }
-
-    match send(Some(request), &mut proxy, &config, body.as_deref()).await {
-        Ok(upstream) => {
-            let (upstream, status) = match &cache_entry {
-                Some((key, policy)) => match store_and_stream(upstream, key, policy, Some(ctx)) {
-                    Ok(stored) => stored,
-                    Err(upstream) => (upstream, CacheStatus::Bypass),
-                },
-                None => (upstream, CacheStatus::Bypass),
-            };
-            stream_back(upstream, &proxy, &config, status).unwrap_or_else(|| {
-                respond(upstream_failure(
-                    UpstreamFailure::Unreachable,
-                    &proxy.request_id,
-                    &config,
-                ))
-            })
-        }
-        Err(response) => respond(response),
-    }
+/// How an [`Exchange`] ended.
+enum Ended {
+    /// With the brain's (or the cache's) answer, ready for the client.
+    Answered(web_sys::Response),
+    /// With an answer the edge made (an error in the error shape, a 429).
+    Edge(EdgeResponse),
+    /// A background refresh's end: nobody to answer.
+    Done,
 }
 
-/// Sends the request to the tenant's brains in the order the core planned, as long as the
-/// core says a failed attempt may go on to the next one ([`ProxyRequest::next_attempt`]):
-/// the brain's response, or the answer to give instead.
-async fn send(
-    original: Option<&web_sys::Request>,
-    proxy: &mut ProxyRequest,
-    config: &EdgeConfig,
-    body: Option<&[u8]>,
-) -> Result<web_sys::Response, EdgeResponse> {
-    HEALTH.with_borrow(|health| proxy.avoid_suspects(health, config, now_ms()));
+/// Carries out an [`Exchange`]'s actions until it ends. Every decision is the core's: this
+/// loop only does the I/O an action names and reports how it went.
+async fn run_exchange(mut exchange: Exchange, io: &ExchangeIo<'_>) -> Ended {
+    // The brain's response of the last attempt and the cache's hit, held until an action
+    // says what becomes of them.
+    let mut upstream: Option<web_sys::Response> = None;
+    let mut cached: Option<web_sys::Response> = None;
+    let mut event = Event::Start;
     loop {
-        let failure = match forward(original, proxy, config, body).await {
-            Ok(upstream) if upstream.status() == 503 => {
-                let status = http::StatusCode::SERVICE_UNAVAILABLE;
-                if !is_draining(status, &header_map(&upstream.headers())) {
-                    observe(proxy, config, Ok(says_draining(&upstream)));
-                    return Ok(upstream);
-                }
-                // Nothing to read in a draining answer: let its connection go.
-                if let Some(body) = upstream.body() {
+        let machine = &mut exchange;
+        let action = HEALTH.with_borrow_mut(move |health| {
+            let mut at = Surroundings {
+                config: io.config,
+                now_ms: now_ms(),
+                health,
+            };
+            machine.advance(event, &mut at)
+        });
+        event = match action {
+            Action::TakeTokens { caller, network } => {
+                Event::Tokens(take_tokens(io.env, caller, network).await)
+            }
+            Action::ReadBody { max_bytes } => {
+                let body = io.request.and_then(web_sys::Request::body);
+                Event::Body(match read_stream_at_most(body.as_ref(), max_bytes).await {
+                    Ok(Some(bytes)) => BodyRead::Complete(bytes),
+                    Ok(None) => BodyRead::TooLarge,
+                    Err(()) => BodyRead::Failed,
+                })
+            }
+            Action::MatchCache { key } => {
+                cached = cache_match(&key).await;
+                Event::Cached(cached.as_ref().map(|hit| header_map(&hit.headers())))
+            }
+            Action::FetchBrain(fetch) => {
+                // A retry: the last attempt's answer (a draining 503) has nothing to read.
+                if let Some(body) = upstream.take().and_then(|previous| previous.body()) {
                     let _ = body.cancel();
                 }
-                UpstreamFailure::Draining
+                match fetch_brain(&fetch, io.request).await {
+                    Ok(response) => {
+                        let head = UpstreamHead {
+                            status: response.status(),
+                            headers: header_map(&response.headers()),
+                            has_body: response.body().is_some(),
+                        };
+                        upstream = Some(response);
+                        Event::Upstream(Ok(head))
+                    }
+                    Err(failure) => Event::Upstream(Err(failure)),
+                }
             }
-            Ok(upstream) => {
-                observe(proxy, config, Ok(says_draining(&upstream)));
-                return Ok(upstream);
+            Action::Log(line) => {
+                console_error!("{line}");
+                Event::Logged
             }
-            Err(failure) => failure,
+            Action::ServeCached { headers, refresh } => {
+                if let Some(refresh) = refresh {
+                    refresh_in_background(*refresh, io);
+                }
+                match cached.take().and_then(|hit| serve_cached(&hit, &headers)) {
+                    Some(response) => return Ended::Answered(response),
+                    None => Event::ResponseRejected,
+                }
+            }
+            Action::StreamBack {
+                headers,
+                body,
+                store,
+            } => match upstream
+                .take()
+                .and_then(|brain| stream_back(&brain, &headers, &body, store, io.ctx))
+            {
+                Some(response) => return Ended::Answered(response),
+                None => Event::ResponseRejected,
+            },
+            Action::Store(put) => {
+                if let Some(brain) = upstream.take() {
+                    store(&brain, put).await;
+                }
+                return Ended::Done;
+            }
+            Action::Discard => {
+                if let Some(body) = upstream.take().and_then(|brain| brain.body()) {
+                    let _ = body.cancel();
+                }
+                return Ended::Done;
+            }
+            Action::Respond(response) => return Ended::Edge(response),
         };
-        observe(proxy, config, Err(failure));
-        console_error!(
-            "request_id={} upstream {:?}: {} {}",
-            proxy.request_id,
-            failure,
-            proxy.method,
-            proxy.url
-        );
-        match proxy.next_attempt(failure, config) {
-            NextAttempt::Retry(_) => {}
-            NextAttempt::GiveUp(response) => return Err(response),
-        }
     }
 }
 
-/// Whether a brain's answer says it is draining (`x-edgebrain-draining: 1`).
-fn says_draining(upstream: &web_sys::Response) -> bool {
-    upstream.headers().get(DRAINING).ok().flatten().as_deref() == Some("1")
+/// Runs the refresh of a stale cached copy after the answer (`waitUntil`), on its own.
+fn refresh_in_background(refresh: Exchange, io: &ExchangeIo<'_>) {
+    // The isolate's configuration outlives the request: the refresh may run after it.
+    let Some(config) = CONFIG.with(|config| config.get().and_then(|c| c.as_ref().ok()).cloned())
+    else {
+        return;
+    };
+    let run = async move {
+        let io = ExchangeIo {
+            request: None,
+            env: None,
+            ctx: None,
+            config: &config,
+        };
+        let _ = run_exchange(refresh, &io).await;
+    };
+    match io.ctx {
+        Some(ctx) => ctx.wait_until(run),
+        None => wasm_bindgen_futures::spawn_local(run),
+    }
 }
 
-/// Records how the attempt at the plan's current brain ended in the isolate's [`HEALTH`].
-fn observe(proxy: &ProxyRequest, config: &EdgeConfig, result: Result<bool, UpstreamFailure>) {
-    HEALTH.with_borrow_mut(|health| proxy.observe_attempt(result, health, config, now_ms()));
+/// Takes tokens from the caller's bucket and, when asked, the network's, both at once.
+async fn take_tokens(
+    env: Option<&Env>,
+    caller: (String, TakeRequest),
+    network: Option<(String, TakeRequest)>,
+) -> Result<(Verdict, Option<Verdict>), String> {
+    let Some(env) = env else {
+        return Err("no bindings in a background task".to_owned());
+    };
+    let network = async {
+        match network {
+            Some((key, take)) => take_token(env, &key, take).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    match join(take_token(env, &caller.0, caller.1), network).await {
+        (Ok(caller), Ok(network)) => Ok((caller, network)),
+        (Err(error), _) | (_, Err(error)) => Err(error),
+    }
 }
 
-/// Reads the whole request body, counting as it arrives: `Ok(None)` once it passes
-/// `max_bytes` (whatever its `content-length` said), `Err` if the client's stream failed.
-async fn read_body(request: &web_sys::Request, max_bytes: u64) -> Result<Option<Vec<u8>>, ()> {
-    read_stream_at_most(request.body().as_ref(), max_bytes).await
+/// Sends `fetch` to its brain, racing the response headers against its timeout: the
+/// response, or why none came. A streamed body is the client's own, counted on its way.
+async fn fetch_brain(
+    fetch: &Fetch<'_>,
+    request: Option<&web_sys::Request>,
+) -> Result<web_sys::Response, UpstreamFailure> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(fetch.method.as_str());
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    let mut limit = None;
+    match fetch.body {
+        FetchBody::None => {}
+        FetchBody::Bytes(bytes) => init.set_body(&Uint8Array::from(bytes).into()),
+        FetchBody::Stream { max_bytes } => {
+            if let Some(stream) = request.and_then(web_sys::Request::body) {
+                // Limits are far below 2^53, so the f64 is exact.
+                let counted = BodyLimit::new(&stream, max_bytes as f64);
+                init.set_body(&counted.stream().into());
+                limit = Some(counted);
+                // Streaming request bodies must be half-duplex (Fetch standard; undici).
+                let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
+            }
+        }
+    }
+    init.set_headers(&js_headers(fetch.headers));
+    // One promise for the fetch and its deadline (edge/js/fetch_deadline.mjs): cheaper per
+    // request than a Rust timer future raced against the fetch, each with its own closures.
+    match JsFuture::from(fetch_with_deadline(
+        fetch.url,
+        &init,
+        fetch.timeout_ms,
+        limit.as_ref(),
+    ))
+    .await
+    {
+        Ok(value) if value.is_null() => Err(UpstreamFailure::TimedOut),
+        Ok(value) => value
+            .dyn_into::<web_sys::Response>()
+            .map_err(|_| UpstreamFailure::Unreachable),
+        Err(_) if limit.as_ref().is_some_and(BodyLimit::exceeded) => {
+            Err(UpstreamFailure::BodyTooLarge)
+        }
+        Err(_) => Err(UpstreamFailure::Unreachable),
+    }
+}
+
+/// The brain's answer for the client: its status, `headers`, its body as `body` says —
+/// handed straight back (no copy into wasm, no buffering, so events reach the client as the
+/// brain writes them). With `store`, the body is teed and one branch goes into the cache.
+/// `None` if the runtime refused to build it.
+fn stream_back(
+    brain: &web_sys::Response,
+    headers: &HeaderMap,
+    body: &ResponseBody,
+    store: Option<CachePut>,
+    ctx: Option<&Context>,
+) -> Option<web_sys::Response> {
+    let mut stream = brain.body();
+    if let Some(put) = store {
+        match stream.as_ref().and_then(tee) {
+            Some((to_client, to_cache)) => {
+                stream = Some(to_client);
+                put_in_background(brain.status(), to_cache, put, ctx);
+            }
+            None => console_error!("cache put {}: the body could not be teed", put.key),
+        }
+    }
+    let stream = match body {
+        ResponseBody::Null => None,
+        ResponseBody::Pass => stream,
+        ResponseBody::GuardedEventStream { broken_event } => stream
+            .map(|stream| guard_event_stream(&stream, &Uint8Array::from(broken_event.as_slice()))),
+    };
+    let init = web_sys::ResponseInit::new();
+    init.set_status(brain.status());
+    init.set_status_text(&brain.status_text());
+    init.set_headers(&js_headers(headers));
+    web_sys::Response::new_with_opt_readable_stream_and_init(stream.as_ref(), &init).ok()
+}
+
+/// A cached response with this request's `headers`; `None` if the runtime refused it.
+fn serve_cached(hit: &web_sys::Response, headers: &HeaderMap) -> Option<web_sys::Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(hit.status());
+    init.set_headers(&js_headers(headers));
+    web_sys::Response::new_with_opt_readable_stream_and_init(hit.body().as_ref(), &init).ok()
+}
+
+/// The answer when an exchange ended without one (an adapter bug, never the client's doing).
+fn lost_track(request_id: &RequestId) -> EdgeResponse {
+    EdgeResponse::error(
+        ErrorCode::Internal,
+        "the edge lost track of this request",
+        request_id,
+    )
+}
+
+/// `body.tee()`: two branches of one stream.
+fn tee(
+    body: &web_sys::ReadableStream,
+) -> Option<(web_sys::ReadableStream, web_sys::ReadableStream)> {
+    let branches = Reflect::get(body, &"tee".into())
+        .and_then(|tee| tee.dyn_into::<js_sys::Function>())
+        .and_then(|tee| tee.call0(body))
+        .ok()?
+        .unchecked_into::<js_sys::Array>();
+    Some((
+        branches.get(0).unchecked_into(),
+        branches.get(1).unchecked_into(),
+    ))
+}
+
+/// Puts `body` into the cache after the answer (`waitUntil`, or on its own without a
+/// request context).
+fn put_in_background(
+    status: u16,
+    body: web_sys::ReadableStream,
+    put: CachePut,
+    ctx: Option<&Context>,
+) {
+    let write = async move {
+        let init = web_sys::ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&js_headers(&put.headers));
+        match web_sys::Response::new_with_opt_readable_stream_and_init(Some(&body), &init) {
+            Ok(response) => {
+                if let Err(error) = cache_put(&put.key, &response).await {
+                    console_error!("cache put {} failed: {error:?}", put.key);
+                }
+            }
+            Err(error) => console_error!("cache put {} failed: {error:?}", put.key),
+        }
+    };
+    match ctx {
+        Some(ctx) => ctx.wait_until(write),
+        None => wasm_bindgen_futures::spawn_local(write),
+    }
+}
+
+/// A refresh's cache write: the brain's whole response, stored under `put`.
+async fn store(brain: &web_sys::Response, put: CachePut) {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(brain.status());
+    init.set_headers(&js_headers(&put.headers));
+    let written = match web_sys::Response::new_with_opt_readable_stream_and_init(
+        brain.body().as_ref(),
+        &init,
+    ) {
+        Ok(response) => cache_put(&put.key, &response).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = written {
+        console_error!("cache put {} failed: {error:?}", put.key);
+    }
 }
 
 /// [`read_at_most`] for Rust: the bytes, `Ok(None)` past `max_bytes`, `Err` on a failed stream.
@@ -439,62 +550,6 @@ extern "C" {
     fn read_at_most(body: Option<&web_sys::ReadableStream>, max_bytes: f64) -> js_sys::Promise;
 }
 
-/// Signs (for the brain being tried) and sends the proxied request, racing the brain's
-/// response headers against the deadline. `body` is the already-read body of a
-/// [`BodySigning::Hash`] request (sent again as is on a retry); any other body streams
-/// through from `original`, once.
-async fn forward(
-    original: Option<&web_sys::Request>,
-    proxy: &mut ProxyRequest,
-    config: &EdgeConfig,
-    body: Option<&[u8]>,
-) -> Result<web_sys::Response, UpstreamFailure> {
-    let init = web_sys::RequestInit::new();
-    init.set_method(proxy.method.as_str());
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    let mut limit = None;
-    match (proxy.body_signing, body) {
-        (BodySigning::Hash, Some(bytes)) => {
-            proxy.sign(Some(&body_digest(bytes)), config);
-            init.set_body(&Uint8Array::from(bytes).into());
-        }
-        (BodySigning::Stream, _) => {
-            proxy.sign(None, config);
-            if let Some(stream) = original.and_then(web_sys::Request::body) {
-                // Limits are far below 2^53, so the f64 is exact.
-                let counted = BodyLimit::new(&stream, proxy.max_body_bytes as f64);
-                init.set_body(&counted.stream().into());
-                limit = Some(counted);
-                // Streaming request bodies must be half-duplex (Fetch standard; undici).
-                let _ = Reflect::set(&init, &"duplex".into(), &"half".into());
-            }
-        }
-        (BodySigning::Hash, None) | (BodySigning::Empty, _) => proxy.sign(None, config),
-    }
-    init.set_headers(&js_headers(&proxy.headers));
-
-    let timeout_ms = u32::try_from(proxy.remaining(now_ms()).as_millis()).unwrap_or(u32::MAX);
-    // One promise for the fetch and its deadline (edge/js/fetch_deadline.mjs): cheaper per
-    // request than a Rust timer future raced against the fetch, each with its own closures.
-    match JsFuture::from(fetch_with_deadline(
-        &proxy.url,
-        &init,
-        timeout_ms,
-        limit.as_ref(),
-    ))
-    .await
-    {
-        Ok(value) if value.is_null() => Err(UpstreamFailure::TimedOut),
-        Ok(value) => value
-            .dyn_into::<web_sys::Response>()
-            .map_err(|_| UpstreamFailure::Unreachable),
-        Err(_) if limit.as_ref().is_some_and(BodyLimit::exceeded) => {
-            Err(UpstreamFailure::BodyTooLarge)
-        }
-        Err(_) => Err(UpstreamFailure::Unreachable),
-    }
-}
-
 #[wasm_bindgen(module = "/js/fetch_deadline.mjs")]
 extern "C" {
     /// `fetch(url, init)`, aborted after `timeout_ms` unless the response headers arrived;
@@ -519,115 +574,6 @@ extern "C" {
     ) -> web_sys::ReadableStream;
 }
 
-/// Hands the brain's body stream straight back: no copy into wasm, no buffering, so SSE events
-/// reach the client as the brain writes them. Event streams are wrapped so that one breaking
-/// off mid-way ends with an explicit error event.
-fn stream_back(
-    upstream: web_sys::Response,
-    proxy: &ProxyRequest,
-    config: &EdgeConfig,
-    cache_status: CacheStatus,
-) -> Option<web_sys::Response> {
-    let upstream_headers = header_map(&upstream.headers());
-    let event_stream = is_event_stream(&upstream_headers);
-    let mut headers = upstream_response_headers(&upstream_headers, proxy, config);
-    cache_status.set_on(&mut headers);
-    let init = web_sys::ResponseInit::new();
-    init.set_status(upstream.status());
-    init.set_status_text(&upstream.status_text());
-    init.set_headers(&js_headers(&headers));
-    // Null-body statuses must not be given a stream (the Response constructor throws).
-    let body = if matches!(upstream.status(), 101 | 204 | 205 | 304) {
-        None
-    } else if event_stream {
-        let error_event = stream_broken_event(&proxy.request_id);
-        upstream
-            .body()
-            .map(|body| guard_event_stream(&body, &Uint8Array::from(error_event.as_slice())))
-    } else {
-        upstream.body()
-    };
-    web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init).ok()
-}
-
-/// A cached response, with this request's headers (request id, session, CORS, rate limit).
-fn serve_cached(
-    hit: web_sys::Response,
-    stored: &HeaderMap,
-    status: CacheStatus,
-    proxy: &ProxyRequest,
-    config: &EdgeConfig,
-    now_ms: u64,
-) -> web_sys::Response {
-    let served = prepare_for_serve(stored, status, now_ms);
-    let headers = upstream_response_headers(&served, proxy, config);
-    let init = web_sys::ResponseInit::new();
-    init.set_status(hit.status());
-    init.set_headers(&js_headers(&headers));
-    web_sys::Response::new_with_opt_readable_stream_and_init(hit.body().as_ref(), &init)
-        .unwrap_or_else(|_| {
-            respond(upstream_failure(
-                UpstreamFailure::Unreachable,
-                &proxy.request_id,
-                config,
-            ))
-        })
-}
-
-/// If the brain's answer may be stored, tees its body: one branch goes into the cache (in the
-/// background when `ctx` is given, else awaited by the caller's own background task), the
-/// other back to the client. `Err` hands the response back untouched (not storable).
-fn store_and_stream(
-    upstream: web_sys::Response,
-    key: &CacheKey,
-    policy: &CachePolicy,
-    ctx: Option<&Context>,
-) -> Result<(web_sys::Response, CacheStatus), web_sys::Response> {
-    let headers = header_map(&upstream.headers());
-    let Storability::Storable { ttl_secs, swr_secs } =
-        storable(upstream.status(), &headers, policy)
-    else {
-        return Err(upstream);
-    };
-    let Some(body) = upstream.body() else {
-        return Err(upstream);
-    };
-    let Ok(branches) = Reflect::get(&body, &"tee".into())
-        .and_then(|tee| tee.dyn_into::<js_sys::Function>())
-        .and_then(|tee| tee.call0(&body))
-        .map(|branches| branches.unchecked_into::<js_sys::Array>())
-    else {
-        return Err(upstream);
-    };
-    let to_client: web_sys::ReadableStream = branches.get(0).unchecked_into();
-    let to_cache: web_sys::ReadableStream = branches.get(1).unchecked_into();
-    let stored_headers = prepare_for_store(&headers, ttl_secs, swr_secs, now_ms());
-    let client_init = web_sys::ResponseInit::new();
-    client_init.set_status(upstream.status());
-    client_init.set_status_text(&upstream.status_text());
-    let cache_init = web_sys::ResponseInit::new();
-    cache_init.set_status(upstream.status());
-    client_init.set_headers(&js_headers(&headers));
-    cache_init.set_headers(&js_headers(&stored_headers));
-    let (Ok(to_client), Ok(to_cache)) = (
-        web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_client), &client_init),
-        web_sys::Response::new_with_opt_readable_stream_and_init(Some(&to_cache), &cache_init),
-    ) else {
-        return Err(upstream);
-    };
-    let key = key.as_str().to_owned();
-    let put = async move {
-        if let Err(error) = cache_put(&key, &to_cache).await {
-            console_error!("cache put {key} failed: {error:?}");
-        }
-    };
-    match ctx {
-        Some(ctx) => ctx.wait_until(put),
-        None => wasm_bindgen_futures::spawn_local(put),
-    }
-    Ok((to_client, CacheStatus::Miss))
-}
-
 /// `caches.default` (the Workers Cache API's default cache).
 fn default_cache() -> Option<web_sys::Cache> {
     let caches = Reflect::get(&js_sys::global(), &"caches".into()).ok()?;
@@ -637,11 +583,9 @@ fn default_cache() -> Option<web_sys::Cache> {
         .map(JsCast::unchecked_into)
 }
 
-async fn cache_match(key: &CacheKey) -> Option<web_sys::Response> {
+async fn cache_match(key: &str) -> Option<web_sys::Response> {
     let cache = default_cache()?;
-    let found = JsFuture::from(cache.match_with_str(key.as_str()))
-        .await
-        .ok()?;
+    let found = JsFuture::from(cache.match_with_str(key)).await.ok()?;
     found.dyn_into::<web_sys::Response>().ok()
 }
 
@@ -740,11 +684,11 @@ async fn renew_sign_in(
     let now = now_ms();
     let (rotate, successor) = flow::rotation(refresh_token, signin, &random, now);
     let caller = Caller::new(head, config, inputs, &request_id);
-    let call = caller
-        .call(ROTATE_REFRESH_TOKEN_PATH, None, nonce)
-        .ok_or_else(unavailable)?;
     let body = serde_json::to_vec(&rotate).map_err(|_| unavailable())?;
-    match brain_json(call, config, &body).await {
+    let call = caller
+        .call(ROTATE_REFRESH_TOKEN_PATH, None, nonce, body)
+        .ok_or_else(unavailable)?;
+    match brain_json(call, config).await {
         Ok((200, answer)) => {
             let grant: RefreshGrant = serde_json::from_slice(&answer).map_err(|_| unavailable())?;
             let (access, cookies) =
@@ -841,8 +785,8 @@ async fn sign_in_endpoint(
                     let caller = Caller::new(head, config, inputs, &request_id);
                     let sent = match (random_bytes::<16>(), serde_json::to_vec(&revoke)) {
                         (Some(nonce), Ok(body)) => {
-                            match caller.call(REVOKE_REFRESH_TOKEN_PATH, None, nonce) {
-                                Some(call) => brain_json(call, config, &body)
+                            match caller.call(REVOKE_REFRESH_TOKEN_PATH, None, nonce, body) {
+                                Some(call) => brain_json(call, config)
                                     .await
                                     .ok()
                                     .map(|(status, _)| status),
@@ -991,16 +935,16 @@ async fn finish_sign_in(
         now / 1000 + signin.access_ttl_secs,
     );
     let caller = Caller::new(head, config, inputs, request_id);
-    let Some(call) = caller.call(START_REFRESH_FAMILY_PATH, Some(&principal), nonce) else {
+    let Ok(start) = serde_json::to_vec(&sign_in.start) else {
+        return failed(ErrorCode::Internal, "the sign-in could not be encoded");
+    };
+    let Some(call) = caller.call(START_REFRESH_FAMILY_PATH, Some(&principal), nonce, start) else {
         return failed(
             ErrorCode::Unauthorized,
             "the signed-in user cannot be passed on",
         );
     };
-    let Ok(start) = serde_json::to_vec(&sign_in.start) else {
-        return failed(ErrorCode::Internal, "the sign-in could not be encoded");
-    };
-    let grant: RefreshGrant = match brain_json(call, config, &start).await {
+    let grant: RefreshGrant = match brain_json(call, config).await {
         Ok((201, answer)) => match serde_json::from_slice(&answer) {
             Ok(grant) => grant,
             Err(_) => {
@@ -1025,9 +969,14 @@ async fn finish_sign_in(
     // What the visitor made anonymously moves to the user (idempotent: a failure here is
     // retried by the next sign-in from this session).
     if !caller.session.is_new
-        && let Some(call) = caller.call(CLAIM_SESSION_PATH, Some(&principal), claim_nonce)
+        && let Some(call) = caller.call(
+            CLAIM_SESSION_PATH,
+            Some(&principal),
+            claim_nonce,
+            Vec::new(),
+        )
     {
-        match brain_json(call, config, b"").await {
+        match brain_json(call, config).await {
             Ok((200, _)) => {}
             Ok((status, _)) => {
                 console_error!("request_id={request_id} session claim answered {status}")
@@ -1079,13 +1028,15 @@ impl<'a> Caller<'a> {
         }
     }
 
-    /// A signed `POST` of `path` to this caller's brain, as `principal` (or anonymous).
+    /// A signed `POST` of `body` to `path` at this caller's brain, as `principal` (or
+    /// anonymous).
     fn call(
         &self,
         path: &str,
         principal: Option<&Principal>,
         nonce: [u8; 16],
-    ) -> Option<ProxyRequest> {
+        body: Vec<u8>,
+    ) -> Option<Exchange> {
         brain_call(
             path,
             principal,
@@ -1096,17 +1047,25 @@ impl<'a> Caller<'a> {
             nonce,
             self.request_id,
         )
+        .map(|call| Exchange::with_body(call, body))
     }
 }
 
-/// Sends an edge-made brain request with `body`: the status and (bounded) answer, or the
-/// answer to give when no brain could be asked.
-async fn brain_json(
-    mut call: ProxyRequest,
-    config: &EdgeConfig,
-    body: &[u8],
-) -> Result<(u16, Vec<u8>), EdgeResponse> {
-    let upstream = send(None, &mut call, config, Some(body)).await?;
+/// Sends an edge-made brain request with `body` (as its [`Exchange`]: to the next brain
+/// exactly when a proxied `POST` would go): the status and (bounded) answer, or the answer to
+/// give when no brain could be asked.
+async fn brain_json(call: Exchange, config: &EdgeConfig) -> Result<(u16, Vec<u8>), EdgeResponse> {
+    let io = ExchangeIo {
+        request: None,
+        env: None,
+        ctx: None,
+        config,
+    };
+    let upstream = match run_exchange(call, &io).await {
+        Ended::Answered(upstream) => upstream,
+        Ended::Edge(response) => return Err(response),
+        Ended::Done => return Err(lost_track(&RequestId::from_random([0; 16]))),
+    };
     let status = upstream.status();
     let answer = read_stream_at_most(upstream.body().as_ref(), SIGN_IN_ANSWER_MAX_BYTES)
         .await

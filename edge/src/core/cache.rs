@@ -1,7 +1,7 @@
 //! Edge caching decisions for the Workers Cache API: per-route [`CachePolicy`], cache keys,
 //! whether a brain response may be stored, and how fresh a stored one is.
 //!
-//! The adapter's flow for a route with a cache policy:
+//! The flow for a route with a cache policy (its order is [`super::exchange::Exchange`]'s):
 //! 1. [`cache_key`] → a key, or `Bypass` (proxy as usual; `x-edge-cache: BYPASS`).
 //! 2. `cache.match(key)`; for a hit, [`StoredMeta::from_headers`] and [`StoredMeta::freshness`]:
 //!    `Fresh` → serve it with [`prepare_for_serve`] (`HIT`); `Stale` → serve it (`STALE`) and

@@ -11,6 +11,8 @@
 //!   request goes on to the next brain.
 //! - [`request_id`]: validating or minting the `x-request-id`.
 //! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
+//! - [`exchange`]: a proxied request as a state machine ([`exchange::Exchange`]): rate limit,
+//!   body, cache, brain attempts, answer — each step an action the adapter carries out.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
 //! - [`routes`]: the route table (`ROUTES`): per-route auth, cache and rate-limit policies.
 //! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
@@ -27,6 +29,7 @@ pub mod brains;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod exchange;
 pub mod policy_error;
 pub mod ratelimit;
 pub mod request_id;
@@ -39,6 +42,8 @@ pub mod signin;
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{ConfigError, EdgeConfig};
 pub use request_id::RequestId;

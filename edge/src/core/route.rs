@@ -80,6 +80,25 @@ pub enum Decision {
     RefreshSignIn { refresh_token: String },
 }
 
+impl Decision {
+    /// Adds `Set-Cookie`s (a renewed sign-in's) to whatever answer the client gets.
+    pub fn with_set_cookies(mut self, cookies: &[String]) -> Self {
+        let headers = match &mut self {
+            Decision::Respond(response) => &mut response.headers,
+            Decision::Proxy(proxy) => &mut proxy.response_headers,
+            Decision::RefreshKeys | Decision::SignIn | Decision::RefreshSignIn { .. } => {
+                return self;
+            }
+        };
+        for cookie in cookies {
+            if let Ok(value) = HeaderValue::from_str(cookie) {
+                headers.append(http::header::SET_COOKIE, value);
+            }
+        }
+        self
+    }
+}
+
 /// The cache treatment of a proxied request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheStep {
@@ -87,7 +106,7 @@ pub enum CacheStep {
     Bypass,
     /// Look `key` up first; store a storable answer under it.
     Lookup { key: CacheKey, policy: CachePolicy },
-    /// A deterministic POST: the key needs the body (read for signing anyway); the adapter
+    /// A deterministic POST: the key needs the body (read for signing anyway); the exchange
     /// calls [`ProxyRequest::cache_key_for_body`].
     LookupWithBody { policy: CachePolicy },
 }
@@ -112,10 +131,10 @@ pub struct ProxyRequest {
     /// the adapter cuts the upload — the brain sees an aborted body, never a short complete
     /// one — and answers [`ProxyRequest::body_too_large`].
     pub max_body_bytes: u64,
-    /// How the body enters the signature: the adapter reads a [`BodySigning::Hash`] body into
-    /// memory and passes its SHA-256 to [`ProxyRequest::sign`]; others are not read.
+    /// How the body enters the signature: the exchange has a [`BodySigning::Hash`] body read
+    /// into memory and passes its SHA-256 to [`ProxyRequest::sign`]; others are not read.
     pub body_signing: BodySigning,
-    /// Time and nonce of the signature the adapter completes with [`ProxyRequest::sign`].
+    /// Time and nonce of the signature the exchange completes with [`ProxyRequest::sign`].
     pub signature_timestamp_secs: u64,
     pub signature_nonce: String,
     /// Headers to add to whatever answer the client gets (session cookie, …).
@@ -177,7 +196,7 @@ impl ProxyRequest {
         .ok()
     }
 
-    /// Adds the `x-edgebrain-signature` header, once the adapter knows the body digest
+    /// Adds the `x-edgebrain-signature` header, once the body digest is known
     /// (`None` for [`BodySigning::Empty`] and [`BodySigning::Stream`]).
     pub fn sign(&mut self, body_digest: Option<&str>, config: &EdgeConfig) {
         if self.external {
@@ -273,7 +292,7 @@ impl ProxyRequest {
     }
 
     /// After an attempt failed: whether to send the request to the next brain of the tenant's
-    /// order (the plan then targets it: [`ProxyRequest::url`], and the signature the adapter
+    /// order (the plan then targets it: [`ProxyRequest::url`], and the signature the exchange
     /// makes next), or the answer to give the client. The rules are `edge::core::brains`': a
     /// connect failure is retried for `GET`, `HEAD` and `retryable` routes, a draining answer for
     /// any method, and neither once the body was streamed; timeouts and oversized bodies never.
@@ -300,7 +319,7 @@ impl ProxyRequest {
     }
 }
 
-/// What the adapter does after a failed attempt ([`ProxyRequest::next_attempt`]).
+/// What the exchange does after a failed attempt ([`ProxyRequest::next_attempt`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextAttempt {
     /// Send the request again, to this brain (an index into `EdgeConfig::brains`; the plan's
@@ -702,8 +721,8 @@ fn request_origin(head: &RequestHead<'_>, target: &RequestTarget<'_>) -> String 
 
 /// An edge-made request to the tenant's brain (the sign-in's refresh-token calls, the session
 /// claim): a JSON `POST` of `body`, hashed into the signature, with the identity headers of
-/// `principal` and `session`. The adapter sends it like a proxied request (`send` with the
-/// body), so it goes on to the next brain exactly when a proxied `POST` would.
+/// `principal` and `session`. It runs as an [`Exchange::with_body`](super::exchange::Exchange::with_body),
+/// so it goes on to the next brain exactly when a proxied `POST` would.
 #[allow(clippy::too_many_arguments)]
 pub fn brain_call(
     path: &str,
@@ -1187,6 +1206,7 @@ fn has_dot_segment(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::test_support::{config_with, headers};
     use http::StatusCode;
     use shared_types::error::ErrorBody;
     use shared_types::health::{HealthReport, Service};
@@ -1196,55 +1216,6 @@ mod tests {
 
     fn config() -> EdgeConfig {
         config_with(&[], "{}")
-    }
-
-    /// The test configuration plus `extra` variables, with `rules` as the rules file.
-    fn config_with(extra: &[(&str, &str)], rules: &str) -> EdgeConfig {
-        let mut vars: Vec<(String, String)> = [
-            ("BRAIN_URL", "http://brain.internal:8080"),
-            ("UPSTREAM_TIMEOUT_MS", "1500"),
-            ("MAX_BODY_BYTES", "1000"),
-            ("MAX_HEADER_BYTES", "4096"),
-            ("MAX_URL_BYTES", "2048"),
-            (
-                "EDGE_SIGNING_SECRETS",
-                "edge-signing-secret-0123456789abcdef",
-            ),
-            ("SIGN_BODY_MAX_BYTES", "100"),
-            ("SESSION_KEYS", "k1:session-key-0123456789abcdef0123456789"),
-            ("SESSION_TTL_SECS", "3600"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        vars.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        EdgeConfig::from_vars_and_rules(
-            |name| {
-                // The last value given wins; an empty one unsets the variable.
-                vars.iter()
-                    .rev()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .filter(|v| !v.is_empty())
-            },
-            rules,
-        )
-        .unwrap()
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
     }
 
     /// Fixed randomness (session id `03…`, nonce `04…`) at `now_ms`.
