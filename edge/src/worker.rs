@@ -34,8 +34,8 @@ use crate::core::signin::endpoint::{AuthDecision, decide_auth};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
 use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
 use crate::core::{
-    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId,
-    UpstreamFailure, decide,
+    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId, Routing,
+    UpstreamFailure, route,
 };
 use crate::header_text::{self, Runtime};
 use shared_types::account::{
@@ -173,15 +173,22 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
     }
 }
 
-/// `decide`, refreshing the JWKS once when the token names an unknown key.
+/// `decide`, refreshing the JWKS once when the token names an unknown key — and then deciding
+/// again from the routed request, not from the start.
 async fn decide_with_keys(
     head: &RequestHead<'_>,
     config: &EdgeConfig,
     inputs: &mut Inputs,
 ) -> Decision {
+    let routed = match route(head, config, *inputs) {
+        Routing::Decided(decision) => return decision,
+        Routing::Routed(routed) => routed,
+    };
     let first = *inputs;
-    let mut decision = with_keys(config, |keys| decide(head, config, Some(keys), first))
-        .unwrap_or_else(|| decide(head, config, None, first));
+    let mut decision = with_keys(config, |keys| {
+        routed.decide(head, config, Some(keys), first)
+    })
+    .unwrap_or_else(|| routed.decide(head, config, None, first));
     if decision == Decision::RefreshKeys {
         let fetch = with_keys(config, |keys| {
             keys.refresh_for_unknown_key(inputs.now_ms / 1000)
@@ -199,8 +206,10 @@ async fn decide_with_keys(
         inputs.keys_refreshed = true;
         inputs.now_ms = now_ms();
         let again = *inputs;
-        decision = with_keys(config, |keys| decide(head, config, Some(keys), again))
-            .unwrap_or_else(|| decide(head, config, None, again));
+        decision = with_keys(config, |keys| {
+            routed.decide(head, config, Some(keys), again)
+        })
+        .unwrap_or_else(|| routed.decide(head, config, None, again));
     }
     decision
 }

@@ -10,7 +10,9 @@
 //! - [`brains`]: the brains (`BRAIN_URLS`), tenant affinity by rendezvous hashing, and when a
 //!   request goes on to the next brain.
 //! - [`request_id`]: validating or minting the `x-request-id`.
-//! - [`route`]: the request pipeline ([`decide`]) and the upstream response/failure handling.
+//! - [`route`]: the request pipeline ([`decide`]) in two phases — [`route()`] (the stages that
+//!   need no credentials) and [`Routed::decide`] (authentication and the plan) — and the
+//!   upstream response/failure handling.
 //! - [`exchange`]: a proxied request as a state machine ([`exchange::Exchange`]): rate limit,
 //!   body, cache, brain attempts, answer — each step an action the adapter carries out.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
@@ -49,6 +51,6 @@ pub use config::{ConfigError, EdgeConfig};
 pub use request_id::RequestId;
 pub use response::EdgeResponse;
 pub use route::{
-    BodySigning, Decision, Inputs, NextAttempt, ProxyRequest, RequestHead, UpstreamFailure, decide,
-    upstream_failure, upstream_response_headers,
+    BodySigning, Decision, Inputs, NextAttempt, ProxyRequest, RequestHead, Routed, Routing,
+    UpstreamFailure, decide, route, upstream_failure, upstream_response_headers,
 };

@@ -400,97 +400,154 @@ pub fn decide(
     keys: Option<&KeyStore>,
     inputs: Inputs,
 ) -> Decision {
-    let request_id = request_id_of(head, inputs.random);
-    let mut extra = HeaderMap::new();
-    let decision = decide_inner(head, config, keys, inputs, &request_id, &mut extra);
-    match decision {
-        // Every answer the edge makes itself carries the CORS verdict and the rules' headers,
-        // so browsers can read errors and redirects too.
-        Decision::Respond(mut response) => {
-            config
-                .cors
-                .apply_to_response(head.headers, &mut response.headers);
-            // The edge's own answers never come from the cache.
-            CacheStatus::Bypass.set_on(&mut response.headers);
-            for (name, value) in &extra {
-                response.headers.append(name, value.clone());
-            }
-            Decision::Respond(response)
-        }
-        other => other,
+    match route(head, config, inputs) {
+        Routing::Decided(decision) => decision,
+        Routing::Routed(routed) => routed.decide(head, config, keys, inputs),
     }
 }
 
-fn decide_inner(
+/// What [`route`] made of a request: decided already, or routed to the API and waiting for
+/// [`Routed::decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing<'a> {
+    Decided(Decision),
+    Routed(Routed<'a>),
+}
+
+/// A request that passed every stage needing no credentials and goes to the API: what
+/// [`Routed::decide`] needs to authenticate it and plan its way to a brain. Made once per
+/// request: when the bearer token names an unknown key ([`Decision::RefreshKeys`]) the adapter
+/// refreshes the keys and decides again from here, not from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed<'a> {
+    target: RequestTarget<'a>,
+    /// The path and query an internal rewrite gave the request, if any.
+    rewritten: Option<String>,
+    /// Headers the rules add to every answer.
+    rule_headers: HeaderMap,
+    request_id: RequestId,
+}
+
+/// The stages that need no credentials, in order — size limits, URL checks, CORS preflight,
+/// `/health`, sign-in endpoints, `vercel.json` rules (redirect, rewrite, headers), the API
+/// prefix — ending in an answer or in a [`Routed`] request.
+pub fn route<'a>(head: &RequestHead<'a>, config: &EdgeConfig, inputs: Inputs) -> Routing<'a> {
+    let request_id = request_id_of(head, inputs.random);
+    let target = match admit(head, config) {
+        Ok(target) => target,
+        Err((code, message)) => {
+            let response = EdgeResponse::error(code, message, &request_id);
+            return Routing::Decided(finish(response, head, config, &HeaderMap::new()));
+        }
+    };
+    if let Some(decision) = answer_at_edge(head, config, &target, &request_id) {
+        return Routing::Decided(match decision {
+            Decision::Respond(response) => finish(response, head, config, &HeaderMap::new()),
+            other => other,
+        });
+    }
+    match apply_rules(head, config, &target, inputs, &request_id) {
+        Ok((rewritten, rule_headers)) => Routing::Routed(Routed {
+            target,
+            rewritten,
+            rule_headers,
+            request_id,
+        }),
+        Err(decision) => Routing::Decided(*decision),
+    }
+}
+
+/// Every answer the edge makes itself carries the CORS verdict and the rules' headers, so
+/// browsers can read errors and redirects too; it never comes from the cache.
+fn finish(
+    mut response: EdgeResponse,
     head: &RequestHead<'_>,
     config: &EdgeConfig,
-    keys: Option<&KeyStore>,
-    inputs: Inputs,
-    request_id: &RequestId,
-    extra: &mut HeaderMap,
+    rule_headers: &HeaderMap,
 ) -> Decision {
-    let reject = |code: ErrorCode, message: String| {
-        Decision::Respond(EdgeResponse::error(code, message, request_id))
-    };
+    config
+        .cors
+        .apply_to_response(head.headers, &mut response.headers);
+    CacheStatus::Bypass.set_on(&mut response.headers);
+    for (name, value) in rule_headers {
+        response.headers.append(name, value.clone());
+    }
+    Decision::Respond(response)
+}
 
+/// The limits on the request's head (URL length, header count and bytes) and its URL: the
+/// parsed target, or why the request is refused.
+fn admit<'a>(
+    head: &RequestHead<'a>,
+    config: &EdgeConfig,
+) -> Result<RequestTarget<'a>, (ErrorCode, String)> {
     if head.url.len() > config.max_url_bytes {
-        return reject(
+        return Err((
             ErrorCode::UriTooLong,
             format!(
                 "the URL is {} bytes; the limit is {}",
                 head.url.len(),
                 config.max_url_bytes
             ),
-        );
+        ));
     }
-    let header_bytes: usize = head
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum();
     if head.headers.len() > config.max_header_count {
-        return reject(
+        return Err((
             ErrorCode::HeadersTooLarge,
             format!(
                 "the request has {} header fields; the limit is {}",
                 head.headers.len(),
                 config.max_header_count
             ),
-        );
+        ));
     }
+    let header_bytes: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
     if header_bytes > config.max_header_bytes {
-        return reject(
+        return Err((
             ErrorCode::HeadersTooLarge,
             format!(
                 "the request headers total {header_bytes} bytes; the limit is {}",
                 config.max_header_bytes
             ),
-        );
+        ));
     }
     let Some(target) = RequestTarget::parse(head.url) else {
-        return reject(
+        return Err((
             ErrorCode::BadRequest,
             "the request URL is malformed".to_owned(),
-        );
+        ));
     };
     if has_dot_segment(target.path) {
-        return reject(
+        return Err((
             ErrorCode::BadRequest,
             "the path contains '.' or '..' segments".to_owned(),
-        );
+        ));
     }
+    Ok(target)
+}
 
+/// What the edge answers itself before any rule: CORS preflights, `/health`, and the
+/// sign-in's `/auth/…` endpoints (for the adapter).
+fn answer_at_edge(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    target: &RequestTarget<'_>,
+    request_id: &RequestId,
+) -> Option<Decision> {
     if let Some(response) = config
         .cors
         .preflight_response(head.method, head.headers, request_id)
     {
-        return Decision::Respond(response);
+        return Some(Decision::Respond(response));
     }
-
     if target.path == "/health" {
-        return match *head.method {
-            Method::GET => Decision::Respond(EdgeResponse::health(request_id)),
-            Method::HEAD => Decision::Respond(EdgeResponse::health(request_id).without_body()),
+        let response = match *head.method {
+            Method::GET => EdgeResponse::health(request_id),
+            Method::HEAD => EdgeResponse::health(request_id).without_body(),
             _ => {
                 let mut response = EdgeResponse::error(
                     ErrorCode::MethodNotAllowed,
@@ -500,15 +557,27 @@ fn decide_inner(
                 response
                     .headers
                     .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-                Decision::Respond(response)
+                response
             }
         };
+        return Some(Decision::Respond(response));
     }
+    target
+        .path
+        .starts_with("/auth/")
+        .then_some(Decision::SignIn)
+}
 
-    if target.path.starts_with("/auth/") {
-        return Decision::SignIn;
-    }
-
+/// The `vercel.json` rules, then the API prefix: the internal rewrite (if any) and the rules'
+/// headers for a request that goes on to the API, else the decision (a redirect, an external
+/// rewrite, 404, 414 for rules too costly to evaluate).
+fn apply_rules(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    target: &RequestTarget<'_>,
+    inputs: Inputs,
+    request_id: &RequestId,
+) -> Result<(Option<String>, HeaderMap), Box<Decision>> {
     let query = target
         .path_and_query
         .split_once('?')
@@ -525,10 +594,15 @@ fn decide_inner(
         headers: head.headers,
     }) {
         Ok(rules) => rules,
-        Err(too_costly) => return reject(ErrorCode::UriTooLong, too_costly.to_string()),
+        Err(too_costly) => {
+            let response =
+                EdgeResponse::error(ErrorCode::UriTooLong, too_costly.to_string(), request_id);
+            return Err(Box::new(finish(response, head, config, &HeaderMap::new())));
+        }
     };
+    let mut rule_headers = HeaderMap::new();
     for (name, value) in rules.headers {
-        extra.insert(name, value);
+        rule_headers.insert(name, value);
     }
     if let Some(redirect) = rules.redirect {
         let mut response = EdgeResponse {
@@ -540,117 +614,218 @@ fn decide_inner(
             response.headers.insert(LOCATION, location);
         }
         set_request_id(&mut response.headers, request_id);
-        return Decision::Respond(response);
+        return Err(Box::new(finish(response, head, config, &rule_headers)));
     }
-    let (path, path_and_query) = match &rules.rewrite {
+    let rewritten = match rules.rewrite {
         Some(Rewrite::External { url }) => {
-            return external_proxy(head, config, url, inputs, request_id, extra);
+            return Err(Box::new(external_proxy(
+                head,
+                config,
+                &url,
+                inputs,
+                request_id,
+                &rule_headers,
+            )));
         }
-        Some(Rewrite::Internal { path_and_query }) => (
-            path_and_query
-                .split_once('?')
-                .map_or(path_and_query.as_str(), |(path, _)| path),
-            path_and_query.as_str(),
-        ),
-        None => (target.path, target.path_and_query),
+        Some(Rewrite::Internal { path_and_query }) => Some(path_and_query),
+        None => None,
     };
-
+    let path_and_query = rewritten.as_deref().unwrap_or(target.path_and_query);
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(path, _)| path);
     if path != "/api" && !path.starts_with("/api/") {
-        return reject(ErrorCode::NotFound, format!("no route for {path}"));
+        let response = EdgeResponse::error(
+            ErrorCode::NotFound,
+            format!("no route for {path}"),
+            request_id,
+        );
+        return Err(Box::new(finish(response, head, config, &rule_headers)));
     }
+    Ok((rewritten, rule_headers))
+}
 
-    let route = config.routes.select(head.method, path);
-    let now_secs = inputs.now_ms / 1000;
-    let origin = request_origin(head, &target);
-    let principal = match authenticate_route(
-        head, route, config, keys, now_secs, inputs, &origin, request_id,
-    ) {
-        Ok(principal) => principal,
-        Err(decision) => return *decision,
-    };
-
-    let declared_length = match declared_content_length(head.headers) {
-        Ok(length) => length,
-        Err(()) => {
+impl Routed<'_> {
+    /// The stages that need the caller's credentials — the route's authentication, the body's
+    /// declared length, the session — and the plan for the brain (tenant order, rate limit,
+    /// cache, signature). `keys` is the isolate's JWT key store (`None` without `AUTH_CONFIG`).
+    pub fn decide(
+        &self,
+        head: &RequestHead<'_>,
+        config: &EdgeConfig,
+        keys: Option<&KeyStore>,
+        inputs: Inputs,
+    ) -> Decision {
+        let request_id = &self.request_id;
+        let reject = |code: ErrorCode, message: String| {
+            let response = EdgeResponse::error(code, message, request_id);
+            finish(response, head, config, &self.rule_headers)
+        };
+        let path_and_query = self
+            .rewritten
+            .as_deref()
+            .unwrap_or(self.target.path_and_query);
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(path, _)| path);
+        let route = config.routes.select(head.method, path);
+        let now_secs = inputs.now_ms / 1000;
+        let origin = request_origin(head, &self.target);
+        let principal = match authenticate_route(
+            head, route, config, keys, now_secs, inputs, &origin, request_id,
+        ) {
+            Ok(principal) => principal,
+            Err(decision) => {
+                return match *decision {
+                    Decision::Respond(response) => {
+                        finish(response, head, config, &self.rule_headers)
+                    }
+                    other => other,
+                };
+            }
+        };
+        let declared_length = match declared_content_length(head.headers) {
+            Ok(length) => length,
+            Err(()) => {
+                return reject(
+                    ErrorCode::BadRequest,
+                    "the content-length header is not one number".to_owned(),
+                );
+            }
+        };
+        if let Some(n) = declared_length
+            && n > config.max_body_bytes
+        {
             return reject(
-                ErrorCode::BadRequest,
-                "the content-length header is not one number".to_owned(),
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the body is {n} bytes; the limit is {}",
+                    config.max_body_bytes
+                ),
             );
         }
-    };
-    if let Some(n) = declared_length
-        && n > config.max_body_bytes
-    {
-        return reject(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the body is {n} bytes; the limit is {}",
-                config.max_body_bytes
+        match self.plan(
+            head,
+            config,
+            route,
+            principal,
+            declared_length,
+            path_and_query,
+            inputs,
+        ) {
+            Ok(proxy) => Decision::Proxy(Box::new(proxy)),
+            Err((code, message)) => reject(code, message),
+        }
+    }
+
+    /// The plan for a request allowed through: identity headers, session, tenant order, body
+    /// signing, rate limit and cache steps.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        head: &RequestHead<'_>,
+        config: &EdgeConfig,
+        route: &Route,
+        principal: Option<Principal>,
+        declared_length: Option<u64>,
+        path_and_query: &str,
+        inputs: Inputs,
+    ) -> Result<ProxyRequest, (ErrorCode, String)> {
+        let request_id = &self.request_id;
+        let now_secs = inputs.now_ms / 1000;
+        let session = Session::resolve(
+            head.headers,
+            &config.sessions,
+            now_secs,
+            inputs.session_random,
+        );
+        let mut headers = forwarded_request_headers(head, self.target.scheme, request_id);
+        // The session token is the edge's business; the brain gets the bare id.
+        strip_session_token(&mut headers);
+        // Unreachable for tokens `verify_token` accepted; never proceed without the identity.
+        let identity = identity_headers(principal.as_ref(), &session, head.client_ip)
+            .map_err(|message| (ErrorCode::Unauthorized, message))?;
+        for (name, value) in identity {
+            headers.insert(name, value);
+        }
+        let user_id = principal.as_ref().map(|p| p.subject.clone());
+
+        let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
+        let body_signing = match declared_length {
+            _ if !forward_body => BodySigning::Empty,
+            Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
+            _ => BodySigning::Stream,
+        };
+        // The tenant's brains, in order. A session minted for this request counts: the client
+        // presents it next time, and its first request should land where the later ones will.
+        let tenant = TenantKey::of(user_id.as_deref(), Some(&session.id), head.client_ip);
+        let upstream = Upstream::new(
+            config.brains.order(&tenant),
+            RetryRule::new(
+                head.method,
+                route.retryable,
+                body_signing != BodySigning::Stream,
             ),
         );
-    }
-
-    let session = Session::resolve(
-        head.headers,
-        &config.sessions,
-        now_secs,
-        inputs.session_random,
-    );
-    let mut headers = forwarded_request_headers(head, target.scheme, request_id);
-    // The session token is the edge's business; the brain gets the bare id.
-    strip_session_token(&mut headers);
-    match identity_headers(principal.as_ref(), &session, head.client_ip) {
-        Ok(identity) => {
-            for (name, value) in identity {
-                headers.insert(name, value);
-            }
-        }
-        // Unreachable for tokens `verify_token` accepted; never proceed without the identity.
-        Err(message) => return reject(ErrorCode::Unauthorized, message),
-    }
-    let user_id = principal.as_ref().map(|p| p.subject.clone());
-
-    let forward_body = !matches!(*head.method, Method::GET | Method::HEAD);
-    let body_signing = match declared_length {
-        _ if !forward_body => BodySigning::Empty,
-        Some(length) if length <= config.sign_body_max_bytes => BodySigning::Hash,
-        _ => BodySigning::Stream,
-    };
-    // The tenant's brains, in order. A session minted for this request counts: the client
-    // presents it next time, and its first request should land where the later ones will.
-    let tenant = TenantKey::of(user_id.as_deref(), Some(&session.id), head.client_ip);
-    let upstream = Upstream::new(
-        config.brains.order(&tenant),
-        RetryRule::new(
-            head.method,
-            route.retryable,
-            body_signing != BodySigning::Stream,
-        ),
-    );
-    let Some(brain) = upstream
-        .current()
-        .and_then(|index| config.brains.get(index))
-    else {
         // A parsed configuration has at least one brain.
-        return reject(ErrorCode::Internal, "no brain is configured".to_owned());
-    };
-    let mut response_headers = extra.clone();
-    if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
-        response_headers.append(name, value);
+        let brain = upstream
+            .current()
+            .and_then(|index| config.brains.get(index))
+            .ok_or((ErrorCode::Internal, "no brain is configured".to_owned()))?;
+        let mut response_headers = self.rule_headers.clone();
+        if let Some((name, value)) = session.response_header(config.sessions.ttl_secs) {
+            response_headers.append(name, value);
+        }
+        let rate_limit = route.rate_limit.as_ref().map(|policy| {
+            RateLimitPlan::new(
+                policy,
+                &Caller {
+                    user_id: user_id.as_deref(),
+                    // Only a session the client presented: a new one is free to mint on every
+                    // request, so such callers are counted by network instead.
+                    session_id: (!session.is_new).then_some(session.id.as_str()),
+                    client_ip: head.client_ip,
+                },
+            )
+        });
+        let cache = cache_step(head, config, route, body_signing, &user_id, &session);
+        Ok(ProxyRequest {
+            method: head.method.clone(),
+            url: format!("{}{}", brain.origin, path_and_query),
+            path_and_query: path_and_query.to_owned(),
+            upstream: Some(upstream),
+            headers,
+            forward_body,
+            max_body_bytes: config.max_body_bytes,
+            body_signing,
+            signature_timestamp_secs: now_secs,
+            signature_nonce: signature::hex(&inputs.nonce),
+            response_headers,
+            session,
+            user_id,
+            rate_limit,
+            cache,
+            origin: head.headers.get(ORIGIN).cloned(),
+            external: false,
+            deadline_ms: inputs
+                .now_ms
+                .saturating_add(duration_ms(config.upstream_timeout)),
+            request_id: request_id.clone(),
+        })
     }
-    let rate_limit = route.rate_limit.as_ref().map(|policy| {
-        RateLimitPlan::new(
-            policy,
-            &Caller {
-                user_id: user_id.as_deref(),
-                // Only a session the client presented: a new one is free to mint on every
-                // request, so such callers are counted by network instead.
-                session_id: (!session.is_new).then_some(session.id.as_str()),
-                client_ip: head.client_ip,
-            },
-        )
-    });
-    let cache = match &route.cache {
+}
+
+/// The route's cache treatment of this request: its key now, once its body is known (a
+/// deterministic POST with a hashed body), or none.
+fn cache_step(
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    route: &Route,
+    body_signing: BodySigning,
+    user_id: &Option<String>,
+    session: &Session,
+) -> CacheStep {
+    match &route.cache {
         None => CacheStep::Bypass,
         Some(policy) if *head.method == Method::POST && policy.deterministic_post() => {
             if body_signing == BodySigning::Hash {
@@ -662,7 +837,7 @@ fn decide_inner(
             }
         }
         Some(policy) => {
-            let identity = cache_identity(user_id.as_deref(), &session);
+            let identity = cache_identity(user_id.as_deref(), session);
             match cache::cache_key(
                 &CacheRequest {
                     method: head.method,
@@ -681,31 +856,7 @@ fn decide_inner(
                 Err(_) => CacheStep::Bypass,
             }
         }
-    };
-
-    Decision::Proxy(Box::new(ProxyRequest {
-        method: head.method.clone(),
-        url: format!("{}{}", brain.origin, path_and_query),
-        path_and_query: path_and_query.to_owned(),
-        upstream: Some(upstream),
-        headers,
-        forward_body,
-        max_body_bytes: config.max_body_bytes,
-        body_signing,
-        signature_timestamp_secs: now_secs,
-        signature_nonce: signature::hex(&inputs.nonce),
-        response_headers,
-        session,
-        user_id,
-        rate_limit,
-        cache,
-        origin: head.headers.get(ORIGIN).cloned(),
-        external: false,
-        deadline_ms: inputs
-            .now_ms
-            .saturating_add(duration_ms(config.upstream_timeout)),
-        request_id: request_id.clone(),
-    }))
+    }
 }
 
 /// `scheme://host[:port]` of this request as the browser addressed it.
@@ -2345,6 +2496,44 @@ mod tests {
         inputs.keys_refreshed = true;
         let response = responded(decide(&head, &config, Some(&keys), inputs));
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+
+        // The adapter routes once and decides again from the routed request only.
+        let Routing::Routed(routed) = route(&head, &config, inputs_at(jwt::NOW * 1000)) else {
+            panic!("an API request is routed");
+        };
+        let mut inputs = inputs_at(jwt::NOW * 1000);
+        assert_eq!(
+            routed.decide(&head, &config, Some(&keys), inputs),
+            Decision::RefreshKeys
+        );
+        inputs.keys_refreshed = true;
+        let again = responded(routed.decide(&head, &config, Some(&keys), inputs));
+        assert_eq!(
+            again, response,
+            "the same answer as deciding from the start"
+        );
+    }
+
+    #[test]
+    fn answers_before_the_api_are_decided_by_routing_alone() {
+        let config = config();
+        for (method, url, status) in [
+            (Method::GET, "/health", StatusCode::OK),
+            (Method::GET, "/nowhere", StatusCode::NOT_FOUND),
+            (Method::GET, "/api/../x", StatusCode::BAD_REQUEST),
+        ] {
+            let incoming = HeaderMap::new();
+            let head = RequestHead {
+                method: &method,
+                url,
+                headers: &incoming,
+                client_ip: None,
+            };
+            match route(&head, &config, inputs_at(1_000_000)) {
+                Routing::Decided(decision) => assert_eq!(responded(decision).status, status),
+                Routing::Routed(_) => panic!("{url} is answered by the edge"),
+            }
+        }
     }
 
     #[test]
