@@ -148,7 +148,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
     match decision.with_set_cookies(&sign_in_cookies) {
         Decision::Respond(response) => respond(response),
         Decision::Proxy(proxy) => {
-            let exchange = Exchange::new(*proxy, &url, default_cache().is_some(), part(3));
+            let exchange = Exchange::new(*proxy, default_cache().is_some(), part(3));
             let io = ExchangeIo {
                 request: Some(request),
                 env: Some(env),

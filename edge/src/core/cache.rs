@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use shared_types::headers::{CLIENT_SESSION_ID, EDGE_CACHE, EDGE_SOURCE, REQUEST_ID};
 
 use super::policy_error::PolicyError;
+use super::target::RequestTarget;
 
 /// Origin of every cache key. Workers Cache API keys must be GET URLs; `.invalid` can never
 /// resolve (RFC 6761), so a key can never be confused with a real URL.
@@ -361,12 +362,10 @@ impl CacheStatus {
     }
 }
 
-/// The request parts a cache key is made of.
+/// The request parts a cache key is made of, besides its [`KeyLocation`].
 #[derive(Debug, Clone, Copy)]
 pub struct CacheRequest<'a> {
     pub method: &'a Method,
-    /// The absolute request URL as the runtime received it (`https://host/path?query`).
-    pub url: &'a str,
     pub headers: &'a HeaderMap,
     /// The verified caller: user id, else session id. Used only for `scope: identity`.
     pub identity: Option<&'a str>,
@@ -384,7 +383,7 @@ impl CacheKey {
     }
 }
 
-/// The cache key for a request, or why it bypasses the cache:
+/// The cache key for a request at `location`, or why it bypasses the cache:
 /// `https://edge-cache.invalid/v{version}/{scope}/{method}/{host}{path}[?{query}]` where
 ///
 /// - `scope` is `public` or `id-` + 32 hex digits of SHA-256 of the identity (ids never
@@ -399,6 +398,7 @@ impl CacheKey {
 ///   rest sorted by name, then value (`a` equals `a=`).
 pub fn cache_key(
     request: &CacheRequest<'_>,
+    location: &KeyLocation,
     policy: &CachePolicy,
     version: u32,
 ) -> Result<CacheKey, BypassReason> {
@@ -430,51 +430,49 @@ pub fn cache_key(
             format!("id-{}", hex(&digest[..16]))
         }
     };
-    let url = SplitUrl::parse(request.url).ok_or(BypassReason::MalformedUrl)?;
-    let path = normalize_component(url.path);
-    let query = normalize_query(url.query, policy);
-    let mut key = format!("{}{scope}/{method}/{}{path}", key_prefix(version), url.host);
+    Ok(CacheKey(format!(
+        "{}{scope}/{method}/{}",
+        key_prefix(version),
+        location.0
+    )))
+}
+
+/// The part of a cache key the request URL gives: `{host}{path}[?{query}]`, normalised as
+/// [`cache_key`] describes. Made from the request's parsed target when the request is
+/// planned; a deterministic POST keeps it until its body is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLocation(String);
+
+/// The [`KeyLocation`] of a request, or [`BypassReason::MalformedUrl`] when its URL is not
+/// absolute `http(s)://host/…` with a plain host.
+pub fn key_location(
+    target: &RequestTarget<'_>,
+    policy: &CachePolicy,
+) -> Result<KeyLocation, BypassReason> {
+    let default_port = match target.scheme {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => ":443",
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => ":80",
+        _ => return Err(BypassReason::MalformedUrl),
+    };
+    let authority = target
+        .authority
+        .filter(|authority| {
+            !authority.is_empty()
+                && authority.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+        .ok_or(BypassReason::MalformedUrl)?
+        .to_ascii_lowercase();
+    let host = authority.strip_suffix(default_port).unwrap_or(&authority);
+    let path = normalize_component(target.path);
+    let query = normalize_query(target.query(), policy);
+    let mut location = format!("{host}{path}");
     if !query.is_empty() {
-        key.push('?');
-        key.push_str(&query);
+        location.push('?');
+        location.push_str(&query);
     }
-    Ok(CacheKey(key))
-}
-
-struct SplitUrl<'a> {
-    host: String,
-    path: &'a str,
-    query: &'a str,
-}
-
-impl<'a> SplitUrl<'a> {
-    fn parse(url: &'a str) -> Option<Self> {
-        let url = url.split_once('#').map_or(url, |(before, _)| before);
-        let (scheme, rest) = url.split_once("://")?;
-        let default_port = if scheme.eq_ignore_ascii_case("https") {
-            ":443"
-        } else if scheme.eq_ignore_ascii_case("http") {
-            ":80"
-        } else {
-            return None;
-        };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(authority_end);
-        if authority.is_empty()
-            || !authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        {
-            return None;
-        }
-        let authority = authority.to_ascii_lowercase();
-        let host = authority
-            .strip_suffix(default_port)
-            .map_or(authority.clone(), str::to_owned);
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let path = if path.is_empty() { "/" } else { path };
-        Some(Self { host, path, query })
-    }
+    Ok(KeyLocation(location))
 }
 
 /// The query part of a key: see [`cache_key`].
@@ -960,6 +958,7 @@ pub fn prepare_for_serve(stored: &HeaderMap, status: CacheStatus, now_ms: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::test_support::headers;
     use proptest::prelude::*;
 
     fn policy(json: &str) -> CachePolicy {
@@ -970,27 +969,26 @@ mod tests {
         policy(r#"{"ttl_secs": 60, "swr_secs": 30}"#)
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
+    /// [`cache_key`] for `request` at `url`: parsed, located, keyed.
+    fn key_at(
+        url: &str,
+        request: &CacheRequest<'_>,
+        policy: &CachePolicy,
+        version: u32,
+    ) -> Result<CacheKey, BypassReason> {
+        let target = RequestTarget::parse(url).ok_or(BypassReason::MalformedUrl)?;
+        cache_key(request, &key_location(&target, policy)?, policy, version)
     }
 
     fn key_for(method: &Method, url: &str, policy: &CachePolicy) -> Result<CacheKey, BypassReason> {
         let empty = HeaderMap::new();
         let request = CacheRequest {
             method,
-            url,
             headers: &empty,
             identity: None,
             body: None,
         };
-        cache_key(&request, policy, 3)
+        key_at(url, &request, policy, 3)
     }
 
     fn get_key(url: &str, policy: &CachePolicy) -> String {
@@ -1122,13 +1120,12 @@ mod tests {
         let empty = HeaderMap::new();
         let request = CacheRequest {
             method: &Method::GET,
-            url: "https://h/p",
             headers: &empty,
             identity: None,
             body: None,
         };
-        let v1 = cache_key(&request, &p, 1).unwrap();
-        let v2 = cache_key(&request, &p, 2).unwrap();
+        let v1 = key_at("https://h/p", &request, &p, 1).unwrap();
+        let v2 = key_at("https://h/p", &request, &p, 2).unwrap();
         assert_ne!(v1, v2);
         assert!(v2.as_str().starts_with("https://edge-cache.invalid/v2/"));
     }
@@ -1158,10 +1155,10 @@ mod tests {
         let p = policy(r#"{"ttl_secs": 60, "scope": "identity"}"#);
         let empty = HeaderMap::new();
         let key = |identity| {
-            cache_key(
+            key_at(
+                "https://h/me",
                 &CacheRequest {
                     method: &Method::GET,
-                    url: "https://h/me",
                     headers: &empty,
                     identity,
                     body: None,
@@ -1199,12 +1196,14 @@ mod tests {
         let ranged = headers(&[("range", "bytes=0-1")]);
         let request = CacheRequest {
             method: &Method::GET,
-            url: "https://h/x",
             headers: &ranged,
             identity: None,
             body: None,
         };
-        assert_eq!(cache_key(&request, &p, 1), Err(BypassReason::Range));
+        assert_eq!(
+            key_at("https://h/x", &request, &p, 1),
+            Err(BypassReason::Range)
+        );
         for url in [
             "/relative",
             "ftp://h/x",
@@ -1228,12 +1227,11 @@ mod tests {
         let h = headers(&[("content-type", content_type)]);
         let request = CacheRequest {
             method: &Method::POST,
-            url: "https://h/api/v1/complete",
             headers: &h,
             identity: None,
             body: Some(body),
         };
-        cache_key(&request, policy, 1)
+        key_at("https://h/api/v1/complete", &request, policy, 1)
     }
 
     #[test]
@@ -1284,12 +1282,14 @@ mod tests {
         let h = HeaderMap::new();
         let request = CacheRequest {
             method: &Method::POST,
-            url: "https://h/x",
             headers: &h,
             identity: None,
             body: None,
         };
-        assert_eq!(cache_key(&request, &p, 1), Err(BypassReason::BodyMissing));
+        assert_eq!(
+            key_at("https://h/x", &request, &p, 1),
+            Err(BypassReason::BodyMissing)
+        );
     }
 
     fn decide(status: u16, pairs: &[(&str, &str)]) -> Storability {

@@ -190,9 +190,6 @@ pub struct CachePut {
 pub struct Exchange {
     proxy: ProxyRequest,
     state: State,
-    /// The request URL as the runtime received it (the key of a deterministic POST is made
-    /// of it and the body).
-    incoming_url: String,
     /// Whether the runtime has a cache at all (Vercel Edge Functions do not: every response
     /// is fetched and marked `BYPASS`, by design rather than by a failing lookup).
     cache_available: bool,
@@ -229,18 +226,12 @@ enum AfterLog {
 }
 
 impl Exchange {
-    /// An exchange for the proxy plan `proxy` of a request that arrived at `incoming_url`.
+    /// An exchange for the proxy plan `proxy`.
     /// `refresh_nonce` (random) signs the background refresh should a stale copy be served.
-    pub fn new(
-        proxy: ProxyRequest,
-        incoming_url: &str,
-        cache_available: bool,
-        refresh_nonce: [u8; 16],
-    ) -> Self {
+    pub fn new(proxy: ProxyRequest, cache_available: bool, refresh_nonce: [u8; 16]) -> Self {
         Self {
             proxy,
             state: State::New,
-            incoming_url: incoming_url.to_owned(),
             cache_available,
             body: None,
             cache_entry: None,
@@ -256,7 +247,6 @@ impl Exchange {
         Self {
             proxy,
             state: State::New,
-            incoming_url: String::new(),
             cache_available: false,
             body: Some((body, digest)),
             cache_entry: None,
@@ -375,13 +365,10 @@ impl Exchange {
             _ if !self.cache_available => None,
             CacheStep::Bypass => None,
             CacheStep::Lookup { key, policy } => Some((key.clone(), policy.clone())),
-            CacheStep::LookupWithBody { policy } => self
+            CacheStep::LookupWithBody { policy, .. } => self
                 .body
                 .as_ref()
-                .and_then(|(bytes, _)| {
-                    self.proxy
-                        .cache_key_for_body(&self.incoming_url, bytes, at.config)
-                })
+                .and_then(|(bytes, _)| self.proxy.cache_key_for_body(bytes, at.config))
                 .map(|key| (key, policy.clone())),
         };
         match &self.cache_entry {
@@ -424,7 +411,6 @@ impl Exchange {
         Exchange {
             proxy,
             state: State::New,
-            incoming_url: self.incoming_url.clone(),
             cache_available: self.cache_available,
             body: self.body.clone(),
             cache_entry: self.cache_entry.clone(),

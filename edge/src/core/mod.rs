@@ -25,6 +25,7 @@
 //! - [`cors`]: the CORS allowlist, preflights answered at the edge, CORS headers on responses.
 //! - [`policy_error`]: the validation error shared by the per-route policies.
 //! - [`rules`]: vercel.json rewrites, redirects and headers ([`rules::Rules`]).
+//! - [`target`]: the request URL, parsed once ([`target::RequestTarget`]).
 
 pub mod auth;
 pub mod brains;
@@ -41,6 +42,7 @@ pub mod routes;
 pub mod rules;
 pub mod session;
 pub mod signin;
+pub mod target;
 
 #[cfg(test)]
 mod properties;

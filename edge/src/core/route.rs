@@ -21,7 +21,7 @@ use super::auth::{AuthOutcome, KeyStore, Principal, authenticate};
 use super::brains::{
     AttemptFailure, AttemptOutcome, Brain, BrainHealth, RetryRule, TenantKey, Upstream,
 };
-use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus};
+use super::cache::{self, CacheKey, CachePolicy, CacheRequest, CacheStatus, KeyLocation};
 use super::config::EdgeConfig;
 use super::ratelimit::{self, Caller, RateLimitPlan};
 use super::request_id::RequestId;
@@ -30,6 +30,7 @@ use super::routes::Route;
 use super::rules::{RequestFacts, Rewrite};
 use super::session::{COOKIE_NAME, Session, without_cookie};
 use super::signin::flow::{self as signin_flow, CookieAuth};
+use super::target::RequestTarget;
 
 /// The parts of an incoming request the core looks at.
 #[derive(Debug, Clone, Copy)]
@@ -107,8 +108,11 @@ pub enum CacheStep {
     /// Look `key` up first; store a storable answer under it.
     Lookup { key: CacheKey, policy: CachePolicy },
     /// A deterministic POST: the key needs the body (read for signing anyway); the exchange
-    /// calls [`ProxyRequest::cache_key_for_body`].
-    LookupWithBody { policy: CachePolicy },
+    /// calls [`ProxyRequest::cache_key_for_body`] with it. `location` is the part the URL gives.
+    LookupWithBody {
+        policy: CachePolicy,
+        location: KeyLocation,
+    },
 }
 
 /// A request to send to the brain.
@@ -172,24 +176,19 @@ pub enum BodySigning {
 impl ProxyRequest {
     /// The cache key of a deterministic POST once its body is known ([`CacheStep::LookupWithBody`]);
     /// `None` means bypass.
-    pub fn cache_key_for_body(
-        &self,
-        incoming_url: &str,
-        body: &[u8],
-        config: &EdgeConfig,
-    ) -> Option<CacheKey> {
-        let CacheStep::LookupWithBody { policy } = &self.cache else {
+    pub fn cache_key_for_body(&self, body: &[u8], config: &EdgeConfig) -> Option<CacheKey> {
+        let CacheStep::LookupWithBody { policy, location } = &self.cache else {
             return None;
         };
         let identity = cache_identity(self.user_id.as_deref(), &self.session);
         cache::cache_key(
             &CacheRequest {
                 method: &self.method,
-                url: incoming_url,
                 headers: &self.headers,
                 identity: Some(&identity),
                 body: Some(body),
             },
+            location,
             policy,
             config.cache_version,
         )
@@ -387,11 +386,7 @@ pub fn request_id_of(head: &RequestHead<'_>, random: [u8; 16]) -> RequestId {
 /// Path, query and origin (`scheme://host[:port]`) of a request; `None` for a malformed URL.
 pub(crate) fn path_query_origin<'a>(head: &RequestHead<'a>) -> Option<(&'a str, &'a str, String)> {
     let target = RequestTarget::parse(head.url)?;
-    let query = target
-        .path_and_query
-        .split_once('?')
-        .map_or("", |(_, query)| query);
-    Some((target.path, query, request_origin(head, &target)))
+    Some((target.path, target.query(), request_origin(head, &target)))
 }
 
 pub fn decide(
@@ -578,10 +573,6 @@ fn apply_rules(
     inputs: Inputs,
     request_id: &RequestId,
 ) -> Result<(Option<String>, HeaderMap), Box<Decision>> {
-    let query = target
-        .path_and_query
-        .split_once('?')
-        .map_or("", |(_, query)| query);
     let host = head
         .headers
         .get(HOST)
@@ -589,7 +580,7 @@ fn apply_rules(
         .or(target.authority);
     let rules = match config.rules.evaluate(&RequestFacts {
         path: target.path,
-        query,
+        query: target.query(),
         host,
         headers: head.headers,
     }) {
@@ -788,7 +779,15 @@ impl Routed<'_> {
                 },
             )
         });
-        let cache = cache_step(head, config, route, body_signing, &user_id, &session);
+        let cache = cache_step(
+            head,
+            &self.target,
+            config,
+            route,
+            body_signing,
+            &user_id,
+            &session,
+        );
         Ok(ProxyRequest {
             method: head.method.clone(),
             url: format!("{}{}", brain.origin, path_and_query),
@@ -819,43 +818,42 @@ impl Routed<'_> {
 /// deterministic POST with a hashed body), or none.
 fn cache_step(
     head: &RequestHead<'_>,
+    target: &RequestTarget<'_>,
     config: &EdgeConfig,
     route: &Route,
     body_signing: BodySigning,
     user_id: &Option<String>,
     session: &Session,
 ) -> CacheStep {
-    match &route.cache {
-        None => CacheStep::Bypass,
-        Some(policy) if *head.method == Method::POST && policy.deterministic_post() => {
-            if body_signing == BodySigning::Hash {
-                CacheStep::LookupWithBody {
-                    policy: policy.clone(),
-                }
-            } else {
-                CacheStep::Bypass
+    let Some(policy) = &route.cache else {
+        return CacheStep::Bypass;
+    };
+    let Ok(location) = cache::key_location(target, policy) else {
+        return CacheStep::Bypass;
+    };
+    if *head.method == Method::POST && policy.deterministic_post() {
+        return if body_signing == BodySigning::Hash {
+            CacheStep::LookupWithBody {
+                policy: policy.clone(),
+                location,
             }
-        }
-        Some(policy) => {
-            let identity = cache_identity(user_id.as_deref(), session);
-            match cache::cache_key(
-                &CacheRequest {
-                    method: head.method,
-                    url: head.url,
-                    headers: head.headers,
-                    identity: Some(&identity),
-                    body: None,
-                },
-                policy,
-                config.cache_version,
-            ) {
-                Ok(key) => CacheStep::Lookup {
-                    key,
-                    policy: policy.clone(),
-                },
-                Err(_) => CacheStep::Bypass,
-            }
-        }
+        } else {
+            CacheStep::Bypass
+        };
+    }
+    let identity = cache_identity(user_id.as_deref(), session);
+    let request = CacheRequest {
+        method: head.method,
+        headers: head.headers,
+        identity: Some(&identity),
+        body: None,
+    };
+    match cache::cache_key(&request, &location, policy, config.cache_version) {
+        Ok(key) => CacheStep::Lookup {
+            key,
+            policy: policy.clone(),
+        },
+        Err(_) => CacheStep::Bypass,
     }
 }
 
@@ -1288,61 +1286,6 @@ fn without_hop_by_hop(source: &HeaderMap) -> HeaderMap {
         headers.append(name.clone(), value.clone());
     }
     headers
-}
-
-/// The parts of a request URL the core routes on, borrowed from the raw string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RequestTarget<'a> {
-    scheme: Option<&'a str>,
-    /// `host[:port]` of an absolute URL.
-    authority: Option<&'a str>,
-    /// Path only, starting with `/`.
-    path: &'a str,
-    /// Path plus `?query` if present; the fragment removed.
-    path_and_query: &'a str,
-}
-
-impl<'a> RequestTarget<'a> {
-    fn parse(url: &'a str) -> Option<Self> {
-        let url = url.split_once('#').map_or(url, |(before, _)| before);
-        let (scheme, authority, path_and_query) = match url.split_once("://") {
-            Some((scheme, rest)) if !scheme.contains('/') => {
-                let valid_scheme = scheme
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic())
-                    && scheme
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-                if !valid_scheme {
-                    return None;
-                }
-                // An absolute URL without a path means the root.
-                let (authority, path) = match rest.find('/') {
-                    Some(i) => (&rest[..i], &rest[i..]),
-                    None => (rest, "/"),
-                };
-                (Some(scheme), Some(authority), path)
-            }
-            _ => (None, None, url),
-        };
-        if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
-            return None;
-        }
-        // The runtime hands over serialized URLs: anything outside visible ASCII is malformed.
-        if !path_and_query.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
-        }
-        let path = path_and_query
-            .split_once('?')
-            .map_or(path_and_query, |(path, _)| path);
-        Some(Self {
-            scheme,
-            authority,
-            path,
-            path_and_query,
-        })
-    }
 }
 
 /// True when a segment is `.` or `..`, also percent-encoded (`%2e`), which some platforms do
@@ -2128,18 +2071,10 @@ mod tests {
         ));
         assert!(matches!(answer.cache, CacheStep::LookupWithBody { .. }));
         let a = answer
-            .cache_key_for_body(
-                "https://edge.example/api/v1/answers",
-                br#"{"q": 1, "p": 2}"#,
-                &pipeline_config(),
-            )
+            .cache_key_for_body(br#"{"q": 1, "p": 2}"#, &pipeline_config())
             .unwrap();
         let b = answer
-            .cache_key_for_body(
-                "https://edge.example/api/v1/answers",
-                br#"{"p":2,"q":1}"#,
-                &pipeline_config(),
-            )
+            .cache_key_for_body(br#"{"p":2,"q":1}"#, &pipeline_config())
             .unwrap();
         assert_eq!(a, b, "normalised JSON bodies share a key");
     }
@@ -2389,8 +2324,8 @@ mod tests {
         let user = proxied(decide_pipeline(Method::POST, url, &as_user));
         assert_eq!(anonymous.session.id, session_id);
         assert_ne!(
-            anonymous.cache_key_for_body(url, b"{}", &pipeline_config()),
-            user.cache_key_for_body(url, b"{}", &pipeline_config())
+            anonymous.cache_key_for_body(b"{}", &pipeline_config()),
+            user.cache_key_for_body(b"{}", &pipeline_config())
         );
     }
 

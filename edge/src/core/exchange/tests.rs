@@ -62,7 +62,7 @@ fn exchange(config: &EdgeConfig, method: Method, url: &str, pairs: &[(&str, &str
         keys_refreshed: false,
     };
     match decide(&head, config, None, inputs) {
-        Decision::Proxy(proxy) => Exchange::new(*proxy, url, true, [9; 16]),
+        Decision::Proxy(proxy) => Exchange::new(*proxy, true, [9; 16]),
         other => panic!("expected a proxy plan, got {other:?}"),
     }
 }
@@ -766,7 +766,7 @@ fn without_a_cache_in_the_runtime_nothing_is_looked_up() {
         panic!("expected a proxy plan");
     };
     let first = proxy.url.clone();
-    let mut get = Exchange::new(*proxy, url, false, [9; 16]);
+    let mut get = Exchange::new(*proxy, false, [9; 16]);
     run(
         &mut get,
         vec![answered(200, &[("cache-control", "public, max-age=60")])],
