@@ -27,8 +27,8 @@ use crate::core::exchange::{
     Action, BodyRead, CachePut, Event, Exchange, Fetch, FetchBody, ResponseBody, Surroundings,
     UpstreamHead,
 };
+use crate::core::pipeline::{brain_call, request_id_of};
 use crate::core::ratelimit::{BucketState, TakeRequest, Verdict};
-use crate::core::route::{brain_call, request_id_of};
 use crate::core::session::Session;
 use crate::core::signin::endpoint::{AuthDecision, decide_auth};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
@@ -1008,7 +1008,7 @@ async fn finish_sign_in(
     response
 }
 
-/// This request's caller, for the edge's own brain requests (`route::brain_call`).
+/// This request's caller, for the edge's own brain requests (`pipeline::brain_call`).
 struct Caller<'a> {
     head: &'a RequestHead<'a>,
     config: &'a EdgeConfig,

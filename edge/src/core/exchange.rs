@@ -26,12 +26,12 @@ use super::cache::{
     CacheKey, CachePolicy, CacheStatus, Freshness, Storability, StoredMeta, prepare_for_serve,
     prepare_for_store, storable,
 };
-use super::ratelimit::{RateLimitOutcome, TakeRequest, Verdict};
-use super::response::{EdgeResponse, is_event_stream, stream_broken_event};
-use super::route::{
+use super::pipeline::{
     BodySigning, CacheStep, NextAttempt, ProxyRequest, UpstreamFailure, finish_edge_response,
     upstream_failure, upstream_response_headers,
 };
+use super::ratelimit::{RateLimitOutcome, TakeRequest, Verdict};
+use super::response::{EdgeResponse, is_event_stream, stream_broken_event};
 
 /// What the adapter supplies with every event: the isolate's configuration, its clock and the
 /// isolate-wide record of brains that recently failed (read before the first attempt, updated
@@ -241,7 +241,7 @@ impl Exchange {
     }
 
     /// An exchange for a request the edge makes itself with a body it wrote
-    /// ([`brain_call`](super::route::brain_call)): nothing to read, nothing cached.
+    /// ([`brain_call`](super::pipeline::brain_call)): nothing to read, nothing cached.
     pub fn with_body(proxy: ProxyRequest, body: Vec<u8>) -> Self {
         let digest = body_digest(&body);
         Self {

@@ -10,7 +10,7 @@
 //! - [`brains`]: the brains (`BRAIN_URLS`), tenant affinity by rendezvous hashing, and when a
 //!   request goes on to the next brain.
 //! - [`request_id`]: validating or minting the `x-request-id`.
-//! - [`route`]: the request pipeline ([`decide`]) in two phases — [`route()`] (the stages that
+//! - [`pipeline`]: the request pipeline ([`decide`]) in two phases — [`route()`] (the stages that
 //!   need no credentials) and [`Routed::decide`] (authentication and the plan) — and the
 //!   upstream response/failure handling.
 //! - [`exchange`]: a proxied request as a state machine ([`exchange::Exchange`]): rate limit,
@@ -33,11 +33,11 @@ pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod exchange;
+pub mod pipeline;
 pub mod policy_error;
 pub mod ratelimit;
 pub mod request_id;
 pub mod response;
-pub mod route;
 pub mod routes;
 pub mod rules;
 pub mod session;
@@ -50,9 +50,9 @@ mod properties;
 mod test_support;
 
 pub use config::{ConfigError, EdgeConfig};
-pub use request_id::RequestId;
-pub use response::EdgeResponse;
-pub use route::{
+pub use pipeline::{
     BodySigning, Decision, Inputs, NextAttempt, ProxyRequest, RequestHead, Routed, Routing,
     UpstreamFailure, decide, route, upstream_failure, upstream_response_headers,
 };
+pub use request_id::RequestId;
+pub use response::EdgeResponse;

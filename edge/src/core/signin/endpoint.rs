@@ -19,9 +19,9 @@ use super::flow::{
     TokenRequest,
 };
 use crate::core::config::EdgeConfig;
+use crate::core::pipeline::{RequestHead, path_query_origin};
 use crate::core::request_id::RequestId;
 use crate::core::response::EdgeResponse;
-use crate::core::route::{RequestHead, path_query_origin};
 use shared_types::account::RevokeRefreshToken;
 
 /// What the adapter must do for an `/auth/…` request.

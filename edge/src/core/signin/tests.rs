@@ -690,7 +690,7 @@ fn signing_out_revokes_the_refresh_token_and_clears_every_cookie() {
 mod pipeline {
     use super::*;
     use crate::core::config::EdgeConfig;
-    use crate::core::route::{Decision, Inputs, RequestHead, decide};
+    use crate::core::pipeline::{Decision, Inputs, RequestHead, decide};
     use crate::core::signin::endpoint::{AuthDecision, decide_auth};
     use shared_types::headers::{IDENTITY_SCOPES, IDENTITY_USER};
 
