@@ -576,6 +576,7 @@ impl OriginPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::test_support::headers as request;
     use proptest::prelude::*;
 
     fn config(json: &str) -> CorsConfig {
@@ -587,17 +588,6 @@ mod tests {
             r#"{"allowed_origins": ["https://app.example.com", "https://*.example.org",
                 "http://localhost:5173"], "allow_credentials": true}"#,
         )
-    }
-
-    fn request(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
     }
 
     fn allows(config: &CorsConfig, origin: &str) -> bool {

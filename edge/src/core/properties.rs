@@ -1,7 +1,9 @@
 //! Property tests: whatever arrives, the core answers sensibly and never panics.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use proptest::prelude::*;
+
+use crate::core::test_support::lossy_headers;
 use shared_types::error::ErrorBody;
 use shared_types::headers::REQUEST_ID;
 
@@ -70,18 +72,7 @@ fn headers() -> impl Strategy<Value = HeaderMap> {
         "[a-z][a-z0-9-]{0,20}",
     ];
     let value = prop::collection::vec(any::<u8>(), 0..64);
-    prop::collection::vec((name, value), 0..12).prop_map(|pairs| {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(&value),
-            ) {
-                map.append(name, value);
-            }
-        }
-        map
-    })
+    prop::collection::vec((name, value), 0..12).prop_map(lossy_headers)
 }
 
 fn method() -> impl Strategy<Value = Method> {

@@ -56,3 +56,18 @@ pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     }
     map
 }
+
+/// A header map of the generated `pairs` that are valid header names and values (the rest are
+/// dropped), for property tests.
+pub(crate) fn lossy_headers(pairs: Vec<(String, Vec<u8>)>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}

@@ -45,25 +45,90 @@ fn rate_limited_config() -> EdgeConfig {
     )])
 }
 
-/// The plan `decide` makes for this request, as an exchange (with a runtime cache).
-fn exchange(config: &EdgeConfig, method: Method, url: &str, pairs: &[(&str, &str)]) -> Exchange {
-    let request_headers = headers(pairs);
-    let head = RequestHead {
-        method: &method,
-        url,
-        headers: &request_headers,
-        client_ip: Some("203.0.113.9"),
-    };
-    let inputs = Inputs {
-        now_ms: NOW,
-        random: [7; 16],
-        session_random: [3; 16],
-        nonce: [4; 16],
-        keys_refreshed: false,
-    };
-    match decide(&head, config, None, inputs) {
-        Decision::Proxy(proxy) => Exchange::new(*proxy, true, [9; 16]),
-        other => panic!("expected a proxy plan, got {other:?}"),
+/// What an adapter supplies: the configuration, the isolate's brain health and the clock.
+struct Drive {
+    config: EdgeConfig,
+    health: BrainHealth,
+    now_ms: u64,
+}
+
+impl Drive {
+    fn new(config: EdgeConfig) -> Self {
+        Self {
+            config,
+            health: BrainHealth::default(),
+            now_ms: NOW,
+        }
+    }
+
+    /// The plan `decide` makes for this request at [`NOW`], as an exchange (with a runtime
+    /// cache).
+    fn exchange(&self, method: Method, url: &str, pairs: &[(&str, &str)]) -> Exchange {
+        let request_headers = headers(pairs);
+        let head = RequestHead {
+            method: &method,
+            url,
+            headers: &request_headers,
+            client_ip: Some("203.0.113.9"),
+        };
+        let inputs = Inputs {
+            now_ms: NOW,
+            random: [7; 16],
+            session_random: [3; 16],
+            nonce: [4; 16],
+            keys_refreshed: false,
+        };
+        match decide(&head, &self.config, None, inputs) {
+            Decision::Proxy(proxy) => Exchange::new(*proxy, true, [9; 16]),
+            other => panic!("expected a proxy plan, got {other:?}"),
+        }
+    }
+
+    /// The URL of the plan's first attempt, and of the other brain.
+    fn brains_of(&self, method: Method, url: &str, pairs: &[(&str, &str)]) -> (String, String) {
+        let first = self.exchange(method, url, pairs).proxy.url;
+        let path = first.trim_start_matches(A).trim_start_matches(B).to_owned();
+        let other = if first.starts_with(A) { B } else { A };
+        (first, format!("{other}{path}"))
+    }
+
+    fn advance<'e>(&mut self, exchange: &'e mut Exchange, event: Event) -> Action<'e> {
+        let mut at = Surroundings {
+            config: &self.config,
+            now_ms: self.now_ms,
+            health: &mut self.health,
+        };
+        exchange.advance(event, &mut at)
+    }
+
+    /// Drives `exchange` from `Start` through `events`, checking each action (one per event)
+    /// against `expected`.
+    fn run(&mut self, exchange: &mut Exchange, events: Vec<Event>, expected: &[&str]) {
+        let seen: Vec<String> = std::iter::once(Event::Start)
+            .chain(events)
+            .map(|event| describe(&self.advance(exchange, event)))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    /// The `x-edgebrain-signature` of the fetch `event` leads to.
+    fn signature_after(&mut self, exchange: &mut Exchange, event: Event) -> String {
+        match self.advance(exchange, event) {
+            Action::FetchBrain(fetch) => fetch.headers[EDGE_SIGNATURE].to_str().unwrap().to_owned(),
+            other => panic!("expected a fetch, got {}", describe(&other)),
+        }
+    }
+
+    /// The headers of the answer the exchange gives after `events`.
+    fn answer_headers(&mut self, exchange: &mut Exchange, events: Vec<Event>) -> HeaderMap {
+        let mut last = None;
+        for event in std::iter::once(Event::Start).chain(events) {
+            last = Some(match self.advance(exchange, event) {
+                Action::StreamBack { headers, .. } | Action::ServeCached { headers, .. } => headers,
+                _ => HeaderMap::new(),
+            });
+        }
+        last.unwrap_or_default()
     }
 }
 
@@ -116,40 +181,6 @@ fn describe(action: &Action<'_>) -> String {
     }
 }
 
-/// Drives `exchange` from `Start` through `events` (one per action after the first), checking
-/// each action against `expected`; returns the last action's description and the health.
-fn run(exchange: &mut Exchange, events: Vec<Event>, expected: &[&str]) {
-    let config = config(&[]);
-    run_with(
-        exchange,
-        &config,
-        &mut BrainHealth::default(),
-        NOW,
-        events,
-        expected,
-    );
-}
-
-fn run_with(
-    exchange: &mut Exchange,
-    config: &EdgeConfig,
-    health: &mut BrainHealth,
-    now_ms: u64,
-    events: Vec<Event>,
-    expected: &[&str],
-) {
-    let mut seen = Vec::new();
-    let mut at = Surroundings {
-        config,
-        now_ms,
-        health,
-    };
-    for event in std::iter::once(Event::Start).chain(events) {
-        seen.push(describe(&exchange.advance(event, &mut at)));
-    }
-    assert_eq!(seen, expected);
-}
-
 fn answered(status: u16, pairs: &[(&str, &str)]) -> Event {
     Event::Upstream(Ok(UpstreamHead {
         status,
@@ -162,34 +193,33 @@ fn unreachable() -> Event {
     Event::Upstream(Err(UpstreamFailure::Unreachable))
 }
 
-/// The `x-edgebrain-signature` the next fetch carries.
-fn signature_of(exchange: &mut Exchange, event: Event, config: &EdgeConfig) -> String {
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config,
-        now_ms: NOW,
-        health: &mut health,
-    };
-    match exchange.advance(event, &mut at) {
-        Action::FetchBrain(fetch) => fetch.headers[EDGE_SIGNATURE].to_str().unwrap().to_owned(),
-        other => panic!("expected a fetch, got {}", describe(&other)),
-    }
+fn json_body(bytes: &[u8]) -> Event {
+    Event::Body(BodyRead::Complete(bytes.to_vec()))
 }
+
+fn fetch(method: &str, url: &str, body: &str, timeout_ms: u32) -> String {
+    format!("FetchBrain {method} {url} body={body} timeout={timeout_ms}")
+}
+
+const X: &str = "https://edge.example/api/v1/x";
+const REPORT: &str = "https://edge.example/api/v1/reports/q";
+const ANSWERS: &str = "https://edge.example/api/v1/answers";
+const SEARCH: &str = "https://edge.example/api/v1/search";
+const SMALL_BODY: [(&str, &str); 2] = [
+    ("content-length", "2"),
+    ("content-type", "application/json"),
+];
 
 #[test]
 fn a_plain_get_goes_to_the_first_brain_and_streams_back() {
-    let mut get = exchange(
-        &config(&[]),
-        Method::GET,
-        "https://edge.example/api/v1/x",
-        &[],
-    );
-    let tenant_first = get.proxy.url.clone();
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut get,
         vec![answered(200, &[("content-type", "application/json")])],
         &[
-            &format!("FetchBrain GET {tenant_first} body=none timeout=1500"),
+            &fetch("GET", &first, "none", 1500),
             "StreamBack BYPASS pass",
         ],
     );
@@ -197,15 +227,8 @@ fn a_plain_get_goes_to_the_first_brain_and_streams_back() {
 
 #[test]
 fn the_answer_carries_the_request_id_and_the_brains_headers_without_hop_by_hop_ones() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config: &config,
-        now_ms: NOW,
-        health: &mut health,
-    };
-    let _ = get.advance(Event::Start, &mut at);
+    let mut drive = Drive::new(config(&[]));
+    let mut get = drive.exchange(Method::GET, X, &[]);
     let event = answered(
         200,
         &[
@@ -214,9 +237,7 @@ fn the_answer_carries_the_request_id_and_the_brains_headers_without_hop_by_hop_o
             (EDGE_CACHE, "HIT"),
         ],
     );
-    let Action::StreamBack { headers, .. } = get.advance(event, &mut at) else {
-        panic!("expected the answer");
-    };
+    let headers = drive.answer_headers(&mut get, vec![event]);
     assert_eq!(headers[REQUEST_ID], "07070707-0707-4707-8707-070707070707");
     assert_eq!(headers["x-brain"], "1");
     assert!(headers.get("connection").is_none());
@@ -228,34 +249,26 @@ fn the_answer_carries_the_request_id_and_the_brains_headers_without_hop_by_hop_o
 
 #[test]
 fn a_get_whose_brain_refuses_the_connection_goes_to_the_next_brain_signed_for_it() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = get.proxy.url.clone();
-    let second = if first.starts_with(A) { B } else { A };
-    let mut health = BrainHealth::default();
-    run_with(
+    let mut drive = Drive::new(config(&[]));
+    let (first, second) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut get,
-        &config,
-        &mut health,
-        NOW,
         vec![unreachable(), Event::Logged, answered(200, &[])],
         &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &fetch("GET", &first, "none", 1500),
             "Log",
-            &format!("FetchBrain GET {second}/api/v1/x body=none timeout=1500"),
+            &fetch("GET", &second, "none", 1500),
             "StreamBack BYPASS pass",
         ],
     );
     // The next request of the tenant starts at the brain that answered.
-    let mut again = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    run_with(
+    let mut again = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut again,
-        &config,
-        &mut health,
-        NOW,
         vec![answered(200, &[])],
         &[
-            &format!("FetchBrain GET {second}/api/v1/x body=none timeout=1500"),
+            &fetch("GET", &second, "none", 1500),
             "StreamBack BYPASS pass",
         ],
     );
@@ -263,180 +276,121 @@ fn a_get_whose_brain_refuses_the_connection_goes_to_the_next_brain_signed_for_it
 
 #[test]
 fn each_attempt_is_signed_for_its_own_brain() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = signature_of(&mut get, Event::Start, &config);
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config: &config,
-        now_ms: NOW,
-        health: &mut health,
-    };
-    assert_eq!(describe(&get.advance(unreachable(), &mut at)), "Log");
-    let second = signature_of(&mut get, Event::Logged, &config);
+    let mut drive = Drive::new(config(&[]));
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    let first = drive.signature_after(&mut get, Event::Start);
+    assert_eq!(describe(&drive.advance(&mut get, unreachable())), "Log");
+    let second = drive.signature_after(&mut get, Event::Logged);
     assert_ne!(first, second);
 }
 
 #[test]
 fn a_post_that_may_have_reached_a_brain_is_never_sent_twice() {
-    let config = config(&[]);
-    let pairs = [
-        ("content-length", "2"),
-        ("content-type", "application/json"),
-    ];
-    let mut post = exchange(
-        &config,
-        Method::POST,
-        "https://edge.example/api/v1/x",
-        &pairs,
-    );
-    let first = post.proxy.url.clone();
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::POST, X, &SMALL_BODY);
+    let mut post = drive.exchange(Method::POST, X, &SMALL_BODY);
+    drive.run(
         &mut post,
-        vec![
-            Event::Body(BodyRead::Complete(b"{}".to_vec())),
-            unreachable(),
-            Event::Logged,
-        ],
+        vec![json_body(b"{}"), unreachable(), Event::Logged],
         &[
             "ReadBody ≤1000",
-            &format!("FetchBrain POST {first} body=bytes(2) timeout=1500"),
+            &fetch("POST", &first, "bytes(2)", 1500),
             "Log",
             "Respond 502",
         ],
     );
 }
 
+/// A retryable POST after a refused connection, and any POST after a draining answer, go on
+/// to the next brain with the same body; another 503 is the brain's own answer.
 #[test]
-fn a_retryable_post_goes_on_to_the_next_brain_with_the_same_body() {
-    let config = config(&[]);
-    let pairs = [
-        ("content-length", "2"),
-        ("content-type", "application/json"),
-    ];
-    let url = "https://edge.example/api/v1/search";
-    let mut post = exchange(&config, Method::POST, url, &pairs);
-    let first = post.proxy.url.clone();
-    let second = if first.starts_with(A) { B } else { A };
-    run(
-        &mut post,
-        vec![
-            Event::Body(BodyRead::Complete(b"{}".to_vec())),
-            unreachable(),
-            Event::Logged,
-            answered(200, &[]),
-        ],
-        &[
-            "ReadBody ≤1000",
-            &format!("FetchBrain POST {first} body=bytes(2) timeout=1500"),
-            "Log",
-            &format!("FetchBrain POST {second}/api/v1/search body=bytes(2) timeout=1500"),
-            "StreamBack BYPASS pass",
-        ],
-    );
-}
-
-#[test]
-fn a_draining_answer_sends_any_method_on_but_another_503_is_the_answer() {
-    let config = config(&[]);
-    let pairs = [("content-length", "2")];
-    let mut post = exchange(
-        &config,
-        Method::POST,
-        "https://edge.example/api/v1/x",
-        &pairs,
-    );
-    let first = post.proxy.url.clone();
-    let second = if first.starts_with(A) { B } else { A };
-    run(
-        &mut post,
-        vec![
-            Event::Body(BodyRead::Complete(b"{}".to_vec())),
-            answered(503, &[(DRAINING, "1")]),
-            Event::Logged,
-            answered(503, &[("retry-after", "1")]),
-        ],
-        &[
-            "ReadBody ≤1000",
-            &format!("FetchBrain POST {first} body=bytes(2) timeout=1500"),
-            "Log",
-            &format!("FetchBrain POST {second}/api/v1/x body=bytes(2) timeout=1500"),
-            "StreamBack BYPASS pass",
-        ],
-    );
+fn a_second_attempt_goes_to_the_next_brain_with_the_same_body() {
+    let mut drive = Drive::new(config(&[]));
+    for (url, failure) in [
+        (SEARCH, unreachable()),
+        (X, answered(503, &[(DRAINING, "1")])),
+    ] {
+        let (first, second) = drive.brains_of(Method::POST, url, &SMALL_BODY);
+        let mut post = drive.exchange(Method::POST, url, &SMALL_BODY);
+        drive.run(
+            &mut post,
+            vec![
+                json_body(b"{}"),
+                failure,
+                Event::Logged,
+                answered(503, &[("retry-after", "1")]),
+            ],
+            &[
+                "ReadBody ≤1000",
+                &fetch("POST", &first, "bytes(2)", 1500),
+                "Log",
+                &fetch("POST", &second, "bytes(2)", 1500),
+                "StreamBack BYPASS pass",
+            ],
+        );
+        drive.health = BrainHealth::default();
+    }
 }
 
 #[test]
 fn every_brain_refusing_ends_in_502_and_a_timeout_is_never_retried() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = get.proxy.url.clone();
-    let second = if first.starts_with(A) { B } else { A };
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, second) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut get,
         vec![unreachable(), Event::Logged, unreachable(), Event::Logged],
         &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &fetch("GET", &first, "none", 1500),
             "Log",
-            &format!("FetchBrain GET {second}/api/v1/x body=none timeout=1500"),
+            &fetch("GET", &second, "none", 1500),
             "Log",
             "Respond 502",
         ],
     );
-    let mut slow = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let mut slow = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut slow,
         vec![
             Event::Upstream(Err(UpstreamFailure::TimedOut)),
             Event::Logged,
         ],
-        &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
-            "Log",
-            "Respond 504",
-        ],
+        &[&fetch("GET", &first, "none", 1500), "Log", "Respond 504"],
     );
 }
 
 #[test]
 fn the_deadline_counts_from_the_decision_across_attempts() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = get.proxy.url.clone();
-    let second = if first.starts_with(A) { B } else { A };
-    run_with(
+    let mut drive = Drive::new(config(&[]));
+    let (first, second) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.now_ms = NOW + 1000;
+    drive.run(
         &mut get,
-        &config,
-        &mut BrainHealth::default(),
-        NOW + 1000,
         vec![unreachable(), Event::Logged],
         &[
-            &format!("FetchBrain GET {first} body=none timeout=500"),
+            &fetch("GET", &first, "none", 500),
             "Log",
-            &format!("FetchBrain GET {second}/api/v1/x body=none timeout=500"),
+            &fetch("GET", &second, "none", 500),
         ],
     );
 }
 
 #[test]
 fn a_streamed_body_is_cut_at_the_limit_and_answered_413() {
-    let config = config(&[]);
-    let pairs = [("transfer-encoding", "chunked")];
-    let mut post = exchange(
-        &config,
-        Method::POST,
-        "https://edge.example/api/v1/x",
-        &pairs,
-    );
-    let first = post.proxy.url.clone();
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let chunked = [("transfer-encoding", "chunked")];
+    let (first, _) = drive.brains_of(Method::POST, X, &chunked);
+    let mut post = drive.exchange(Method::POST, X, &chunked);
+    drive.run(
         &mut post,
         vec![
             Event::Upstream(Err(UpstreamFailure::BodyTooLarge)),
             Event::Logged,
         ],
         &[
-            &format!("FetchBrain POST {first} body=stream(≤1000) timeout=1500"),
+            &fetch("POST", &first, "stream(≤1000)", 1500),
             "Log",
             "Respond 413",
         ],
@@ -445,16 +399,10 @@ fn a_streamed_body_is_cut_at_the_limit_and_answered_413() {
 
 #[test]
 fn a_hashed_body_that_is_too_long_or_broken_never_reaches_a_brain() {
-    let config = config(&[]);
-    let pairs = [("content-length", "5")];
+    let mut drive = Drive::new(config(&[]));
     for (read, status) in [(BodyRead::TooLarge, "413"), (BodyRead::Failed, "400")] {
-        let mut post = exchange(
-            &config,
-            Method::POST,
-            "https://edge.example/api/v1/x",
-            &pairs,
-        );
-        run(
+        let mut post = drive.exchange(Method::POST, X, &SMALL_BODY);
+        drive.run(
             &mut post,
             vec![Event::Body(read)],
             &["ReadBody ≤1000", &format!("Respond {status}")],
@@ -464,29 +412,21 @@ fn a_hashed_body_that_is_too_long_or_broken_never_reaches_a_brain() {
 
 #[test]
 fn the_signature_covers_the_bodys_digest() {
-    let config = config(&[]);
-    let pairs = [("content-length", "2")];
-    let url = "https://edge.example/api/v1/x";
-    let mut signatures = Vec::new();
-    for body in [b"{}", b"[]"] {
-        let mut post = exchange(&config, Method::POST, url, &pairs);
-        let mut health = BrainHealth::default();
-        let mut at = Surroundings {
-            config: &config,
-            now_ms: NOW,
-            health: &mut health,
-        };
-        let _ = post.advance(Event::Start, &mut at);
-        let event = Event::Body(BodyRead::Complete(body.to_vec()));
-        signatures.push(signature_of(&mut post, event, &config));
-    }
+    let mut drive = Drive::new(config(&[]));
+    let signatures: Vec<String> = [b"{}", b"[]"]
+        .into_iter()
+        .map(|body| {
+            let mut post = drive.exchange(Method::POST, X, &SMALL_BODY);
+            let _ = drive.advance(&mut post, Event::Start);
+            drive.signature_after(&mut post, json_body(body))
+        })
+        .collect();
     assert_ne!(signatures[0], signatures[1]);
 }
 
 #[test]
 fn the_rate_limiter_is_asked_first_and_its_refusal_or_absence_is_the_answer() {
-    let config = rate_limited_config();
-    let url = "https://edge.example/api/v1/x";
+    let mut drive = Drive::new(rate_limited_config());
     let take = "TakeTokens rl:default:ip:203.0.113.9 + rl:default:network:203.0.113.9";
     let allowed = Verdict::Allowed {
         remaining: 7,
@@ -496,81 +436,53 @@ fn the_rate_limiter_is_asked_first_and_its_refusal_or_absence_is_the_answer() {
         retry_after_secs: 4,
         reset_secs: 9,
     };
-    let first = exchange(&config, Method::GET, url, &[]).proxy.url.clone();
-    let cases: [(Event, &[&str]); 3] = [
+    let (first, _) = drive.brains_of(Method::GET, X, &[]);
+    let cases: [(Vec<Event>, &[&str]); 3] = [
         (
-            Event::Tokens(Ok((limited, Some(allowed)))),
+            vec![Event::Tokens(Ok((limited, Some(allowed))))],
             &[take, "Respond 429"],
         ),
         (
-            Event::Tokens(Err("no binding".to_owned())),
+            vec![Event::Tokens(Err("no binding".to_owned())), Event::Logged],
             &[take, "Log", "Respond 503"],
         ),
         (
-            Event::Tokens(Ok((allowed, Some(allowed)))),
-            &[
-                take,
-                &format!("FetchBrain GET {first} body=none timeout=1500"),
-            ],
+            vec![Event::Tokens(Ok((allowed, Some(allowed))))],
+            &[take, &fetch("GET", &first, "none", 1500)],
         ),
     ];
-    for (tokens, expected) in cases {
-        let mut get = exchange(&config, Method::GET, url, &[]);
-        let events = if expected.contains(&"Log") {
-            vec![tokens, Event::Logged]
-        } else {
-            vec![tokens]
-        };
-        run_with(
-            &mut get,
-            &config,
-            &mut BrainHealth::default(),
-            NOW,
-            events,
-            expected,
-        );
+    for (events, expected) in cases {
+        let mut get = drive.exchange(Method::GET, X, &[]);
+        drive.run(&mut get, events, expected);
     }
 }
 
 #[test]
 fn the_rate_limit_headers_ride_on_the_answer() {
-    let config = rate_limited_config();
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config: &config,
-        now_ms: NOW,
-        health: &mut health,
-    };
-    let _ = get.advance(Event::Start, &mut at);
+    let mut drive = Drive::new(rate_limited_config());
     let allowed = Verdict::Allowed {
         remaining: 7,
         reset_secs: 3,
     };
-    let _ = get.advance(Event::Tokens(Ok((allowed, Some(allowed)))), &mut at);
-    let Action::StreamBack { headers, .. } = get.advance(answered(200, &[]), &mut at) else {
-        panic!("expected the answer");
-    };
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    let headers = drive.answer_headers(
+        &mut get,
+        vec![
+            Event::Tokens(Ok((allowed, Some(allowed)))),
+            answered(200, &[]),
+        ],
+    );
     assert!(headers["ratelimit"].to_str().unwrap().contains("r=7"));
 }
 
 /// The brain's cacheable answer to `GET /api/v1/reports/q`, as the exchange stores it at
 /// `stored_at_ms`.
-fn stored_report(config: &EdgeConfig, stored_at_ms: u64) -> HeaderMap {
-    let mut get = exchange(
-        config,
-        Method::GET,
-        "https://edge.example/api/v1/reports/q",
-        &[],
-    );
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config,
-        now_ms: stored_at_ms,
-        health: &mut health,
-    };
-    let _ = get.advance(Event::Start, &mut at);
-    let _ = get.advance(Event::Cached(None), &mut at);
+fn stored_report(stored_at_ms: u64) -> HeaderMap {
+    let mut drive = Drive::new(config(&[]));
+    drive.now_ms = stored_at_ms;
+    let mut get = drive.exchange(Method::GET, REPORT, &[]);
+    let _ = drive.advance(&mut get, Event::Start);
+    let _ = drive.advance(&mut get, Event::Cached(None));
     let event = answered(
         200,
         &[
@@ -578,7 +490,7 @@ fn stored_report(config: &EdgeConfig, stored_at_ms: u64) -> HeaderMap {
             ("cache-control", "public, max-age=60"),
         ],
     );
-    match get.advance(event, &mut at) {
+    match drive.advance(&mut get, event) {
         Action::StreamBack {
             store: Some(put), ..
         } => put.headers,
@@ -588,38 +500,38 @@ fn stored_report(config: &EdgeConfig, stored_at_ms: u64) -> HeaderMap {
 
 #[test]
 fn a_cacheable_get_is_looked_up_fetched_on_a_miss_and_stored() {
-    let config = config(&[]);
-    let url = "https://edge.example/api/v1/reports/q";
-    let mut get = exchange(&config, Method::GET, url, &[]);
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, REPORT, &[]);
+    let mut get = drive.exchange(Method::GET, REPORT, &[]);
     let key = match &get.proxy.cache {
         CacheStep::Lookup { key, .. } => key.as_str().to_owned(),
         other => panic!("expected a lookup, got {other:?}"),
     };
-    let first = get.proxy.url.clone();
-    run(
+    let lookup = format!("MatchCache {key}");
+    drive.run(
         &mut get,
         vec![
             Event::Cached(None),
             answered(200, &[("cache-control", "public, max-age=60")]),
         ],
         &[
-            &format!("MatchCache {key}"),
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &lookup,
+            &fetch("GET", &first, "none", 1500),
             "StreamBack MISS pass + store",
         ],
     );
-    assert!(stored_report(&config, NOW).contains_key(META_HEADER));
+    assert!(stored_report(NOW).contains_key(META_HEADER));
     // An answer the brain marks private is not stored.
-    let mut private = exchange(&config, Method::GET, url, &[]);
-    run(
+    let mut private = drive.exchange(Method::GET, REPORT, &[]);
+    drive.run(
         &mut private,
         vec![
             Event::Cached(None),
             answered(200, &[("cache-control", "private")]),
         ],
         &[
-            &format!("MatchCache {key}"),
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &lookup,
+            &fetch("GET", &first, "none", 1500),
             "StreamBack BYPASS pass",
         ],
     );
@@ -627,27 +539,17 @@ fn a_cacheable_get_is_looked_up_fetched_on_a_miss_and_stored() {
 
 #[test]
 fn a_fresh_copy_is_served_a_stale_one_served_and_refreshed_an_expired_one_refetched() {
-    let config = config(&[]);
-    let url = "https://edge.example/api/v1/reports/q";
-    let first = exchange(&config, Method::GET, url, &[]).proxy.url.clone();
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, REPORT, &[]);
     for (age_secs, expected) in [
         (1, "ServeCached HIT"),
         (70, "ServeCached STALE + refresh"),
-        (
-            100,
-            &*format!("FetchBrain GET {first} body=none timeout=1500"),
-        ),
+        (100, &*fetch("GET", &first, "none", 1500)),
     ] {
-        let stored = stored_report(&config, NOW - age_secs * 1000);
-        let mut get = exchange(&config, Method::GET, url, &[]);
-        let mut health = BrainHealth::default();
-        let mut at = Surroundings {
-            config: &config,
-            now_ms: NOW,
-            health: &mut health,
-        };
-        let _ = get.advance(Event::Start, &mut at);
-        let action = get.advance(Event::Cached(Some(stored)), &mut at);
+        let stored = stored_report(NOW - age_secs * 1000);
+        let mut get = drive.exchange(Method::GET, REPORT, &[]);
+        let _ = drive.advance(&mut get, Event::Start);
+        let action = drive.advance(&mut get, Event::Cached(Some(stored)));
         assert_eq!(describe(&action), expected, "age {age_secs} s");
         if let Action::ServeCached { headers, .. } = action {
             assert_eq!(headers["age"], age_secs.to_string().as_str());
@@ -658,29 +560,13 @@ fn a_fresh_copy_is_served_a_stale_one_served_and_refreshed_an_expired_one_refetc
 }
 
 /// The refresh a stale hit hands out, and the signature of the client's own attempt.
-fn stale_refresh(config: &EdgeConfig) -> (Exchange, String) {
-    let url = "https://edge.example/api/v1/reports/q";
-    let stored = stored_report(config, NOW - 70_000);
-    let mut get = exchange(config, Method::GET, url, &[]);
-    let client_signature = {
-        let mut probe = get.clone();
-        let mut health = BrainHealth::default();
-        let mut at = Surroundings {
-            config,
-            now_ms: NOW,
-            health: &mut health,
-        };
-        let _ = probe.advance(Event::Start, &mut at);
-        signature_of(&mut probe, Event::Cached(None), config)
-    };
-    let mut health = BrainHealth::default();
-    let mut at = Surroundings {
-        config,
-        now_ms: NOW,
-        health: &mut health,
-    };
-    let _ = get.advance(Event::Start, &mut at);
-    match get.advance(Event::Cached(Some(stored)), &mut at) {
+fn stale_refresh(drive: &mut Drive) -> (Exchange, String) {
+    let mut probe = drive.exchange(Method::GET, REPORT, &[]);
+    let _ = drive.advance(&mut probe, Event::Start);
+    let client_signature = drive.signature_after(&mut probe, Event::Cached(None));
+    let mut get = drive.exchange(Method::GET, REPORT, &[]);
+    let _ = drive.advance(&mut get, Event::Start);
+    match drive.advance(&mut get, Event::Cached(Some(stored_report(NOW - 70_000)))) {
         Action::ServeCached {
             refresh: Some(refresh),
             ..
@@ -691,87 +577,53 @@ fn stale_refresh(config: &EdgeConfig) -> (Exchange, String) {
 
 #[test]
 fn a_stale_copys_refresh_is_signed_afresh_and_stores_a_storable_answer() {
-    let config = config(&[]);
-    let (mut refresh, client_signature) = stale_refresh(&config);
-    let first = refresh.proxy.url.clone();
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, REPORT, &[]);
+    let (mut refresh, client_signature) = stale_refresh(&mut drive);
     let key = refresh.cache_entry.as_ref().unwrap().0.as_str().to_owned();
-    let refresh_signature = signature_of(&mut refresh.clone(), Event::Start, &config);
+    let refresh_signature = drive.signature_after(&mut refresh.clone(), Event::Start);
     assert_ne!(
         refresh_signature, client_signature,
         "a nonce signs one request"
     );
-    run_with(
+    drive.run(
         &mut refresh,
-        &config,
-        &mut BrainHealth::default(),
-        NOW,
         vec![answered(200, &[("cache-control", "public, max-age=60")])],
-        &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
-            &format!("Store {key}"),
-        ],
+        &[&fetch("GET", &first, "none", 1500), &format!("Store {key}")],
     );
 }
 
 #[test]
 fn a_refresh_that_fails_or_gets_an_unstorable_answer_lets_go_quietly() {
-    let config = config(&[]);
-    let (refresh, _) = stale_refresh(&config);
-    let first = refresh.proxy.url.clone();
-    let mut private = refresh.clone();
-    run(
-        &mut private,
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, REPORT, &[]);
+    let (refresh, _) = stale_refresh(&mut drive);
+    drive.run(
+        &mut refresh.clone(),
         vec![answered(200, &[("cache-control", "no-store")])],
-        &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
-            "Discard",
-        ],
+        &[&fetch("GET", &first, "none", 1500), "Discard"],
     );
-    let mut failing = refresh;
-    run(
-        &mut failing,
+    drive.run(
+        &mut refresh.clone(),
         vec![
             Event::Upstream(Err(UpstreamFailure::TimedOut)),
             Event::Logged,
         ],
-        &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
-            "Log",
-            "Discard",
-        ],
+        &[&fetch("GET", &first, "none", 1500), "Log", "Discard"],
     );
 }
 
 #[test]
 fn without_a_cache_in_the_runtime_nothing_is_looked_up() {
-    let config = config(&[]);
-    let url = "https://edge.example/api/v1/reports/q";
-    let Decision::Proxy(proxy) = decide(
-        &RequestHead {
-            method: &Method::GET,
-            url,
-            headers: &HeaderMap::new(),
-            client_ip: None,
-        },
-        &config,
-        None,
-        Inputs {
-            now_ms: NOW,
-            random: [7; 16],
-            session_random: [3; 16],
-            nonce: [4; 16],
-            keys_refreshed: false,
-        },
-    ) else {
-        panic!("expected a proxy plan");
-    };
-    let first = proxy.url.clone();
-    let mut get = Exchange::new(*proxy, false, [9; 16]);
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, REPORT, &[]);
+    let mut get = drive.exchange(Method::GET, REPORT, &[]);
+    get.cache_available = false;
+    drive.run(
         &mut get,
         vec![answered(200, &[("cache-control", "public, max-age=60")])],
         &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &fetch("GET", &first, "none", 1500),
             "StreamBack BYPASS pass",
         ],
     );
@@ -779,8 +631,7 @@ fn without_a_cache_in_the_runtime_nothing_is_looked_up() {
 
 #[test]
 fn a_deterministic_post_is_keyed_by_its_body_once_read() {
-    let config = config(&[]);
-    let url = "https://edge.example/api/v1/answers";
+    let mut drive = Drive::new(config(&[]));
     let pairs = [
         ("content-length", "7"),
         ("content-type", "application/json"),
@@ -788,19 +639,10 @@ fn a_deterministic_post_is_keyed_by_its_body_once_read() {
     let keys: Vec<String> = [&br#"{"q":1}"#[..], &br#"{"q":2}"#[..]]
         .into_iter()
         .map(|body| {
-            let mut post = exchange(&config, Method::POST, url, &pairs);
-            let mut health = BrainHealth::default();
-            let mut at = Surroundings {
-                config: &config,
-                now_ms: NOW,
-                health: &mut health,
-            };
-            assert_eq!(
-                describe(&post.advance(Event::Start, &mut at)),
-                "ReadBody ≤1000"
-            );
-            let event = Event::Body(BodyRead::Complete(body.to_vec()));
-            match post.advance(event, &mut at) {
+            let mut post = drive.exchange(Method::POST, ANSWERS, &pairs);
+            let read = drive.advance(&mut post, Event::Start);
+            assert_eq!(describe(&read), "ReadBody ≤1000");
+            match drive.advance(&mut post, json_body(body)) {
                 Action::MatchCache { key } => key,
                 other => panic!("expected a lookup, got {}", describe(&other)),
             }
@@ -812,9 +654,8 @@ fn a_deterministic_post_is_keyed_by_its_body_once_read() {
 
 #[test]
 fn event_streams_are_guarded_and_null_body_statuses_get_no_body() {
-    let config = config(&[]);
-    let url = "https://edge.example/api/v1/x";
-    let first = exchange(&config, Method::GET, url, &[]).proxy.url.clone();
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, X, &[]);
     for (status, pairs, expected) in [
         (
             200,
@@ -824,28 +665,25 @@ fn event_streams_are_guarded_and_null_body_statuses_get_no_body() {
         (204, &[][..], "StreamBack BYPASS null"),
         (304, &[][..], "StreamBack BYPASS null"),
     ] {
-        let mut get = exchange(&config, Method::GET, url, &[]);
-        run(
+        let mut get = drive.exchange(Method::GET, X, &[]);
+        drive.run(
             &mut get,
             vec![answered(status, pairs)],
-            &[
-                &format!("FetchBrain GET {first} body=none timeout=1500"),
-                expected,
-            ],
+            &[&fetch("GET", &first, "none", 1500), expected],
         );
     }
 }
 
 #[test]
 fn a_response_the_runtime_refuses_to_build_becomes_a_502() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = get.proxy.url.clone();
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut get,
         vec![answered(200, &[]), Event::ResponseRejected],
         &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
+            &fetch("GET", &first, "none", 1500),
             "StreamBack BYPASS pass",
             "Respond 502",
         ],
@@ -854,17 +692,13 @@ fn a_response_the_runtime_refuses_to_build_becomes_a_502() {
 
 #[test]
 fn an_event_out_of_order_is_logged_and_answered_500() {
-    let config = config(&[]);
-    let mut get = exchange(&config, Method::GET, "https://edge.example/api/v1/x", &[]);
-    let first = get.proxy.url.clone();
-    run(
+    let mut drive = Drive::new(config(&[]));
+    let (first, _) = drive.brains_of(Method::GET, X, &[]);
+    let mut get = drive.exchange(Method::GET, X, &[]);
+    drive.run(
         &mut get,
         vec![Event::Tokens(Err("late".to_owned())), Event::Logged],
-        &[
-            &format!("FetchBrain GET {first} body=none timeout=1500"),
-            "Log",
-            "Respond 500",
-        ],
+        &[&fetch("GET", &first, "none", 1500), "Log", "Respond 500"],
     );
 }
 
@@ -875,8 +709,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         Just(Event::ResponseRejected),
         Just(Event::Cached(None)),
         Just(Event::Body(BodyRead::TooLarge)),
-        proptest::collection::vec(any::<u8>(), 0..8)
-            .prop_map(|bytes| Event::Body(BodyRead::Complete(bytes))),
+        proptest::collection::vec(any::<u8>(), 0..8).prop_map(|bytes| json_body(&bytes)),
         Just(Event::Tokens(Err("down".to_owned()))),
         (0u16..700).prop_map(|status| answered(status, &[(DRAINING, "1")])),
         Just(unreachable()),
@@ -887,13 +720,10 @@ proptest! {
     /// Whatever the adapter reports, in whatever order, the machine answers without panicking.
     #[test]
     fn no_event_sequence_panics(events in proptest::collection::vec(any_event(), 0..12)) {
-        let config = rate_limited_config();
-        let pairs = [("content-length", "2")];
-        let mut post = exchange(&config, Method::POST, "https://edge.example/api/v1/search", &pairs);
-        let mut health = BrainHealth::default();
-        let mut at = Surroundings { config: &config, now_ms: NOW, health: &mut health };
+        let mut drive = Drive::new(rate_limited_config());
+        let mut post = drive.exchange(Method::POST, SEARCH, &SMALL_BODY);
         for event in events {
-            let _ = describe(&post.advance(event, &mut at));
+            let _ = describe(&drive.advance(&mut post, event));
         }
     }
 }

@@ -352,6 +352,7 @@ fn with_fragment(filled: Filled) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::test_support::headers as header_map;
 
     fn rules(json: &str) -> Rules {
         Rules::from_vercel_json(json).unwrap_or_else(|e| panic!("{e}"))
@@ -362,17 +363,6 @@ mod tests {
             Ok(_) => panic!("should be rejected: {json}"),
             Err(error) => error.to_string(),
         }
-    }
-
-    fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
     }
 
     fn evaluate(rules: &Rules, url: &str, headers: &[(&str, &str)]) -> RulesOutcome {

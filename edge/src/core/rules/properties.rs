@@ -1,8 +1,10 @@
 //! Property tests (standing in for fuzzing): loading and evaluating never panic, whatever the
 //! file or the request, and what evaluation returns is always safe to put on the wire.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
+
+use crate::core::test_support::lossy_headers;
 
 use super::pattern::SourcePattern;
 use super::{RequestFacts, Rewrite, Rules, RulesLimits, escape_source_literal};
@@ -207,18 +209,7 @@ fn headers() -> impl Strategy<Value = HeaderMap> {
         Just(b"c=%0d%0aset-cookie:x".to_vec()),
         Just(b"..".to_vec()),
     ];
-    prop::collection::vec((name, value), 0..6).prop_map(|pairs| {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(&value),
-            ) {
-                map.append(name, value);
-            }
-        }
-        map
-    })
+    prop::collection::vec((name, value), 0..6).prop_map(lossy_headers)
 }
 
 fn query() -> impl Strategy<Value = String> {
