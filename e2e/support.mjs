@@ -16,6 +16,8 @@ export const EDGE_SIGNING_SECRET = "e2e-edge-signing-secret-0123456789abcdef";
 export const EDGE_SECRETS = {
   EDGE_SIGNING_SECRETS: EDGE_SIGNING_SECRET,
   SESSION_KEYS: "e2e1:e2e-session-key-0123456789abcdef0123456789",
+  // The suite can run against either executor of the edge's core (edge/js/shim.mjs).
+  ...(process.env.EDGE_EXECUTOR ? { EDGE_EXECUTOR: process.env.EDGE_EXECUTOR } : {}),
 };
 
 export function requireEnv(name) {

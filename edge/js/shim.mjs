@@ -1,14 +1,21 @@
 // Entry module of the edge Worker: instantiates the Rust wasm and exports its fetch handler.
 // scripts/build-edge bundles this file with wasm-bindgen's glue into edge/build/worker.mjs.
 import wasmModule from "./index_bg.wasm";
-import { initSync, fetch as edgeFetch, __wbg_reset_state, rateLimitApply } from "./pkg/index.js";
+import * as core from "./pkg/index.js";
 import { fetchOrReset } from "./trap.mjs";
+import { executeRequest } from "./executor.mjs";
 
+const { initSync, fetch: edgeFetch, __wbg_reset_state, rateLimitApply } = core;
 initSync({ module: wasmModule });
+
+// Two executors of the same core, measured side by side by scripts/bench-edge: the Rust
+// adapter (default) and the thin JS executor (`EDGE_EXECUTOR = "js"`).
+const jsExecutor = (request, env, ctx) => executeRequest(core, request, env, ctx);
 
 export default {
   fetch(request, env, ctx) {
-    return fetchOrReset(edgeFetch, __wbg_reset_state, request, env, ctx);
+    const handler = env.EDGE_EXECUTOR === "js" ? jsExecutor : edgeFetch;
+    return fetchOrReset(handler, __wbg_reset_state, request, env, ctx);
   },
 };
 

@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 
+use http::{HeaderMap, HeaderName, HeaderValue};
+
 /// How the JS runtime maps header bytes to strings and back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
@@ -67,6 +69,38 @@ pub fn encode(bytes: &[u8], runtime: Runtime) -> Cow<'_, str> {
         Runtime::Latin1 if bytes.is_ascii() => String::from_utf8_lossy(bytes),
         Runtime::Latin1 => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
     }
+}
+
+/// A header list in the lines format of `edge/js/headers.mjs` (`name\nvalue\n` per entry, as
+/// the runtime's strings) as a `HeaderMap`; entries that are no valid header are dropped.
+pub fn map_from_lines(lines: &str, runtime: Runtime) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    let mut fields = lines.split('\n');
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        let Some(bytes) = decode(value, runtime) else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&bytes),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// `map` in the lines format, each value the string the runtime sends as exactly its bytes
+/// ([`encode`]).
+pub fn lines_of(map: &HeaderMap, runtime: Runtime) -> String {
+    let mut lines = String::with_capacity(map.len() * 48);
+    for (name, value) in map {
+        lines.push_str(name.as_str());
+        lines.push('\n');
+        lines.push_str(&encode(value.as_bytes(), runtime));
+        lines.push('\n');
+    }
+    lines
 }
 
 #[cfg(test)]

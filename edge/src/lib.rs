@@ -15,10 +15,14 @@
 //!   (UTF-8 on workerd, latin-1 on Node), so non-ASCII values cross the boundary unchanged.
 //!   Pure; the adapter detects the runtime and calls it.
 //!
+//! - [`step_wire`]: the exchange's actions and the JS executor's reports as one JSON string
+//!   each way per step (`edge/js/executor.mjs`). Pure.
+//!
 //! The adapter is the only module that imports `worker`, `web_sys` or `js_sys`.
 
 pub mod core;
 pub mod header_text;
+pub mod step_wire;
 
 #[cfg(target_arch = "wasm32")]
 mod worker;

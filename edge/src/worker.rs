@@ -13,7 +13,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::future::{Either, join, select};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -42,6 +42,8 @@ use shared_types::account::{
     CLAIM_SESSION_PATH, REVOKE_REFRESH_TOKEN_PATH, ROTATE_REFRESH_TOKEN_PATH, RefreshGrant,
     START_REFRESH_FAMILY_PATH,
 };
+
+mod steps;
 
 /// Name of the Durable Object namespace binding holding the rate-limit buckets.
 const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
@@ -330,8 +332,7 @@ async fn run_exchange(mut exchange: Exchange, io: &ExchangeIo<'_>) -> Ended {
 /// Runs the refresh of a stale cached copy after the answer (`waitUntil`), on its own.
 fn refresh_in_background(refresh: Exchange, io: &ExchangeIo<'_>) {
     // The isolate's configuration outlives the request: the refresh may run after it.
-    let Some(config) = CONFIG.with(|config| config.get().and_then(|c| c.as_ref().ok()).cloned())
-    else {
+    let Some(config) = cached_config() else {
         return;
     };
     let run = async move {
@@ -1213,6 +1214,16 @@ fn isolate_config(env: &Env) -> Result<Rc<EdgeConfig>, ConfigError> {
     })
 }
 
+/// The isolate's configuration, once a request has read it.
+fn cached_config() -> Option<Rc<EdgeConfig>> {
+    CONFIG.with(|config| {
+        config
+            .get()
+            .and_then(|parsed| parsed.as_ref().ok())
+            .cloned()
+    })
+}
+
 /// Runs `f` on the isolate's key store (created on first use); `None` without `AUTH_CONFIG`.
 fn with_keys<T>(config: &EdgeConfig, f: impl FnOnce(&mut KeyStore) -> T) -> Option<T> {
     let auth = config.auth.as_ref()?;
@@ -1320,37 +1331,14 @@ extern "C" {
 /// Copies JS headers into a `HeaderMap` without panicking on anything the runtime hands over.
 /// Values are turned back into their wire bytes by the runtime's own rule ([`header_text`]).
 fn header_map(headers: &web_sys::Headers) -> HeaderMap {
-    let lines = header_lines(headers);
-    let runtime = runtime();
-    let mut map = HeaderMap::new();
-    let mut fields = lines.split('\n');
-    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        let Some(bytes) = header_text::decode(value, runtime) else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&bytes),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
+    header_text::map_from_lines(&header_lines(headers), runtime())
 }
 
 /// `map` as the `[name, value]` pairs a Request or Response init takes, each value the string
 /// the runtime sends as exactly its bytes ([`header_text::encode`]; the runtime validates them
 /// there, and the core only produces valid ones).
 fn js_headers(map: &HeaderMap) -> JsValue {
-    let runtime = runtime();
-    let mut lines = String::with_capacity(map.len() * 48);
-    for (name, value) in map {
-        lines.push_str(name.as_str());
-        lines.push('\n');
-        lines.push_str(&header_text::encode(value.as_bytes(), runtime));
-        lines.push('\n');
-    }
-    header_pairs(&lines).into()
+    header_pairs(&header_text::lines_of(map, runtime())).into()
 }
 
 /// The runtime this isolate runs in, by `navigator.userAgent`, looked up on first use: it

@@ -461,6 +461,19 @@ impl KeyStore {
         remote.claim_attempt(now_secs)
     }
 
+    /// Whether [`KeyStore::refresh_due`] would hand out a fetch at `now_secs` (nothing is
+    /// claimed): an executor that cannot fetch keys itself hands such a request on.
+    pub fn is_refresh_due(&self, now_secs: u64) -> bool {
+        self.remote.as_ref().is_some_and(|remote| {
+            remote
+                .fetched_at
+                .is_none_or(|at| elapsed(now_secs, at, remote.source.ttl_secs))
+                && remote
+                    .last_attempt
+                    .is_none_or(|at| elapsed(now_secs, at, remote.source.min_refresh_interval_secs))
+        })
+    }
+
     /// A fetch to perform now because a token named a key we do not have (the identity provider
     /// may have rotated keys), rate-limited to one per `min_refresh_interval_secs`.
     pub fn refresh_for_unknown_key(&mut self, now_secs: u64) -> Option<JwksFetch> {
@@ -560,6 +573,7 @@ mod tests {
     #[test]
     fn first_fetch_is_due_at_once_then_rate_limited_until_it_succeeds() {
         let mut store = remote_store();
+        assert!(store.is_refresh_due(NOW));
         let fetch = store.refresh_due(NOW).expect("nothing fetched yet");
         assert_eq!(
             fetch,
@@ -570,9 +584,11 @@ mod tests {
             }
         );
         // The fetch is in flight (or failed): nobody else is told to fetch within the interval.
+        assert!(!store.is_refresh_due(NOW + 1));
         assert_eq!(store.refresh_due(NOW + 1), None);
         assert_eq!(store.refresh_for_unknown_key(NOW + MIN_INTERVAL - 1), None);
         // After the interval the (still missing) set is due again.
+        assert!(store.is_refresh_due(NOW + MIN_INTERVAL));
         assert!(store.refresh_due(NOW + MIN_INTERVAL).is_some());
     }
 
@@ -584,6 +600,8 @@ mod tests {
         assert_eq!(kids(&store), [ES_KID]);
         assert_eq!(store.refresh_due(NOW + MIN_INTERVAL), None);
         assert_eq!(store.refresh_due(NOW + TTL - 1), None);
+        assert!(!store.is_refresh_due(NOW + TTL - 1));
+        assert!(store.is_refresh_due(NOW + TTL));
         assert!(store.refresh_due(NOW + TTL).is_some());
     }
 
