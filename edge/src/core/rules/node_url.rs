@@ -77,25 +77,10 @@ pub(crate) fn parse_query(text: &str) -> Query {
     query
 }
 
-/// `querystring.unescape`: percent-decoding that never fails (malformed escapes stay).
+/// `querystring.unescape`: percent-decoding that never fails (malformed escapes stay; `+`
+/// is left alone).
 pub(crate) fn unescape(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |at: usize| bytes.get(at).and_then(|c| (*c as char).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    super::condition::percent_decode(text, false)
 }
 
 /// `querystring.escape`.
