@@ -19,12 +19,16 @@
 // - Body limit: the same adapter counts request bodies as they stream (edge/js/body_limit.mjs),
 //   so MAX_BODY_BYTES holds for chunked uploads here too.
 import wasmModule from "../edge/build/index_bg.wasm?module";
-import { initSync, fetch as edgeFetch, __wbg_reset_state } from "../edge/build/glue.mjs";
+import * as core from "../edge/build/glue.mjs";
 import { fetchOrReset, internalError } from "../edge/js/trap.mjs";
+import { executeRequest } from "../edge/js/executor.mjs";
 
 export const config = { runtime: "edge" };
 
+const { initSync, __wbg_reset_state } = core;
 initSync({ module: wasmModule });
+// The core's steps carried out by the JS executor, as on Workers (edge/js/shim.mjs).
+const execute = (request, env, ctx) => executeRequest(core, request, env, ctx);
 
 /** The edge's variables (wrangler `[vars]` and secrets on Cloudflare). */
 const VARS = [
@@ -71,5 +75,5 @@ export default async function handler(request, context) {
     passThroughOnException() {},
     props: {},
   };
-  return fetchOrReset(edgeFetch, __wbg_reset_state, request, env, ctx);
+  return fetchOrReset(execute, __wbg_reset_state, request, env, ctx);
 }

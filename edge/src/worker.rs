@@ -3,7 +3,10 @@
 //! Everything here is glue: read config and request parts, supply `now` and randomness, call
 //! [`crate::core`], then do the I/O the decision asks for — JWKS fetches, the rate-limit
 //! Durable Object, the Cache API, reading a body to sign it, `fetch` to the brain. No routing or
-//! policy lives here. The same wasm also runs as a Vercel Edge Function (`api/edge.js`), where
+//! policy lives here. Proxied requests are usually stepped by the JS executor instead
+//! (`edge/js/executor.mjs` through [`steps`]), which hands this adapter everything else;
+//! `EDGE_EXECUTOR=rust` has [`run_exchange`] carry them out too. The same wasm also runs as a
+//! Vercel Edge Function (`api/edge.js`), where
 //! there is no `caches.default` (cache steps become BYPASS) and no Durable Object (the entry
 //! refuses to serve while `RATE_LIMITS` is set). Every failure becomes a response in the error shape; the handler never
 //! returns `Err` and never panics (a panic would abort the wasm instance for all requests in
