@@ -15,9 +15,13 @@ import { guardEventStream } from "./stream_guard.mjs";
 export async function executeRequest(core, request, env, ctx) {
   const first = JSON.parse(core.beginRequest(request.method, request.url, headerLines(request.headers), env));
   if (first.do === "rust") return core.fetch(request, env, ctx);
-  if (first.do === "respond") return respond(first);
+  // The edge's own answer, before any exchange began.
+  if (first.id === undefined) return respond(first);
   try {
-    return await run(core, first, { request, env, ctx, body: null });
+    const response = await run(core, first, { request, env, ctx, body: null });
+    // Only a stale copy's refresh ends without an answer.
+    if (!response) throw new Error("the exchange ended without an answer");
+    return response;
   } finally {
     core.endRequest(first.id);
   }
@@ -46,7 +50,8 @@ async function run(core, action, io) {
         continue;
       }
       case "match":
-        cached = (await caches.default.match(action.key)) ?? null;
+        // A lookup that fails is a miss, as in the Rust adapter.
+        cached = (await caches.default.match(action.key).catch(() => null)) ?? null;
         report = cached ? { e: "cached", headers: headerLines(cached.headers) } : { e: "cached" };
         break;
       case "fetch": {
@@ -169,6 +174,8 @@ function refreshInBackground(core, id, io) {
     try {
       const first = JSON.parse(core.stepRequest(id, '{"e":"start"}'));
       await run(core, first, { request: null, env: io.env, ctx: io.ctx, body: io.body });
+    } catch (error) {
+      console.error(`refreshing a stale copy failed: ${error}`);
     } finally {
       core.endRequest(id);
     }

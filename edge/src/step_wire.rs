@@ -16,7 +16,7 @@ use crate::header_text::{self, Runtime};
 /// `{"do":"respond",…}`: an answer the edge makes, outside any exchange.
 pub fn respond_json(response: &EdgeResponse, runtime: Runtime) -> String {
     let mut out = String::with_capacity(256);
-    respond_into(&mut out, response, runtime);
+    respond_into(&mut out, None, response, runtime);
     out
 }
 
@@ -121,17 +121,19 @@ pub fn action_json(
         Action::Discard => {
             let _ = write!(out, r#"{{"do":"discard","id":{id}}}"#);
         }
-        Action::Respond(response) => respond_into(&mut out, response, runtime),
+        Action::Respond(response) => respond_into(&mut out, Some(id), response, runtime),
     }
     out
 }
 
-fn respond_into(out: &mut String, response: &EdgeResponse, runtime: Runtime) {
-    let _ = write!(
-        out,
-        r#"{{"do":"respond","status":{},"headers":"#,
-        response.status.as_u16()
-    );
+/// `{"do":"respond",…}`, with the exchange's `id` when an exchange answers (the executor then
+/// forgets it), without one for an answer made before any exchange began.
+fn respond_into(out: &mut String, id: Option<u32>, response: &EdgeResponse, runtime: Runtime) {
+    out.push_str(r#"{"do":"respond","#);
+    if let Some(id) = id {
+        let _ = write!(out, r#""id":{id},"#);
+    }
+    let _ = write!(out, r#""status":{},"headers":"#, response.status.as_u16());
     string_into(out, &header_text::lines_of(&response.headers, runtime));
     out.push_str(r#","body":"#);
     // The edge's own bodies are JSON (the error shape, health) or empty.
@@ -278,6 +280,30 @@ mod tests {
         assert_eq!(json["body"], "guard");
         assert_eq!(json["event"], "data: {\"type\":\"error\"}\n\n");
         assert_eq!(json["store"]["key"], "https://edge-cache.invalid/v1/k");
+    }
+
+    #[test]
+    fn an_answer_names_its_exchange_only_when_one_began() {
+        let response = EdgeResponse::error(
+            shared_types::error::ErrorCode::RateLimited,
+            "slow down",
+            &crate::core::RequestId::from_random([7; 16]),
+        );
+        let own = parsed(&respond_json(&response, Runtime::Utf8));
+        assert_eq!(own["do"], "respond");
+        assert!(own.get("id").is_none());
+        let exchanged = parsed(&action_json(
+            9,
+            &Action::Respond(response),
+            Runtime::Utf8,
+            None,
+        ));
+        assert_eq!(
+            (exchanged["id"].as_u64(), exchanged["status"].as_u64()),
+            (Some(9), Some(429))
+        );
+        let body: Value = serde_json::from_str(exchanged["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
     }
 
     #[test]

@@ -255,6 +255,11 @@ impl Exchange {
         }
     }
 
+    /// When the plan stops waiting for a brain's response headers (ms since the epoch).
+    pub fn deadline_ms(&self) -> u64 {
+        self.proxy.deadline_ms
+    }
+
     /// The next step, given how the last one ended.
     pub fn advance(&mut self, event: Event, at: &mut Surroundings<'_>) -> Action<'_> {
         let state = std::mem::replace(&mut self.state, State::Over);

@@ -26,6 +26,13 @@ thread_local! {
     static EXCHANGES: RefCell<Exchanges> = RefCell::new(Exchanges::default());
 }
 
+/// An exchange still held this long after its brain deadline was abandoned: its request was
+/// cancelled mid-step (workerd drops a cancelled request's promises, so the executor's
+/// `finally` that ends it never runs).
+const ABANDONED_AFTER_MS: u64 = 5 * 60 * 1000;
+/// Abandoned exchanges are looked for once this many are held.
+const SWEEP_ABOVE: usize = 256;
+
 #[derive(Default)]
 struct Exchanges {
     next_id: u32,
@@ -34,6 +41,11 @@ struct Exchanges {
 
 impl Exchanges {
     fn insert(&mut self, exchange: Exchange) -> u32 {
+        if self.by_id.len() >= SWEEP_ABOVE {
+            let now = now_ms();
+            self.by_id
+                .retain(|_, held| held.deadline_ms().saturating_add(ABANDONED_AFTER_MS) > now);
+        }
         self.next_id = self.next_id.wrapping_add(1);
         self.by_id.insert(self.next_id, exchange);
         self.next_id
