@@ -571,5 +571,7 @@ impl Exchange {
     }
 }
 
+pub mod slab;
+
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,6 @@
 //! ([`step_wire::TO_RUST`]).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use http::Method;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -16,6 +15,7 @@ use super::{
     HEALTH, cached_config, default_cache, isolate_config, lost_track, now_ms, random_bytes,
     runtime, with_keys,
 };
+use crate::core::exchange::slab::ExchangeSlab;
 use crate::core::exchange::{Action, BodyRead, Event, Exchange, Surroundings};
 use crate::core::{Decision, EdgeConfig, Inputs, RequestHead, RequestId, Routing, route};
 use crate::header_text;
@@ -23,33 +23,7 @@ use crate::step_wire::{self, TO_RUST};
 
 thread_local! {
     /// The exchanges in flight in this isolate, by the id the executor names them with.
-    static EXCHANGES: RefCell<Exchanges> = RefCell::new(Exchanges::default());
-}
-
-/// An exchange still held this long after its brain deadline was abandoned: its request was
-/// cancelled mid-step (workerd drops a cancelled request's promises, so the executor's
-/// `finally` that ends it never runs).
-const ABANDONED_AFTER_MS: u64 = 5 * 60 * 1000;
-/// Abandoned exchanges are looked for once this many are held.
-const SWEEP_ABOVE: usize = 256;
-
-#[derive(Default)]
-struct Exchanges {
-    next_id: u32,
-    by_id: HashMap<u32, Exchange>,
-}
-
-impl Exchanges {
-    fn insert(&mut self, exchange: Exchange) -> u32 {
-        if self.by_id.len() >= SWEEP_ABOVE {
-            let now = now_ms();
-            self.by_id
-                .retain(|_, held| held.deadline_ms().saturating_add(ABANDONED_AFTER_MS) > now);
-        }
-        self.next_id = self.next_id.wrapping_add(1);
-        self.by_id.insert(self.next_id, exchange);
-        self.next_id
-    }
+    static EXCHANGES: RefCell<ExchangeSlab> = RefCell::new(ExchangeSlab::default());
 }
 
 /// The first step of a request: the edge's own answer, the Rust adapter's path, or the first
@@ -104,7 +78,7 @@ pub fn begin_request(method: &str, url: &str, header_lines: &str, env: &Env) -> 
         Decision::Respond(response) => step_wire::respond_json(&response, runtime),
         Decision::Proxy(proxy) => {
             let exchange = Exchange::new(*proxy, default_cache().is_some(), part(3));
-            let id = EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange));
+            let id = EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, now));
             advance(id, Event::Start)
         }
         Decision::SignIn | Decision::RefreshKeys | Decision::RefreshSignIn { .. } => {
@@ -139,12 +113,12 @@ pub fn step_body(id: u32, body: Option<Vec<u8>>, failed: bool) -> String {
 #[wasm_bindgen(js_name = endRequest)]
 #[allow(unreachable_pub)]
 pub fn end_request(id: u32) {
-    EXCHANGES.with_borrow_mut(|exchanges| exchanges.by_id.remove(&id));
+    EXCHANGES.with_borrow_mut(|exchanges| exchanges.end(id));
 }
 
 fn advance(id: u32, event: Event) -> String {
     let runtime = runtime();
-    let exchange = EXCHANGES.with_borrow_mut(|exchanges| exchanges.by_id.remove(&id));
+    let exchange = EXCHANGES.with_borrow_mut(|exchanges| exchanges.take(id));
     let (Some(mut exchange), Some(config)) = (exchange, cached_config()) else {
         let response = lost_track(&RequestId::from_random([0; 16]));
         return step_wire::respond_json(&response, runtime);
@@ -161,7 +135,8 @@ fn advance(id: u32, event: Event) -> String {
                 headers,
                 refresh: Some(refresh),
             } => {
-                let refresh_id = EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(*refresh));
+                let refresh_id =
+                    EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(*refresh, at.now_ms));
                 let action = Action::ServeCached {
                     headers,
                     refresh: None,
@@ -171,6 +146,6 @@ fn advance(id: u32, event: Event) -> String {
             action => step_wire::action_json(id, &action, runtime, None),
         }
     });
-    EXCHANGES.with_borrow_mut(|exchanges| exchanges.by_id.insert(id, exchange));
+    EXCHANGES.with_borrow_mut(|exchanges| exchanges.put_back(id, exchange));
     json
 }

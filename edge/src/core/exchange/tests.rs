@@ -727,3 +727,45 @@ proptest! {
         }
     }
 }
+
+mod slab {
+    use super::*;
+    use crate::core::exchange::slab::{ABANDONED_AFTER_MS, ExchangeSlab, SWEEP_ABOVE};
+
+    /// The deadline of every exchange `Drive::exchange` plans: decided at `NOW`, 1500 ms.
+    const DEADLINE: u64 = NOW + 1500;
+
+    #[test]
+    fn exchanges_are_held_by_distinct_ids_until_ended() {
+        let drive = Drive::new(config(&[]));
+        let mut slab = ExchangeSlab::default();
+        let a = slab.insert(drive.exchange(Method::GET, X, &[]), NOW);
+        let b = slab.insert(drive.exchange(Method::GET, X, &[]), NOW);
+        assert_ne!(a, b);
+        let taken = slab.take(a).unwrap();
+        assert!(slab.take(a).is_none(), "taken out while stepped");
+        slab.put_back(a, taken);
+        slab.end(a);
+        slab.end(b);
+        assert!(slab.is_empty());
+    }
+
+    /// Requests cancelled mid-step never end their exchanges: the slab forgets them once they
+    /// are long past their deadline, and only then.
+    #[test]
+    fn abandoned_exchanges_are_swept_and_live_ones_kept() {
+        let drive = Drive::new(config(&[]));
+        let mut slab = ExchangeSlab::default();
+        for _ in 0..SWEEP_ABOVE {
+            slab.insert(drive.exchange(Method::GET, X, &[]), NOW);
+        }
+        // Not yet abandoned at the last millisecond: nothing goes.
+        let last_live = DEADLINE + ABANDONED_AFTER_MS - 1;
+        slab.insert(drive.exchange(Method::GET, X, &[]), last_live);
+        assert_eq!(slab.len(), SWEEP_ABOVE + 1);
+        // A millisecond later every one of them is abandoned; the new one is held.
+        let id = slab.insert(drive.exchange(Method::GET, X, &[]), last_live + 1);
+        assert_eq!(slab.len(), 1);
+        assert!(slab.take(id).is_some());
+    }
+}
