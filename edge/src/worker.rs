@@ -37,8 +37,8 @@ use crate::core::signin::endpoint::{AuthDecision, decide_auth};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
 use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
 use crate::core::{
-    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId, Routing,
-    UpstreamFailure, route,
+    ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId, Routed,
+    Routing, UpstreamFailure, route,
 };
 use crate::header_text::{self, Runtime};
 use shared_types::account::{
@@ -78,18 +78,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
             &request_id,
         ));
     };
-    let part = |i: usize| -> [u8; 16] {
-        let mut out = [0; 16];
-        out.copy_from_slice(&random[16 * i..16 * (i + 1)]);
-        out
-    };
-    let mut inputs = Inputs {
-        now_ms: now_ms(),
-        random: part(0),
-        session_random: part(1),
-        nonce: part(2),
-        keys_refreshed: false,
-    };
+    let mut inputs = inputs_of(&random, now_ms());
     let config = match isolate_config(env) {
         Ok(config) => config,
         Err(error) => {
@@ -153,7 +142,8 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
     match decision.with_set_cookies(&sign_in_cookies) {
         Decision::Respond(response) => respond(response),
         Decision::Proxy(proxy) => {
-            let exchange = Exchange::new(*proxy, default_cache().is_some(), part(3));
+            let exchange =
+                Exchange::new(*proxy, default_cache().is_some(), random_part(&random, 3));
             let io = ExchangeIo {
                 request: Some(request),
                 env: Some(env),
@@ -189,11 +179,7 @@ async fn decide_with_keys(
         Routing::Decided(decision) => return decision,
         Routing::Routed(routed) => routed,
     };
-    let first = *inputs;
-    let mut decision = with_keys(config, |keys| {
-        routed.decide(head, config, Some(keys), first)
-    })
-    .unwrap_or_else(|| routed.decide(head, config, None, first));
+    let mut decision = decide_routed(&routed, head, config, *inputs);
     if decision == Decision::RefreshKeys {
         let fetch = with_keys(config, |keys| {
             keys.refresh_for_unknown_key(inputs.now_ms / 1000)
@@ -210,13 +196,49 @@ async fn decide_with_keys(
         }
         inputs.keys_refreshed = true;
         inputs.now_ms = now_ms();
-        let again = *inputs;
-        decision = with_keys(config, |keys| {
-            routed.decide(head, config, Some(keys), again)
-        })
-        .unwrap_or_else(|| routed.decide(head, config, None, again));
+        decision = decide_routed(&routed, head, config, *inputs);
     }
     decision
+}
+
+/// One request's randomness (one `getRandomValues` draw) split into the core's inputs at
+/// `now_ms`; the fourth part is the nonce of a stale copy's refresh ([`random_part`]).
+fn inputs_of(random: &[u8; 64], now_ms: u64) -> Inputs {
+    Inputs {
+        now_ms,
+        random: random_part(random, 0),
+        session_random: random_part(random, 1),
+        nonce: random_part(random, 2),
+        keys_refreshed: false,
+    }
+}
+
+/// The `index`th 16 bytes of a request's randomness.
+fn random_part(random: &[u8; 64], index: usize) -> [u8; 16] {
+    let mut part = [0; 16];
+    part.copy_from_slice(&random[16 * index..16 * (index + 1)]);
+    part
+}
+
+/// [`Routed::decide`] with the isolate's JWT keys (none without `AUTH_CONFIG`).
+fn decide_routed(
+    routed: &Routed<'_>,
+    head: &RequestHead<'_>,
+    config: &EdgeConfig,
+    inputs: Inputs,
+) -> Decision {
+    with_keys(config, |keys| {
+        routed.decide(head, config, Some(keys), inputs)
+    })
+    .unwrap_or_else(|| routed.decide(head, config, None, inputs))
+}
+
+/// Runs `work` after the answer: in the request's `waitUntil`, or on its own without one.
+fn in_background(ctx: Option<&Context>, work: impl std::future::Future<Output = ()> + 'static) {
+    match ctx {
+        Some(ctx) => ctx.wait_until(work),
+        None => wasm_bindgen_futures::spawn_local(work),
+    }
 }
 
 /// What an [`Exchange`] may touch while it runs: the client's request (absent for a
@@ -316,8 +338,9 @@ async fn run_exchange(mut exchange: Exchange, io: &ExchangeIo<'_>) -> Ended {
                 None => Event::ResponseRejected,
             },
             Action::Store(put) => {
+                // A refresh's write: the brain's whole answer, awaited in its background task.
                 if let Some(brain) = upstream.take() {
-                    store(&brain, put).await;
+                    put_into_cache(brain.status(), brain.body(), put).await;
                 }
                 return Ended::Done;
             }
@@ -347,10 +370,7 @@ fn refresh_in_background(refresh: Exchange, io: &ExchangeIo<'_>) {
         };
         let _ = run_exchange(refresh, &io).await;
     };
-    match io.ctx {
-        Some(ctx) => ctx.wait_until(run),
-        None => wasm_bindgen_futures::spawn_local(run),
-    }
+    in_background(io.ctx, run);
 }
 
 /// Takes tokens from the caller's bucket and, when asked, the network's, both at once.
@@ -436,7 +456,7 @@ fn stream_back(
         match stream.as_ref().and_then(tee) {
             Some((to_client, to_cache)) => {
                 stream = Some(to_client);
-                put_in_background(brain.status(), to_cache, put, ctx);
+                in_background(ctx, put_into_cache(brain.status(), Some(to_cache), put));
             }
             None => console_error!("cache put {}: the body could not be teed", put.key),
         }
@@ -486,45 +506,17 @@ fn tee(
     ))
 }
 
-/// Puts `body` into the cache after the answer (`waitUntil`, or on its own without a
-/// request context).
-fn put_in_background(
-    status: u16,
-    body: web_sys::ReadableStream,
-    put: CachePut,
-    ctx: Option<&Context>,
-) {
-    let write = async move {
-        let init = web_sys::ResponseInit::new();
-        init.set_status(status);
-        init.set_headers(&js_headers(&put.headers));
-        match web_sys::Response::new_with_opt_readable_stream_and_init(Some(&body), &init) {
-            Ok(response) => {
-                if let Err(error) = cache_put(&put.key, &response).await {
-                    console_error!("cache put {} failed: {error:?}", put.key);
-                }
-            }
-            Err(error) => console_error!("cache put {} failed: {error:?}", put.key),
-        }
-    };
-    match ctx {
-        Some(ctx) => ctx.wait_until(write),
-        None => wasm_bindgen_futures::spawn_local(write),
-    }
-}
-
-/// A refresh's cache write: the brain's whole response, stored under `put`.
-async fn store(brain: &web_sys::Response, put: CachePut) {
+/// Writes `body` (with `status`) into the cache under `put`; a failure is logged, never the
+/// client's problem.
+async fn put_into_cache(status: u16, body: Option<web_sys::ReadableStream>, put: CachePut) {
     let init = web_sys::ResponseInit::new();
-    init.set_status(brain.status());
+    init.set_status(status);
     init.set_headers(&js_headers(&put.headers));
-    let written = match web_sys::Response::new_with_opt_readable_stream_and_init(
-        brain.body().as_ref(),
-        &init,
-    ) {
-        Ok(response) => cache_put(&put.key, &response).await,
-        Err(error) => Err(error),
-    };
+    let written =
+        match web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init) {
+            Ok(response) => cache_put(&put.key, &response).await,
+            Err(error) => Err(error),
+        };
     if let Err(error) = written {
         console_error!("cache put {} failed: {error:?}", put.key);
     }

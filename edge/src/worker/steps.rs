@@ -12,12 +12,12 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use worker::Env;
 
 use super::{
-    HEALTH, cached_config, default_cache, isolate_config, lost_track, now_ms, random_bytes,
-    runtime, with_keys,
+    HEALTH, cached_config, decide_routed, default_cache, inputs_of, isolate_config, lost_track,
+    now_ms, random_bytes, random_part, runtime, with_keys,
 };
 use crate::core::exchange::slab::ExchangeSlab;
 use crate::core::exchange::{Action, BodyRead, Event, Exchange, Surroundings};
-use crate::core::{Decision, EdgeConfig, Inputs, RequestHead, RequestId, Routing, route};
+use crate::core::{Decision, EdgeConfig, RequestHead, RequestId, Routing, route};
 use crate::header_text;
 use crate::step_wire::{self, TO_RUST};
 
@@ -41,19 +41,8 @@ pub fn begin_request(method: &str, url: &str, header_lines: &str, env: &Env) -> 
     ) else {
         return TO_RUST.to_owned();
     };
-    let part = |i: usize| -> [u8; 16] {
-        let mut out = [0; 16];
-        out.copy_from_slice(&random[16 * i..16 * (i + 1)]);
-        out
-    };
     let now = now_ms();
-    let inputs = Inputs {
-        now_ms: now,
-        random: part(0),
-        session_random: part(1),
-        nonce: part(2),
-        keys_refreshed: false,
-    };
+    let inputs = inputs_of(&random, now);
     if config.auth.is_some()
         && with_keys(&config, |keys| keys.is_refresh_due(now / 1000)).unwrap_or(false)
     {
@@ -69,15 +58,13 @@ pub fn begin_request(method: &str, url: &str, header_lines: &str, env: &Env) -> 
     };
     let decision = match route(&head, &config, inputs) {
         Routing::Decided(decision) => decision,
-        Routing::Routed(routed) => with_keys(&config, |keys| {
-            routed.decide(&head, &config, Some(keys), inputs)
-        })
-        .unwrap_or_else(|| routed.decide(&head, &config, None, inputs)),
+        Routing::Routed(routed) => decide_routed(&routed, &head, &config, inputs),
     };
     match decision {
         Decision::Respond(response) => step_wire::respond_json(&response, runtime),
         Decision::Proxy(proxy) => {
-            let exchange = Exchange::new(*proxy, default_cache().is_some(), part(3));
+            let exchange =
+                Exchange::new(*proxy, default_cache().is_some(), random_part(&random, 3));
             let id = EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, now));
             advance(id, Event::Start)
         }
