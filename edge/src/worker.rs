@@ -15,7 +15,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use futures_util::future::{Either, join, select};
+use futures_util::future::join;
 use http::{HeaderMap, HeaderValue, Method};
 use js_sys::{Reflect, Uint8Array};
 use shared_types::error::ErrorCode;
@@ -24,8 +24,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Env, console_error, event};
 
-use crate::core::auth::{AuthConfig, JwksFetch, KeyStore, Principal};
+use crate::core::auth::{AuthConfig, JwksFetch, KeyRefresh, KeyStore, Principal, RefreshAction};
 use crate::core::brains::BrainHealth;
+use crate::core::deciding::{DecideAction, DecideEvent, Deciding};
 use crate::core::exchange::{
     Action, BodyRead, CachePut, Event, Exchange, Fetch, FetchBody, ResponseBody, Surroundings,
     UpstreamHead,
@@ -38,7 +39,7 @@ use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
 use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
 use crate::core::{
     ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId, Routed,
-    Routing, UpstreamFailure, route,
+    UpstreamFailure,
 };
 use crate::header_text::{self, Runtime};
 use shared_types::account::{
@@ -78,7 +79,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
             &request_id,
         ));
     };
-    let mut inputs = inputs_of(&random, now_ms());
+    let inputs = inputs_of(&random, now_ms());
     let config = match isolate_config(env) {
         Ok(config) => config,
         Err(error) => {
@@ -109,13 +110,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
         client_ip,
     };
 
-    if config.auth.is_some() {
-        let due = with_keys(&config, |keys| keys.refresh_due(inputs.now_ms / 1000));
-        if let Some(fetch) = due.flatten() {
-            refresh_jwks(fetch).await;
-        }
-    }
-    let decision = decide_with_keys(&head, &config, &mut inputs).await;
+    let decision = decide_with_keys(&head, &config, inputs).await;
     // A signed-in caller whose access cookie expired: renew it at the brain, then decide
     // again as whoever the renewal says the caller is.
     let renewed_headers: HeaderMap;
@@ -130,7 +125,7 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
                         headers: &renewed_headers,
                         ..head
                     };
-                    let decision = decide_with_keys(&head, &config, &mut inputs).await;
+                    let decision = decide_with_keys(&head, &config, inputs).await;
                     (head, decision)
                 }
                 Err(response) => return respond(response),
@@ -158,8 +153,8 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
             }
         }
         Decision::SignIn => sign_in_endpoint(&head, &config, &inputs).await,
-        // `decide` settles unknown keys once `keys_refreshed` is set, and a renewed request
-        // carries no refresh cookie to renew again; answer safely anyway.
+        // `Deciding` settles unknown keys itself, and a renewed request carries no refresh
+        // cookie to renew again; answer safely anyway.
         Decision::RefreshKeys | Decision::RefreshSignIn { .. } => respond(EdgeResponse::error(
             ErrorCode::Unauthorized,
             "the credentials could not be verified",
@@ -168,37 +163,27 @@ async fn handle(request: &web_sys::Request, env: &Env, ctx: &Context) -> web_sys
     }
 }
 
-/// `decide`, refreshing the JWKS once when the token names an unknown key — and then deciding
-/// again from the routed request, not from the start.
-async fn decide_with_keys(
-    head: &RequestHead<'_>,
-    config: &EdgeConfig,
-    inputs: &mut Inputs,
-) -> Decision {
-    let routed = match route(head, config, *inputs) {
-        Routing::Decided(decision) => return decision,
-        Routing::Routed(routed) => routed,
-    };
-    let mut decision = decide_routed(&routed, head, config, *inputs);
-    if decision == Decision::RefreshKeys {
-        let fetch = with_keys(config, |keys| {
-            keys.refresh_for_unknown_key(inputs.now_ms / 1000)
+/// Decides `head` ([`Deciding`]), carrying out the key fetches and waits the machine asks for.
+async fn decide_with_keys(head: &RequestHead<'_>, config: &EdgeConfig, inputs: Inputs) -> Decision {
+    let mut deciding = Deciding::new(inputs);
+    let mut event = DecideEvent::Start;
+    loop {
+        let action = with_key_store(config, |keys| {
+            deciding.advance(event, head, config, keys, now_ms())
         });
-        if let Some(fetch) = fetch.flatten() {
-            refresh_jwks(fetch).await;
-        } else if let Some(timeout_ms) = config
-            .auth
-            .as_ref()
-            .and_then(|auth| auth.jwks_url.as_ref().map(|jwks| jwks.fetch_timeout_ms))
-        {
-            // Another request may be fetching the keys right now: wait for that one.
-            wait_for_fetch(&JWKS_FETCH_STARTED_MS, timeout_ms).await;
-        }
-        inputs.keys_refreshed = true;
-        inputs.now_ms = now_ms();
-        decision = decide_routed(&routed, head, config, *inputs);
+        event = match action {
+            DecideAction::Decided(decision) => return decision,
+            DecideAction::FetchKeys(fetch) => DecideEvent::KeysFetched(fetch_jwks(&fetch).await),
+            DecideAction::LookAgainIn { ms } => {
+                Delay::from(std::time::Duration::from_millis(ms)).await;
+                DecideEvent::LookedAgain
+            }
+            DecideAction::Log(line) => {
+                console_error!("{line}");
+                DecideEvent::Logged
+            }
+        };
     }
-    decision
 }
 
 /// One request's randomness (one `getRandomValues` draw) split into the core's inputs at
@@ -227,10 +212,9 @@ fn decide_routed(
     config: &EdgeConfig,
     inputs: Inputs,
 ) -> Decision {
-    with_keys(config, |keys| {
-        routed.decide(head, config, Some(keys), inputs)
+    with_key_store(config, |keys| {
+        routed.decide(head, config, keys.as_deref(), inputs)
     })
-    .unwrap_or_else(|| routed.decide(head, config, None, inputs))
 }
 
 /// Runs `work` after the answer: in the request's `waitUntil`, or on its own without one.
@@ -760,7 +744,14 @@ async fn sign_in_endpoint(
                 match due {
                     Some(url) => {
                         DISCOVERY_FETCH_STARTED_MS.set(Some(now));
-                        match fetch_with_timeout(&url, None, SIGN_IN_ANSWER_MAX_BYTES).await {
+                        match fetch_with_timeout(
+                            &url,
+                            None,
+                            SIGN_IN_ANSWER_MAX_BYTES,
+                            PROVIDER_TIMEOUT_MS,
+                        )
+                        .await
+                        {
                             Ok((status, body)) => DISCOVERY.with_borrow_mut(|discovery| {
                                 if let Err(error) =
                                     discovery.apply(now_ms() / 1000, status, &body, signin)
@@ -843,6 +834,7 @@ async fn finish_sign_in(
         &token.url,
         Some((token.body.as_str(), token.authorization.as_deref())),
         SIGN_IN_ANSWER_MAX_BYTES,
+        PROVIDER_TIMEOUT_MS,
     )
     .await
     {
@@ -858,59 +850,16 @@ async fn finish_sign_in(
             );
         }
     };
-    let mut outcome = None;
-    for _ in 0..2 {
-        let read = with_provider_keys(signin, &metadata, |verifier, keys| {
-            flow::read_id_token(
-                status,
-                &body,
-                token,
-                signin,
-                verifier,
-                keys,
-                now_ms() / 1000,
-            )
-        });
-        match read {
-            Some(IdToken::UnknownKey) | None => {
-                let fetch = with_provider_keys(signin, &metadata, |_, keys| {
-                    keys.refresh_for_unknown_key(now_ms() / 1000)
-                })
-                .flatten();
-                let Some(fetch) = fetch else {
-                    // Another request is fetching the keys: wait for it, then read once more.
-                    let timeout_ms = fetch_timeout_ms(&metadata, signin);
-                    wait_for_fetch(&PROVIDER_KEYS_FETCH_STARTED_MS, timeout_ms).await;
-                    outcome = with_provider_keys(signin, &metadata, |verifier, keys| {
-                        let now = now_ms() / 1000;
-                        flow::read_id_token(status, &body, token, signin, verifier, keys, now)
-                    });
-                    break;
-                };
-                let started = now_ms();
-                PROVIDER_KEYS_FETCH_STARTED_MS.set(Some(started));
-                let fetched =
-                    fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64).await;
-                if PROVIDER_KEYS_FETCH_STARTED_MS.get() == Some(started) {
-                    PROVIDER_KEYS_FETCH_STARTED_MS.set(None);
-                }
-                match fetched {
-                    Ok((200, jwks)) => {
-                        with_provider_keys(signin, &metadata, |_, keys| {
-                            if let Err(error) = keys.apply_jwks(now_ms() / 1000, &jwks) {
-                                console_error!("provider JWKS refused: {error:?}");
-                            }
-                        });
-                    }
-                    Ok((status, _)) => console_error!("provider JWKS answered {status}"),
-                    Err(error) => console_error!("provider JWKS fetch failed: {error}"),
-                }
-            }
-            decided => {
-                outcome = decided;
-                break;
-            }
-        }
+    let read_id_token = || {
+        with_provider_keys(signin, &metadata, |verifier, keys| {
+            let now = now_ms() / 1000;
+            flow::read_id_token(status, &body, token, signin, verifier, keys, now)
+        })
+    };
+    let mut outcome = read_id_token();
+    if outcome == Some(IdToken::UnknownKey) {
+        refresh_provider_keys(signin, &metadata).await;
+        outcome = read_id_token();
     }
     let user = match outcome {
         Some(IdToken::User(user)) => user,
@@ -1086,6 +1035,7 @@ async fn fetch_with_timeout(
     url: &str,
     form: Option<(&str, Option<&str>)>,
     max_bytes: u64,
+    timeout_ms: u32,
 ) -> Result<(u16, Vec<u8>), String> {
     let init = web_sys::RequestInit::new();
     init.set_redirect(web_sys::RequestRedirect::Manual);
@@ -1106,11 +1056,11 @@ async fn fetch_with_timeout(
         }
     }
     init.set_headers(&js_headers(&headers));
-    let answer = JsFuture::from(fetch_with_deadline(url, &init, PROVIDER_TIMEOUT_MS, None))
+    let answer = JsFuture::from(fetch_with_deadline(url, &init, timeout_ms, None))
         .await
         .map_err(|error| format!("{error:?}"))?;
     if answer.is_null() {
-        return Err(format!("no answer within {PROVIDER_TIMEOUT_MS} ms"));
+        return Err(format!("no answer within {timeout_ms} ms"));
     }
     let response: web_sys::Response = answer.dyn_into().map_err(|_| "not a Response".to_owned())?;
     let body = read_stream_at_most(response.body().as_ref(), max_bytes)
@@ -1149,13 +1099,39 @@ fn with_provider_keys<T>(
     })
 }
 
-/// How long a provider JWKS fetch may take (its verifier's setting).
-fn fetch_timeout_ms(metadata: &ProviderMetadata, signin: &SigninConfig) -> u64 {
-    with_provider_keys(signin, metadata, |verifier, _| {
-        verifier.jwks_url.as_ref().map(|jwks| jwks.fetch_timeout_ms)
-    })
-    .flatten()
-    .unwrap_or(u64::from(PROVIDER_TIMEOUT_MS))
+/// Brings the provider's keys up to date for an ID token that named an unknown one
+/// ([`KeyRefresh`]): this request's own fetch, or a wait for another request's.
+async fn refresh_provider_keys(signin: &SigninConfig, metadata: &ProviderMetadata) {
+    let started = with_provider_keys(signin, metadata, |_, keys| {
+        KeyRefresh::for_unknown_key(keys, now_ms())
+    });
+    let Some((mut refresh, mut action)) = started else {
+        return;
+    };
+    loop {
+        let next = match action {
+            RefreshAction::Fetch(fetch) => {
+                let outcome = fetch_jwks(&fetch).await;
+                with_provider_keys(signin, metadata, |_, keys| {
+                    refresh.fetched(keys, now_ms(), outcome)
+                })
+            }
+            RefreshAction::LookAgainIn { ms } => {
+                Delay::from(std::time::Duration::from_millis(ms)).await;
+                with_provider_keys(signin, metadata, |_, keys| {
+                    refresh.look_again(keys, now_ms())
+                })
+            }
+            RefreshAction::Done { problem } => {
+                if let Some(problem) = problem {
+                    console_error!("the provider's {problem}");
+                }
+                return;
+            }
+        };
+        // The provider's `jwks_uri` changed meanwhile: its new store starts afresh.
+        action = next.unwrap_or(RefreshAction::Done { problem: None });
+    }
 }
 
 /// Waits, on this request's own timer, while another request of the isolate runs the fetch
@@ -1177,8 +1153,6 @@ async fn wait_for_fetch(
 thread_local! {
     /// When a request started the discovery fetch still running (ms since the epoch).
     static DISCOVERY_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
-    /// When a request started the provider JWKS fetch still running.
-    static PROVIDER_KEYS_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
     /// The provider's discovery document (sign-in), refetched after its TTL.
     static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
     /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
@@ -1196,8 +1170,6 @@ thread_local! {
     static HEALTH: RefCell<BrainHealth> = RefCell::new(BrainHealth::default());
     /// The isolate's JWT keys (static ones plus the cached JWKS).
     static KEYS: RefCell<Option<KeyStore>> = const { RefCell::new(None) };
-    /// When a request of this isolate started the JWKS fetch still running (ms since the epoch).
-    static JWKS_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
     /// The JS runtime (workerd or Node's edge-runtime): fixed for the life of the isolate.
     static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
 }
@@ -1219,69 +1191,28 @@ fn cached_config() -> Option<Rc<EdgeConfig>> {
     })
 }
 
-/// Runs `f` on the isolate's key store (created on first use); `None` without `AUTH_CONFIG`.
-fn with_keys<T>(config: &EdgeConfig, f: impl FnOnce(&mut KeyStore) -> T) -> Option<T> {
-    let auth = config.auth.as_ref()?;
-    KEYS.with(|cell| {
-        let mut keys = cell.try_borrow_mut().ok()?;
-        Some(f(keys.get_or_insert_with(|| KeyStore::new(auth))))
+/// Runs `f` on the isolate's key store (created on first use), or on `None` without
+/// `AUTH_CONFIG`.
+fn with_key_store<T>(config: &EdgeConfig, f: impl FnOnce(Option<&mut KeyStore>) -> T) -> T {
+    let Some(auth) = config.auth.as_ref() else {
+        return f(None);
+    };
+    KEYS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut keys) => f(Some(keys.get_or_insert_with(|| KeyStore::new(auth)))),
+        // The store is never borrowed across an await, so only reentrancy could get here.
+        Err(_) => f(None),
     })
 }
 
-/// Fetches the JWKS the key store handed out and installs it. A failed or timed-out fetch
-/// leaves the last good key set in place (the store's rate limit spaces out the retries).
-///
-/// The fetch belongs to the request that claimed it: Workers forbid awaiting I/O started by
-/// another request, and a request whose client went away is cancelled with everything it
-/// awaits. So requests never share the fetch's future; they share only the plain fact that a
-/// fetch is running ([`JWKS_FETCH_STARTED_MS`]) and wait for it in [`wait_for_fetch`].
-async fn refresh_jwks(fetch: JwksFetch) {
-    let started = now_ms();
-    JWKS_FETCH_STARTED_MS.set(Some(started));
-    let body = match select(
-        Box::pin(fetch_bytes(&fetch.url, fetch.max_body_bytes)),
-        Delay::from(std::time::Duration::from_millis(fetch.timeout_ms)),
-    )
-    .await
-    {
-        Either::Left((body, _)) => body,
-        Either::Right(((), _)) => Err(format!("no answer within {} ms", fetch.timeout_ms)),
-    };
-    KEYS.with(|cell| {
-        if let Ok(mut keys) = cell.try_borrow_mut()
-            && let Some(keys) = keys.as_mut()
-        {
-            match body {
-                Ok(body) => {
-                    if let Err(error) = keys.apply_jwks(now_ms() / 1000, &body) {
-                        console_error!("JWKS from {} refused: {error:?}", fetch.url);
-                    }
-                }
-                Err(error) => console_error!("JWKS fetch {} failed: {error}", fetch.url),
-            }
-        }
-    });
-    // Only clear our own mark: a later fetch may have started meanwhile.
-    if JWKS_FETCH_STARTED_MS.get() == Some(started) {
-        JWKS_FETCH_STARTED_MS.set(None);
+/// Fetches a JWKS document the core asked for ([`JwksFetch`]): its body, or why there is none.
+/// Redirects are not followed (as for every call the edge makes to the identity provider): the
+/// configured URL is the only place keys come from.
+async fn fetch_jwks(fetch: &JwksFetch) -> Result<Vec<u8>, String> {
+    let timeout_ms = u32::try_from(fetch.timeout_ms).unwrap_or(u32::MAX);
+    match fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64, timeout_ms).await? {
+        (200..=299, body) => Ok(body),
+        (status, _) => Err(format!("{} answered {status}", fetch.url)),
     }
-}
-
-async fn fetch_bytes(url: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let response: web_sys::Response = JsFuture::from(global.fetch_with_str(url))
-        .await
-        .map_err(|error| format!("{error:?}"))?
-        .dyn_into()
-        .map_err(|_| "not a Response".to_owned())?;
-    if !response.ok() {
-        return Err(format!("status {}", response.status()));
-    }
-    // Counted as it arrives: a chunked answer has no length to check up front.
-    read_stream_at_most(response.body().as_ref(), max_bytes as u64)
-        .await
-        .map_err(|()| "the body could not be read".to_owned())?
-        .ok_or_else(|| format!("larger than {max_bytes} bytes"))
 }
 
 /// A variable as text: strings as they are, JSON values (wrangler `[vars]` tables and arrays)

@@ -13,6 +13,9 @@
 //! - [`pipeline`]: the request pipeline ([`decide`]) in two phases — [`route()`] (the stages that
 //!   need no credentials) and [`Routed::decide`] (authentication and the plan) — and the
 //!   upstream response/failure handling.
+//! - [`deciding`]: one request decided as a state machine ([`deciding::Deciding`]): the JWT
+//!   keys refreshed when due or when a token names an unknown key, then [`route()`] and
+//!   [`Routed::decide`].
 //! - [`exchange`]: a proxied request as a state machine ([`exchange::Exchange`]): rate limit,
 //!   body, cache, brain attempts, answer — each step an action the adapter carries out.
 //! - [`response`]: the edge's own responses (health, errors) in the shared wire shapes.
@@ -32,6 +35,7 @@ pub mod brains;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod deciding;
 pub mod exchange;
 pub mod pipeline;
 pub mod policy_error;

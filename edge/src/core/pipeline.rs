@@ -57,7 +57,8 @@ pub struct Inputs {
     /// Fresh randomness for the signature nonce of the brain request.
     pub nonce: [u8; 16],
     /// True on the second decision for a request whose token named an unknown key, after the
-    /// adapter refreshed the JWKS: an unknown key is then final (401).
+    /// JWKS was refreshed (`crate::core::deciding::Deciding` sets it): an unknown key is then
+    /// final (401).
     pub keys_refreshed: bool,
 }
 
@@ -69,7 +70,8 @@ pub enum Decision {
     /// Forward to the brain and stream its answer back.
     Proxy(Box<ProxyRequest>),
     /// The bearer token names a key the store lacks: refresh the JWKS
-    /// (`KeyStore::refresh_for_unknown_key`) and decide again with `keys_refreshed` set.
+    /// (`KeyRefresh::for_unknown_key`) and decide again with `keys_refreshed` set. Asked of
+    /// [`Routed::decide`] only: `crate::core::deciding::Deciding` does this itself.
     RefreshKeys,
     /// An `/auth/…` endpoint of the sign-in: the adapter asks
     /// `signin::endpoint::decide_auth`, which needs the isolate's provider metadata.

@@ -13,7 +13,7 @@ use worker::Env;
 
 use super::{
     HEALTH, cached_config, decide_routed, default_cache, inputs_of, isolate_config, lost_track,
-    now_ms, random_bytes, random_part, runtime, with_keys,
+    now_ms, random_bytes, random_part, runtime, with_key_store,
 };
 use crate::core::exchange::slab::ExchangeSlab;
 use crate::core::exchange::{Action, BodyRead, Event, Exchange, Surroundings};
@@ -43,9 +43,9 @@ pub fn begin_request(method: &str, url: &str, header_lines: &str, env: &Env) -> 
     };
     let now = now_ms();
     let inputs = inputs_of(&random, now);
-    if config.auth.is_some()
-        && with_keys(&config, |keys| keys.is_refresh_due(now / 1000)).unwrap_or(false)
-    {
+    if with_key_store(&config, |keys| {
+        keys.is_some_and(|keys| keys.is_refresh_due(now / 1000))
+    }) {
         return TO_RUST.to_owned();
     }
     let runtime = runtime();

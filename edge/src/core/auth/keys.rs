@@ -404,13 +404,13 @@ pub(crate) fn parse_jwks(
 /// The keys tokens are verified against: static keys from configuration plus, when a
 /// `jwks_url` is configured, the last good set fetched from it.
 ///
-/// Sans-IO: it never fetches. The adapter asks [`KeyStore::refresh_due`] (on every request, it
-/// is cheap) or, after an [`AuthOutcome::UnknownKey`](super::AuthOutcome::UnknownKey),
-/// [`KeyStore::refresh_for_unknown_key`]; a `Some(JwksFetch)` answer means "fetch this now" and
-/// has already been counted against the rate limit, so concurrent requests do not stampede the
-/// identity provider. The adapter then passes the body to [`KeyStore::apply_jwks`]. A failed
-/// fetch needs no call: the last good set stays in use and the next attempt waits
-/// `min_refresh_interval_secs`.
+/// Sans-IO: it never fetches. [`KeyStore::refresh_due`] (asked on every request, it is cheap)
+/// or, after an [`AuthOutcome::UnknownKey`](super::AuthOutcome::UnknownKey),
+/// [`KeyStore::refresh_for_unknown_key`] answer `Some(JwksFetch)` for "fetch this now", already
+/// counted against the rate limit, so concurrent requests do not stampede the identity
+/// provider; the body goes to [`KeyStore::apply_jwks`]. A failed fetch changes nothing: the last
+/// good set stays in use and the next attempt waits `min_refresh_interval_secs`. Requests go
+/// through [`super::KeyRefresh`], which also keeps the store's mark of the fetch running.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     static_keys: Vec<VerificationKey>,
@@ -426,6 +426,11 @@ struct RemoteKeys {
     fetched_at: Option<u64>,
     /// When a fetch was last handed out, successful or not.
     last_attempt: Option<u64>,
+    /// When the fetch still running was handed out (ms since the epoch): other requests wait
+    /// for it rather than settle their tokens as unknown (`KeyRefresh`). A fetch whose
+    /// request was cancelled never reports back, so the mark counts only for the fetch's
+    /// timeout.
+    fetching_since_ms: Option<u64>,
 }
 
 /// `now` is at least `secs` after `since`. A clock that went backwards counts as elapsed, so a
@@ -444,6 +449,7 @@ impl KeyStore {
                 keys: Vec::new(),
                 fetched_at: None,
                 last_attempt: None,
+                fetching_since_ms: None,
             }),
         }
     }
@@ -501,6 +507,32 @@ impl KeyStore {
         remote.keys = usable;
         remote.fetched_at = Some(now_secs);
         Ok(applied)
+    }
+
+    /// Marks a fetch handed out at `now_ms` as running.
+    pub(super) fn fetch_started(&mut self, now_ms: u64) {
+        if let Some(remote) = self.remote.as_mut() {
+            remote.fetching_since_ms = Some(now_ms);
+        }
+    }
+
+    /// Clears the running mark of the fetch handed out at `started_ms` — only that one's: a
+    /// later fetch may have been handed out meanwhile (the earlier one having timed out).
+    pub(super) fn fetch_ended(&mut self, started_ms: u64) {
+        if let Some(remote) = self.remote.as_mut()
+            && remote.fetching_since_ms == Some(started_ms)
+        {
+            remote.fetching_since_ms = None;
+        }
+    }
+
+    /// When the running fetch will have timed out, if one is running at `now_ms`. A clock that
+    /// went backwards ends the wait, as in [`KeyStore::refresh_due`].
+    pub(super) fn fetch_running_until(&self, now_ms: u64) -> Option<u64> {
+        let remote = self.remote.as_ref()?;
+        let since = remote.fetching_since_ms?;
+        let until = since.saturating_add(remote.source.fetch_timeout_ms);
+        (since <= now_ms && now_ms < until).then_some(until)
     }
 
     /// Whether a JWKS URL is configured (so an unknown key may become known after a refresh).

@@ -17,20 +17,16 @@
 //!   `UnknownKey`. [`AuthOutcome::rejection`] gives the error code, message and RFC 6750
 //!   `WWW-Authenticate` value for the two refusals.
 //!
-//! # Adapter flow
-//! ```text
-//! if let Some(fetch) = keys.refresh_due(now) { fetch; keys.apply_jwks(now, body) }   // TTL
-//! match authenticate(...) {
-//!     UnknownKey => if let Some(fetch) = keys.refresh_for_unknown_key(now) {
-//!                       fetch; keys.apply_jwks(now, body); retry authenticate once }
-//!                   then outcome.settle_unknown_key()   // still unknown → 401
-//!     ...
-//! }
-//! ```
-//! A `Some(JwksFetch)` is handed out at most once per `min_refresh_interval_secs`, so requests
-//! that arrive while a fetch is in flight (notably the first ones of an isolate, before any JWKS
-//! is loaded) should await that same fetch rather than ask again: asking again answers `None`
-//! and their tokens would settle as unknown-key 401s.
+//! # Refreshing the keys
+//! [`KeyRefresh`] (`refresh.rs`) is one request's refresh as a sans-IO machine: when the
+//! fetched set's TTL ran out ([`KeyRefresh::when_due`]) or a token named an unknown key
+//! ([`KeyRefresh::for_unknown_key`]), this request's own fetch — or, when another request of
+//! the isolate is fetching already, a wait for that fetch — then the adapter authenticates once
+//! more and [`AuthOutcome::settle_unknown_key`] makes a still-unknown key a 401. The API's
+//! requests run it inside `crate::core::deciding::Deciding`. A `Some(JwksFetch)` is handed out
+//! at most once per `min_refresh_interval_secs`; a request that was not handed one waits for
+//! the running fetch rather than settle its token as unknown (notably the first requests of an
+//! isolate, before any JWKS is loaded).
 //!
 //! # Security properties
 //! - A key verifies exactly one algorithm, fixed by its key type; the token's `alg` only
@@ -49,6 +45,7 @@ pub mod config;
 pub mod jwt;
 pub mod keys;
 pub mod policy;
+pub mod refresh;
 
 #[cfg(test)]
 mod properties;
@@ -65,6 +62,7 @@ pub use config::{AuthConfig, AuthConfigError, AuthConfigFile, Hs256Secret, JwksU
 pub use jwt::{Principal, Segment, TokenError, verify_token};
 pub use keys::{Algorithm, JwksApplied, JwksError, JwksFetch, KeyError, KeyStore};
 pub use policy::{AuthPolicy, Missing};
+pub use refresh::{KeyRefresh, RefreshAction};
 
 /// The verdict on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +74,8 @@ pub enum AuthOutcome {
     Unauthorized(AuthFailure),
     /// 403: a valid token lacking required scopes or roles.
     Forbidden(Missing),
-    /// The token names a key the store does not have. The adapter should refresh the JWKS
-    /// ([`KeyStore::refresh_for_unknown_key`]) and authenticate once more, then call
+    /// The token names a key the store does not have: refresh the JWKS
+    /// ([`KeyRefresh::for_unknown_key`]) and authenticate once more, then call
     /// [`AuthOutcome::settle_unknown_key`] so a still-unknown key becomes a 401.
     UnknownKey,
 }
