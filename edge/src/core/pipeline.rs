@@ -1743,6 +1743,20 @@ mod tests {
         headers(&[("authorization", &format!("Bearer {token}"))])
     }
 
+    /// `header`'s signature over `parts`, checked with the test configuration's signing secret
+    /// at [`jwt::NOW`] as the brain checks it (300 s of skew).
+    fn verify_at_now(
+        header: &SignatureHeader,
+        parts: &shared_types::signature::SignedParts<'_>,
+    ) -> Result<(), shared_types::signature::SignatureError> {
+        header.verify(
+            parts,
+            [&b"edge-signing-secret-0123456789abcdef"[..]],
+            jwt::NOW,
+            300,
+        )
+    }
+
     fn hs_token(claims: &serde_json::Value) -> String {
         jwt::mint(
             &jwt::header("HS256", jwt::HS_KID),
@@ -1896,29 +1910,13 @@ mod tests {
             "/api/v1/private/x?y=2",
             ["user-42", &session, "profile reports:read role:analyst", ""],
         );
-        header
-            .verify(
-                &parts,
-                [&b"edge-signing-secret-0123456789abcdef"[..]],
-                jwt::NOW,
-                300,
-            )
-            .unwrap();
+        verify_at_now(&header, &parts).unwrap();
         let forged = header.parts(
             "GET",
             "/api/v1/private/x?y=2",
             ["mallory", &session, "", ""],
         );
-        assert!(
-            header
-                .verify(
-                    &forged,
-                    [&b"edge-signing-secret-0123456789abcdef"[..]],
-                    jwt::NOW,
-                    300
-                )
-                .is_err()
-        );
+        assert!(verify_at_now(&header, &forged).is_err());
     }
 
     #[test]
@@ -2246,14 +2244,7 @@ mod tests {
             let scopes = "profile reports:read role:analyst";
             let parts =
                 signature.parts("GET", "/api/v1/private/x", [&header, &session, scopes, ""]);
-            signature
-                .verify(
-                    &parts,
-                    [&b"edge-signing-secret-0123456789abcdef"[..]],
-                    jwt::NOW,
-                    300,
-                )
-                .unwrap();
+            verify_at_now(&signature, &parts).unwrap();
         }
     }
 

@@ -98,218 +98,183 @@ fn run(
         .collect()
 }
 
-#[test]
-fn keys_due_at_the_start_are_fetched_before_the_token_is_read() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, T0),
-            (
-                DecideEvent::KeysFetched(Ok(jwks_with_the_tokens_key())),
-                T0 + 40,
-            ),
-        ],
-    );
-    assert_eq!(
-        actions,
-        [
-            "fetch keys from https://idp.example/jwks.json",
-            "decided: proxy"
-        ]
-    );
+const FETCH: &str = "fetch keys from https://idp.example/jwks.json";
+const PROXY: &str = "decided: proxy";
+const REFUSED: &str = "decided: respond 401";
+/// When a store that fetched its keys at `T0` may fetch again for an unknown key.
+const T_REFETCH: u64 = T0 + 1_000;
+
+/// One isolate's JWT configuration and key store, and a request's bearer token (ES256).
+struct Isolate {
+    config: EdgeConfig,
+    keys: KeyStore,
+    token: HeaderMap,
+}
+
+impl Isolate {
+    /// No keys fetched yet.
+    fn new() -> Self {
+        let config = remote_keys_config();
+        let keys = store_of(&config);
+        Self {
+            config,
+            keys,
+            token: bearer_of_es_token(),
+        }
+    }
+
+    /// Keys fetched at `T0`, the token's not among them.
+    fn with_other_keys() -> Self {
+        let mut isolate = Self::new();
+        isolate
+            .keys
+            .apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
+            .unwrap();
+        isolate
+    }
+
+    fn run(&mut self, script: &[(DecideEvent, u64)]) -> Vec<String> {
+        run(&self.config, Some(&mut self.keys), &self.token, script)
+    }
+
+    /// Another request's fetch, handed out at `at_ms`.
+    fn other_request_fetches(&mut self, at_ms: u64) -> KeyRefresh {
+        let (refresh, action) = KeyRefresh::for_unknown_key(&mut self.keys, at_ms);
+        assert!(matches!(action, RefreshAction::Fetch(_)), "{action:?}");
+        refresh
+    }
+}
+
+fn fetched(jwks: Vec<u8>) -> DecideEvent {
+    DecideEvent::KeysFetched(Ok(jwks))
 }
 
 #[test]
-fn a_failed_due_fetch_is_logged_and_the_token_then_settles_as_unknown() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, T0),
-            (
-                DecideEvent::KeysFetched(Err("status 503".to_owned())),
-                T0 + 40,
-            ),
-            (DecideEvent::Logged, T0 + 41),
-        ],
-    );
-    assert_eq!(
-        actions,
-        [
-            "fetch keys from https://idp.example/jwks.json",
-            "log: JWKS fetch failed: status 503",
+fn each_path_is_its_sequence_of_actions() {
+    use DecideEvent::{Logged, LookedAgain, Start};
+    let failed = || DecideEvent::KeysFetched(Err("status 503".to_owned()));
+    let cases: [(&str, fn() -> Isolate, Vec<(DecideEvent, u64)>, &[&str]); 5] = [
+        (
+            "keys due at the start are fetched before the token is read",
+            Isolate::new,
+            vec![(Start, T0), (fetched(jwks_with_the_tokens_key()), T0 + 40)],
+            &[FETCH, PROXY],
+        ),
+        (
             // The rate limit holds a second fetch back and none is running: final.
-            "decided: respond 401",
-        ]
-    );
+            "a failed due fetch is logged, then the token settles as unknown",
+            Isolate::new,
+            vec![(Start, T0), (failed(), T0 + 40), (Logged, T0 + 41)],
+            &[FETCH, "log: JWKS fetch failed: status 503", REFUSED],
+        ),
+        (
+            "an unknown key is fetched once and the routed request decided again",
+            Isolate::with_other_keys,
+            vec![
+                (Start, T_REFETCH),
+                (fetched(jwks_with_the_tokens_key()), T_REFETCH + 40),
+            ],
+            &[FETCH, PROXY],
+        ),
+        (
+            "a key still unknown after the refresh is final",
+            Isolate::with_other_keys,
+            vec![
+                (Start, T_REFETCH),
+                (fetched(jwks_without_the_tokens_key()), T_REFETCH + 40),
+            ],
+            &[FETCH, REFUSED],
+        ),
+        (
+            "a look while this request's own fetch runs is out of order",
+            Isolate::new,
+            vec![(Start, T0), (LookedAgain, T0 + 1)],
+            &[FETCH, "decided: respond 500"],
+        ),
+    ];
+    for (path, isolate, script, actions) in cases {
+        assert_eq!(isolate().run(&script), actions, "{path}");
+    }
 }
 
 #[test]
 fn a_refused_document_is_logged_and_the_last_good_keys_stay() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, T0),
-            (DecideEvent::KeysFetched(Ok(b"{}".to_vec())), T0 + 40),
-            (DecideEvent::Logged, T0 + 41),
-        ],
-    );
-    assert_eq!(actions[0], "fetch keys from https://idp.example/jwks.json");
+    let mut isolate = Isolate::new();
+    let actions = isolate.run(&[
+        (DecideEvent::Start, T0),
+        (fetched(b"{}".to_vec()), T0 + 40),
+        (DecideEvent::Logged, T0 + 41),
+    ]);
+    assert_eq!(actions[0], FETCH);
     assert!(
         actions[1].starts_with("log: JWKS refused: "),
         "{}",
         actions[1]
     );
-    assert_eq!(actions[2], "decided: respond 401");
-    assert_eq!(keys.keys().count(), 0);
+    assert_eq!(actions[2], REFUSED);
+    assert_eq!(isolate.keys.keys().count(), 0);
 }
 
 #[test]
-fn an_unknown_key_is_fetched_once_and_the_routed_request_decided_again() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-        .unwrap();
-    let at = T0 + 1_000;
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, at),
-            (
-                DecideEvent::KeysFetched(Ok(jwks_with_the_tokens_key())),
-                at + 40,
-            ),
-        ],
-    );
+fn a_key_fetched_for_one_request_is_known_to_the_next() {
+    let mut isolate = Isolate::with_other_keys();
+    isolate.run(&[
+        (DecideEvent::Start, T_REFETCH),
+        (fetched(jwks_with_the_tokens_key()), T_REFETCH + 40),
+    ]);
     assert_eq!(
-        actions,
-        [
-            "fetch keys from https://idp.example/jwks.json",
-            "decided: proxy"
-        ]
-    );
-    // The same store, the key now known: nothing to fetch.
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[(DecideEvent::Start, at + 50)],
-    );
-    assert_eq!(actions, ["decided: proxy"]);
-}
-
-#[test]
-fn a_key_still_unknown_after_the_refresh_is_final() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-        .unwrap();
-    let at = T0 + 1_000;
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, at),
-            (
-                DecideEvent::KeysFetched(Ok(jwks_without_the_tokens_key())),
-                at + 40,
-            ),
-        ],
-    );
-    assert_eq!(
-        actions,
-        [
-            "fetch keys from https://idp.example/jwks.json",
-            "decided: respond 401"
-        ]
+        isolate.run(&[(DecideEvent::Start, T_REFETCH + 50)]),
+        [PROXY]
     );
 }
 
 #[test]
 fn a_request_waits_for_another_requests_fetch_and_then_uses_its_keys() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-        .unwrap();
-    let at = T0 + 1_000;
-    let (mut other, action) = KeyRefresh::for_unknown_key(&mut keys, at);
-    assert!(matches!(action, RefreshAction::Fetch(_)));
-
+    let mut isolate = Isolate::with_other_keys();
+    let mut other = isolate.other_request_fetches(T_REFETCH);
     let method = Method::GET;
-    let incoming = bearer_of_es_token();
     let head = RequestHead {
         method: &method,
         url: "https://edge.example/api/v1/x",
-        headers: &incoming,
+        headers: &isolate.token,
         client_ip: None,
     };
-    let mut deciding = Deciding::new(inputs_at(at + 1));
+    let mut deciding = Deciding::new(inputs_at(T_REFETCH + 1));
     let mut step = |event, now_ms, keys: &mut KeyStore| {
-        describe(&deciding.advance(event, &head, &config, Some(keys), now_ms))
+        describe(&deciding.advance(event, &head, &isolate.config, Some(keys), now_ms))
     };
+    let keys = &mut isolate.keys;
     assert_eq!(
-        step(DecideEvent::Start, at + 1, &mut keys),
+        step(DecideEvent::Start, T_REFETCH + 1, keys),
         "look again in 10 ms"
     );
     assert_eq!(
-        step(DecideEvent::LookedAgain, at + 11, &mut keys),
+        step(DecideEvent::LookedAgain, T_REFETCH + 11, keys),
         "look again in 10 ms"
     );
-    other.fetched(&mut keys, at + 15, Ok(jwks_with_the_tokens_key()));
-    assert_eq!(
-        step(DecideEvent::LookedAgain, at + 21, &mut keys),
-        "decided: proxy"
-    );
+    other.fetched(keys, T_REFETCH + 15, Ok(jwks_with_the_tokens_key()));
+    assert_eq!(step(DecideEvent::LookedAgain, T_REFETCH + 21, keys), PROXY);
 }
 
 #[test]
 fn a_wait_ends_at_the_other_fetchs_timeout_and_the_key_is_then_unknown() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-        .unwrap();
-    let at = T0 + 1_000;
+    let mut isolate = Isolate::with_other_keys();
     // A fetch whose request was cancelled: it never reports.
-    let (_cancelled, _) = KeyRefresh::for_unknown_key(&mut keys, at);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, at + FETCH_TIMEOUT_MS - 5),
-            (DecideEvent::LookedAgain, at + FETCH_TIMEOUT_MS),
-        ],
-    );
-    assert_eq!(actions, ["look again in 5 ms", "decided: respond 401"]);
+    let _cancelled = isolate.other_request_fetches(T_REFETCH);
+    let actions = isolate.run(&[
+        (DecideEvent::Start, T_REFETCH + FETCH_TIMEOUT_MS - 5),
+        (DecideEvent::LookedAgain, T_REFETCH + FETCH_TIMEOUT_MS),
+    ]);
+    assert_eq!(actions, ["look again in 5 ms", REFUSED]);
 }
 
 #[test]
 fn an_unknown_key_within_the_rate_limit_with_nothing_running_is_final_at_once() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    let (mut earlier, _) = KeyRefresh::for_unknown_key(&mut keys, T0);
-    earlier.fetched(&mut keys, T0 + 5, Ok(jwks_without_the_tokens_key()));
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[(DecideEvent::Start, T0 + MIN_INTERVAL_MS - 1)],
-    );
-    assert_eq!(actions, ["decided: respond 401"]);
+    let mut isolate = Isolate::new();
+    let mut earlier = isolate.other_request_fetches(T0);
+    earlier.fetched(&mut isolate.keys, T0 + 5, Ok(jwks_without_the_tokens_key()));
+    let actions = isolate.run(&[(DecideEvent::Start, T0 + MIN_INTERVAL_MS - 1)]);
+    assert_eq!(actions, [REFUSED]);
 }
 
 #[test]
@@ -321,14 +286,15 @@ fn without_jwt_configuration_nothing_is_refreshed() {
         &bearer_of_es_token(),
         &[(DecideEvent::Start, T0)],
     );
-    assert_eq!(actions, ["decided: proxy"]);
+    assert_eq!(actions, [PROXY]);
 }
 
 #[test]
 fn answers_before_the_api_need_no_keys_unless_a_refresh_is_due() {
-    let config = remote_keys_config();
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_with_the_tokens_key())
+    let mut isolate = Isolate::new();
+    isolate
+        .keys
+        .apply_jwks(jwt::NOW, &jwks_with_the_tokens_key())
         .unwrap();
     let method = Method::GET;
     let incoming = HeaderMap::new();
@@ -339,73 +305,53 @@ fn answers_before_the_api_need_no_keys_unless_a_refresh_is_due() {
         client_ip: None,
     };
     let mut deciding = Deciding::new(inputs_at(T0));
-    let action = deciding.advance(DecideEvent::Start, &head, &config, Some(&mut keys), T0);
+    let action = deciding.advance(
+        DecideEvent::Start,
+        &head,
+        &isolate.config,
+        Some(&mut isolate.keys),
+        T0,
+    );
     assert_eq!(describe(&action), "decided: respond 200");
 }
 
 #[test]
-fn events_out_of_order_end_in_the_error_shape() {
-    let config = remote_keys_config();
+fn events_out_of_order_end_in_the_error_shape_and_free_the_fetch_mark() {
     for script in [
-        vec![(DecideEvent::KeysFetched(Ok(Vec::new())), T0)],
+        vec![(fetched(Vec::new()), T0)],
         vec![(DecideEvent::LookedAgain, T0)],
         vec![(DecideEvent::Logged, T0)],
-        // Decided already (the key store is fresh after the first fetch's keys).
         vec![
             (DecideEvent::Start, T0),
-            (
-                DecideEvent::KeysFetched(Ok(jwks_with_the_tokens_key())),
-                T0 + 1,
-            ),
+            (fetched(jwks_with_the_tokens_key()), T0 + 1),
             (DecideEvent::Start, T0 + 2),
         ],
     ] {
-        let mut keys = store_of(&config);
-        let actions = run(&config, Some(&mut keys), &bearer_of_es_token(), &script);
+        let actions = Isolate::new().run(&script);
         assert_eq!(
             actions.last().unwrap(),
             "decided: respond 500",
             "{script:?}"
         );
     }
-    // A look while this request's own fetch runs, and a fetch's report while waiting.
-    let mut keys = store_of(&config);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[(DecideEvent::Start, T0), (DecideEvent::LookedAgain, T0 + 1)],
-    );
-    assert_eq!(actions[1], "decided: respond 500");
-    let (mut next, action) = KeyRefresh::for_unknown_key(&mut keys, T0 + 2);
-    assert_eq!(
-        next.look_again(&mut keys, T0 + 2),
-        RefreshAction::Done { problem: None },
-        "the lost request's fetch is waited for by nobody"
-    );
+    // The request that lost track gave up its fetch: nobody waits for it.
+    let mut isolate = Isolate::new();
+    isolate.run(&[(DecideEvent::Start, T0), (DecideEvent::LookedAgain, T0 + 1)]);
+    let (mut next, action) = KeyRefresh::for_unknown_key(&mut isolate.keys, T0 + 2);
     assert!(!matches!(action, RefreshAction::Fetch(_)), "rate-limited");
-    let mut keys = store_of(&config);
-    keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-        .unwrap();
-    let (_running, _) = KeyRefresh::for_unknown_key(&mut keys, T0 + 1_000);
-    let actions = run(
-        &config,
-        Some(&mut keys),
-        &bearer_of_es_token(),
-        &[
-            (DecideEvent::Start, T0 + 1_001),
-            (
-                DecideEvent::KeysFetched(Ok(jwks_with_the_tokens_key())),
-                T0 + 1_002,
-            ),
-        ],
-    );
-    assert_eq!(actions, ["look again in 10 ms", "decided: respond 500"]);
     assert_eq!(
-        keys.keys().count(),
-        1,
-        "a report nobody asked for is not applied"
+        next.look_again(&mut isolate.keys, T0 + 2),
+        RefreshAction::Done { problem: None }
     );
+    // A fetch's report while waiting for another's is not applied.
+    let mut isolate = Isolate::with_other_keys();
+    let _running = isolate.other_request_fetches(T_REFETCH);
+    let actions = isolate.run(&[
+        (DecideEvent::Start, T_REFETCH + 1),
+        (fetched(jwks_with_the_tokens_key()), T_REFETCH + 2),
+    ]);
+    assert_eq!(actions, ["look again in 10 ms", "decided: respond 500"]);
+    assert_eq!(isolate.keys.keys().count(), 1);
 }
 
 /// Every sequence of up to four events, each at a later millisecond, against a store with no
@@ -413,7 +359,6 @@ fn events_out_of_order_end_in_the_error_shape() {
 /// once decided, every further event is answered with a 500.
 #[test]
 fn any_order_of_events_ends_in_a_decision_and_never_asks_the_adapter_to_refresh() {
-    let config = remote_keys_config();
     let events = [
         DecideEvent::Start,
         DecideEvent::KeysFetched(Ok(jwks_with_the_tokens_key())),
@@ -436,20 +381,15 @@ fn any_order_of_events_ends_in_a_decision_and_never_asks_the_adapter_to_refresh(
             .collect();
         sequences.extend(longer);
     }
-    let incoming = bearer_of_es_token();
-    for preloaded in [false, true] {
+    for isolate in [Isolate::new as fn() -> Isolate, Isolate::with_other_keys] {
         for sequence in &sequences {
-            let mut keys = store_of(&config);
-            if preloaded {
-                keys.apply_jwks(jwt::NOW, &jwks_without_the_tokens_key())
-                    .unwrap();
-            }
+            let mut isolate = isolate();
             let script: Vec<(DecideEvent, u64)> = sequence
                 .iter()
                 .enumerate()
                 .map(|(index, &event)| (events[event].clone(), T0 + 1_000 + index as u64))
                 .collect();
-            let actions = run(&config, Some(&mut keys), &incoming, &script);
+            let actions = isolate.run(&script);
             assert!(
                 actions
                     .iter()

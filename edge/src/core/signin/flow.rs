@@ -267,10 +267,7 @@ pub fn login(
     request_id: &RequestId,
 ) -> EdgeResponse {
     let Provider {
-        config,
-        metadata,
-        sessions,
-        origin,
+        config, metadata, ..
     } = *provider;
     let state = LoginState {
         st: URL_SAFE_NO_PAD.encode(random.state),
@@ -279,7 +276,7 @@ pub fn login(
         rt: safe_return_to(query_param(query, "return_to").as_deref()),
         exp: now_secs.saturating_add(LOGIN_TTL_SECS),
     };
-    let Some(sealed) = seal(LOGIN_PURPOSE, &state, sessions) else {
+    let Some(sealed) = seal(LOGIN_PURPOSE, &state, provider.sessions) else {
         return EdgeResponse::error(
             ErrorCode::Internal,
             "the sign-in state could not be sealed",
@@ -297,7 +294,7 @@ pub fn login(
          &code_challenge={challenge}&code_challenge_method=S256",
         metadata.authorization_endpoint,
         encode(&config.client_id),
-        encode(&redirect_uri(origin)),
+        encode(&redirect_uri(provider.origin)),
         encode(&config.scopes.join(" ")),
         state.st,
         state.nc,
