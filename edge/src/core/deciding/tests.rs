@@ -145,6 +145,15 @@ impl Isolate {
     }
 }
 
+/// One path through the machine: the isolate it starts in, the events (each at its
+/// millisecond) and the actions they are answered with.
+struct Path {
+    name: &'static str,
+    isolate: fn() -> Isolate,
+    script: Vec<(DecideEvent, u64)>,
+    actions: &'static [&'static str],
+}
+
 fn fetched(jwks: Vec<u8>) -> DecideEvent {
     DecideEvent::KeysFetched(Ok(jwks))
 }
@@ -153,47 +162,52 @@ fn fetched(jwks: Vec<u8>) -> DecideEvent {
 fn each_path_is_its_sequence_of_actions() {
     use DecideEvent::{Logged, LookedAgain, Start};
     let failed = || DecideEvent::KeysFetched(Err("status 503".to_owned()));
-    let cases: [(&str, fn() -> Isolate, Vec<(DecideEvent, u64)>, &[&str]); 5] = [
-        (
-            "keys due at the start are fetched before the token is read",
-            Isolate::new,
-            vec![(Start, T0), (fetched(jwks_with_the_tokens_key()), T0 + 40)],
-            &[FETCH, PROXY],
-        ),
-        (
+    let paths = [
+        Path {
+            name: "keys due at the start are fetched before the token is read",
+            isolate: Isolate::new,
+            script: vec![(Start, T0), (fetched(jwks_with_the_tokens_key()), T0 + 40)],
+            actions: &[FETCH, PROXY],
+        },
+        Path {
             // The rate limit holds a second fetch back and none is running: final.
-            "a failed due fetch is logged, then the token settles as unknown",
-            Isolate::new,
-            vec![(Start, T0), (failed(), T0 + 40), (Logged, T0 + 41)],
-            &[FETCH, "log: JWKS fetch failed: status 503", REFUSED],
-        ),
-        (
-            "an unknown key is fetched once and the routed request decided again",
-            Isolate::with_other_keys,
-            vec![
+            name: "a failed due fetch is logged, then the token settles as unknown",
+            isolate: Isolate::new,
+            script: vec![(Start, T0), (failed(), T0 + 40), (Logged, T0 + 41)],
+            actions: &[FETCH, "log: JWKS fetch failed: status 503", REFUSED],
+        },
+        Path {
+            name: "an unknown key is fetched once and the routed request decided again",
+            isolate: Isolate::with_other_keys,
+            script: vec![
                 (Start, T_REFETCH),
                 (fetched(jwks_with_the_tokens_key()), T_REFETCH + 40),
             ],
-            &[FETCH, PROXY],
-        ),
-        (
-            "a key still unknown after the refresh is final",
-            Isolate::with_other_keys,
-            vec![
+            actions: &[FETCH, PROXY],
+        },
+        Path {
+            name: "a key still unknown after the refresh is final",
+            isolate: Isolate::with_other_keys,
+            script: vec![
                 (Start, T_REFETCH),
                 (fetched(jwks_without_the_tokens_key()), T_REFETCH + 40),
             ],
-            &[FETCH, REFUSED],
-        ),
-        (
-            "a look while this request's own fetch runs is out of order",
-            Isolate::new,
-            vec![(Start, T0), (LookedAgain, T0 + 1)],
-            &[FETCH, "decided: respond 500"],
-        ),
+            actions: &[FETCH, REFUSED],
+        },
+        Path {
+            name: "a look while this request's own fetch runs is out of order",
+            isolate: Isolate::new,
+            script: vec![(Start, T0), (LookedAgain, T0 + 1)],
+            actions: &[FETCH, "decided: respond 500"],
+        },
     ];
-    for (path, isolate, script, actions) in cases {
-        assert_eq!(isolate().run(&script), actions, "{path}");
+    for path in paths {
+        assert_eq!(
+            (path.isolate)().run(&path.script),
+            path.actions,
+            "{}",
+            path.name
+        );
     }
 }
 
