@@ -151,7 +151,7 @@ impl DataPlane {
         if !self.larger_than_memory(&record) {
             self.inner
                 .registry
-                .swap(&id, &contents(&record), Arc::new(frame), false);
+                .install(&id, &contents(&record), Arc::new(frame), Origin::Written);
             self.inner.plans.sweep();
         }
         info(&record, owner)
@@ -348,7 +348,7 @@ impl DataPlane {
         } else {
             self.inner
                 .registry
-                .swap(id, &current, Arc::new(frame), false);
+                .install(id, &current, Arc::new(frame), Origin::Written);
         }
         self.inner.plans.sweep();
         if previous.object_key != current.key {

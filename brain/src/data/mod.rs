@@ -90,7 +90,7 @@ use admission::{QueryGate, QueryPermit};
 use ingest::{IngestOptions, SchemaOverrides};
 use objects::Objects;
 use plan_cache::PlanCache;
-use registry::{Contents, FrameRegistry};
+use registry::{Contents, FrameRegistry, Origin};
 use stages::QueryMetrics;
 
 /// 409 for a name the caller cannot take: its own dataset has it, or (for a public dataset)
@@ -547,11 +547,13 @@ impl DataPlane {
             return Ok(frame);
         }
         let frame = self.load(record).await?;
-        let frame = self.inner.registry.insert_loaded(
+        let frame = self.inner.registry.install(
             &record.id,
             &contents,
             Arc::new(frame),
-            record.pinned,
+            Origin::Loaded {
+                pinned: record.pinned,
+            },
         );
         // Loading may have evicted other frames: plans over them go too.
         self.inner.plans.sweep();
