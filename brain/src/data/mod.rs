@@ -241,6 +241,15 @@ impl DataLimits {
     }
 }
 
+/// What an upload sent to an existing dataset does with its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMode {
+    /// They replace the dataset's rows (and possibly its columns).
+    Replace,
+    /// They are appended; they must have the dataset's columns.
+    Append,
+}
+
 /// An upload being received: a file in the uploads directory, removed when dropped (whether
 /// the upload was used or refused), so nothing half-received outlives its request.
 #[derive(Debug)]
