@@ -60,6 +60,20 @@ pub enum DataFormat {
     Json,
 }
 
+impl DataFormat {
+    /// The format a file extension names: `csv`, `parquet`/`pq`, `ndjson`/`jsonl`, `json`, in
+    /// any case.
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Column types a caller may force at ingestion instead of the inferred one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
