@@ -179,8 +179,7 @@ async fn call_every_method(client: &Client, dir: &Path) {
     };
     let sql = SqlQuery {
         sql: "SELECT 1".to_owned(),
-        page: Default::default(),
-        shape: Default::default(),
+        result: Default::default(),
     };
     let json_query: JsonQuery = serde_json::from_value(json!({"dataset": "sales"})).unwrap();
     let import = ImportDataset {
