@@ -704,10 +704,10 @@ async fn knowledge_search(
         .map(|hit| {
             vec![
                 format!("{:.4}", hit.score),
-                hit.document_name.clone(),
-                hit.chunk_index.to_string(),
-                format!("{}..{}", hit.start, hit.end),
-                hit.text.clone(),
+                hit.chunk.document_name.clone(),
+                hit.chunk.chunk_index.to_string(),
+                format!("{}..{}", hit.chunk.start, hit.chunk.end),
+                hit.chunk.text.clone(),
             ]
         })
         .collect();

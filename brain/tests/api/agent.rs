@@ -4,15 +4,18 @@
 
 use std::sync::{Arc, Mutex};
 
-use brain::agent::knowledge::{KnowledgeHit, KnowledgeSearch};
+use brain::agent::knowledge::KnowledgeSearch;
 use brain::{Application, Extras};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared_types::agent::{AgentList, Escalation, EscalationList, EscalationStatus, Urgency};
+use shared_types::agent::{
+    AgentList, Escalation, EscalationList, EscalationStatus, KnowledgeSource, Urgency,
+};
 use shared_types::chat::{MessagePage, RunState, STREAM_DONE, Thread};
 use shared_types::error::ErrorCode;
+use shared_types::knowledge::DocumentChunk;
 
 use crate::chat::{
     assert_well_formed_success, chunks, get_run, messages, run_id_of, send, text_of, types,
@@ -435,7 +438,7 @@ impl KnowledgeSearch for TestKnowledge {
         owner: &'a str,
         query: &'a str,
         limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<KnowledgeHit>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<KnowledgeSource>, String>> {
         self.queries
             .lock()
             .unwrap()
@@ -448,22 +451,26 @@ impl KnowledgeSearch for TestKnowledge {
                 return Ok(Vec::new());
             }
             Ok(vec![
-                KnowledgeHit {
-                    document_id: "doc-1".into(),
-                    document_name: "Returns policy".into(),
-                    chunk_index: 2,
-                    start: 120,
-                    end: 180,
-                    text: "Returns are accepted within 30 days.".into(),
+                KnowledgeSource {
+                    chunk: DocumentChunk {
+                        document_id: "doc-1".into(),
+                        document_name: "Returns policy".into(),
+                        chunk_index: 2,
+                        start: 120,
+                        end: 180,
+                        text: "Returns are accepted within 30 days.".into(),
+                    },
                     score: 0.9,
                 },
-                KnowledgeHit {
-                    document_id: "doc-2".into(),
-                    document_name: "Old memo".into(),
-                    chunk_index: 0,
-                    start: 0,
-                    end: 10,
-                    text: "irrelevant".into(),
+                KnowledgeSource {
+                    chunk: DocumentChunk {
+                        document_id: "doc-2".into(),
+                        document_name: "Old memo".into(),
+                        chunk_index: 0,
+                        start: 0,
+                        end: 10,
+                        text: "irrelevant".into(),
+                    },
                     score: 0.1,
                 },
             ])
