@@ -18,7 +18,7 @@ use shared_types::error::ErrorCode;
 use shared_types::knowledge::DocumentChunk;
 
 use crate::chat::{
-    assert_well_formed_success, chunks, get_run, messages, run_id_of, send, text_of, types,
+    assert_well_formed_success, chunks, get_run, messages, replay, run_id_of, send, text_of, types,
 };
 use crate::datasets::upload_csv;
 use crate::helpers::{
@@ -258,14 +258,7 @@ async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
         // The grounding check closes the reply (no numbers here).
         assert_eq!(parts.last().unwrap()["type"], "data-grounding");
         assert_eq!(parts.last().unwrap()["data"]["status"], "no-claims");
-        let replay = app
-            .send_as(
-                &alice,
-                app.client
-                    .get(app.url(&format!("/api/v1/runs/{run_id}/events?after=0"))),
-            )
-            .await;
-        assert_eq!(chunks(&EventReader::new(replay).collect().await), stream);
+        assert_eq!(replay(&app, &alice, &run_id).await, stream);
         app.stop().await;
     }
 }
