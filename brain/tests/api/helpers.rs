@@ -369,6 +369,19 @@ impl TestApp {
         send_as_with(&self.client, caller, request).await
     }
 
+    /// `GET path` as `caller`: the JSON body.
+    pub(crate) async fn get_json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> T {
+        self.send_as(caller, self.client.get(self.url(path)))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Triggers the shutdown future given to `run_until_stopped`.
     pub(crate) fn request_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
