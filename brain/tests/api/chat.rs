@@ -128,14 +128,19 @@ async fn start_long_reply(
 }
 
 pub(crate) async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
-    let response = app
-        .send_as(
-            caller,
-            app.client.get(app.url(&format!("/api/v1/runs/{run_id}"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    app.get_json_as(caller, &format!("/api/v1/runs/{run_id}"))
+        .await
+}
+
+/// The events of a run after event `after`, as the brain streams them.
+pub(crate) async fn run_events(
+    app: &TestApp,
+    caller: &Caller,
+    run_id: &str,
+    after: u64,
+) -> EventReader {
+    let path = format!("/api/v1/runs/{run_id}/events?after={after}");
+    EventReader::new(app.get_ok_as(caller, &path).await)
 }
 
 /// The full replay of a run's events (from the first), parsed.
@@ -144,34 +149,16 @@ pub(crate) async fn replay(
     caller: &Caller,
     run_id: &str,
 ) -> Vec<(Option<u64>, Value)> {
-    let response = app
-        .send_as(
-            caller,
-            app.client
-                .get(app.url(&format!("/api/v1/runs/{run_id}/events?after=0"))),
-        )
-        .await;
-    chunks(&EventReader::new(response).collect().await)
+    chunks(&run_events(app, caller, run_id, 0).await.collect().await)
 }
 
 pub(crate) async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
-    let response = app
-        .send_as(caller, app.client.get(app.url("/api/v1/usage")))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    app.get_json_as(caller, "/api/v1/usage").await
 }
 
 pub(crate) async fn messages(app: &TestApp, caller: &Caller, thread: &str) -> MessagePage {
-    let response = app
-        .send_as(
-            caller,
-            app.client
-                .get(app.url(&format!("/api/v1/threads/{thread}/messages"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    app.get_json_as(caller, &format!("/api/v1/threads/{thread}/messages"))
+        .await
 }
 
 pub(crate) fn assert_well_formed_success(chunks: &[(Option<u64>, Value)]) {

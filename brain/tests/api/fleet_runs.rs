@@ -16,7 +16,7 @@ use shared_types::error::ErrorCode;
 use shared_types::headers::DRAINING;
 
 use crate::agent::{config_files, new_thread};
-use crate::chat::{chunks, get_run, run_id_of, send, types};
+use crate::chat::{chunks, get_run, replay, run_events, run_id_of, send, types};
 use crate::helpers::{
     Backend, Caller, EventReader, ReceivedEvent, TEST_TIMEOUT, TestApp, TestDatabase, assert_error,
     postgres_server_url,
@@ -106,18 +106,6 @@ async fn held_run(app: &TestApp, caller: &Caller) -> (String, Vec<ReceivedEvent>
         }
     }
     (run_id, seen, reader)
-}
-
-async fn run_events(app: &TestApp, caller: &Caller, run_id: &str, after: u64) -> EventReader {
-    let response = app
-        .send_as(
-            caller,
-            app.client
-                .get(app.url(&format!("/api/v1/runs/{run_id}/events?after={after}"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    EventReader::new(response)
 }
 
 fn count(stream: &[(Option<u64>, Value)], kind: &str) -> usize {
@@ -215,8 +203,7 @@ async fn a_run_on_one_brain_is_followed_through_another_every_event_once_in_orde
     );
 
     // After the end, a full replay through B equals what A streamed.
-    let replay = chunks(&run_events(&b, &alice, &run_id, 0).await.collect().await);
-    assert_eq!(replay, on_a);
+    assert_eq!(replay(&b, &alice, &run_id).await, on_a);
     b.stop().await;
     a.stop().await;
 }
@@ -326,7 +313,7 @@ async fn a_run_whose_brain_stopped_renewing_is_failed_once_by_racing_reapers() {
     assert!(run.finished_at_ms.is_some());
 
     // The stored log: what A had stored, then exactly one error and one finish.
-    let log = chunks(&run_events(&b, &alice, &run_id, 0).await.collect().await);
+    let log = replay(&b, &alice, &run_id).await;
     assert_eq!(count(&log, "error"), 1, "{:?}", types(&log));
     assert_eq!(count(&log, "finish"), 1, "{:?}", types(&log));
     assert_eq!(types(&log)[0], "start");

@@ -369,17 +369,20 @@ impl TestApp {
         send_as_with(&self.client, caller, request).await
     }
 
-    /// `GET path` as `caller`: the JSON body.
+    /// `GET path` as `caller`, which must answer 200.
+    pub(crate) async fn get_ok_as(&self, caller: &Caller, path: &str) -> reqwest::Response {
+        let response = self.send_as(caller, self.client.get(self.url(path))).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response
+    }
+
+    /// `GET path` as `caller` (200): the JSON body.
     pub(crate) async fn get_json_as<T: serde::de::DeserializeOwned>(
         &self,
         caller: &Caller,
         path: &str,
     ) -> T {
-        self.send_as(caller, self.client.get(self.url(path)))
-            .await
-            .json()
-            .await
-            .unwrap()
+        self.get_ok_as(caller, path).await.json().await.unwrap()
     }
 
     /// Triggers the shutdown future given to `run_until_stopped`.
