@@ -18,7 +18,7 @@
     unreachable_pub
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,9 +144,7 @@ fn router(tool: Option<&'static str>) -> (LlmRouter, ModelSpec) {
         system_template: "system".into(),
         tokenizer: Arc::new(EstimateTokens),
     };
-    let mut models = BTreeMap::new();
-    models.insert("m".to_owned(), model.clone());
-    (LlmRouter::new(providers, models, "m".into()), model)
+    (LlmRouter::with_one_model(providers, model.clone()), model)
 }
 
 fn agent(tool: Option<&str>) -> Agent {

@@ -19,6 +19,7 @@ use brain::knowledge::embed::{Embedder, MiniLmEmbedder, normalize};
 use brain::knowledge::extract::{DocumentFormat, extract_text};
 use brain::knowledge::index::{IndexedChunk, TenantIndex};
 use criterion::{Criterion, criterion_group, criterion_main};
+use shared_types::knowledge::DocumentChunk;
 
 const QUERY: &str = "how should I dry wet leather boots after a hike";
 const DISTINCT_VECTORS: usize = 256;
@@ -102,12 +103,14 @@ fn benches(c: &mut Criterion) {
                 normalize(&mut vector);
             }
             IndexedChunk {
-                document_id: format!("doc-{}", i / 10),
-                document_name: format!("document {}", i / 10),
-                chunk_index: (i % 10) as u32,
-                start: 0,
-                end: text.chars().count() as u64,
-                text: text.clone(),
+                chunk: DocumentChunk {
+                    document_id: format!("doc-{}", i / 10),
+                    document_name: format!("document {}", i / 10),
+                    chunk_index: (i % 10) as u32,
+                    start: 0,
+                    end: text.chars().count() as u64,
+                    text: text.clone(),
+                },
                 vector: Some(vector),
             }
         })

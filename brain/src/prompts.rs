@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, Template, UndefinedBehavior, Value, context};
 
 /// Built into the binary; `--prompts-dir` replaces the whole set.
 const BUILT_IN: [(&str, &str); 1] = [(
@@ -23,6 +23,25 @@ pub struct SystemVars {
     pub omitted_messages: usize,
     pub tools: Vec<String>,
     pub json_mode: bool,
+}
+
+impl SystemVars {
+    /// Renders a system template with these variables and the `extra` ones, trimmed.
+    pub fn render(
+        &self,
+        template: &Template<'_, '_>,
+        extra: Value,
+    ) -> Result<String, minijinja::Error> {
+        let rendered = template.render(context! {
+            instructions => self.instructions,
+            context => self.context,
+            omitted_messages => self.omitted_messages,
+            tools => self.tools,
+            json_mode => self.json_mode,
+            ..extra
+        })?;
+        Ok(rendered.trim().to_owned())
+    }
 }
 
 #[derive(Debug)]
@@ -111,15 +130,7 @@ impl PromptTemplates {
     }
 
     pub fn render(&self, name: &str, vars: &SystemVars) -> Result<String, minijinja::Error> {
-        let template = self.env.get_template(name)?;
-        let rendered = template.render(context! {
-            instructions => vars.instructions,
-            context => vars.context,
-            omitted_messages => vars.omitted_messages,
-            tools => vars.tools,
-            json_mode => vars.json_mode,
-        })?;
-        Ok(rendered.trim().to_owned())
+        vars.render(&self.env.get_template(name)?, context! {})
     }
 }
 

@@ -34,7 +34,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared_types::chat::{
     CreateThread, PageParams, RunMessageMetadata, SendMessage, UiMessageChunk,
 };
-use shared_types::data::{DataFormat, PageRequest, ResultShape, Scope, SqlQuery, media};
+use shared_types::data::{
+    DataFormat, PageRequest, ResultRequest, ResultShape, Scope, SqlQuery, media,
+};
 use shared_types::diag::StreamParams;
 use shared_types::knowledge::SearchRequest;
 
@@ -537,8 +539,10 @@ async fn query_sql(
 ) -> Result<()> {
     let query = SqlQuery {
         sql,
-        page: PageRequest { offset, limit },
-        shape: ResultShape::Rows,
+        result: ResultRequest {
+            page: PageRequest { offset, limit },
+            shape: ResultShape::Rows,
+        },
     };
     match format {
         OutputFormat::Csv => {
@@ -700,10 +704,10 @@ async fn knowledge_search(
         .map(|hit| {
             vec![
                 format!("{:.4}", hit.score),
-                hit.document_name.clone(),
-                hit.chunk_index.to_string(),
-                format!("{}..{}", hit.start, hit.end),
-                hit.text.clone(),
+                hit.chunk.document_name.clone(),
+                hit.chunk.chunk_index.to_string(),
+                format!("{}..{}", hit.chunk.start, hit.chunk.end),
+                hit.chunk.text.clone(),
             ]
         })
         .collect();

@@ -879,14 +879,7 @@ pub fn content_type_of(format: DataFormat) -> &'static str {
 
 /// The format a file name's extension names (`.csv`, `.parquet`, `.ndjson`/`.jsonl`, `.json`).
 pub fn format_of_file_name(name: &str) -> Option<DataFormat> {
-    let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    match extension.as_str() {
-        "csv" => Some(DataFormat::Csv),
-        "parquet" | "pq" => Some(DataFormat::Parquet),
-        "ndjson" | "jsonl" => Some(DataFormat::Ndjson),
-        "json" => Some(DataFormat::Json),
-        _ => None,
-    }
+    DataFormat::from_extension(name.rsplit_once('.')?.1)
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.

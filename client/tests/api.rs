@@ -27,7 +27,8 @@ use shared_types::data::{DataFormat, ImportDataset, JsonQuery, SqlQuery, media};
 use shared_types::diag::{StreamParams, StreamTick};
 use shared_types::error::{ErrorBody, ErrorCode, ErrorDetail};
 use shared_types::knowledge::{
-    ChunkInfo, Document, DocumentDetail, DocumentList, SearchHit, SearchRequest, SearchResponse,
+    ChunkInfo, Document, DocumentChunk, DocumentDetail, DocumentList, SearchHit, SearchRequest,
+    SearchResponse,
 };
 
 /// One request as the server received it.
@@ -179,8 +180,7 @@ async fn call_every_method(client: &Client, dir: &Path) {
     };
     let sql = SqlQuery {
         sql: "SELECT 1".to_owned(),
-        page: Default::default(),
-        shape: Default::default(),
+        result: Default::default(),
     };
     let json_query: JsonQuery = serde_json::from_value(json!({"dataset": "sales"})).unwrap();
     let import = ImportDataset {
@@ -341,12 +341,14 @@ fn document() -> Document {
 
 fn hit() -> SearchHit {
     SearchHit {
-        document_id: "doc 1".to_owned(),
-        document_name: "returns policy.md".to_owned(),
-        chunk_index: 0,
-        start: 0,
-        end: 9,
-        text: "# Returns".to_owned(),
+        chunk: DocumentChunk {
+            document_id: "doc 1".to_owned(),
+            document_name: "returns policy.md".to_owned(),
+            chunk_index: 0,
+            start: 0,
+            end: 9,
+            text: "# Returns".to_owned(),
+        },
         score: 0.03,
         bm25_rank: Some(1),
         vector_rank: None,

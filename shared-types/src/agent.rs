@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::DatasetRef;
+use crate::knowledge::DocumentChunk;
 
 /// `$schema` of every chart spec the brain produces.
 pub const VEGA_LITE_SCHEMA: &str = "https://vega.github.io/schema/vega-lite/v5.json";
@@ -282,12 +283,10 @@ pub struct Notice {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeSource {
-    pub document_id: String,
-    pub document_name: String,
-    pub chunk_index: u32,
-    pub start: u64,
-    pub end: u64,
-    pub text: String,
+    #[serde(flatten)]
+    pub chunk: DocumentChunk,
+    /// Relevance in 0..=1 (the brain's knowledge base: cosine similarity of chunk and query),
+    /// compared with the agent's `retrieval.min_score`.
     pub score: f64,
 }
 

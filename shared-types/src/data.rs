@@ -60,6 +60,20 @@ pub enum DataFormat {
     Json,
 }
 
+impl DataFormat {
+    /// The format a file extension names: `csv`, `parquet`/`pq`, `ndjson`/`jsonl`, `json`, in
+    /// any case.
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Column types a caller may force at ingestion instead of the inferred one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -254,6 +268,19 @@ pub struct PageRequest {
     pub limit: Option<u64>,
 }
 
+/// How a query's result comes back: which page of it, in which shape (the same fields in
+/// every query, at its top level).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResultRequest {
+    #[serde(default, flatten)]
+    pub page: PageRequest,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub shape: ResultShape,
+}
+
 /// `POST /queries/sql`: one read-only `SELECT` (CTEs, joins, window functions, aggregates) over
 /// datasets visible to the caller, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,10 +289,7 @@ pub struct PageRequest {
 pub struct SqlQuery {
     pub sql: String,
     #[serde(default, flatten)]
-    pub page: PageRequest,
-    #[serde(default)]
-    #[cfg_attr(feature = "ts", ts(optional = nullable))]
-    pub shape: ResultShape,
+    pub result: ResultRequest,
 }
 
 /// `POST /queries/json`: a typed query for clients that must not write SQL. Applied in this
@@ -293,10 +317,7 @@ pub struct JsonQuery {
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub sort: Vec<SortKey>,
     #[serde(default, flatten)]
-    pub page: PageRequest,
-    #[serde(default)]
-    #[cfg_attr(feature = "ts", ts(optional = nullable))]
-    pub shape: ResultShape,
+    pub result: ResultRequest,
 }
 
 /// A boolean condition over columns: `{"op":"gt","column":"quantity","value":3}`,
@@ -401,10 +422,10 @@ mod tests {
     fn a_json_query_needs_only_a_dataset_and_flattens_its_page() {
         let query: JsonQuery =
             serde_json::from_str(r#"{"dataset":"sales","limit":10,"offset":20}"#).unwrap();
-        assert_eq!(query.page.limit, Some(10));
-        assert_eq!(query.page.offset, 20);
+        assert_eq!(query.result.page.limit, Some(10));
+        assert_eq!(query.result.page.offset, 20);
         assert!(query.group_by.is_empty() && query.filter.is_none());
-        assert_eq!(query.shape, ResultShape::Rows);
+        assert_eq!(query.result.shape, ResultShape::Rows);
     }
 
     #[test]

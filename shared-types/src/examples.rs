@@ -341,7 +341,7 @@ fn requests_need_only_their_required_fields() {
     assert!(import.schema.is_empty() && import.format.is_none() && import.scope.is_none());
     let sql: SqlQuery = minimal("SqlQuery", json!({"sql": "SELECT 1"}));
     assert_eq!(
-        (sql.page, sql.shape),
+        (sql.result.page, sql.result.shape),
         (PageRequest::default(), ResultShape::Rows)
     );
     let query: JsonQuery = minimal("JsonQuery", json!({"dataset": "d"}));

@@ -108,11 +108,12 @@ pub struct SearchRequest {
     pub limit: Option<u32>,
 }
 
-/// One retrieved chunk, with enough to cite it: the document, the chunk and its char offsets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A chunk of a document with enough to cite it: the document, the chunk and its char
+/// offsets. Retrieval results carry it flattened, first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SearchHit {
+pub struct DocumentChunk {
     pub document_id: String,
     pub document_name: String,
     pub chunk_index: u32,
@@ -121,6 +122,15 @@ pub struct SearchHit {
     /// One past its last char.
     pub end: u64,
     pub text: String,
+}
+
+/// One retrieved chunk, with its scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    #[serde(flatten)]
+    pub chunk: DocumentChunk,
     /// The fused score (reciprocal rank fusion of the two legs); higher is better.
     pub score: f64,
     /// 1-based rank in the keyword (BM25) leg, if the chunk was among its candidates.
@@ -168,12 +178,14 @@ mod tests {
     #[test]
     fn hit_without_leg_scores_round_trips() {
         let hit = SearchHit {
-            document_id: "d".into(),
-            document_name: "n".into(),
-            chunk_index: 0,
-            start: 0,
-            end: 4,
-            text: "text".into(),
+            chunk: DocumentChunk {
+                document_id: "d".into(),
+                document_name: "n".into(),
+                chunk_index: 0,
+                start: 0,
+                end: 4,
+                text: "text".into(),
+            },
             score: 0.5,
             bm25_rank: Some(1),
             vector_rank: None,
@@ -181,7 +193,11 @@ mod tests {
             vector_score: None,
         };
         let json = serde_json::to_string(&hit).unwrap();
-        assert!(!json.contains("bm25_score"));
+        // Flattened: the chunk's fields stand first, at the top level, in their order.
+        assert_eq!(
+            json,
+            r#"{"document_id":"d","document_name":"n","chunk_index":0,"start":0,"end":4,"text":"text","score":0.5,"bm25_rank":1,"vector_rank":null}"#
+        );
         assert_eq!(serde_json::from_str::<SearchHit>(&json).unwrap(), hit);
     }
 }

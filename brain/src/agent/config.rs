@@ -246,15 +246,7 @@ impl Agents {
         vars: &SystemVars,
     ) -> Result<String, minijinja::Error> {
         let template = self.templates.get_template(&agent.name)?;
-        let rendered = template.render(context! {
-            agent => agent.name,
-            instructions => vars.instructions,
-            context => vars.context,
-            omitted_messages => vars.omitted_messages,
-            tools => vars.tools,
-            json_mode => vars.json_mode,
-        })?;
-        Ok(rendered.trim().to_owned())
+        vars.render(&template, context! { agent => agent.name })
     }
 }
 

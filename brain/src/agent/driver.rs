@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use shared_types::agent::{
-    GroundingReport, GroundingStatus, Notice, NoticeKind, Provenance, ToolChoiceSetting,
+    GroundingReport, GroundingStatus, KnowledgeSource, Notice, NoticeKind, Provenance,
+    ToolChoiceSetting,
 };
 use shared_types::chat::{FinishReason, UiMessageChunk};
 use uuid::Uuid;
@@ -16,7 +17,6 @@ use uuid::Uuid;
 use super::config::Agent;
 use super::grounding::{self, Evidence};
 use super::guardrails::{Filtered, OutputFilter};
-use super::knowledge::KnowledgeHit;
 use super::machine::{Action, Event, Finish, LoopRules, Machine, turn_finish_reason};
 use super::results;
 use super::tools::{ToolContext, ToolError, ToolServices};
@@ -164,23 +164,23 @@ impl Transcript {
         self.usage.output_tokens += usage.output_tokens;
     }
 
-    fn cite(&mut self, run: &LiveRun, hits: &[KnowledgeHit]) {
-        for hit in hits {
-            let source_id = format!("{}:{}", hit.document_id, hit.chunk_index);
+    fn cite(&mut self, run: &LiveRun, hits: &[KnowledgeSource]) {
+        for KnowledgeSource { chunk, .. } in hits {
+            let source_id = format!("{}:{}", chunk.document_id, chunk.chunk_index);
             let metadata = json!({"edgebrain": {
-                "documentId": hit.document_id, "chunkIndex": hit.chunk_index,
-                "start": hit.start, "end": hit.end,
+                "documentId": chunk.document_id, "chunkIndex": chunk.chunk_index,
+                "start": chunk.start, "end": chunk.end,
             }});
             run.emit(&UiMessageChunk::SourceDocument {
                 source_id: source_id.clone(),
                 media_type: "text/plain".to_owned(),
-                title: hit.document_name.clone(),
+                title: chunk.document_name.clone(),
                 filename: None,
                 provider_metadata: Some(metadata.clone()),
             });
             self.parts.push(json!({
                 "type": "source-document", "sourceId": source_id, "mediaType": "text/plain",
-                "title": hit.document_name, "providerMetadata": metadata,
+                "title": chunk.document_name, "providerMetadata": metadata,
             }));
         }
     }
@@ -928,7 +928,7 @@ async fn prefetch(turn: &Turn<'_>, request: &mut ChatRequest, transcript: &mut T
             return;
         }
     };
-    let hits: Vec<KnowledgeHit> = hits
+    let hits: Vec<KnowledgeSource> = hits
         .into_iter()
         .filter(|hit| hit.score >= limits.retrieval_min_score)
         .take(k)
@@ -937,16 +937,16 @@ async fn prefetch(turn: &Turn<'_>, request: &mut ChatRequest, transcript: &mut T
         return;
     }
     for hit in &hits {
-        transcript.evidence.add_text(&hit.text);
+        transcript.evidence.add_text(&hit.chunk.text);
     }
     let mut passages = String::from("Passages from the user's documents (cite them):");
     for (index, hit) in hits.iter().enumerate() {
         passages.push_str(&format!(
             "\n[{}] {} (chunk {}): {}",
             index + 1,
-            hit.document_name,
-            hit.chunk_index,
-            hit.text
+            hit.chunk.document_name,
+            hit.chunk.chunk_index,
+            hit.chunk.text
         ));
     }
     let position = usize::from(matches!(

@@ -5,27 +5,15 @@
 use std::fmt::Debug;
 
 use futures_util::future::BoxFuture;
+use shared_types::agent::KnowledgeSource;
 
-/// One retrieved chunk. `start`/`end` are character offsets in the document's text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KnowledgeHit {
-    pub document_id: String,
-    pub document_name: String,
-    pub chunk_index: u32,
-    pub start: u64,
-    pub end: u64,
-    pub text: String,
-    /// Relevance in 0..=1 (the brain's knowledge base: cosine similarity of chunk and query),
-    /// compared with the agent's `retrieval.min_score`.
-    pub score: f64,
-}
-
-/// Searches the documents `owner` may read. Errors are texts safe to show the model.
+/// Searches the documents `owner` may read: the retrieved chunks as the `search_knowledge`
+/// tool returns them. Errors are texts safe to show the model.
 pub trait KnowledgeSearch: Send + Sync + Debug {
     fn search<'a>(
         &'a self,
         owner: &'a str,
         query: &'a str,
         limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<KnowledgeHit>, String>>;
+    ) -> BoxFuture<'a, Result<Vec<KnowledgeSource>, String>>;
 }

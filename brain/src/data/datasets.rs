@@ -151,7 +151,7 @@ impl DataPlane {
         if !self.larger_than_memory(&record) {
             self.inner
                 .registry
-                .swap(&id, &contents(&record), Arc::new(frame), false);
+                .install(&id, &contents(&record), Arc::new(frame), Origin::Written);
             self.inner.plans.sweep();
         }
         info(&record, owner)
@@ -231,50 +231,34 @@ impl DataPlane {
         info(&self.visible(owner, id).await?, owner)
     }
 
-    /// Replaces the rows (and possibly the columns) of a dataset with an upload.
-    pub async fn replace(
+    /// Writes an upload into dataset `id`, replacing its rows or appending to them.
+    pub async fn upload_into(
         &self,
         owner: &str,
         id: &str,
         upload: StagedUpload,
         options: IngestOptions,
+        mode: UploadMode,
     ) -> Result<DatasetInfo> {
         self.owned(owner, id).await?;
         let writer = self.writer_lock(id);
         let _writing = writer.lock().await;
-        // Read again under the lock: the version this write replaces.
+        // Read again under the lock: the version this upload replaces or is appended to.
         let record = self.owned(owner, id).await?;
-        let frame = blocking(move || {
-            let frame = ingest::read_file(upload.path(), &options);
-            drop(upload);
-            frame
-        })
-        .await?;
-        self.store_contents(owner, &record, frame).await
-    }
-
-    /// Appends the rows of an upload; they must have the dataset's columns.
-    pub async fn append(
-        &self,
-        owner: &str,
-        id: &str,
-        upload: StagedUpload,
-        options: IngestOptions,
-    ) -> Result<DatasetInfo> {
-        self.owned(owner, id).await?;
-        let writer = self.writer_lock(id);
-        let _writing = writer.lock().await;
-        // Read again under the lock: the version these rows are appended to.
-        let record = self.owned(owner, id).await?;
-        // A dataset larger than memory is read whole once, for the new contents, not kept.
-        let existing = if self.larger_than_memory(&record) {
-            Arc::new(self.load(&record).await?)
-        } else {
-            self.frame(&record).await?
+        let existing = match mode {
+            UploadMode::Replace => None,
+            // A dataset larger than memory is read whole once, for the new contents, not kept.
+            UploadMode::Append if self.larger_than_memory(&record) => {
+                Some(Arc::new(self.load(&record).await?))
+            }
+            UploadMode::Append => Some(self.frame(&record).await?),
         };
         let frame = blocking(move || {
             let rows = ingest::read_file(upload.path(), &options);
             drop(upload);
+            let Some(existing) = existing else {
+                return rows;
+            };
             let rows = ingest::conform_for_append(&existing, rows?)?;
             existing
                 .vstack(&rows)
@@ -348,7 +332,7 @@ impl DataPlane {
         } else {
             self.inner
                 .registry
-                .swap(id, &current, Arc::new(frame), false);
+                .install(id, &current, Arc::new(frame), Origin::Written);
         }
         self.inner.plans.sweep();
         if previous.object_key != current.key {

@@ -75,14 +75,7 @@ pub fn format_from_content_type(content_type: &str) -> Option<DataFormat> {
 
 /// The format a file name's extension names, if any.
 pub fn format_from_file_name(name: &str) -> Option<DataFormat> {
-    let extension = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
-    match extension.as_str() {
-        "csv" => Some(DataFormat::Csv),
-        "parquet" | "pq" => Some(DataFormat::Parquet),
-        "ndjson" | "jsonl" => Some(DataFormat::Ndjson),
-        "json" => Some(DataFormat::Json),
-        _ => None,
-    }
+    DataFormat::from_extension(Path::new(name).extension()?.to_str()?)
 }
 
 fn polars_type(kind: ColumnType) -> DataType {

@@ -90,7 +90,7 @@ use admission::{QueryGate, QueryPermit};
 use ingest::{IngestOptions, SchemaOverrides};
 use objects::Objects;
 use plan_cache::PlanCache;
-use registry::{Contents, FrameRegistry};
+use registry::{Contents, FrameRegistry, Origin};
 use stages::QueryMetrics;
 
 /// 409 for a name the caller cannot take: its own dataset has it, or (for a public dataset)
@@ -239,6 +239,15 @@ impl DataLimits {
             query_engine: config.data.query_engine,
         }
     }
+}
+
+/// What an upload sent to an existing dataset does with its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMode {
+    /// They replace the dataset's rows (and possibly its columns).
+    Replace,
+    /// They are appended; they must have the dataset's columns.
+    Append,
 }
 
 /// An upload being received: a file in the uploads directory, removed when dropped (whether
@@ -547,11 +556,13 @@ impl DataPlane {
             return Ok(frame);
         }
         let frame = self.load(record).await?;
-        let frame = self.inner.registry.insert_loaded(
+        let frame = self.inner.registry.install(
             &record.id,
             &contents,
             Arc::new(frame),
-            record.pinned,
+            Origin::Loaded {
+                pinned: record.pinned,
+            },
         );
         // Loading may have evicted other frames: plans over them go too.
         self.inner.plans.sweep();

@@ -44,7 +44,7 @@ impl DataPlane {
         query: &SqlQuery,
         started: Instant,
     ) -> Result<PreparedQuery> {
-        let page = self.page(query.page)?;
+        let page = self.page(query.result.page)?;
         let metrics = &self.inner.query_metrics;
         let approved = metrics.time("sql", "approve", || {
             self.inner.plans.approval(&query.sql, || {
@@ -87,7 +87,7 @@ impl DataPlane {
         query: &JsonQuery,
         started: Instant,
     ) -> Result<PreparedQuery> {
-        let page = self.page(query.page)?;
+        let page = self.page(query.result.page)?;
         let lookup = Instant::now();
         let by_name = self.by_name(owner).await?;
         self.inner.query_metrics.observe("json", "lookup", lookup);

@@ -31,6 +31,15 @@ pub struct Contents {
     pub key: String,
 }
 
+/// Where a frame [`FrameRegistry::install`] puts in comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Just read from the object store (counted as a load); `pinned` as the dataset is.
+    Loaded { pinned: bool },
+    /// Just written by a create, a replace or an append.
+    Written,
+}
+
 /// One loaded frame as [`FrameRegistry::snapshot`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameStats {
@@ -129,62 +138,42 @@ impl FrameRegistry {
         self.lock().frames.contains_key(id)
     }
 
-    /// Puts a frame just read from the object store into the registry (counted as a load). If
-    /// another request loaded the same contents meanwhile, that frame wins; if newer contents
-    /// are loaded, they stay and this frame is only served to its caller.
-    pub fn insert_loaded(
+    /// Installs `frame` as the contents of `id` (a load, a replace or an append), then evicts
+    /// down to the budget. A frame already installed keeps its pin. If the same contents are
+    /// installed already (another request loaded them meanwhile), that frame wins; if newer
+    /// contents are, they stay and this frame is only served to its caller. Returns the frame
+    /// to serve, which stays usable even if it had to be evicted at once (larger than the
+    /// budget).
+    pub fn install(
         &self,
         id: &str,
         contents: &Contents,
         frame: Arc<DataFrame>,
-        pinned: bool,
-    ) -> Arc<DataFrame> {
-        self.metrics.frame_loads.inc();
-        {
-            let mut state = self.lock();
-            state.loads += 1;
-            state.clock += 1;
-            let now = state.clock;
-            if let Some(slot) = state.frames.get_mut(id) {
-                if slot.contents.key == contents.key {
-                    slot.last_used = now;
-                    return Arc::clone(&slot.frame);
-                }
-                if slot.contents.version > contents.version {
-                    return frame;
-                }
-            }
-        }
-        self.swap(id, contents, frame, pinned)
-    }
-
-    /// Installs `frame` as the contents of `id` (a load, a replace or an append), keeping the
-    /// pin of a frame already loaded, then evicts down to the budget — unless newer contents
-    /// are already installed. Returns the frame, which stays usable even if it had to be
-    /// evicted at once (larger than the budget).
-    pub fn swap(
-        &self,
-        id: &str,
-        contents: &Contents,
-        frame: Arc<DataFrame>,
-        pinned: bool,
+        origin: Origin,
     ) -> Arc<DataFrame> {
         // Measured before taking the lock: it walks every buffer.
         let bytes = frame.estimated_size() as u64;
         let mut state = self.lock();
-        if state
-            .frames
-            .get(id)
-            .is_some_and(|slot| slot.contents.version > contents.version)
-        {
-            return frame;
-        }
         state.clock += 1;
         let now = state.clock;
-        let pinned = state
-            .frames
-            .get(id)
-            .map_or(pinned, |slot| slot.pinned || pinned);
+        let mut pinned = match origin {
+            Origin::Loaded { pinned } => {
+                self.metrics.frame_loads.inc();
+                state.loads += 1;
+                pinned
+            }
+            Origin::Written => false,
+        };
+        if let Some(slot) = state.frames.get_mut(id) {
+            if slot.contents.key == contents.key {
+                slot.last_used = now;
+                return Arc::clone(&slot.frame);
+            }
+            if slot.contents.version > contents.version {
+                return frame;
+            }
+            pinned |= slot.pinned;
+        }
         let old = state.frames.insert(
             id.to_owned(),
             Slot {
@@ -302,6 +291,9 @@ mod tests {
         }
     }
 
+    /// Read from the object store, of an unpinned dataset.
+    const LOADED: Origin = Origin::Loaded { pinned: false };
+
     fn registry(budget: u64) -> FrameRegistry {
         FrameRegistry::new(budget, Arc::new(Metrics::new().unwrap()))
     }
@@ -310,11 +302,11 @@ mod tests {
     fn least_recently_used_unpinned_frames_are_evicted_first() {
         let one = frame(1000).estimated_size() as u64;
         let registry = registry(2 * one);
-        registry.insert_loaded("a", &v(1), frame(1000), false);
-        registry.insert_loaded("b", &v(1), frame(1000), false);
+        registry.install("a", &v(1), frame(1000), LOADED);
+        registry.install("b", &v(1), frame(1000), LOADED);
         // `a` becomes the most recent; loading `c` must evict `b`.
         assert!(registry.get("a", &v(1)).is_some());
-        registry.insert_loaded("c", &v(1), frame(1000), false);
+        registry.install("c", &v(1), frame(1000), LOADED);
         assert!(registry.is_loaded("a"));
         assert!(!registry.is_loaded("b"));
         assert!(registry.is_loaded("c"));
@@ -328,13 +320,18 @@ mod tests {
     fn pinned_frames_survive_pressure_and_unpinning_releases_them() {
         let one = frame(1000).estimated_size() as u64;
         let registry = registry(one);
-        registry.insert_loaded("pinned", &v(1), frame(1000), true);
-        registry.insert_loaded("other", &v(1), frame(1000), false);
+        registry.install(
+            "pinned",
+            &v(1),
+            frame(1000),
+            Origin::Loaded { pinned: true },
+        );
+        registry.install("other", &v(1), frame(1000), LOADED);
         assert!(registry.is_loaded("pinned"));
         assert!(!registry.is_loaded("other"));
         registry.set_pinned("pinned", false);
         // Unpinned, it is an ordinary frame again: the next load evicts it (least recent).
-        registry.insert_loaded("third", &v(1), frame(1000), false);
+        registry.install("third", &v(1), frame(1000), LOADED);
         assert!(!registry.is_loaded("pinned"));
         assert!(registry.is_loaded("third"));
         assert_eq!(registry.snapshot().used_bytes, one);
@@ -343,7 +340,7 @@ mod tests {
     #[test]
     fn a_frame_larger_than_the_budget_is_still_served_but_not_kept() {
         let registry = registry(10);
-        let served = registry.insert_loaded("big", &v(1), frame(1000), false);
+        let served = registry.install("big", &v(1), frame(1000), LOADED);
         assert_eq!(served.height(), 1000);
         assert!(!registry.is_loaded("big"));
         assert_eq!(registry.snapshot().used_bytes, 0);
@@ -352,9 +349,9 @@ mod tests {
     #[test]
     fn readers_keep_the_frame_they_took_across_a_swap() {
         let registry = registry(u64::MAX);
-        registry.insert_loaded("a", &v(1), frame(3), false);
+        registry.install("a", &v(1), frame(3), LOADED);
         let before = registry.get("a", &v(1)).unwrap();
-        registry.swap("a", &v(2), frame(5), false);
+        registry.install("a", &v(2), frame(5), Origin::Written);
         assert_eq!(before.height(), 3);
         assert_eq!(registry.get("a", &v(2)).unwrap().height(), 5);
         registry.remove("a");
@@ -364,19 +361,16 @@ mod tests {
     #[test]
     fn frames_of_older_contents_are_dropped_and_newer_ones_kept() {
         let registry = registry(u64::MAX);
-        registry.insert_loaded("a", &v(1), frame(3), false);
+        registry.install("a", &v(1), frame(3), LOADED);
         // Another brain wrote version 2: the lookup misses and the stale frame is gone.
         assert!(registry.get("a", &v(2)).is_none());
         assert!(!registry.is_loaded("a"));
         assert_eq!(registry.snapshot().used_bytes, 0);
         // A reader that resolved version 1 before this brain installed version 2 misses, and
         // its late load of version 1 does not replace version 2.
-        registry.swap("a", &v(2), frame(5), false);
+        registry.install("a", &v(2), frame(5), Origin::Written);
         assert!(registry.get("a", &v(1)).is_none());
-        assert_eq!(
-            registry.insert_loaded("a", &v(1), frame(3), false).height(),
-            3
-        );
+        assert_eq!(registry.install("a", &v(1), frame(3), LOADED).height(), 3);
         assert_eq!(registry.get("a", &v(2)).unwrap().height(), 5);
         // A rename: same object, newer version — still a hit.
         let renamed = Contents {

@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
-use axum::{Json as JsonResponse, Router};
+use axum::{Extension, Json as JsonResponse, Router};
 use futures_util::{Stream, StreamExt};
 use shared_types::data::{
     DataFormat, DatasetDescription, DatasetInfo, DatasetList, ImportDataset, MemoryStats,
@@ -28,7 +28,7 @@ use super::identity::Identity;
 use super::upload_form::UploadForm;
 use super::{AppState, Error, Result};
 use crate::data::ingest::{self, IngestOptions};
-use crate::data::{DataError, FramesShown, StagedUpload};
+use crate::data::{DataError, FramesShown, StagedUpload, UploadMode};
 
 pub fn router(upload_max_bytes: u64) -> Router<AppState> {
     // Multipart parsing honours `DefaultBodyLimit`: uploads get their own, larger limit.
@@ -40,12 +40,20 @@ pub fn router(upload_max_bytes: u64) -> Router<AppState> {
         .route("/memory", get(memory))
         .route(
             "/{id}",
-            get(describe)
-                .patch(rename)
-                .delete(delete)
-                .put(replace.layer(upload_limit)),
+            get(describe).patch(rename).delete(delete).put(
+                upload_into
+                    .layer(upload_limit)
+                    .layer(Extension(UploadMode::Replace)),
+            ),
         )
-        .route("/{id}/rows", post(append.layer(upload_limit)))
+        .route(
+            "/{id}/rows",
+            post(
+                upload_into
+                    .layer(upload_limit)
+                    .layer(Extension(UploadMode::Append)),
+            ),
+        )
         .route("/{id}/pin", put(pin).delete(unpin))
 }
 
@@ -117,9 +125,11 @@ async fn rename(
     ))
 }
 
-async fn replace(
+/// `PUT /{id}` (replace the rows) and `POST /{id}/rows` (append rows): the route says which.
+async fn upload_into(
     State(state): State<AppState>,
     identity: Identity,
+    Extension(mode): Extension<UploadMode>,
     Path(id): Path<String>,
     Query(params): Query<UploadParams>,
     request: Request,
@@ -129,24 +139,7 @@ async fn replace(
     Ok(JsonResponse(
         state
             .data
-            .replace(&identity.owner(), &id, upload.file, upload.options)
-            .await?,
-    ))
-}
-
-async fn append(
-    State(state): State<AppState>,
-    identity: Identity,
-    Path(id): Path<String>,
-    Query(params): Query<UploadParams>,
-    request: Request,
-) -> Result<JsonResponse<DatasetInfo>> {
-    state.data.check_writable(&identity.owner(), &id).await?;
-    let upload = receive(&state, params, request).await?;
-    Ok(JsonResponse(
-        state
-            .data
-            .append(&identity.owner(), &id, upload.file, upload.options)
+            .upload_into(&identity.owner(), &id, upload.file, upload.options, mode)
             .await?,
     ))
 }

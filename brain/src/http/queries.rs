@@ -61,7 +61,7 @@ async fn sql(
         &query,
         &headers,
         media,
-        query.shape,
+        query.result.shape,
     )
     .await
 }
@@ -84,7 +84,7 @@ async fn json(
         &query,
         &headers,
         media,
-        query.shape,
+        query.result.shape,
     )
     .await
 }

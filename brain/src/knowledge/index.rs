@@ -16,7 +16,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use shared_types::knowledge::SearchHit;
+use shared_types::knowledge::{DocumentChunk, SearchHit};
 
 /// The reciprocal rank fusion constant.
 pub const RRF_K: f64 = 60.0;
@@ -29,12 +29,7 @@ const BM25_B: f64 = 0.75;
 /// A chunk as the index holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedChunk {
-    pub document_id: String,
-    pub document_name: String,
-    pub chunk_index: u32,
-    pub start: u64,
-    pub end: u64,
-    pub text: String,
+    pub chunk: DocumentChunk,
     /// Its unit vector, when it was embedded by the model now in use (`None`: keyword leg only).
     pub vector: Option<Vec<f32>>,
 }
@@ -56,15 +51,15 @@ impl TenantIndex {
     /// Indexes `chunks`. Vectors whose length differs from the first vector's are ignored
     /// (they cannot come from the same model).
     pub fn build(mut chunks: Vec<IndexedChunk>) -> Self {
-        let bm25 = Bm25::build(chunks.iter().map(|chunk| chunk.text.as_str()));
+        let bm25 = Bm25::build(chunks.iter().map(|indexed| indexed.chunk.text.as_str()));
         let dims = chunks
             .iter()
-            .find_map(|chunk| chunk.vector.as_ref().map(Vec::len))
+            .find_map(|indexed| indexed.vector.as_ref().map(Vec::len))
             .unwrap_or(0);
         let mut vector_rows = Vec::new();
         let mut vectors = Vec::new();
-        for (position, chunk) in chunks.iter_mut().enumerate() {
-            if let Some(vector) = chunk.vector.take()
+        for (position, indexed) in chunks.iter_mut().enumerate() {
+            if let Some(vector) = indexed.vector.take()
                 && vector.len() == dims
                 && let Ok(position) = u32::try_from(position)
             {
@@ -94,7 +89,9 @@ impl TenantIndex {
         let text: usize = self
             .chunks
             .iter()
-            .map(|c| c.text.len() + c.document_id.len() + c.document_name.len() + 64)
+            .map(|c| {
+                c.chunk.text.len() + c.chunk.document_id.len() + c.chunk.document_name.len() + 64
+            })
             .sum();
         text + self.vectors.len() * 4 + self.bm25.approx_bytes()
     }
@@ -145,14 +142,9 @@ impl TenantIndex {
             .into_iter()
             .take(limit)
             .filter_map(|(position, f)| {
-                let chunk = self.chunks.get(usize::try_from(position).ok()?)?;
+                let indexed = self.chunks.get(usize::try_from(position).ok()?)?;
                 Some(SearchHit {
-                    document_id: chunk.document_id.clone(),
-                    document_name: chunk.document_name.clone(),
-                    chunk_index: chunk.chunk_index,
-                    start: chunk.start,
-                    end: chunk.end,
-                    text: chunk.text.clone(),
+                    chunk: indexed.chunk.clone(),
                     score: f.score,
                     bm25_rank: f.bm25.map(|(rank, _)| rank),
                     vector_rank: f.vector.map(|(rank, _)| rank),
@@ -341,12 +333,14 @@ mod tests {
 
     fn chunk(id: &str, text: &str, vector: Option<Vec<f32>>) -> IndexedChunk {
         IndexedChunk {
-            document_id: id.to_owned(),
-            document_name: format!("{id}.txt"),
-            chunk_index: 0,
-            start: 0,
-            end: text.chars().count() as u64,
-            text: text.to_owned(),
+            chunk: DocumentChunk {
+                document_id: id.to_owned(),
+                document_name: format!("{id}.txt"),
+                chunk_index: 0,
+                start: 0,
+                end: text.chars().count() as u64,
+                text: text.to_owned(),
+            },
             vector,
         }
     }
@@ -371,7 +365,7 @@ mod tests {
             ),
         ]);
         let hits = index.search("refund", &[], 3);
-        let ids: Vec<&str> = hits.iter().map(|h| h.document_id.as_str()).collect();
+        let ids: Vec<&str> = hits.iter().map(|h| h.chunk.document_id.as_str()).collect();
         assert_eq!(ids, vec!["a", "c"]);
         assert_eq!(hits[0].bm25_rank, Some(1));
         assert_eq!(hits[0].vector_rank, None);
@@ -385,7 +379,7 @@ mod tests {
             chunk("vec-only", "unrelated words", Some(vec![1.0, 0.0])),
         ]);
         let hits = index.search("warranty", &[1.0, 0.0], 3);
-        let ids: Vec<&str> = hits.iter().map(|h| h.document_id.as_str()).collect();
+        let ids: Vec<&str> = hits.iter().map(|h| h.chunk.document_id.as_str()).collect();
         // `both` is 2nd in each leg: 2/(60+2) beats a single first place, 1/(60+1).
         assert_eq!(ids[0], "both");
         assert_eq!(hits[0].bm25_rank, Some(2));

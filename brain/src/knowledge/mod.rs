@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared_types::knowledge::{ChunkInfo, Document, DocumentDetail, SearchHit};
+use shared_types::knowledge::{ChunkInfo, Document, DocumentChunk, DocumentDetail, SearchHit};
 use uuid::Uuid;
 
 use crate::clock::unix_millis;
@@ -425,12 +425,14 @@ impl KnowledgeBase {
             let chunks = rows
                 .into_iter()
                 .map(|row| IndexedChunk {
-                    document_id: row.document_id,
-                    document_name: row.document_name,
-                    chunk_index: u32::try_from(row.chunk.chunk_index).unwrap_or(u32::MAX),
-                    start: u64::try_from(row.chunk.start_char).unwrap_or_default(),
-                    end: u64::try_from(row.chunk.end_char).unwrap_or_default(),
-                    text: row.chunk.text,
+                    chunk: DocumentChunk {
+                        document_id: row.document_id,
+                        document_name: row.document_name,
+                        chunk_index: u32::try_from(row.chunk.chunk_index).unwrap_or(u32::MAX),
+                        start: u64::try_from(row.chunk.start_char).unwrap_or_default(),
+                        end: u64::try_from(row.chunk.end_char).unwrap_or_default(),
+                        text: row.chunk.text,
+                    },
                     vector: (row.embedder == model && !row.embedding.is_empty())
                         .then_some(row.embedding),
                 })
@@ -519,7 +521,7 @@ impl crate::agent::knowledge::KnowledgeSearch for KnowledgeBase {
         limit: usize,
     ) -> futures_util::future::BoxFuture<
         'a,
-        Result<Vec<crate::agent::knowledge::KnowledgeHit>, String>,
+        Result<Vec<shared_types::agent::KnowledgeSource>, String>,
     > {
         Box::pin(async move {
             let hits = KnowledgeBase::search(self, owner, query, limit)
@@ -533,13 +535,8 @@ impl crate::agent::knowledge::KnowledgeSearch for KnowledgeBase {
                 })?;
             Ok(hits
                 .into_iter()
-                .map(|hit| crate::agent::knowledge::KnowledgeHit {
-                    document_id: hit.document_id,
-                    document_name: hit.document_name,
-                    chunk_index: hit.chunk_index,
-                    start: hit.start,
-                    end: hit.end,
-                    text: hit.text,
+                .map(|hit| shared_types::agent::KnowledgeSource {
+                    chunk: hit.chunk,
                     // Agents filter on `min_score`, which needs an absolute scale: the cosine
                     // similarity, not the fused rank score (at most 2/61). A hit only the
                     // keyword leg found counts as 0.

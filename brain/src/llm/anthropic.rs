@@ -6,148 +6,95 @@
 
 use std::collections::HashMap;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 
-use super::openai::ProviderTimeouts;
-use super::sse::{FrameParser, SseFrame, decode_events};
-use super::{
-    ApiKey, ChatMessage, ChatProvider, ChatRequest, EventStream, FinishReason, ProviderError,
-    StreamEvent, TokenUsage, with_idle_timeout,
-};
+use super::http::{HttpProvider, WireFormat};
+use super::sse::{FrameParser, SseFrame};
+use super::{ChatMessage, ChatRequest, FinishReason, StreamEvent, TokenUsage};
 
 const API_VERSION: &str = "2023-06-01";
 const JSON_MODE_INSTRUCTION: &str =
     "Answer with a single JSON object only: no prose, no code fences.";
 
+/// Anthropic's API.
+pub type Anthropic = HttpProvider<Messages>;
+
+/// The Messages protocol.
 #[derive(Debug)]
-pub struct Anthropic {
-    name: String,
-    endpoint: String,
-    api_key: Option<ApiKey>,
-    client: reqwest::Client,
-    timeouts: ProviderTimeouts,
-}
+pub struct Messages;
 
-impl Anthropic {
-    pub fn new(
-        name: String,
-        base_url: &str,
-        api_key: Option<ApiKey>,
-        client: reqwest::Client,
-        timeouts: ProviderTimeouts,
-    ) -> Self {
-        Self {
-            name,
-            endpoint: format!("{}/messages", base_url.trim_end_matches('/')),
-            api_key,
-            client,
-            timeouts,
-        }
-    }
-}
+impl WireFormat for Messages {
+    const PATH: &'static str = "/messages";
+    const KEY_HEADER: (HeaderName, &'static str) = (HeaderName::from_static("x-api-key"), "");
+    const HEADERS: &'static [(&'static str, &'static str)] = &[("anthropic-version", API_VERSION)];
+    type Parser = EventParser;
 
-impl ChatProvider for Anthropic {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn stream_chat(
-        &self,
-        request: ChatRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
-        async move {
-            let mut http = self
-                .client
-                .post(&self.endpoint)
-                .header("anthropic-version", API_VERSION)
-                .json(&request_body(&request));
-            if let Some(key) = &self.api_key {
-                http = http.header("x-api-key", super::key_header(&self.name, key, "")?);
-            }
-            let response = super::send_provider_request(
-                &self.name,
-                http,
-                self.timeouts.connect,
-                self.api_key.as_ref(),
-            )
-            .await?;
-            let events = decode_events(self.name.clone(), response, EventParser::default());
-            Ok(with_idle_timeout(
-                self.name.clone(),
-                events,
-                self.timeouts.idle,
-            ))
-        }
-        .boxed()
-    }
-}
-
-pub(crate) fn request_body(request: &ChatRequest) -> Value {
-    let mut system: Vec<String> = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    let mut push = |role: &'static str, block: Value| match turns.last_mut() {
-        Some((last, blocks)) if *last == role => blocks.push(block),
-        _ => turns.push((role, vec![block])),
-    };
-    for message in &request.messages {
-        match message {
-            ChatMessage::System(text) => system.push(text.clone()),
-            ChatMessage::User(text) => push("user", json!({"type": "text", "text": text})),
-            ChatMessage::Assistant { text, tool_calls } => {
-                if !text.is_empty() {
-                    push("assistant", json!({"type": "text", "text": text}));
+    fn request_body(request: &ChatRequest) -> Value {
+        let mut system: Vec<String> = Vec::new();
+        let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+        let mut push = |role: &'static str, block: Value| match turns.last_mut() {
+            Some((last, blocks)) if *last == role => blocks.push(block),
+            _ => turns.push((role, vec![block])),
+        };
+        for message in &request.messages {
+            match message {
+                ChatMessage::System(text) => system.push(text.clone()),
+                ChatMessage::User(text) => push("user", json!({"type": "text", "text": text})),
+                ChatMessage::Assistant { text, tool_calls } => {
+                    if !text.is_empty() {
+                        push("assistant", json!({"type": "text", "text": text}));
+                    }
+                    for call in tool_calls {
+                        let input: Value =
+                            serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                        push(
+                            "assistant",
+                            json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
+                        );
+                    }
                 }
-                for call in tool_calls {
-                    let input: Value =
-                        serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
-                    push(
-                        "assistant",
-                        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
-                    );
-                }
+                ChatMessage::ToolResult { call_id, output } => push(
+                    "user",
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": output}),
+                ),
             }
-            ChatMessage::ToolResult { call_id, output } => push(
-                "user",
-                json!({"type": "tool_result", "tool_use_id": call_id, "content": output}),
-            ),
         }
-    }
-    if request.json_mode {
-        system.push(JSON_MODE_INSTRUCTION.to_owned());
-    }
-    let messages: Vec<Value> = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
-    let mut body = json!({
-        "model": request.model,
-        "max_tokens": request.max_output_tokens,
-        "messages": messages,
-        "stream": true,
-    });
-    if !system.is_empty() {
-        body["system"] = Value::String(system.join("\n\n"));
-    }
-    if !request.tools.is_empty() {
-        body["tools"] = request
-            .tools
-            .iter()
-            .map(|tool| {
-                json!({"name": tool.name, "description": tool.description, "input_schema": tool.parameters})
-            })
+        if request.json_mode {
+            system.push(JSON_MODE_INSTRUCTION.to_owned());
+        }
+        let messages: Vec<Value> = turns
+            .into_iter()
+            .map(|(role, content)| json!({"role": role, "content": content}))
             .collect();
-        if request.require_tool {
-            body["tool_choice"] = json!({"type": "any"});
+        let mut body = json!({
+            "model": request.model,
+            "max_tokens": request.max_output_tokens,
+            "messages": messages,
+            "stream": true,
+        });
+        if !system.is_empty() {
+            body["system"] = Value::String(system.join("\n\n"));
         }
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({"name": tool.name, "description": tool.description, "input_schema": tool.parameters})
+                })
+                .collect();
+            if request.require_tool {
+                body["tool_choice"] = json!({"type": "any"});
+            }
+        }
+        body
     }
-    body
 }
 
 /// Parses Messages API stream events. Pure, for unit tests.
 #[derive(Debug, Default)]
-pub(crate) struct EventParser {
+pub struct EventParser {
     /// Content block index → tool call index (in order of appearance).
     tool_blocks: HashMap<u64, usize>,
     usage: TokenUsage,
@@ -358,7 +305,7 @@ mod tests {
             json_mode: true,
             require_tool: true,
         };
-        let body = request_body(&request);
+        let body = Messages::request_body(&request);
         assert_eq!(body["tool_choice"], json!({"type": "any"}));
         assert!(body["system"].as_str().unwrap().starts_with("be brief"));
         assert!(body["system"].as_str().unwrap().contains("JSON"));

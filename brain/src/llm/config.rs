@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use shared_types::chat::{LlmConfigFile, ModelEntry, ProviderEntry, ProviderKind, TokenizerKind};
 
 use super::anthropic::Anthropic;
-use super::openai::{OpenAiCompatible, ProviderTimeouts};
+use super::http::ProviderTimeouts;
+use super::openai::OpenAiCompatible;
 use super::router::{LlmRouter, ModelSpec, ProviderSlot, RetryPolicy, Target};
 use super::tokens::{EstimateTokens, LlamaServerTokens, TokenCounter};
 use super::{ApiKey, ChatProvider};

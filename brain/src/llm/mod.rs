@@ -1,6 +1,7 @@
 //! LLM providers behind one trait, and the router that picks one.
 //!
-//! - [`ChatProvider`]: one streaming chat call against one provider. Implementations:
+//! - [`ChatProvider`]: one streaming chat call against one provider. Implementation:
+//!   [`http::HttpProvider`], the HTTP call itself, over a provider's wire format:
 //!   [`openai::OpenAiCompatible`] (OpenAI, vLLM, Ollama, llama.cpp servers) and
 //!   [`anthropic::Anthropic`] (Messages API). Both stream, report usage, pass tools and JSON mode.
 //! - [`router::LlmRouter`]: resolves a model name to its ordered route of providers; retries
@@ -13,6 +14,7 @@
 
 pub mod anthropic;
 pub mod config;
+pub mod http;
 pub mod openai;
 pub mod router;
 pub mod sse;

@@ -2,121 +2,55 @@
 //! `stream_options.include_usage`). Works with OpenAI, vLLM, Ollama and llama.cpp servers.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde_json::{Value, json};
 
-use super::sse::{FrameParser, SseFrame, decode_events};
-use super::{
-    ApiKey, ChatMessage, ChatProvider, ChatRequest, EventStream, FinishReason, ProviderError,
-    StreamEvent, TokenUsage, with_idle_timeout,
-};
+use super::http::{HttpProvider, WireFormat};
+use super::sse::{FrameParser, SseFrame};
+use super::{ChatMessage, ChatRequest, FinishReason, StreamEvent, TokenUsage};
 
-/// Timeouts of one provider.
-#[derive(Debug, Clone, Copy)]
-pub struct ProviderTimeouts {
-    /// Until the response head.
-    pub connect: Duration,
-    /// Between two stream chunks.
-    pub idle: Duration,
-}
+/// An OpenAI-compatible server.
+pub type OpenAiCompatible = HttpProvider<ChatCompletions>;
 
+/// The chat completions protocol.
 #[derive(Debug)]
-pub struct OpenAiCompatible {
-    name: String,
-    endpoint: String,
-    api_key: Option<ApiKey>,
-    client: reqwest::Client,
-    timeouts: ProviderTimeouts,
-}
+pub struct ChatCompletions;
 
-impl OpenAiCompatible {
-    pub fn new(
-        name: String,
-        base_url: &str,
-        api_key: Option<ApiKey>,
-        client: reqwest::Client,
-        timeouts: ProviderTimeouts,
-    ) -> Self {
-        Self {
-            name,
-            endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-            api_key,
-            client,
-            timeouts,
-        }
-    }
-}
+impl WireFormat for ChatCompletions {
+    const PATH: &'static str = "/chat/completions";
+    const KEY_HEADER: (HeaderName, &'static str) = (AUTHORIZATION, "Bearer ");
+    const HEADERS: &'static [(&'static str, &'static str)] = &[];
+    type Parser = ChunkParser;
 
-impl ChatProvider for OpenAiCompatible {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn stream_chat(
-        &self,
-        request: ChatRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
-        async move {
-            let mut http = self
-                .client
-                .post(&self.endpoint)
-                .json(&request_body(&request));
-            if let Some(key) = &self.api_key {
-                http = http.header(
-                    AUTHORIZATION,
-                    super::key_header(&self.name, key, "Bearer ")?,
-                );
+    fn request_body(request: &ChatRequest) -> Value {
+        let messages: Vec<Value> = request.messages.iter().map(message_json).collect();
+        let mut body = json!({
+            "model": request.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "max_tokens": request.max_output_tokens,
+        });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({"type": "function", "function": {
+                        "name": tool.name, "description": tool.description, "parameters": tool.parameters,
+                    }})
+                })
+                .collect();
+            if request.require_tool {
+                body["tool_choice"] = json!("required");
             }
-            let response = super::send_provider_request(
-                &self.name,
-                http,
-                self.timeouts.connect,
-                self.api_key.as_ref(),
-            )
-            .await?;
-            let events = decode_events(self.name.clone(), response, ChunkParser::default());
-            Ok(with_idle_timeout(
-                self.name.clone(),
-                events,
-                self.timeouts.idle,
-            ))
         }
-        .boxed()
-    }
-}
-
-/// The JSON body of a streaming call.
-pub(crate) fn request_body(request: &ChatRequest) -> Value {
-    let messages: Vec<Value> = request.messages.iter().map(message_json).collect();
-    let mut body = json!({
-        "model": request.model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "max_tokens": request.max_output_tokens,
-    });
-    if !request.tools.is_empty() {
-        body["tools"] = request
-            .tools
-            .iter()
-            .map(|tool| {
-                json!({"type": "function", "function": {
-                    "name": tool.name, "description": tool.description, "parameters": tool.parameters,
-                }})
-            })
-            .collect();
-        if request.require_tool {
-            body["tool_choice"] = json!("required");
+        if request.json_mode {
+            body["response_format"] = json!({"type": "json_object"});
         }
+        body
     }
-    if request.json_mode {
-        body["response_format"] = json!({"type": "json_object"});
-    }
-    body
 }
 
 fn message_json(message: &ChatMessage) -> Value {
@@ -142,7 +76,7 @@ fn message_json(message: &ChatMessage) -> Value {
 
 /// Parses `chat.completion.chunk` objects into events. Pure, for unit tests.
 #[derive(Debug, Default)]
-pub(crate) struct ChunkParser {
+pub struct ChunkParser {
     started_tool_calls: HashSet<usize>,
     /// A finish reason or `[DONE]` was seen.
     pub(crate) finished: bool,
@@ -324,7 +258,7 @@ mod tests {
             json_mode: true,
             require_tool: true,
         };
-        let body = request_body(&request);
+        let body = ChatCompletions::request_body(&request);
         assert_eq!(body["tool_choice"], "required");
         assert_eq!(body["max_tokens"], 7);
         assert_eq!(body["stream_options"]["include_usage"], true);

@@ -131,6 +131,12 @@ impl LlmRouter {
         }
     }
 
+    /// A router that serves `model` alone, as its default (what benches and tests run against).
+    pub fn with_one_model(providers: HashMap<String, ProviderSlot>, model: ModelSpec) -> Self {
+        let name = model.name.clone();
+        Self::new(providers, BTreeMap::from([(name.clone(), model)]), name)
+    }
+
     /// The named model, or the default one for `None`.
     pub fn model(&self, name: Option<&str>) -> Option<&ModelSpec> {
         self.models.get(name.unwrap_or(&self.default_model))
@@ -293,9 +299,7 @@ mod tests {
             system_template: "system".into(),
             tokenizer: Arc::new(EstimateTokens),
         };
-        let mut models = BTreeMap::new();
-        models.insert("m".to_owned(), model.clone());
-        (LlmRouter::new(providers, models, "m".into()), model)
+        (LlmRouter::with_one_model(providers, model.clone()), model)
     }
 
     fn request() -> ChatRequest {

@@ -88,12 +88,6 @@ fn record(row: &AnyRow) -> Result<DatasetRecord, sqlx::Error> {
     })
 }
 
-fn records(rows: &[AnyRow]) -> Result<Vec<DatasetRecord>, StoreError> {
-    rows.iter()
-        .map(|row| record(row).map_err(StoreError::Query))
-        .collect()
-}
-
 impl Store {
     /// Inserts a new dataset. [`StoreError::Conflict`] when the owner already has one by that
     /// name.
@@ -131,7 +125,7 @@ impl Store {
         .bind(SCOPE_PUBLIC)
         .fetch_all(&self.pool)
         .await?;
-        records(&rows)
+        super::decode_rows(&rows, record)
     }
 
     /// The dataset `id` if `owner` may read it. Another tenant's dataset is `None`, exactly
@@ -149,10 +143,7 @@ impl Store {
         .bind(SCOPE_PUBLIC)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(record)
-            .transpose()
-            .map_err(StoreError::Query)
+        super::decode_row(row.as_ref(), record)
     }
 
     /// Every dataset of `owner` (the sample generator asks for its own).
@@ -163,7 +154,7 @@ impl Store {
         .bind(owner.to_owned())
         .fetch_all(&self.pool)
         .await?;
-        records(&rows)
+        super::decode_rows(&rows, record)
     }
 
     /// Renames a dataset `owner` owns (a new version: SQL names resolve differently now);

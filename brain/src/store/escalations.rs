@@ -83,10 +83,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(escalation_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::Query)
+        super::decode_rows(&rows, escalation_from_row)
     }
 
     /// The escalations of one owner's thread (what the conversation's owner may see).
@@ -104,10 +101,7 @@ impl Store {
             .bind(thread_id.to_owned())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(escalation_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::Query)
+        super::decode_rows(&rows, escalation_from_row)
     }
 
     pub async fn get_escalation(&self, id: &str) -> Result<Option<Escalation>, StoreError> {
@@ -116,10 +110,7 @@ impl Store {
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(escalation_from_row)
-            .transpose()
-            .map_err(StoreError::Query)
+        super::decode_row(row.as_ref(), escalation_from_row)
     }
 
     /// Resolves an open escalation; `false` when there is no open one with that id.

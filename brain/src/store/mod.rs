@@ -21,7 +21,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 
 pub use url::{DatabaseConfig, DatabaseUrl, DatabaseUrlError};
@@ -110,6 +110,26 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::from_sqlx(error)
     }
+}
+
+/// Decodes every row read with `decode`; a row that does not decode fails the read
+/// ([`StoreError::Query`]).
+fn decode_rows<T>(
+    rows: &[AnyRow],
+    decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::Query)
+}
+
+/// Decodes the row read, if there is one, with `decode` (failing like [`decode_rows`]).
+fn decode_row<T>(
+    row: Option<&AnyRow>,
+    decode: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, StoreError> {
+    row.map(decode).transpose().map_err(StoreError::Query)
 }
 
 /// The brain's database: a connection pool with the schema migrated.

@@ -520,10 +520,7 @@ impl Store {
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(run_from_row)
-            .transpose()
-            .map_err(StoreError::Query)
+        super::decode_row(row.as_ref(), run_from_row)
     }
 
     /// One owner's runs per grounding verdict.

@@ -106,10 +106,7 @@ impl Store {
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(thread_from_row)
-            .transpose()
-            .map_err(StoreError::Query)
+        super::decode_row(row.as_ref(), thread_from_row)
     }
 
     /// Most recently active first. `after` is the `(updated_at_ms, id)` of the previous page's
@@ -135,10 +132,7 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(thread_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::Query)
+        super::decode_rows(&rows, thread_from_row)
     }
 
     /// Renames; `false` when the caller has no such thread.
@@ -235,10 +229,7 @@ impl Store {
         .bind(Role::Assistant.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref()
-            .map(message_from_row)
-            .transpose()
-            .map_err(StoreError::Query)
+        super::decode_row(row.as_ref(), message_from_row)
     }
 
     /// Where the turn that message `message_id` of the thread belongs to begins (its last turn

@@ -12,10 +12,10 @@ use shared_types::account::{
     MAX_USER_FIELD_BYTES, MAX_USER_SCOPES, REVOKE_REFRESH_TOKEN_PATH, ROTATE_REFRESH_TOKEN_PATH,
     RefreshGrant, START_REFRESH_FAMILY_PATH, SessionClaim, SignedInUser,
 };
-use shared_types::chat::{ThreadPage, UsageReport};
+use shared_types::chat::ThreadPage;
 use shared_types::error::ErrorCode;
 
-use crate::chat::{create_thread, send, use_chat_llm};
+use crate::chat::{create_thread, send, usage, use_chat_llm};
 use crate::datasets::{list, sales, sales_csv, sql_rows, upload_csv};
 use crate::helpers::{
     Backend, Caller, TestApp, TestDatabase, assert_error, spawn_app, spawn_app_on, spawn_app_with,
@@ -53,14 +53,6 @@ async fn thread_titles(app: &TestApp, caller: &Caller) -> Vec<String> {
     let mut titles: Vec<String> = page.threads.into_iter().map(|t| t.title).collect();
     titles.sort();
     titles
-}
-
-async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
-    let response = app
-        .send_as(caller, app.client.get(app.url("/api/v1/usage")))
-        .await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
 }
 
 async fn app_with_chat_and_documents(backend: Backend) -> TestApp {

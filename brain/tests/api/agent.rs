@@ -4,18 +4,21 @@
 
 use std::sync::{Arc, Mutex};
 
-use brain::agent::knowledge::{KnowledgeHit, KnowledgeSearch};
+use brain::agent::knowledge::KnowledgeSearch;
 use brain::{Application, Extras};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared_types::agent::{AgentList, Escalation, EscalationList, EscalationStatus, Urgency};
+use shared_types::agent::{
+    AgentList, Escalation, EscalationList, EscalationStatus, KnowledgeSource, Urgency,
+};
 use shared_types::chat::{MessagePage, RunState, STREAM_DONE, Thread};
 use shared_types::error::ErrorCode;
+use shared_types::knowledge::DocumentChunk;
 
 use crate::chat::{
-    assert_well_formed_success, chunks, get_run, messages, run_id_of, send, text_of, types,
+    assert_well_formed_success, chunks, get_run, messages, replay, run_id_of, send, text_of, types,
 };
 use crate::datasets::upload_csv;
 use crate::helpers::{
@@ -255,14 +258,7 @@ async fn a_multi_step_turn_runs_data_tools_and_streams_every_step() {
         // The grounding check closes the reply (no numbers here).
         assert_eq!(parts.last().unwrap()["type"], "data-grounding");
         assert_eq!(parts.last().unwrap()["data"]["status"], "no-claims");
-        let replay = app
-            .send_as(
-                &alice,
-                app.client
-                    .get(app.url(&format!("/api/v1/runs/{run_id}/events?after=0"))),
-            )
-            .await;
-        assert_eq!(chunks(&EventReader::new(replay).collect().await), stream);
+        assert_eq!(replay(&app, &alice, &run_id).await, stream);
         app.stop().await;
     }
 }
@@ -435,7 +431,7 @@ impl KnowledgeSearch for TestKnowledge {
         owner: &'a str,
         query: &'a str,
         limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<KnowledgeHit>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<KnowledgeSource>, String>> {
         self.queries
             .lock()
             .unwrap()
@@ -448,22 +444,26 @@ impl KnowledgeSearch for TestKnowledge {
                 return Ok(Vec::new());
             }
             Ok(vec![
-                KnowledgeHit {
-                    document_id: "doc-1".into(),
-                    document_name: "Returns policy".into(),
-                    chunk_index: 2,
-                    start: 120,
-                    end: 180,
-                    text: "Returns are accepted within 30 days.".into(),
+                KnowledgeSource {
+                    chunk: DocumentChunk {
+                        document_id: "doc-1".into(),
+                        document_name: "Returns policy".into(),
+                        chunk_index: 2,
+                        start: 120,
+                        end: 180,
+                        text: "Returns are accepted within 30 days.".into(),
+                    },
                     score: 0.9,
                 },
-                KnowledgeHit {
-                    document_id: "doc-2".into(),
-                    document_name: "Old memo".into(),
-                    chunk_index: 0,
-                    start: 0,
-                    end: 10,
-                    text: "irrelevant".into(),
+                KnowledgeSource {
+                    chunk: DocumentChunk {
+                        document_id: "doc-2".into(),
+                        document_name: "Old memo".into(),
+                        chunk_index: 0,
+                        start: 0,
+                        end: 10,
+                        text: "irrelevant".into(),
+                    },
                     score: 0.1,
                 },
             ])
@@ -533,6 +533,26 @@ async fn a_tool_that_exceeds_its_timeout_fails_and_the_turn_goes_on() {
     app.stop().await;
 }
 
+/// Alice asks for the returns policy in a new thread of an app with the test knowledge base
+/// (which answers at once) and the `[agents.retrieval]` settings `retrieval`: the app, the
+/// knowledge base, her thread and the turn's stream.
+async fn ask_for_the_returns_policy(
+    scripted: &Scripted,
+    retrieval: &str,
+) -> (
+    TestApp,
+    Arc<TestKnowledge>,
+    Thread,
+    Vec<(Option<u64>, Value)>,
+) {
+    let agents = format!("{DATA_TOOLS}\n[agents.retrieval]\n{retrieval}");
+    let (app, knowledge) = app_with_knowledge(scripted, &agents, false).await;
+    let alice = Caller::user("alice");
+    let thread = new_thread(&app, &alice, None).await;
+    let (_, stream) = turn(&app, &alice, &thread.id, "What is the returns policy?").await;
+    (app, knowledge, thread, stream)
+}
+
 #[tokio::test]
 async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
     let scripted = Scripted::start(vec![
@@ -543,16 +563,9 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
         Reply::Text(vec!["Within 30 days."]),
     ])
     .await;
-    let (mut app, knowledge) = app_with_knowledge(
-        &scripted,
-        &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 3\nmin_score = 0.5\n"),
-        false,
-    )
-    .await;
+    let (mut app, knowledge, thread, stream) =
+        ask_for_the_returns_policy(&scripted, "k = 3\nmin_score = 0.5\n").await;
     let alice = Caller::user("alice");
-    let thread = new_thread(&app, &alice, None).await;
-
-    let (_, stream) = turn(&app, &alice, &thread.id, "What is the returns policy?").await;
 
     // Searched as the caller, with the limit capped at k.
     assert_eq!(
@@ -661,16 +674,8 @@ async fn search_knowledge_returns_chunks_and_cites_them_in_the_stream() {
 #[tokio::test]
 async fn prefetch_retrieves_before_the_first_model_call_and_cites() {
     let scripted = Scripted::start(vec![Reply::Text(vec!["Within 30 days."])]).await;
-    let (mut app, knowledge) = app_with_knowledge(
-        &scripted,
-        &format!("{DATA_TOOLS}\n[agents.retrieval]\nk = 2\nmin_score = 0.5\nprefetch = true\n"),
-        false,
-    )
-    .await;
-    let alice = Caller::user("alice");
-    let thread = new_thread(&app, &alice, None).await;
-
-    let (_, stream) = turn(&app, &alice, &thread.id, "What is the returns policy?").await;
+    let (mut app, knowledge, _, stream) =
+        ask_for_the_returns_policy(&scripted, "k = 2\nmin_score = 0.5\nprefetch = true\n").await;
 
     assert_eq!(
         knowledge.queries.lock().unwrap().clone(),
@@ -856,14 +861,8 @@ async fn escalations_are_recorded_listed_and_resolved_by_operators() {
             .await;
         assert_error(anonymous, ErrorCode::Unauthorized).await;
         let list: EscalationList = app
-            .send_as(
-                &operator,
-                app.client.get(app.url("/api/v1/escalations?status=open")),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json_as(&operator, "/api/v1/escalations?status=open")
+            .await;
         assert_eq!(list.escalations.len(), 1, "{backend}");
         let escalation = &list.escalations[0];
         assert_eq!(escalation.id, id);
@@ -977,21 +976,10 @@ async fn escalations_are_recorded_listed_and_resolved_by_operators() {
         )
         .await;
         let open: EscalationList = app
-            .send_as(
-                &operator,
-                app.client.get(app.url("/api/v1/escalations?status=open")),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json_as(&operator, "/api/v1/escalations?status=open")
+            .await;
         assert!(open.escalations.is_empty());
-        let all: EscalationList = app
-            .send_as(&operator, app.client.get(app.url("/api/v1/escalations")))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let all: EscalationList = app.get_json_as(&operator, "/api/v1/escalations").await;
         assert_eq!(all.escalations.len(), 1);
         let bad = app
             .send_as(
@@ -1010,12 +998,7 @@ async fn agents_are_listed_and_chosen_per_thread() {
     let mut app = agent_app(Backend::Sqlite, &scripted, DATA_TOOLS).await;
     let alice = Caller::user("alice");
 
-    let list: AgentList = app
-        .send_as(&alice, app.client.get(app.url("/api/v1/agents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: AgentList = app.get_json_as(&alice, "/api/v1/agents").await;
     assert_eq!(list.default_agent, "coach");
     let names: Vec<&str> = list.agents.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["coach", "plain"]);
@@ -1047,12 +1030,7 @@ async fn agents_are_listed_and_chosen_per_thread() {
 
     // The built-in agents file: the retail coach is the default.
     let mut app = spawn_app_with(Backend::Sqlite, |_| {}).await;
-    let list: AgentList = app
-        .send_as(&alice, app.client.get(app.url("/api/v1/agents")))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: AgentList = app.get_json_as(&alice, "/api/v1/agents").await;
     assert_eq!(list.default_agent, "retail-coach");
     app.stop().await;
 }

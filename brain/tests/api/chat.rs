@@ -128,26 +128,37 @@ async fn start_long_reply(
 }
 
 pub(crate) async fn get_run(app: &TestApp, caller: &Caller, run_id: &str) -> Run {
-    let response = app
-        .send_as(
-            caller,
-            app.client.get(app.url(&format!("/api/v1/runs/{run_id}"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    app.get_json_as(caller, &format!("/api/v1/runs/{run_id}"))
+        .await
+}
+
+/// The events of a run after event `after`, as the brain streams them.
+pub(crate) async fn run_events(
+    app: &TestApp,
+    caller: &Caller,
+    run_id: &str,
+    after: u64,
+) -> EventReader {
+    let path = format!("/api/v1/runs/{run_id}/events?after={after}");
+    EventReader::new(app.get_ok_as(caller, &path).await)
+}
+
+/// The full replay of a run's events (from the first), parsed.
+pub(crate) async fn replay(
+    app: &TestApp,
+    caller: &Caller,
+    run_id: &str,
+) -> Vec<(Option<u64>, Value)> {
+    chunks(&run_events(app, caller, run_id, 0).await.collect().await)
+}
+
+pub(crate) async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
+    app.get_json_as(caller, "/api/v1/usage").await
 }
 
 pub(crate) async fn messages(app: &TestApp, caller: &Caller, thread: &str) -> MessagePage {
-    let response = app
-        .send_as(
-            caller,
-            app.client
-                .get(app.url(&format!("/api/v1/threads/{thread}/messages"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    app.get_json_as(caller, &format!("/api/v1/threads/{thread}/messages"))
+        .await
 }
 
 pub(crate) fn assert_well_formed_success(chunks: &[(Option<u64>, Value)]) {
@@ -242,12 +253,7 @@ async fn a_streamed_reply_arrives_as_protocol_parts_in_order_and_is_stored() {
             .await
             .unwrap();
         assert_eq!(thread_now.usage, run.usage);
-        let usage: UsageReport = app
-            .send_as(&alice, app.client.get(app.url("/api/v1/usage")))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let usage = usage(&app, &alice).await;
         assert_eq!((usage.runs, usage.usage), (1, run.usage));
         assert_eq!(usage.owner, "user:alice");
 
@@ -370,15 +376,8 @@ async fn reconnecting_mid_run_resumes_without_loss_or_duplication() {
         // equals what the two connections saw together.
         let run = get_run(&app, &alice, &run_id).await;
         assert_eq!(run.state, RunState::Succeeded);
-        let replay = app
-            .send_as(
-                &alice,
-                app.client
-                    .get(app.url(&format!("/api/v1/runs/{run_id}/events?after=0"))),
-            )
-            .await;
         assert_eq!(
-            chunks(&EventReader::new(replay).collect().await),
+            replay(&app, &alice, &run_id).await,
             combined,
             "retention {retention_secs}"
         );
@@ -900,13 +899,7 @@ async fn bad_turns_are_refused_in_the_error_shape_and_store_nothing() {
     let refused = send(&app, &alice, &thread.id, json!({"content": "Hi again"})).await;
     assert_error(refused, ErrorCode::RateLimited).await;
     assert_eq!(messages(&app, &alice, &thread.id).await.messages.len(), 2);
-    let usage: UsageReport = app
-        .send_as(&alice, app.client.get(app.url("/api/v1/usage")))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(usage.budget_tokens, Some(1));
+    assert_eq!(usage(&app, &alice).await.budget_tokens, Some(1));
     app.stop().await;
 }
 

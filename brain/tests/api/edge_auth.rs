@@ -7,8 +7,8 @@ use shared_types::headers::{EDGE_SIGNATURE, IDENTITY_SCOPES, IDENTITY_SESSION, I
 use shared_types::signature::body_digest;
 
 use crate::helpers::{
-    Backend, Caller, TEST_BRAIN_AUTHORITY, TEST_EDGE_SECRET, TestDatabase, assert_error,
-    edge_signature, edge_signature_for, edge_signature_with, spawn_app, spawn_app_with,
+    Backend, Caller, TEST_BRAIN_AUTHORITY, TEST_EDGE_SECRET, TestApp, TestDatabase, assert_error,
+    edge_signature, edge_signature_for, spawn_app, spawn_app_with,
 };
 
 fn now_secs() -> u64 {
@@ -73,7 +73,8 @@ async fn unsigned_and_forged_requests_are_refused() {
     );
 
     // Signed with a secret the brain does not know.
-    let forged_signature = edge_signature_with(
+    let forged_signature = edge_signature_for(
+        TEST_BRAIN_AUTHORITY,
         "not-the-edge-secret-0123456789abcdef",
         now_secs(),
         "GET",
@@ -208,7 +209,8 @@ async fn replayed_and_stale_signatures_are_refused() {
         body.error.message
     );
 
-    let stale = edge_signature_with(
+    let stale = edge_signature_for(
+        TEST_BRAIN_AUTHORITY,
         TEST_EDGE_SECRET,
         now_secs() - 301,
         "GET",
@@ -239,21 +241,8 @@ async fn a_signature_dated_before_the_brain_started_is_refused_as_a_replay_acros
     // new process, however fresh its nonce looks there.
     let captured_at = now_secs() - 1;
     let mut app = spawn_app(Backend::Sqlite).await;
-    let captured = edge_signature_with(
-        TEST_EDGE_SECRET,
-        captured_at,
-        "GET",
-        "/api/v1/diag/echo",
-        &body_digest(b""),
-        ["", "", "", ""],
-    );
-    let response = app
-        .client
-        .get(app.url("/api/v1/diag/echo"))
-        .header(EDGE_SIGNATURE, captured)
-        .send()
-        .await
-        .unwrap();
+    let captured = echo_signature(TEST_BRAIN_AUTHORITY, TEST_EDGE_SECRET, captured_at);
+    let response = echo_with_signature(&app, captured).await;
     let body = assert_error(response, ErrorCode::Unauthorized).await;
     assert!(
         body.error.message.contains("before this brain started"),
@@ -265,23 +254,34 @@ async fn a_signature_dated_before_the_brain_started_is_refused_as_a_replay_acros
     app.stop().await;
 }
 
-/// `GET /api/v1/diag/echo` signed now for the brain `authority` (`""`: for none).
-async fn echo_signed_for(app: &crate::helpers::TestApp, authority: &str) -> reqwest::Response {
-    let signature = edge_signature_for(
+/// The edge's signature of `GET /api/v1/diag/echo` (no identity) bound to the brain
+/// `authority` (`""`: to none), made with `secret` at `timestamp_secs`.
+fn echo_signature(authority: &str, secret: &str, timestamp_secs: u64) -> String {
+    edge_signature_for(
         authority,
-        TEST_EDGE_SECRET,
-        now_secs(),
+        secret,
+        timestamp_secs,
         "GET",
         "/api/v1/diag/echo",
         &body_digest(b""),
         ["", "", "", ""],
-    );
+    )
+}
+
+/// `GET /api/v1/diag/echo` carrying `signature` as the edge's.
+async fn echo_with_signature(app: &TestApp, signature: String) -> reqwest::Response {
     app.client
         .get(app.url("/api/v1/diag/echo"))
         .header(EDGE_SIGNATURE, signature)
         .send()
         .await
         .unwrap()
+}
+
+/// `GET /api/v1/diag/echo` signed now for the brain `authority` (`""`: for none).
+async fn echo_signed_for(app: &TestApp, authority: &str) -> reqwest::Response {
+    let signature = echo_signature(authority, TEST_EDGE_SECRET, now_secs());
+    echo_with_signature(app, signature).await
 }
 
 #[tokio::test]
@@ -315,27 +315,13 @@ async fn a_request_signed_for_another_brain_is_refused() {
         body.error.message
     );
     // A signature claimed for this brain but made for another does not verify at all.
-    let for_a = edge_signature_for(
-        "brain-a.internal:8080",
-        TEST_EDGE_SECRET,
-        now_secs(),
-        "GET",
-        "/api/v1/diag/echo",
-        &body_digest(b""),
-        ["", "", "", ""],
-    );
+    let for_a = echo_signature("brain-a.internal:8080", TEST_EDGE_SECRET, now_secs());
     let relabelled = for_a.replace(
         "a=brain-a.internal:8080",
         &format!("a={TEST_BRAIN_AUTHORITY}"),
     );
     assert_ne!(relabelled, for_a);
-    let response = app
-        .client
-        .get(app.url("/api/v1/diag/echo"))
-        .header(EDGE_SIGNATURE, relabelled)
-        .send()
-        .await
-        .unwrap();
+    let response = echo_with_signature(&app, relabelled).await;
     let body = assert_error(response, ErrorCode::Unauthorized).await;
     assert!(
         body.error.message.contains("does not verify"),
@@ -390,21 +376,8 @@ async fn rotation_accepts_any_configured_secret() {
     // The old secret (still listed) verifies…
     assert_eq!(app.get("/api/v1/diag/echo").await.status(), StatusCode::OK);
     // …and so does the new one.
-    let signature = edge_signature_with(
-        new_secret,
-        now_secs(),
-        "GET",
-        "/api/v1/diag/echo",
-        &body_digest(b""),
-        ["", "", "", ""],
-    );
-    let response = app
-        .client
-        .get(app.url("/api/v1/diag/echo"))
-        .header(EDGE_SIGNATURE, signature)
-        .send()
-        .await
-        .unwrap();
+    let signature = echo_signature(TEST_BRAIN_AUTHORITY, new_secret, now_secs());
+    let response = echo_with_signature(&app, signature).await;
     assert_eq!(response.status(), StatusCode::OK);
     app.stop().await;
 }

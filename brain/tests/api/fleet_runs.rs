@@ -16,7 +16,7 @@ use shared_types::error::ErrorCode;
 use shared_types::headers::DRAINING;
 
 use crate::agent::{config_files, new_thread};
-use crate::chat::{chunks, get_run, run_id_of, send, types};
+use crate::chat::{chunks, get_run, replay, run_events, run_id_of, send, types};
 use crate::helpers::{
     Backend, Caller, EventReader, ReceivedEvent, TEST_TIMEOUT, TestApp, TestDatabase, assert_error,
     postgres_server_url,
@@ -108,20 +108,26 @@ async fn held_run(app: &TestApp, caller: &Caller) -> (String, Vec<ReceivedEvent>
     (run_id, seen, reader)
 }
 
-async fn run_events(app: &TestApp, caller: &Caller, run_id: &str, after: u64) -> EventReader {
-    let response = app
-        .send_as(
-            caller,
-            app.client
-                .get(app.url(&format!("/api/v1/runs/{run_id}/events?after={after}"))),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    EventReader::new(response)
-}
-
 fn count(stream: &[(Option<u64>, Value)], kind: &str) -> usize {
     types(stream).iter().filter(|t| *t == kind).count()
+}
+
+/// The whole stream of a [`held_run`]: the events seen while it was held, then the rest.
+async fn whole_stream(seen: &[ReceivedEvent], rest: EventReader) -> Vec<(Option<u64>, Value)> {
+    let mut stream = chunks(seen);
+    stream.extend(chunks(&rest.collect().await));
+    stream
+}
+
+/// `stream` ends with a finish and `[DONE]`, with no error on the way.
+fn assert_finished_cleanly(stream: &[(Option<u64>, Value)]) {
+    let kinds = types(stream);
+    assert_eq!(
+        &kinds[kinds.len() - 2..],
+        ["finish", STREAM_DONE],
+        "{kinds:?}"
+    );
+    assert_eq!(count(stream, "error"), 0, "{kinds:?}");
 }
 
 #[tokio::test]
@@ -137,15 +143,7 @@ async fn a_second_brain_starting_leaves_the_first_brains_live_run_alone() {
     assert_eq!(run.state, RunState::Running, "{run:?}");
 
     gate.open();
-    let mut stream = chunks(&seen);
-    stream.extend(chunks(&rest.collect().await));
-    let kinds = types(&stream);
-    assert_eq!(
-        &kinds[kinds.len() - 2..],
-        ["finish", STREAM_DONE],
-        "{kinds:?}"
-    );
-    assert_eq!(count(&stream, "error"), 0, "{kinds:?}");
+    assert_finished_cleanly(&whole_stream(&seen, rest).await);
     assert_eq!(
         get_run(&b, &alice, &run_id).await.state,
         RunState::Succeeded
@@ -182,8 +180,7 @@ async fn a_run_on_one_brain_is_followed_through_another_every_event_once_in_orde
     let mut through_b = vec![first];
     through_b.extend(on_b.collect().await);
 
-    let mut on_a = chunks(&seen);
-    on_a.extend(chunks(&rest.collect().await));
+    let on_a = whole_stream(&seen, rest).await;
     let through_b = chunks(&through_b);
     assert_eq!(
         through_b,
@@ -206,8 +203,7 @@ async fn a_run_on_one_brain_is_followed_through_another_every_event_once_in_orde
     );
 
     // After the end, a full replay through B equals what A streamed.
-    let replay = chunks(&run_events(&b, &alice, &run_id, 0).await.collect().await);
-    assert_eq!(replay, on_a);
+    assert_eq!(replay(&b, &alice, &run_id).await, on_a);
     b.stop().await;
     a.stop().await;
 }
@@ -260,8 +256,7 @@ async fn a_follower_survives_the_loss_of_its_brains_listening_connection() {
     let (run_id, seen, rest) = held_run(&a, &alice).await;
     let on_b = run_events(&b, &alice, &run_id, 0).await;
     gate.open();
-    let mut on_a = chunks(&seen);
-    on_a.extend(chunks(&rest.collect().await));
+    let on_a = whole_stream(&seen, rest).await;
     assert_eq!(chunks(&on_b.collect().await), on_a);
     b.stop().await;
     a.stop().await;
@@ -318,7 +313,7 @@ async fn a_run_whose_brain_stopped_renewing_is_failed_once_by_racing_reapers() {
     assert!(run.finished_at_ms.is_some());
 
     // The stored log: what A had stored, then exactly one error and one finish.
-    let log = chunks(&run_events(&b, &alice, &run_id, 0).await.collect().await);
+    let log = replay(&b, &alice, &run_id).await;
     assert_eq!(count(&log, "error"), 1, "{:?}", types(&log));
     assert_eq!(count(&log, "finish"), 1, "{:?}", types(&log));
     assert_eq!(types(&log)[0], "start");
@@ -412,15 +407,7 @@ async fn draining_refuses_new_work_and_lets_the_run_in_progress_finish() {
 
         // The run in progress finishes, and then the brain stops.
         gate.open();
-        let mut stream = chunks(&seen);
-        stream.extend(chunks(&rest.collect().await));
-        let kinds = types(&stream);
-        assert_eq!(
-            &kinds[kinds.len() - 2..],
-            ["finish", STREAM_DONE],
-            "{kinds:?}"
-        );
-        assert_eq!(count(&stream, "error"), 0, "{kinds:?}");
+        assert_finished_cleanly(&whole_stream(&seen, rest).await);
         app.stopped(TEST_TIMEOUT).await.unwrap();
 
         let store = brain::store::Store::connect(&app.database.config().database().unwrap())

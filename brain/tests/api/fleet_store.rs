@@ -402,7 +402,7 @@ async fn a_cached_knowledge_index_follows_other_brains_uploads_and_deletes() {
     .await;
     let hits = search(&b, &carol, "boat rowing", 5).await;
     assert!(
-        hits.iter().any(|hit| hit.document_id == boats.id),
+        hits.iter().any(|hit| hit.chunk.document_id == boats.id),
         "{hits:?}"
     );
     // Deleted through A: gone from B's next search.
@@ -416,7 +416,7 @@ async fn a_cached_knowledge_index_follows_other_brains_uploads_and_deletes() {
     assert_eq!(deleted.status(), 204);
     let hits = search(&b, &carol, "boat rowing", 5).await;
     assert!(
-        hits.iter().all(|hit| hit.document_id != boats.id),
+        hits.iter().all(|hit| hit.chunk.document_id != boats.id),
         "{hits:?}"
     );
 }

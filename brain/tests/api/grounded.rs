@@ -5,11 +5,11 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use shared_types::agent::GroundingStatus;
-use shared_types::chat::{ChatReply, FinishReason, RunState, UsageReport};
+use shared_types::chat::{ChatReply, FinishReason, RunState};
 use shared_types::data::DatasetInfo;
 
 use crate::agent::{DATA_TOOLS, SALES_CSV, agent_app, new_thread, of_type, turn, turn_with};
-use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types};
+use crate::chat::{assert_well_formed_success, get_run, messages, send, text_of, types, usage};
 use crate::datasets::upload_csv;
 use crate::helpers::{BACKENDS, Backend, Caller, TestApp};
 use crate::scripted_llm::{Reply, Scripted};
@@ -20,14 +20,6 @@ const GROUP: &str = "SELECT store, SUM(units) AS units FROM sales GROUP BY store
 /// numbers out.
 const GROUP_TABLE: &str =
     "The query's result:\n\n| store | units |\n| --- | --- |\n| A | 7 |\n| B | 5 |\n| C | 1 |\n";
-
-async fn usage(app: &TestApp, caller: &Caller) -> UsageReport {
-    let response = app
-        .send_as(caller, app.client.get(app.url("/api/v1/usage")))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
 
 /// The assistant message of `run_id` as stored.
 async fn stored_reply(app: &TestApp, caller: &Caller, thread: &str, run_id: &str) -> Value {

@@ -79,7 +79,8 @@ pub(crate) fn edge_signature(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    edge_signature_with(
+    edge_signature_for(
+        TEST_BRAIN_AUTHORITY,
         TEST_EDGE_SECRET,
         now,
         method,
@@ -89,28 +90,9 @@ pub(crate) fn edge_signature(
     )
 }
 
-/// Like [`edge_signature`] with any secret and timestamp (forged and stale signatures).
-pub(crate) fn edge_signature_with(
-    secret: &str,
-    timestamp_secs: u64,
-    method: &str,
-    path_and_query: &str,
-    body_digest: &str,
-    identity: [&str; shared_types::signature::IDENTITY_VALUES],
-) -> String {
-    edge_signature_for(
-        TEST_BRAIN_AUTHORITY,
-        secret,
-        timestamp_secs,
-        method,
-        path_and_query,
-        body_digest,
-        identity,
-    )
-}
-
-/// Like [`edge_signature_with`], bound to the brain `authority` (`""`: bound to none, as an
-/// edge older than the binding signed).
+/// Like [`edge_signature`] with any secret and timestamp (forged and stale signatures), bound
+/// to the brain `authority` ([`TEST_BRAIN_AUTHORITY`]: the test brain; `""`: bound to none, as
+/// an edge older than the binding signed).
 pub(crate) fn edge_signature_for(
     authority: &str,
     secret: &str,
@@ -385,6 +367,22 @@ impl TestApp {
         request: reqwest::RequestBuilder,
     ) -> reqwest::Response {
         send_as_with(&self.client, caller, request).await
+    }
+
+    /// `GET path` as `caller`, which must answer 200.
+    pub(crate) async fn get_ok_as(&self, caller: &Caller, path: &str) -> reqwest::Response {
+        let response = self.send_as(caller, self.client.get(self.url(path))).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response
+    }
+
+    /// `GET path` as `caller` (200): the JSON body.
+    pub(crate) async fn get_json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> T {
+        self.get_ok_as(caller, path).await.json().await.unwrap()
     }
 
     /// Triggers the shutdown future given to `run_until_stopped`.

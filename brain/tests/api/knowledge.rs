@@ -173,7 +173,8 @@ async fn recall_at_5_on_the_labelled_corpus_is_at_least_0_8() {
             let hits = search(&app, &caller, &labelled.query, 5).await;
             assert!(hits.len() <= 5);
             let relevant = hits.iter().any(|hit| {
-                hit.document_name == labelled.document && hit.text.contains(&labelled.answer)
+                hit.chunk.document_name == labelled.document
+                    && hit.chunk.text.contains(&labelled.answer)
             });
             if relevant {
                 found += 1;
@@ -181,7 +182,7 @@ async fn recall_at_5_on_the_labelled_corpus_is_at_least_0_8() {
                 misses.push((
                     labelled.query.clone(),
                     hits.iter()
-                        .map(|hit| format!("{}#{}", hit.document_name, hit.chunk_index))
+                        .map(|hit| format!("{}#{}", hit.chunk.document_name, hit.chunk.chunk_index))
                         .collect::<Vec<_>>(),
                 ));
             }
@@ -195,7 +196,7 @@ async fn recall_at_5_on_the_labelled_corpus_is_at_least_0_8() {
             }
             ranking.push(
                 hits.iter()
-                    .map(|hit| (hit.document_name.clone(), hit.chunk_index))
+                    .map(|hit| (hit.chunk.document_name.clone(), hit.chunk.chunk_index))
                     .collect(),
             );
         }
@@ -253,10 +254,17 @@ async fn citations_point_at_the_chunk_they_quote() {
     let mut checked = 0;
     for labelled in labelled_queries() {
         for hit in search(&app, &caller, &labelled.query, 5).await {
-            let text = &texts[&hit.document_id];
-            assert!(hit.start < hit.end);
-            assert_eq!(char_slice(text, hit.start, hit.end), hit.text, "{hit:?}");
-            assert_eq!(documents[&hit.document_name].id, hit.document_id);
+            let text = &texts[&hit.chunk.document_id];
+            assert!(hit.chunk.start < hit.chunk.end);
+            assert_eq!(
+                char_slice(text, hit.chunk.start, hit.chunk.end),
+                hit.chunk.text,
+                "{hit:?}"
+            );
+            assert_eq!(
+                documents[&hit.chunk.document_name].id,
+                hit.chunk.document_id
+            );
             checked += 1;
         }
     }
@@ -348,8 +356,8 @@ async fn documents_are_invisible_to_other_tenants() {
             let hits = search(&app, intruder, "vault combination 31-41-59 Alice", 50).await;
             assert!(!hits.is_empty());
             assert!(
-                hits.iter()
-                    .all(|hit| hit.document_id != secret.id && !hit.text.contains("31-41-59")),
+                hits.iter().all(|hit| hit.chunk.document_id != secret.id
+                    && !hit.chunk.text.contains("31-41-59")),
                 "{backend}: {hits:?}"
             );
         }
@@ -364,7 +372,7 @@ async fn documents_are_invisible_to_other_tenants() {
         assert_eq!(response.status(), 200);
         let hits = search(&app, &owner, "vault combination", 5).await;
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].document_id, secret.id);
+        assert_eq!(hits[0].chunk.document_id, secret.id);
         // No identity at all: 401.
         assert_error(
             app.send(app.client.get(app.url("/api/v1/documents"))).await,
@@ -407,7 +415,7 @@ async fn multipart_upload_then_delete_removes_it_from_search() {
     .await;
 
     let hits = search(&app, &caller, "chain lubrication and tyre pressure", 5).await;
-    assert_eq!(hits[0].document_id, bike.id);
+    assert_eq!(hits[0].chunk.document_id, bike.id);
     let response = app
         .send_as(
             &caller,
@@ -418,7 +426,7 @@ async fn multipart_upload_then_delete_removes_it_from_search() {
     assert_eq!(response.status(), 204);
     let hits = search(&app, &caller, "chain lubrication and tyre pressure", 5).await;
     assert!(
-        hits.iter().all(|hit| hit.document_id != bike.id),
+        hits.iter().all(|hit| hit.chunk.document_id != bike.id),
         "{hits:?}"
     );
     let list = documents_of(&app, &caller).await;
@@ -628,7 +636,7 @@ async fn an_openai_compatible_embedder_serves_uploads_and_search() {
     )
     .await;
     let hits = search(&app, &caller, "gift card balance", 5).await;
-    assert_eq!(hits[0].document_id, document.id);
+    assert_eq!(hits[0].chunk.document_id, document.id);
     assert!(hits[0].vector_rank.is_some());
     {
         let seen = seen.lock().unwrap();

@@ -65,6 +65,20 @@ async fn logs_of_one_request(format: LogFormat, request_id: &str) -> (Vec<String
     (capture.lines(), app.port)
 }
 
+/// The one line of `lines` that mentions `request_id`: a request is logged exactly once.
+fn the_line_of<'a>(lines: &'a [String], request_id: &str) -> &'a str {
+    let mentions: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.contains(request_id))
+        .collect();
+    assert_eq!(
+        mentions.len(),
+        1,
+        "exactly one line per request: {lines:#?}"
+    );
+    mentions[0]
+}
+
 #[tokio::test]
 async fn text_logs_have_one_completion_line_with_the_request_id() {
     let request_id = "log-test-id-text-1";
@@ -82,16 +96,7 @@ async fn text_logs_have_one_completion_line_with_the_request_id() {
         listening[0]
     );
     assert!(listening[0].contains("backend=sqlite"), "{}", listening[0]);
-    let mentions: Vec<&String> = lines
-        .iter()
-        .filter(|line| line.contains(request_id))
-        .collect();
-    assert_eq!(
-        mentions.len(),
-        1,
-        "exactly one line per request: {lines:#?}"
-    );
-    let line = mentions[0];
+    let line = the_line_of(&lines, request_id);
     assert!(line.contains(" INFO "), "{line}");
     assert!(line.contains("request completed"), "{line}");
     for field in [
@@ -121,16 +126,7 @@ async fn json_logs_have_one_completion_line_with_the_request_id() {
         .expect("a listening line");
     assert_eq!(listening["fields"]["address"], format!("127.0.0.1:{port}"));
     assert_eq!(listening["fields"]["backend"], "sqlite");
-    let mentions: Vec<&String> = lines
-        .iter()
-        .filter(|line| line.contains(request_id))
-        .collect();
-    assert_eq!(
-        mentions.len(),
-        1,
-        "exactly one line per request: {lines:#?}"
-    );
-    let entry: serde_json::Value = serde_json::from_str(mentions[0]).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(the_line_of(&lines, request_id)).unwrap();
     assert_eq!(entry["level"], "INFO");
     let fields = &entry["fields"];
     assert_eq!(fields["message"], "request completed");

@@ -26,6 +26,11 @@ async fn post_query(app: &TestApp, caller: &Caller, kind: &str, body: Value) -> 
     .await
 }
 
+/// Posts a query that must succeed: its result.
+async fn query_ok(app: &TestApp, caller: &Caller, kind: &str, body: Value) -> QueryResult {
+    result(post_query(app, caller, kind, body).await).await
+}
+
 async fn result(response: reqwest::Response) -> QueryResult {
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -91,23 +96,15 @@ async fn sql_and_json_queries_give_independently_computed_results_on_both_backen
         );
 
         // The same group-by as a typed JSON query.
-        let answer = result(
-            post_query(
-                &app,
-                &alice,
-                "json",
-                json!({
-                    "dataset": "sales",
-                    "filter": {"op": "ge", "column": "qty", "value": 1},
-                    "group_by": ["store"],
-                    "aggregates": [{"function": "sum", "column": "qty", "alias": "units"},
-                                   {"function": "count", "column": "qty", "alias": "n"}],
-                    "sort": [{"column": "store"}]
-                }),
-            )
-            .await,
-        )
-        .await;
+        let group_by = json!({
+            "dataset": "sales",
+            "filter": {"op": "ge", "column": "qty", "value": 1},
+            "group_by": ["store"],
+            "aggregates": [{"function": "sum", "column": "qty", "alias": "units"},
+                           {"function": "count", "column": "qty", "alias": "n"}],
+            "sort": [{"column": "store"}]
+        });
+        let answer = query_ok(&app, &alice, "json", group_by).await;
         let rows = answer.rows.unwrap();
         let stores: Vec<&str> = rows.iter().map(|r| r["store"].as_str().unwrap()).collect();
         assert_eq!(stores, ["east", "north", "south"], "{backend}");
@@ -119,22 +116,19 @@ async fn sql_and_json_queries_give_independently_computed_results_on_both_backen
         }
 
         // Filter + select + sort, in columns shape.
-        let answer = result(
-            post_query(
-                &app,
-                &alice,
-                "json",
-                json!({
-                    "dataset": "sales",
-                    "select": ["qty", "price"],
-                    "filter": {"op": "and", "args": [
-                        {"op": "eq", "column": "store", "value": "north"},
-                        {"op": "gt", "column": "price", "value": 3.0}]},
-                    "sort": [{"column": "price", "descending": true}],
-                    "shape": "columns"
-                }),
-            )
-            .await,
+        let answer = query_ok(
+            &app,
+            &alice,
+            "json",
+            json!({
+                "dataset": "sales",
+                "select": ["qty", "price"],
+                "filter": {"op": "and", "args": [
+                    {"op": "eq", "column": "store", "value": "north"},
+                    {"op": "gt", "column": "price", "value": 3.0}]},
+                "sort": [{"column": "price", "descending": true}],
+                "shape": "columns"
+            }),
         )
         .await;
         let mut prices: Vec<f64> = sales()
@@ -159,14 +153,11 @@ async fn pages_walk_the_whole_result_in_every_format() {
     let mut seen = Vec::new();
     let mut offset = 0;
     loop {
-        let answer = result(
-            post_query(
-                &app,
-                &alice,
-                "sql",
-                json!({"sql": sql, "limit": 7, "offset": offset}),
-            )
-            .await,
+        let answer = query_ok(
+            &app,
+            &alice,
+            "sql",
+            json!({"sql": sql, "limit": 7, "offset": offset}),
         )
         .await;
         assert_eq!(answer.page.offset, offset);
@@ -247,7 +238,7 @@ async fn the_row_limit_caps_an_answer_and_says_where_to_continue() {
     let app = spawn_app_with(Backend::Sqlite, |config| config.data.query_max_rows = 5).await;
     let alice = Caller::user("alice");
     upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
-    let answer = result(post_query(&app, &alice, "json", json!({"dataset": "sales"})).await).await;
+    let answer = query_ok(&app, &alice, "json", json!({"dataset": "sales"})).await;
     assert_eq!(answer.page.returned, 5);
     assert_eq!(answer.page.next_offset, Some(5));
 }
@@ -373,7 +364,7 @@ async fn metrics_expose_request_latencies_query_durations_and_memory() {
     let alice = Caller::user("alice");
     let info = upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
     sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM sales").await;
-    result(post_query(&app, &alice, "json", json!({"dataset": "sales"})).await).await;
+    query_ok(&app, &alice, "json", json!({"dataset": "sales"})).await;
     app.send_as(
         &alice,
         app.client
@@ -624,7 +615,7 @@ async fn past_the_running_queries_and_the_queue_a_query_is_refused_503_with_retr
     );
     assert_eq!(slow.await.unwrap(), 200);
     // The turn is free again.
-    result(post_query(&app, &alice, "json", json!({"dataset": "numbers"})).await).await;
+    query_ok(&app, &alice, "json", json!({"dataset": "numbers"})).await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(
         metric_value(&metrics, r#"brain_queries_refused_total{kind="json"}"#),
@@ -657,7 +648,7 @@ async fn ordering_by_an_aggregate_orders_the_groups() {
         "SELECT region, SUM(floor_m2) FROM shops GROUP BY region ORDER BY SUM(floor_m2) DESC LIMIT 1",
     ] {
         for _ in 0..12 {
-            let answer = result(post_query(&app, &alice, "sql", json!({"sql": text})).await).await;
+            let answer = query_ok(&app, &alice, "sql", json!({"sql": text})).await;
             let rows = answer.rows.unwrap();
             assert_eq!(rows.len(), 1, "{text}");
             assert_eq!(rows[0]["region"], "west", "{text}: {rows:?}");

@@ -25,15 +25,22 @@ async fn every_start_is_recorded_and_survives_a_restart_on_both_backends() {
     }
 }
 
+/// A store connected to a new database on `backend` (whose data directory exists); the store
+/// lives as long as the database handle is kept.
+async fn fresh_store(backend: Backend) -> (TestDatabase, Store) {
+    let database = TestDatabase::new(backend).await;
+    tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
+    let store = Store::connect(&database.config().database().unwrap())
+        .await
+        .unwrap();
+    (database, store)
+}
+
 #[tokio::test]
 async fn store_queries_run_on_both_backends() {
     // The same `$1`-placeholder statements must work through the Any driver on each engine.
     for backend in BACKENDS {
-        let database = TestDatabase::new(backend).await;
-        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
-        let store = Store::connect(&database.config().database().unwrap())
-            .await
-            .unwrap();
+        let (_database, store) = fresh_store(backend).await;
         assert_eq!(store.count_starts().await.unwrap(), 0, "{backend}");
 
         store.record_start("a", "1.2.3", i64::MAX).await.unwrap();
@@ -132,11 +139,7 @@ async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
         (record, chunks)
     };
     for backend in BACKENDS {
-        let database = TestDatabase::new(backend).await;
-        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
-        let store = Store::connect(&database.config().database().unwrap())
-            .await
-            .unwrap();
+        let (_database, store) = fresh_store(backend).await;
         // Eight uploads of two chunks each race for a quota of five: two fit, whatever the
         // interleaving, and the counter agrees with what was stored.
         let uploads = (0..8).map(|n| {
@@ -205,11 +208,7 @@ async fn concurrent_knowledge_uploads_never_exceed_the_chunk_quota_together() {
 async fn dataset_contents_are_compare_and_set_on_both_backends() {
     use brain::store::datasets::{ContentsUpdate, ContentsUpdated, DatasetRecord};
     for backend in BACKENDS {
-        let database = TestDatabase::new(backend).await;
-        tokio::fs::create_dir_all(&database.data_dir).await.unwrap();
-        let store = Store::connect(&database.config().database().unwrap())
-            .await
-            .unwrap();
+        let (_database, store) = fresh_store(backend).await;
         let record = DatasetRecord {
             id: "d1".to_owned(),
             owner: "user:a".to_owned(),

@@ -4,4 +4,17 @@
  * A retrieved chunk of a document (`search_knowledge`); `start`/`end` are character offsets
  * in the document's text.
  */
-export type KnowledgeSource = { document_id: string, document_name: string, chunk_index: number, start: number, end: number, text: string, score: number, };
+export type KnowledgeSource = { 
+/**
+ * Relevance in 0..=1 (the brain's knowledge base: cosine similarity of chunk and query),
+ * compared with the agent's `retrieval.min_score`.
+ */
+score: number, document_id: string, document_name: string, chunk_index: number, 
+/**
+ * First char of the chunk in the document's extracted text.
+ */
+start: number, 
+/**
+ * One past its last char.
+ */
+end: number, text: string, };

@@ -16,7 +16,8 @@ use shared_types::agent::{
     SqlToolOutput, VEGA_LITE_SCHEMA,
 };
 use shared_types::data::{
-    DatasetDescription, DatasetInfo, DatasetList, DatasetRef, PageRequest, ResultShape, SqlQuery,
+    DatasetDescription, DatasetInfo, DatasetList, DatasetRef, PageRequest, ResultRequest,
+    ResultShape, SqlQuery,
 };
 
 use super::{DataRead, Tool, ToolContext, ToolError};
@@ -166,11 +167,13 @@ async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetch
     let limit = limit.clamp(1, data.limits().query_max_rows.max(1));
     let query = SqlQuery {
         sql: sql.to_owned(),
-        page: PageRequest {
-            offset: 0,
-            limit: Some(limit),
+        result: ResultRequest {
+            page: PageRequest {
+                offset: 0,
+                limit: Some(limit),
+            },
+            shape: ResultShape::Rows,
         },
-        shape: ResultShape::Rows,
     };
     let result = match data.sql(context.owner, &query).await {
         Ok(result) => result,

@@ -7,7 +7,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use shared_types::agent::{KnowledgeSearchOutput, KnowledgeSource};
+use shared_types::agent::KnowledgeSearchOutput;
 
 use super::{Tool, ToolContext, ToolError};
 
@@ -61,21 +61,7 @@ impl Tool for SearchKnowledge {
                 .collect();
             context.cite(&hits);
             let note = hits.is_empty().then(|| "no matching passages".to_owned());
-            Ok(KnowledgeSearchOutput {
-                hits: hits
-                    .into_iter()
-                    .map(|hit| KnowledgeSource {
-                        document_id: hit.document_id,
-                        document_name: hit.document_name,
-                        chunk_index: hit.chunk_index,
-                        start: hit.start,
-                        end: hit.end,
-                        text: hit.text,
-                        score: hit.score,
-                    })
-                    .collect(),
-                note,
-            })
+            Ok(KnowledgeSearchOutput { hits, note })
         }
         .boxed()
     }

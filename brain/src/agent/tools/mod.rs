@@ -23,9 +23,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared_types::agent::KnowledgeSource;
 use shared_types::data::DatasetRef;
 
-use super::knowledge::{KnowledgeHit, KnowledgeSearch};
+use super::knowledge::KnowledgeSearch;
 use crate::data::DataPlane;
 use crate::llm::ToolSpec;
 use crate::store::Store;
@@ -76,7 +77,7 @@ pub struct ToolContext<'a> {
     pub services: &'a ToolServices,
     pub limits: ToolLimits,
     /// Knowledge chunks the call used; the driver cites them in the stream.
-    pub citations: Mutex<Vec<KnowledgeHit>>,
+    pub citations: Mutex<Vec<KnowledgeSource>>,
     /// What the call read from datasets; the driver reports it as the answer's provenance.
     pub reads: Mutex<Vec<DataRead>>,
 }
@@ -94,7 +95,7 @@ pub struct DataRead {
 }
 
 impl ToolContext<'_> {
-    pub fn cite(&self, hits: &[KnowledgeHit]) {
+    pub fn cite(&self, hits: &[KnowledgeSource]) {
         self.citations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -112,7 +113,7 @@ impl ToolContext<'_> {
         std::mem::take(&mut *self.reads.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn take_citations(&self) -> Vec<KnowledgeHit> {
+    pub fn take_citations(&self) -> Vec<KnowledgeSource> {
         std::mem::take(
             &mut *self
                 .citations
