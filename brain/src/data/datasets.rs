@@ -1,11 +1,31 @@
-//! The dataset lifecycle of the [`DataPlane`]: create, import, list, describe, rename,
-//! replace, append, delete, pin, and the memory overview. Writes go to a fresh object and are
+//! The dataset lifecycle ([`Datasets`]): create, import, list, describe, rename, replace,
+//! append, delete, pin, and the memory overview. Writes go to a fresh object and are
 //! published by a compare-and-set on the dataset's version (see the module docs of
 //! [`crate::data`]).
 
 use super::*;
 
-impl DataPlane {
+/// The dataset lifecycle half of the [`DataPlane`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Datasets {
+    pub(super) frames: Arc<Frames>,
+    pub(super) uploads_dir: PathBuf,
+    /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
+    pub(super) writers: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The application's clock (creation and update times).
+    pub(super) clock: Clock,
+}
+
+impl Datasets {
+    /// A fresh, not yet created file in the uploads directory.
+    pub fn stage_upload(&self) -> StagedUpload {
+        StagedUpload {
+            path: self
+                .uploads_dir
+                .join(format!("{}.part", uuid::Uuid::new_v4().simple())),
+        }
+    }
+
     /// Writes `frame` as a Parquet object under `key`; returns the frame, the object's size and
     /// the frame's in-memory size. A store that fails is a 503 naming the cause (nothing is
     /// recorded then).
@@ -21,7 +41,7 @@ impl DataPlane {
             Ok((frame, parquet, frame_bytes))
         })
         .await?;
-        let objects = &self.inner.objects;
+        let objects = &self.frames.objects;
         let bytes = objects.put(key, parquet).await.map_err(|error| {
             tracing::error!(key, store = %objects.url(), error = %error, "cannot write a dataset object");
             DataError::Unavailable(format!(
@@ -34,17 +54,13 @@ impl DataPlane {
 
     /// Deletes an object nothing names (a write that did not commit).
     pub(super) async fn discard_object(&self, key: &str) {
-        if let Err(error) = self.inner.objects.delete(key).await {
+        if let Err(error) = self.frames.objects.delete(key).await {
             tracing::warn!(key, %error, "cannot delete an uncommitted dataset object (orphaned)");
         }
     }
 
     pub(super) fn writer_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut writers = self
-            .inner
-            .writers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
         // Forget locks nobody holds any more, so the map does not grow with every dataset ever
         // written.
         writers.retain(|_, lock| Arc::strong_count(lock) > 1);
@@ -52,7 +68,7 @@ impl DataPlane {
     }
 
     pub async fn list(&self, owner: &str) -> Result<Vec<DatasetInfo>> {
-        let records = self.inner.store.visible_datasets(owner).await?;
+        let records = self.frames.store.visible_datasets(owner).await?;
         records.iter().map(|record| info(record, owner)).collect()
     }
 
@@ -78,7 +94,7 @@ impl DataPlane {
     /// Creates a dataset from a file in the import directory.
     pub async fn import(&self, owner: &str, request: ImportDataset) -> Result<DatasetInfo> {
         check_name(&request.name)?;
-        let Some(import_dir) = self.inner.limits.import_dir.clone() else {
+        let Some(import_dir) = self.frames.limits.import_dir.clone() else {
             return Err(DataError::Forbidden(
                 "server-side imports are disabled (no import directory is configured)".to_owned(),
             ));
@@ -93,7 +109,7 @@ impl DataPlane {
             })?,
         };
         let options = self
-            .inner
+            .frames
             .limits
             .ingest_options(format, request.schema.clone());
         let relative = request.path.clone();
@@ -117,7 +133,7 @@ impl DataPlane {
         let id = uuid::Uuid::new_v4().to_string();
         let key = objects::dataset_key(&id, 1);
         let (frame, bytes, frame_bytes) = self.write_object(&key, frame).await?;
-        let now = self.inner.clock.now_ms();
+        let now = self.clock.now_ms();
         let record = DatasetRecord {
             id: id.clone(),
             owner: owner.to_owned(),
@@ -133,11 +149,11 @@ impl DataPlane {
             version: 1,
             object_key: key.clone(),
         };
-        if let Err(error) = self.inner.store.insert_dataset(&record).await {
+        if let Err(error) = self.frames.store.insert_dataset(&record).await {
             // Remove the object unless the row may have been committed after all (a connection
             // lost after the commit): an orphan is harmless, a row without its object is not.
             if matches!(error, StoreError::Conflict(_))
-                || matches!(self.inner.store.dataset_object(&id).await, Ok(None))
+                || matches!(self.frames.store.dataset_object(&id).await, Ok(None))
             {
                 self.discard_object(&key).await;
             }
@@ -148,11 +164,11 @@ impl DataPlane {
         }
         // Fresh data is likely to be queried next: keep it (subject to the budget), unless it is
         // larger than the whole budget (queries scan it; keeping it would evict everything).
-        if !self.larger_than_memory(&record) {
-            self.inner
+        if !self.frames.larger_than_memory(&record) {
+            self.frames
                 .registry
                 .install(&id, &contents(&record), Arc::new(frame), Origin::Written);
-            self.inner.plans.sweep();
+            self.frames.plans.sweep();
         }
         info(&record, owner)
     }
@@ -160,7 +176,7 @@ impl DataPlane {
     /// The dataset `id` if the caller may read it; 404 otherwise (never 403: that would tell
     /// that another tenant's dataset exists).
     pub(super) async fn visible(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
-        self.inner
+        self.frames
             .store
             .visible_dataset(owner, id)
             .await?
@@ -174,7 +190,7 @@ impl DataPlane {
         self.owned(owner, id).await.map(|_| ())
     }
 
-    /// Like [`DataPlane::visible`], but the caller must own it.
+    /// Like [`Datasets::visible`], but the caller must own it.
     pub(super) async fn owned(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
         let record = self.visible(owner, id).await?;
         if record.owner != owner {
@@ -188,7 +204,7 @@ impl DataPlane {
 
     pub async fn describe(&self, owner: &str, id: &str) -> Result<DatasetDescription> {
         let record = self.visible(owner, id).await?;
-        let source = self.source(&record).await?;
+        let source = self.frames.source(&record).await?;
         let (stats, sample_rows) = blocking(move || match source {
             TableSource::Frame(frame) => {
                 let stats = output::stats(&frame)?;
@@ -218,9 +234,9 @@ impl DataPlane {
         check_name(name)?;
         let public = self.owned(owner, id).await?.scope == SCOPE_PUBLIC;
         match self
-            .inner
+            .frames
             .store
-            .rename_dataset(owner, id, name, self.inner.clock.now_ms())
+            .rename_dataset(owner, id, name, self.clock.now_ms())
             .await
         {
             Ok(true) => {}
@@ -248,10 +264,10 @@ impl DataPlane {
         let existing = match mode {
             UploadMode::Replace => None,
             // A dataset larger than memory is read whole once, for the new contents, not kept.
-            UploadMode::Append if self.larger_than_memory(&record) => {
-                Some(Arc::new(self.load(&record).await?))
+            UploadMode::Append if self.frames.larger_than_memory(&record) => {
+                Some(Arc::new(self.frames.load(&record).await?))
             }
-            UploadMode::Append => Some(self.frame(&record).await?),
+            UploadMode::Append => Some(self.frames.frame(&record).await?),
         };
         let frame = blocking(move || {
             let rows = ingest::read_file(upload.path(), &options);
@@ -288,12 +304,12 @@ impl DataPlane {
             row_count: i64::try_from(frame.height()).unwrap_or(i64::MAX),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
             frame_bytes: i64::try_from(frame_bytes).unwrap_or(i64::MAX),
-            updated_at_ms: self.inner.clock.now_ms(),
+            updated_at_ms: self.clock.now_ms(),
             object_key: key.clone(),
             expected_version: previous.version,
         };
         match self
-            .inner
+            .frames
             .store
             .update_dataset_contents(owner, id, &update)
             .await
@@ -314,7 +330,7 @@ impl DataPlane {
             Err(error) => {
                 // Unknown outcome (e.g. the connection broke after the commit): keep the object
                 // unless the row surely does not name it.
-                match self.inner.store.dataset_object(id).await {
+                match self.frames.store.dataset_object(id).await {
                     Ok(Some((_, current))) if current == key => {}
                     Err(_) => {}
                     Ok(_) => self.discard_object(&key).await,
@@ -326,17 +342,17 @@ impl DataPlane {
             version: previous.version + 1,
             key,
         };
-        if self.exceeds_budget(frame_bytes) {
+        if self.frames.exceeds_budget(frame_bytes) {
             // Larger than the budget: queries scan it; the old frame (if any) is stale.
-            self.inner.registry.remove(id);
+            self.frames.registry.remove(id);
         } else {
-            self.inner
+            self.frames
                 .registry
                 .install(id, &current, Arc::new(frame), Origin::Written);
         }
-        self.inner.plans.sweep();
+        self.frames.plans.sweep();
         if previous.object_key != current.key {
-            self.inner
+            self.frames
                 .objects
                 .delete_replaced(&previous.object_key)
                 .await;
@@ -348,29 +364,29 @@ impl DataPlane {
         self.owned(owner, id).await?;
         let writer = self.writer_lock(id);
         let _writing = writer.lock().await;
-        let Some(key) = self.inner.store.delete_dataset(owner, id).await? else {
+        let Some(key) = self.frames.store.delete_dataset(owner, id).await? else {
             return Err(DataError::NotFound(format!("no dataset with id `{id}`")));
         };
-        self.inner.registry.remove(id);
-        self.inner.plans.sweep();
-        self.inner.objects.delete_replaced(&key).await;
+        self.frames.registry.remove(id);
+        self.frames.plans.sweep();
+        self.frames.objects.delete_replaced(&key).await;
         Ok(())
     }
 
     /// Pins (loads and keeps in memory regardless of the budget) or unpins a dataset.
     pub async fn set_pinned(&self, owner: &str, id: &str, pinned: bool) -> Result<DatasetInfo> {
         let mut record = self.owned(owner, id).await?;
-        self.inner
+        self.frames
             .store
             .set_dataset_pinned(owner, id, pinned)
             .await?;
         record.pinned = pinned;
         // (A dataset larger than the whole budget is never loaded, pinned or not.)
-        if pinned && !self.larger_than_memory(&record) {
-            self.frame(&record).await?;
+        if pinned && !self.frames.larger_than_memory(&record) {
+            self.frames.frame(&record).await?;
         }
-        self.inner.registry.set_pinned(id, pinned);
-        self.inner.plans.sweep();
+        self.frames.registry.set_pinned(id, pinned);
+        self.frames.plans.sweep();
         info(&record, owner)
     }
 
@@ -379,7 +395,7 @@ impl DataPlane {
         let visible: Option<HashSet<String>> = match shown {
             FramesShown::All => None,
             FramesShown::VisibleTo(owner) => Some(
-                self.inner
+                self.frames
                     .store
                     .visible_datasets(&owner)
                     .await?
@@ -388,7 +404,7 @@ impl DataPlane {
                     .collect(),
             ),
         };
-        let snapshot = self.inner.registry.snapshot();
+        let snapshot = self.frames.registry.snapshot();
         Ok(MemoryStats {
             budget_bytes: snapshot.budget_bytes,
             used_bytes: snapshot.used_bytes,
@@ -406,5 +422,44 @@ impl DataPlane {
                 })
                 .collect(),
         })
+    }
+
+    /// Stores the sample datasets, unless another brain of the fleet did already.
+    pub(super) async fn create_sample(&self, transactions: u64) -> anyhow::Result<()> {
+        if !self
+            .frames
+            .store
+            .datasets_of(SAMPLE_OWNER)
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let rows = usize::try_from(transactions).context("sample size")?;
+        let tables = blocking(move || sample::generate(rows)).await?;
+        for (name, frame) in [
+            ("stores", tables.stores),
+            ("products", tables.products),
+            ("transactions", tables.transactions),
+        ] {
+            match self.insert(SAMPLE_OWNER, name, SCOPE_PUBLIC, frame).await {
+                Ok(_) => {}
+                // Another brain of the fleet, starting at the same time, stored it first.
+                Err(DataError::Conflict(_)) => {
+                    tracing::info!(dataset = name, "the sample dataset exists already");
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error))
+                        .with_context(|| format!("cannot store the sample dataset `{name}`"));
+                }
+            }
+        }
+        tracing::info!(
+            transactions,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "generated the sample datasets stores, products, transactions"
+        );
+        Ok(())
     }
 }

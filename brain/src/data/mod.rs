@@ -2,12 +2,15 @@
 //! store), described in the database, and held in memory as polars DataFrames while in use.
 //!
 //! # Layout
-//! - [`DataPlane`] (this module): the operations the HTTP layer calls. It owns the directories,
-//!   the [`registry::FrameRegistry`] and the limits, loads frames for both halves below, and
-//!   talks to the database only through [`crate::store::Store`].
-//!   - `datasets.rs`: the dataset lifecycle (create, import, list, describe, rename, replace,
-//!     append, delete, pin, the memory overview) and the object writes behind it;
-//!   - `queries.rs`: query execution (prepare, admission, plan cache, run one page).
+//! - [`DataPlane`] (this module): the two halves the HTTP layer and the agent's tools call,
+//!   over one shared `Frames` (this module: the database through [`crate::store::Store`], the
+//!   object store, the [`registry::FrameRegistry`], the plan cache and the limits; it loads
+//!   frames, or for a dataset larger than memory names the file a query scans):
+//!   - [`Datasets`] (`datasets.rs`): the dataset lifecycle (create, import, list, describe,
+//!     rename, replace, append, delete, pin, the memory overview) and the object writes
+//!     behind it;
+//!   - [`Queries`] (`queries.rs`): query execution (prepare, admission, plan cache, run one
+//!     page).
 //! - [`registry`]: the memory manager (byte budget, LRU eviction, pinning, `Arc` swaps).
 //! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
 //!   inference and overrides) and DataFrames to and from Parquet bytes.
@@ -92,6 +95,9 @@ use objects::Objects;
 use plan_cache::PlanCache;
 use registry::{Contents, FrameRegistry, Origin};
 use stages::QueryMetrics;
+
+pub use datasets::Datasets;
+pub use queries::Queries;
 
 /// 409 for a name the caller cannot take: its own dataset has it, or (for a public dataset)
 /// another public one does — public names are unique so that none shadows another, and the
@@ -287,8 +293,8 @@ pub struct QueryOutput {
     pub permit: Arc<QueryPermit>,
 }
 
-/// A query checked and resolved for its caller, not yet run: [`DataPlane::prepare_sql`] or
-/// [`DataPlane::prepare_json`], then [`DataPlane::execute`].
+/// A query checked and resolved for its caller, not yet run: [`Queries::prepare_sql`] or
+/// [`Queries::prepare_json`], then [`Queries::execute`].
 #[derive(Debug)]
 pub struct PreparedQuery {
     kind: PreparedKind,
@@ -364,7 +370,7 @@ impl PreparedQuery {
     }
 }
 
-/// Whose frames [`DataPlane::memory`] lists (the totals are always the brain's).
+/// Whose frames [`Datasets::memory`] lists (the totals are always the brain's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FramesShown {
     /// Every tenant's (operators).
@@ -373,30 +379,29 @@ pub enum FramesShown {
     VisibleTo(String),
 }
 
-/// The data plane; cheap to clone (one shared instance per application).
+/// The data plane: its two halves over one [`Frames`]; cheap to clone (one shared instance
+/// per application).
 #[derive(Debug, Clone)]
 pub struct DataPlane {
-    inner: Arc<Inner>,
+    /// Create, import, list, describe, rename, replace, append, delete, pin; memory.
+    pub datasets: Datasets,
+    /// Prepare, admit, plan and run queries.
+    pub queries: Queries,
 }
 
+/// What both halves read datasets through: the database, the object store, the memory
+/// manager and its frames, the plans over those frames (dropped with them), and the local
+/// copies of datasets too large to load.
 #[derive(Debug)]
-struct Inner {
+struct Frames {
     store: Store,
     registry: FrameRegistry,
-    metrics: Arc<Metrics>,
     limits: DataLimits,
-    gate: QueryGate,
     plans: PlanCache,
-    query_metrics: QueryMetrics,
     objects: Objects,
-    uploads_dir: PathBuf,
     /// Local copies of remote objects of datasets larger than the memory budget, which queries
     /// scan (a cache: emptied at start).
     spill_dir: PathBuf,
-    /// One writer at a time per dataset (replace, append, delete); readers never wait on it.
-    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The application's clock (creation and update times).
-    clock: Clock,
 }
 
 impl DataPlane {
@@ -427,49 +432,46 @@ impl DataPlane {
         remove_matching(&spill_dir, |_| true).await?;
         let query_metrics =
             QueryMetrics::register(&metrics).context("cannot register the query metrics")?;
+        let gate = QueryGate::new(limits.query_concurrency, limits.query_queue);
+        let frames = Arc::new(Frames {
+            store,
+            registry: FrameRegistry::new(limits.memory_budget_bytes, Arc::clone(&metrics)),
+            plans: PlanCache::new(limits.plan_cache_entries),
+            limits,
+            objects,
+            spill_dir,
+        });
         let plane = Self {
-            inner: Arc::new(Inner {
-                store,
-                registry: FrameRegistry::new(limits.memory_budget_bytes, Arc::clone(&metrics)),
-                metrics,
-                gate: QueryGate::new(limits.query_concurrency, limits.query_queue),
-                plans: PlanCache::new(limits.plan_cache_entries),
-                query_metrics,
-                limits,
-                objects,
+            datasets: Datasets {
+                frames: Arc::clone(&frames),
                 uploads_dir,
-                spill_dir,
-                writers: Mutex::new(HashMap::new()),
+                writers: Arc::default(),
                 clock,
-            }),
+            },
+            queries: Queries {
+                frames,
+                gate,
+                query_metrics,
+                metrics,
+            },
         };
         if first_start && sample_transactions > 0 {
-            plane.create_sample(sample_transactions).await?;
+            plane.datasets.create_sample(sample_transactions).await?;
         }
         Ok(plane)
     }
 
     pub fn limits(&self) -> &DataLimits {
-        &self.inner.limits
-    }
-
-    /// A fresh, not yet created file in the uploads directory.
-    pub fn stage_upload(&self) -> StagedUpload {
-        StagedUpload {
-            path: self
-                .inner
-                .uploads_dir
-                .join(format!("{}.part", uuid::Uuid::new_v4().simple())),
-        }
+        &self.datasets.frames.limits
     }
 
     /// The object store of the datasets.
     pub fn objects(&self) -> &Objects {
-        &self.inner.objects
+        &self.datasets.frames.objects
     }
+}
 
-    // The shared frame sources (lifecycle and queries both load frames).
-
+impl Frames {
     /// Whether `record`'s contents are larger than the whole memory budget (their in-memory
     /// size as recorded when written; for contents written before that was recorded, their
     /// Parquet object's size, which compression makes a lower bound): such a dataset is never
@@ -481,7 +483,7 @@ impl DataPlane {
 
     /// Whether a frame of `frame_bytes` is larger than the whole memory budget.
     fn exceeds_budget(&self, frame_bytes: u64) -> bool {
-        frame_bytes > self.inner.limits.memory_budget_bytes
+        frame_bytes > self.limits.memory_budget_bytes
     }
 
     /// Where a query reads `record` from: its frame (in memory, or loaded), or — for a dataset
@@ -489,11 +491,7 @@ impl DataPlane {
     /// local copy of a remote object, downloaded once per version).
     async fn source(&self, record: &DatasetRecord) -> Result<TableSource> {
         if self.larger_than_memory(record)
-            && self
-                .inner
-                .registry
-                .get(&record.id, &contents(record))
-                .is_none()
+            && self.registry.get(&record.id, &contents(record)).is_none()
         {
             return Ok(TableSource::Scan {
                 path: self.scan_path(record).await?,
@@ -506,7 +504,7 @@ impl DataPlane {
     /// A local file with `record`'s object (of the size its row recorded: else a 503 naming
     /// the dataset, as for a load).
     async fn scan_path(&self, record: &DatasetRecord) -> Result<PathBuf> {
-        let objects = &self.inner.objects;
+        let objects = &self.objects;
         let expected = u64::try_from(record.bytes).unwrap_or_default();
         if let Some(path) = objects.local_path(&record.object_key) {
             return match tokio::fs::metadata(&path).await {
@@ -526,7 +524,7 @@ impl DataPlane {
             record.id,
             record.object_key.rsplit('/').next().unwrap_or_default()
         );
-        let path = self.inner.spill_dir.join(&name);
+        let path = self.spill_dir.join(&name);
         if tokio::fs::metadata(&path)
             .await
             .is_ok_and(|meta| meta.len() == expected)
@@ -542,7 +540,7 @@ impl DataPlane {
             })?;
         // Copies of the dataset's earlier contents are stale now.
         let prefix = format!("{}_", record.id);
-        let spill_dir = self.inner.spill_dir.clone();
+        let spill_dir = self.spill_dir.clone();
         let _ = remove_matching(&spill_dir, |file| file.starts_with(&prefix) && file != name).await;
         Ok(path)
     }
@@ -552,11 +550,11 @@ impl DataPlane {
     /// dataset).
     async fn frame(&self, record: &DatasetRecord) -> Result<Arc<DataFrame>> {
         let contents = contents(record);
-        if let Some(frame) = self.inner.registry.get(&record.id, &contents) {
+        if let Some(frame) = self.registry.get(&record.id, &contents) {
             return Ok(frame);
         }
         let frame = self.load(record).await?;
-        let frame = self.inner.registry.install(
+        let frame = self.registry.install(
             &record.id,
             &contents,
             Arc::new(frame),
@@ -565,7 +563,7 @@ impl DataPlane {
             },
         );
         // Loading may have evicted other frames: plans over them go too.
-        self.inner.plans.sweep();
+        self.plans.sweep();
         Ok(frame)
     }
 
@@ -574,14 +572,14 @@ impl DataPlane {
     /// dataset now names another one was replaced while being read (retry); a missing,
     /// mis-sized or unparsable object that the row still names is damaged.
     async fn load(&self, record: &DatasetRecord) -> Result<DataFrame> {
-        let objects = &self.inner.objects;
+        let objects = &self.objects;
         let name = &record.name;
         let expected = u64::try_from(record.bytes).unwrap_or_default();
         let unreadable = |cause: &dyn std::fmt::Display| unreadable(name, cause);
         let bytes = match objects.get(&record.object_key, expected).await {
             Ok(bytes) => bytes,
             Err(objects::ReadError::Missing(key)) => {
-                let now = self.inner.store.dataset_object(&record.id).await?;
+                let now = self.store.dataset_object(&record.id).await?;
                 return Err(match now {
                     Some((_, current)) if current != record.object_key => {
                         DataError::Unavailable(format!(
@@ -618,40 +616,6 @@ impl DataPlane {
         })
         .await
         .map_err(|_| unreadable(&NOT_PARQUET))
-    }
-
-    // ----- sample ---------------------------------------------------------------------------
-
-    async fn create_sample(&self, transactions: u64) -> anyhow::Result<()> {
-        if !self.inner.store.datasets_of(SAMPLE_OWNER).await?.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let rows = usize::try_from(transactions).context("sample size")?;
-        let tables = blocking(move || sample::generate(rows)).await?;
-        for (name, frame) in [
-            ("stores", tables.stores),
-            ("products", tables.products),
-            ("transactions", tables.transactions),
-        ] {
-            match self.insert(SAMPLE_OWNER, name, SCOPE_PUBLIC, frame).await {
-                Ok(_) => {}
-                // Another brain of the fleet, starting at the same time, stored it first.
-                Err(DataError::Conflict(_)) => {
-                    tracing::info!(dataset = name, "the sample dataset exists already");
-                }
-                Err(error) => {
-                    return Err(anyhow::Error::new(error))
-                        .with_context(|| format!("cannot store the sample dataset `{name}`"));
-                }
-            }
-        }
-        tracing::info!(
-            transactions,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "generated the sample datasets stores, products, transactions"
-        );
-        Ok(())
     }
 }
 

@@ -1,10 +1,19 @@
-//! Query execution of the [`DataPlane`]: prepare (allowlist, the caller's view of names, the
+//! Query execution ([`Queries`]): prepare (allowlist, the caller's view of names, the
 //! versions an `ETag` is made of), admission, planning from the plan cache, and running one
 //! page on polars' pool.
 
 use super::*;
 
-impl DataPlane {
+/// The query execution half of the [`DataPlane`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    pub(super) frames: Arc<Frames>,
+    pub(super) gate: QueryGate,
+    pub(super) query_metrics: QueryMetrics,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Queries {
     /// Runs an allowlisted SQL query over the datasets the caller may read.
     pub async fn sql(&self, owner: &str, query: &SqlQuery) -> Result<QueryOutput> {
         let prepared = self.prepare_sql(owner, query).await;
@@ -45,9 +54,9 @@ impl DataPlane {
         started: Instant,
     ) -> Result<PreparedQuery> {
         let page = self.page(query.result.page)?;
-        let metrics = &self.inner.query_metrics;
+        let metrics = &self.query_metrics;
         let approved = metrics.time("sql", "approve", || {
-            self.inner.plans.approval(&query.sql, || {
+            self.frames.plans.approval(&query.sql, || {
                 sql::approve(&query.sql)
                     .map_err(|refusal| DataError::BadRequest(refusal.to_string()))
             })
@@ -90,7 +99,7 @@ impl DataPlane {
         let page = self.page(query.result.page)?;
         let lookup = Instant::now();
         let by_name = self.by_name(owner).await?;
-        self.inner.query_metrics.observe("json", "lookup", lookup);
+        self.query_metrics.observe("json", "lookup", lookup);
         let record = by_name
             .get(&query.dataset)
             .ok_or_else(|| DataError::NotFound(format!("no dataset named `{}`", query.dataset)))?
@@ -124,12 +133,12 @@ impl DataPlane {
             page,
             started,
         } = prepared;
-        let metrics = self.inner.query_metrics.clone();
+        let metrics = self.query_metrics.clone();
         let permit = Arc::new(self.admit(kind).await?);
         let load = Instant::now();
         let mut sources = Vec::with_capacity(records.len());
         for record in &records {
-            sources.push(self.source(record).await?);
+            sources.push(self.frames.source(record).await?);
         }
         metrics.observe(kind, "load", load);
         // A dataset larger than memory is only ever read by the streaming engine.
@@ -142,7 +151,6 @@ impl DataPlane {
                 let tables = datasets.clone();
                 self.run(page, kind, Arc::clone(&permit), scans, move || {
                     plans
-                        .inner
                         .query_metrics
                         .time("sql", "plan", || plans.sql_plan(&text, &tables, &sources))
                 })
@@ -181,8 +189,8 @@ impl DataPlane {
 
     /// A turn at the gate; the gauges follow the gate's state.
     pub(super) async fn admit(&self, kind: &str) -> Result<QueryPermit> {
-        let gate = &self.inner.gate;
-        let metrics = &self.inner.query_metrics;
+        let gate = &self.gate;
+        let metrics = &self.query_metrics;
         let waited = Instant::now();
         metrics.waiting.set(gate.waiting() as i64 + 1);
         let admitted = gate.admit().await;
@@ -214,9 +222,9 @@ impl DataPlane {
                 TableSource::Scan { .. } => None,
             })
             .collect();
-        let counter = &self.inner.query_metrics.plan_cache;
+        let counter = &self.query_metrics.plan_cache;
         if let Some(frames) = &frames
-            && let Some(plan) = self.inner.plans.plan(text, tables, frames)
+            && let Some(plan) = self.frames.plans.plan(text, tables, frames)
         {
             counter.with_label_values(&["hit"]).inc();
             return Ok(plan);
@@ -238,7 +246,7 @@ impl DataPlane {
         let plan = sql_plan::plan(&rewritten, named)
             .map_err(|error| DataError::BadRequest(sql::query_error_message(&error)))?;
         if let Some(frames) = &frames {
-            self.inner.plans.insert(text, tables, frames, plan.clone());
+            self.frames.plans.insert(text, tables, frames, plan.clone());
         }
         Ok(plan)
     }
@@ -250,8 +258,7 @@ impl DataPlane {
             Err(DataError::Busy { .. }) => "busy",
             Err(_) => "error",
         };
-        self.inner
-            .metrics
+        self.metrics
             .query_duration
             .with_label_values(&[kind, outcome])
             .observe(started.elapsed().as_secs_f64());
@@ -260,7 +267,7 @@ impl DataPlane {
     /// The caller's view of dataset names: its own win over public ones of the same name.
     pub(super) async fn by_name(&self, owner: &str) -> Result<BTreeMap<String, DatasetRecord>> {
         let mut by_name = BTreeMap::new();
-        for record in self.inner.store.visible_datasets(owner).await? {
+        for record in self.frames.store.visible_datasets(owner).await? {
             let own = record.owner == owner;
             match by_name.get(&record.name) {
                 Some(DatasetRecord {
@@ -275,7 +282,7 @@ impl DataPlane {
     }
 
     pub(super) fn page(&self, request: PageRequest) -> Result<(u64, u64)> {
-        let max = self.inner.limits.query_max_rows;
+        let max = self.frames.limits.query_max_rows;
         let limit = request.limit.unwrap_or(max);
         if limit == 0 || limit > max {
             return Err(DataError::BadRequest(format!(
@@ -301,10 +308,10 @@ impl DataPlane {
         must_stream: bool,
         build: impl FnOnce() -> Result<LazyFrame> + Send + 'static,
     ) -> Result<DataFrame> {
-        let engine = self.inner.limits.query_engine;
+        let engine = self.frames.limits.query_engine;
         let slot: Arc<Mutex<Option<InProcessQuery>>> = Arc::default();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let metrics = self.inner.query_metrics.clone();
+        let metrics = self.query_metrics.clone();
         let task = {
             let slot = Arc::clone(&slot);
             let cancelled = Arc::clone(&cancelled);
@@ -346,7 +353,7 @@ impl DataPlane {
                 })
             })
         };
-        let timeout = self.inner.limits.query_timeout;
+        let timeout = self.frames.limits.query_timeout;
         match tokio::time::timeout(timeout, task).await {
             Ok(joined) => joined.map_err(|error| DataError::Internal(error.into()))?,
             Err(_) => {
@@ -363,6 +370,6 @@ impl DataPlane {
 
     /// Per-stage timings and gauges of the query path.
     pub fn query_metrics(&self) -> &QueryMetrics {
-        &self.inner.query_metrics
+        &self.query_metrics
     }
 }

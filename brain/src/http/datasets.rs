@@ -61,7 +61,7 @@ async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<JsonResponse<DatasetList>> {
-    let datasets = state.data.list(&identity.owner()).await?;
+    let datasets = state.data.datasets.list(&identity.owner()).await?;
     Ok(JsonResponse(DatasetList { datasets }))
 }
 
@@ -80,6 +80,7 @@ async fn create(
     })?;
     let info = state
         .data
+        .datasets
         .create(
             &identity.owner(),
             &name,
@@ -97,7 +98,11 @@ async fn import(
     Json(request): Json<ImportDataset>,
 ) -> Result<(StatusCode, JsonResponse<DatasetInfo>)> {
     check_publisher(&identity, request.scope)?;
-    let info = state.data.import(&identity.owner(), request).await?;
+    let info = state
+        .data
+        .datasets
+        .import(&identity.owner(), request)
+        .await?;
     Ok((StatusCode::CREATED, JsonResponse(info)))
 }
 
@@ -107,7 +112,7 @@ async fn describe(
     Path(id): Path<String>,
 ) -> Result<JsonResponse<DatasetDescription>> {
     Ok(JsonResponse(
-        state.data.describe(&identity.owner(), &id).await?,
+        state.data.datasets.describe(&identity.owner(), &id).await?,
     ))
 }
 
@@ -120,6 +125,7 @@ async fn rename(
     Ok(JsonResponse(
         state
             .data
+            .datasets
             .rename(&identity.owner(), &id, &request.name)
             .await?,
     ))
@@ -134,11 +140,16 @@ async fn upload_into(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<JsonResponse<DatasetInfo>> {
-    state.data.check_writable(&identity.owner(), &id).await?;
+    state
+        .data
+        .datasets
+        .check_writable(&identity.owner(), &id)
+        .await?;
     let upload = receive(&state, params, request).await?;
     Ok(JsonResponse(
         state
             .data
+            .datasets
             .upload_into(&identity.owner(), &id, upload.file, upload.options, mode)
             .await?,
     ))
@@ -149,7 +160,7 @@ async fn delete(
     identity: Identity,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    state.data.delete(&identity.owner(), &id).await?;
+    state.data.datasets.delete(&identity.owner(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -161,7 +172,11 @@ async fn pin(
     // A pinned frame is never evicted: it takes memory from every tenant's budget.
     identity.require_operator("pinning a dataset in memory")?;
     Ok(JsonResponse(
-        state.data.set_pinned(&identity.owner(), &id, true).await?,
+        state
+            .data
+            .datasets
+            .set_pinned(&identity.owner(), &id, true)
+            .await?,
     ))
 }
 
@@ -171,7 +186,11 @@ async fn unpin(
     Path(id): Path<String>,
 ) -> Result<JsonResponse<DatasetInfo>> {
     Ok(JsonResponse(
-        state.data.set_pinned(&identity.owner(), &id, false).await?,
+        state
+            .data
+            .datasets
+            .set_pinned(&identity.owner(), &id, false)
+            .await?,
     ))
 }
 
@@ -186,7 +205,7 @@ async fn memory(
     } else {
         FramesShown::VisibleTo(identity.owner())
     };
-    Ok(JsonResponse(state.data.memory(frames).await?))
+    Ok(JsonResponse(state.data.datasets.memory(frames).await?))
 }
 
 /// A public dataset is read by every tenant (and its name resolves for all of them), so only
@@ -226,7 +245,7 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
         mut scope,
     } = params;
     let mut schema = schema;
-    let file = state.data.stage_upload();
+    let file = state.data.datasets.stage_upload();
     if essence(&content_type).eq_ignore_ascii_case("multipart/form-data") {
         let mut form = UploadForm::from_request(request, state, limit, |limit| {
             DataError::TooLarge { limit }.into()

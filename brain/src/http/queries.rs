@@ -53,7 +53,11 @@ async fn sql(
         Ok(media) => media,
         Err(error) => return error.into_response(),
     };
-    let prepared = state.data.prepare_sql(&identity.owner(), &query).await;
+    let prepared = state
+        .data
+        .queries
+        .prepare_sql(&identity.owner(), &query)
+        .await;
     answer(
         &state,
         prepared,
@@ -76,7 +80,11 @@ async fn json(
         Ok(media) => media,
         Err(error) => return error.into_response(),
     };
-    let prepared = state.data.prepare_json(&identity.owner(), &query).await;
+    let prepared = state
+        .data
+        .queries
+        .prepare_json(&identity.owner(), &query)
+        .await;
     answer(
         &state,
         prepared,
@@ -109,11 +117,11 @@ async fn answer(
         cache_headers(response.headers_mut(), &etag);
         return response;
     }
-    let result = match state.data.execute(prepared).await {
+    let result = match state.data.queries.execute(prepared).await {
         Ok(result) => result,
         Err(error) => return data_error(error),
     };
-    let metrics = state.data.query_metrics().clone();
+    let metrics = state.data.queries.query_metrics().clone();
     let started = std::time::Instant::now();
     let rendered = render(result, media, shape).await;
     metrics.observe(kind, "serialise", started);

@@ -48,6 +48,7 @@ impl Tool for ListDatasets {
             let datasets = context
                 .services
                 .data
+                .datasets
                 .list(context.owner)
                 .await
                 .map_err(data_error)?;
@@ -89,7 +90,11 @@ impl Tool for DescribeDataset {
     ) -> BoxFuture<'a, Result<DatasetDescription, ToolError>> {
         async move {
             let data = &context.services.data;
-            let datasets = data.list(context.owner).await.map_err(data_error)?;
+            let datasets = data
+                .datasets
+                .list(context.owner)
+                .await
+                .map_err(data_error)?;
             // The caller's own dataset wins over a public one of the same name (as in SQL).
             let id = datasets
                 .iter()
@@ -108,6 +113,7 @@ impl Tool for DescribeDataset {
                     }
                 })?;
             let description = data
+                .datasets
                 .describe(context.owner, &id)
                 .await
                 .map_err(data_error)?;
@@ -175,7 +181,7 @@ async fn fetch(context: &ToolContext<'_>, sql: &str, limit: u64) -> Result<Fetch
             shape: ResultShape::Rows,
         },
     };
-    let result = match data.sql(context.owner, &query).await {
+    let result = match data.queries.sql(context.owner, &query).await {
         Ok(result) => result,
         Err(DataError::NotFound(message)) => {
             return Err(missing_dataset(context, &message).await);
@@ -434,7 +440,7 @@ fn dataset_ref(info: &DatasetInfo) -> DatasetRef {
 /// what to do when none fits: small models otherwise answer a question the data cannot answer
 /// (the weather, customers) from memory once their query failed (BENCHMARKS.md, "Local models").
 async fn missing_dataset(context: &ToolContext<'_>, message: &str) -> ToolError {
-    let names = match context.services.data.list(context.owner).await {
+    let names = match context.services.data.datasets.list(context.owner).await {
         Ok(datasets) => datasets
             .iter()
             .map(|dataset| dataset.name.as_str())
