@@ -49,25 +49,9 @@ async fn sql(
     headers: HeaderMap,
     Json(query): Json<SqlQuery>,
 ) -> Response {
-    let media = match negotiate(&headers) {
-        Ok(media) => media,
-        Err(error) => return error.into_response(),
-    };
-    let prepared = state
-        .data
-        .queries
-        .prepare_sql(&identity.owner(), &query)
-        .await;
-    answer(
-        &state,
-        prepared,
-        "sql",
-        &query,
-        &headers,
-        media,
-        query.result.shape,
-    )
-    .await
+    let owner = identity.owner();
+    let prepare = state.data.queries.prepare_sql(&owner, &query);
+    answer(&state, &headers, "sql", &query, query.result.shape, prepare).await
 }
 
 async fn json(
@@ -76,38 +60,35 @@ async fn json(
     headers: HeaderMap,
     Json(query): Json<JsonQuery>,
 ) -> Response {
-    let media = match negotiate(&headers) {
-        Ok(media) => media,
-        Err(error) => return error.into_response(),
-    };
-    let prepared = state
-        .data
-        .queries
-        .prepare_json(&identity.owner(), &query)
-        .await;
+    let owner = identity.owner();
+    let prepare = state.data.queries.prepare_json(&owner, &query);
     answer(
         &state,
-        prepared,
+        &headers,
         "json",
         &query,
-        &headers,
-        media,
         query.result.shape,
+        prepare,
     )
     .await
 }
 
-/// 304 when the caller already holds this answer; otherwise runs the query and renders it.
+/// Answers a query: the format negotiated first — `prepare` (the query's preparation, not yet
+/// started) runs only once it is known, so a 406 costs nothing — then a 304 for a matching
+/// `If-None-Match`, else the query run and its page rendered.
 async fn answer(
     state: &AppState,
-    prepared: Result<PreparedQuery, DataError>,
+    headers: &HeaderMap,
     kind: &'static str,
     query: &impl Serialize,
-    headers: &HeaderMap,
-    media: Media,
     shape: ResultShape,
+    prepare: impl Future<Output = Result<PreparedQuery, DataError>>,
 ) -> Response {
-    let prepared = match prepared {
+    let media = match negotiate(headers) {
+        Ok(media) => media,
+        Err(error) => return error.into_response(),
+    };
+    let prepared = match prepare.await {
         Ok(prepared) => prepared,
         Err(error) => return data_error(error),
     };

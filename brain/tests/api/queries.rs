@@ -329,6 +329,42 @@ async fn bad_json_queries_name_the_problem() {
     assert_error(not_json, ErrorCode::UnsupportedMediaType).await;
 }
 
+/// The format is settled before the query is looked at: an `Accept` the brain cannot answer
+/// in is refused the same way for a good query and for one naming no dataset, and runs nothing.
+#[tokio::test]
+async fn an_accept_no_format_satisfies_is_refused_before_the_query_is_prepared() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let alice = Caller::user("alice");
+    upload_csv(&app, &alice, "sales", &sales_csv(&sales())).await;
+    for (kind, body) in [
+        ("sql", r#"{"sql": "SELECT store FROM sales"}"#),
+        ("sql", r#"{"sql": "SELECT x FROM no_such_table"}"#),
+        ("json", r#"{"dataset": "no_such_dataset"}"#),
+    ] {
+        let response = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url(&format!("/api/v1/queries/{kind}")))
+                    .header("content-type", "application/json")
+                    .header("accept", "image/png, text/html;q=0.5")
+                    .body(body),
+            )
+            .await;
+        let error = assert_error(response, ErrorCode::BadRequest).await;
+        assert!(
+            error.error.message.contains("image/png"),
+            "{body}: {}",
+            error.error.message
+        );
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("brain_query_duration_seconds_count{"),
+        "no query was prepared or run"
+    );
+}
+
 #[tokio::test]
 async fn a_runaway_query_is_cancelled_at_the_time_limit() {
     let app = spawn_app_with(Backend::Sqlite, |config| config.data.query_timeout_ms = 1).await;
