@@ -289,6 +289,7 @@ function perfTables(folded, requests, cpuPerRequest) {
   const buckets = new Map(); // bucket → { n, inner: Map }
   const wasmSelf = new Map();
   const wasmInclusive = new Map(); // wasm function → samples with it on the stack (imports included)
+  const wasmPurpose = new Map(); // what the core was doing (the innermost frame that says) → samples
   const wasmModule = new Map(); // crate or edge module → samples
   const wasmTier = new Map(); // liftoff (baseline) or turbofan (optimized) → samples
   let n = 0; // the current sample's count
@@ -308,6 +309,11 @@ function perfTables(folded, requests, cpuPerRequest) {
       const name = f.sym.replace(/^JS:/, "").replace(/-\d+-(liftoff|turbofan)$/, "").replace(/\[[0-9a-f]{16}\]/g, "");
       if (!seen.has(name)) wasmInclusive.set(name, (wasmInclusive.get(name) ?? 0) + n);
       seen.add(name);
+    }
+    if (tid === mainTid && frames.some(isWasm)) {
+      const unhashed = (f) => f.sym.replace(/\[[0-9a-f]{16}\]/g, "");
+      const purpose = frames.map((f) => PURPOSES.find(([, re]) => re.test(unhashed(f)))?.[0]).find(Boolean) ?? "other";
+      wasmPurpose.set(purpose, (wasmPurpose.get(purpose) ?? 0) + n);
     }
     if (tid !== mainTid) { add("other threads (V8 background compile and GC, …)", leafKind(leaf)); continue; }
     if (isWasm(leaf)) {
@@ -357,6 +363,10 @@ function perfTables(folded, requests, cpuPerRequest) {
     console.log("\n| wasm self time by crate / edge module | share of CPU | µs per request |\n|---|---|---|");
     for (const [name, k] of [...wasmModule].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| \`${name}\` | ${row(k)} |`);
   }
+  if (wasmPurpose.size) {
+    console.log("\n| in and under wasm, by what the core was doing (innermost frame that says) | share of CPU | µs per request |\n|---|---|---|");
+    for (const [name, k] of [...wasmPurpose].sort((a, b) => b[1] - a[1])) console.log(`| ${name} | ${row(k)} |`);
+  }
   if (wasmInclusive.size) {
     console.log("\n| wasm functions by inclusive time (with the imports they call) | share of CPU | µs per request |\n|---|---|---|");
     for (const [name, k] of [...wasmInclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 25))) {
@@ -368,6 +378,21 @@ function perfTables(folded, requests, cpuPerRequest) {
     console.log(`| \`${name.slice(0, 110).replaceAll("|", "\\|")}\` | ${row(n)} |`);
   }
 }
+
+/** What the core is doing, by a wasm (or import) frame's name; the first that matches wins. */
+const PURPOSES = [
+  ["imports: randomness, clock, JS lookups (random_bytes, default_cache, Date.now, Reflect.get)", /random_bytes|default_cache|getRandomValues|__wbg_now|Reflect|wasm-to-js|__wbg_get_|__wbindgen_generic/],
+  ["step wire: JSON actions out, reports in (step_wire, serde_json)", /step_wire::|serde_json|serde_core/],
+  ["header lists ⇄ http::HeaderMap (header_text, request/response header rewriting)", /header_text::|forwarded_request_headers|upstream_response_headers|without_hop_by_hop|map_from_lines|lines_of/],
+  ["HMAC-SHA256 (JWT, session, signature)", /sha2::|hmac::|HmacCore|digest::/],
+  ["JWT verification (rest)", /auth::jwt|auth::keys/],
+  ["session cookie (rest)", /core::session/],
+  ["vercel.json rules", /core::rules/],
+  ["signature (rest)", /ProxyRequest>::sign/],
+  ["routing and decide (rest)", /pipeline::route|Routed>::decide|decide_routed/],
+  ["exchange state machine (rest)", /core::exchange/],
+  ["step exports (beginRequest/stepRequest, rest)", /beginRequest|stepRequest|steps::advance|begin_request|step_request/],
+];
 
 /** The part of workerd a C++ (or Rust) symbol belongs to. */
 function area(sym) {
