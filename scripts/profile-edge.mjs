@@ -252,7 +252,10 @@ function perfReport(file, requests, cpuPerRequest, outFile) {
       const m = line.match(/^\s+[0-9a-f]+\s+(.*)\s+\((.*)\)\s*$/);
       if (!m) continue;
       const dso = /\/perf-\d+\.map$/.test(m[2]) ? "jit" : m[2].split("/").pop().replace(/[[\]]/g, "");
-      frames.push(`${m[1].replaceAll(";", ",")} [${dso}]`);
+      // Native names are cut at 120 characters (C++ template arguments make them kilobytes
+      // long; the tables read their prefixes); JIT names end in the wasm tier, kept whole.
+      const sym = dso === "jit" ? m[1] : m[1].slice(0, 120);
+      frames.push(`${sym.replaceAll(";", ",")} [${dso}]`);
     }
     if (!frames.length) continue;
     const key = [tid, ...frames.reverse()].join(";");
