@@ -51,6 +51,20 @@ async function connect(port) {
 
 // ---- the load: CONNS keep-alive connections, each sending its next request when the last ended ----
 
+/** One answer's size: what workerd serializes back, and (for the echo) what the brain received. */
+async function oneAnswer(url, headers) {
+  const response = await fetch(url, { headers });
+  const body = await response.text();
+  const lines = [...response.headers].map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  let sent = "";
+  try {
+    const echoed = JSON.parse(body).headers;
+    sent = `; the brain received ${Object.keys(echoed).length} headers, ` +
+      `${Object.entries(echoed).reduce((n, [k, v]) => n + k.length + String(v).length + 4, 0)} B`;
+  } catch {}
+  return `one answer: ${response.status}, ${[...response.headers].length} headers (${lines.length} B), body ${body.length} B${sent}`;
+}
+
 async function load(url, headers, connections, seconds) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const end = Date.now() + seconds * 1000;
@@ -90,6 +104,7 @@ async function profile([port, url, pid, outDir, label, seconds, ...conns]) {
   const headers = JSON.parse(process.env.PROFILE_HEADERS ?? "{}");
   const inspector = await connect(Number(port));
   console.log(`inspector target: ${inspector.title}`);
+  console.log(await oneAnswer(url, headers));
   await inspector.send("Profiler.enable");
   await inspector.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
   for (const c of conns.map(Number)) {
