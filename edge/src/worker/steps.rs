@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use worker::Env;
 
 use super::{
-    HEALTH, cached_config, decide_routed, default_cache, inputs_of, isolate_config, lost_track,
+    HEALTH, cached_config, decide_routed, has_default_cache, inputs_of, isolate_config, lost_track,
     now_ms, random_bytes, random_part, runtime, with_key_store,
 };
 use crate::core::exchange::slab::ExchangeSlab;
@@ -63,8 +63,7 @@ pub fn begin_request(method: &str, url: &str, header_lines: &str, env: &Env) -> 
     match decision {
         Decision::Respond(response) => step_wire::respond_json(&response, runtime),
         Decision::Proxy(proxy) => {
-            let exchange =
-                Exchange::new(*proxy, default_cache().is_some(), random_part(&random, 3));
+            let exchange = Exchange::new(*proxy, has_default_cache(), random_part(&random, 3));
             let id = EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, now));
             advance(id, Event::Start)
         }
