@@ -2,7 +2,7 @@
 // wrangler dev), loopback only. Readiness is polled with deadlines; nothing sleeps blindly.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { createWriteStream, mkdtempSync } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,8 +138,27 @@ export async function eventually(what, check, deadlineMs = 5_000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** The temporary folders this test file made: removed when it exits, unless it failed. */
+const tempDirs = [];
+process.once("exit", (code) => {
+  if (code !== 0 || process.exitCode) {
+    if (tempDirs.length) console.error(`kept for a look at the failure: ${tempDirs.join(" ")}`);
+    return;
+  }
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      console.error(`could not remove ${dir}: ${error.message}`);
+    }
+  }
+});
+
+/** A new folder under the system's temporary folder (a brain's data, a workerd config, …). */
 export function tempDir(prefix) {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
 }
 
 export function startBrain(brainBin, port, dataDir, extraEnv = {}) {

@@ -32,10 +32,7 @@ use crate::scripted_llm::{Reply, Scripted};
 /// `no-tools` on the same server without tools) and an agents
 /// file whose agent `coach` has `agent_toml` appended (TOML lines of the `[[agents]]` table
 /// and its sub-tables).
-pub(crate) fn config_files(
-    scripted: &Scripted,
-    agent_toml: &str,
-) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn config_files(scripted: &Scripted, agent_toml: &str) -> ConfigFiles {
     let dir = std::env::temp_dir().join(format!("edgebrain-agent-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let llm = dir.join("llm.toml");
@@ -55,7 +52,21 @@ pub(crate) fn config_files(
         ),
     )
     .unwrap();
-    (llm, agents)
+    ConfigFiles { dir, llm, agents }
+}
+
+/// A test's LLM and agents configuration files, in a folder of their own that goes when this
+/// is dropped (the brain reads them once, when it is built).
+pub(crate) struct ConfigFiles {
+    dir: std::path::PathBuf,
+    pub(crate) llm: std::path::PathBuf,
+    pub(crate) agents: std::path::PathBuf,
+}
+
+impl Drop for ConfigFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 pub(crate) const DATA_TOOLS: &str = "tools = [\"list_datasets\", \"describe_dataset\", \"sql\", \"chart\", \"search_knowledge\", \"escalate_to_human\"]";
@@ -70,11 +81,11 @@ async fn agent_app_with(
     agent_toml: &str,
     extras: Extras,
 ) -> TestApp {
-    let (llm, agents) = config_files(scripted, agent_toml);
+    let files = config_files(scripted, agent_toml);
     let database = TestDatabase::new(backend).await;
     let mut config = database.config();
-    config.chat.llm_config = Some(llm);
-    config.chat.agents_config = Some(agents);
+    config.chat.llm_config = Some(files.llm.clone());
+    config.chat.agents_config = Some(files.agents.clone());
     // Uploads of the test datasets.
     config.server.max_body_bytes = 64 * 1024;
     let application = Application::build_with(config, extras)
@@ -1046,11 +1057,11 @@ async fn a_bad_agents_file_stops_the_brain_with_a_clear_error() {
             "is not a valid regex",
         ),
     ] {
-        let (llm, agents) = config_files(&scripted, agent_toml);
+        let files = config_files(&scripted, agent_toml);
         let database = TestDatabase::new(Backend::Sqlite).await;
         let mut config = database.config();
-        config.chat.llm_config = Some(llm);
-        config.chat.agents_config = Some(agents);
+        config.chat.llm_config = Some(files.llm.clone());
+        config.chat.agents_config = Some(files.agents.clone());
         let error = format!("{:#}", Application::build(config).await.unwrap_err());
         assert!(error.contains("invalid agents configuration"), "{error}");
         assert!(error.contains(expected), "{agent_toml}: {error}");

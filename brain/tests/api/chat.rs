@@ -1200,10 +1200,10 @@ async fn a_graceful_shutdown_fails_runs_in_progress_and_keeps_their_output() {
             gate: gate.clone(),
         }])
         .await;
-        let (llm, agents) = config_files(&scripted, "");
+        let files = config_files(&scripted, "");
         let mut app = spawn_app_with(backend, |config| {
-            config.chat.llm_config = Some(llm);
-            config.chat.agents_config = Some(agents);
+            config.chat.llm_config = Some(files.llm.clone());
+            config.chat.agents_config = Some(files.agents.clone());
             // No time to finish: the run is stopped as soon as the shutdown begins.
             config.server.shutdown_grace_secs = 0;
         })

@@ -30,10 +30,10 @@ async fn brain_on(
     clock: Clock,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let (llm, agents) = config_files(scripted, "");
+    let files = config_files(scripted, "");
     let mut config = database.config();
-    config.chat.llm_config = Some(llm);
-    config.chat.agents_config = Some(agents);
+    config.chat.llm_config = Some(files.llm.clone());
+    config.chat.agents_config = Some(files.agents.clone());
     adjust(&mut config);
     let extras = Extras {
         clock,
