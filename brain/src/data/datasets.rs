@@ -29,11 +29,7 @@ impl Datasets {
     /// Writes `frame` as a Parquet object under `key`; returns the frame, the object's size and
     /// the frame's in-memory size. A store that fails is a 503 naming the cause (nothing is
     /// recorded then).
-    pub(super) async fn write_object(
-        &self,
-        key: &str,
-        frame: DataFrame,
-    ) -> Result<(DataFrame, u64, u64)> {
+    async fn write_object(&self, key: &str, frame: DataFrame) -> Result<(DataFrame, u64, u64)> {
         let (frame, parquet, frame_bytes) = blocking(move || {
             let mut frame = frame;
             let parquet = ingest::parquet_bytes(&mut frame)?;
@@ -53,13 +49,13 @@ impl Datasets {
     }
 
     /// Deletes an object nothing names (a write that did not commit).
-    pub(super) async fn discard_object(&self, key: &str) {
+    async fn discard_object(&self, key: &str) {
         if let Err(error) = self.frames.objects.delete(key).await {
             tracing::warn!(key, %error, "cannot delete an uncommitted dataset object (orphaned)");
         }
     }
 
-    pub(super) fn writer_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn writer_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
         // Forget locks nobody holds any more, so the map does not grow with every dataset ever
         // written.
@@ -123,7 +119,7 @@ impl Datasets {
     }
 
     /// Writes the Parquet file, then records the dataset; a failed insert removes the file.
-    pub(super) async fn insert(
+    async fn insert(
         &self,
         owner: &str,
         name: &str,
@@ -175,7 +171,7 @@ impl Datasets {
 
     /// The dataset `id` if the caller may read it; 404 otherwise (never 403: that would tell
     /// that another tenant's dataset exists).
-    pub(super) async fn visible(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
+    async fn visible(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
         self.frames
             .store
             .visible_dataset(owner, id)
@@ -191,7 +187,7 @@ impl Datasets {
     }
 
     /// Like [`Datasets::visible`], but the caller must own it.
-    pub(super) async fn owned(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
+    async fn owned(&self, owner: &str, id: &str) -> Result<DatasetRecord> {
         let record = self.visible(owner, id).await?;
         if record.owner != owner {
             return Err(DataError::Forbidden(format!(
@@ -290,7 +286,7 @@ impl Datasets {
 
     /// Writes the new contents as a new object, commits it as the next version if `previous`
     /// is still the current one, swaps the frame in, then deletes the replaced object.
-    pub(super) async fn store_contents(
+    async fn store_contents(
         &self,
         owner: &str,
         previous: &DatasetRecord,

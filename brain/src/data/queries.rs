@@ -26,10 +26,7 @@ impl Queries {
         self.execute_prepared(prepared).await
     }
 
-    pub(super) async fn execute_prepared(
-        &self,
-        prepared: Result<PreparedQuery>,
-    ) -> Result<QueryOutput> {
+    async fn execute_prepared(&self, prepared: Result<PreparedQuery>) -> Result<QueryOutput> {
         match prepared {
             Ok(prepared) => self.execute(prepared).await,
             Err(error) => Err(error),
@@ -40,14 +37,11 @@ impl Queries {
     /// without running it.
     pub async fn prepare_sql(&self, owner: &str, query: &SqlQuery) -> Result<PreparedQuery> {
         let started = Instant::now();
-        let result = self.prepare_sql_inner(owner, query, started).await;
-        if let Err(error) = &result {
-            self.observe("sql", started, Err(error));
-        }
-        result
+        let prepared = self.prepare_sql_inner(owner, query, started).await;
+        self.counted_if_failed("sql", started, prepared)
     }
 
-    pub(super) async fn prepare_sql_inner(
+    async fn prepare_sql_inner(
         &self,
         owner: &str,
         query: &SqlQuery,
@@ -83,14 +77,11 @@ impl Queries {
     /// Resolves the JSON query's dataset for the caller, without running it.
     pub async fn prepare_json(&self, owner: &str, query: &JsonQuery) -> Result<PreparedQuery> {
         let started = Instant::now();
-        let result = self.prepare_json_inner(owner, query, started).await;
-        if let Err(error) = &result {
-            self.observe("json", started, Err(error));
-        }
-        result
+        let prepared = self.prepare_json_inner(owner, query, started).await;
+        self.counted_if_failed("json", started, prepared)
     }
 
-    pub(super) async fn prepare_json_inner(
+    async fn prepare_json_inner(
         &self,
         owner: &str,
         query: &JsonQuery,
@@ -114,6 +105,20 @@ impl Queries {
         })
     }
 
+    /// `prepared`, a failed preparation counted in the query metrics (one that succeeds is
+    /// counted when it runs).
+    fn counted_if_failed(
+        &self,
+        kind: &str,
+        started: Instant,
+        prepared: Result<PreparedQuery>,
+    ) -> Result<PreparedQuery> {
+        if let Err(error) = &prepared {
+            self.observe(kind, started, Err(error));
+        }
+        prepared
+    }
+
     /// Runs a prepared query: waits for a turn (or is refused when the queue is full), loads
     /// its frames, plans it (or takes the cached plan) and collects one page.
     pub async fn execute(&self, prepared: PreparedQuery) -> Result<QueryOutput> {
@@ -124,7 +129,7 @@ impl Queries {
         result
     }
 
-    pub(super) async fn execute_inner(&self, prepared: PreparedQuery) -> Result<QueryOutput> {
+    async fn execute_inner(&self, prepared: PreparedQuery) -> Result<QueryOutput> {
         let kind = prepared.kind();
         let PreparedQuery {
             kind: what,
@@ -188,7 +193,7 @@ impl Queries {
     }
 
     /// A turn at the gate; the gauges follow the gate's state.
-    pub(super) async fn admit(&self, kind: &str) -> Result<QueryPermit> {
+    async fn admit(&self, kind: &str) -> Result<QueryPermit> {
         let gate = &self.gate;
         let metrics = &self.query_metrics;
         let waited = Instant::now();
@@ -209,7 +214,7 @@ impl Queries {
 
     /// The plan of approved SQL over these frames: cached, or planned and cached.
     /// (Plans over scanned datasets are not cached: the cache holds frames' plans.)
-    pub(super) fn sql_plan(
+    fn sql_plan(
         &self,
         text: &str,
         tables: &[DatasetRef],
@@ -251,7 +256,7 @@ impl Queries {
         Ok(plan)
     }
 
-    pub(super) fn observe(&self, kind: &str, started: Instant, result: Result<(), &DataError>) {
+    fn observe(&self, kind: &str, started: Instant, result: Result<(), &DataError>) {
         let outcome = match result {
             Ok(()) => "ok",
             Err(DataError::Timeout { .. }) => "timeout",
@@ -265,7 +270,7 @@ impl Queries {
     }
 
     /// The caller's view of dataset names: its own win over public ones of the same name.
-    pub(super) async fn by_name(&self, owner: &str) -> Result<BTreeMap<String, DatasetRecord>> {
+    async fn by_name(&self, owner: &str) -> Result<BTreeMap<String, DatasetRecord>> {
         let mut by_name = BTreeMap::new();
         for record in self.frames.store.visible_datasets(owner).await? {
             let own = record.owner == owner;
@@ -281,7 +286,7 @@ impl Queries {
         Ok(by_name)
     }
 
-    pub(super) fn page(&self, request: PageRequest) -> Result<(u64, u64)> {
+    fn page(&self, request: PageRequest) -> Result<(u64, u64)> {
         let max = self.frames.limits.query_max_rows;
         let limit = request.limit.unwrap_or(max);
         if limit == 0 || limit > max {
@@ -300,7 +305,7 @@ impl Queries {
     /// in-memory engine stops at its next check; the streaming engine cannot be stopped and
     /// keeps `turn` until it ends — with `auto` only plans bounded by their input stream) and
     /// the caller answered at once.
-    pub(super) async fn run(
+    async fn run(
         &self,
         (offset, limit): (u64, u64),
         kind: &'static str,
