@@ -1,8 +1,9 @@
 //! A fetch the requests of one isolate share: one request fetches, the others that need its
 //! result wait for it instead of going on without (or fetching again), each on its own timer.
 //!
-//! Used for the JWT keys ([`crate::core::auth::KeyRefresh`]), whose store keeps the
-//! [`FetchMark`]; each request's part in the fetch is a [`SharedFetch`].
+//! Used for the JWT keys ([`crate::core::auth::KeyRefresh`]) and for sign-in's discovery
+//! document ([`crate::core::signin::DiscoveryRefresh`]); each keeps a [`FetchMark`] next to what
+//! the fetch refreshes, and each request's part in it is a [`SharedFetch`].
 //!
 //! Requests never share the fetch itself: Workers forbid awaiting I/O that another request
 //! started, and a request whose client went away is cancelled with everything it awaits. They

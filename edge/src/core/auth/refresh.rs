@@ -6,7 +6,7 @@
 //! the isolate is fetching already so this one waits for that fetch instead of settling its
 //! token as unknown, how often to look again and until when, and what a fetched document
 //! changes. The waiting and the store's mark of the running fetch are
-//! [`crate::core::shared_fetch`]'s.
+//! [`crate::core::shared_fetch`]'s, shared with sign-in's discovery document.
 
 use super::keys::{JwksFetch, KeyStore};
 use crate::core::shared_fetch::{FetchAction, SharedFetch};

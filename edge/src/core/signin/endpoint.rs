@@ -28,8 +28,9 @@ use shared_types::account::RevokeRefreshToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthDecision {
     Respond(EdgeResponse),
-    /// Fetch the provider's discovery document (if [`super::Discovery::fetch_due`] allows),
-    /// install it, and decide again; without any document answer 503.
+    /// The provider's discovery document is needed: load it ([`super::DiscoveryRefresh`]: this
+    /// request's fetch or a wait for another's) and decide again; without any document answer
+    /// 503.
     Discover,
     /// POST this token request; read its answer with [`flow::read_id_token`].
     Exchange(Box<TokenRequest>),
