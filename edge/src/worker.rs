@@ -1155,7 +1155,9 @@ fn with_discovery<T>(f: impl FnOnce(&mut Discovery) -> T) -> Option<T> {
 }
 
 thread_local! {
-    /// The provider's discovery document (sign-in), refetched after its TTL.
+    /// The provider's discovery document (sign-in), loaded when a sign-in step finds none
+    /// ([`load_discovery`]). Not yet refetched after `OIDC_DISCOVERY_TTL_SECS`: `decide_auth`
+    /// asks for it only while there is none, so a loaded one lasts the isolate's life.
     static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
     /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
     static PROVIDER_KEYS: RefCell<Option<(String, AuthConfig, KeyStore)>> = const { RefCell::new(None) };
