@@ -34,7 +34,7 @@ use crate::core::exchange::{
 use crate::core::pipeline::{brain_call, request_id_of};
 use crate::core::ratelimit::{BucketState, TakeRequest, Verdict};
 use crate::core::session::Session;
-use crate::core::signin::endpoint::{AuthDecision, decide_auth};
+use crate::core::signin::endpoint::{AuthDecision, decide_auth, discovery_unavailable};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
 use crate::core::signin::{
     Discovery, DiscoveryAction, DiscoveryRefresh, PROVIDER_TIMEOUT_MS, ProviderMetadata,
@@ -728,22 +728,26 @@ async fn sign_in_endpoint(
         verifier,
     };
     for attempt in 0..2 {
-        let metadata = DISCOVERY.with_borrow(|discovery| discovery.metadata().cloned());
+        let discovery_loaded = attempt > 0;
         let now = now_ms();
-        match decide_auth(
-            head,
-            config,
-            metadata.as_ref(),
-            &login_random,
-            now / 1000,
-            &request_id,
-        ) {
+        let decision = DISCOVERY.with_borrow(|discovery| {
+            decide_auth(
+                head,
+                config,
+                discovery,
+                discovery_loaded,
+                &login_random,
+                now / 1000,
+                &request_id,
+            )
+        });
+        match decision {
             AuthDecision::Respond(response) => return respond(response),
             AuthDecision::Discover => {
                 let Some(signin) = config.signin.as_ref() else {
                     break;
                 };
-                if attempt == 1 {
+                if discovery_loaded {
                     break;
                 }
                 load_discovery(signin).await;
@@ -779,11 +783,8 @@ async fn sign_in_endpoint(
             }
         }
     }
-    respond(EdgeResponse::error(
-        ErrorCode::Unavailable,
-        "the identity provider's configuration could not be loaded; retry shortly",
-        &request_id,
-    ))
+    // The core answers a loaded request itself; this is for one it sent to load again.
+    respond(discovery_unavailable(&request_id))
 }
 
 /// The callback after the provider's redirect: exchange the code, verify the ID token, store
@@ -1111,7 +1112,7 @@ async fn refresh_provider_keys(signin: &SigninConfig, metadata: &ProviderMetadat
 }
 
 /// Loads the provider's discovery document for a sign-in step that needs it
-/// ([`DiscoveryRefresh`]): this request's own fetch, or a wait for another request's.
+/// ([`DiscoveryRefresh`]): this request's own fetch, a wait for another request's, or nothing.
 async fn load_discovery(signin: &SigninConfig) {
     let started = with_discovery(|discovery| DiscoveryRefresh::start(discovery, signin, now_ms()));
     let Some((mut refresh, mut action)) = started else {
@@ -1155,9 +1156,8 @@ fn with_discovery<T>(f: impl FnOnce(&mut Discovery) -> T) -> Option<T> {
 }
 
 thread_local! {
-    /// The provider's discovery document (sign-in), loaded when a sign-in step finds none
-    /// ([`load_discovery`]). Not yet refetched after `OIDC_DISCOVERY_TTL_SECS`: `decide_auth`
-    /// asks for it only while there is none, so a loaded one lasts the isolate's life.
+    /// The provider's discovery document (sign-in), loaded ([`load_discovery`]) when a sign-in
+    /// step finds none or finds it older than `OIDC_DISCOVERY_TTL_SECS` (`decide_auth`).
     static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
     /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
     static PROVIDER_KEYS: RefCell<Option<(String, AuthConfig, KeyStore)>> = const { RefCell::new(None) };

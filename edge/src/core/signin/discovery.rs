@@ -4,6 +4,14 @@
 //! carries out: this request's own fetch, or a wait for the fetch another request of the
 //! isolate runs (a cold isolate's first sign-ins arrive together), never past that fetch's
 //! timeout ([`crate::core::shared_fetch`]).
+//!
+//! A document older than `OIDC_DISCOVERY_TTL_SECS` is refetched by the next sign-in step that
+//! needs it ([`super::endpoint::decide_auth`] asks [`Discovery::fetch_due`] first, as the
+//! bearer-token path asks `KeyRefresh::when_due`), and that request answers after its fetch:
+//! with the new document, or with the old one when the fetch failed. Only a request without
+//! any document waits for another request's fetch; with one — stale while another request
+//! refetches it — a request goes on at once. Fetches are at least [`MIN_REFETCH_SECS`] apart
+//! whatever the TTL, so a failing provider is not asked again on every sign-in.
 
 use serde::Deserialize;
 
@@ -14,6 +22,10 @@ use crate::core::shared_fetch::{FetchAction, FetchMark, SharedFetch};
 pub const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
 /// At most one fetch per this many seconds, whatever asks for it.
 pub const MIN_REFETCH_SECS: u64 = 30;
+
+// The rate limit also stands for "no fetch is running": a fetch handed out within it may still
+// be out, none handed out before it can be (its timeout is shorter).
+const _: () = assert!(PROVIDER_TIMEOUT_MS <= MIN_REFETCH_SECS * 1000);
 
 /// What the edge needs from the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,19 +130,28 @@ impl Discovery {
         self.metadata.as_ref()
     }
 
-    /// The URL to fetch now, if the document is missing or older than its TTL and no fetch
-    /// was handed out within [`MIN_REFETCH_SECS`]. Marks the attempt.
-    pub(super) fn fetch_due(&mut self, now_secs: u64, config: &SigninConfig) -> Option<String> {
-        let fresh = self
-            .fetched_at_secs
-            .is_some_and(|at| now_secs.saturating_sub(at) < config.discovery_ttl_secs);
-        if self.metadata.is_some() && fresh {
-            return None;
-        }
-        if self
+    /// Whether a sign-in step should fetch the document before it goes on: there is none, or
+    /// it was fetched `discovery_ttl_secs` or more ago — and no fetch was handed out within
+    /// [`MIN_REFETCH_SECS`] (so none is running either). A clock that went backwards makes
+    /// the document look fresh and the last attempt recent: it starts no fetch.
+    pub(super) fn fetch_due(&self, now_secs: u64, config: &SigninConfig) -> bool {
+        let fresh = self.metadata.is_some()
+            && self
+                .fetched_at_secs
+                .is_some_and(|at| now_secs.saturating_sub(at) < config.discovery_ttl_secs);
+        let tried_lately = self
             .last_attempt_secs
-            .is_some_and(|at| now_secs.saturating_sub(at) < MIN_REFETCH_SECS)
-        {
+            .is_some_and(|at| now_secs.saturating_sub(at) < MIN_REFETCH_SECS);
+        !fresh && !tried_lately
+    }
+
+    /// The URL to fetch now, if [`Discovery::fetch_due`]. Marks the attempt.
+    pub(super) fn hand_out_fetch(
+        &mut self,
+        now_secs: u64,
+        config: &SigninConfig,
+    ) -> Option<String> {
+        if !self.fetch_due(now_secs, config) {
             return None;
         }
         self.last_attempt_secs = Some(now_secs);
@@ -178,19 +199,24 @@ pub struct DiscoveryRefresh {
 }
 
 impl DiscoveryRefresh {
-    /// For a sign-in step that needs the document: this request's own fetch when
-    /// [`Discovery::fetch_due`] allows one; otherwise a wait for the fetch another request is
-    /// running, or — none running — nothing to do.
+    /// For a sign-in step that needs the document ([`super::endpoint::AuthDecision::Discover`]):
+    /// this request's own fetch when [`Discovery::fetch_due`]; otherwise, without a document, a
+    /// wait for the fetch another request is running (or — none running — nothing to do); with
+    /// one, nothing to do: a stale document is used while another request refetches it.
     pub fn start(
         discovery: &mut Discovery,
         config: &SigninConfig,
         now_ms: u64,
     ) -> (Self, DiscoveryAction) {
-        let Some(url) = discovery.fetch_due(now_ms / 1000, config) else {
+        let Some(url) = discovery.hand_out_fetch(now_ms / 1000, config) else {
             let mut waiting = Self {
                 fetch: SharedFetch::waiting(),
             };
-            let action = waiting.look_again(discovery, now_ms);
+            let action = if discovery.metadata.is_some() {
+                DiscoveryAction::Done { problem: None }
+            } else {
+                waiting.look_again(discovery, now_ms)
+            };
             return (waiting, action);
         };
         let refresh = Self {

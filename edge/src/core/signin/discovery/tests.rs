@@ -1,13 +1,20 @@
-//! Every path of [`DiscoveryRefresh`], written as the actions the adapter carries out for one
-//! isolate's requests.
+//! Every path of [`DiscoveryRefresh`], and of the sign-in steps that ask for it
+//! ([`decide_auth`]), written as the actions the adapter carries out for one isolate's requests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use http::header::LOCATION;
+use http::{HeaderMap, Method};
 use serde_json::json;
 
 use super::*;
 use crate::core::auth::test_support::NOW;
+use crate::core::config::EdgeConfig;
+use crate::core::pipeline::RequestHead;
+use crate::core::request_id::RequestId;
 use crate::core::shared_fetch::LOOK_AGAIN_MS;
+use crate::core::signin::endpoint::{AuthDecision, decide_auth};
+use crate::core::signin::flow::LoginRandom;
 
 /// A time in ms since the epoch, on a second boundary.
 const T0: u64 = NOW * 1000;
@@ -17,24 +24,36 @@ const FETCH: &str = "fetch https://idp.example/.well-known/openid-configuration 
 const GO_ON: &str = "go on";
 const WAIT: &str = "look again in 10 ms";
 const TTL_SECS: u64 = 3600;
+/// Where a sign-in step redirects with the first document, and with the provider's next one.
+const SIGNS_IN_AT: &str = "redirect to https://idp.example/authorize";
+const SIGNS_IN_AT_V2: &str = "redirect to https://idp.example/v2/authorize";
 
-fn config() -> SigninConfig {
+/// The edge's configuration with sign-in at [`ISSUER`] and the default discovery TTL.
+fn edge_config() -> EdgeConfig {
     let vars = |name: &str| match name {
+        "BRAIN_URL" => Some("http://brain.internal:8080".to_owned()),
+        "EDGE_SIGNING_SECRETS" => Some("edge-signing-secret-0123456789abcdef".to_owned()),
+        "SESSION_KEYS" => Some("k1:session-key-0123456789abcdef0123456789".to_owned()),
         "OIDC_ISSUER" => Some(format!("{ISSUER}/")),
         "OIDC_CLIENT_ID" => Some("edgebrain".to_owned()),
         _ => None,
     };
-    let config = SigninConfig::from_vars(&vars).unwrap().unwrap();
-    assert_eq!(config.discovery_ttl_secs, TTL_SECS);
+    let config = EdgeConfig::from_vars_and_rules(vars, "{}").unwrap();
+    assert_eq!(config.signin.as_ref().unwrap().discovery_ttl_secs, TTL_SECS);
     config
 }
 
 fn document_of(issuer: &str) -> Vec<u8> {
+    document_with_endpoints_under(issuer, issuer)
+}
+
+/// A document of `issuer` whose endpoints are under `base`.
+fn document_with_endpoints_under(issuer: &str, base: &str) -> Vec<u8> {
     json!({
         "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"),
     })
     .to_string()
     .into_bytes()
@@ -47,16 +66,30 @@ fn good_answer() -> Outcome {
     Ok((200, document_of(ISSUER)))
 }
 
+/// The provider's next document: same issuer, endpoints moved.
+fn moved_answer() -> Outcome {
+    Ok((
+        200,
+        document_with_endpoints_under(ISSUER, &format!("{ISSUER}/v2")),
+    ))
+}
+
 /// What happens to one request of the isolate.
 enum Event {
     /// A sign-in step needs the document ([`DiscoveryRefresh::start`]).
     Starts,
     LooksAgain,
     Fetched(Outcome),
+    /// `GET /auth/login` is decided ([`decide_auth`]); when that asks for the document, its
+    /// load starts ([`DiscoveryRefresh::start`]) and the line is the load's first action.
+    SignsIn,
+    /// The sign-in step is decided again after its load.
+    DecidesAgain,
 }
 
 /// One isolate's discovery document and the requests loading it, by number.
 struct Isolate {
+    edge: EdgeConfig,
     config: SigninConfig,
     discovery: Discovery,
     requests: Vec<Option<DiscoveryRefresh>>,
@@ -64,8 +97,18 @@ struct Isolate {
 
 impl Isolate {
     fn new() -> Self {
+        Self::with_ttl_secs(TTL_SECS)
+    }
+
+    /// An isolate whose document lives `ttl_secs` (set on the parsed configuration: the
+    /// variable itself refuses 0).
+    fn with_ttl_secs(ttl_secs: u64) -> Self {
+        let mut edge = edge_config();
+        let signin = edge.signin.as_mut().unwrap();
+        signin.discovery_ttl_secs = ttl_secs;
         Self {
-            config: config(),
+            config: signin.clone(),
+            edge,
             discovery: Discovery::default(),
             requests: Vec::new(),
         }
@@ -73,13 +116,17 @@ impl Isolate {
 
     /// A document fetched at `at_ms` by a request that is over.
     fn with_document_fetched_at(at_ms: u64) -> Self {
-        let mut isolate = Self::new();
+        Self::new().and_document_fetched_at(at_ms)
+    }
+
+    fn and_document_fetched_at(mut self, at_ms: u64) -> Self {
+        let isolate = &mut self;
         let actions = isolate.run(vec![
             (0, Event::Starts, at_ms),
             (0, good_answer().into(), at_ms),
         ]);
         assert_eq!(actions, ["0: ".to_owned() + FETCH, "0: go on".to_owned()]);
-        isolate
+        self
     }
 
     /// Feeds each event (to its request, at its millisecond) to the machines; the actions they
@@ -93,6 +140,18 @@ impl Isolate {
                 }
                 let discovery = &mut self.discovery;
                 let action = match event {
+                    Event::SignsIn | Event::DecidesAgain => {
+                        let loaded = matches!(event, Event::DecidesAgain);
+                        match sign_in_step(&self.edge, discovery, loaded, at_ms) {
+                            AuthDecision::Discover if !loaded => {
+                                let (refresh, action) =
+                                    DiscoveryRefresh::start(discovery, &self.config, at_ms);
+                                self.requests[request] = Some(refresh);
+                                action
+                            }
+                            decided => return format!("{request}: {}", describe_step(&decided)),
+                        }
+                    }
                     Event::Starts => {
                         let (refresh, action) =
                             DiscoveryRefresh::start(discovery, &self.config, at_ms);
@@ -123,6 +182,53 @@ impl Isolate {
 impl From<Outcome> for Event {
     fn from(outcome: Outcome) -> Self {
         Self::Fetched(outcome)
+    }
+}
+
+/// How `GET /auth/login` is decided at `now_ms` with the isolate's `discovery`.
+fn sign_in_step(
+    config: &EdgeConfig,
+    discovery: &Discovery,
+    discovery_loaded: bool,
+    now_ms: u64,
+) -> AuthDecision {
+    let random = LoginRandom {
+        state: [1; 16],
+        nonce: [2; 16],
+        verifier: [3; 32],
+    };
+    let head = RequestHead {
+        method: &Method::GET,
+        url: "https://app.example/auth/login",
+        headers: &HeaderMap::new(),
+        client_ip: None,
+    };
+    let request_id = RequestId::from_random([7; 16]);
+    decide_auth(
+        &head,
+        config,
+        discovery,
+        discovery_loaded,
+        &random,
+        now_ms / 1000,
+        &request_id,
+    )
+}
+
+/// A decided sign-in step that loads nothing (now): where it redirects, or its error status.
+fn describe_step(decided: &AuthDecision) -> String {
+    let response = match decided {
+        AuthDecision::Respond(response) => response,
+        // After its load a step goes on with whatever document there is.
+        AuthDecision::Discover => return "asks to load again".to_owned(),
+        other => panic!("a login step is answered or loads the document: {other:?}"),
+    };
+    match response.headers.get(LOCATION) {
+        Some(location) => {
+            let location = location.to_str().unwrap();
+            format!("redirect to {}", location.split('?').next().unwrap())
+        }
+        None => format!("answer {}", response.status.as_u16()),
     }
 }
 
@@ -374,4 +480,202 @@ fn a_later_fetch_keeps_its_mark_when_an_earlier_timed_out_one_reports() {
         ])
     );
     assert_eq!(isolate.issuer(), Some(ISSUER));
+}
+
+/// When the document was fetched `TTL_SECS` ago, on a second boundary.
+const STALE: u64 = T0 + TTL_SECS * 1000;
+const NO_ANSWER: &str = "go on, log: OIDC discovery https://idp.example/.well-known/openid-configuration \
+                         failed: no answer within 10000 ms";
+
+fn no_answer() -> Event {
+    Err::<(u16, Vec<u8>), _>("no answer within 10000 ms".to_owned()).into()
+}
+
+#[test]
+fn a_sign_in_step_uses_a_fresh_document_and_refetches_a_stale_one_before_it_answers() {
+    let mut isolate = Isolate::with_document_fetched_at(T0);
+    let actions = isolate.run(vec![
+        (1, Event::SignsIn, STALE - 1),
+        (2, Event::SignsIn, STALE),
+        (2, moved_answer().into(), STALE + 5),
+        (2, Event::DecidesAgain, STALE + 6),
+        // The new document is fresh: nobody fetches it again.
+        (3, Event::SignsIn, STALE + 7),
+        (4, Event::SignsIn, STALE + (TTL_SECS * 1000 - 1)),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (1, SIGNS_IN_AT),
+            (2, FETCH),
+            (2, GO_ON),
+            (2, SIGNS_IN_AT_V2),
+            (3, SIGNS_IN_AT_V2),
+            (4, SIGNS_IN_AT_V2),
+        ])
+    );
+}
+
+#[test]
+fn a_stale_document_is_used_at_once_while_another_request_refetches_it() {
+    let mut isolate = Isolate::with_document_fetched_at(T0);
+    let actions = isolate.run(vec![
+        (0, Event::SignsIn, STALE),
+        (1, Event::SignsIn, STALE + 1),
+        // Asked to load all the same, the machine goes on with the document it has.
+        (2, Event::Starts, STALE + 2),
+        (0, moved_answer().into(), STALE + 3),
+        (0, Event::DecidesAgain, STALE + 4),
+        (1, Event::SignsIn, STALE + 5),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (0, FETCH),
+            (1, SIGNS_IN_AT),
+            (2, GO_ON),
+            (0, GO_ON),
+            (0, SIGNS_IN_AT_V2),
+            (1, SIGNS_IN_AT_V2),
+        ])
+    );
+}
+
+#[test]
+fn a_failing_provider_leaves_the_stale_document_in_use_and_is_asked_again_after_min_refetch_secs() {
+    let mut isolate = Isolate::with_document_fetched_at(T0);
+    let again_ms = STALE + MIN_REFETCH_SECS * 1000;
+    let actions = isolate.run(vec![
+        (0, Event::SignsIn, STALE),
+        (0, no_answer(), STALE + 5),
+        (0, Event::DecidesAgain, STALE + 6),
+        (1, Event::SignsIn, again_ms - 1),
+        (2, Event::SignsIn, again_ms),
+        (2, Ok((503, Vec::new())).into(), again_ms + 5),
+        (2, Event::DecidesAgain, again_ms + 6),
+        (3, Event::SignsIn, again_ms + 7),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (0, FETCH),
+            (0, NO_ANSWER),
+            (0, SIGNS_IN_AT),
+            (1, SIGNS_IN_AT),
+            (2, FETCH),
+            (
+                2,
+                "go on, log: OIDC discovery https://idp.example/.well-known/openid-configuration \
+                 refused: Status(503)"
+            ),
+            (2, SIGNS_IN_AT),
+            (3, SIGNS_IN_AT),
+        ])
+    );
+}
+
+#[test]
+fn without_any_document_sign_in_steps_wait_for_the_fetch_and_answer_503_when_it_fails() {
+    let mut isolate = Isolate::new();
+    let actions = isolate.run(vec![
+        (0, Event::SignsIn, T0),
+        (1, Event::SignsIn, T0 + 1),
+        (0, no_answer(), T0 + 5),
+        (1, Event::LooksAgain, T0 + 11),
+        (0, Event::DecidesAgain, T0 + 12),
+        (1, Event::DecidesAgain, T0 + 12),
+        // The rate limit holds a new fetch back and none runs: nothing to wait for.
+        (2, Event::SignsIn, T0 + 13),
+        (2, Event::DecidesAgain, T0 + 13),
+        (3, Event::SignsIn, T0 + MIN_REFETCH_SECS * 1000),
+        (3, good_answer().into(), T0 + MIN_REFETCH_SECS * 1000 + 5),
+        (3, Event::DecidesAgain, T0 + MIN_REFETCH_SECS * 1000 + 6),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (0, FETCH),
+            (1, WAIT),
+            (0, NO_ANSWER),
+            (1, GO_ON),
+            (0, "answer 503"),
+            (1, "answer 503"),
+            (2, GO_ON),
+            (2, "answer 503"),
+            (3, FETCH),
+            (3, GO_ON),
+            (3, SIGNS_IN_AT),
+        ])
+    );
+}
+
+#[test]
+fn with_a_ttl_of_0_every_document_is_stale_and_refetched_at_most_every_min_refetch_secs() {
+    // The variable refuses 0; a configuration made otherwise still never fetches on every step.
+    let vars = |name: &str| match name {
+        "OIDC_ISSUER" => Some(ISSUER.to_owned()),
+        "OIDC_CLIENT_ID" => Some("edgebrain".to_owned()),
+        "OIDC_DISCOVERY_TTL_SECS" => Some("0".to_owned()),
+        _ => None,
+    };
+    assert_eq!(
+        SigninConfig::from_vars(&vars).unwrap_err().var,
+        "OIDC_DISCOVERY_TTL_SECS"
+    );
+    let mut isolate = Isolate::with_ttl_secs(0).and_document_fetched_at(T0);
+    let again_ms = T0 + MIN_REFETCH_SECS * 1000;
+    let actions = isolate.run(vec![
+        (1, Event::SignsIn, T0),
+        (2, Event::SignsIn, again_ms - 1),
+        (3, Event::SignsIn, again_ms),
+        (4, Event::SignsIn, again_ms + 1),
+        (3, moved_answer().into(), again_ms + 5),
+        (3, Event::DecidesAgain, again_ms + 6),
+        (5, Event::SignsIn, again_ms + 7),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (1, SIGNS_IN_AT),
+            (2, SIGNS_IN_AT),
+            (3, FETCH),
+            (4, SIGNS_IN_AT),
+            (3, GO_ON),
+            (3, SIGNS_IN_AT_V2),
+            (5, SIGNS_IN_AT_V2),
+        ])
+    );
+}
+
+#[test]
+fn a_clock_that_went_backwards_neither_refetches_nor_holds_a_sign_in_step_up() {
+    // Fetched "later" than now: the document looks fresh.
+    let mut isolate = Isolate::with_document_fetched_at(STALE);
+    assert_eq!(
+        isolate.run(vec![(1, Event::SignsIn, T0)]),
+        lines(&[(1, SIGNS_IN_AT)])
+    );
+    // With every document stale, the last attempt still looks recent; and a refetch running
+    // "later" holds nobody up.
+    let mut isolate = Isolate::with_ttl_secs(0).and_document_fetched_at(T0);
+    let again_ms = T0 + MIN_REFETCH_SECS * 1000;
+    let actions = isolate.run(vec![
+        (1, Event::SignsIn, T0 - TTL_SECS * 1000),
+        (2, Event::SignsIn, again_ms),
+        (3, Event::SignsIn, T0 - 1),
+        (4, Event::SignsIn, again_ms - 5_000),
+        (2, moved_answer().into(), again_ms + 5),
+        (5, Event::SignsIn, T0),
+    ]);
+    assert_eq!(
+        actions,
+        lines(&[
+            (1, SIGNS_IN_AT),
+            (2, FETCH),
+            (3, SIGNS_IN_AT),
+            (4, SIGNS_IN_AT),
+            (2, GO_ON),
+            (5, SIGNS_IN_AT_V2),
+        ])
+    );
 }
