@@ -111,6 +111,20 @@ describe("the local OpenID Connect provider", { timeout: 60_000 }, () => {
     for (const key of jwks.keys) assert.equal(key.d, undefined);
   });
 
+  test("discovery requests are counted, with the time of the last one", async () => {
+    const requests = async () =>
+      json(await fetch(`${issuer}/test/discovery-requests`, { signal: REQUEST_TIMEOUT() }));
+    const before = await requests();
+    assert.ok(before.count >= 1, "before() asked for the document");
+    const askedAt = Date.now();
+    await json(await fetch(`${issuer}/.well-known/openid-configuration?x=1`, { signal: REQUEST_TIMEOUT() }));
+    const after = await requests();
+    assert.equal(after.count, before.count + 1);
+    assert.ok(after.last_ms >= askedAt && after.last_ms <= Date.now(), JSON.stringify(after));
+    await fetch(discovery.jwks_uri, { signal: REQUEST_TIMEOUT() });
+    assert.equal((await requests()).count, after.count, "only the discovery document counts");
+  });
+
   test("an operator signs in: code flow with PKCE, an ID token with nonce, name, email and the operator role", async () => {
     const { code, verifier, nonce } = await signIn("operator-olga");
     const response = await exchange(code, verifier);

@@ -20,6 +20,11 @@ const CLIENT_ID = "edgebrain-e2e";
 const CLIENT_SECRET = "edgebrain-e2e-client-secret-0123456789";
 /** Short enough to pass within the test; the brain keeps the refresh state. */
 const ACCESS_TTL_SECS = 2;
+/** The first suite's edge keeps the discovery document this long: stale after every test. */
+const DISCOVERY_TTL_SECS = 1;
+/** The edge's floor between discovery fetches, whatever the TTL (MIN_REFETCH_SECS in
+ * edge/src/core/signin/discovery.rs). */
+const MIN_REFETCH_SECS = 30;
 
 /** The edge's variables for sign-in at `provider`, with the brain at `brainPort`. */
 function signinVars(provider, brainPort) {
@@ -81,7 +86,10 @@ describe("sign-in at the edge against a real OpenID provider", () => {
       BRAIN_DIAG: null,
       BRAIN_REFRESH_REUSE_LEEWAY_MS: "0",
     });
-    edge = startWorkerd("signin-edge", edgePort, signinVars(provider, brainPort));
+    edge = startWorkerd("signin-edge", edgePort, {
+      ...signinVars(provider, brainPort),
+      OIDC_DISCOVERY_TTL_SECS: String(DISCOVERY_TTL_SECS),
+    });
     await Promise.all([
       waitHealthy(`http://127.0.0.1:${brainPort}/ready`, brain, 60_000),
       waitHealthy(`${edgeUrl}/health`, edge, 60_000),
@@ -263,6 +271,30 @@ describe("sign-in at the edge against a real OpenID provider", () => {
     assert.ok(!stolen.cookies.has("__Host-eb_refresh"));
     // And the anonymous session after signing out is a new one: the account's threads stay there.
     assert.deepEqual((await json(await call("/api/v1/threads"))).threads, []);
+  });
+
+  test("a stale discovery document is refetched by the next sign-in step, then not within 30 s", async () => {
+    const discoveryRequests = async () =>
+      json(await fetch(`${provider.issuer}/test/discovery-requests`, { signal: REQUEST_TIMEOUT() }));
+    const before = await discoveryRequests();
+    assert.ok(before.count >= 1, "the earlier sign-ins fetched the document");
+    // Past its 1 s TTL the document is due again once the edge's floor between fetches has
+    // passed since the last one the provider saw (the edge counts whole seconds from a moment
+    // before that; 0.5 s more because workerd's clock moves only with its I/O). Mostly the
+    // tests above took that long already.
+    const dueInMs = before.last_ms + MIN_REFETCH_SECS * 1000 + 500 - Date.now();
+    if (dueInMs > 0) await sleep(dueInMs);
+    const login = await call("/auth/login", { cookies: new CookieJar() });
+    assert.equal(login.status, 302);
+    const refetched = await discoveryRequests();
+    assert.equal(refetched.count, before.count + 1, "the sign-in step refetched the document before it answered");
+    // Stale again a second later, but within the floor: a whole sign-in (login and callback)
+    // on the cached document.
+    await sleep(DISCOVERY_TTL_SECS * 1000 + 100);
+    const larry = new CookieJar();
+    assert.equal((await signIn("late-larry", "/", larry)).status, 302);
+    assert.equal((await json(await call("/api/v1/session", { cookies: larry }))).user_id, "late-larry");
+    assert.equal((await discoveryRequests()).count, refetched.count, "no second fetch within the floor");
   });
 });
 

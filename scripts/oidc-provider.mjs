@@ -21,6 +21,9 @@
 // `email` (<login>@example.test) and `roles`, which holds "edgebrain:operator" when the login
 // starts with "operator". All of them are in the ID token (conformIdTokenClaims: false).
 // Consent is one form post ("Continue"), as oidc-provider's dev interactions ask it.
+//
+// For tests of a relying party's caching, GET /test/discovery-requests answers how often the
+// discovery document was asked for and when last: {"count": n, "last_ms": <epoch ms> | null}.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 
@@ -109,7 +112,21 @@ const provider = new Provider(issuer, {
 // Errors only: a failure of the provider itself (not a client's invalid request).
 provider.on("server_error", (_ctx, error) => console.error("oidc-provider server_error:", error));
 
-server.on("request", provider.callback());
+const discoveryRequests = { count: 0, last_ms: null };
+const serveProvider = provider.callback();
+server.on("request", (request, response) => {
+  const path = request.url.split("?")[0];
+  if (path === "/test/discovery-requests") {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify(discoveryRequests));
+    return;
+  }
+  if (path === "/.well-known/openid-configuration") {
+    discoveryRequests.count += 1;
+    discoveryRequests.last_ms = Date.now();
+  }
+  serveProvider(request, response);
+});
 process.stdout.write(`${JSON.stringify({ issuer })}\n`);
 
 process.stdin.on("data", () => {});

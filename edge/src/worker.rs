@@ -12,7 +12,7 @@
 //! returns `Err` and never panics (a panic would abort the wasm instance for all requests in
 //! flight).
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::future::join;
@@ -34,9 +34,12 @@ use crate::core::exchange::{
 use crate::core::pipeline::{brain_call, request_id_of};
 use crate::core::ratelimit::{BucketState, TakeRequest, Verdict};
 use crate::core::session::Session;
-use crate::core::signin::endpoint::{AuthDecision, decide_auth};
+use crate::core::signin::endpoint::{AuthDecision, decide_auth, discovery_unavailable};
 use crate::core::signin::flow::{self, IdToken, LoginRandom, TokenRequest};
-use crate::core::signin::{Discovery, ProviderMetadata, SigninConfig};
+use crate::core::signin::{
+    Discovery, DiscoveryAction, DiscoveryRefresh, PROVIDER_TIMEOUT_MS, ProviderMetadata,
+    SigninConfig,
+};
 use crate::core::{
     ConfigError, Decision, EdgeConfig, EdgeResponse, Inputs, RequestHead, RequestId, Routed,
     UpstreamFailure,
@@ -650,8 +653,6 @@ pub fn rate_limit_apply(request_json: &str, stored_json: &str, now_ms: f64) -> S
 
 /// Largest answer read from the brain's internal endpoints or the provider's token endpoint.
 const SIGN_IN_ANSWER_MAX_BYTES: u64 = 64 * 1024;
-/// How long the provider's discovery, JWKS and token endpoints may take.
-const PROVIDER_TIMEOUT_MS: u32 = 10_000;
 
 /// Renews an expired access credential with the refresh token: the headers to decide the
 /// request again with, and the cookies to set on its answer.
@@ -727,57 +728,29 @@ async fn sign_in_endpoint(
         verifier,
     };
     for attempt in 0..2 {
-        let metadata = DISCOVERY.with_borrow(|discovery| discovery.metadata().cloned());
+        let discovery_loaded = attempt > 0;
         let now = now_ms();
-        match decide_auth(
-            head,
-            config,
-            metadata.as_ref(),
-            &login_random,
-            now / 1000,
-            &request_id,
-        ) {
+        let decision = DISCOVERY.with_borrow(|discovery| {
+            decide_auth(
+                head,
+                config,
+                discovery,
+                discovery_loaded,
+                &login_random,
+                now / 1000,
+                &request_id,
+            )
+        });
+        match decision {
             AuthDecision::Respond(response) => return respond(response),
             AuthDecision::Discover => {
                 let Some(signin) = config.signin.as_ref() else {
                     break;
                 };
-                if attempt == 1 {
+                if discovery_loaded {
                     break;
                 }
-                let due =
-                    DISCOVERY.with_borrow_mut(|discovery| discovery.fetch_due(now / 1000, signin));
-                match due {
-                    Some(url) => {
-                        DISCOVERY_FETCH_STARTED_MS.set(Some(now));
-                        match fetch_with_timeout(
-                            &url,
-                            None,
-                            SIGN_IN_ANSWER_MAX_BYTES,
-                            PROVIDER_TIMEOUT_MS,
-                        )
-                        .await
-                        {
-                            Ok((status, body)) => DISCOVERY.with_borrow_mut(|discovery| {
-                                if let Err(error) =
-                                    discovery.apply(now_ms() / 1000, status, &body, signin)
-                                {
-                                    console_error!("OIDC discovery {url} refused: {error:?}");
-                                }
-                            }),
-                            Err(error) => console_error!("OIDC discovery {url} failed: {error}"),
-                        }
-                        if DISCOVERY_FETCH_STARTED_MS.get() == Some(now) {
-                            DISCOVERY_FETCH_STARTED_MS.set(None);
-                        }
-                    }
-                    // Another request of this isolate is fetching it (a cold isolate's first
-                    // sign-ins arrive together): wait for that one, on this request's own timer.
-                    None => {
-                        wait_for_fetch(&DISCOVERY_FETCH_STARTED_MS, u64::from(PROVIDER_TIMEOUT_MS))
-                            .await;
-                    }
-                }
+                load_discovery(signin).await;
             }
             AuthDecision::Exchange(token) => {
                 return respond(finish_sign_in(head, config, inputs, &token, &request_id).await);
@@ -810,11 +783,8 @@ async fn sign_in_endpoint(
             }
         }
     }
-    respond(EdgeResponse::error(
-        ErrorCode::Unavailable,
-        "the identity provider's configuration could not be loaded; retry shortly",
-        &request_id,
-    ))
+    // The core answers a loaded request itself; this is for one it sent to load again.
+    respond(discovery_unavailable(&request_id))
 }
 
 /// The callback after the provider's redirect: exchange the code, verify the ID token, store
@@ -1041,7 +1011,7 @@ async fn fetch_with_timeout(
     url: &str,
     form: Option<(&str, Option<&str>)>,
     max_bytes: u64,
-    timeout_ms: u32,
+    timeout_ms: u64,
 ) -> Result<(u16, Vec<u8>), String> {
     let init = web_sys::RequestInit::new();
     init.set_redirect(web_sys::RequestRedirect::Manual);
@@ -1062,7 +1032,8 @@ async fn fetch_with_timeout(
         }
     }
     init.set_headers(&js_headers(&headers));
-    let answer = JsFuture::from(fetch_with_deadline(url, &init, timeout_ms, None))
+    let deadline_ms = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+    let answer = JsFuture::from(fetch_with_deadline(url, &init, deadline_ms, None))
         .await
         .map_err(|error| format!("{error:?}"))?;
     if answer.is_null() {
@@ -1140,26 +1111,53 @@ async fn refresh_provider_keys(signin: &SigninConfig, metadata: &ProviderMetadat
     }
 }
 
-/// Waits, on this request's own timer, while another request of the isolate runs the fetch
-/// marked in `started` — at most `timeout_ms` after it started (a fetch whose request was
-/// cancelled never clears its mark; the deadline bounds the wait).
-async fn wait_for_fetch(
-    started: &'static std::thread::LocalKey<Cell<Option<u64>>>,
-    timeout_ms: u64,
-) {
-    const POLL_MS: u64 = 10;
-    while let Some(at) = started.get() {
-        if now_ms().saturating_sub(at) >= timeout_ms {
-            break;
-        }
-        Delay::from(std::time::Duration::from_millis(POLL_MS)).await;
+/// Loads the provider's discovery document for a sign-in step that needs it
+/// ([`DiscoveryRefresh`]): this request's own fetch, a wait for another request's, or nothing.
+async fn load_discovery(signin: &SigninConfig) {
+    let started = with_discovery(|discovery| DiscoveryRefresh::start(discovery, signin, now_ms()));
+    let Some((mut refresh, mut action)) = started else {
+        return;
+    };
+    loop {
+        let next = match action {
+            DiscoveryAction::Fetch(fetch) => {
+                let outcome = fetch_with_timeout(
+                    &fetch.url,
+                    None,
+                    fetch.max_body_bytes as u64,
+                    fetch.timeout_ms,
+                )
+                .await;
+                with_discovery(|discovery| refresh.fetched(discovery, signin, now_ms(), outcome))
+            }
+            DiscoveryAction::LookAgainIn { ms } => {
+                Delay::from(std::time::Duration::from_millis(ms)).await;
+                with_discovery(|discovery| refresh.look_again(discovery, now_ms()))
+            }
+            DiscoveryAction::Done { problem } => {
+                if let Some(problem) = problem {
+                    console_error!("{problem}");
+                }
+                return;
+            }
+        };
+        action = next.unwrap_or(DiscoveryAction::Done { problem: None });
     }
 }
 
+/// Runs `f` on the isolate's discovery document; `None` only on reentrancy (it is never
+/// borrowed across an await).
+fn with_discovery<T>(f: impl FnOnce(&mut Discovery) -> T) -> Option<T> {
+    DISCOVERY.with(|cell| {
+        cell.try_borrow_mut()
+            .ok()
+            .map(|mut discovery| f(&mut discovery))
+    })
+}
+
 thread_local! {
-    /// When a request started the discovery fetch still running (ms since the epoch).
-    static DISCOVERY_FETCH_STARTED_MS: Cell<Option<u64>> = const { Cell::new(None) };
-    /// The provider's discovery document (sign-in), refetched after its TTL.
+    /// The provider's discovery document (sign-in), loaded ([`load_discovery`]) when a sign-in
+    /// step finds none or finds it older than `OIDC_DISCOVERY_TTL_SECS` (`decide_auth`).
     static DISCOVERY: RefCell<Discovery> = RefCell::new(Discovery::default());
     /// The provider's ID-token verifier and JWKS, for its `jwks_uri`.
     static PROVIDER_KEYS: RefCell<Option<(String, AuthConfig, KeyStore)>> = const { RefCell::new(None) };
@@ -1217,8 +1215,14 @@ fn with_key_store<T>(config: &EdgeConfig, f: impl FnOnce(Option<&mut KeyStore>) 
 /// Redirects are not followed (as for every call the edge makes to the identity provider): the
 /// configured URL is the only place keys come from.
 async fn fetch_jwks(fetch: &JwksFetch) -> Result<Vec<u8>, String> {
-    let timeout_ms = u32::try_from(fetch.timeout_ms).unwrap_or(u32::MAX);
-    match fetch_with_timeout(&fetch.url, None, fetch.max_body_bytes as u64, timeout_ms).await? {
+    match fetch_with_timeout(
+        &fetch.url,
+        None,
+        fetch.max_body_bytes as u64,
+        fetch.timeout_ms,
+    )
+    .await?
+    {
         (200..=299, body) => Ok(body),
         (status, _) => Err(format!("{} answered {status}", fetch.url)),
     }

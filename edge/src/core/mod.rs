@@ -22,6 +22,8 @@
 //! - [`routes`]: the route table (`ROUTES`): per-route auth, cache and rate-limit policies.
 //! - [`session`]: edge-issued session ids in signed, sliding, rotating tokens (cookie or header).
 //! - [`signin`]: OpenID Connect sign-in at the edge, its access credential and refresh tokens.
+//! - [`shared_fetch`]: one isolate's requests sharing a fetch (JWT keys, the discovery
+//!   document): one fetches, the others wait for it, at most until its timeout.
 //! - [`ratelimit`]: rate-limit policies, bucket keys, the exact token bucket a Durable Object
 //!   keeps, and the `RateLimit`/`RateLimit-Policy` headers and 429.
 //! - [`cache`]: per-route cache policies, cache keys, storability and freshness for the Cache API.
@@ -45,6 +47,7 @@ pub mod response;
 pub mod routes;
 pub mod rules;
 pub mod session;
+pub mod shared_fetch;
 pub mod signin;
 pub mod target;
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::config::{AuthConfig, JwksUrlConfig};
+use crate::core::shared_fetch::FetchMark;
 
 /// The JWS algorithms the edge verifies. Anything else (including `none`) is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -416,6 +417,9 @@ pub struct KeyStore {
     static_keys: Vec<VerificationKey>,
     allowed: Vec<Algorithm>,
     remote: Option<RemoteKeys>,
+    /// That a JWKS fetch is running: other requests wait for it rather than settle their
+    /// tokens as unknown (`KeyRefresh`). Never set without a `jwks_url`.
+    fetching: FetchMark,
 }
 
 #[derive(Debug, Clone)]
@@ -426,11 +430,6 @@ struct RemoteKeys {
     fetched_at: Option<u64>,
     /// When a fetch was last handed out, successful or not.
     last_attempt: Option<u64>,
-    /// When the fetch still running was handed out (ms since the epoch): other requests wait
-    /// for it rather than settle their tokens as unknown (`KeyRefresh`). A fetch whose
-    /// request was cancelled never reports back, so the mark counts only for the fetch's
-    /// timeout.
-    fetching_since_ms: Option<u64>,
 }
 
 /// `now` is at least `secs` after `since`. A clock that went backwards counts as elapsed, so a
@@ -449,8 +448,8 @@ impl KeyStore {
                 keys: Vec::new(),
                 fetched_at: None,
                 last_attempt: None,
-                fetching_since_ms: None,
             }),
+            fetching: FetchMark::default(),
         }
     }
 
@@ -509,30 +508,9 @@ impl KeyStore {
         Ok(applied)
     }
 
-    /// Marks a fetch handed out at `now_ms` as running.
-    pub(super) fn fetch_started(&mut self, now_ms: u64) {
-        if let Some(remote) = self.remote.as_mut() {
-            remote.fetching_since_ms = Some(now_ms);
-        }
-    }
-
-    /// Clears the running mark of the fetch handed out at `started_ms` — only that one's: a
-    /// later fetch may have been handed out meanwhile (the earlier one having timed out).
-    pub(super) fn fetch_ended(&mut self, started_ms: u64) {
-        if let Some(remote) = self.remote.as_mut()
-            && remote.fetching_since_ms == Some(started_ms)
-        {
-            remote.fetching_since_ms = None;
-        }
-    }
-
-    /// When the running fetch will have timed out, if one is running at `now_ms`. A clock that
-    /// went backwards ends the wait, as in [`KeyStore::refresh_due`].
-    pub(super) fn fetch_running_until(&self, now_ms: u64) -> Option<u64> {
-        let remote = self.remote.as_ref()?;
-        let since = remote.fetching_since_ms?;
-        let until = since.saturating_add(remote.source.fetch_timeout_ms);
-        (since <= now_ms && now_ms < until).then_some(until)
+    /// The mark that a fetch of this store's JWKS is running.
+    pub(super) fn fetch_mark(&mut self) -> &mut FetchMark {
+        &mut self.fetching
     }
 
     /// Whether a JWKS URL is configured (so an unknown key may become known after a refresh).

@@ -5,37 +5,22 @@
 //! here: whether to fetch at all (the store's TTL and rate limit), whether another request of
 //! the isolate is fetching already so this one waits for that fetch instead of settling its
 //! token as unknown, how often to look again and until when, and what a fetched document
-//! changes.
-//!
-//! Requests never share a fetch: Workers forbid awaiting I/O that another request started, and
-//! a request whose client went away is cancelled with everything it awaits. They share only the
-//! store's mark that a fetch is running, which counts for that fetch's timeout at most (a
-//! cancelled fetch never reports back).
+//! changes. The waiting and the store's mark of the running fetch are
+//! [`crate::core::shared_fetch`]'s, shared with sign-in's discovery document.
 
 use super::keys::{JwksFetch, KeyStore};
+use crate::core::shared_fetch::{FetchAction, SharedFetch};
 
-/// How long a request waiting for another request's fetch sleeps between looks.
-pub const LOOK_AGAIN_MS: u64 = 10;
-
-/// What the adapter does next for a [`KeyRefresh`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshAction {
-    /// GET the JWKS within `timeout_ms`, reading at most `max_body_bytes`, and report with
-    /// [`KeyRefresh::fetched`].
-    Fetch(JwksFetch),
-    /// Another request is fetching the keys: sleep `ms`, then [`KeyRefresh::look_again`].
-    LookAgainIn { ms: u64 },
-    /// The keys are as fresh as this request can have them: go on. `problem` is for the log —
-    /// why this request's fetch brought no new keys.
-    Done { problem: Option<String> },
-}
+/// What the adapter does next for a [`KeyRefresh`]: [`FetchAction::Fetch`] — GET the JWKS
+/// within `timeout_ms`, reading at most `max_body_bytes`, and report with
+/// [`KeyRefresh::fetched`]; [`FetchAction::LookAgainIn`] — sleep, then
+/// [`KeyRefresh::look_again`]; [`FetchAction::Done`] — go on with the keys the store has.
+pub type RefreshAction = FetchAction<JwksFetch>;
 
 /// One request's refresh of a [`KeyStore`]: its own fetch, or a wait for another's.
 #[derive(Debug)]
 pub struct KeyRefresh {
-    /// When this request's own fetch was handed out (ms since the epoch); `None` while it
-    /// waits for another request's fetch, and once its fetch has reported.
-    own_fetch_ms: Option<u64>,
+    fetch: SharedFetch,
 }
 
 impl KeyRefresh {
@@ -53,7 +38,9 @@ impl KeyRefresh {
         match keys.refresh_for_unknown_key(now_ms / 1000) {
             Some(fetch) => Self::fetching(keys, fetch, now_ms),
             None => {
-                let mut waiting = Self { own_fetch_ms: None };
+                let mut waiting = Self {
+                    fetch: SharedFetch::waiting(),
+                };
                 let action = waiting.look_again(keys, now_ms);
                 (waiting, action)
             }
@@ -61,9 +48,8 @@ impl KeyRefresh {
     }
 
     fn fetching(keys: &mut KeyStore, fetch: JwksFetch, now_ms: u64) -> (Self, RefreshAction) {
-        keys.fetch_started(now_ms);
         let refresh = Self {
-            own_fetch_ms: Some(now_ms),
+            fetch: SharedFetch::own(keys.fetch_mark(), now_ms, fetch.timeout_ms),
         };
         (refresh, RefreshAction::Fetch(fetch))
     }
@@ -76,12 +62,11 @@ impl KeyRefresh {
         now_ms: u64,
         outcome: Result<Vec<u8>, String>,
     ) -> RefreshAction {
-        let Some(started_ms) = self.own_fetch_ms.take() else {
+        if !self.fetch.end(keys.fetch_mark()) {
             return RefreshAction::Done {
                 problem: Some("a JWKS fetch reported that was not asked for".to_owned()),
             };
-        };
-        keys.fetch_ended(started_ms);
+        }
         let problem = match outcome {
             Ok(body) => keys
                 .apply_jwks(now_ms / 1000, &body)
@@ -94,35 +79,19 @@ impl KeyRefresh {
 
     /// Whether this request's own fetch is out (its outcome goes to [`KeyRefresh::fetched`]).
     pub fn is_fetching(&self) -> bool {
-        self.own_fetch_ms.is_some()
+        self.fetch.is_fetching()
     }
 
     /// Forgets this request's own fetch, if one is out, so that no other request waits for it
     /// (an adapter that will not report its outcome); whether there was one.
     pub fn give_up(&mut self, keys: &mut KeyStore) -> bool {
-        let Some(started_ms) = self.own_fetch_ms.take() else {
-            return false;
-        };
-        keys.fetch_ended(started_ms);
-        true
+        self.fetch.end(keys.fetch_mark())
     }
 
     /// Looks again whether another request's fetch is still running: wait on (never past its
     /// timeout), or go on with whatever keys the store has now.
     pub fn look_again(&mut self, keys: &mut KeyStore, now_ms: u64) -> RefreshAction {
-        if self.give_up(keys) {
-            // Waiting on our own fetch would wait for nothing: its outcome comes through
-            // `fetched`. Given up, so that nobody waits for it either.
-            return RefreshAction::Done {
-                problem: Some("looked again while this request's own fetch runs".to_owned()),
-            };
-        }
-        match keys.fetch_running_until(now_ms) {
-            Some(until_ms) => RefreshAction::LookAgainIn {
-                ms: LOOK_AGAIN_MS.min(until_ms - now_ms),
-            },
-            None => RefreshAction::Done { problem: None },
-        }
+        self.fetch.look_again(keys.fetch_mark(), now_ms)
     }
 }
 
@@ -135,6 +104,7 @@ mod tests {
     use super::super::AuthConfig;
     use super::super::test_support::*;
     use super::*;
+    use crate::core::shared_fetch::LOOK_AGAIN_MS;
 
     const TTL_SECS: u64 = 600;
     const MIN_INTERVAL_SECS: u64 = 30;
@@ -276,7 +246,9 @@ mod tests {
             };
             assert!(problem.starts_with(says), "{problem}");
             assert_eq!(keys.keys().count(), 1, "the last good set stays");
-            let mut waiting = KeyRefresh { own_fetch_ms: None };
+            let mut waiting = KeyRefresh {
+                fetch: SharedFetch::waiting(),
+            };
             assert_eq!(
                 waiting.look_again(&mut keys, at + 6),
                 RefreshAction::Done { problem: None },

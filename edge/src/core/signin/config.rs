@@ -31,6 +31,9 @@ pub mod vars {
     pub const OIDC_DISCOVERY_TTL_SECS: &str = "OIDC_DISCOVERY_TTL_SECS";
 }
 
+/// How long a call to the provider (discovery document, token endpoint) may take.
+pub const PROVIDER_TIMEOUT_MS: u64 = 10_000;
+
 /// The provider and this edge's registration with it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigninConfig {

@@ -13,7 +13,7 @@ use http::header::ALLOW;
 use http::{HeaderValue, Method};
 use shared_types::error::ErrorCode;
 
-use super::discovery::ProviderMetadata;
+use super::discovery::Discovery;
 use super::flow::{
     self, CALLBACK_PATH, CookieAuth, LOGIN_PATH, LOGOUT_PATH, LoginRandom, ME_PATH, Provider,
     TokenRequest,
@@ -28,8 +28,12 @@ use shared_types::account::RevokeRefreshToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthDecision {
     Respond(EdgeResponse),
-    /// Fetch the provider's discovery document (if [`super::Discovery::fetch_due`] allows),
-    /// install it, and decide again; without any document answer 503.
+    /// The provider's discovery document is needed — there is none, or it is older than its
+    /// TTL and a refetch is due ([`Discovery::fetch_due`]): load it ([`super::DiscoveryRefresh`]:
+    /// this request's fetch, or a wait for another's when there is no document) and decide
+    /// again with `discovery_loaded`. The request that refetches answers after its fetch, with
+    /// the new document or — the fetch failed — the old one: simplest, and this sign-in step
+    /// uses the provider's endpoints as of now.
     Discover,
     /// POST this token request; read its answer with [`flow::read_id_token`].
     Exchange(Box<TokenRequest>),
@@ -37,12 +41,14 @@ pub enum AuthDecision {
     SignOut(Option<RevokeRefreshToken>),
 }
 
-/// Decides an `/auth/…` request (one `decide` answered with `Decision::SignIn`). `metadata`
-/// is the isolate's cached discovery document.
+/// Decides an `/auth/…` request (one `decide` answered with `Decision::SignIn`). `discovery` is
+/// the isolate's cached discovery document; `discovery_loaded` says this request has loaded it
+/// already (after [`AuthDecision::Discover`]), so it goes on with whatever document there is.
 pub fn decide_auth(
     head: &RequestHead<'_>,
     config: &EdgeConfig,
-    metadata: Option<&ProviderMetadata>,
+    discovery: &Discovery,
+    discovery_loaded: bool,
     random: &LoginRandom,
     now_secs: u64,
     request_id: &RequestId,
@@ -114,8 +120,19 @@ pub fn decide_auth(
             AuthDecision::SignOut(flow::revocation(head.headers))
         }
         _ => {
-            let Some(metadata) = metadata else {
+            // Checked before the document is used, like the JWT keys' TTL before a token.
+            if !discovery_loaded && discovery.fetch_due(now_secs, signin) {
                 return AuthDecision::Discover;
+            }
+            let Some(metadata) = discovery.metadata() else {
+                return if discovery_loaded {
+                    AuthDecision::Respond(discovery_unavailable(request_id))
+                } else {
+                    // No fetch due: another request is fetching the first document (this one
+                    // waits for it), or the last attempt was lately (it finds nothing to wait
+                    // for, and decides again to a 503).
+                    AuthDecision::Discover
+                };
             };
             let provider = Provider {
                 config: signin,
@@ -133,4 +150,13 @@ pub fn decide_auth(
             }
         }
     }
+}
+
+/// The answer to a sign-in step when no discovery document could be loaded.
+pub fn discovery_unavailable(request_id: &RequestId) -> EdgeResponse {
+    EdgeResponse::error(
+        ErrorCode::Unavailable,
+        "the identity provider's configuration could not be loaded; retry shortly",
+        request_id,
+    )
 }

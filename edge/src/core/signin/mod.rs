@@ -5,6 +5,7 @@
 //! (`shared_types::account`, the brain's `/internal/v1/auth/*`).
 //!
 //! Sans-IO like the rest of the core: [`discovery::Discovery`] caches the provider's metadata,
+//! [`discovery::DiscoveryRefresh`] is one request's fetch of it (or wait for another's),
 //! [`flow`] turns each step's inputs (query, cookies, the provider's and the brain's answers,
 //! time, randomness) into the next request to make or the response to give.
 //!
@@ -14,7 +15,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`SigninConfig`] from `OIDC_*` and `SIGNIN_*` variables.
-//! - [`discovery`]: the provider's discovery document.
+//! - [`discovery`]: the provider's discovery document, and fetching it.
 //! - [`sealed`]: values sealed under the session keys for one purpose.
 //! - [`flow`]: login, callback, cookie authentication and refresh, sign-out, `/auth/me`.
 //! - [`endpoint`]: which step an `/auth/…` request asks for.
@@ -28,5 +29,7 @@ pub mod sealed;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SigninConfig, SigninConfigError};
-pub use discovery::{Discovery, DiscoveryError, ProviderMetadata};
+pub use config::{PROVIDER_TIMEOUT_MS, SigninConfig, SigninConfigError};
+pub use discovery::{
+    Discovery, DiscoveryAction, DiscoveryError, DiscoveryFetch, DiscoveryRefresh, ProviderMetadata,
+};

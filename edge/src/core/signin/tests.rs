@@ -217,16 +217,16 @@ fn a_discovery_document_must_name_the_issuer_and_allow_pkce() {
     // The cache: one fetch per 30 s at most; a failure keeps the last good document.
     let mut discovery = Discovery::default();
     assert_eq!(
-        discovery.fetch_due(NOW, &config).as_deref(),
+        discovery.hand_out_fetch(NOW, &config).as_deref(),
         Some("https://idp.example/.well-known/openid-configuration")
     );
-    assert_eq!(discovery.fetch_due(NOW + 1, &config), None);
+    assert_eq!(discovery.hand_out_fetch(NOW + 1, &config), None);
     assert_eq!(
         discovery.apply(NOW, 503, b"", &config),
         Err(DiscoveryError::Status(503))
     );
     assert!(discovery.metadata().is_none());
-    assert!(discovery.fetch_due(NOW + 31, &config).is_some());
+    assert!(discovery.hand_out_fetch(NOW + 31, &config).is_some());
     discovery
         .apply(
             NOW + 31,
@@ -235,10 +235,10 @@ fn a_discovery_document_must_name_the_issuer_and_allow_pkce() {
             &config,
         )
         .unwrap();
-    assert_eq!(discovery.fetch_due(NOW + 100, &config), None);
+    assert_eq!(discovery.hand_out_fetch(NOW + 100, &config), None);
     assert!(discovery.apply(NOW + 100, 200, b"{}", &config).is_err());
     assert_eq!(discovery.metadata(), Some(&metadata()));
-    assert!(discovery.fetch_due(NOW + 31 + 3600, &config).is_some());
+    assert!(discovery.hand_out_fetch(NOW + 31 + 3600, &config).is_some());
 }
 
 #[test]
@@ -872,27 +872,34 @@ mod pipeline {
         let decided = |config: &EdgeConfig,
                        method: &'static Method,
                        url: &'static str,
-                       metadata: Option<&ProviderMetadata>| {
+                       discovery: &Discovery| {
             decide_auth(
                 &head(method, url, &EMPTY),
                 config,
-                metadata,
+                discovery,
+                false,
                 &RANDOM,
                 NOW,
                 &request_id(),
             )
         };
         // No provider document yet: fetch it first.
+        let none = Discovery::default();
         assert_eq!(
-            decided(&config, &GET, "https://app.example/auth/login", None),
+            decided(&config, &GET, "https://app.example/auth/login", &none),
             AuthDecision::Discover
         );
-        let metadata = metadata();
+        let mut discovery = Discovery::default();
+        let signin = config.signin.as_ref().unwrap();
+        let document = discovery_document().to_string();
+        discovery
+            .apply(NOW, 200, document.as_bytes(), signin)
+            .unwrap();
         let AuthDecision::Respond(login) = decided(
             &config,
             &GET,
             "https://app.example/auth/login?return_to=/x",
-            Some(&metadata),
+            &discovery,
         ) else {
             panic!("login redirects");
         };
@@ -906,7 +913,7 @@ mod pipeline {
                 &config,
                 &POST,
                 "https://app.example/auth/login",
-                Some(&metadata)
+                &discovery
             )),
             StatusCode::METHOD_NOT_ALLOWED
         );
@@ -915,7 +922,7 @@ mod pipeline {
                 &config,
                 &GET,
                 "https://app.example/auth/other",
-                Some(&metadata)
+                &discovery
             )),
             StatusCode::NOT_FOUND
         );
@@ -924,7 +931,7 @@ mod pipeline {
                 &config,
                 &GET,
                 "https://app.example/auth/callback?code=x&state=y",
-                Some(&metadata)
+                &discovery
             )),
             StatusCode::BAD_REQUEST
         );
@@ -934,21 +941,18 @@ mod pipeline {
                 &config,
                 &POST,
                 "https://app.example/auth/logout",
-                Some(&metadata)
+                &discovery
             )),
             StatusCode::FORBIDDEN
         );
-        let me = |config: &EdgeConfig| match decided(
-            config,
-            &GET,
-            "https://app.example/auth/me",
-            None,
-        ) {
-            AuthDecision::Respond(response) => {
-                serde_json::from_slice::<Value>(&response.body).unwrap()
-            }
-            other => panic!("{other:?}"),
-        };
+        let me =
+            |config: &EdgeConfig| match decided(config, &GET, "https://app.example/auth/me", &none)
+            {
+                AuthDecision::Respond(response) => {
+                    serde_json::from_slice::<Value>(&response.body).unwrap()
+                }
+                other => panic!("{other:?}"),
+            };
         assert_eq!(me(&config), json!({"signin_available": true, "user": null}));
 
         // Without OIDC_ISSUER: /auth/me says so, the rest do not exist.
@@ -970,7 +974,7 @@ mod pipeline {
                 &plain,
                 &GET,
                 "https://app.example/auth/login",
-                None
+                &none
             )),
             StatusCode::NOT_FOUND
         );
