@@ -385,7 +385,7 @@ pub struct ChatFlags {
     /// after a quiet spell is written at once; within this long of the last write, events
     /// gather into the next batch (at most one write per interval). Clients of the brain
     /// running the run get every event at once.
-    #[arg(long, env = "BRAIN_RUN_EVENT_FLUSH_MS", default_value_t = 50,
+    #[arg(long, env = "BRAIN_RUN_EVENT_FLUSH_MS", default_value_t = 25,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub run_event_flush_ms: u64,
 

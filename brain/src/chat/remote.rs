@@ -9,7 +9,7 @@
 //! do. When the run has ended, the rest comes from its complete stored log, then
 //! [`LogItem::Done`].
 //!
-//! Latency: the running brain stores events at most `--run-event-flush-ms` (50 ms) after they
+//! Latency: the running brain stores events at most `--run-event-flush-ms` after they
 //! happen; on PostgreSQL the `NOTIFY` reaches followers when that write commits, plus one read.
 
 use std::sync::Arc;
