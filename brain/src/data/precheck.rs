@@ -57,7 +57,7 @@ pub(super) const PER_COLUMN_BYTES: u64 = 16 * 1024;
 /// build): 1,000-column files took 38 bytes per empty cell, 40 per one-letter text cell and 22
 /// per `1`; a 10-column file about 8 beside its text. The bound takes the worst, so narrow
 /// files are over-estimated about twofold (refused early rather than run the brain out of
-/// memory; Parquet uploads are not estimated).
+/// memory; Parquet files are estimated from their page headers by [`super::parquet_guard`]).
 const PER_CELL_BYTES: u64 = 40;
 
 impl Shape {

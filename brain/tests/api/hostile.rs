@@ -513,8 +513,8 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
 
 #[tokio::test]
 async fn parquet_uploads_are_refused_unless_the_operator_turned_them_on() {
-    // polars' Parquet decoder can be made to abort the process by a malformed file (the
-    // fuzzer's finding), so untrusted uploaders cannot send it one by default.
+    // The Parquet guard bounds what polars decodes from a file's headers, but polars still
+    // trusts the values encoded in its pages: untrusted uploaders cannot send one by default.
     let alice = Caller::user("alice");
     let mut app = spawn_app(Backend::Sqlite).await;
     let response = upload_raw(
