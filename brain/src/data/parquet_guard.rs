@@ -360,7 +360,10 @@ impl Pages {
         reader
             .seek(SeekFrom::Start(position))
             .map_err(|error| format!("cannot be read: {error}"))?;
-        while found.values < self.values {
+        // polars reads a chunk's first page as a possible dictionary whatever values the chunk
+        // claims (even none), then data pages until their values reach the chunk's.
+        while found.values < self.values || (position == self.range.start && !self.range.is_empty())
+        {
             let left = self.range.end - position;
             if left == 0 {
                 return Err(format!(
@@ -1044,7 +1047,11 @@ mod tests {
     }
 
     fn one_page_file(rows: usize) -> Vec<u8> {
-        written(&mut frame(rows), ParquetCompression::Uncompressed, rows)
+        written(
+            &mut frame(rows),
+            ParquetCompression::Uncompressed,
+            rows.max(1),
+        )
     }
 
     #[test]
@@ -1091,6 +1098,40 @@ mod tests {
             cause.contains("claims 50 entries for a chunk of 40 values"),
             "{cause}"
         );
+        // polars reads a chunk's dictionary even when the chunk claims no values.
+        let valueless = with_footer(&file, |footer| {
+            let chunk = footer.row_groups[0].columns[1].meta_data.as_mut().unwrap();
+            chunk.num_values = 0;
+        });
+        let cause = refusal(&valueless, &GENEROUS);
+        assert!(
+            cause.contains("claims 3 entries for a chunk of 0 values"),
+            "{cause}"
+        );
+    }
+
+    /// `file` with `change` applied to its footer (re-encoded; the column chunks stay).
+    fn with_footer(
+        file: &[u8],
+        change: impl FnOnce(&mut polars_parquet_format::FileMetaData),
+    ) -> Vec<u8> {
+        let footer_len =
+            u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
+        let data_end = file.len() - 8 - footer_len as usize;
+        let mut footer = polars_parquet_format::FileMetaData::read_from_in_protocol(
+            &mut TCompactInputProtocol::new(&file[data_end..], usize::MAX),
+        )
+        .unwrap();
+        change(&mut footer);
+        let mut encoded = Vec::new();
+        footer
+            .write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut encoded))
+            .unwrap();
+        let mut changed = file[..data_end].to_vec();
+        changed.extend_from_slice(&encoded);
+        changed.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+        changed.extend_from_slice(b"PAR1");
+        changed
     }
 
     /// A file around `footer` (no row groups' data).

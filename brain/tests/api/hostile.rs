@@ -587,16 +587,14 @@ async fn malformed_parquet_is_refused_naming_the_cause_and_never_takes_the_brain
 
     // A dataset's stored object replaced by the aborting file (at the size its row recorded,
     // so it is read and parsed; the dataset as wide as the file, so the guard gets to its
-    // pages), loaded after a restart: a 503 naming the dataset and the cause; the brain serves
-    // the other dataset.
+    // pages). After a restart, loaded (the default budget) and scanned (a budget smaller than
+    // the dataset): a 503 naming the dataset and the cause; the brain serves the other dataset.
     let csv: String = std::iter::once("store,qty,a,b,c,d,e,f\n".to_owned())
         .chain((0..1_000).map(|i| format!("store number {i},{i},1,2,3,4,5,6\n")))
         .collect();
     let sales = upload_csv(&app, &alice, "sales", &csv).await;
     upload_csv(&app, &alice, "other", "k\n1\n2\n").await;
-    app.stop().await;
-    let TestApp { database, .. } = app;
-    let objects = database.data_dir.join("datasets").join(&sales.id);
+    let objects = app.database.data_dir.join("datasets").join(&sales.id);
     let object = std::fs::read_dir(&objects)
         .unwrap()
         .next()
@@ -609,29 +607,45 @@ async fn malformed_parquet_is_refused_naming_the_cause_and_never_takes_the_brain
         "the dataset's object is {size} bytes"
     );
     std::fs::write(&object, parquet_padded_to(PARQUET_ALLOC, size)).unwrap();
-    let mut config = database.config();
-    parquet_uploads(&mut config);
-    let mut app = TestApp::run(brain::Application::build(config).await.unwrap(), database);
-    let response = app
-        .send_as(
-            &alice,
-            app.client
-                .post(app.url("/api/v1/queries/sql"))
-                .json(&json!({"sql": "SELECT SUM(qty) AS q FROM sales"})),
-        )
+    for budget in [None, Some(4_096)] {
+        app = restarted(app, |config| {
+            if let Some(budget) = budget {
+                config.data.datasets_memory_budget_bytes = budget;
+            }
+        })
         .await;
-    let error = assert_error(response, ErrorCode::Unavailable).await;
-    let message = &error.error.message;
-    assert!(
-        message.contains("`sales`")
-            && message.contains("damaged (not readable Parquet)")
-            && message.contains("negative count"),
-        "{message}"
-    );
-    assert_alive(&app).await;
-    let other = crate::datasets::sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM other").await;
-    assert_eq!(other[0]["n"], 2);
+        let response = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/queries/sql"))
+                    .json(&json!({"sql": "SELECT SUM(qty) AS q FROM sales"})),
+            )
+            .await;
+        let error = assert_error(response, ErrorCode::Unavailable).await;
+        let message = &error.error.message;
+        assert!(
+            message.contains("`sales`")
+                && message.contains("damaged (not readable Parquet)")
+                && message.contains("negative count"),
+            "budget {budget:?}: {message}"
+        );
+        assert_alive(&app).await;
+        let other =
+            crate::datasets::sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM other").await;
+        assert_eq!(other[0]["n"], 2, "budget {budget:?}");
+    }
     app.stop().await;
+}
+
+/// `app` stopped and started again on its data directory and database, with `adjust` applied
+/// to its configuration.
+async fn restarted(mut app: TestApp, adjust: impl FnOnce(&mut brain::Config)) -> TestApp {
+    app.stop().await;
+    let TestApp { database, .. } = app;
+    let mut config = database.config();
+    adjust(&mut config);
+    TestApp::run(brain::Application::build(config).await.unwrap(), database)
 }
 
 /// The document chunk quota counts anonymous callers by network, as the token budget does:
