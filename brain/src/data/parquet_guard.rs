@@ -1,6 +1,6 @@
 //! Checks a Parquet file's footer and every page header before polars decodes it.
 //!
-//! polars-parquet 0.55 trusts what a file claims: a data page whose header says −8 values makes
+//! polars-parquet 0.55 trusts what a file claims: a data page whose header says −7 values makes
 //! its decoder reserve 2^61 bytes (the failed allocation aborts the process, it is no panic); a
 //! footer list that claims 2^31 elements is pre-sized before one is read; a schema nested a
 //! million groups deep is built recursively (a stack overflow, an abort too); a page that claims
@@ -76,7 +76,7 @@ pub struct ParquetShape {
     pub rows: u64,
     /// Top-level columns.
     pub columns: usize,
-    /// Leaf (primitive) columns: a struct or list column has one per value it holds.
+    /// Leaf (primitive) columns: a struct column has one per primitive field it holds.
     pub leaf_columns: usize,
     /// Values the decoder materialises (a flat column: one per row; a nested one: one per
     /// entry), each counted with its width in bits plus one for validity.
