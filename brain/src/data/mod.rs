@@ -14,6 +14,8 @@
 //! - [`registry`]: the memory manager (byte budget, LRU eviction, pinning, `Arc` swaps).
 //! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
 //!   inference and overrides) and DataFrames to and from Parquet bytes.
+//! - [`parquet_guard`]: every Parquet file's footer and page headers checked before polars
+//!   decodes it (uploads, imports, datasets' objects).
 //! - [`objects`]: the object store the Parquet objects live in (`--object-store-url`).
 //! - [`sql`]: the SQL allowlist (parse, then allow only a single read-only `SELECT`).
 //! - [`sql_plan`]: approved SQL to the polars plan the brain runs.
