@@ -1,5 +1,6 @@
 //! Query engine cost on the sample data, without HTTP: the SQL allowlist plus polars SQL, and
-//! the typed JSON query plan, each collected to a DataFrame. `scripts/bench-data` runs it (in
+//! the typed JSON query plan, each collected to a DataFrame; and reading the transactions back
+//! from Parquet, with the Parquet guard's share. `scripts/bench-data` runs it (in
 //! release) together with the HTTP load test; see BENCHMARKS.md.
 //!
 //! `BENCH_TRANSACTIONS` (default 1_000_000) sets the sample size.
@@ -8,7 +9,8 @@
 
 use std::hint::black_box;
 
-use brain::data::{json_query, sample, sql, sql_plan};
+use brain::data::precheck::IngestLimits;
+use brain::data::{ingest, json_query, parquet_guard, sample, sql, sql_plan};
 use criterion::{Criterion, criterion_group, criterion_main};
 use polars::prelude::*;
 use polars::sql::SQLContext;
@@ -123,6 +125,16 @@ fn benches(c: &mut Criterion) {
                 .unwrap(),
             )
         })
+    });
+    // Loading a dataset's object: the Parquet guard alone, then guard and polars' decode.
+    let mut transactions = data.transactions.clone();
+    let stored = bytes::Bytes::from(ingest::parquet_bytes(&mut transactions).unwrap());
+    let limits = ingest::upload_parquet_limits(&IngestLimits::default());
+    group.bench_function("parquet_guard_check", |b| {
+        b.iter(|| black_box(parquet_guard::check_bytes(&stored, &limits).unwrap()))
+    });
+    group.bench_function("parquet_guard_and_read", |b| {
+        b.iter(|| black_box(ingest::read_parquet_bytes(stored.clone(), &limits).unwrap()))
     });
     group.finish();
 }

@@ -250,10 +250,12 @@ pub struct DataFlags {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ingest_memory_limit_bytes: u64,
 
-    /// Accept Parquet files as dataset uploads. Off by default: polars' Parquet decoder
-    /// (polars-parquet 0.55) trusts a file's page headers, and the fuzzer found a malformed file
-    /// that makes it allocate 2^61 bytes, which aborts the process (BENCHMARKS.md, fuzzing).
-    /// Turn on only where every uploader is trusted. Server-side imports read Parquet always.
+    /// Accept Parquet files as dataset uploads. Off by default: every Parquet file is checked
+    /// before polars decodes it (`data::parquet_guard`: footer, page headers, sizes, memory;
+    /// the fuzzer's file that made polars-parquet 0.55 allocate 2^61 bytes and abort is refused),
+    /// but polars still trusts the values encoded inside a page, the least fuzzed path
+    /// (BENCHMARKS.md, fuzzing). Turn on for uploaders trusted that far. Server-side imports
+    /// read Parquet always.
     #[arg(long, env = "BRAIN_PARQUET_UPLOADS", default_value_t = false)]
     pub parquet_uploads: bool,
 

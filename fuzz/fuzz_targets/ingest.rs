@@ -5,18 +5,15 @@
 //! Input: the first byte picks the format (low two bits) and whether a schema override
 //! (`column:type,…`) follows (bit 2), up to the first NUL byte; the rest is the file.
 //!
-//! Known, not fixed: polars-parquet 0.55.2 panics on some malformed Parquet metadata (e.g.
-//! `thrift bool field`, `handwritten_thrift/file_metadata_thrift.rs:350`, found by this target
-//! on 2026-12-02). The brain reads uploads on blocking-pool threads, so there such a panic ends
-//! the request (a 500), not the process. Here a panic raised inside polars-parquet's own source
-//! is caught and counted as a refusal (each distinct location printed once), so the run goes on
-//! to find other failures; any other panic still aborts the run as a finding.
-//!
-//! Known, not fixed, and fatal: a Parquet page whose header claims ~2^61 values makes
-//! polars-parquet (`decode_page_validity`) allocate 2^61 bytes, and the failed allocation aborts
-//! the process — the brain's too (found 2026-12-02, `crash-6e58dc4d…`). Until the brain checks
-//! Parquet page headers before polars decodes them, Parquet inputs are skipped unless
-//! `FUZZ_PARQUET=1` is set (`FUZZ_PARQUET=1 scripts/fuzz ingest` finds it in seconds).
+//! Parquet: the brain checks a Parquet file's footer and page headers before polars decodes it
+//! (`brain::data::parquet_guard`), which refuses the two files this target found on 2026-12-02
+//! in polars-parquet 0.55.2 (a page claiming −7 values made its decoder reserve 2^61 bytes and
+//! abort the process; a mistyped footer field made it panic, `thrift bool field`). The guard
+//! checks what decoding allocates from, not every encoded value, so polars may still panic on
+//! some page data; the brain catches that (a 422). Here a panic raised inside polars-parquet's
+//! own source is caught and counted as a refusal (each distinct location printed once), so the
+//! run goes on to find other failures; any other panic (the guard's included) still aborts the
+//! run as a finding, as does an abort or running out of memory.
 #![no_main]
 
 use std::collections::HashSet;
@@ -68,11 +65,6 @@ fn tolerate_polars_parquet_panics() {
     });
 }
 
-fn parquet_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var_os("FUZZ_PARQUET").is_some_and(|value| value == "1"))
-}
-
 fuzz_target!(|data: &[u8]| {
     tolerate_polars_parquet_panics();
     let Some((&first, rest)) = data.split_first() else {
@@ -82,8 +74,7 @@ fuzz_target!(|data: &[u8]| {
         0 => DataFormat::Csv,
         1 => DataFormat::Json,
         2 => DataFormat::Ndjson,
-        _ if parquet_enabled() => DataFormat::Parquet,
-        _ => return,
+        _ => DataFormat::Parquet,
     };
     let (overrides, file) = if first & 0b100 != 0 {
         let Some(split) = rest.iter().position(|&byte| byte == 0) else {

@@ -7,11 +7,12 @@
 use brain::data::json_query;
 use edgebrain_fuzz::{collect_page, sales};
 use libfuzzer_sys::fuzz_target;
+use polars::prelude::IntoLazy;
 use shared_types::data::JsonQuery;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = serde_json::from_slice::<JsonQuery>(data) else {
         return;
     };
-    collect_page(|| json_query::plan(&query, sales()));
+    collect_page(|| json_query::plan(&query, sales().clone().lazy(), sales().schema()));
 });

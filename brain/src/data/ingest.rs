@@ -17,6 +17,7 @@ use polars::prelude::*;
 use shared_types::data::{ColumnInfo, ColumnType, DataFormat};
 
 use super::DataError;
+use super::parquet_guard::{self, ParquetLimits, ParquetRefusal};
 use super::precheck::{CsvScan, IngestLimits, JsonScan, Shape};
 
 /// Type overrides by column name, applied instead of the inferred types.
@@ -134,12 +135,7 @@ pub fn read_file(path: &Path, options: &IngestOptions) -> Result<DataFrame, Data
                 .finish()
                 .map_err(|error| DataError::Invalid(format!("cannot parse the JSON: {error}")))?
         }
-        DataFormat::Parquet => read_parquet(path).map_err(|error| match error {
-            DataError::Internal(error) => {
-                DataError::Invalid(format!("not a readable Parquet file: {error}"))
-            }
-            other => other,
-        })?,
+        DataFormat::Parquet => read_parquet(path, &upload_parquet_limits(&options.limits))?,
     };
     if frame.width() == 0 {
         return Err(DataError::Invalid("the file has no columns".to_owned()));
@@ -174,36 +170,54 @@ fn apply_overrides(frame: DataFrame, overrides: &SchemaOverrides) -> Result<Data
     })
 }
 
-/// Reads an uploaded Parquet file (malformed input is an error, never a panic: see
-/// [`read_parquet_bytes`]).
-pub fn read_parquet(path: &Path) -> Result<DataFrame, DataError> {
-    let file = File::open(path).map_err(DataError::io)?;
-    parquet_without_panics(|| ParquetReader::new(file).finish())
+/// What an uploaded or imported Parquet file may claim: the ingest limits' columns and memory
+/// (its rows are bounded by the memory estimate, as a CSV's are).
+pub fn upload_parquet_limits(limits: &IngestLimits) -> ParquetLimits {
+    ParquetLimits {
+        max_rows: u64::MAX,
+        max_columns: limits.max_columns,
+        memory_bytes: limits.memory_bytes,
+    }
 }
 
-/// Reads a dataset's Parquet object. polars may panic rather than fail on some malformed
-/// files; the panic is caught here and is an error like any other, so a damaged object never
-/// takes a request (or the brain) down.
-pub fn read_parquet_bytes(bytes: bytes::Bytes) -> Result<DataFrame, DataError> {
+/// Reads an uploaded or imported Parquet file: checked by [`parquet_guard`] first, so a
+/// malformed file is a 422 naming the cause (413 when it would need too much memory), never
+/// an abort or a panic.
+pub fn read_parquet(path: &Path, limits: &ParquetLimits) -> Result<DataFrame, DataError> {
+    let file = File::open(path).map_err(DataError::io)?;
+    let refused = |refusal| match refusal {
+        ParquetRefusal::Malformed(cause) => {
+            DataError::Invalid(format!("not a readable Parquet file: {cause}"))
+        }
+        ParquetRefusal::OverMemory { estimate, limit } => DataError::OverMemory { estimate, limit },
+    };
+    parquet_guard::check_file(&file, limits).map_err(refused)?;
+    parquet_without_panics(|| ParquetReader::new(file).finish()).map_err(refused)
+}
+
+/// Reads a dataset's Parquet object, checked by [`parquet_guard`] first against `limits` (what
+/// the dataset's row records). A refusal names the cause; the caller reports the object as
+/// damaged.
+pub fn read_parquet_bytes(
+    bytes: bytes::Bytes,
+    limits: &ParquetLimits,
+) -> Result<DataFrame, ParquetRefusal> {
+    parquet_guard::check_bytes(&bytes, limits)?;
     parquet_without_panics(|| ParquetReader::new(std::io::Cursor::new(bytes)).finish())
 }
 
+/// polars' read of a file the guard accepted. A failure or a panic the guard did not foresee
+/// (it checks what decoding allocates from, not every value) is a refusal too.
 fn parquet_without_panics(
     read: impl FnOnce() -> PolarsResult<DataFrame>,
-) -> Result<DataFrame, DataError> {
+) -> Result<DataFrame, ParquetRefusal> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
         Ok(Ok(frame)) => Ok(frame),
-        Ok(Err(error)) => Err(DataError::Internal(anyhow::anyhow!("{error}"))),
-        Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "polars panicked".to_owned());
-            Err(DataError::Internal(anyhow::anyhow!(
-                "malformed Parquet (the reader panicked: {detail})"
-            )))
-        }
+        Ok(Err(error)) => Err(ParquetRefusal::Malformed(error.to_string())),
+        Err(panic) => Err(ParquetRefusal::Malformed(format!(
+            "the reader panicked: {}",
+            parquet_guard::panic_detail(panic.as_ref())
+        ))),
     }
 }
 
@@ -435,9 +449,35 @@ mod tests {
         let truncated = file(&bytes[..bytes.len() / 2]);
         let text = message(read_file(&truncated.0, &options(DataFormat::Parquet)));
         assert!(text.contains("Parquet"), "{text}");
-        assert!(read_parquet_bytes(bytes::Bytes::from(bytes[..bytes.len() / 2].to_vec())).is_err());
-        assert!(read_parquet_bytes(bytes::Bytes::from_static(b"PAR1 not parquet PAR1")).is_err());
-        let whole = read_parquet_bytes(bytes::Bytes::from(bytes)).unwrap();
+        let limits = upload_parquet_limits(&IngestLimits::default());
+        let half = bytes::Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        assert!(read_parquet_bytes(half, &limits).is_err());
+        let fake = bytes::Bytes::from_static(b"PAR1 not parquet PAR1");
+        assert!(read_parquet_bytes(fake, &limits).is_err());
+        let whole = read_parquet_bytes(bytes::Bytes::from(bytes), &limits).unwrap();
         assert_eq!(whole.height(), 3);
+    }
+
+    #[test]
+    fn the_fuzzers_malformed_parquet_uploads_are_refused_as_invalid_naming_the_cause() {
+        // The fuzz inputs are a format byte, then the file. Reading the first one without the
+        // Parquet guard aborts this test process (a 2^61-byte allocation).
+        for (input, cause) in [
+            (
+                &include_bytes!("../../../fuzz/open-crashes/ingest-parquet-alloc-2e61")[..],
+                "negative count",
+            ),
+            (
+                &include_bytes!("../../../fuzz/open-crashes/ingest-parquet-crash-3429e0cd")[..],
+                "metadata",
+            ),
+        ] {
+            let upload = file(&input[1..]);
+            let text = message(read_file(&upload.0, &options(DataFormat::Parquet)));
+            assert!(
+                text.starts_with("not a readable Parquet file: ") && text.contains(cause),
+                "{text}"
+            );
+        }
     }
 }

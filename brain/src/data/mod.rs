@@ -14,6 +14,8 @@
 //! - [`registry`]: the memory manager (byte budget, LRU eviction, pinning, `Arc` swaps).
 //! - [`ingest`]: uploaded files to DataFrames (format checks with line numbers, schema
 //!   inference and overrides) and DataFrames to and from Parquet bytes.
+//! - [`parquet_guard`]: every Parquet file's footer and page headers checked before polars
+//!   decodes it (uploads, imports, datasets' objects).
 //! - [`objects`]: the object store the Parquet objects live in (`--object-store-url`).
 //! - [`sql`]: the SQL allowlist (parse, then allow only a single read-only `SELECT`).
 //! - [`sql_plan`]: approved SQL to the polars plan the brain runs.
@@ -55,6 +57,7 @@ pub mod ingest;
 pub mod json_query;
 pub mod objects;
 pub mod output;
+pub mod parquet_guard;
 pub mod plan_cache;
 pub mod precheck;
 mod queries;
@@ -92,6 +95,7 @@ use crate::store::{Store, StoreError};
 use admission::{QueryGate, QueryPermit};
 use ingest::{IngestOptions, SchemaOverrides};
 use objects::Objects;
+use parquet_guard::ParquetLimits;
 use plan_cache::PlanCache;
 use registry::{Contents, FrameRegistry, Origin};
 use stages::QueryMetrics;
@@ -344,7 +348,7 @@ impl TableSource {
     }
 }
 
-/// Why a dataset's object that polars cannot read is unreadable.
+/// Why a dataset's object that polars cannot read (or the Parquet guard refused) is unreadable.
 const NOT_PARQUET: &str = "its stored object is damaged (not readable Parquet)";
 
 /// A dataset whose stored object cannot be read (missing, damaged, the store failing): a 503
@@ -402,6 +406,17 @@ struct Frames {
     /// Local copies of remote objects of datasets larger than the memory budget, which queries
     /// scan (a cache: emptied at start).
     spill_dir: PathBuf,
+    /// Files of datasets larger than the memory budget whose Parquet the guard accepted
+    /// (checked before their first scan: the streaming engine decodes with the same decoder).
+    scannable: Mutex<HashSet<ScannedFile>>,
+}
+
+/// A Parquet file as it was when the guard accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScannedFile {
+    path: PathBuf,
+    bytes: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 impl DataPlane {
@@ -440,6 +455,7 @@ impl DataPlane {
             limits,
             objects,
             spill_dir,
+            scannable: Mutex::default(),
         });
         let plane = Self {
             datasets: Datasets {
@@ -493,12 +509,56 @@ impl Frames {
         if self.larger_than_memory(record)
             && self.registry.get(&record.id, &contents(record)).is_none()
         {
+            let path = self.scan_path(record).await?;
+            self.check_scannable(record, &path).await?;
             return Ok(TableSource::Scan {
-                path: self.scan_path(record).await?,
+                path,
                 name: record.name.clone(),
             });
         }
         Ok(TableSource::Frame(self.frame(record).await?))
+    }
+
+    /// Checks the Parquet file a query is about to scan with the guard, once per file as it is
+    /// on disk (a file rewritten since, e.g. a fresh copy of a remote object, is checked
+    /// again): a damaged or hostile object is a 503 naming the dataset and the cause, as for a
+    /// load.
+    async fn check_scannable(&self, record: &DatasetRecord, path: &Path) -> Result<()> {
+        let meta = tokio::fs::metadata(path).await.map_err(DataError::io)?;
+        let file = ScannedFile {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        let scannable = || {
+            self.scannable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if scannable().contains(&file) {
+            return Ok(());
+        }
+        // Streamed row group by row group: the rows and columns are bounded by the dataset's
+        // row, the memory of the whole file does not apply.
+        let limits = ParquetLimits {
+            memory_bytes: u64::MAX,
+            ..self.stored_object_limits(record)
+        };
+        let opened = file.path.clone();
+        let checked = blocking(move || {
+            let opened = std::fs::File::open(opened).map_err(DataError::io)?;
+            Ok(parquet_guard::check_file(&opened, &limits))
+        })
+        .await?;
+        if let Err(refusal) = checked {
+            tracing::error!(dataset = %record.id, key = %record.object_key, error = %refusal, "a scanned dataset's object is not readable Parquet");
+            return Err(unreadable(
+                &record.name,
+                &format_args!("{NOT_PARQUET}: {refusal}"),
+            ));
+        }
+        scannable().insert(file);
+        Ok(())
     }
 
     /// A local file with `record`'s object (of the size its row recorded: else a 503 naming
@@ -606,16 +666,30 @@ impl Frames {
                 ));
             }
         };
-        let key = record.object_key.clone();
-        let id = record.id.clone();
-        blocking(move || {
-            ingest::read_parquet_bytes(bytes).map_err(|error| {
-                tracing::error!(dataset = %id, key = %key, %error, "a dataset's object is not readable Parquet");
-                error
-            })
+        let limits = self.stored_object_limits(record);
+        let read = blocking(move || Ok(ingest::read_parquet_bytes(bytes, &limits))).await?;
+        read.map_err(|refusal| {
+            tracing::error!(dataset = %record.id, key = %record.object_key, error = %refusal, "a dataset's object is not readable Parquet");
+            unreadable(&format_args!("{NOT_PARQUET}: {refusal}"))
         })
-        .await
-        .map_err(|_| unreadable(&NOT_PARQUET))
+    }
+
+    /// What `record`'s object may claim before polars decodes it: the rows and columns its row
+    /// records, and the memory an ingestion may need or (for contents grown by appends past
+    /// that) twice the memory budget, which bounds any frame that is loaded rather than scanned
+    /// (decoding needs about its values and its decompressed pages).
+    fn stored_object_limits(&self, record: &DatasetRecord) -> ParquetLimits {
+        let columns = serde_json::from_str::<Vec<ColumnInfo>>(&record.columns_json)
+            .map_or(self.limits.ingest.max_columns, |columns| columns.len());
+        ParquetLimits {
+            max_rows: u64::try_from(record.row_count).unwrap_or(0),
+            max_columns: columns,
+            memory_bytes: self
+                .limits
+                .ingest
+                .memory_bytes
+                .max(self.limits.memory_budget_bytes.saturating_mul(2)),
+        }
     }
 }
 

@@ -50,14 +50,14 @@ pub struct Shape {
 /// Fixed cost per column of polars' readers (a builder, its buffers and chunk bookkeeping per
 /// column and thread), in bytes. Measured order of magnitude: a 1,000,000-column CSV of 9.9 MB
 /// took about 6 GB.
-const PER_COLUMN_BYTES: u64 = 16 * 1024;
+pub(super) const PER_COLUMN_BYTES: u64 = 16 * 1024;
 /// Bytes per value polars needs besides the text itself, at the peak of a CSV read: a string
 /// column's 16-byte view (or a number's 8 bytes) and validity, and again while the chunks its
 /// threads parsed are concatenated. Measured with scripts/bench-ingest (BENCHMARKS.md, debug
 /// build): 1,000-column files took 38 bytes per empty cell, 40 per one-letter text cell and 22
 /// per `1`; a 10-column file about 8 beside its text. The bound takes the worst, so narrow
 /// files are over-estimated about twofold (refused early rather than run the brain out of
-/// memory; Parquet uploads are not estimated).
+/// memory; Parquet files are estimated from their page headers by [`super::parquet_guard`]).
 const PER_CELL_BYTES: u64 = 40;
 
 impl Shape {

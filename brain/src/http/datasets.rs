@@ -318,13 +318,13 @@ async fn receive(state: &AppState, params: UploadParams, request: Request) -> Re
 }
 
 /// Refuses, before the body is read, a format this brain does not take as an upload: Parquet
-/// unless `--parquet-uploads` (a malformed file can abort polars-parquet's decoder).
+/// unless `--parquet-uploads` (polars-parquet trusts the values encoded in a page: see
+/// `Config::parquet_uploads`).
 fn check_upload_format(state: &AppState, format: DataFormat) -> Result<()> {
     if format == DataFormat::Parquet && !state.data.limits().parquet_uploads {
         return Err(Error::UnsupportedMediaType(
-            "Parquet uploads are off on this brain (a malformed Parquet file can abort polars' \
-             decoder); upload CSV, NDJSON or JSON, or ask the operator (--parquet-uploads, for \
-             trusted uploaders only)"
+            "Parquet uploads are off on this brain (its Parquet decoder is reserved for trusted \
+             uploaders); upload CSV, NDJSON or JSON, or ask the operator (--parquet-uploads)"
                 .to_owned(),
         ));
     }

@@ -513,8 +513,8 @@ async fn public_names_are_unique_and_the_samples_are_taken() {
 
 #[tokio::test]
 async fn parquet_uploads_are_refused_unless_the_operator_turned_them_on() {
-    // polars' Parquet decoder can be made to abort the process by a malformed file (the
-    // fuzzer's finding), so untrusted uploaders cannot send it one by default.
+    // The Parquet guard bounds what polars decodes from a file's headers, but polars still
+    // trusts the values encoded in its pages: untrusted uploaders cannot send one by default.
     let alice = Caller::user("alice");
     let mut app = spawn_app(Backend::Sqlite).await;
     let response = upload_raw(
@@ -534,6 +534,118 @@ async fn parquet_uploads_are_refused_unless_the_operator_turned_them_on() {
     assert!(list(&app, &alice).await.is_empty());
     assert_alive(&app).await;
     app.stop().await;
+}
+
+/// The fuzzer's malformed Parquet files (issue 15; the first byte of an input picks the format,
+/// the rest is the file): one made polars-parquet reserve 2^61 bytes, aborting the brain; the
+/// other made its footer parser panic.
+const PARQUET_ALLOC: &[u8] = include_bytes!("../../../fuzz/open-crashes/ingest-parquet-alloc-2e61")
+    .split_at(1)
+    .1;
+const PARQUET_PANIC: &[u8] =
+    include_bytes!("../../../fuzz/open-crashes/ingest-parquet-crash-3429e0cd")
+        .split_at(1)
+        .1;
+
+/// `file` grown to `size` bytes by zeros between its column chunks and its footer, where no
+/// reader looks (the footer's offsets stay right).
+fn parquet_padded_to(file: &[u8], size: usize) -> Vec<u8> {
+    let footer = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
+    let data_end = file.len() - 8 - footer as usize;
+    let mut padded = file[..data_end].to_vec();
+    padded.resize(size - (file.len() - data_end), 0);
+    padded.extend_from_slice(&file[data_end..]);
+    padded
+}
+
+#[tokio::test]
+async fn malformed_parquet_is_refused_naming_the_cause_and_never_takes_the_brain_down() {
+    let alice = Caller::user("alice");
+    let parquet_uploads = |config: &mut brain::Config| config.data.parquet_uploads = true;
+    let mut app = spawn_app_with(Backend::Sqlite, parquet_uploads).await;
+    for (name, file) in [("alloc", PARQUET_ALLOC), ("panics", PARQUET_PANIC)] {
+        let response = upload_raw(
+            &app,
+            &alice,
+            &format!("name={name}"),
+            "application/vnd.apache.parquet",
+            file.to_vec(),
+        )
+        .await;
+        let error = assert_error(response, ErrorCode::Unprocessable).await;
+        assert!(
+            error
+                .error
+                .message
+                .starts_with("not a readable Parquet file: "),
+            "{name}: {}",
+            error.error.message
+        );
+        assert_alive(&app).await;
+    }
+    assert!(list(&app, &alice).await.is_empty());
+
+    // A dataset's stored object replaced by the aborting file (at the size its row recorded,
+    // so it is read and parsed; the dataset as wide as the file, so the guard gets to its
+    // pages). After a restart, loaded (the default budget) and scanned (a budget smaller than
+    // the dataset): a 503 naming the dataset and the cause; the brain serves the other dataset.
+    let csv: String = std::iter::once("store,qty,a,b,c,d,e,f\n".to_owned())
+        .chain((0..1_000).map(|i| format!("store number {i},{i},1,2,3,4,5,6\n")))
+        .collect();
+    let sales = upload_csv(&app, &alice, "sales", &csv).await;
+    upload_csv(&app, &alice, "other", "k\n1\n2\n").await;
+    let objects = app.database.data_dir.join("datasets").join(&sales.id);
+    let object = std::fs::read_dir(&objects)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let size = std::fs::metadata(&object).unwrap().len() as usize;
+    assert!(
+        size > PARQUET_ALLOC.len(),
+        "the dataset's object is {size} bytes"
+    );
+    std::fs::write(&object, parquet_padded_to(PARQUET_ALLOC, size)).unwrap();
+    for budget in [None, Some(4_096)] {
+        app = restarted(app, |config| {
+            if let Some(budget) = budget {
+                config.data.datasets_memory_budget_bytes = budget;
+            }
+        })
+        .await;
+        let response = app
+            .send_as(
+                &alice,
+                app.client
+                    .post(app.url("/api/v1/queries/sql"))
+                    .json(&json!({"sql": "SELECT SUM(qty) AS q FROM sales"})),
+            )
+            .await;
+        let error = assert_error(response, ErrorCode::Unavailable).await;
+        let message = &error.error.message;
+        assert!(
+            message.contains("`sales`")
+                && message.contains("damaged (not readable Parquet)")
+                && message.contains("negative count"),
+            "budget {budget:?}: {message}"
+        );
+        assert_alive(&app).await;
+        let other =
+            crate::datasets::sql_rows(&app, &alice, "SELECT COUNT(*) AS n FROM other").await;
+        assert_eq!(other[0]["n"], 2, "budget {budget:?}");
+    }
+    app.stop().await;
+}
+
+/// `app` stopped and started again on its data directory and database, with `adjust` applied
+/// to its configuration.
+async fn restarted(mut app: TestApp, adjust: impl FnOnce(&mut brain::Config)) -> TestApp {
+    app.stop().await;
+    let TestApp { database, .. } = app;
+    let mut config = database.config();
+    adjust(&mut config);
+    TestApp::run(brain::Application::build(config).await.unwrap(), database)
 }
 
 /// The document chunk quota counts anonymous callers by network, as the token budget does:
