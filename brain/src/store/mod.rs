@@ -143,6 +143,28 @@ pub struct Store {
     feed: feed::Feed,
 }
 
+/// Opens the pool's first `count` connections at once, in the background: sqlx opens
+/// `min_connections` only one after another inside `connect_with` (≈ 100 ms each to PostgreSQL
+/// over TLS here, a second of start-up for ten), or — lazily — not until it first reaps one.
+fn open_in_background(pool: &AnyPool, count: u32) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(error) = open_connections(&pool, count).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&error),
+                "cannot open the database pool's idle connections; they open on demand");
+        }
+    });
+}
+
+/// Holds `count` connections of `pool` at once (opening what is missing, concurrently), then
+/// gives them back to it as idle ones.
+async fn open_connections(pool: &AnyPool, count: u32) -> Result<(), sqlx::Error> {
+    let opened = futures_util::future::join_all((0..count).map(|_| pool.acquire())).await;
+    opened
+        .into_iter()
+        .try_for_each(|connection| connection.map(drop))
+}
+
 impl Store {
     /// Connects (waiting at most `acquire_timeout`), then applies pending migrations.
     ///
@@ -155,14 +177,17 @@ impl Store {
             AnyConnectOptions::from_str(config.url.expose()).map_err(StoreError::InvalidUrl)?;
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
+            // Kept from then on: sqlx replaces a connection it closes (idle, lifetime).
+            .min_connections(config.min_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|error| match error {
-                sqlx::Error::Configuration(_) => StoreError::InvalidUrl(error),
-                other => StoreError::Unavailable(other),
-            })?;
+            .connect_lazy_with(options);
+        // One connection now, so that an unreachable database fails the start.
+        drop(pool.acquire().await.map_err(|error| match error {
+            sqlx::Error::Configuration(_) => StoreError::InvalidUrl(error),
+            other => StoreError::Unavailable(other),
+        })?);
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        open_in_background(&pool, config.min_connections);
         Ok(Self {
             pool,
             backend: config.backend,
@@ -210,5 +235,26 @@ impl Store {
     /// Closes every pooled connection, waiting for checked-out ones to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pool_s_first_connections_open_together() {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str("sqlite::memory:").unwrap();
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .min_connections(3)
+            .connect_lazy_with(options);
+        assert_eq!(pool.size(), 0, "a lazy pool opens nothing by itself");
+        open_connections(&pool, 3).await.unwrap();
+        // Open, and given back (sqlx returns a dropped connection to the idle queue from a
+        // task of its own, so `num_idle` may lag here).
+        assert_eq!(pool.size(), 3);
     }
 }

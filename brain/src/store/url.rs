@@ -28,6 +28,8 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub backend: Backend,
     pub max_connections: u32,
+    /// Connections kept open while idle (opened in the background after connecting).
+    pub min_connections: u32,
     pub acquire_timeout: Duration,
 }
 
