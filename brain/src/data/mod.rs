@@ -406,13 +406,14 @@ struct Frames {
     /// Local copies of remote objects of datasets larger than the memory budget, which queries
     /// scan (a cache: emptied at start).
     spill_dir: PathBuf,
-    /// Files of datasets larger than the memory budget whose Parquet the guard accepted
-    /// (checked before their first scan: the streaming engine decodes with the same decoder).
-    scannable: Mutex<HashSet<ScannedFile>>,
+    /// Per dataset id, the file of a dataset larger than the memory budget whose Parquet the
+    /// guard accepted last (checked before its first scan: the streaming engine decodes with the
+    /// same decoder). One entry per dataset: a new version's file replaces the old one's.
+    scannable: Mutex<HashMap<String, ScannedFile>>,
 }
 
 /// A Parquet file as it was when the guard accepted it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ScannedFile {
     path: PathBuf,
     bytes: u64,
@@ -535,7 +536,7 @@ impl Frames {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         };
-        if scannable().contains(&file) {
+        if scannable().get(&record.id) == Some(&file) {
             return Ok(());
         }
         // Streamed row group by row group: the rows and columns are bounded by the dataset's
@@ -557,7 +558,7 @@ impl Frames {
                 &format_args!("{NOT_PARQUET}: {refusal}"),
             ));
         }
-        scannable().insert(file);
+        scannable().insert(record.id.clone(), file);
         Ok(())
     }
 
