@@ -359,6 +359,14 @@ fn unreadable(name: &str, cause: &dyn std::fmt::Display) -> DataError {
     ))
 }
 
+/// `record`'s object refused by the Parquet guard or by polars (to load or to scan): logged
+/// for the operator, a 503 naming the dataset and the cause for the caller.
+fn not_parquet(record: &DatasetRecord, refusal: &parquet_guard::ParquetRefusal) -> DataError {
+    tracing::error!(dataset = %record.id, key = %record.object_key, error = %refusal,
+        "a dataset's object is not readable Parquet");
+    unreadable(&record.name, &format_args!("{NOT_PARQUET}: {refusal}"))
+}
+
 impl PreparedQuery {
     /// The datasets (id, version) the query reads, in name order: with the query itself, what
     /// its answer depends on.
@@ -552,11 +560,7 @@ impl Frames {
         })
         .await?;
         if let Err(refusal) = checked {
-            tracing::error!(dataset = %record.id, key = %record.object_key, error = %refusal, "a scanned dataset's object is not readable Parquet");
-            return Err(unreadable(
-                &record.name,
-                &format_args!("{NOT_PARQUET}: {refusal}"),
-            ));
+            return Err(not_parquet(record, &refusal));
         }
         scannable().insert(record.id.clone(), file);
         Ok(())
@@ -669,10 +673,7 @@ impl Frames {
         };
         let limits = self.stored_object_limits(record);
         let read = blocking(move || Ok(ingest::read_parquet_bytes(bytes, &limits))).await?;
-        read.map_err(|refusal| {
-            tracing::error!(dataset = %record.id, key = %record.object_key, error = %refusal, "a dataset's object is not readable Parquet");
-            unreadable(&format_args!("{NOT_PARQUET}: {refusal}"))
-        })
+        read.map_err(|refusal| not_parquet(record, &refusal))
     }
 
     /// What `record`'s object may claim before polars decodes it: the rows and columns its row
